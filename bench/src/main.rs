@@ -1,0 +1,289 @@
+//! `sextant-bench`: generates Sextant's reference workloads (WORKLOADS.md).
+//!
+//! ```text
+//! sextant-bench generate --workload cpu-only --scale 4000 --days 3 --seed 1 --format csv --out cpu.csv
+//! sextant-bench generate --workload logs --events-per-second 10000 --days 1 --format influx --out logs.lp
+//! sextant-bench generate --workload cpu-only --scale 100 --days 1 --format none   # generator speed
+//! ```
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use sextant_bench::output::{CpuWriter, Format, LogsWriter};
+use sextant_bench::time::{NANOS_PER_DAY, NANOS_PER_SECOND, parse_rfc3339};
+use sextant_bench::workload::cpu::{CpuBatch, CpuConfig, CpuGenerator, CpuVariant};
+use sextant_bench::workload::logs::{LogBatch, LogsConfig, LogsGenerator};
+use sextant_bench::{Error, Result};
+
+/// Sextant's benchmark harness.
+#[derive(Debug, Parser)]
+#[command(name = "sextant-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a reference workload as CSV or InfluxDB line protocol.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Workload {
+    /// TSBS devops cpu-only: integer-valued random walks (WORKLOADS.md §1).
+    CpuOnly,
+    /// cpu-only with full-precision float values (WORKLOADS.md §3).
+    NoisyFloats,
+    /// Application logs (WORKLOADS.md §2).
+    Logs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    /// CSV with a header row, times in RFC 3339.
+    Csv,
+    /// InfluxDB line protocol, ns timestamps.
+    Influx,
+    /// Generate and discard (measures the generator alone).
+    None,
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    /// Which workload.
+    #[arg(long, value_enum)]
+    workload: Workload,
+    /// Number of hosts of the cpu workloads [default: 4000].
+    #[arg(long)]
+    scale: Option<u32>,
+    /// Length of the time range in days, may be fractional [default: 3 for cpu, 1 for logs].
+    #[arg(long)]
+    days: Option<f64>,
+    /// Start of the time range, UTC, as YYYY-MM-DDTHH:MM:SSZ [default: 2016-01-01T00:00:00Z].
+    #[arg(long)]
+    start: Option<String>,
+    /// Events per second of the logs workload, across all services [default: 10000].
+    #[arg(long)]
+    events_per_second: Option<u32>,
+    /// Number of services of the logs workload [default: 20].
+    #[arg(long)]
+    services: Option<u32>,
+    /// Number of hosts of the logs workload [default: 100].
+    #[arg(long)]
+    hosts: Option<u32>,
+    /// The seed every value is drawn from.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Csv)]
+    format: OutputFormat,
+    /// Output file, `-` for standard output; required unless --format none.
+    #[arg(long, required_if_eq_any = [("format", "csv"), ("format", "influx")])]
+    out: Option<PathBuf>,
+    /// Rows per generated batch.
+    #[arg(long, default_value_t = 65_536)]
+    batch_rows: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(args) => generate(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sextant-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where rows go: a writer of one of the formats, or nowhere.
+enum Sink<T> {
+    Discard,
+    Write(T),
+}
+
+fn generate(args: &GenerateArgs) -> Result<()> {
+    let start_ns = match &args.start {
+        Some(text) => parse_rfc3339(text)?,
+        None => sextant_bench::time::REFERENCE_START_NS,
+    };
+    let format = match args.format {
+        OutputFormat::Csv => Some(Format::Csv),
+        OutputFormat::Influx => Some(Format::Influx),
+        OutputFormat::None => None,
+    };
+    let out_path = args.out.clone().unwrap_or_else(|| PathBuf::from("-"));
+    let write_err = |source: io::Error| Error::Write {
+        path: out_path.clone(),
+        source,
+    };
+    let started = Instant::now();
+    let (rows, bytes) = match args.workload {
+        Workload::CpuOnly | Workload::NoisyFloats => {
+            reject(
+                args.events_per_second.is_some(),
+                "--events-per-second",
+                "logs",
+            )?;
+            reject(
+                args.services.is_some() || args.hosts.is_some(),
+                "--services/--hosts",
+                "logs",
+            )?;
+            let days = args.days.unwrap_or(3.0);
+            let mut config = CpuConfig::new(args.scale.unwrap_or(4000), days).with_seed(args.seed);
+            config.start_ns = start_ns;
+            config.end_ns = start_ns + days_ns(days);
+            if args.workload == Workload::NoisyFloats {
+                config.variant = CpuVariant::NoisyFloats;
+            }
+            let mut generator = CpuGenerator::new(config)?;
+            let progress = progress_bar(generator.remaining_rows());
+            let mut sink = match format {
+                None => Sink::Discard,
+                Some(f) => Sink::Write(
+                    CpuWriter::new(open(&out_path).map_err(write_err)?, f, generator.hosts())
+                        .map_err(write_err)?,
+                ),
+            };
+            let mut batch = CpuBatch::default();
+            let mut rows = 0u64;
+            while generator.fill(&mut batch, args.batch_rows) > 0 {
+                if let Sink::Write(w) = &mut sink {
+                    w.write(&batch).map_err(write_err)?;
+                }
+                rows += batch.len() as u64;
+                progress.inc(batch.len() as u64);
+            }
+            progress.finish_and_clear();
+            let bytes = match sink {
+                Sink::Discard => None,
+                Sink::Write(w) => Some(w.finish().map_err(write_err)?.count),
+            };
+            (rows, bytes)
+        }
+        Workload::Logs => {
+            reject(args.scale.is_some(), "--scale", "cpu-only and noisy-floats")?;
+            let days = args.days.unwrap_or(1.0);
+            let mut config = LogsConfig::new(args.events_per_second.unwrap_or(10_000), days)
+                .with_seed(args.seed);
+            config.start_ns = start_ns;
+            config.end_ns = start_ns + days_ns(days) / NANOS_PER_SECOND * NANOS_PER_SECOND;
+            config.services = args.services.unwrap_or(config.services);
+            config.hosts = args.hosts.unwrap_or(config.hosts);
+            let mut generator = LogsGenerator::new(config)?;
+            let progress = progress_bar(generator.remaining_rows());
+            let mut sink = match format {
+                None => Sink::Discard,
+                Some(f) => Sink::Write(
+                    LogsWriter::new(open(&out_path).map_err(write_err)?, f, generator.tags())
+                        .map_err(write_err)?,
+                ),
+            };
+            let mut batch = LogBatch::default();
+            let mut rows = 0u64;
+            while generator.fill(&mut batch, args.batch_rows) > 0 {
+                if let Sink::Write(w) = &mut sink {
+                    w.write(&batch).map_err(write_err)?;
+                }
+                rows += batch.len() as u64;
+                progress.inc(batch.len() as u64);
+            }
+            progress.finish_and_clear();
+            let bytes = match sink {
+                Sink::Discard => None,
+                Sink::Write(w) => Some(w.finish().map_err(write_err)?.count),
+            };
+            (rows, bytes)
+        }
+    };
+    report(rows, bytes, started.elapsed(), &out_path);
+    Ok(())
+}
+
+fn reject(given: bool, flag: &str, workloads: &str) -> Result<()> {
+    if given {
+        return Err(Error::InvalidParameter {
+            parameter: "workload",
+            reason: format!("{flag} applies only to {workloads}"),
+        });
+    }
+    Ok(())
+}
+
+fn days_ns(days: f64) -> i64 {
+    (days * NANOS_PER_DAY as f64).round() as i64
+}
+
+/// A writer that counts the bytes it passes on.
+struct Counting<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W> std::fmt::Debug for Counting<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counting")
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+fn open(path: &Path) -> io::Result<Counting<Box<dyn Write>>> {
+    let inner: Box<dyn Write> = if path == Path::new("-") {
+        Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock()))
+    } else {
+        Box::new(BufWriter::with_capacity(1 << 20, File::create(path)?))
+    };
+    Ok(Counting { inner, count: 0 })
+}
+
+/// A progress bar on standard error; hidden when that is not a terminal.
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} rows ({per_sec}, eta {eta})",
+    )
+    .expect("the template is valid")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar
+}
+
+fn report(rows: u64, bytes: Option<u64>, elapsed: Duration, out: &Path) {
+    let secs = elapsed.as_secs_f64();
+    let rate = rows as f64 / secs.max(1e-9);
+    match bytes {
+        Some(bytes) => eprintln!(
+            "wrote {rows} rows, {:.1} MB, to {} in {secs:.2} s ({:.2} M rows/s)",
+            bytes as f64 / 1e6,
+            out.display(),
+            rate / 1e6
+        ),
+        None => eprintln!(
+            "generated {rows} rows in {secs:.2} s ({:.2} M rows/s)",
+            rate / 1e6
+        ),
+    }
+}

@@ -1,0 +1,152 @@
+//! Options for opening an engine.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::wal::{Durability, Faults};
+
+/// Where the engine reads the time: rows written without a time get it, and the age of
+/// unflushed rows is measured by it. Tests pass their own to control time.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Nanoseconds since the Unix epoch.
+    fn now_nanos(&self) -> i64;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_nanos(&self) -> i64 {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+    }
+}
+
+/// How to open a database: `Config::new(path).durability(..).open()`.
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) path: PathBuf,
+    pub(crate) durability: Durability,
+    pub(crate) flush_bytes: usize,
+    pub(crate) flush_age: Duration,
+    pub(crate) block_rows: u32,
+    pub(crate) zstd_level: i32,
+    pub(crate) wal_file_bytes: u64,
+    pub(crate) salvage: bool,
+    pub(crate) background_flush: bool,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) faults: Option<Arc<dyn Faults>>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("path", &self.path)
+            .field("durability", &self.durability)
+            .field("flush_bytes", &self.flush_bytes)
+            .field("flush_age", &self.flush_age)
+            .field("block_rows", &self.block_rows)
+            .field("zstd_level", &self.zstd_level)
+            .field("wal_file_bytes", &self.wal_file_bytes)
+            .field("salvage", &self.salvage)
+            .field("background_flush", &self.background_flush)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Options for the database in directory `path` (created if missing), with defaults.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Config {
+            path: path.as_ref().to_path_buf(),
+            durability: Durability::Interval(Duration::from_secs(1)),
+            flush_bytes: 64 << 20,
+            flush_age: Duration::from_secs(600),
+            block_rows: 16384,
+            zstd_level: crate::encoding::Options::default().zstd_level,
+            wal_file_bytes: 64 << 20,
+            salvage: false,
+            background_flush: true,
+            clock: Arc::new(SystemClock),
+            faults: None,
+        }
+    }
+
+    /// When a write is durable. Default: `Interval(1 s)`; see [`Durability`].
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// A table's unflushed rows are written to a segment once they hold this many bytes
+    /// of memory. Default: 64 MiB.
+    pub fn flush_bytes(mut self, bytes: usize) -> Self {
+        self.flush_bytes = bytes.max(1);
+        self
+    }
+
+    /// A table's unflushed rows are written to a segment once the oldest is this old.
+    /// Default: 10 minutes.
+    pub fn flush_age(mut self, age: Duration) -> Self {
+        self.flush_age = age;
+        self
+    }
+
+    /// Rows per column block in new segments: smaller blocks prune finer, larger ones
+    /// compress better. Default: 16384.
+    pub fn block_rows(mut self, rows: u32) -> Self {
+        self.block_rows = rows.max(1);
+        self
+    }
+
+    /// zstd level for segment blocks. Default: the codecs' measured choice
+    /// ([`crate::encoding::Options::default`]).
+    pub fn zstd_level(mut self, level: i32) -> Self {
+        self.zstd_level = level;
+        self
+    }
+
+    /// A WAL file is closed and a new one started past this size. Default: 64 MiB.
+    pub fn wal_file_bytes(mut self, bytes: u64) -> Self {
+        self.wal_file_bytes = bytes.max(1);
+        self
+    }
+
+    /// Opens a damaged database read-only, skipping what is damaged and reporting it in
+    /// [`Engine::recovery_report`]. Default: false (damage is an error at open).
+    pub fn salvage(mut self, salvage: bool) -> Self {
+        self.salvage = salvage;
+        self
+    }
+
+    /// Whether a background thread flushes by age and size. Default: true. Without it,
+    /// size-triggered flushes run in the writing thread and age is checked on writes.
+    pub fn background_flush(mut self, on: bool) -> Self {
+        self.background_flush = on;
+        self
+    }
+
+    /// The clock. Default: [`SystemClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Fault injection for tests: fails chosen WAL writes or syncs. Default: none.
+    pub fn faults(mut self, faults: Arc<dyn Faults>) -> Self {
+        self.faults = Some(faults);
+        self
+    }
+
+    /// Opens (or creates) the database.
+    pub fn open(self) -> Result<Engine> {
+        Engine::open(self)
+    }
+}

@@ -1,0 +1,425 @@
+//! PLANE and PACK: how byte planes and streams of unsigned residuals are stored.
+//!
+//! Every integer-like codec reduces its values to unsigned residuals (zigzagged deltas,
+//! offsets from a minimum) that are mostly small. PACK stores `n` residuals as `k` raw low
+//! bits each, bit-packed, and the rest (`v >> k`) as byte planes, each plane stored raw, as
+//! one repeated byte, or as a zstd frame, whichever is smallest. The encoder picks `k` from
+//! an order-0 entropy estimate of the planes (see [`plan`]).
+
+use std::cell::RefCell;
+
+use super::DecodeError;
+use super::bytes::{Reader, put_u32};
+
+/// PLANE mode: the bytes follow as they are.
+const PLANE_RAW: u8 = 0;
+/// PLANE mode: a `u32` length, then a zstd frame of that length.
+const PLANE_ZSTD: u8 = 1;
+/// PLANE mode: one byte, repeated for the whole plane.
+const PLANE_FILL: u8 = 2;
+
+/// Estimated overhead of a zstd frame (header, Huffman table) on top of its entropy, in bytes.
+const ZSTD_OVERHEAD: usize = 40;
+
+/// A zstd compressor at one level, created on first use and reused for the planes of one
+/// block.
+pub(super) struct Zstd {
+    level: i32,
+    ctx: Option<zstd::bulk::Compressor<'static>>,
+}
+
+impl std::fmt::Debug for Zstd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Zstd").field("level", &self.level).finish()
+    }
+}
+
+impl Zstd {
+    /// A compressor at `level` (zstd's own scale; 0 is zstd's default).
+    pub(super) fn new(level: i32) -> Self {
+        Zstd { level, ctx: None }
+    }
+
+    /// `data` compressed as one frame with its content size, or `None` if zstd failed.
+    fn compress(&mut self, data: &[u8]) -> Option<Vec<u8>> {
+        if self.ctx.is_none() {
+            self.ctx = zstd::bulk::Compressor::new(self.level).ok();
+        }
+        self.ctx.as_mut()?.compress(data).ok()
+    }
+}
+
+/// Appends `plane` as a PLANE: the smallest of raw, fill and zstd.
+pub(super) fn write_plane(out: &mut Vec<u8>, plane: &[u8], zstd: &mut Zstd) {
+    if let Some((&first, rest)) = plane.split_first()
+        && rest.iter().all(|&b| b == first)
+    {
+        out.extend_from_slice(&[PLANE_FILL, first]);
+        return;
+    }
+    if plane.len() > 8
+        && let Some(frame) = zstd.compress(plane)
+        && frame.len() + 4 < plane.len()
+        && let Ok(len) = u32::try_from(frame.len())
+    {
+        out.push(PLANE_ZSTD);
+        put_u32(out, len);
+        out.extend_from_slice(&frame);
+        return;
+    }
+    out.push(PLANE_RAW);
+    out.extend_from_slice(plane);
+}
+
+/// One plane as read: where its bytes are, or one byte repeated.
+#[derive(Debug)]
+pub(super) enum Plane<'a> {
+    /// The plane's bytes, exactly as many as asked for, stored raw in the block.
+    Raw(&'a [u8]),
+    /// The plane's bytes were decompressed into the scratch buffer given to the reader,
+    /// which now holds exactly as many as asked for.
+    Scratch,
+    /// Every byte of the plane is this one.
+    Fill(u8),
+}
+
+/// Reads a PLANE of `m` bytes; a zstd plane is decompressed into `scratch`, which is
+/// allocated `m` bytes up front.
+pub(super) fn read_plane<'a>(
+    r: &mut Reader<'a>,
+    m: usize,
+    scratch: &mut Vec<u8>,
+) -> Result<Plane<'a>, DecodeError> {
+    read_plane_with(r, m, scratch, false)
+}
+
+/// Reads a PLANE of `m` bytes like [`read_plane`], but lets `scratch` grow only as far as
+/// zstd actually produces bytes, for planes whose length `m` comes from the block itself.
+pub(super) fn read_plane_growing<'a>(
+    r: &mut Reader<'a>,
+    m: usize,
+    scratch: &mut Vec<u8>,
+) -> Result<Plane<'a>, DecodeError> {
+    read_plane_with(r, m, scratch, true)
+}
+
+fn read_plane_with<'a>(
+    r: &mut Reader<'a>,
+    m: usize,
+    scratch: &mut Vec<u8>,
+    grow: bool,
+) -> Result<Plane<'a>, DecodeError> {
+    match r.u8()? {
+        PLANE_RAW => Ok(Plane::Raw(r.take(m)?)),
+        PLANE_FILL => Ok(Plane::Fill(r.u8()?)),
+        PLANE_ZSTD => {
+            let len = r.u32()? as usize;
+            let offset = r.position();
+            let frame = r.take(len)?;
+            unzstd(frame, offset, m, scratch, grow)?;
+            Ok(Plane::Scratch)
+        }
+        mode => Err(DecodeError::malformed(format!(
+            "plane mode {mode} is unknown"
+        ))),
+    }
+}
+
+thread_local! {
+    /// One decompression context per thread, so that small blocks do not pay for creating one.
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
+/// Decompresses `frame`, which must be exactly one zstd frame of exactly `m` bytes, into
+/// `dst`, allocating at most `m` bytes, or with `grow` at most about twice what the frame
+/// actually produces (and still no more than `m` plus one).
+fn unzstd(
+    frame: &[u8],
+    offset: usize,
+    m: usize,
+    dst: &mut Vec<u8>,
+    grow: bool,
+) -> Result<(), DecodeError> {
+    use zstd::zstd_safe;
+    let zstd_err = |code: usize| DecodeError::Zstd {
+        offset,
+        reason: zstd_safe::get_error_name(code).to_string(),
+    };
+    let size = zstd_safe::find_frame_compressed_size(frame).map_err(zstd_err)?;
+    if size != frame.len() {
+        return Err(DecodeError::malformed(format!(
+            "the zstd frame at byte {offset} ends after {size} of its {} bytes",
+            frame.len()
+        )));
+    }
+    match zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(declared)) if declared != m as u64 => {
+            return Err(DecodeError::DecompressedLength {
+                offset,
+                expected: m,
+                found: usize::try_from(declared).unwrap_or(usize::MAX),
+            });
+        }
+        Ok(_) => {}
+        Err(_) => {
+            return Err(DecodeError::Zstd {
+                offset,
+                reason: "the frame header is invalid".to_string(),
+            });
+        }
+    }
+    dst.clear();
+    if grow {
+        use std::io::Read;
+        let io_err = |e: std::io::Error| DecodeError::Zstd {
+            offset,
+            reason: e.to_string(),
+        };
+        let decoder = zstd::stream::read::Decoder::with_buffer(frame)
+            .map_err(io_err)?
+            .single_frame();
+        decoder
+            .take(m as u64 + 1)
+            .read_to_end(dst)
+            .map_err(io_err)?;
+        if dst.len() != m {
+            return Err(DecodeError::DecompressedLength {
+                offset,
+                expected: m,
+                found: dst.len(),
+            });
+        }
+        return Ok(());
+    }
+    dst.reserve_exact(m);
+    let result = DECOMPRESSOR.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            if slot.is_none() {
+                *slot = zstd::bulk::Decompressor::new().ok();
+            }
+            match slot.as_mut() {
+                Some(d) => d.decompress_to_buffer(frame, dst),
+                None => zstd::bulk::decompress_to_buffer(frame, dst),
+            }
+        }
+        Err(_) => zstd::bulk::decompress_to_buffer(frame, dst),
+    });
+    let n = result.map_err(|e| DecodeError::Zstd {
+        offset,
+        reason: e.to_string(),
+    })?;
+    if n != m || dst.len() != m {
+        return Err(DecodeError::DecompressedLength {
+            offset,
+            expected: m,
+            found: n,
+        });
+    }
+    Ok(())
+}
+
+/// How a stream of residuals will be packed: `k` low bits raw, then `planes` byte planes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Plan {
+    k: u32,
+    planes: u32,
+    /// Estimated size of the PACK in bytes.
+    pub(super) est: usize,
+}
+
+/// `log2(x)` in fixed point with 8 fractional bits, for `x >= 1`; integer-only so that the
+/// encoder's choices are the same on every platform.
+fn log2_fixed(x: u64) -> u64 {
+    let int = u64::from(x.ilog2());
+    // Normalize to [1, 2) in Q32.
+    let mut y: u128 = if int >= 32 {
+        u128::from(x >> (int - 32))
+    } else {
+        u128::from(x) << (32 - int)
+    };
+    let mut frac = 0u64;
+    for bit in (0..8).rev() {
+        y = (y * y) >> 32;
+        if y >= 2 << 32 {
+            y >>= 1;
+            frac |= 1 << bit;
+        }
+    }
+    (int << 8) | frac
+}
+
+/// Estimated stored size of one plane of `z` (bits `shift..shift+8`): raw, fill, or an
+/// order-0 entropy coder.
+fn plane_estimate(z: &[u64], shift: u32) -> usize {
+    let mut hist = [0u32; 256];
+    for &v in z {
+        hist[((v >> shift) & 0xff) as usize] += 1;
+    }
+    let n = z.len() as u64;
+    if n == 0 || hist.iter().any(|&c| u64::from(c) == n) {
+        return 2;
+    }
+    let log_n = log2_fixed(n);
+    let bits: u64 = hist
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| u64::from(c) * (log_n - log2_fixed(u64::from(c))))
+        .sum();
+    let entropy_bytes = (bits >> 8).div_ceil(8) as usize;
+    (entropy_bytes + ZSTD_OVERHEAD).min(z.len()) + 1
+}
+
+/// Chooses `k` for the residuals `z`: near the point where the high part `v >> k` of most
+/// residuals fits in one byte, whichever candidate has the smallest estimated size.
+pub(super) fn plan(z: &[u64]) -> Plan {
+    let all = z.iter().fold(0u64, |a, &v| a | v);
+    let bits = 64 - all.leading_zeros();
+    if bits == 0 {
+        return Plan {
+            k: 0,
+            planes: 0,
+            est: 2,
+        };
+    }
+    // Bit length below which 99 % of the residuals lie.
+    let mut hist = [0usize; 65];
+    for &v in z {
+        hist[(64 - v.leading_zeros()) as usize] += 1;
+    }
+    let target = z.len() - z.len() / 100;
+    let mut seen = 0;
+    let mut l99 = bits;
+    for (len, &c) in hist.iter().enumerate() {
+        seen += c;
+        if seen >= target {
+            l99 = len as u32;
+            break;
+        }
+    }
+    let k0 = l99.saturating_sub(8);
+    let mut candidates = vec![0];
+    candidates.extend(k0.saturating_sub(2)..=(k0 + 1).min(bits));
+    candidates.dedup();
+    let mut best: Option<Plan> = None;
+    for k in candidates {
+        let planes = (bits.saturating_sub(k)).div_ceil(8);
+        let low = (z.len() as u64 * u64::from(k)).div_ceil(8) as usize;
+        let est = 2
+            + low
+            + (0..planes)
+                .map(|p| plane_estimate(z, k + 8 * p))
+                .sum::<usize>();
+        if best.is_none_or(|b| est < b.est) {
+            best = Some(Plan { k, planes, est });
+        }
+    }
+    best.unwrap_or(Plan {
+        k: 64,
+        planes: 0,
+        est: 2 + z.len() * 8,
+    })
+}
+
+/// Appends `z` as a PACK laid out by `plan`.
+pub(super) fn write_pack(out: &mut Vec<u8>, z: &[u64], plan: Plan, zstd: &mut Zstd) {
+    out.extend_from_slice(&[plan.k as u8, plan.planes as u8]);
+    if plan.k > 0 {
+        pack_low(z, plan.k, out);
+    }
+    let mut plane = vec![0u8; z.len()];
+    for p in 0..plan.planes {
+        let shift = plan.k + 8 * p;
+        for (b, &v) in plane.iter_mut().zip(z) {
+            *b = (v >> shift) as u8;
+        }
+        write_plane(out, &plane, zstd);
+    }
+}
+
+/// Mask of the `k` low bits.
+fn low_mask(k: u32) -> u64 {
+    u64::MAX.checked_shr(64 - k).unwrap_or(0)
+}
+
+/// Bit-packs the `k` low bits of each value, least significant bit first.
+fn pack_low(z: &[u64], k: u32, out: &mut Vec<u8>) {
+    let mask = low_mask(k);
+    let mut acc: u128 = 0;
+    let mut have = 0u32;
+    for &v in z {
+        acc |= u128::from(v & mask) << have;
+        have += k;
+        if have >= 64 {
+            out.extend_from_slice(&(acc as u64).to_le_bytes());
+            acc >>= 64;
+            have -= 64;
+        }
+    }
+    let rest = have.div_ceil(8) as usize;
+    out.extend_from_slice(&acc.to_le_bytes()[..rest]);
+}
+
+/// Reads the `k`-bit values bit-packed in `src` into `out` (which `src` is long enough for).
+fn unpack_low(src: &[u8], k: u32, out: &mut [u64]) {
+    let mask = low_mask(k);
+    let mut chunks = src.chunks(8);
+    let mut acc: u128 = 0;
+    let mut have = 0u32;
+    for o in out {
+        if have < k {
+            let mut word = [0u8; 8];
+            if let Some(c) = chunks.next() {
+                word[..c.len()].copy_from_slice(c);
+            }
+            acc |= u128::from(u64::from_le_bytes(word)) << have;
+            have += 64;
+        }
+        *o = acc as u64 & mask;
+        acc >>= k;
+        have -= k;
+    }
+}
+
+/// Reads a PACK of `out.len()` residuals into `out`, which must be all zeros.
+pub(super) fn read_pack(r: &mut Reader<'_>, out: &mut [u64]) -> Result<(), DecodeError> {
+    let k = u32::from(r.u8()?);
+    let planes = u32::from(r.u8()?);
+    if k > 64 {
+        return Err(DecodeError::malformed(format!(
+            "{k} raw low bits were declared, at most 64 fit"
+        )));
+    }
+    if planes > 0 && k + 8 * (planes - 1) >= 64 {
+        return Err(DecodeError::malformed(format!(
+            "{planes} byte planes above {k} raw low bits do not fit in 64 bits"
+        )));
+    }
+    let n = out.len();
+    if k > 0 {
+        let low_len = n
+            .checked_mul(k as usize)
+            .map(|b| b.div_ceil(8))
+            .ok_or_else(|| DecodeError::malformed("the raw low bits overflow"))?;
+        unpack_low(r.take(low_len)?, k, out);
+    }
+    let mut scratch = Vec::new();
+    for p in 0..planes {
+        let shift = k + 8 * p;
+        let bytes = match read_plane(r, n, &mut scratch)? {
+            Plane::Raw(bytes) => bytes,
+            Plane::Scratch => &scratch[..],
+            Plane::Fill(b) => {
+                let add = u64::from(b) << shift;
+                if add != 0 {
+                    out.iter_mut().for_each(|o| *o |= add);
+                }
+                continue;
+            }
+        };
+        for (o, &b) in out.iter_mut().zip(bytes) {
+            *o |= u64::from(b) << shift;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,676 @@
+//! The engine: open, write, flush, read, close.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::batch::{Point, TableBatch, payload, point::batches_from_points};
+use crate::config::Config;
+use crate::encoding;
+use crate::error::{Error, Result};
+use crate::head::{Chunk, Head};
+use crate::scan::Source;
+use crate::schema::{TableKind, TableSchema, validate_name};
+use crate::segment::{Segment, writer};
+use crate::snapshot::{Snapshot, TableView};
+use crate::wal::{self, Durability, TornTail, Wal, WalOptions};
+
+/// An open database. `Send + Sync`: share it (`Arc<Engine>`) among writing and reading
+/// threads.
+///
+/// Closing flushes every table into segments; [`Engine::close`] reports errors, dropping
+/// the engine closes it and ignores them.
+#[derive(Debug)]
+pub struct Engine {
+    inner: Arc<Inner>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What opening the database found and repaired.
+#[derive(Debug, Default)]
+pub struct RecoveryReport {
+    /// WAL records replayed into memory.
+    pub wal_records_replayed: u64,
+    /// WAL records (table batches) skipped because their rows were already in segments.
+    pub wal_batches_skipped: u64,
+    /// A torn last WAL record, cut off.
+    pub torn_tail: Option<TornTail>,
+    /// Unfinished segment files (`*.tmp`) removed.
+    pub temp_files_removed: usize,
+    /// In salvage mode: what was damaged and skipped.
+    pub damaged: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    config: Config,
+    codec: encoding::Options,
+    /// None when opened read-only for salvage.
+    wal: Option<Wal>,
+    /// Orders WAL appends and head inserts, so that the head holds writes in WAL order.
+    order: Mutex<()>,
+    tables: RwLock<BTreeMap<String, Arc<Table>>>,
+    /// Every write with a sequence number up to this is visible to new snapshots.
+    visible: AtomicU64,
+    /// Serialises segment writing.
+    flush_lock: Mutex<()>,
+    /// Wakes the background flusher.
+    wake: (Mutex<bool>, Condvar),
+    closed: AtomicBool,
+    report: RecoveryReport,
+    _lock: File,
+}
+
+#[derive(Debug)]
+struct Table {
+    dir: PathBuf,
+    state: RwLock<TableState>,
+}
+
+#[derive(Debug)]
+struct TableState {
+    schema: Arc<TableSchema>,
+    segments: Vec<Arc<Segment>>,
+    /// Heads taken out of service, oldest first, being written to segments.
+    frozen: VecDeque<Frozen>,
+    head: Head,
+    /// Every write of this table up to this sequence number is in a segment.
+    flushed_seq: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Frozen {
+    chunks: Vec<Arc<Chunk>>,
+    schema: Arc<TableSchema>,
+}
+
+impl Engine {
+    /// Opens the database in `config.path`, creating it if missing, and replays its
+    /// write-ahead log.
+    pub fn open(config: Config) -> Result<Engine> {
+        let dir = config.path.clone();
+        crate::fs::create_dir(&dir)?;
+        let lock = lock_dir(&dir, config.salvage)?;
+        let mut report = RecoveryReport::default();
+        let tables_dir = dir.join("tables");
+        let mut tables = BTreeMap::new();
+        for entry in list_dirs(&tables_dir)? {
+            let table = open_table(&entry, &config, &mut report)?;
+            let name = table.state.read().schema.name.clone();
+            tables.insert(name, Arc::new(table));
+        }
+
+        // Replay the WAL into the heads.
+        let wal_dir = dir.join("wal");
+        let now = config.clock.now_nanos();
+        let mut max_seq = tables
+            .values()
+            .map(|t| t.state.read().flushed_seq)
+            .max()
+            .unwrap_or(0);
+        let replay = wal::replay(&wal_dir, config.salvage, |seq, bytes| {
+            max_seq = max_seq.max(seq);
+            let batches = payload::decode(bytes).map_err(|e| {
+                Error::corrupt(
+                    &wal_dir,
+                    0,
+                    format!("WAL record {seq} does not decode: {e}"),
+                )
+            })?;
+            let mut applied = false;
+            for batch in batches {
+                let table = match tables.get(&batch.table) {
+                    Some(t) => Arc::clone(t),
+                    None => {
+                        let t = Arc::new(new_table(&tables_dir, &batch.table, batch.kind));
+                        tables.insert(batch.table.clone(), Arc::clone(&t));
+                        t
+                    }
+                };
+                let mut state = table.state.write();
+                if seq <= state.flushed_seq {
+                    report.wal_batches_skipped += 1;
+                    continue;
+                }
+                check_kind(&state.schema, batch.kind)?;
+                let new = state.schema.check_extension(&batch.columns).map_err(|e| {
+                    Error::corrupt(
+                        &wal_dir,
+                        0,
+                        format!("WAL record {seq} conflicts with the table: {e}"),
+                    )
+                })?;
+                if !new.is_empty() {
+                    let mut schema = (*state.schema).clone();
+                    schema.extend(new);
+                    state.schema = Arc::new(schema);
+                }
+                state.head.push(Chunk::new(seq, batch), now, seq);
+                applied = true;
+            }
+            report.wal_records_replayed += u64::from(applied);
+            Ok(())
+        })?;
+        report.torn_tail = replay.torn_tail;
+        report
+            .damaged
+            .extend(replay.salvaged.iter().map(|e| e.to_string()));
+
+        let wal = if config.salvage {
+            None
+        } else {
+            let options = WalOptions {
+                durability: config.durability,
+                max_file_bytes: config.wal_file_bytes,
+                faults: config.faults.clone(),
+            };
+            Some(Wal::create(&wal_dir, max_seq + 1, options)?)
+        };
+        let codec = encoding::Options {
+            zstd_level: config.zstd_level,
+        };
+        let inner = Arc::new(Inner {
+            dir,
+            codec,
+            wal,
+            order: Mutex::new(()),
+            tables: RwLock::new(tables),
+            visible: AtomicU64::new(max_seq),
+            flush_lock: Mutex::new(()),
+            wake: (Mutex::new(false), Condvar::new()),
+            closed: AtomicBool::new(false),
+            report,
+            _lock: lock,
+            config,
+        });
+        let flusher = (inner.config.background_flush && inner.wal.is_some()).then(|| {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("sextant-flush".into())
+                .spawn(move || inner.background())
+                .expect("spawning the flush thread")
+        });
+        Ok(Engine {
+            inner,
+            flusher: Mutex::new(flusher),
+        })
+    }
+
+    /// What opening found and repaired.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Writes points (rows for metric or event tables) atomically: all become visible
+    /// and durable together, or none do. Points without a time get the clock's.
+    pub fn write_points(&self, points: &[Point]) -> Result<()> {
+        let now = self.inner.config.clock.now_nanos();
+        self.write_batches(batches_from_points(points, now)?)
+    }
+
+    /// Writes an Arrow batch into `table` atomically (see [`TableBatch::from_arrow`] for
+    /// how columns are read).
+    pub fn write_arrow(&self, table: &str, kind: TableKind, batch: &RecordBatch) -> Result<()> {
+        self.write_batches(vec![TableBatch::from_arrow(table, kind, batch)?])
+    }
+
+    /// Writes table batches atomically, as one WAL record.
+    pub fn write_batches(&self, batches: Vec<TableBatch>) -> Result<()> {
+        self.inner.write(batches)
+    }
+
+    /// A consistent view of every table for reading, including rows not yet flushed.
+    pub fn snapshot(&self) -> Snapshot {
+        self.inner.snapshot()
+    }
+
+    /// Writes every table's in-memory rows into segments and waits until they are durable.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush_all()
+    }
+
+    /// Flushes every table, syncs and closes the WAL, and stops background work.
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        {
+            let (lock, cv) = &self.inner.wake;
+            *lock.lock() = true;
+            cv.notify_all();
+        }
+        if let Some(handle) = self.flusher.lock().take() {
+            let _ = handle.join();
+        }
+        let Some(wal) = &self.inner.wal else {
+            return Ok(());
+        };
+        let flushed = self.inner.flush_all();
+        let closed = wal.close();
+        flushed.and(closed)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+impl Inner {
+    fn wal(&self) -> Result<&Wal> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::ReadOnly("closed"));
+        }
+        self.wal
+            .as_ref()
+            .ok_or(Error::ReadOnly("open read-only for salvage"))
+    }
+
+    fn write(&self, batches: Vec<TableBatch>) -> Result<()> {
+        let wal = self.wal()?;
+        let batches: Vec<TableBatch> = batches.into_iter().filter(|b| b.rows() > 0).collect();
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = Vec::new();
+        payload::encode(&batches, &mut bytes);
+        let mut chunks: Vec<Chunk> = batches.into_iter().map(|b| Chunk::new(0, b)).collect();
+        let now = self.config.clock.now_nanos();
+
+        let mut to_flush = Vec::new();
+        let seq = {
+            let _order = self.order.lock();
+            // Check everything before the WAL append, so that a rejected write leaves no trace.
+            let mut tables = Vec::with_capacity(chunks.len());
+            for chunk in &chunks {
+                let b = &chunk.batch;
+                let existing = self.tables.read().get(&b.table).cloned();
+                if let Some(t) = &existing {
+                    let state = t.state.read();
+                    check_kind(&state.schema, b.kind)?;
+                    state.schema.check_extension(&b.columns)?;
+                } else {
+                    validate_name("table", &b.table)?;
+                }
+                tables.push(existing);
+            }
+            let seq = wal.append(&bytes)?;
+            let visible = self.visible.load(Ordering::Acquire);
+            for (chunk, table) in chunks.iter_mut().zip(tables) {
+                chunk.min_seq = seq;
+                chunk.max_seq = seq;
+                let table = table.unwrap_or_else(|| {
+                    let b = &chunk.batch;
+                    let t = Arc::new(new_table(&self.dir.join("tables"), &b.table, b.kind));
+                    self.tables
+                        .write()
+                        .entry(b.table.clone())
+                        .or_insert(t)
+                        .clone()
+                });
+                let mut state = table.state.write();
+                let new = state.schema.check_extension(&chunk.batch.columns)?;
+                if !new.is_empty() {
+                    let mut schema = (*state.schema).clone();
+                    schema.extend(new);
+                    state.schema = Arc::new(schema);
+                }
+                let chunk = std::mem::replace(chunk, placeholder());
+                state.head.push(chunk, now, visible);
+                if state.head.bytes >= self.config.flush_bytes {
+                    freeze(&mut state);
+                }
+                if !state.frozen.is_empty() {
+                    to_flush.push(table.clone());
+                }
+            }
+            if !matches!(self.config.durability, Durability::Always) {
+                self.visible.fetch_max(seq, Ordering::AcqRel);
+            }
+            seq
+        };
+        if matches!(self.config.durability, Durability::Always) {
+            wal.wait_durable(seq)?;
+            self.visible.fetch_max(seq, Ordering::AcqRel);
+        }
+        for table in to_flush {
+            // With a background flusher the writer only waits when two heads are already
+            // queued (backpressure); without one it flushes here.
+            let backlog = table.state.read().frozen.len();
+            if !self.config.background_flush || backlog >= 2 {
+                self.flush_table(&table)?;
+            } else {
+                self.wake_flusher();
+            }
+        }
+        if !self.config.background_flush {
+            self.flush_aged(now)?;
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let visible = self.visible.load(Ordering::Acquire);
+        let tables = self.tables.read();
+        let mut views = BTreeMap::new();
+        for (name, table) in tables.iter() {
+            let state = table.state.read();
+            let mut sources: Vec<Source> = state
+                .segments
+                .iter()
+                .map(|s| Source::Segment(Arc::clone(s)))
+                .collect();
+            let chunks = state
+                .frozen
+                .iter()
+                .flat_map(|f| f.chunks.iter())
+                .chain(&state.head.chunks);
+            sources.extend(
+                chunks
+                    .filter(|c| c.max_seq <= visible)
+                    .map(|c| Source::Chunk(Arc::clone(c))),
+            );
+            if sources.is_empty() && state.schema.columns.len() == 1 {
+                continue;
+            }
+            views.insert(
+                name.clone(),
+                TableView {
+                    schema: Arc::clone(&state.schema),
+                    sources,
+                },
+            );
+        }
+        Snapshot { tables: views }
+    }
+
+    fn wake_flusher(&self) {
+        let (lock, cv) = &self.wake;
+        *lock.lock() = true;
+        cv.notify_one();
+    }
+
+    /// The background flusher: writes frozen heads, and freezes heads that grew old.
+    fn background(self: Arc<Self>) {
+        let tick =
+            (self.config.flush_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        loop {
+            {
+                let (lock, cv) = &self.wake;
+                let mut woken = lock.lock();
+                if !*woken {
+                    cv.wait_for(&mut woken, tick);
+                }
+                *woken = false;
+            }
+            if self.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            let now = self.config.clock.now_nanos();
+            // Errors stay with the frozen heads, which are retried on the next tick and
+            // reported by the next flush() or close().
+            let _ = self.flush_aged(now);
+            let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
+            for t in tables {
+                if !t.state.read().frozen.is_empty() {
+                    let _ = self.flush_table(&t);
+                }
+            }
+        }
+    }
+
+    /// Freezes and flushes heads whose oldest row arrived more than `flush_age` ago.
+    fn flush_aged(&self, now: i64) -> Result<()> {
+        let age = i64::try_from(self.config.flush_age.as_nanos()).unwrap_or(i64::MAX);
+        let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
+        for t in tables {
+            let due = {
+                let mut state = t.state.write();
+                let old = state
+                    .head
+                    .since
+                    .is_some_and(|s| now.saturating_sub(s) >= age);
+                if old {
+                    freeze(&mut state);
+                }
+                old
+            };
+            if due {
+                self.flush_table(&t)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_all(&self) -> Result<()> {
+        let wal = self
+            .wal
+            .as_ref()
+            .ok_or(Error::ReadOnly("open read-only for salvage"))?;
+        let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
+        {
+            let _order = self.order.lock();
+            for t in &tables {
+                freeze(&mut t.state.write());
+            }
+        }
+        for t in &tables {
+            self.flush_table(t)?;
+        }
+        wal.sync()
+    }
+
+    /// Writes the table's frozen heads into segments, oldest first, and removes WAL
+    /// files no longer needed.
+    fn flush_table(&self, table: &Table) -> Result<()> {
+        let wal = self
+            .wal
+            .as_ref()
+            .ok_or(Error::ReadOnly("open read-only for salvage"))?;
+        let _flushing = self.flush_lock.lock();
+        loop {
+            let Some(frozen) = table.state.read().frozen.front().cloned() else {
+                break;
+            };
+            let max_seq = frozen.chunks.last().map_or(0, |c| c.max_seq);
+            // Rows of writes still waiting for their WAL sync must not become visible
+            // through a segment before the sync: sync first.
+            if max_seq > self.visible.load(Ordering::Acquire) {
+                wal.sync()?;
+                self.visible.fetch_max(max_seq, Ordering::AcqRel);
+            }
+            crate::fs::create_dir(&table.dir)?;
+            let spec = writer::SegmentSpec {
+                table: &frozen.schema.name,
+                kind: frozen.schema.kind,
+                columns: &frozen.schema.columns,
+                chunks: &frozen.chunks,
+                block_rows: self.config.block_rows,
+                codec: &self.codec,
+            };
+            let (path, _) = writer::write(&table.dir, &spec)?;
+            let segment = Arc::new(Segment::open(&path)?);
+            let mut state = table.state.write();
+            state.frozen.pop_front();
+            state.segments.push(segment);
+            state.flushed_seq = max_seq;
+        }
+        self.remove_obsolete_wal(wal)
+    }
+
+    fn remove_obsolete_wal(&self, wal: &Wal) -> Result<()> {
+        let mut min_live = wal.next_seq();
+        for t in self.tables.read().values() {
+            let state = t.state.read();
+            let oldest = state
+                .frozen
+                .front()
+                .and_then(|f| f.chunks.first().map(|c| c.min_seq))
+                .or(state.head.min_seq());
+            if let Some(s) = oldest {
+                min_live = min_live.min(s);
+            }
+        }
+        wal.remove_obsolete(min_live)?;
+        Ok(())
+    }
+}
+
+/// Takes the head out of service for flushing.
+fn freeze(state: &mut TableState) {
+    if state.head.is_empty() {
+        return;
+    }
+    let head = std::mem::take(&mut state.head);
+    state.frozen.push_back(Frozen {
+        chunks: head.chunks,
+        schema: Arc::clone(&state.schema),
+    });
+}
+
+fn placeholder() -> Chunk {
+    let batch = TableBatch {
+        table: String::new(),
+        kind: TableKind::Event,
+        columns: Vec::new(),
+        arrays: Vec::new(),
+    };
+    Chunk::new(0, batch)
+}
+
+fn check_kind(schema: &TableSchema, kind: TableKind) -> Result<()> {
+    if schema.kind != kind {
+        return Err(Error::TableKindConflict {
+            table: schema.name.clone(),
+            existing: schema.kind,
+            offered: kind,
+        });
+    }
+    Ok(())
+}
+
+fn new_table(tables_dir: &Path, name: &str, kind: TableKind) -> Table {
+    Table {
+        dir: tables_dir.join(name),
+        state: RwLock::new(TableState {
+            schema: Arc::new(TableSchema::new(name, kind)),
+            segments: Vec::new(),
+            frozen: VecDeque::new(),
+            head: Head::default(),
+            flushed_seq: 0,
+        }),
+    }
+}
+
+fn lock_dir(dir: &Path, shared: bool) -> Result<File> {
+    let path = dir.join("LOCK");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("opening", &path, e))?;
+    let locked = if shared {
+        file.try_lock_shared()
+    } else {
+        file.try_lock()
+    };
+    match locked {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("locking", &path, e)),
+    }
+}
+
+fn list_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io("listing directory", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing directory", dir, e))?;
+        if entry
+            .file_type()
+            .map_err(|e| Error::io("reading", entry.path(), e))?
+            .is_dir()
+        {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Opens a table directory: removes unfinished segments, opens the others, and unites
+/// their schemas.
+fn open_table(dir: &Path, config: &Config, report: &mut RecoveryReport) -> Result<Table> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    validate_name("table", &name)
+        .map_err(|_| Error::corrupt(dir, 0, "the table directory's name is not a table name"))?;
+    if !config.salvage {
+        for tmp in crate::fs::list(dir, ".tmp")? {
+            std::fs::remove_file(&tmp).map_err(|e| Error::io("removing", &tmp, e))?;
+            report.temp_files_removed += 1;
+        }
+    }
+    let mut segments = Vec::new();
+    for path in crate::fs::list(dir, ".seg")? {
+        match Segment::open(&path) {
+            Ok(s) => segments.push(Arc::new(s)),
+            Err(e) if config.salvage => report.damaged.push(e.to_string()),
+            Err(e) => return Err(e),
+        }
+    }
+    segments.sort_by_key(|s| s.meta().max_seq);
+    let kind = segments.first().map_or(TableKind::Event, |s| s.meta().kind);
+    let table = new_table(dir.parent().unwrap_or(dir), &name, kind);
+    {
+        let mut state = table.state.write();
+        let mut schema = TableSchema::new(&name, kind);
+        for s in &segments {
+            let m = s.meta();
+            if m.table != name || m.kind != kind {
+                return Err(Error::corrupt(
+                    s.path(),
+                    0,
+                    format!(
+                        "the segment belongs to {} table {:?}, not to {kind} table {name:?}",
+                        m.kind, m.table
+                    ),
+                ));
+            }
+            let new = schema.check_extension(&m.columns).map_err(|e| {
+                Error::corrupt(s.path(), 0, format!("the segment's columns conflict: {e}"))
+            })?;
+            schema.extend(new);
+            state.flushed_seq = state.flushed_seq.max(m.max_seq);
+        }
+        state.schema = Arc::new(schema);
+        state.segments = segments;
+    }
+    Ok(table)
+}

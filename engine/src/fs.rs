@@ -1,0 +1,48 @@
+//! File-system steps the engine's durability rests on.
+
+use std::fs::{self, File};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// fsyncs a directory, so that entries created, renamed or removed in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    let f = File::open(dir).map_err(|e| Error::io("opening directory", dir, e))?;
+    f.sync_all()
+        .map_err(|e| Error::io("syncing directory", dir, e))
+}
+
+/// Creates a directory and its parents, then syncs its parent.
+pub(crate) fn create_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Lists the files in `dir` whose names end with `suffix`, sorted by name.
+pub(crate) fn list(dir: &Path, suffix: &str) -> Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io("listing directory", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing directory", dir, e))?;
+        let path = entry.path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(suffix))
+        {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}

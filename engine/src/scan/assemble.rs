@@ -1,0 +1,115 @@
+//! Building the returned Arrow batches from pieces of series.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, UInt8Type};
+use arrow_array::{
+    Array, ArrayRef, DictionaryArray, Int32Array, RecordBatch, RecordBatchOptions, StringArray,
+    TimestampNanosecondArray,
+};
+use arrow_schema::SchemaRef;
+
+use crate::error::Result;
+use crate::schema::{ColumnDef, ColumnType, Level};
+use crate::series::SeriesKey;
+
+/// Consecutive rows of one series: the stored columns the scan needs, in the scan's
+/// `needed` order (`time` first).
+#[derive(Debug, Clone)]
+pub(crate) struct Piece {
+    pub key: SeriesKey,
+    pub arrays: Vec<ArrayRef>,
+}
+
+impl Piece {
+    pub fn len(&self) -> usize {
+        self.arrays[0].len()
+    }
+
+    pub fn slice(&self, offset: usize, len: usize) -> Piece {
+        Piece {
+            key: self.key.clone(),
+            arrays: self.arrays.iter().map(|a| a.slice(offset, len)).collect(),
+        }
+    }
+}
+
+/// Builds one batch of the output columns from pieces.
+///
+/// `needed_index[i]` is, for output column `i` that is not a tag, its position in the
+/// pieces' arrays.
+pub(crate) fn assemble(
+    schema: &SchemaRef,
+    out: &[ColumnDef],
+    needed_index: &[Option<usize>],
+    pieces: &[Piece],
+) -> Result<RecordBatch> {
+    let rows: usize = pieces.iter().map(Piece::len).sum();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(out.len());
+    for (col, idx) in out.iter().zip(needed_index) {
+        let array: ArrayRef = match (col.ty, idx) {
+            (ColumnType::Tag, _) => tag_column(&col.name, pieces)?,
+            (ty, Some(i)) => {
+                let parts: Vec<&dyn Array> = pieces.iter().map(|p| p.arrays[*i].as_ref()).collect();
+                let joined = if parts.len() == 1 {
+                    pieces[0].arrays[*i].clone()
+                } else {
+                    arrow_select::concat::concat(&parts)?
+                };
+                external(ty, joined)?
+            }
+            (_, None) => unreachable!("stored columns are always gathered"),
+        };
+        columns.push(array);
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &options,
+    )?)
+}
+
+/// Turns an internal array into the type the engine returns.
+pub(crate) fn external(ty: ColumnType, array: ArrayRef) -> Result<ArrayRef> {
+    Ok(match ty {
+        ColumnType::Time => {
+            let t = array.as_primitive::<arrow_array::types::Int64Type>();
+            Arc::new(
+                TimestampNanosecondArray::new(t.values().clone(), t.nulls().cloned())
+                    .with_timezone("UTC"),
+            )
+        }
+        ColumnType::Level => {
+            let ranks = array.as_primitive::<UInt8Type>().clone();
+            Arc::new(DictionaryArray::<UInt8Type>::try_new(
+                ranks,
+                Arc::new(StringArray::from(Level::NAMES.to_vec())),
+            )?)
+        }
+        _ => array,
+    })
+}
+
+fn tag_column(name: &str, pieces: &[Piece]) -> Result<ArrayRef> {
+    let mut values: Vec<&str> = Vec::new();
+    let mut index: HashMap<&str, i32> = HashMap::new();
+    let rows: usize = pieces.iter().map(Piece::len).sum();
+    let mut keys: Vec<Option<i32>> = Vec::with_capacity(rows);
+    for p in pieces {
+        let k = p.key.get(name).map(|v| {
+            *index.entry(v).or_insert_with(|| {
+                values.push(v);
+                values.len() as i32 - 1
+            })
+        });
+        keys.extend(std::iter::repeat_n(k, p.len()));
+    }
+    let keys = Int32Array::from(keys);
+    Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
+        keys,
+        Arc::new(StringArray::from(values)),
+    )?))
+}

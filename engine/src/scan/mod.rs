@@ -1,0 +1,558 @@
+//! Scans: reading a table's rows from a snapshot, series by series, in bounded memory.
+//!
+//! A scan finds the series that match its tag predicates and time range in every source
+//! (segments oldest first, then in-memory chunks), and returns each series' rows in time
+//! order, series in key order. Where only one source holds a stretch of a series, its
+//! blocks are decoded one at a time and passed through; where sources overlap in time
+//! (late or repeated writes), the overlapping stretch is merged, and for a metric table a
+//! later source's row replaces an earlier one's of the same time.
+
+mod assemble;
+mod latest;
+mod request;
+pub(crate) mod source;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow_schema::{Schema, SchemaRef};
+
+pub use request::{ScanMetrics, ScanRequest};
+
+use crate::error::{Error, Result};
+use crate::schema::{ColumnDef, ColumnType, TIME_COLUMN, TableKind, TableSchema};
+use crate::series::SeriesKey;
+use assemble::Piece;
+pub(crate) use source::Source;
+
+/// The part of one source that holds one series.
+#[derive(Debug, Clone)]
+struct Run {
+    /// Index into the scan's sources: higher is newer.
+    source: usize,
+    /// The segment's series index entry, or the chunk's run.
+    entry: usize,
+    min_time: i64,
+    max_time: i64,
+}
+
+/// A step of work: a series' stretch read from one source, or several merged.
+#[derive(Debug)]
+enum Work {
+    /// Rows `[lo, hi)` of a segment, all within one block.
+    SegmentRows {
+        run: Run,
+        block: usize,
+        lo: usize,
+        hi: usize,
+    },
+    /// A chunk's run for the series.
+    ChunkRun(Run),
+    /// Runs that overlap in time, merged.
+    Merge(Vec<Run>),
+}
+
+/// An iterator of Arrow batches over a table's rows. Dropping it stops the scan.
+#[derive(Debug)]
+pub struct Scan {
+    kind: TableKind,
+    sources: Vec<Source>,
+    min_time: i64,
+    max_time: i64,
+    batch_rows: usize,
+    schema: SchemaRef,
+    out: Vec<ColumnDef>,
+    /// For each output column, its position among `needed` (tags: none).
+    needed_index: Vec<Option<usize>>,
+    /// Stored columns read from sources: `time` first, then the non-tag output columns.
+    needed: Vec<ColumnDef>,
+    /// For each source and needed column, the column's index in the source.
+    colmap: Vec<Vec<Option<usize>>>,
+    groups: Vec<(SeriesKey, Vec<Run>)>,
+    next_group: usize,
+    work: VecDeque<(SeriesKey, Work)>,
+    pending: VecDeque<Piece>,
+    pending_rows: usize,
+    cache: HashMap<(usize, usize), (usize, ArrayRef)>,
+    metrics: ScanMetrics,
+    failed: bool,
+}
+
+/// Resolves the output columns of a request against a table's schema.
+pub(crate) fn output_columns(schema: &TableSchema, req: &ScanRequest) -> Result<Vec<ColumnDef>> {
+    match &req.columns {
+        None => Ok(schema.columns.clone()),
+        Some(names) => names
+            .iter()
+            .map(|n| {
+                schema
+                    .column(n)
+                    .cloned()
+                    .ok_or_else(|| Error::NoSuchColumn {
+                        table: schema.name.clone(),
+                        column: n.clone(),
+                    })
+            })
+            .collect(),
+    }
+}
+
+impl Scan {
+    pub(crate) fn new(
+        schema: &TableSchema,
+        sources: Vec<Source>,
+        req: &ScanRequest,
+    ) -> Result<Scan> {
+        let out = output_columns(schema, req)?;
+        for (tag, _) in &req.tags {
+            match schema.column(tag) {
+                Some(c) if c.ty == ColumnType::Tag => {}
+                Some(c) => {
+                    return Err(Error::InvalidInput(format!(
+                        "table {:?}: column {tag:?} is a {} column, not a tag; tag predicates name tags",
+                        schema.name, c.ty
+                    )));
+                }
+                None => {
+                    return Err(Error::NoSuchColumn {
+                        table: schema.name.clone(),
+                        column: tag.clone(),
+                    });
+                }
+            }
+        }
+        let arrow_schema: SchemaRef = Arc::new(Schema::new(
+            out.iter()
+                .map(|c| c.ty.arrow_field(&c.name))
+                .collect::<Vec<_>>(),
+        ));
+        let mut needed = vec![ColumnDef::new(TIME_COLUMN, ColumnType::Time)];
+        let mut needed_index = Vec::with_capacity(out.len());
+        for c in &out {
+            needed_index.push(match c.ty {
+                ColumnType::Tag => None,
+                ColumnType::Time => Some(0),
+                _ => {
+                    needed.push(c.clone());
+                    Some(needed.len() - 1)
+                }
+            });
+        }
+        let colmap = sources
+            .iter()
+            .map(|s| needed.iter().map(|c| s.column_index(&c.name)).collect())
+            .collect();
+        let mut metrics = ScanMetrics {
+            segments_total: 0,
+            ..Default::default()
+        };
+        let groups = plan(&sources, req, &mut metrics);
+        Ok(Scan {
+            kind: schema.kind,
+            sources,
+            min_time: req.min_time,
+            max_time: req.max_time,
+            batch_rows: req.batch_rows.max(1),
+            schema: arrow_schema,
+            out,
+            needed_index,
+            needed,
+            colmap,
+            groups,
+            next_group: 0,
+            work: VecDeque::new(),
+            pending: VecDeque::new(),
+            pending_rows: 0,
+            cache: HashMap::new(),
+            metrics,
+            failed: false,
+        })
+    }
+
+    /// The schema of the returned batches.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// What the scan has done so far.
+    pub fn metrics(&self) -> ScanMetrics {
+        self.metrics
+    }
+
+    /// Queues the work for the next series; false when there are no more.
+    fn plan_next_series(&mut self) -> bool {
+        let Some((key, runs)) = self.groups.get(self.next_group).cloned() else {
+            return false;
+        };
+        self.next_group += 1;
+        let mut runs = runs;
+        runs.sort_by_key(|r| (r.min_time, r.source));
+        // Cluster runs whose time ranges overlap; a cluster of one passes through.
+        let mut clusters: Vec<Vec<Run>> = Vec::new();
+        let mut cluster_end = i64::MIN;
+        for r in runs {
+            match clusters.last_mut() {
+                Some(c) if r.min_time <= cluster_end => {
+                    cluster_end = cluster_end.max(r.max_time);
+                    c.push(r);
+                }
+                _ => {
+                    cluster_end = r.max_time;
+                    clusters.push(vec![r]);
+                }
+            }
+        }
+        for mut cluster in clusters {
+            if cluster.len() > 1 {
+                cluster.sort_by_key(|r| r.source);
+                self.work.push_back((key.clone(), Work::Merge(cluster)));
+                continue;
+            }
+            let run = cluster.pop().expect("one run");
+            match &self.sources[run.source] {
+                Source::Chunk(_) => self.work.push_back((key.clone(), Work::ChunkRun(run))),
+                Source::Segment(seg) => {
+                    let m = &seg.meta().series[run.entry];
+                    let (lo, hi) = (m.row_start as usize, (m.row_start + m.row_count) as usize);
+                    let b_rows = seg.meta().block_rows as usize;
+                    for block in lo / b_rows..=(hi - 1) / b_rows {
+                        let (bs, be) = seg.meta().block_rows_range(block);
+                        self.work.push_back((
+                            key.clone(),
+                            Work::SegmentRows {
+                                run: run.clone(),
+                                block,
+                                lo: lo.max(bs),
+                                hi: hi.min(be),
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Does one step of work; false when the scan is complete.
+    fn step(&mut self) -> Result<bool> {
+        while self.work.is_empty() {
+            if !self.plan_next_series() {
+                return Ok(false);
+            }
+        }
+        let (key, work) = self.work.pop_front().expect("not empty");
+        let arrays = match work {
+            Work::SegmentRows { run, block, lo, hi } => self.segment_rows(&run, block, lo, hi)?,
+            Work::ChunkRun(run) => Some(self.chunk_run(&run)?),
+            Work::Merge(runs) => self.merge(&runs)?,
+        };
+        if let Some(arrays) = arrays
+            && !arrays[0].is_empty()
+        {
+            let piece = Piece { key, arrays };
+            self.pending_rows += piece.len();
+            self.pending.push_back(piece);
+        }
+        Ok(true)
+    }
+
+    /// Block `block` of needed column `k` of segment source `source`, decoded once.
+    fn block(&mut self, source: usize, k: usize, block: usize) -> Result<Option<ArrayRef>> {
+        let Some(col) = self.colmap[source][k] else {
+            return Ok(None);
+        };
+        if let Some((b, a)) = self.cache.get(&(source, k))
+            && *b == block
+        {
+            return Ok(Some(a.clone()));
+        }
+        let Source::Segment(seg) = &self.sources[source] else {
+            unreachable!("segment source")
+        };
+        let array = seg.read_block(col, block)?;
+        self.metrics.blocks_read += 1;
+        self.metrics.values_decoded += array.len();
+        self.cache.insert((source, k), (block, array.clone()));
+        Ok(Some(array))
+    }
+
+    /// Rows `[lo, hi)` of a segment (one block) within the time range.
+    fn segment_rows(
+        &mut self,
+        run: &Run,
+        block: usize,
+        lo: usize,
+        hi: usize,
+    ) -> Result<Option<Vec<ArrayRef>>> {
+        let Source::Segment(seg) = &self.sources[run.source] else {
+            unreachable!("segment source")
+        };
+        let seg = seg.clone();
+        let meta = seg.meta();
+        if let Some(crate::segment::Stats::Int { min, max }) = meta.blocks[0][block].stats
+            && (max < self.min_time || min > self.max_time)
+        {
+            self.metrics.blocks_pruned += 1;
+            return Ok(None);
+        }
+        let (bs, _) = meta.block_rows_range(block);
+        let (mut a, mut b) = (lo - bs, hi - bs);
+        let inside = run.min_time >= self.min_time && run.max_time <= self.max_time;
+        let time = self
+            .block(run.source, 0, block)?
+            .expect("every segment has time");
+        if !inside {
+            let t = &time.as_primitive::<Int64Type>().values()[a..b];
+            let first = t.partition_point(|&x| x < self.min_time);
+            let last = t.partition_point(|&x| x <= self.max_time);
+            (a, b) = (a + first, a + last.max(first));
+        }
+        if a == b {
+            return Ok(None);
+        }
+        let mut arrays = Vec::with_capacity(self.needed.len());
+        for k in 0..self.needed.len() {
+            let array = match k {
+                0 => time.clone(),
+                _ => match self.block(run.source, k, block)? {
+                    Some(array) => array,
+                    None => crate::batch::null_array(self.needed[k].ty, b - a),
+                },
+            };
+            arrays.push(if array.len() == b - a {
+                array
+            } else {
+                array.slice(a, b - a)
+            });
+        }
+        Ok(Some(arrays))
+    }
+
+    /// A chunk's rows of one series within the time range, in time order; for a metric
+    /// table only the last row of each time.
+    fn chunk_run(&mut self, run: &Run) -> Result<Vec<ArrayRef>> {
+        let Source::Chunk(chunk) = &self.sources[run.source] else {
+            unreachable!("chunk source")
+        };
+        let chunk = chunk.clone();
+        self.metrics.chunks_read += 1;
+        let r = &chunk.index().runs[run.entry];
+        let rows = &chunk.index().order[r.start..r.end];
+        let times = chunk.batch.time().values();
+        let first = rows.partition_point(|&i| times[i as usize] < self.min_time);
+        let last = rows.partition_point(|&i| times[i as usize] <= self.max_time);
+        let mut keep: Vec<u32> = Vec::with_capacity(last.saturating_sub(first));
+        for (n, &i) in rows[first..last.max(first)].iter().enumerate() {
+            let replaced = self.kind == TableKind::Metric
+                && rows
+                    .get(first + n + 1)
+                    .is_some_and(|&next| times[next as usize] == times[i as usize])
+                && first + n + 1 < last;
+            if !replaced {
+                keep.push(i);
+            }
+        }
+        let indices = UInt32Array::from(keep);
+        let mut arrays = Vec::with_capacity(self.needed.len());
+        for (k, col) in self.needed.iter().enumerate() {
+            arrays.push(match self.colmap[run.source][k] {
+                Some(c) => {
+                    arrow_select::take::take(chunk.batch.arrays[c].as_ref(), &indices, None)?
+                }
+                None => crate::batch::null_array(col.ty, indices.len()),
+            });
+        }
+        Ok(arrays)
+    }
+
+    /// All rows of a run within the time range (a chunk run deduplicated), concatenated.
+    fn run_rows(&mut self, run: &Run) -> Result<Vec<ArrayRef>> {
+        match &self.sources[run.source] {
+            Source::Chunk(_) => self.chunk_run(run),
+            Source::Segment(seg) => {
+                let m = &seg.meta().series[run.entry];
+                let (lo, hi) = (m.row_start as usize, (m.row_start + m.row_count) as usize);
+                let b_rows = seg.meta().block_rows as usize;
+                let ranges: Vec<_> = (lo / b_rows..=(hi - 1) / b_rows)
+                    .map(|block| {
+                        let (bs, be) = seg.meta().block_rows_range(block);
+                        (block, lo.max(bs), hi.min(be))
+                    })
+                    .collect();
+                let mut parts: Vec<Vec<ArrayRef>> = Vec::new();
+                for (block, a, b) in ranges {
+                    if let Some(p) = self.segment_rows(run, block, a, b)? {
+                        parts.push(p);
+                    }
+                }
+                concat_parts(&self.needed, parts)
+            }
+        }
+    }
+
+    /// Merges runs that overlap in time: rows ordered by time, then source; for a metric
+    /// table the newest source's row of each time is kept.
+    fn merge(&mut self, runs: &[Run]) -> Result<Option<Vec<ArrayRef>>> {
+        let mut parts = Vec::with_capacity(runs.len());
+        let mut order: Vec<(i64, usize, u32)> = Vec::new();
+        let mut offset = 0u32;
+        for run in runs {
+            let arrays = self.run_rows(run)?;
+            let t = arrays[0].as_primitive::<Int64Type>();
+            order.extend(
+                t.values()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &x)| (x, run.source, offset + i as u32)),
+            );
+            offset += t.len() as u32;
+            parts.push(arrays);
+        }
+        if order.is_empty() {
+            return Ok(None);
+        }
+        // Stable: within a source, rows keep their order.
+        order.sort_by_key(|&(t, s, _)| (t, s));
+        let mut keep = Vec::with_capacity(order.len());
+        for (i, &(t, _, pos)) in order.iter().enumerate() {
+            let replaced =
+                self.kind == TableKind::Metric && order.get(i + 1).is_some_and(|n| n.0 == t);
+            if !replaced {
+                keep.push(pos);
+            }
+        }
+        let all = concat_parts(&self.needed, parts)?;
+        let indices = UInt32Array::from(keep);
+        let arrays = all
+            .iter()
+            .map(|a| arrow_select::take::take(a.as_ref(), &indices, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Some(arrays))
+    }
+
+    fn take_batch(&mut self) -> Result<RecordBatch> {
+        let mut pieces = Vec::new();
+        let mut rows = 0;
+        while rows < self.batch_rows {
+            let Some(p) = self.pending.pop_front() else {
+                break;
+            };
+            let room = self.batch_rows - rows;
+            if p.len() > room {
+                pieces.push(p.slice(0, room));
+                self.pending.push_front(p.slice(room, p.len() - room));
+                rows += room;
+            } else {
+                rows += p.len();
+                pieces.push(p);
+            }
+        }
+        self.pending_rows -= rows;
+        self.metrics.rows_returned += rows;
+        assemble::assemble(&self.schema, &self.out, &self.needed_index, &pieces)
+    }
+}
+
+impl Iterator for Scan {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        while self.pending_rows < self.batch_rows {
+            match self.step() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        if self.pending_rows == 0 {
+            return None;
+        }
+        let batch = self.take_batch();
+        if batch.is_err() {
+            self.failed = true;
+        }
+        Some(batch)
+    }
+}
+
+fn concat_parts(needed: &[ColumnDef], parts: Vec<Vec<ArrayRef>>) -> Result<Vec<ArrayRef>> {
+    if parts.len() == 1 {
+        return Ok(parts.into_iter().next().expect("one part"));
+    }
+    if parts.is_empty() {
+        return Ok(needed
+            .iter()
+            .map(|c| crate::batch::null_array(c.ty, 0))
+            .collect());
+    }
+    (0..needed.len())
+        .map(|k| {
+            let cols: Vec<&dyn Array> = parts.iter().map(|p| p[k].as_ref()).collect();
+            Ok(arrow_select::concat::concat(&cols)?)
+        })
+        .collect()
+}
+
+/// Whether a series key meets every tag predicate.
+fn matches(key: &SeriesKey, tags: &[(String, Vec<String>)]) -> bool {
+    tags.iter()
+        .all(|(tag, values)| key.get(tag).is_some_and(|v| values.iter().any(|x| x == v)))
+}
+
+/// Finds, per matching series in key order, the runs of every source.
+fn plan(
+    sources: &[Source],
+    req: &ScanRequest,
+    metrics: &mut ScanMetrics,
+) -> Vec<(SeriesKey, Vec<Run>)> {
+    let (part, parts) = req.partition;
+    let mut all: Vec<(SeriesKey, Run)> = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        let (lo, hi) = source.time_range();
+        let is_segment = matches!(source, Source::Segment(_));
+        metrics.segments_total += usize::from(is_segment);
+        if hi < req.min_time || lo > req.max_time {
+            metrics.segments_pruned += usize::from(is_segment);
+            continue;
+        }
+        let before = all.len();
+        for (key, entry, min_time, max_time) in source.series() {
+            if max_time < req.min_time || min_time > req.max_time || !matches(&key, &req.tags) {
+                continue;
+            }
+            if parts > 1 && key.stable_hash() % parts as u64 != part as u64 {
+                continue;
+            }
+            all.push((
+                key,
+                Run {
+                    source: i,
+                    entry,
+                    min_time,
+                    max_time,
+                },
+            ));
+        }
+        if all.len() == before {
+            metrics.segments_pruned += usize::from(is_segment);
+        }
+    }
+    all.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.source.cmp(&b.1.source)));
+    let mut groups: Vec<(SeriesKey, Vec<Run>)> = Vec::new();
+    for (key, run) in all {
+        match groups.last_mut() {
+            Some((k, runs)) if *k == key => runs.push(run),
+            _ => groups.push((key, vec![run])),
+        }
+    }
+    groups
+}

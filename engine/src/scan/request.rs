@@ -1,0 +1,112 @@
+//! What a scan asks for.
+
+/// A scan of one table: which columns, which time range, which series.
+///
+/// ```
+/// use sextant_engine::ScanRequest;
+/// let req = ScanRequest::new("cpu")
+///     .columns(["time", "hostname", "usage_user"])
+///     .time_range(0, 3_600_000_000_000)
+///     .tag_in("hostname", ["host_1", "host_7"]);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanRequest {
+    /// The table.
+    pub table: String,
+    /// The columns to return, in this order; `None` returns every column of the table.
+    pub columns: Option<Vec<String>>,
+    /// Earliest time returned, inclusive (ns). Default: `i64::MIN`.
+    pub min_time: i64,
+    /// Latest time returned, inclusive (ns). Default: `i64::MAX`.
+    pub max_time: i64,
+    /// Tag predicates, all of which a series must meet: the tag's value is one of the
+    /// listed values (a series without the tag never matches).
+    pub tags: Vec<(String, Vec<String>)>,
+    /// Rows per returned batch, at most. Default: 8192.
+    pub batch_rows: usize,
+    /// Return only the series of partition `.0` out of `.1` (by a stable hash of the series
+    /// key), so that scans can run in parallel over disjoint series. Default: `(0, 1)`.
+    pub partition: (usize, usize),
+}
+
+impl ScanRequest {
+    /// Every row and column of `table`.
+    pub fn new(table: impl Into<String>) -> Self {
+        ScanRequest {
+            table: table.into(),
+            columns: None,
+            min_time: i64::MIN,
+            max_time: i64::MAX,
+            tags: Vec::new(),
+            batch_rows: 8192,
+            partition: (0, 1),
+        }
+    }
+
+    /// Returns only these columns, in this order.
+    pub fn columns<S: Into<String>>(mut self, columns: impl IntoIterator<Item = S>) -> Self {
+        self.columns = Some(columns.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Returns rows with `min_time <= time < end` (ns).
+    pub fn time_range(mut self, min_time: i64, end: i64) -> Self {
+        self.min_time = min_time;
+        self.max_time = end.saturating_sub(1);
+        self
+    }
+
+    /// Returns rows with `min_time <= time <= max_time` (ns).
+    pub fn time_between(mut self, min_time: i64, max_time: i64) -> Self {
+        self.min_time = min_time;
+        self.max_time = max_time;
+        self
+    }
+
+    /// Keeps series whose tag `tag` equals one of `values`.
+    pub fn tag_in<S: Into<String>>(
+        mut self,
+        tag: impl Into<String>,
+        values: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.tags
+            .push((tag.into(), values.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// Keeps series whose tag `tag` equals `value`.
+    pub fn tag_eq(self, tag: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tag_in(tag, [value.into()])
+    }
+
+    /// Sets the most rows per batch.
+    pub fn batch_rows(mut self, rows: usize) -> Self {
+        self.batch_rows = rows.max(1);
+        self
+    }
+
+    /// Scans only partition `index` of `count`.
+    pub fn partition(mut self, index: usize, count: usize) -> Self {
+        self.partition = (index, count.max(1));
+        self
+    }
+}
+
+/// What a scan did, for `EXPLAIN ANALYZE` and for tuning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanMetrics {
+    /// Segments in the table when the snapshot was taken.
+    pub segments_total: usize,
+    /// Segments skipped whole: time range or tags ruled them out.
+    pub segments_pruned: usize,
+    /// Blocks decoded (per column).
+    pub blocks_read: usize,
+    /// Blocks of matching series skipped by their time statistics.
+    pub blocks_pruned: usize,
+    /// Values decoded from segment blocks.
+    pub values_decoded: usize,
+    /// In-memory chunks read.
+    pub chunks_read: usize,
+    /// Rows returned.
+    pub rows_returned: usize,
+}

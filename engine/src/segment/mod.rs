@@ -1,0 +1,13 @@
+//! Segments: immutable, columnar files of a table's rows sorted by series and time.
+//!
+//! ```text
+//! SEGMENT := HEADER BLOCK* META TRAILER
+//! ```
+//! See docs/FORMAT.md for every byte.
+
+pub mod format;
+mod reader;
+pub(crate) mod writer;
+
+pub use format::{BlockMeta, SegmentMeta, SeriesMeta, Stats};
+pub use reader::Segment;

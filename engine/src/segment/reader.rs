@@ -1,0 +1,277 @@
+//! Reading a segment: the file is memory-mapped, its trailer and metadata checked at
+//! open, and each block checked (crc32) and decoded only when asked for.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, UInt8Array, UInt64Array,
+};
+use arrow_buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use memmap2::Mmap;
+
+use super::format::{self, SegmentMeta, Trailer};
+use crate::encoding;
+use crate::error::{Error, Result};
+use crate::schema::ColumnType;
+
+/// An open, immutable segment file.
+#[derive(Debug)]
+pub struct Segment {
+    path: PathBuf,
+    map: Mmap,
+    meta: SegmentMeta,
+}
+
+impl Segment {
+    /// Maps and checks a segment file: header, trailer, metadata checksum and layout.
+    pub fn open(path: &Path) -> Result<Segment> {
+        let map = crate::mmap::map(path)?;
+        let meta = parse(path, &map)?;
+        Ok(Segment {
+            path: path.to_path_buf(),
+            map,
+            meta,
+        })
+    }
+
+    /// The segment's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The segment's metadata.
+    pub fn meta(&self) -> &SegmentMeta {
+        &self.meta
+    }
+
+    /// Size of the file in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Decodes block `block` of column `col` (an index into `meta().columns`; not a tag)
+    /// into an array of the column's internal type.
+    pub fn read_block(&self, col: usize, block: usize) -> Result<ArrayRef> {
+        let column = &self.meta.columns[col];
+        let b = &self.meta.blocks[col][block];
+        let (start, end) = self.meta.block_rows_range(block);
+        let rows = end - start;
+        let bytes = &self.map[b.offset as usize..(b.offset + b.len as u64) as usize];
+        let damaged = |what: String| {
+            Error::corrupt(
+                &self.path,
+                b.offset,
+                format!("block {block} of column {:?}: {what}", column.name),
+            )
+        };
+        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+            return Err(damaged("the checksum does not match".into()));
+        }
+        decode_block(column.ty, body, rows, b.null_count as usize).map_err(damaged)
+    }
+}
+
+fn parse(path: &Path, map: &[u8]) -> Result<SegmentMeta> {
+    let len = map.len();
+    let min = format::HEADER_LEN + format::TRAILER_LEN;
+    if len < min {
+        return Err(Error::corrupt(
+            path,
+            0,
+            format!("the file has {len} bytes, a segment has at least {min}"),
+        ));
+    }
+    if map[..8] != format::MAGIC {
+        return Err(Error::corrupt(
+            path,
+            0,
+            "the file does not start with the segment magic number",
+        ));
+    }
+    let version = u32::from_le_bytes(map[8..12].try_into().expect("4 bytes"));
+    if version != format::VERSION {
+        return Err(Error::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: version,
+            supported: format::VERSION,
+        });
+    }
+    let trailer_at = len - format::TRAILER_LEN;
+    let trailer =
+        Trailer::decode(map[trailer_at..].try_into().expect("40 bytes")).map_err(|e| match e {
+            Ok(found) => Error::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found,
+                supported: format::VERSION,
+            },
+            Err(what) => Error::corrupt(path, trailer_at as u64, what),
+        })?;
+    let meta_end = trailer.meta_offset.checked_add(trailer.meta_len as u64);
+    if trailer.meta_offset < format::HEADER_LEN as u64 || meta_end != Some(trailer_at as u64) {
+        return Err(Error::corrupt(
+            path,
+            trailer_at as u64,
+            "the trailer places the metadata outside the file",
+        ));
+    }
+    let packed = &map[trailer.meta_offset as usize..trailer_at];
+    if crc32fast::hash(packed) != trailer.meta_crc {
+        return Err(Error::corrupt(
+            path,
+            trailer.meta_offset,
+            "the metadata checksum does not match",
+        ));
+    }
+    let raw_len = trailer.meta_raw_len as usize;
+    if raw_len as u64 > format::MAX_META_LEN {
+        return Err(Error::corrupt(
+            path,
+            trailer_at as u64,
+            "the metadata claims an impossible size",
+        ));
+    }
+    let raw = zstd::bulk::decompress(packed, raw_len)
+        .ok()
+        .filter(|r| r.len() == raw_len)
+        .ok_or_else(|| {
+            Error::corrupt(
+                path,
+                trailer.meta_offset,
+                "the metadata does not decompress",
+            )
+        })?;
+    format::decode_meta(&raw, trailer.meta_offset).map_err(|e| {
+        Error::corrupt(
+            path,
+            trailer.meta_offset,
+            format!(
+                "the metadata is invalid: {} (at byte {} of the decompressed section)",
+                e.what, e.offset
+            ),
+        )
+    })
+}
+
+/// Decodes a block body (without its crc): `flags:u8 [validity_len:u32 validity] values`.
+fn decode_block(
+    ty: ColumnType,
+    body: &[u8],
+    rows: usize,
+    null_count: usize,
+) -> Result<ArrayRef, String> {
+    let (&flags, rest) = body.split_first().ok_or("the block is empty")?;
+    let (nulls, values) = match flags {
+        0 => (None, rest),
+        1 => {
+            if rest.len() < 4 {
+                return Err("the validity length is cut off".into());
+            }
+            let (n, rest) = rest.split_at(4);
+            let n = u32::from_le_bytes(n.try_into().expect("4 bytes")) as usize;
+            if n > rest.len() {
+                return Err("the validity bitmap is cut off".into());
+            }
+            let (v, rest) = rest.split_at(n);
+            let bits = encoding::decode_bool(v, rows).map_err(|e| e.to_string())?;
+            (Some(NullBuffer::new(bits)), rest)
+        }
+        f => return Err(format!("unknown block flags {f}")),
+    };
+    let found_nulls = nulls.as_ref().map_or(0, |n| n.null_count());
+    if found_nulls != null_count {
+        return Err(format!(
+            "the block has {found_nulls} nulls, the index says {null_count}"
+        ));
+    }
+    let present = rows - null_count;
+    let err = |e: encoding::DecodeError| e.to_string();
+    let array: ArrayRef = match ty {
+        ColumnType::Time => {
+            let v = encoding::decode_time(values, present).map_err(err)?;
+            Arc::new(Int64Array::new(spread(v, &nulls, rows), nulls))
+        }
+        ColumnType::I64 => {
+            let v = encoding::decode_i64(values, present).map_err(err)?;
+            Arc::new(Int64Array::new(spread(v, &nulls, rows), nulls))
+        }
+        ColumnType::U64 => {
+            let v = encoding::decode_u64(values, present).map_err(err)?;
+            Arc::new(UInt64Array::new(spread(v, &nulls, rows), nulls))
+        }
+        ColumnType::F64 => {
+            let v = encoding::decode_f64(values, present).map_err(err)?;
+            Arc::new(Float64Array::new(spread(v, &nulls, rows), nulls))
+        }
+        ColumnType::Level => {
+            let v = encoding::decode_u8(values, present).map_err(err)?;
+            if v.iter().any(|&r| r > 5) {
+                return Err("a level rank is above 5".into());
+            }
+            Arc::new(UInt8Array::new(spread(v, &nulls, rows), nulls))
+        }
+        ColumnType::Bool => {
+            let v = encoding::decode_bool(values, present).map_err(err)?;
+            let bits: BooleanBuffer = match &nulls {
+                None => v,
+                Some(n) => {
+                    let mut it = v.iter();
+                    n.iter()
+                        .map(|valid| valid && it.next().unwrap_or(false))
+                        .collect()
+                }
+            };
+            Arc::new(BooleanArray::new(bits, nulls))
+        }
+        ColumnType::Str => {
+            let (offsets, data) = encoding::decode_strings(values, present).map_err(err)?;
+            let offsets = match &nulls {
+                None => offsets,
+                Some(n) => {
+                    let mut out = Vec::with_capacity(rows + 1);
+                    out.push(0);
+                    let mut it = offsets.windows(2);
+                    let mut end = 0;
+                    for valid in n.iter() {
+                        if valid {
+                            end = it.next().map_or(end, |w| w[1]);
+                        }
+                        out.push(end);
+                    }
+                    out
+                }
+            };
+            if offsets.len() != rows + 1 {
+                return Err("the string offsets do not match the row count".into());
+            }
+            let array = StringArray::try_new(
+                OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                data.into(),
+                nulls,
+            )
+            .map_err(|e| format!("the strings are invalid: {e}"))?;
+            Arc::new(array)
+        }
+        ColumnType::Tag => return Err("tags are not stored in blocks".into()),
+    };
+    Ok(array)
+}
+
+/// Places `present` values at the valid positions of a `rows`-long buffer.
+fn spread<T: arrow_buffer::ArrowNativeType>(
+    present: Vec<T>,
+    nulls: &Option<NullBuffer>,
+    rows: usize,
+) -> ScalarBuffer<T> {
+    match nulls {
+        None => ScalarBuffer::from(present),
+        Some(n) => {
+            let mut out = vec![T::default(); rows];
+            for (slot, v) in n.valid_indices().zip(present) {
+                out[slot] = v;
+            }
+            ScalarBuffer::from(out)
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Snapshots: a consistent view of a database's tables for reading.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+
+use crate::error::{Error, Result};
+use crate::scan::{Scan, ScanRequest, Source};
+use crate::schema::TableSchema;
+use crate::segment::Segment;
+
+/// One table as a snapshot sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct TableView {
+    pub schema: Arc<TableSchema>,
+    /// Segments oldest first, then in-memory chunks oldest first.
+    pub sources: Vec<Source>,
+}
+
+/// A read-only view of the database at one moment: later writes and flushes do not change
+/// what it returns. Cheap to take; holds segments and in-memory rows alive while it lives.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub(crate) tables: BTreeMap<String, TableView>,
+}
+
+/// What a table holds, for inspection and planning: its segments (with their series
+/// index and per-block statistics) and its rows in memory.
+#[derive(Debug, Clone)]
+pub struct TableStats {
+    /// The table's schema.
+    pub schema: Arc<TableSchema>,
+    /// Segments, oldest first. [`Segment::meta`] has the series index and block statistics.
+    pub segments: Vec<Arc<Segment>>,
+    /// Rows in memory, not yet in a segment (replaced rows of a metric table included).
+    pub memory_rows: usize,
+    /// In-memory chunks.
+    pub memory_chunks: usize,
+}
+
+impl TableStats {
+    /// Rows in segments.
+    pub fn segment_rows(&self) -> u64 {
+        self.segments.iter().map(|s| s.meta().rows).sum()
+    }
+
+    /// Bytes of segment files.
+    pub fn segment_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.file_len()).sum()
+    }
+}
+
+impl Snapshot {
+    /// The names of the tables, sorted.
+    pub fn tables(&self) -> impl Iterator<Item = &str> {
+        self.tables.keys().map(String::as_str)
+    }
+
+    /// A table's schema.
+    pub fn schema(&self, table: &str) -> Option<&TableSchema> {
+        self.tables.get(table).map(|t| t.schema.as_ref())
+    }
+
+    fn view(&self, table: &str) -> Result<&TableView> {
+        self.tables
+            .get(table)
+            .ok_or_else(|| Error::NoSuchTable(table.to_string()))
+    }
+
+    /// Scans a table: the rows of matching series within the time range, series in key
+    /// order, each series' rows in time order, in batches of at most `batch_rows`.
+    pub fn scan(&self, req: &ScanRequest) -> Result<Scan> {
+        let view = self.view(&req.table)?;
+        Scan::new(&view.schema, view.sources.clone(), req)
+    }
+
+    /// The latest row (within the request's time range) of every matching series, one
+    /// row per series in key order, read from the end of each source without scanning
+    /// history.
+    pub fn latest(&self, req: &ScanRequest) -> Result<RecordBatch> {
+        let view = self.view(&req.table)?;
+        Scan::new(&view.schema, view.sources.clone(), req)?.latest()
+    }
+
+    /// What a table holds.
+    pub fn stats(&self, table: &str) -> Result<TableStats> {
+        let view = self.view(table)?;
+        let mut stats = TableStats {
+            schema: view.schema.clone(),
+            segments: Vec::new(),
+            memory_rows: 0,
+            memory_chunks: 0,
+        };
+        for s in &view.sources {
+            match s {
+                Source::Segment(seg) => stats.segments.push(seg.clone()),
+                Source::Chunk(c) => {
+                    stats.memory_rows += c.rows();
+                    stats.memory_chunks += 1;
+                }
+            }
+        }
+        Ok(stats)
+    }
+}

@@ -1,0 +1,294 @@
+//! The reading side: [`replay`], with torn-tail repair and salvage.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use super::record::{self, FILE_HEADER_LEN, MAX_PAYLOAD, RECORD_HEADER_LEN, RecordHeader};
+use super::{list_files, sync_dir};
+use crate::error::{Error, Result};
+
+/// What [`replay`] found.
+#[derive(Debug, Default)]
+pub struct ReplayReport {
+    /// WAL files examined (including damaged and removed ones).
+    pub files: usize,
+    /// Records handed to `apply`.
+    pub records: u64,
+    /// Sequence number of the last record handed to `apply`; `None` if there was none.
+    /// The log should be [created](super::Wal::create) with `next_seq` after it.
+    pub last_seq: Option<u64>,
+    /// The half-written end of the last file, if a crash left one.
+    pub torn_tail: Option<TornTail>,
+    /// In salvage mode, the damage that made replay skip the rest of a file, one error
+    /// ([`Error::Corrupt`] or [`Error::UnsupportedVersion`]) per file, each naming the file
+    /// and the offset. Always empty outside salvage mode.
+    pub salvaged: Vec<Error>,
+}
+
+/// A torn tail: the end of the last WAL file that a crash left half written.
+///
+/// Outside salvage mode, replay cut it off: the file was truncated at `offset` (or
+/// removed, when `offset` is 0: a file whose header was never completely written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The last WAL file.
+    pub path: PathBuf,
+    /// Where the torn record (or the zero padding) starts: the new length of the file.
+    pub offset: u64,
+    /// Bytes from `offset` to the end of the file as found.
+    pub bytes_dropped: u64,
+    /// 1 for a partly written record, 0 when the dropped bytes were all zero (padding a
+    /// file system left after a crash) or an unfinished file header.
+    pub records_dropped: u64,
+}
+
+/// Replays every WAL file in `dir` in sequence order, calling `apply(seq, payload)` for
+/// each intact record, and reports what it found. A missing directory has no records.
+///
+/// A torn tail at the end of the last file (see the [module docs](super)) is cut off and
+/// reported, unless `salvage` is set. Other damage (a checksum mismatch before the end, or
+/// in an earlier file; decreasing sequence numbers; a foreign file; a header of another
+/// version) is an error naming the file and the offset, [`Error::Corrupt`] or
+/// [`Error::UnsupportedVersion`]. With `salvage` set, replay instead keeps the records
+/// before the damage, records the error in [`ReplayReport::salvaged`], skips the rest of
+/// that file and goes on with the next one; it modifies no file.
+///
+/// An error from `apply`, or an I/O error, stops the replay and is returned as is.
+pub fn replay(
+    dir: &Path,
+    salvage: bool,
+    mut apply: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<ReplayReport> {
+    let files = list_files(dir)?;
+    let mut report = ReplayReport {
+        files: files.len(),
+        ..ReplayReport::default()
+    };
+    let mut payload = Vec::new();
+    for (i, (first_seq, path)) in files.iter().enumerate() {
+        let mut file = FileReplay {
+            path,
+            first_seq: *first_seq,
+            is_last: i + 1 == files.len(),
+            report: &mut report,
+            payload: &mut payload,
+        };
+        match file.run(&mut apply)? {
+            End::Clean => {}
+            End::Torn(tail) => {
+                if !salvage {
+                    cut(&tail, dir)?;
+                }
+                report.torn_tail = Some(tail);
+            }
+            End::Damaged(err) if salvage => report.salvaged.push(err),
+            End::Damaged(err) => return Err(err),
+        }
+    }
+    Ok(report)
+}
+
+/// How the replay of one file ended.
+enum End {
+    /// At the end of the file, after its last record.
+    Clean,
+    /// At a torn tail (last file only).
+    Torn(TornTail),
+    /// At damage that is not a torn tail.
+    Damaged(Error),
+}
+
+/// The replay of one file.
+struct FileReplay<'a> {
+    path: &'a Path,
+    /// From the file name.
+    first_seq: u64,
+    is_last: bool,
+    report: &'a mut ReplayReport,
+    payload: &'a mut Vec<u8>,
+}
+
+impl FileReplay<'_> {
+    fn run(&mut self, apply: &mut impl FnMut(u64, &[u8]) -> Result<()>) -> Result<End> {
+        let path = self.path;
+        let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| Error::io("reading metadata of", path, e))?
+            .len();
+        let mut r = BufReader::with_capacity(1 << 20, file);
+
+        if file_len < FILE_HEADER_LEN as u64 {
+            let mut bytes = vec![0; file_len as usize];
+            read_exact(&mut r, path, &mut bytes)?;
+            if self.is_last && record::is_partial_file_header(&bytes) {
+                return Ok(self.torn(0, file_len, 0));
+            }
+            return Ok(End::Damaged(Error::corrupt(
+                path,
+                0,
+                format!(
+                    "the file is {file_len} bytes long, shorter than the {FILE_HEADER_LEN}-byte file header"
+                ),
+            )));
+        }
+        let mut header = [0u8; FILE_HEADER_LEN];
+        read_exact(&mut r, path, &mut header)?;
+        if let Err(err) = record::check_file_header(path, &header) {
+            // A file created just before a crash may hold zeros instead of its header.
+            if self.is_last
+                && header == [0; FILE_HEADER_LEN]
+                && zeros_from(&mut r, path, FILE_HEADER_LEN as u64)?
+            {
+                return Ok(self.torn(0, file_len, 0));
+            }
+            return Ok(End::Damaged(err));
+        }
+
+        let mut pos = FILE_HEADER_LEN as u64;
+        loop {
+            let remaining = file_len - pos;
+            if remaining == 0 {
+                return Ok(End::Clean);
+            }
+            if remaining < RECORD_HEADER_LEN as u64 {
+                if self.is_last {
+                    return self.torn_at(&mut r, pos, file_len);
+                }
+                return Ok(End::Damaged(Error::corrupt(
+                    path,
+                    pos,
+                    format!(
+                        "the file ends {remaining} bytes into a {RECORD_HEADER_LEN}-byte record header"
+                    ),
+                )));
+            }
+            let mut hb = [0u8; RECORD_HEADER_LEN];
+            read_exact(&mut r, path, &mut hb)?;
+            let h = RecordHeader::decode(&hb);
+            let end = pos + RECORD_HEADER_LEN as u64 + u64::from(h.len);
+            if end > file_len {
+                if self.is_last {
+                    return self.torn_at(&mut r, pos, file_len);
+                }
+                return Ok(End::Damaged(Error::corrupt(
+                    path,
+                    pos,
+                    format!(
+                        "the record declares a {}-byte payload, running {} bytes past the end of the file",
+                        h.len,
+                        end - file_len
+                    ),
+                )));
+            }
+            if h.len as usize > MAX_PAYLOAD {
+                return Ok(End::Damaged(Error::corrupt(
+                    path,
+                    pos,
+                    format!(
+                        "the record declares a {}-byte payload, more than the 1 GiB limit",
+                        h.len
+                    ),
+                )));
+            }
+            // `end <= file_len`: the allocation is backed by bytes in the file.
+            self.payload.clear();
+            self.payload.resize(h.len as usize, 0);
+            read_exact(&mut r, path, self.payload)?;
+            if !h.checks(self.payload) {
+                if self.is_last && (end == file_len || zeros_from(&mut r, path, end)?) {
+                    return self.torn_at(&mut r, pos, file_len);
+                }
+                let computed = record::checksum(h.len, h.seq, self.payload);
+                return Ok(End::Damaged(Error::corrupt(
+                    path,
+                    pos,
+                    format!(
+                        "record checksum mismatch: stored {:#010x}, computed {computed:#010x}",
+                        h.crc
+                    ),
+                )));
+            }
+            if let Some(last) = self.report.last_seq.filter(|&last| h.seq <= last) {
+                return Ok(End::Damaged(Error::corrupt(
+                    path,
+                    pos,
+                    format!(
+                        "sequence number {} does not follow the previous record's {last}",
+                        h.seq
+                    ),
+                )));
+            }
+            if h.seq < self.first_seq {
+                return Ok(End::Damaged(Error::corrupt(
+                    path,
+                    pos,
+                    format!(
+                        "sequence number {} is below the file's first sequence number {} (its name)",
+                        h.seq, self.first_seq
+                    ),
+                )));
+            }
+            apply(h.seq, self.payload)?;
+            self.report.records += 1;
+            self.report.last_seq = Some(h.seq);
+            pos = end;
+        }
+    }
+
+    /// A torn tail from `offset` to `file_len`, counting a record dropped unless the bytes
+    /// there are all zero.
+    fn torn_at(&self, r: &mut BufReader<File>, offset: u64, file_len: u64) -> Result<End> {
+        let records_dropped = u64::from(!zeros_from(r, self.path, offset)?);
+        Ok(self.torn(offset, file_len - offset, records_dropped))
+    }
+
+    fn torn(&self, offset: u64, bytes_dropped: u64, records_dropped: u64) -> End {
+        End::Torn(TornTail {
+            path: self.path.to_path_buf(),
+            offset,
+            bytes_dropped,
+            records_dropped,
+        })
+    }
+}
+
+fn read_exact(r: &mut impl Read, path: &Path, buf: &mut [u8]) -> Result<()> {
+    r.read_exact(buf).map_err(|e| Error::io("reading", path, e))
+}
+
+/// Whether the bytes of the file from `offset` to its end are all zero.
+fn zeros_from(r: &mut BufReader<File>, path: &Path, offset: u64) -> Result<bool> {
+    r.seek(SeekFrom::Start(offset))
+        .map_err(|e| Error::io("seeking in", path, e))?;
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = match r.read(&mut chunk) {
+            Ok(0) => return Ok(true),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("reading", path, e)),
+        };
+        if chunk[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+    }
+}
+
+/// Cuts a torn tail off: truncates the file at the tail's offset and `fsync`s it, or
+/// removes the file when not even its header is complete.
+fn cut(tail: &TornTail, dir: &Path) -> Result<()> {
+    let path = &tail.path;
+    if tail.offset < FILE_HEADER_LEN as u64 {
+        std::fs::remove_file(path).map_err(|e| Error::io("removing", path, e))?;
+        return sync_dir(dir, None);
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("opening", path, e))?;
+    file.set_len(tail.offset)
+        .map_err(|e| Error::io("truncating", path, e))?;
+    file.sync_all().map_err(|e| Error::io("syncing", path, e))
+}
