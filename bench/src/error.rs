@@ -28,6 +28,19 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The storage engine returned an error.
+    #[error("engine: {0}")]
+    Engine(#[from] sextant_engine::Error),
+    /// A file-system step of the benchmark (not of the engine) failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What the benchmark was doing.
+        action: &'static str,
+        /// The path concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// Building an Arrow batch failed.
     #[error("cannot build an Arrow batch: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),

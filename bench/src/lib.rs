@@ -13,6 +13,7 @@
 //! ```
 
 pub mod error;
+pub mod ingest;
 pub mod output;
 pub mod time;
 pub mod workload;

@@ -14,11 +14,13 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use sextant_bench::ingest::IngestOptions;
 use sextant_bench::output::{CpuWriter, Format, LogsWriter};
 use sextant_bench::time::{NANOS_PER_DAY, NANOS_PER_SECOND, parse_rfc3339};
 use sextant_bench::workload::cpu::{CpuBatch, CpuConfig, CpuGenerator, CpuVariant};
 use sextant_bench::workload::logs::{LogBatch, LogsConfig, LogsGenerator};
 use sextant_bench::{Error, Result};
+use sextant_engine::Durability;
 
 /// Sextant's benchmark harness.
 #[derive(Debug, Parser)]
@@ -32,6 +34,56 @@ struct Cli {
 enum Command {
     /// Write a reference workload as CSV or InfluxDB line protocol.
     Generate(GenerateArgs),
+    /// Ingest cpu-only (or noisy floats) into Sextant; print ingest rate, size on disk,
+    /// peak memory and scan speed.
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Sync {
+    /// Each write returns after an fsync (group commit).
+    Always,
+    /// A background fsync every second.
+    Interval,
+    /// fsync left to the operating system.
+    Never,
+}
+
+#[derive(Debug, Args)]
+struct IngestArgs {
+    /// Which workload: cpu-only or noisy-floats.
+    #[arg(long, value_enum, default_value_t = Workload::CpuOnly)]
+    workload: Workload,
+    /// Number of hosts.
+    #[arg(long, default_value_t = 100)]
+    scale: u32,
+    /// Days of data.
+    #[arg(long, default_value_t = 1.0)]
+    days: f64,
+    /// The seed every value is drawn from.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Rows per write call.
+    #[arg(long, default_value_t = 10_000)]
+    batch_rows: usize,
+    /// Durability.
+    #[arg(long, value_enum, default_value_t = Sync::Interval)]
+    sync: Sync,
+    /// Writer threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Database directory; emptied first.
+    #[arg(long, default_value = "sextant-bench-db")]
+    dir: PathBuf,
+    /// Engine: rows per column block [default: the engine's].
+    #[arg(long)]
+    block_rows: Option<u32>,
+    /// Engine: zstd level of segment blocks [default: the engine's].
+    #[arg(long)]
+    zstd_level: Option<i32>,
+    /// Engine: flush a table's rows in memory past this many MiB [default: the engine's].
+    #[arg(long)]
+    flush_mib: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -95,6 +147,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => generate(&args),
+        Command::Ingest(args) => ingest(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -207,6 +260,79 @@ fn generate(args: &GenerateArgs) -> Result<()> {
         }
     };
     report(rows, bytes, started.elapsed(), &out_path);
+    Ok(())
+}
+
+fn ingest(args: &IngestArgs) -> Result<()> {
+    let variant = match args.workload {
+        Workload::CpuOnly => CpuVariant::CpuOnly,
+        Workload::NoisyFloats => CpuVariant::NoisyFloats,
+        Workload::Logs => {
+            return Err(Error::InvalidParameter {
+                parameter: "workload",
+                reason: "ingest runs cpu-only or noisy-floats".into(),
+            });
+        }
+    };
+    let durability = match args.sync {
+        Sync::Always => Durability::Always,
+        Sync::Interval => Durability::Interval(Duration::from_secs(1)),
+        Sync::Never => Durability::Never,
+    };
+    let opts = IngestOptions {
+        variant,
+        scale: args.scale,
+        days: args.days,
+        seed: args.seed,
+        batch_rows: args.batch_rows.max(1),
+        durability,
+        threads: args.threads.max(1),
+        dir: args.dir.clone(),
+        block_rows: args.block_rows,
+        zstd_level: args.zstd_level,
+        flush_bytes: args.flush_mib.map(|m| m << 20),
+        progress: true,
+    };
+    let r = sextant_bench::ingest::run(&opts)?;
+    let command: Vec<String> = std::env::args().collect();
+    println!("command: {}", command.join(" "));
+    println!(
+        "workload: {:?}, scale {} x {} days, seed {}, batches of {} rows, sync {:?}, {} writer thread(s)",
+        args.workload, args.scale, args.days, args.seed, opts.batch_rows, args.sync, opts.threads
+    );
+    println!("rows: {}  values: {}", r.rows, r.values);
+    println!(
+        "ingest: {:.0} rows/s ({:.1} M values/s) in engine calls ({:.2} s); {:.0} rows/s wall-clock with generation ({:.2} s)",
+        r.rows_per_sec(),
+        r.rows_per_sec() * 10.0 / 1e6,
+        r.write_secs,
+        r.rows as f64 / r.wall_secs.max(1e-9),
+        r.wall_secs
+    );
+    println!("final flush and close: {:.2} s", r.close_secs);
+    println!(
+        "on disk: {} bytes in {} segment(s) = {:.3} bytes/value; directory total {} bytes",
+        r.segment_bytes,
+        r.segments,
+        r.bytes_per_value(),
+        r.dir_bytes
+    );
+    match r.peak_rss {
+        Some(b) => println!("peak RSS: {:.1} MiB", b as f64 / (1 << 20) as f64),
+        None => println!("peak RSS: n/a (no /proc/self/status)"),
+    }
+    println!(
+        "scan one field, every row: {:.1} M values/s ({} values, {:.3} s)",
+        r.scan.0 as f64 / r.scan.1.max(1e-9) / 1e6,
+        r.scan.0,
+        r.scan.1
+    );
+    println!(
+        "decode one field's blocks: {:.1} M values/s ({} values, {:.3} s)",
+        r.decode.0 as f64 / r.decode.1.max(1e-9) / 1e6,
+        r.decode.0,
+        r.decode.1
+    );
     Ok(())
 }
 

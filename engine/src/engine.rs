@@ -264,7 +264,13 @@ impl Engine {
         };
         let flushed = self.inner.flush_all();
         let closed = wal.close();
-        flushed.and(closed)
+        flushed.and(closed)?;
+        // Every row is in a segment now, so no WAL file holds anything still needed.
+        let wal_dir = self.inner.dir.join("wal");
+        for path in crate::fs::list(&wal_dir, ".wal")? {
+            std::fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
+        }
+        crate::fs::sync_dir(&wal_dir)
     }
 }
 

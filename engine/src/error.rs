@@ -85,10 +85,10 @@ pub enum Error {
         column: String,
     },
 
-    /// An earlier fsync failed; the engine refuses writes because it can no longer
+    /// An earlier WAL write or fsync failed; the engine refuses writes because it can no longer
     /// promise durability.
     #[error(
-        "writes are refused: an earlier sync of the write-ahead log failed ({0}); reopen the database to recover"
+        "writes are refused: an earlier write or sync of the write-ahead log failed ({0}); reopen the database to recover"
     )]
     Poisoned(String),
 

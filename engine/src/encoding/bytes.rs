@@ -54,6 +54,25 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
+    /// An unsigned LEB128 varint of at most ten bytes.
+    pub(super) fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                if shift == 63 && b > 1 {
+                    break;
+                }
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::malformed(format!(
+            "the varint ending at byte {} does not fit in 64 bits",
+            self.pos
+        )))
+    }
+
     /// Checks that the block ends here.
     pub(super) fn finish(self) -> Result<(), DecodeError> {
         let extra = self.buf.len().saturating_sub(self.pos);
@@ -76,4 +95,13 @@ pub(super) fn put_u32(out: &mut Vec<u8>, v: u32) {
 /// Appends a little-endian `u64`.
 pub(super) fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// Appends an unsigned LEB128 varint.
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }

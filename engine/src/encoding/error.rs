@@ -40,6 +40,14 @@ pub enum DecodeError {
         /// The kind of column being decoded (`"i64"`, `"time"`, ...).
         column: &'static str,
     },
+    /// The block holds another number of values than were asked for.
+    #[error("the block holds {found} values, {expected} were asked for")]
+    CountMismatch {
+        /// The value count asked for.
+        expected: usize,
+        /// The value count the block declares.
+        found: u64,
+    },
     /// The block is the empty encoding, but values were asked for.
     #[error("the block holds no values, {expected} were asked for")]
     EmptyBlock {

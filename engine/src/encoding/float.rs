@@ -1,8 +1,12 @@
 //! The `f64` codecs: integral floats as integers, all others as order-preserving bit keys.
 
-use super::bytes::Reader;
-use super::int::{decode_ints, encode_ints};
+use super::bytes::{Reader, put_u32, put_u64};
+use super::int::{decode_ints, encode_ints, unzigzag, zigzag};
+use super::pack::{Zstd, plan, read_pack, write_pack};
 use super::{DecodeError, Options, codec};
+
+/// Most raw low bits F64_SCALED takes per value (so that one 8-byte load reads them).
+const MAX_SCALED_BITS: u32 = 56;
 
 /// Largest magnitude up to which every integer is a float (2^53).
 const EXACT_LIMIT: f64 = 9_007_199_254_740_992.0;
@@ -36,16 +40,166 @@ pub(super) fn encode(values: &[f64], opts: &Options, out: &mut Vec<u8>) {
         let ints: Vec<u64> = values.iter().map(|&v| v as i64 as u64).collect();
         encode_ints(&ints, true, opts, out);
     } else {
-        out.push(codec::F64_BITS);
         let keys: Vec<u64> = values.iter().map(|&v| key(v)).collect();
-        encode_ints(&keys, false, opts, out);
+        let mut bits = vec![codec::F64_BITS];
+        encode_ints(&keys, false, opts, &mut bits);
+        let mut scaled = Vec::new();
+        let ok = encode_scaled(&keys, opts, &mut scaled);
+        if ok && scaled.len() < bits.len() {
+            out.extend_from_slice(&scaled);
+        } else {
+            out.extend_from_slice(&bits);
+        }
     }
 }
 
+/// The biased binary exponent (0..=2047) of the float whose key is `k`.
+#[inline]
+fn exponent_of_key(k: u64) -> u32 {
+    ((unkey(k).to_bits() >> 52) & 0x7ff) as u32
+}
+
+/// Raw low bits of the residual that follows a value of biased exponent `e`.
+#[inline]
+fn scaled_bits(e: u32, bias: u32) -> u32 {
+    bias.saturating_sub(e).min(MAX_SCALED_BITS)
+}
+
+/// The entropy-coded part of residual `z` with `k` raw low bits: with raw bits, 0 stands
+/// for a zero residual (a repeated value, which then has no raw bits) and `1 + (z >> k)` for
+/// any other.
+#[inline]
+fn scaled_high(z: u64, k: u32) -> u64 {
+    match (k, z) {
+        (0, z) => z,
+        (_, 0) => 0,
+        (k, z) => (z >> k) + 1,
+    }
+}
+
+/// Appends F64_SCALED for `keys` (at least two); false if it does not apply.
+///
+/// A step of the same size costs more ulps the smaller the value, so the delta after a
+/// value of exponent `e` keeps `bias - e` low bits raw and entropy-codes the rest, which
+/// then has about the same spread whatever the level of the series.
+fn encode_scaled(keys: &[u64], opts: &Options, out: &mut Vec<u8>) -> bool {
+    if keys.len() < 3 {
+        return false;
+    }
+    let z: Vec<u64> = keys
+        .windows(2)
+        .map(|w| zigzag(w[1].wrapping_sub(w[0])))
+        .collect();
+    let e: Vec<u32> = keys[..keys.len() - 1]
+        .iter()
+        .map(|&k| exponent_of_key(k))
+        .collect();
+    // The bias that would leave about 7 significant bits above the raw ones, by median.
+    let mut ideal: Vec<u32> = z
+        .iter()
+        .zip(&e)
+        .map(|(&z, &e)| (e + (64 - z.leading_zeros())).saturating_sub(7))
+        .collect();
+    let mid = ideal.len() / 2;
+    let b0 = *ideal.select_nth_unstable(mid).1;
+    let mut best: Option<(usize, u32, Vec<u64>)> = None;
+    for bias in b0.saturating_sub(2)..=(b0 + 2).min(2047 + 64) {
+        let mut raw_bits = 0u64;
+        let high: Vec<u64> = z
+            .iter()
+            .zip(&e)
+            .map(|(&z, &e)| {
+                let k = scaled_bits(e, bias);
+                if k > 0 && z != 0 {
+                    raw_bits += u64::from(k);
+                }
+                scaled_high(z, k)
+            })
+            .collect();
+        let est = raw_bits.div_ceil(8) as usize + plan(&high).est;
+        if best.as_ref().is_none_or(|b| est < b.0) {
+            best = Some((est, bias, high));
+        }
+    }
+    let Some((_, bias, high)) = best else {
+        return false;
+    };
+    // Low bits, in value order.
+    let mut low = Vec::new();
+    let mut acc: u128 = 0;
+    let mut have = 0u32;
+    for (&z, &e) in z.iter().zip(&e) {
+        let k = scaled_bits(e, bias);
+        if k == 0 || z == 0 {
+            continue;
+        }
+        acc |= u128::from(z & (u64::MAX.checked_shr(64 - k).unwrap_or(0))) << have;
+        have += k;
+        if have >= 64 {
+            low.extend_from_slice(&(acc as u64).to_le_bytes());
+            acc >>= 64;
+            have -= 64;
+        }
+    }
+    low.extend_from_slice(&acc.to_le_bytes()[..have.div_ceil(8) as usize]);
+    let Ok(low_len) = u32::try_from(low.len()) else {
+        return false;
+    };
+    out.push(codec::F64_SCALED);
+    put_u64(out, keys[0]);
+    out.extend_from_slice(&(bias as u16).to_le_bytes());
+    put_u32(out, low_len);
+    out.extend_from_slice(&low);
+    write_pack(out, &high, plan(&high), &mut Zstd::new(opts.zstd_level));
+    true
+}
+
+/// Reads the body of F64_SCALED (after its codec byte) holding `count` values.
+fn decode_scaled(r: &mut Reader<'_>, count: usize) -> Result<Vec<f64>, DecodeError> {
+    let first = r.u64()?;
+    let bias = u16::from_le_bytes([r.u8()?, r.u8()?]);
+    if bias > 2047 + 64 {
+        return Err(DecodeError::malformed(format!(
+            "the exponent bias {bias} is over 2111"
+        )));
+    }
+    let bias = u32::from(bias);
+    let low_len = r.u32()? as usize;
+    let src = r.take(low_len)?;
+    let mut low = Vec::with_capacity(low_len + 8);
+    low.extend_from_slice(src);
+    low.resize(low_len + 8, 0);
+    let mut keys = vec![0u64; count];
+    read_pack(r, &mut keys[1..])?;
+    let mut bit = 0usize;
+    let mut prev = first;
+    keys[0] = first;
+    for h in &mut keys[1..] {
+        let k = scaled_bits(exponent_of_key(prev), bias);
+        let z = if k == 0 || *h == 0 {
+            *h
+        } else {
+            let byte = (bit / 8).min(low_len);
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&low[byte..byte + 8]);
+            let raw = (u64::from_le_bytes(word) >> (bit % 8)) & (u64::MAX >> (64 - k));
+            bit += k as usize;
+            ((*h - 1) << k) | raw
+        };
+        prev = prev.wrapping_add(unzigzag(z));
+        *h = prev;
+    }
+    if bit.div_ceil(8) != low_len {
+        return Err(DecodeError::malformed(format!(
+            "the raw low bits take {} bytes, {low_len} were stored",
+            bit.div_ceil(8)
+        )));
+    }
+    Ok(keys.into_iter().map(unkey).collect())
+}
+
 /// See [`super::decode_f64`].
-pub(super) fn decode(input: &[u8], count: usize) -> Result<Vec<f64>, DecodeError> {
-    let mut r = Reader::new(input);
-    let tag = r.u8()?;
+pub(super) fn decode(tag: u8, mut r: Reader<'_>, count: usize) -> Result<Vec<f64>, DecodeError> {
     let out = match tag {
         codec::EMPTY if count == 0 => Vec::new(),
         codec::EMPTY => return Err(DecodeError::EmptyBlock { expected: count }),
@@ -59,6 +213,12 @@ pub(super) fn decode(input: &[u8], count: usize) -> Result<Vec<f64>, DecodeError
             .into_iter()
             .map(unkey)
             .collect(),
+        codec::F64_SCALED if count < 3 => {
+            return Err(DecodeError::malformed(format!(
+                "codec {tag} holds at least 3 values, {count} were asked for"
+            )));
+        }
+        codec::F64_SCALED => decode_scaled(&mut r, count)?,
         other => return Err(codec::wrong(other, "f64")),
     };
     r.finish()?;

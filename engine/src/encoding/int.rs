@@ -88,6 +88,16 @@ pub(super) fn decode_ints(
     column: &'static str,
 ) -> Result<Vec<u64>, DecodeError> {
     let tag = r.u8()?;
+    decode_int_body(tag, r, count, column)
+}
+
+/// Reads the rest of an INT block whose codec byte `tag` has been read.
+pub(super) fn decode_int_body(
+    tag: u8,
+    r: &mut Reader<'_>,
+    count: usize,
+    column: &'static str,
+) -> Result<Vec<u64>, DecodeError> {
     let min = match tag {
         codec::EMPTY => {
             return if count == 0 {

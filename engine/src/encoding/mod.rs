@@ -3,6 +3,7 @@
 //! TODO-DOC
 #![forbid(unsafe_code)]
 
+mod ans;
 mod bytes;
 mod error;
 mod float;
@@ -17,7 +18,7 @@ use arrow_buffer::BooleanBuffer;
 
 pub use error::DecodeError;
 
-use bytes::Reader;
+use bytes::{Reader, put_varint};
 
 /// How the encoders compress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,9 @@ mod codec {
     pub(super) const F64_INT: u8 = 0x10;
     /// Floats as an integer block of their order-preserving bit keys.
     pub(super) const F64_BITS: u8 = 0x11;
+    /// Floats as deltas of their keys with as many raw low bits as the previous value's
+    /// exponent calls for.
+    pub(super) const F64_SCALED: u8 = 0x12;
     /// Booleans: one value repeated.
     pub(super) const BOOL_CONST: u8 = 0x20;
     /// Booleans: a bitmap plane.
@@ -79,6 +83,7 @@ mod codec {
             INT_DOD => "integer delta of deltas",
             F64_INT => "integral floats",
             F64_BITS => "float bits",
+            F64_SCALED => "scaled float deltas",
             BOOL_CONST => "boolean constant",
             BOOL_BITS => "boolean bitmap",
             U8_CONST => "byte constant",
@@ -102,14 +107,36 @@ mod codec {
     }
 }
 
+/// Inserts the value count after the codec byte of the block that starts at `start`.
+fn seal(out: &mut Vec<u8>, start: usize, count: usize) {
+    let mut varint = Vec::with_capacity(10);
+    put_varint(&mut varint, count as u64);
+    let at = (start + 1).min(out.len());
+    out.splice(at..at, varint);
+}
+
+/// Reads a block's codec byte and value count, and checks the count.
+fn open(input: &[u8], count: usize) -> Result<(u8, Reader<'_>), DecodeError> {
+    let mut r = Reader::new(input);
+    let codec = r.u8()?;
+    let found = r.varint()?;
+    if found != count as u64 {
+        return Err(DecodeError::CountMismatch {
+            expected: count,
+            found,
+        });
+    }
+    Ok((codec, r))
+}
+
 /// Reads a whole block that is one INT block.
 fn decode_int_block(
     input: &[u8],
     count: usize,
     column: &'static str,
 ) -> Result<Vec<u64>, DecodeError> {
-    let mut r = Reader::new(input);
-    let values = int::decode_ints(&mut r, count, column)?;
+    let (codec, mut r) = open(input, count)?;
+    let values = int::decode_int_body(codec, &mut r, count, column)?;
     r.finish()?;
     Ok(values)
 }
@@ -129,8 +156,10 @@ pub fn decode_time(input: &[u8], count: usize) -> Result<Vec<i64>, DecodeError> 
 
 /// Appends the encoding of signed integers.
 pub fn encode_i64(values: &[i64], opts: &Options, out: &mut Vec<u8>) {
-    let values: Vec<u64> = values.iter().map(|&v| v as u64).collect();
-    int::encode_ints(&values, true, opts, out);
+    let start = out.len();
+    let unsigned: Vec<u64> = values.iter().map(|&v| v as u64).collect();
+    int::encode_ints(&unsigned, true, opts, out);
+    seal(out, start, values.len());
 }
 
 /// Decodes `count` signed integers written by [`encode_i64`].
@@ -141,7 +170,9 @@ pub fn decode_i64(input: &[u8], count: usize) -> Result<Vec<i64>, DecodeError> {
 
 /// Appends the encoding of unsigned integers.
 pub fn encode_u64(values: &[u64], opts: &Options, out: &mut Vec<u8>) {
+    let start = out.len();
     int::encode_ints(values, false, opts, out);
+    seal(out, start, values.len());
 }
 
 /// Decodes `count` unsigned integers written by [`encode_u64`].
@@ -152,33 +183,42 @@ pub fn decode_u64(input: &[u8], count: usize) -> Result<Vec<u64>, DecodeError> {
 /// Appends the encoding of floats. Every value round-trips bit for bit: NaNs with any
 /// payload, `-0.0`, infinities and subnormals included.
 pub fn encode_f64(values: &[f64], opts: &Options, out: &mut Vec<u8>) {
+    let start = out.len();
     float::encode(values, opts, out);
+    seal(out, start, values.len());
 }
 
 /// Decodes `count` floats written by [`encode_f64`].
 pub fn decode_f64(input: &[u8], count: usize) -> Result<Vec<f64>, DecodeError> {
-    float::decode(input, count)
+    let (codec, r) = open(input, count)?;
+    float::decode(codec, r, count)
 }
 
 /// Appends the encoding of booleans; also used for validity bitmaps. The buffer may be a
 /// slice (start at any bit offset).
 pub fn encode_bool(values: &BooleanBuffer, opts: &Options, out: &mut Vec<u8>) {
+    let start = out.len();
     small::encode_bool(values, opts, out);
+    seal(out, start, values.len());
 }
 
 /// Decodes `count` booleans written by [`encode_bool`]; the buffer starts at bit offset 0.
 pub fn decode_bool(input: &[u8], count: usize) -> Result<BooleanBuffer, DecodeError> {
-    small::decode_bool(input, count)
+    let (codec, r) = open(input, count)?;
+    small::decode_bool(codec, r, count)
 }
 
 /// Appends the encoding of bytes (log levels and other small enumerations).
 pub fn encode_u8(values: &[u8], opts: &Options, out: &mut Vec<u8>) {
+    let start = out.len();
     small::encode_u8(values, opts, out);
+    seal(out, start, values.len());
 }
 
 /// Decodes `count` bytes written by [`encode_u8`].
 pub fn decode_u8(input: &[u8], count: usize) -> Result<Vec<u8>, DecodeError> {
-    small::decode_u8(input, count)
+    let (codec, r) = open(input, count)?;
+    small::decode_u8(codec, r, count)
 }
 
 /// Appends the encoding of byte strings laid out as in Arrow: value `i` is
@@ -194,11 +234,14 @@ pub fn encode_strings(offsets: &[i32], data: &[u8], opts: &Options, out: &mut Ve
         !offsets.is_empty(),
         "Arrow offsets hold one entry more than there are values"
     );
+    let start = out.len();
     string::encode(offsets, data, opts, out);
+    seal(out, start, offsets.len() - 1);
 }
 
 /// Decodes `count` strings written by [`encode_strings`] into Arrow offsets (starting at 0,
 /// `count + 1` of them) and bytes. Whether the bytes are UTF-8 is left to the caller.
 pub fn decode_strings(input: &[u8], count: usize) -> Result<(Vec<i32>, Vec<u8>), DecodeError> {
-    string::decode(input, count)
+    let (codec, r) = open(input, count)?;
+    string::decode(codec, r, count)
 }

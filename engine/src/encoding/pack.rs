@@ -17,6 +17,8 @@ const PLANE_RAW: u8 = 0;
 const PLANE_ZSTD: u8 = 1;
 /// PLANE mode: one byte, repeated for the whole plane.
 const PLANE_FILL: u8 = 2;
+/// PLANE mode: a `u32` length, then that many bytes of rANS (see [`super::ans`]).
+const PLANE_ANS: u8 = 3;
 
 /// Estimated overhead of a zstd frame (header, Huffman table) on top of its entropy, in bytes.
 const ZSTD_OVERHEAD: usize = 40;
@@ -57,18 +59,32 @@ pub(super) fn write_plane(out: &mut Vec<u8>, plane: &[u8], zstd: &mut Zstd) {
         out.extend_from_slice(&[PLANE_FILL, first]);
         return;
     }
-    if plane.len() > 8
-        && let Some(frame) = zstd.compress(plane)
-        && frame.len() + 4 < plane.len()
-        && let Ok(len) = u32::try_from(frame.len())
-    {
-        out.push(PLANE_ZSTD);
-        put_u32(out, len);
-        out.extend_from_slice(&frame);
-        return;
+    let mut best = (PLANE_RAW, None);
+    let mut best_len = plane.len();
+    if plane.len() > 8 {
+        let mut ans = Vec::new();
+        super::ans::encode(plane, &mut ans);
+        if ans.len() + 4 < best_len {
+            best_len = ans.len() + 4;
+            best = (PLANE_ANS, Some(ans));
+        }
+        if let Some(frame) = zstd.compress(plane)
+            && frame.len() + 4 < best_len
+        {
+            best = (PLANE_ZSTD, Some(frame));
+        }
     }
-    out.push(PLANE_RAW);
-    out.extend_from_slice(plane);
+    match best {
+        (mode, Some(body)) if u32::try_from(body.len()).is_ok() => {
+            out.push(mode);
+            put_u32(out, body.len() as u32);
+            out.extend_from_slice(&body);
+        }
+        _ => {
+            out.push(PLANE_RAW);
+            out.extend_from_slice(plane);
+        }
+    }
 }
 
 /// One plane as read: where its bytes are, or one byte repeated.
@@ -117,6 +133,14 @@ fn read_plane_with<'a>(
             let offset = r.position();
             let frame = r.take(len)?;
             unzstd(frame, offset, m, scratch, grow)?;
+            Ok(Plane::Scratch)
+        }
+        PLANE_ANS => {
+            let len = r.u32()? as usize;
+            let body = r.take(len)?;
+            scratch.clear();
+            scratch.resize(m, 0);
+            super::ans::decode(body, scratch)?;
             Ok(Plane::Scratch)
         }
         mode => Err(DecodeError::malformed(format!(
@@ -360,28 +384,40 @@ fn pack_low(z: &[u64], k: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(&acc.to_le_bytes()[..rest]);
 }
 
-/// Reads the `k`-bit values bit-packed in `src` into `out` (which `src` is long enough for).
-fn unpack_low(src: &[u8], k: u32, out: &mut [u64]) {
+/// Reads values `first..first + out.len()` of the `k`-bit values bit-packed in `buf`, which
+/// is padded with 16 zero bytes past the packed bits.
+fn unpack_low(buf: &[u8], k: u32, first: usize, out: &mut [u64]) {
     let mask = low_mask(k);
-    let mut chunks = src.chunks(8);
-    let mut acc: u128 = 0;
-    let mut have = 0u32;
-    for o in out {
-        if have < k {
+    let k = k as usize;
+    if k <= 56 {
+        for (i, o) in (first..).zip(out) {
+            let bit = i * k;
             let mut word = [0u8; 8];
-            if let Some(c) = chunks.next() {
-                word[..c.len()].copy_from_slice(c);
-            }
-            acc |= u128::from(u64::from_le_bytes(word)) << have;
-            have += 64;
+            word.copy_from_slice(&buf[bit / 8..bit / 8 + 8]);
+            *o = (u64::from_le_bytes(word) >> (bit % 8)) & mask;
         }
-        *o = acc as u64 & mask;
-        acc >>= k;
-        have -= k;
+    } else {
+        for (i, o) in (first..).zip(out) {
+            let bit = i * k;
+            let mut word = [0u8; 16];
+            word.copy_from_slice(&buf[bit / 8..bit / 8 + 16]);
+            *o = (u128::from_le_bytes(word) >> (bit % 8)) as u64 & mask;
+        }
     }
 }
 
-/// Reads a PACK of `out.len()` residuals into `out`, which must be all zeros.
+/// Values assembled at a time, so that the output tile stays in the L1 cache while every
+/// plane is added to it.
+const TILE: usize = 1024;
+
+/// A plane kept for assembly.
+enum Held<'a> {
+    Raw(&'a [u8]),
+    Owned(Vec<u8>),
+    Fill(u8),
+}
+
+/// Reads a PACK of `out.len()` residuals into `out`.
 pub(super) fn read_pack(r: &mut Reader<'_>, out: &mut [u64]) -> Result<(), DecodeError> {
     let k = u32::from(r.u8()?);
     let planes = u32::from(r.u8()?);
@@ -396,29 +432,48 @@ pub(super) fn read_pack(r: &mut Reader<'_>, out: &mut [u64]) -> Result<(), Decod
         )));
     }
     let n = out.len();
+    let mut low = Vec::new();
     if k > 0 {
         let low_len = n
             .checked_mul(k as usize)
             .map(|b| b.div_ceil(8))
             .ok_or_else(|| DecodeError::malformed("the raw low bits overflow"))?;
-        unpack_low(r.take(low_len)?, k, out);
+        let src = r.take(low_len)?;
+        low.reserve_exact(low_len + 16);
+        low.extend_from_slice(src);
+        low.resize(low_len + 16, 0);
     }
-    let mut scratch = Vec::new();
-    for p in 0..planes {
-        let shift = k + 8 * p;
-        let bytes = match read_plane(r, n, &mut scratch)? {
-            Plane::Raw(bytes) => bytes,
-            Plane::Scratch => &scratch[..],
-            Plane::Fill(b) => {
-                let add = u64::from(b) << shift;
-                if add != 0 {
-                    out.iter_mut().for_each(|o| *o |= add);
+    let mut held = Vec::with_capacity(planes as usize);
+    for _ in 0..planes {
+        let mut scratch = Vec::new();
+        held.push(match read_plane(r, n, &mut scratch)? {
+            Plane::Raw(bytes) => Held::Raw(bytes),
+            Plane::Scratch => Held::Owned(scratch),
+            Plane::Fill(b) => Held::Fill(b),
+        });
+    }
+    for (t, tile) in out.chunks_mut(TILE).enumerate() {
+        let first = t * TILE;
+        if k > 0 {
+            unpack_low(&low, k, first, tile);
+        } else {
+            tile.fill(0);
+        }
+        for (p, plane) in held.iter().enumerate() {
+            let shift = k + 8 * p as u32;
+            let bytes = match plane {
+                Held::Raw(b) => *b,
+                Held::Owned(b) => b.as_slice(),
+                Held::Fill(b) => {
+                    let add = u64::from(*b) << shift;
+                    tile.iter_mut().for_each(|o| *o |= add);
+                    continue;
                 }
-                continue;
+            };
+            let bytes = bytes.get(first..first + tile.len()).unwrap_or(&[]);
+            for (o, &b) in tile.iter_mut().zip(bytes) {
+                *o |= u64::from(b) << shift;
             }
-        };
-        for (o, &b) in out.iter_mut().zip(bytes) {
-            *o |= u64::from(b) << shift;
         }
     }
     Ok(())

@@ -30,9 +30,11 @@ pub(super) fn encode_bool(values: &BooleanBuffer, opts: &Options, out: &mut Vec<
 }
 
 /// See [`super::decode_bool`].
-pub(super) fn decode_bool(input: &[u8], count: usize) -> Result<BooleanBuffer, DecodeError> {
-    let mut r = Reader::new(input);
-    let tag = r.u8()?;
+pub(super) fn decode_bool(
+    tag: u8,
+    mut r: Reader<'_>,
+    count: usize,
+) -> Result<BooleanBuffer, DecodeError> {
     let out = match tag {
         codec::EMPTY if count == 0 => BooleanBuffer::new_unset(0),
         codec::EMPTY => return Err(DecodeError::EmptyBlock { expected: count }),
@@ -87,9 +89,7 @@ pub(super) fn encode_u8(values: &[u8], opts: &Options, out: &mut Vec<u8>) {
 }
 
 /// See [`super::decode_u8`].
-pub(super) fn decode_u8(input: &[u8], count: usize) -> Result<Vec<u8>, DecodeError> {
-    let mut r = Reader::new(input);
-    let tag = r.u8()?;
+pub(super) fn decode_u8(tag: u8, mut r: Reader<'_>, count: usize) -> Result<Vec<u8>, DecodeError> {
     let out = match tag {
         codec::EMPTY if count == 0 => Vec::new(),
         codec::EMPTY => return Err(DecodeError::EmptyBlock { expected: count }),

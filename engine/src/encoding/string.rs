@@ -95,9 +95,11 @@ fn offsets_of(lengths: impl Iterator<Item = u64>, count: usize) -> Vec<i32> {
 }
 
 /// See [`super::decode_strings`].
-pub(super) fn decode(input: &[u8], count: usize) -> Result<(Vec<i32>, Vec<u8>), DecodeError> {
-    let mut r = Reader::new(input);
-    let tag = r.u8()?;
+pub(super) fn decode(
+    tag: u8,
+    mut r: Reader<'_>,
+    count: usize,
+) -> Result<(Vec<i32>, Vec<u8>), DecodeError> {
     let out = match tag {
         codec::EMPTY if count == 0 => (vec![0], Vec::new()),
         codec::EMPTY => return Err(DecodeError::EmptyBlock { expected: count }),

@@ -47,6 +47,9 @@ pub(crate) fn assemble(
     pieces: &[Piece],
 ) -> Result<RecordBatch> {
     let rows: usize = pieces.iter().map(Piece::len).sum();
+    if pieces.is_empty() {
+        return Ok(RecordBatch::new_empty(schema.clone()));
+    }
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(out.len());
     for (col, idx) in out.iter().zip(needed_index) {
         let array: ArrayRef = match (col.ty, idx) {

@@ -47,7 +47,7 @@
 //! Integers are little endian. The checksum is the one `crc32fast` computes (the
 //! reflected polynomial `0xEDB88320`, as zlib), fed `len` then `seq` then the payload.
 //! Each record is written with one `write` of one buffer, header and payload together.
-//! Within a file sequence numbers are consecutive; across a [`Wal::create`] they may jump.
+//! The writer numbers records consecutively; replay only requires that numbers increase.
 //!
 //! # Writing and durability
 //!
