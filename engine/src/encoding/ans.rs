@@ -14,11 +14,11 @@
 //! WORD    := u16le: renormalization words in the order the decoder reads them
 //! ```
 //!
-//! Symbol `i` is decoded by lane `i % 4`: with `e` the table entry of slot `x mod 4096`
-//! (symbol `s`, frequency `f`, start `c` of its slots), `x <- f * (x >> 12) + (x mod 4096)
-//! - c`, then if `x < 2^16`, `x <- (x << 16) | next WORD`. After the last symbol every
-//! lane's state must be 2^16 again and every word must have been read, which also catches
-//! most corruption.
+//! Symbol `i` is decoded by lane `i % 4`. With `s` the symbol whose slots `[c, c + f)`
+//! hold `x mod 4096`, the lane becomes `f * (x >> 12) + (x mod 4096) - c`, and if that is
+//! below 2^16 it is refilled as `(x << 16) | WORD`. After the last symbol every lane's
+//! state must be 2^16 again and every word must have been read, which also catches most
+//! corruption.
 
 use super::DecodeError;
 

@@ -20,7 +20,7 @@ pub(super) fn encode_bool(values: &BooleanBuffer, opts: &Options, out: &mut Vec<
     }
     let sliced = values.sliced();
     let mut bits = sliced.as_slice()[..n.div_ceil(8)].to_vec();
-    if n % 8 != 0
+    if !n.is_multiple_of(8)
         && let Some(last) = bits.last_mut()
     {
         *last &= (1u8 << (n % 8)) - 1;
@@ -56,7 +56,7 @@ pub(super) fn decode_bool(
                 Plane::Scratch => scratch,
                 Plane::Fill(b) => vec![b; len],
             };
-            if count % 8 != 0
+            if !count.is_multiple_of(8)
                 && let Some(last) = bits.last_mut()
             {
                 if *last >> (count % 8) != 0 {

@@ -1,1 +1,482 @@
-//! Tests of the codecs.
+//! Tests of the codecs: round trips of every encoding, corruption, and the special cases.
+
+use arrow_buffer::BooleanBuffer;
+use proptest::prelude::*;
+
+use super::*;
+
+fn opts() -> Options {
+    Options::default()
+}
+
+fn enc_i64(v: &[i64]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_i64(v, &opts(), &mut out);
+    out
+}
+
+fn enc_f64(v: &[f64]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_f64(v, &opts(), &mut out);
+    out
+}
+
+fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn assert_f64_round_trip(v: &[f64]) {
+    let back = decode_f64(&enc_f64(v), v.len()).expect("decodes");
+    assert_eq!(bits(&back), bits(v));
+}
+
+/// Offsets and data of `strings` laid out after `skip` bytes of other data, as in a slice.
+fn arrow_strings(strings: &[Vec<u8>], skip: usize) -> (Vec<i32>, Vec<u8>) {
+    let mut data = vec![b'#'; skip];
+    let mut offsets = vec![skip as i32];
+    for s in strings {
+        data.extend_from_slice(s);
+        offsets.push(data.len() as i32);
+    }
+    data.extend_from_slice(b"tail");
+    (offsets, data)
+}
+
+fn decoded_strings(offsets: &[i32], data: &[u8]) -> Vec<Vec<u8>> {
+    offsets
+        .windows(2)
+        .map(|w| data[w[0] as usize..w[1] as usize].to_vec())
+        .collect()
+}
+
+/// A random walk of `n` steps from a seed, truncated or not, as the reference workload.
+fn walk(n: usize, seed: u64, truncate: bool) -> Vec<f64> {
+    let mut s = seed;
+    let mut next = move || {
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut state = next() * 100.0;
+    (0..n)
+        .map(|_| {
+            let (u1, u2) = (1.0 - next(), next());
+            let step = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            state = (state + step * 3.0).clamp(0.0, 100.0);
+            if truncate { state.trunc() } else { state }
+        })
+        .collect()
+}
+
+// ---- strategies ----
+
+fn i64s() -> impl Strategy<Value = Vec<i64>> {
+    let value = prop_oneof![
+        any::<i64>(),
+        Just(i64::MIN),
+        Just(i64::MAX),
+        Just(0i64),
+        -1000i64..1000,
+    ];
+    prop_oneof![
+        prop::collection::vec(value.clone(), 0..300),
+        // Runs of one value.
+        prop::collection::vec((value, 1usize..50), 0..10).prop_map(|runs| runs
+            .into_iter()
+            .flat_map(|(v, n)| std::iter::repeat_n(v, n))
+            .collect()),
+        // Regular steps broken at a few places, like timestamps of several series.
+        (any::<i64>(), -10_000i64..10_000, 1usize..400, 0usize..5).prop_map(
+            |(start, step, n, breaks)| (0..n)
+                .map(|i| start
+                    .wrapping_add((i % (n / (breaks + 1) + 1)) as i64 * step)
+                    .wrapping_add((i * breaks / n) as i64 * 7))
+                .collect()
+        ),
+    ]
+}
+
+fn f64s() -> impl Strategy<Value = Vec<f64>> {
+    let value = prop_oneof![
+        any::<f64>(),
+        any::<u64>().prop_map(f64::from_bits),
+        (-1_000_000i64..1_000_000).prop_map(|v| v as f64),
+        Just(-0.0),
+        Just(0.0),
+        Just(f64::NAN),
+        Just(f64::from_bits(0xFFF0_0000_0000_0001)),
+        Just(f64::INFINITY),
+        Just(f64::NEG_INFINITY),
+        Just(5e-324),
+        Just(9_007_199_254_740_992.0),
+        Just(9_007_199_254_740_994.0),
+        Just(-9_007_199_254_740_992.0),
+    ];
+    prop_oneof![
+        prop::collection::vec(value.clone(), 0..300),
+        prop::collection::vec((value, 1usize..40), 0..10).prop_map(|runs| runs
+            .into_iter()
+            .flat_map(|(v, n)| std::iter::repeat_n(v, n))
+            .collect()),
+        (any::<u64>(), 0usize..600, any::<bool>()).prop_map(|(s, n, t)| walk(n, s, t)),
+    ]
+}
+
+fn strings() -> impl Strategy<Value = Vec<Vec<u8>>> {
+    prop_oneof![
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..100),
+        // Few distinct values, so that the dictionary is used.
+        (
+            prop::collection::vec(prop::collection::vec(any::<u8>(), 0..20), 1..5),
+            prop::collection::vec(any::<prop::sample::Index>(), 1..200)
+        )
+            .prop_map(|(dict, picks)| picks
+                .iter()
+                .map(|i| dict[i.index(dict.len())].clone())
+                .collect()),
+    ]
+}
+
+/// One encoded block of every kind, with its decoder as a closure returning Ok/Err only.
+type Decoder = fn(&[u8], usize) -> bool;
+
+fn blocks() -> impl Strategy<Value = (Vec<u8>, usize, Decoder)> {
+    prop_oneof![
+        i64s().prop_map(|v| (
+            enc_i64(&v),
+            v.len(),
+            (|b, n| decode_i64(b, n).is_ok()) as Decoder
+        )),
+        i64s().prop_map(|v| {
+            let mut out = Vec::new();
+            encode_time(&v, &opts(), &mut out);
+            (out, v.len(), (|b, n| decode_time(b, n).is_ok()) as Decoder)
+        }),
+        i64s().prop_map(|v| {
+            let v: Vec<u64> = v.iter().map(|&x| x as u64).collect();
+            let mut out = Vec::new();
+            encode_u64(&v, &opts(), &mut out);
+            (out, v.len(), (|b, n| decode_u64(b, n).is_ok()) as Decoder)
+        }),
+        f64s().prop_map(|v| (
+            enc_f64(&v),
+            v.len(),
+            (|b, n| decode_f64(b, n).is_ok()) as Decoder
+        )),
+        prop::collection::vec(any::<bool>(), 0..300).prop_map(|v| {
+            let mut out = Vec::new();
+            encode_bool(&BooleanBuffer::from(v.clone()), &opts(), &mut out);
+            (out, v.len(), (|b, n| decode_bool(b, n).is_ok()) as Decoder)
+        }),
+        prop::collection::vec(0u8..6, 0..300).prop_map(|v| {
+            let mut out = Vec::new();
+            encode_u8(&v, &opts(), &mut out);
+            (out, v.len(), (|b, n| decode_u8(b, n).is_ok()) as Decoder)
+        }),
+        strings().prop_map(|v| {
+            let (offsets, data) = arrow_strings(&v, 0);
+            let mut out = Vec::new();
+            encode_strings(&offsets, &data, &opts(), &mut out);
+            (
+                out,
+                v.len(),
+                (|b, n| decode_strings(b, n).is_ok()) as Decoder,
+            )
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn i64_round_trips(v in i64s()) {
+        prop_assert_eq!(decode_i64(&enc_i64(&v), v.len()).unwrap(), v);
+    }
+
+    #[test]
+    fn time_round_trips(v in i64s()) {
+        let mut out = Vec::new();
+        encode_time(&v, &opts(), &mut out);
+        prop_assert_eq!(decode_time(&out, v.len()).unwrap(), v);
+    }
+
+    #[test]
+    fn u64_round_trips(v in i64s(), flip in any::<bool>()) {
+        let v: Vec<u64> = v.iter().map(|&x| x as u64 ^ if flip { 1 << 63 } else { 0 }).collect();
+        let mut out = Vec::new();
+        encode_u64(&v, &opts(), &mut out);
+        prop_assert_eq!(decode_u64(&out, v.len()).unwrap(), v);
+    }
+
+    #[test]
+    fn f64_round_trips_bit_exactly(v in f64s(), level in prop_oneof![Just(1), Just(3), Just(-1)]) {
+        let mut out = Vec::new();
+        encode_f64(&v, &Options { zstd_level: level }, &mut out);
+        prop_assert_eq!(bits(&decode_f64(&out, v.len()).unwrap()), bits(&v));
+    }
+
+    #[test]
+    fn bool_round_trips_from_any_bit_offset(v in prop::collection::vec(any::<bool>(), 0..400), skip in 0usize..20) {
+        let skip = skip.min(v.len());
+        let buf = BooleanBuffer::from(v.clone()).slice(skip, v.len() - skip);
+        let mut out = Vec::new();
+        encode_bool(&buf, &opts(), &mut out);
+        let back = decode_bool(&out, buf.len()).unwrap();
+        prop_assert_eq!(back.iter().collect::<Vec<_>>(), v[skip..].to_vec());
+    }
+
+    #[test]
+    fn u8_round_trips(v in prop::collection::vec(prop_oneof![0u8..6, any::<u8>()], 0..400)) {
+        let mut out = Vec::new();
+        encode_u8(&v, &opts(), &mut out);
+        prop_assert_eq!(decode_u8(&out, v.len()).unwrap(), v);
+    }
+
+    #[test]
+    fn strings_round_trip_from_sliced_offsets(v in strings(), skip in 0usize..10) {
+        let (offsets, data) = arrow_strings(&v, skip);
+        let mut out = Vec::new();
+        encode_strings(&offsets, &data, &opts(), &mut out);
+        let (o, d) = decode_strings(&out, v.len()).unwrap();
+        prop_assert_eq!(o[0], 0);
+        prop_assert_eq!(o.len(), v.len() + 1);
+        prop_assert_eq!(decoded_strings(&o, &d), v);
+    }
+
+    #[test]
+    fn decoders_survive_truncation((block, n, decode) in blocks(), cut in any::<prop::sample::Index>()) {
+        let cut = cut.index(block.len());
+        prop_assert!(!decode(&block[..cut], n));
+    }
+
+    #[test]
+    fn decoders_survive_byte_flips(
+        (mut block, n, decode) in blocks(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4),
+    ) {
+        for (at, x) in flips {
+            let at = at.index(block.len());
+            block[at] ^= x;
+        }
+        let _ = decode(&block, n);
+    }
+
+    #[test]
+    fn decoders_survive_arbitrary_bytes(
+        bytes in prop::collection::vec(any::<u8>(), 0..200),
+        codec in 0u8..0x40,
+        n in 0usize..100,
+    ) {
+        // Also with a plausible codec byte and count, to get past the first checks.
+        let mut framed = vec![codec];
+        bytes::put_varint(&mut framed, n as u64);
+        framed.extend_from_slice(&bytes);
+        for input in [&bytes[..], &framed[..]] {
+            let _ = decode_i64(input, n);
+            let _ = decode_time(input, n);
+            let _ = decode_u64(input, n);
+            let _ = decode_f64(input, n);
+            let _ = decode_bool(input, n);
+            let _ = decode_u8(input, n);
+            let _ = decode_strings(input, n);
+        }
+    }
+
+    #[test]
+    fn a_wrong_count_is_an_error((block, n, decode) in blocks(), other in 0usize..400) {
+        prop_assume!(other != n);
+        prop_assert!(decode(&block, n));
+        prop_assert!(!decode(&block, other));
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error((mut block, n, decode) in blocks(), extra in 0u8..=255) {
+        block.push(extra);
+        prop_assert!(!decode(&block, n));
+    }
+
+    #[test]
+    fn encoding_is_deterministic(v in f64s()) {
+        prop_assert_eq!(enc_f64(&v), enc_f64(&v));
+    }
+}
+
+#[test]
+fn empty_blocks_round_trip() {
+    assert_eq!(decode_i64(&enc_i64(&[]), 0).unwrap(), Vec::<i64>::new());
+    assert_f64_round_trip(&[]);
+    let mut out = Vec::new();
+    encode_bool(&BooleanBuffer::new_unset(0), &opts(), &mut out);
+    assert_eq!(decode_bool(&out, 0).unwrap().len(), 0);
+    let mut out = Vec::new();
+    encode_strings(&[5], b"hello", &opts(), &mut out);
+    assert_eq!(decode_strings(&out, 0).unwrap(), (vec![0], vec![]));
+    assert!(decode_strings(&out, 1).is_err());
+}
+
+#[test]
+fn constant_blocks_take_a_few_bytes() {
+    let v = vec![42i64; 10_000];
+    let out = enc_i64(&v);
+    assert_eq!(out[0], codec::INT_CONST);
+    assert!(out.len() <= 12, "{} bytes", out.len());
+    assert_eq!(decode_i64(&out, v.len()).unwrap(), v);
+    let out = enc_f64(&vec![f64::NAN; 1000]);
+    assert!(out.len() <= 14, "{} bytes", out.len());
+}
+
+#[test]
+fn regular_timestamps_use_the_constant_step() {
+    let v: Vec<i64> = (0..65_536)
+        .map(|i| 1_451_606_400_000_000_000 + i * 10_000_000_000)
+        .collect();
+    let mut out = Vec::new();
+    encode_time(&v, &opts(), &mut out);
+    assert_eq!(out[0], codec::INT_STEP);
+    assert!(out.len() <= 20);
+    assert_eq!(decode_time(&out, v.len()).unwrap(), v);
+}
+
+#[test]
+fn timestamps_of_several_series_cost_almost_nothing() {
+    let v: Vec<i64> = (0..65_536)
+        .map(|i| 1_451_606_400_000_000_000 + (i % 8640) * 10_000_000_000)
+        .collect();
+    let mut out = Vec::new();
+    encode_time(&v, &opts(), &mut out);
+    assert!(out.len() < 400, "{} bytes", out.len());
+    assert_eq!(decode_time(&out, v.len()).unwrap(), v);
+}
+
+#[test]
+fn negative_zero_is_not_taken_for_an_integer() {
+    let v = [1.0, -0.0, 2.0, 0.0];
+    let out = enc_f64(&v);
+    assert_ne!(out[0], codec::F64_INT);
+    assert_f64_round_trip(&v);
+}
+
+#[test]
+fn integral_floats_use_the_integer_codecs() {
+    let v = walk(5000, 3, true);
+    let out = enc_f64(&v);
+    assert_eq!(out[0], codec::F64_INT);
+    assert_f64_round_trip(&v);
+}
+
+#[test]
+fn nan_payloads_infinities_and_subnormals_round_trip() {
+    assert_f64_round_trip(&[
+        f64::from_bits(0x7FF8_0000_0000_0001),
+        f64::from_bits(0xFFFF_FFFF_FFFF_FFFF),
+        f64::from_bits(0x7FF0_0000_0000_0001),
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        5e-324,
+        -5e-324,
+        f64::MIN_POSITIVE / 3.0,
+        -0.0,
+        1.5,
+    ]);
+}
+
+#[test]
+fn noisy_floats_use_the_scaled_codec() {
+    let v = walk(20_000, 11, false);
+    let out = enc_f64(&v);
+    assert_eq!(out[0], codec::F64_SCALED);
+    assert_f64_round_trip(&v);
+}
+
+#[test]
+fn extreme_integers_round_trip() {
+    for v in [
+        vec![i64::MIN, i64::MAX, i64::MIN, 0, i64::MAX],
+        vec![i64::MAX, i64::MIN],
+        vec![i64::MIN; 3],
+        (0..1000)
+            .map(|i| if i % 2 == 0 { i64::MIN } else { i64::MAX })
+            .collect(),
+    ] {
+        assert_eq!(decode_i64(&enc_i64(&v), v.len()).unwrap(), v);
+    }
+    let v = vec![u64::MAX, 0, u64::MAX - 1, 1 << 63];
+    let mut out = Vec::new();
+    encode_u64(&v, &opts(), &mut out);
+    assert_eq!(decode_u64(&out, v.len()).unwrap(), v);
+}
+
+#[test]
+fn a_block_of_another_kind_is_refused() {
+    let out = enc_f64(&[1.5, 2.5, 3.25]);
+    assert!(matches!(
+        decode_i64(&out, 3),
+        Err(DecodeError::WrongCodec { .. })
+    ));
+    let mut bad = out.clone();
+    bad[0] = 0x7f;
+    assert_eq!(
+        decode_f64(&bad, 3),
+        Err(DecodeError::UnknownCodec { codec: 0x7f })
+    );
+    assert_eq!(
+        DecodeError::UnknownCodec { codec: 9 }.to_string(),
+        "unknown codec 9"
+    );
+}
+
+#[test]
+fn truncation_names_the_lengths() {
+    let out = enc_i64(&[1, 5, 2, 8, 3]);
+    let err = decode_i64(&out[..out.len() - 1], 5).unwrap_err();
+    assert!(err.to_string().starts_with("the block ends after"), "{err}");
+}
+
+#[test]
+fn a_zstd_frame_declaring_more_than_the_plane_is_refused_before_decompressing() {
+    // U8_BYTES, count 1000, PLANE_ZSTD with a frame that declares 1 GB of content.
+    let big = vec![7u8; 1 << 20];
+    let frame = zstd::bulk::compress(&big, 3).unwrap();
+    let mut block = vec![codec::U8_BYTES];
+    bytes::put_varint(&mut block, 1000);
+    block.push(1);
+    block.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    block.extend_from_slice(&frame);
+    assert!(matches!(
+        decode_u8(&block, 1000),
+        Err(DecodeError::DecompressedLength { expected: 1000, .. })
+    ));
+}
+
+#[test]
+fn string_lengths_beyond_the_cap_are_refused() {
+    // STR_PLAIN, count 2, lengths as INT_CONST of 2^31 each, data raw and missing.
+    let mut block = vec![codec::STR_PLAIN];
+    bytes::put_varint(&mut block, 2);
+    block.push(codec::INT_CONST);
+    block.extend_from_slice(&(1u64 << 31).to_le_bytes());
+    assert!(matches!(
+        decode_strings(&block, 2),
+        Err(DecodeError::Malformed { .. })
+    ));
+}
+
+#[test]
+fn log_levels_with_long_runs_compress() {
+    let v: Vec<u8> = (0..50_000).map(|i| ((i / 1000) % 6) as u8).collect();
+    let mut out = Vec::new();
+    encode_u8(&v, &opts(), &mut out);
+    assert!(out.len() < 1000, "{} bytes", out.len());
+    assert_eq!(decode_u8(&out, v.len()).unwrap(), v);
+}
+
+#[test]
+fn validity_bitmaps_that_are_all_set_take_five_bytes() {
+    let mut out = Vec::new();
+    encode_bool(&BooleanBuffer::new_set(65_536), &opts(), &mut out);
+    assert_eq!(out.len(), 5);
+    assert_eq!(decode_bool(&out, 65_536).unwrap().count_set_bits(), 65_536);
+}

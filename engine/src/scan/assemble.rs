@@ -16,22 +16,36 @@ use crate::schema::{ColumnDef, ColumnType, Level};
 use crate::series::SeriesKey;
 
 /// Consecutive rows of one series: the stored columns the scan needs, in the scan's
-/// `needed` order (`time` first).
+/// `needed` order (`time` first; when the output has no time column and no filtering
+/// needed it, the time array may be empty).
 #[derive(Debug, Clone)]
 pub(crate) struct Piece {
     pub key: SeriesKey,
+    pub len: usize,
     pub arrays: Vec<ArrayRef>,
 }
 
 impl Piece {
     pub fn len(&self) -> usize {
-        self.arrays[0].len()
+        self.len
     }
 
     pub fn slice(&self, offset: usize, len: usize) -> Piece {
+        let arrays = self
+            .arrays
+            .iter()
+            .map(|a| {
+                if a.len() == self.len {
+                    a.slice(offset, len)
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
         Piece {
             key: self.key.clone(),
-            arrays: self.arrays.iter().map(|a| a.slice(offset, len)).collect(),
+            len,
+            arrays,
         }
     }
 }

@@ -34,7 +34,11 @@ impl Scan {
                 }
             }
             if let Some((_, _, arrays)) = best {
-                pieces.push(Piece { key, arrays });
+                pieces.push(Piece {
+                    key,
+                    len: 1,
+                    arrays,
+                });
             }
         }
         self.metrics.rows_returned += pieces.len();
@@ -58,7 +62,7 @@ impl Scan {
                     .collect();
                 let mut found = None;
                 for (block, a, b) in blocks {
-                    if let Some(arrays) = self.segment_rows(run, block, a, b)?
+                    if let Some((_, arrays)) = self.segment_rows(run, block, a, b, true)?
                         && !arrays[0].is_empty()
                     {
                         found = Some(arrays);

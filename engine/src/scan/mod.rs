@@ -77,6 +77,10 @@ pub struct Scan {
     pending: VecDeque<Piece>,
     pending_rows: usize,
     cache: HashMap<(usize, usize), (usize, ArrayRef)>,
+    /// Whether the output has the time column.
+    time_wanted: bool,
+    /// Stands for the time column where it is not read.
+    no_time: ArrayRef,
     metrics: ScanMetrics,
     failed: bool,
 }
@@ -107,6 +111,7 @@ impl Scan {
         req: &ScanRequest,
     ) -> Result<Scan> {
         let out = output_columns(schema, req)?;
+        let time_wanted = out.iter().any(|c| c.ty == ColumnType::Time);
         for (tag, _) in &req.tags {
             match schema.column(tag) {
                 Some(c) if c.ty == ColumnType::Tag => {}
@@ -167,6 +172,8 @@ impl Scan {
             pending: VecDeque::new(),
             pending_rows: 0,
             cache: HashMap::new(),
+            time_wanted,
+            no_time: crate::batch::null_array(ColumnType::Time, 0),
             metrics,
             failed: false,
         })
@@ -245,14 +252,19 @@ impl Scan {
         }
         let (key, work) = self.work.pop_front().expect("not empty");
         let arrays = match work {
-            Work::SegmentRows { run, block, lo, hi } => self.segment_rows(&run, block, lo, hi)?,
-            Work::ChunkRun(run) => Some(self.chunk_run(&run)?),
-            Work::Merge(runs) => self.merge(&runs)?,
+            Work::SegmentRows { run, block, lo, hi } => {
+                self.segment_rows(&run, block, lo, hi, false)?
+            }
+            Work::ChunkRun(run) => {
+                let arrays = self.chunk_run(&run)?;
+                Some((arrays[0].len(), arrays))
+            }
+            Work::Merge(runs) => self.merge(&runs)?.map(|a| (a[0].len(), a)),
         };
-        if let Some(arrays) = arrays
-            && !arrays[0].is_empty()
+        if let Some((len, arrays)) = arrays
+            && len > 0
         {
-            let piece = Piece { key, arrays };
+            let piece = Piece { key, len, arrays };
             self.pending_rows += piece.len();
             self.pending.push_back(piece);
         }
@@ -286,7 +298,8 @@ impl Scan {
         block: usize,
         lo: usize,
         hi: usize,
-    ) -> Result<Option<Vec<ArrayRef>>> {
+        need_time: bool,
+    ) -> Result<Option<(usize, Vec<ArrayRef>)>> {
         let Source::Segment(seg) = &self.sources[run.source] else {
             unreachable!("segment source")
         };
@@ -301,34 +314,39 @@ impl Scan {
         let (bs, _) = meta.block_rows_range(block);
         let (mut a, mut b) = (lo - bs, hi - bs);
         let inside = run.min_time >= self.min_time && run.max_time <= self.max_time;
-        let time = self
-            .block(run.source, 0, block)?
-            .expect("every segment has time");
-        if !inside {
-            let t = &time.as_primitive::<Int64Type>().values()[a..b];
-            let first = t.partition_point(|&x| x < self.min_time);
-            let last = t.partition_point(|&x| x <= self.max_time);
-            (a, b) = (a + first, a + last.max(first));
-        }
+        // The time column is decoded only when it is returned or needed to filter.
+        let time = if need_time || self.time_wanted || !inside {
+            let time = self
+                .block(run.source, 0, block)?
+                .expect("every segment has time");
+            if !inside {
+                let t = &time.as_primitive::<Int64Type>().values()[a..b];
+                let first = t.partition_point(|&x| x < self.min_time);
+                let last = t.partition_point(|&x| x <= self.max_time);
+                (a, b) = (a + first, a + last.max(first));
+            }
+            Some(time)
+        } else {
+            None
+        };
         if a == b {
             return Ok(None);
         }
+        let len = b - a;
         let mut arrays = Vec::with_capacity(self.needed.len());
         for k in 0..self.needed.len() {
-            let array = match k {
-                0 => time.clone(),
+            let array = match (k, &time) {
+                (0, Some(time)) => time.clone(),
+                (0, None) => self.no_time.clone(),
                 _ => match self.block(run.source, k, block)? {
                     Some(array) => array,
-                    None => crate::batch::null_array(self.needed[k].ty, b - a),
+                    None => crate::batch::null_array(self.needed[k].ty, len),
                 },
             };
-            arrays.push(if array.len() == b - a {
-                array
-            } else {
-                array.slice(a, b - a)
-            });
+            let whole = array.len() == len || (k == 0 && time.is_none());
+            arrays.push(if whole { array } else { array.slice(a, len) });
         }
-        Ok(Some(arrays))
+        Ok(Some((len, arrays)))
     }
 
     /// A chunk's rows of one series within the time range, in time order; for a metric
@@ -384,7 +402,7 @@ impl Scan {
                     .collect();
                 let mut parts: Vec<Vec<ArrayRef>> = Vec::new();
                 for (block, a, b) in ranges {
-                    if let Some(p) = self.segment_rows(run, block, a, b)? {
+                    if let Some((_, p)) = self.segment_rows(run, block, a, b, true)? {
                         parts.push(p);
                     }
                 }
