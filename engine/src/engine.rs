@@ -1,6 +1,7 @@
 //! The engine: open, write, flush, read, close.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -296,56 +297,58 @@ impl Inner {
         if batches.is_empty() {
             return Ok(());
         }
+        let now = self.config.clock.now_nanos();
+        self.make_room(&batches, now)?;
         let mut bytes = Vec::new();
         payload::encode(&batches, &mut bytes);
-        let mut chunks: Vec<Chunk> = batches.into_iter().map(|b| Chunk::new(0, b)).collect();
-        let now = self.config.clock.now_nanos();
+        let chunks: Vec<Chunk> = batches.into_iter().map(|b| Chunk::new(0, b)).collect();
 
-        let mut to_flush = Vec::new();
+        let mut froze = false;
         let seq = {
             let _order = self.order.lock();
-            // Check everything before the WAL append, so that a rejected write leaves no trace.
-            let mut tables = Vec::with_capacity(chunks.len());
+            // Check every batch before the WAL append, against its table's schema as
+            // extended by the batches before it, so that a rejected write leaves no trace.
+            let mut schemas: HashMap<String, TableSchema> = HashMap::new();
             for chunk in &chunks {
                 let b = &chunk.batch;
-                let existing = self.tables.read().get(&b.table).cloned();
-                if let Some(t) = &existing {
-                    let state = t.state.read();
-                    check_kind(&state.schema, b.kind)?;
-                    state.schema.check_extension(&b.columns)?;
-                } else {
-                    validate_name("table", &b.table)?;
-                }
-                tables.push(existing);
+                let schema = match schemas.entry(b.table.clone()) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => {
+                        let existing = self.tables.read().get(&b.table).cloned();
+                        let schema = match existing {
+                            Some(t) => (*t.state.read().schema).clone(),
+                            None => {
+                                validate_name("table", &b.table)?;
+                                TableSchema::new(&b.table, b.kind)
+                            }
+                        };
+                        e.insert(schema)
+                    }
+                };
+                check_kind(schema, b.kind)?;
+                let new = schema.check_extension(&b.columns)?;
+                schema.extend(new);
             }
             let seq = wal.append(&bytes)?;
             let visible = self.visible.load(Ordering::Acquire);
-            for (chunk, table) in chunks.iter_mut().zip(tables) {
+            for mut chunk in chunks {
                 chunk.min_seq = seq;
                 chunk.max_seq = seq;
+                let name = chunk.batch.table.clone();
+                let table = self.tables.read().get(&name).cloned();
                 let table = table.unwrap_or_else(|| {
-                    let b = &chunk.batch;
-                    let t = Arc::new(new_table(&self.dir.join("tables"), &b.table, b.kind));
-                    self.tables
-                        .write()
-                        .entry(b.table.clone())
-                        .or_insert(t)
-                        .clone()
+                    let t = Arc::new(new_table(&self.dir.join("tables"), &name, chunk.batch.kind));
+                    self.tables.write().entry(name.clone()).or_insert(t).clone()
                 });
                 let mut state = table.state.write();
-                let new = state.schema.check_extension(&chunk.batch.columns)?;
-                if !new.is_empty() {
-                    let mut schema = (*state.schema).clone();
-                    schema.extend(new);
-                    state.schema = Arc::new(schema);
+                let schema = &schemas[&name];
+                if state.schema.columns.len() != schema.columns.len() {
+                    state.schema = Arc::new(schema.clone());
                 }
-                let chunk = std::mem::replace(chunk, placeholder());
                 state.head.push(chunk, now, visible);
                 if state.head.bytes >= self.config.flush_bytes {
                     freeze(&mut state);
-                }
-                if !state.frozen.is_empty() {
-                    to_flush.push(table.clone());
+                    froze = true;
                 }
             }
             if !matches!(self.config.durability, Durability::Always) {
@@ -357,14 +360,24 @@ impl Inner {
             wal.wait_durable(seq)?;
             self.visible.fetch_max(seq, Ordering::AcqRel);
         }
-        for table in to_flush {
-            // With a background flusher the writer only waits when two heads are already
-            // queued (backpressure); without one it flushes here.
+        if froze && self.config.background_flush {
+            self.wake_flusher();
+        }
+        Ok(())
+    }
+
+    /// Before a write: flushes the frozen heads of the tables written when two are already
+    /// queued (backpressure, bounding memory), or at once without a background flusher,
+    /// which also makes this the place where old heads are flushed. Doing it before the
+    /// write means an error here leaves nothing written.
+    fn make_room(&self, batches: &[TableBatch], now: i64) -> Result<()> {
+        for b in batches {
+            let Some(table) = self.tables.read().get(&b.table).cloned() else {
+                continue;
+            };
             let backlog = table.state.read().frozen.len();
-            if !self.config.background_flush || backlog >= 2 {
+            if backlog >= 2 || (backlog > 0 && !self.config.background_flush) {
                 self.flush_table(&table)?;
-            } else {
-                self.wake_flusher();
             }
         }
         if !self.config.background_flush {
@@ -550,16 +563,6 @@ fn freeze(state: &mut TableState) {
         chunks: head.chunks,
         schema: Arc::clone(&state.schema),
     });
-}
-
-fn placeholder() -> Chunk {
-    let batch = TableBatch {
-        table: String::new(),
-        kind: TableKind::Event,
-        columns: Vec::new(),
-        arrays: Vec::new(),
-    };
-    Chunk::new(0, batch)
 }
 
 fn check_kind(schema: &TableSchema, kind: TableKind) -> Result<()> {

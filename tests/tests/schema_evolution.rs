@@ -135,3 +135,34 @@ fn unknown_tables_and_columns_are_named_in_errors() {
         .unwrap_err();
     assert!(err.to_string().contains("not a tag"), "{err}");
 }
+
+#[test]
+fn batches_of_one_call_are_checked_against_each_other() {
+    use std::sync::Arc;
+
+    use arrow_array::{Float64Array, Int64Array};
+    use sextant_engine::{ColumnDef, TableBatch};
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Config::new(dir.path()).open().unwrap();
+    let batch = |ty: ColumnType, values: arrow_array::ArrayRef| {
+        TableBatch::try_new(
+            "m",
+            TableKind::Metric,
+            vec![
+                ColumnDef::new("time", ColumnType::Time),
+                ColumnDef::new("v", ty),
+            ],
+            vec![Arc::new(Int64Array::from(vec![1])), values],
+        )
+        .unwrap()
+    };
+    let err = engine
+        .write_batches(vec![
+            batch(ColumnType::F64, Arc::new(Float64Array::from(vec![1.0]))),
+            batch(ColumnType::I64, Arc::new(Int64Array::from(vec![1]))),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, Error::TypeConflict { .. }), "{err}");
+    assert!(engine.snapshot().schema("m").is_none());
+}
