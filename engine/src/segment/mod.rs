@@ -11,3 +11,6 @@ pub(crate) mod writer;
 
 pub use format::{BlockMeta, SegmentMeta, SeriesMeta, Stats};
 pub use reader::Segment;
+
+#[cfg(test)]
+mod tests;
