@@ -1,0 +1,165 @@
+//! The handle an embedding program opens: write rows and logs, run SQL.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use sextant_engine::{Config, Engine, Point, TableKind};
+
+use crate::error::{Error, Result};
+use crate::provider::SextantSchema;
+
+/// Limits and parallelism of queries.
+#[derive(Debug, Clone)]
+pub struct QueryOptions {
+    /// A query running longer is cancelled with [`Error::Timeout`]. Default: none.
+    pub timeout: Option<Duration>,
+    /// Memory a query may hold in operators that track it (sorts, joins, aggregations);
+    /// past it the query fails with an error naming the limit. Default: none.
+    pub memory_limit: Option<usize>,
+    /// Partitions scans are split into (series are divided among them). Default: the
+    /// number of cores.
+    pub target_partitions: usize,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        QueryOptions {
+            timeout: None,
+            memory_limit: None,
+            target_partitions: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// A Sextant database: the storage engine with SQL on top.
+///
+/// The synchronous methods run on a runtime of their own; inside async code use the
+/// `_async` ones.
+pub struct Database {
+    engine: Arc<Engine>,
+    ctx: SessionContext,
+    options: QueryOptions,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.engine.path())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Opens (or creates) the database in `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        Database::open_with(Config::new(path), QueryOptions::default())
+    }
+
+    /// Opens the database with engine and query options.
+    pub fn open_with(config: Config, options: QueryOptions) -> Result<Database> {
+        let engine = Arc::new(config.open()?);
+        let mut session = SessionConfig::new()
+            .with_information_schema(true)
+            .with_target_partitions(options.target_partitions.max(1));
+        session.options_mut().execution.time_zone = Some("UTC".into());
+        let mut runtime_env = RuntimeEnvBuilder::new();
+        if let Some(limit) = options.memory_limit {
+            runtime_env = runtime_env.with_memory_limit(limit, 1.0);
+        }
+        let ctx = SessionContext::new_with_config_rt(session, runtime_env.build_arc()?);
+        let catalog = ctx
+            .catalog("datafusion")
+            .expect("the default catalog exists");
+        catalog.register_schema("public", Arc::new(SextantSchema::new(Arc::clone(&engine))))?;
+        crate::functions::register(&ctx);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(options.target_partitions.max(1))
+            .thread_name("sextant-query")
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        Ok(Database {
+            engine,
+            ctx,
+            options,
+            runtime,
+        })
+    }
+
+    /// The storage engine, for everything the handle does not wrap.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The DataFusion session, to register more functions or tables.
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Writes points atomically (see [`Engine::write_points`]).
+    pub fn write_points(&self, points: &[Point]) -> Result<()> {
+        Ok(self.engine.write_points(points)?)
+    }
+
+    /// Writes an Arrow batch atomically (see [`Engine::write_arrow`]).
+    pub fn write_arrow(&self, table: &str, kind: TableKind, batch: &RecordBatch) -> Result<()> {
+        Ok(self.engine.write_arrow(table, kind, batch)?)
+    }
+
+    /// Writes every table's rows in memory into segments.
+    pub fn flush(&self) -> Result<()> {
+        Ok(self.engine.flush()?)
+    }
+
+    /// Runs a SQL statement and returns all its batches.
+    pub fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        self.runtime.block_on(self.sql_async(sql))
+    }
+
+    /// Runs a SQL statement and returns all its batches (async).
+    pub async fn sql_async(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let run = async {
+            let df = self.ctx.sql(sql).await?;
+            Ok::<_, Error>(df.collect().await?)
+        };
+        match self.options.timeout {
+            None => run.await,
+            Some(limit) => match tokio::time::timeout(limit, run).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::Timeout(limit)),
+            },
+        }
+    }
+
+    /// Runs a SQL statement and returns its batches as a stream, computed as they are
+    /// pulled; dropping the stream cancels the query. The timeout does not apply: the
+    /// caller controls how long it pulls.
+    pub async fn sql_stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        let df = self.ctx.sql(sql).await?;
+        Ok(df.execute_stream().await?)
+    }
+
+    /// Flushes everything and closes the engine.
+    pub fn close(self) -> Result<()> {
+        let Database {
+            engine,
+            ctx,
+            runtime,
+            ..
+        } = self;
+        drop(ctx);
+        drop(runtime);
+        match Arc::try_unwrap(engine) {
+            Ok(engine) => Ok(engine.close()?),
+            // A stream still holds the engine; it closes when the last one is dropped.
+            Err(engine) => Ok(engine.flush()?),
+        }
+    }
+}

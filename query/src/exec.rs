@@ -1,0 +1,247 @@
+//! The physical scan of a Sextant table: partitions of series read in parallel, each a
+//! stream of Arrow batches pulled from the engine on demand.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use futures::Stream;
+use sextant_engine::{Scan, ScanRequest, Snapshot};
+
+/// Scans one Sextant table.
+#[derive(Debug)]
+pub struct SextantScanExec {
+    snapshot: Arc<Snapshot>,
+    request: ScanRequest,
+    partitions: usize,
+    limit: Option<usize>,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl SextantScanExec {
+    /// A scan of `request` (its partition is set per partition) over `partitions`
+    /// partitions, returning at most `limit` rows per partition.
+    pub fn new(
+        snapshot: Arc<Snapshot>,
+        request: ScanRequest,
+        schema: SchemaRef,
+        partitions: usize,
+        limit: Option<usize>,
+    ) -> Self {
+        let partitions = partitions.max(1);
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        SextantScanExec {
+            snapshot,
+            request,
+            partitions,
+            limit,
+            schema,
+            properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
+    }
+
+    /// The request each partition runs (with its own partition index).
+    pub fn request(&self) -> &ScanRequest {
+        &self.request
+    }
+}
+
+impl DisplayAs for SextantScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.request;
+        write!(
+            f,
+            "SextantScanExec: table={}, partitions={}",
+            r.table, self.partitions
+        )?;
+        if let Some(cols) = &r.columns {
+            write!(f, ", projection=[{}]", cols.join(", "))?;
+        }
+        if r.min_time != i64::MIN || r.max_time != i64::MAX {
+            write!(f, ", time=[{}, {}]", r.min_time, r.max_time)?;
+        }
+        for (tag, values) in &r.tags {
+            write!(f, ", {tag} IN ({})", values.join(", "))?;
+        }
+        if let Some(l) = self.limit {
+            write!(f, ", limit={l}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for SextantScanExec {
+    fn name(&self) -> &str {
+        "SextantScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            Err(DataFusionError::Internal(
+                "SextantScanExec has no children".into(),
+            ))
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let request = self.request.clone().partition(partition, self.partitions);
+        let scan = self
+            .snapshot
+            .scan(&request)
+            .map_err(crate::error::to_datafusion)?;
+        let metric =
+            |name: &'static str| MetricBuilder::new(&self.metrics).counter(name, partition);
+        Ok(Box::pin(ScanStream {
+            scan: Some(scan),
+            schema: self.schema.clone(),
+            remaining: self.limit,
+            baseline: BaselineMetrics::new(&self.metrics, partition),
+            counters: Counters {
+                segments_total: metric("segments_total"),
+                segments_pruned: metric("segments_pruned"),
+                blocks_read: metric("blocks_read"),
+                blocks_pruned: metric("blocks_pruned"),
+                values_decoded: metric("values_decoded"),
+                chunks_read: metric("memory_chunks_read"),
+            },
+        }))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn supports_limit_pushdown(&self) -> bool {
+        true
+    }
+
+    fn fetch(&self) -> Option<usize> {
+        self.limit
+    }
+}
+
+#[derive(Debug)]
+struct Counters {
+    segments_total: Count,
+    segments_pruned: Count,
+    blocks_read: Count,
+    blocks_pruned: Count,
+    values_decoded: Count,
+    chunks_read: Count,
+}
+
+/// One partition's batches, pulled from the engine as DataFusion asks; dropping the
+/// stream drops the scan.
+struct ScanStream {
+    scan: Option<Scan>,
+    schema: SchemaRef,
+    remaining: Option<usize>,
+    baseline: BaselineMetrics,
+    counters: Counters,
+}
+
+impl ScanStream {
+    fn finish(&mut self) {
+        if let Some(scan) = self.scan.take() {
+            let m = scan.metrics();
+            let c = &self.counters;
+            c.segments_total.add(m.segments_total);
+            c.segments_pruned.add(m.segments_pruned);
+            c.blocks_read.add(m.blocks_read);
+            c.blocks_pruned.add(m.blocks_pruned);
+            c.values_decoded.add(m.values_decoded);
+            c.chunks_read.add(m.chunks_read);
+        }
+        self.baseline.done();
+    }
+}
+
+impl Stream for ScanStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let Some(scan) = this.scan.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if this.remaining == Some(0) {
+            this.finish();
+            return Poll::Ready(None);
+        }
+        let timer = this.baseline.elapsed_compute().timer();
+        let next = scan.next();
+        timer.done();
+        match next {
+            None => {
+                this.finish();
+                Poll::Ready(None)
+            }
+            Some(Err(e)) => {
+                this.finish();
+                Poll::Ready(Some(Err(crate::error::to_datafusion(e))))
+            }
+            Some(Ok(mut batch)) => {
+                if let Some(left) = this.remaining.as_mut() {
+                    if batch.num_rows() > *left {
+                        batch = batch.slice(0, *left);
+                    }
+                    *left -= batch.num_rows();
+                }
+                this.baseline.record_output(batch.num_rows());
+                Poll::Ready(Some(Ok(batch)))
+            }
+        }
+    }
+}
+
+impl RecordBatchStream for ScanStream {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}

@@ -1,0 +1,237 @@
+//! Which SQL filters the engine can answer, and what they ask of it.
+//!
+//! A conjunct of the `WHERE` clause is pushed into the engine's scan when it is
+//! - a comparison of the `time` column with a constant (`<`, `<=`, `>`, `>=`, `=`), or a
+//!   `BETWEEN` of constants: the engine returns exactly the rows in the range (Exact);
+//! - an equality or `IN` list of a tag with string constants: the engine returns exactly
+//!   the matching series (Exact).
+//!
+//! Anything else is left to DataFusion.
+
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, expr::InList};
+use sextant_engine::{ColumnType, TableSchema};
+
+/// What the pushed filters ask of a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// Earliest time, inclusive (ns).
+    pub min_time: i64,
+    /// Latest time, inclusive (ns).
+    pub max_time: i64,
+    /// Tag predicates: the tag is one of the values.
+    pub tags: Vec<(String, Vec<String>)>,
+}
+
+impl Default for Pushed {
+    fn default() -> Self {
+        Pushed {
+            min_time: i64::MIN,
+            max_time: i64::MAX,
+            tags: Vec::new(),
+        }
+    }
+}
+
+impl Pushed {
+    /// Whether the filters can match nothing (an empty time range).
+    pub fn is_empty(&self) -> bool {
+        self.min_time > self.max_time
+    }
+}
+
+/// Whether the engine answers `expr` exactly.
+pub fn supported(expr: &Expr, schema: &TableSchema) -> bool {
+    let mut p = Pushed::default();
+    apply(expr, schema, &mut p)
+}
+
+/// Folds every supported filter into one request.
+pub fn analyze(filters: &[Expr], schema: &TableSchema) -> Pushed {
+    let mut p = Pushed::default();
+    for f in filters {
+        apply(f, schema, &mut p);
+    }
+    p
+}
+
+/// Adds `expr` to `p` if supported; returns whether it was.
+fn apply(expr: &Expr, schema: &TableSchema, p: &mut Pushed) -> bool {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            if let (Some(col), Some(value)) = (column(left, schema), literal(right)) {
+                return compare(col, *op, value, p);
+            }
+            if let (Some(value), Some(col)) = (literal(left), column(right, schema))
+                && let Some(op) = op.swap()
+            {
+                return compare(col, op, value, p);
+            }
+            false
+        }
+        Expr::Between(Between {
+            expr,
+            negated: false,
+            low,
+            high,
+        }) => match (column(expr, schema), literal(low), literal(high)) {
+            (Some((name, ColumnType::Time)), Some(lo), Some(hi)) => {
+                let (Some(lo), Some(hi)) = (time_value(&lo), time_value(&hi)) else {
+                    return false;
+                };
+                let _ = name;
+                p.min_time = p.min_time.max(lo);
+                p.max_time = p.max_time.min(hi);
+                true
+            }
+            _ => false,
+        },
+        Expr::InList(InList {
+            expr,
+            list,
+            negated: false,
+        }) => {
+            let Some((name, ColumnType::Tag)) = column(expr, schema) else {
+                return false;
+            };
+            let values: Option<Vec<String>> = list
+                .iter()
+                .map(|e| literal(e).and_then(|v| string_value(&v)))
+                .collect();
+            match values {
+                Some(values) => {
+                    p.tags.push((name.to_string(), values));
+                    true
+                }
+                None => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+fn compare(col: (&str, ColumnType), op: Operator, value: ScalarValue, p: &mut Pushed) -> bool {
+    match col.1 {
+        ColumnType::Time => {
+            let Some(v) = time_value(&value) else {
+                return false;
+            };
+            match op {
+                Operator::Gt => p.min_time = p.min_time.max(v.saturating_add(1)),
+                Operator::GtEq => p.min_time = p.min_time.max(v),
+                Operator::Lt => p.max_time = p.max_time.min(v.saturating_sub(1)),
+                Operator::LtEq => p.max_time = p.max_time.min(v),
+                Operator::Eq => {
+                    p.min_time = p.min_time.max(v);
+                    p.max_time = p.max_time.min(v);
+                }
+                _ => return false,
+            }
+            true
+        }
+        ColumnType::Tag if op == Operator::Eq => match string_value(&value) {
+            Some(s) => {
+                p.tags.push((col.0.to_string(), vec![s]));
+                true
+            }
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// The column an expression names, possibly through casts, with its engine type.
+fn column<'a>(expr: &Expr, schema: &'a TableSchema) -> Option<(&'a str, ColumnType)> {
+    match expr {
+        Expr::Column(c) => schema.column(&c.name).map(|d| (d.name.as_str(), d.ty)),
+        _ => None,
+    }
+}
+
+/// The constant an expression is, looking through casts of constants.
+fn literal(expr: &Expr) -> Option<ScalarValue> {
+    match expr {
+        Expr::Literal(v, _) => Some(v.clone()),
+        Expr::Cast(c) => literal(&c.expr)?.cast_to(c.field.data_type()).ok(),
+        Expr::TryCast(c) => literal(&c.expr)?.cast_to(c.field.data_type()).ok(),
+        _ => None,
+    }
+}
+
+/// A timestamp constant as nanoseconds since the epoch.
+fn time_value(v: &ScalarValue) -> Option<i64> {
+    match v {
+        ScalarValue::TimestampNanosecond(Some(x), _) => Some(*x),
+        ScalarValue::TimestampMicrosecond(Some(x), _) => x.checked_mul(1_000),
+        ScalarValue::TimestampMillisecond(Some(x), _) => x.checked_mul(1_000_000),
+        ScalarValue::TimestampSecond(Some(x), _) => x.checked_mul(1_000_000_000),
+        ScalarValue::Int64(Some(x)) => Some(*x),
+        ScalarValue::Dictionary(_, inner) => time_value(inner),
+        _ => None,
+    }
+}
+
+/// A string constant.
+fn string_value(v: &ScalarValue) -> Option<String> {
+    match v {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
+        ScalarValue::Dictionary(_, inner) => string_value(inner),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::{col, lit};
+    use sextant_engine::{ColumnDef, TableKind};
+
+    fn schema() -> TableSchema {
+        let mut s = TableSchema::new("cpu", TableKind::Metric);
+        s.columns.push(ColumnDef::new("host", ColumnType::Tag));
+        s.columns.push(ColumnDef::new("usage", ColumnType::F64));
+        s
+    }
+
+    fn ts(v: i64) -> Expr {
+        lit(ScalarValue::TimestampNanosecond(
+            Some(v),
+            Some("UTC".into()),
+        ))
+    }
+
+    #[test]
+    fn time_ranges_and_tags_are_pushed() {
+        let s = schema();
+        let filters = vec![
+            col("time").gt_eq(ts(100)),
+            col("time").lt(ts(200)),
+            col("host").in_list(vec![lit("a"), lit("b")], false),
+            lit("c").eq(col("host")),
+        ];
+        assert!(filters.iter().all(|f| supported(f, &s)));
+        let p = analyze(&filters, &s);
+        assert_eq!((p.min_time, p.max_time), (100, 199));
+        assert_eq!(
+            p.tags,
+            vec![
+                ("host".into(), vec!["a".into(), "b".into()]),
+                ("host".into(), vec!["c".into()])
+            ]
+        );
+    }
+
+    #[test]
+    fn other_filters_are_left_to_datafusion() {
+        let s = schema();
+        assert!(!supported(&col("usage").gt(lit(90.0)), &s));
+        assert!(!supported(&col("host").not_eq(lit("a")), &s));
+        assert!(!supported(&col("host").in_list(vec![lit("a")], true), &s));
+        assert!(!supported(
+            &col("time").gt(ts(1)).or(col("time").lt(ts(0))),
+            &s
+        ));
+    }
+}

@@ -1,0 +1,135 @@
+//! Sextant tables as DataFusion tables.
+
+use std::sync::Arc;
+
+use arrow_schema::{Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use sextant_engine::{Engine, ScanRequest, Snapshot, TableSchema};
+
+use crate::exec::SextantScanExec;
+use crate::filters;
+
+/// Every table of an engine, looked up afresh for each query so that new tables, new
+/// columns and rows written a moment ago are seen.
+#[derive(Debug)]
+pub struct SextantSchema {
+    engine: Arc<Engine>,
+}
+
+impl SextantSchema {
+    /// The tables of `engine`.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        SextantSchema { engine }
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for SextantSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.engine
+            .snapshot()
+            .tables()
+            .map(str::to_string)
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let snapshot = Arc::new(self.engine.snapshot());
+        Ok(SextantTable::new(snapshot, name).map(|t| Arc::new(t) as Arc<dyn TableProvider>))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.engine.snapshot().schema(name).is_some()
+    }
+}
+
+/// One table of a snapshot.
+#[derive(Debug)]
+pub struct SextantTable {
+    snapshot: Arc<Snapshot>,
+    schema: TableSchema,
+    arrow: SchemaRef,
+}
+
+impl SextantTable {
+    /// The table `name` of the snapshot, if it exists.
+    pub fn new(snapshot: Arc<Snapshot>, name: &str) -> Option<Self> {
+        let schema = snapshot.schema(name)?.clone();
+        let arrow = schema.arrow_schema();
+        Some(SextantTable {
+            snapshot,
+            schema,
+            arrow,
+        })
+    }
+}
+
+#[async_trait]
+impl TableProvider for SextantTable {
+    fn schema(&self) -> SchemaRef {
+        self.arrow.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if filters::supported(f, &self.schema) {
+                    TableProviderFilterPushDown::Exact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let pushed = filters::analyze(filters, &self.schema);
+        let indices: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.arrow.fields().len()).collect(),
+        };
+        let schema: SchemaRef = Arc::new(Schema::new(
+            indices
+                .iter()
+                .map(|&i| self.arrow.field(i).clone())
+                .collect::<Vec<_>>(),
+        ));
+        if pushed.is_empty() {
+            return Ok(Arc::new(EmptyExec::new(schema)));
+        }
+        let mut request = ScanRequest::new(&self.schema.name)
+            .columns(indices.iter().map(|&i| self.schema.columns[i].name.clone()))
+            .time_between(pushed.min_time, pushed.max_time);
+        for (tag, values) in pushed.tags {
+            request = request.tag_in(tag, values);
+        }
+        let partitions = state.config().target_partitions();
+        Ok(Arc::new(SextantScanExec::new(
+            self.snapshot.clone(),
+            request,
+            schema,
+            partitions,
+            limit,
+        )))
+    }
+}
