@@ -100,9 +100,9 @@ impl Config {
     }
 
     /// Rows per column block in new segments: smaller blocks prune finer, larger ones
-    /// compress better. Default: 16384.
+    /// compress better. Default: 16384; at least 1, at most 1,048,576.
     pub fn block_rows(mut self, rows: u32) -> Self {
-        self.block_rows = rows.max(1);
+        self.block_rows = rows.clamp(1, crate::segment::format::MAX_BLOCK_ROWS);
         self
     }
 

@@ -117,13 +117,15 @@ impl Engine {
             .map(|t| t.state.read().flushed_seq)
             .max()
             .unwrap_or(0);
-        let replay = wal::replay(&wal_dir, config.salvage, |seq, bytes| {
+        let covered = max_seq;
+        let replay = wal::replay(&wal_dir, config.salvage, covered, |record| {
+            let seq = record.seq;
             max_seq = max_seq.max(seq);
-            let batches = payload::decode(bytes).map_err(|e| {
+            let batches = payload::decode(record.payload).map_err(|e| {
                 Error::corrupt(
-                    &wal_dir,
-                    0,
-                    format!("WAL record {seq} does not decode: {e}"),
+                    record.path,
+                    record.offset,
+                    format!("WAL record {seq} passed its checksum but does not decode: {e}"),
                 )
             })?;
             let mut applied = false;
@@ -144,8 +146,8 @@ impl Engine {
                 check_kind(&state.schema, batch.kind)?;
                 let new = state.schema.check_extension(&batch.columns).map_err(|e| {
                     Error::corrupt(
-                        &wal_dir,
-                        0,
+                        record.path,
+                        record.offset,
                         format!("WAL record {seq} conflicts with the table: {e}"),
                     )
                 })?;
@@ -648,7 +650,15 @@ fn open_table(dir: &Path, config: &Config, report: &mut RecoveryReport) -> Resul
     }
     let mut segments = Vec::new();
     for path in crate::fs::list(dir, ".seg")? {
-        match Segment::open(&path) {
+        // Salvage checks every block up front, so that a damaged segment is skipped
+        // rather than failing every scan of the table later.
+        let opened = Segment::open(&path).and_then(|s| {
+            if config.salvage {
+                s.verify()?;
+            }
+            Ok(s)
+        });
+        match opened {
             Ok(s) => segments.push(Arc::new(s)),
             Err(e) if config.salvage => report.damaged.push(e.to_string()),
             Err(e) => return Err(e),

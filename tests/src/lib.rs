@@ -229,7 +229,7 @@ impl RowSpec {
     }
 
     /// The series key and time, which a later metric row replaces.
-    fn key(&self) -> (Vec<(String, String)>, i64) {
+    fn key(&self) -> SeriesTime {
         let mut tags = self.tags.clone();
         tags.sort();
         (tags, self.time)
@@ -258,6 +258,9 @@ impl RowSpec {
     }
 }
 
+/// A series key (sorted tags) and a time: what a later metric row replaces.
+type SeriesTime = (Vec<(String, String)>, i64);
+
 /// The rows a database must hold after the given writes (each a list of rows written by
 /// one call), in write order: every event row, and the last row written for each series
 /// and time of a metric table. Canonical form, sorted, by table; empty tables left out.
@@ -265,8 +268,7 @@ pub fn expected_rows<'a>(
     writes: impl IntoIterator<Item = &'a [RowSpec]>,
 ) -> BTreeMap<String, Vec<String>> {
     let mut events: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut metrics: BTreeMap<String, BTreeMap<(Vec<(String, String)>, i64), String>> =
-        BTreeMap::new();
+    let mut metrics: BTreeMap<String, BTreeMap<SeriesTime, String>> = BTreeMap::new();
     for write in writes {
         for r in write {
             match r.kind {
@@ -335,7 +337,7 @@ pub fn fixture_write(j: u64) -> Vec<RowSpec> {
     let mut rows = Vec::new();
     for i in 0..4u64 {
         let mut tags = vec![("host".to_string(), format!("h{}", (j + i) % 3))];
-        if j % 5 == 0 {
+        if j.is_multiple_of(5) {
             tags.push(("dc".to_string(), "eu".to_string()));
         }
         rows.push(RowSpec {
@@ -356,7 +358,7 @@ pub fn fixture_write(j: u64) -> Vec<RowSpec> {
     if j % 4 != 3 {
         for i in 0..(3 + j % 4) {
             let mut rng = Rng::new(j << 8 | i);
-            let message: String = (0..48)
+            let message: String = (0..160)
                 .map(|_| {
                     char::from(
                         b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/"
@@ -377,12 +379,12 @@ pub fn fixture_write(j: u64) -> Vec<RowSpec> {
             });
         }
     }
-    if j % 3 == 0 {
+    if j.is_multiple_of(3) {
         let mut fields = vec![
             ("free".into(), FieldValue::U64(1 << 40 | j)),
-            ("ok".into(), FieldValue::Bool(j % 2 == 0)),
+            ("ok".into(), FieldValue::Bool(j.is_multiple_of(2))),
         ];
-        if j % 2 == 0 {
+        if j.is_multiple_of(2) {
             fields.push(("note".into(), FieldValue::Str(format!("note {j}"))));
         }
         rows.push(RowSpec {
@@ -412,20 +414,28 @@ pub struct Fixture {
 impl Fixture {
     /// The rows expected after the writes `keep` selects.
     pub fn expected(&self, keep: impl Fn(usize) -> bool) -> BTreeMap<String, Vec<String>> {
-        expected_rows(
-            self.writes
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| keep(*j))
-                .map(|(_, w)| w.as_slice()),
-        )
+        self.expected_rows(|j, _| keep(j))
+    }
+
+    /// The rows expected when only the rows `keep(write number, row)` selects were written.
+    pub fn expected_rows(
+        &self,
+        keep: impl Fn(usize, &RowSpec) -> bool,
+    ) -> BTreeMap<String, Vec<String>> {
+        let kept: Vec<Vec<RowSpec>> = self
+            .writes
+            .iter()
+            .enumerate()
+            .map(|(j, w)| w.iter().filter(|r| keep(j, r)).cloned().collect())
+            .collect();
+        expected_rows(kept.iter().map(Vec::as_slice))
     }
 }
 
-/// Writes the fixture into `dir`: 24 writes, a flush, 24 writes, a flush, 32 writes that
-/// stay in the WAL (small WAL files, so that there are several), then a simulated crash
-/// (the engine is forgotten: nothing is flushed or closed, and `dir/LOCK` stays locked, so
-/// copy the directory with [`copy_dir`] before opening it).
+/// Writes the fixture into `dir`: 24 writes, a flush, 24 writes, a flush, 34 writes that
+/// stay in the WAL (in 12 KiB WAL files, so that there are several), then a simulated
+/// crash (the engine is forgotten: nothing is flushed or closed, and `dir/LOCK` stays
+/// locked, so copy the directory with [`copy_dir`] before opening it).
 pub fn build_fixture(dir: &Path) -> Fixture {
     let engine = sextant_engine::Config::new(dir)
         .durability(sextant_engine::Durability::Always)
@@ -435,7 +445,7 @@ pub fn build_fixture(dir: &Path) -> Fixture {
         .open()
         .unwrap();
     let mut writes = Vec::new();
-    let (first_flush, flushed, total) = (24, 48, 80);
+    let (first_flush, flushed, total) = (24, 48, 82);
     for j in 0..total {
         let rows = fixture_write(j as u64);
         let points: Vec<Point> = rows.iter().map(RowSpec::point).collect();
@@ -474,6 +484,11 @@ pub enum Outcome {
 /// Opens the database in `dir` (in salvage mode if asked), scans every table, and closes
 /// the engine again, catching panics.
 pub fn open_and_scan(dir: &Path, salvage: bool) -> Outcome {
+    open_and_scan_with(dir, salvage, |_| {})
+}
+
+/// [`open_and_scan`], calling `while_open` with the engine after the scan.
+pub fn open_and_scan_with(dir: &Path, salvage: bool, while_open: impl FnOnce(&Engine)) -> Outcome {
     let run = || match sextant_engine::Config::new(dir)
         .background_flush(false)
         .salvage(salvage)
@@ -484,6 +499,7 @@ pub fn open_and_scan(dir: &Path, salvage: bool) -> Outcome {
             let report = engine.recovery_report();
             let (torn_tail, damaged) = (report.torn_tail.clone(), report.damaged.clone());
             let data = scan_all(&engine);
+            while_open(&engine);
             drop(engine);
             Outcome::Opened {
                 torn_tail,
@@ -549,4 +565,39 @@ pub fn diff(got: &BTreeMap<String, Vec<String>>, want: &BTreeMap<String, Vec<Str
         ));
     }
     out.join("; ")
+}
+
+/// Collects the failures of many cases, so that one run reports all of them.
+#[derive(Debug, Default)]
+pub struct Failures(pub Vec<String>);
+
+impl Failures {
+    /// Records `case` as failed if `result` is an error.
+    pub fn check(&mut self, case: String, result: Result<(), String>) {
+        if let Err(e) = result {
+            self.0.push(format!("{case}: {e}"));
+        }
+    }
+
+    /// Panics listing the first failures, if any of the `cases` failed.
+    pub fn assert_none(self, cases: usize) {
+        assert!(
+            self.0.is_empty(),
+            "{} of {cases} cases failed; the first ones:\n{}",
+            self.0.len(),
+            self.0
+                .iter()
+                .take(12)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
+
+/// Rewrites a file's bytes in place.
+pub fn rewrite(path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = std::fs::read(path).unwrap();
+    f(&mut bytes);
+    std::fs::write(path, bytes).unwrap();
 }

@@ -1,6 +1,129 @@
 //! Column codecs: how the values of one column block become bytes and back.
 //!
-//! TODO-DOC
+//! # Contract
+//!
+//! - Each `encode_*` appends one self-describing block to `out` holding exactly the values
+//!   given. Its first byte names the codec the encoder chose for these values (constant,
+//!   delta, integral floats, dictionary, ...), so the choice is made per block. Nulls are
+//!   never passed in: the segment layer stores validity separately, with [`encode_bool`].
+//! - Each `decode_*` takes exactly such a block and the number of values it holds, and
+//!   returns the values, or a [`DecodeError`] for any input that is not a valid encoding (a
+//!   wrong count, a block of another column kind, a truncated, damaged or padded block). It
+//!   never panics, never reads out of bounds, and never allocates more than `count` calls
+//!   for: a plane's size is derived from `count` and checked against the zstd frame header
+//!   before decompressing. Strings are the exception, since `count` does not bound their
+//!   bytes: their total length must be at most `i32::MAX` (Arrow offsets), and zstd-coded
+//!   string bytes are decompressed into a buffer that grows only as bytes actually come out.
+//! - Encodings are deterministic for given values and options (the encoder's choices use
+//!   integer arithmetic only, and zstd is deterministic for a given level and version).
+//!
+//! # Byte layout
+//!
+//! Integers are little-endian. `varint` is unsigned LEB128. `zigzag(d) = (d << 1) ^ (d >>
+//! 63)` (arithmetic shift) of a difference taken with wrapping arithmetic in two's
+//! complement, and `unzigzag` its inverse; every sum below wraps too.
+//!
+//! ```text
+//! BLOCK      := codec:u8 count:varint BODY          -- count must equal the count asked for
+//! INT        := codec:u8 BODY                        -- nested: the count is the outer one
+//!
+//! PACK(n)    := k:u8 planes:u8 LOW PLANE(n){planes}  -- n unsigned residuals r[0..n]
+//!   k <= 64 raw low bits per residual; planes byte planes above them, k + 8*(planes-1) < 64
+//!   LOW      := ceil(n*k / 8) bytes: r[i] mod 2^k at bit i*k, least significant bit first
+//!   plane p holds byte p of r[i] >> k, so r[i] = low[i] | sum_p plane_p[i] << (k + 8p)
+//!
+//! PLANE(m)   := 0x00 BYTES(m)                        -- raw
+//!             | 0x01 len:u32 ZSTD(len)               -- one zstd frame decompressing to m bytes
+//!             | 0x02 b:u8                            -- m copies of b
+//!             | 0x03 len:u32 ANS(len)                -- static rANS, see below
+//!
+//! ANS        := top:u8 FREQ{top+1} STATE{4} WORD*
+//!   FREQ     := varint (1 or 2 bytes), the frequencies of bytes 0..=top out of 4096, sum 4096
+//!   STATE    := u32 >= 2^16, the four lanes' initial states; WORD := u16, refill words
+//!   byte i is decoded by lane i mod 4; with x that lane's state and [c, c+f) the slots of
+//!   the byte s for which c <= x mod 4096 < c+f: x := f*(x >> 12) + (x mod 4096) - c, then
+//!   if x < 2^16, x := (x << 16) | next WORD. At the end every lane is 2^16 and no WORD is
+//!   left.
+//! ```
+//!
+//! | codec | name | kinds | body | values |
+//! |---|---|---|---|---|
+//! | `0x00` | empty | all | nothing | none (count 0; the only encoding of 0 values) |
+//! | `0x01` | integer constant | int | `v:u64` | `v` repeated |
+//! | `0x02` | integer delta | int | `first:u64 PACK(count-1)` | `v[0] = first`, `v[i] = v[i-1] + unzigzag(r[i-1])` |
+//! | `0x03` | integer frame of reference | int | `base:u64 PACK(count)` | `v[i] = base + r[i]` |
+//! | `0x04` | integer constant step | int | `first:u64 step:u64` | `v[i] = first + i*step` |
+//! | `0x05` | integer delta of deltas | int, count >= 2 | `first:u64 step:u64 PACK(count-2)` | `v[0] = first`, `d = step`, `v[1] = first + d`, then `d += unzigzag(r[i-2])`, `v[i] = v[i-1] + d` |
+//! | `0x10` | integral floats | f64 | `INT` | `v[i] = int[i] as i64 as f64` |
+//! | `0x11` | float bits | f64 | `INT` of keys | `v[i] = unkey(int[i])` |
+//! | `0x12` | scaled float deltas | f64, count >= 3 | `first:u64 bias:u16 len:u32 LOW2(len) PACK(count-1)` | see below |
+//! | `0x20` | boolean constant | bool | `b:u8` (0 or 1) | `b` repeated |
+//! | `0x21` | boolean bitmap | bool | `PLANE(ceil(count/8))` | bit `i` (least significant first); the padding bits are 0 |
+//! | `0x28` | byte constant | u8 | `b:u8` | `b` repeated |
+//! | `0x29` | byte plane | u8 | `PLANE(count)` | the plane's bytes |
+//! | `0x30` | plain strings | string | `INT(count lengths) PLANE(sum of lengths)` | the bytes, cut at the lengths |
+//! | `0x31` | dictionary strings | string | `entries:u32 INT(entries lengths) PLANE(their sum) INT(count indices)` | entry `index[i]`; `1 <= entries <= count`, indices `< entries` |
+//!
+//! "int" is the `i64`, `u64` and time columns (whose blocks are identical: the same values
+//! as two's complement bits), and the `INT` nested in floats and strings (which has no
+//! count of its own, and never the empty codec when the count is not 0).
+//!
+//! Float keys order the bit patterns like the numbers: `key(b) = !b` if the sign bit is
+//! set, else `b ^ 2^63`. Integral floats (`0x10`) are written only when every value is an
+//! integer of magnitude at most 2^53 and none is `-0.0`, so every float, NaN payloads
+//! included, comes back bit for bit.
+//!
+//! Scaled float deltas (`0x12`): `key[0] = first`. For `i >= 1`, let `e` be the biased
+//! exponent (bits 52..62) of value `i - 1`, `k = min(max(bias - e, 0), 56)` and
+//! `h = r[i-1]` the PACK's residual. Then `z = h` if `k = 0`, `z = 0` if `h = 0`, and
+//! otherwise `z = ((h - 1) << k) | the next k bits of LOW2`, read least significant bit
+//! first from a cursor that starts at 0 and must end in the last byte of LOW2 (`len =
+//! ceil(bits read / 8)`); and `key[i] = key[i-1] + unzigzag(z)`. A step of the same size
+//! spans more ulps the smaller the value, so this keeps as many raw low bits as the level
+//! of the series calls for, and what is entropy-coded has the same spread at every level.
+//! A zero residual (a repeated value, as where a walk is clamped) costs no raw bits.
+//!
+//! # How the encoder chooses
+//!
+//! - Integers: a constant or constant step if the values are one; otherwise the smallest by
+//!   an order-0 entropy estimate of delta, delta of deltas and frame of reference.
+//! - PACK: `k` is tried around the point below which 99 % of the residuals have at most 8
+//!   significant bits, and at 0; the smallest estimate wins.
+//! - PLANE: the smallest of raw, fill, rANS and zstd at [`Options::zstd_level`]. zstd wins
+//!   where matches pay (long runs, repeated text); rANS where the bytes are independent
+//!   draws from a skewed distribution (the deltas of a random walk), where zstd's Huffman
+//!   codes and spurious short matches cost 4 % (level 19) to 30 % (level 3) more.
+//! - Floats: integral floats when possible; otherwise both float bits and scaled deltas are
+//!   encoded and the smaller is kept.
+//! - Strings: a dictionary when at most half the values are distinct and it comes out
+//!   smaller than the plain layout.
+//!
+//! # Measurements
+//!
+//! Bytes per value on the reference workloads (WORKLOADS.md: 128 series x 8,640 epochs of
+//! one field, rows sorted by series then time, cut into blocks), seed 42, zstd level 3;
+//! `cargo run --release --example codec_bench` of the codec scratch crate:
+//!
+//! | data | 4,096 | 16,384 | 65,536 | pco 1.1 (65,536) |
+//! |---|---|---|---|---|
+//! | TSBS random walk, truncated, as f64 (entropy of the steps 0.269) | 0.287 | 0.277 | 0.272 | 0.396 |
+//! | the same walk, not truncated ("noisy floats") | 6.196 | 6.175 | 6.162 | 6.243 |
+//! | 10 s timestamps, 8,640 per series | 0.024 | 0.013 | 0.003 | |
+//! | log messages, 200 templates, 93 bytes each | 25.7 | 25.6 | 25.6 | |
+//! | log levels (u8) | 0.219 | 0.214 | 0.212 | |
+//!
+//! Decoding one f64 column of 65,536-value blocks runs at 270 to 290 million values per
+//! second on one core for the integral walk (pco 1.1: 85 to 180), and 45 to 60 million for
+//! the noisy one, whose scaled deltas decode one after the other (pco: 140 to 220).
+//! Encoding runs at 15 to 30 million values per second for the integral walk and 2 to 3
+//! million for the noisy one (both float layouts are encoded and the smaller kept). These
+//! rates come from runs on a shared two-core machine, hence the ranges; sizes are exact.
+//!
+//! The default zstd level, 3, was chosen by measurement: levels 1, 3, 9 and 19 give the
+//! same sizes within 0.3 % on the numeric columns, where rANS codes almost every plane,
+//! while encoding gets 2.5 (level 9) to 10 times (level 19) slower. For log messages,
+//! levels 1, 3, 9 and 19 give 27.0, 25.6, 23.8 and 19.4 bytes per value, encoding 0.5 to
+//! 1.05, 0.5 to 0.86, 0.2 to 0.34 and 0.01 million values per second.
 #![forbid(unsafe_code)]
 
 mod ans;
@@ -25,7 +148,7 @@ use bytes::{Reader, put_varint};
 pub struct Options {
     /// The zstd level tried on each plane (zstd's scale: 1 fastest to 22 smallest, negative
     /// levels faster still). A plane is stored compressed only when that makes it smaller.
-    /// Default: 3 (see the module docs for the measurements behind it).
+    /// Default: 3, chosen by measurement (see "Measurements" in the module docs).
     pub zstd_level: i32,
 }
 

@@ -16,6 +16,8 @@ pub const VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 16;
 /// Bytes in the trailer.
 pub const TRAILER_LEN: usize = 40;
+/// Most rows a block may hold (bounds what decoding one block allocates).
+pub const MAX_BLOCK_ROWS: u32 = 1 << 20;
 /// Largest metadata section accepted, compressed or not (bounds allocation on damage).
 pub const MAX_META_LEN: u64 = 1 << 30;
 
@@ -234,7 +236,7 @@ pub(crate) fn decode_meta(bytes: &[u8], data_end: u64) -> Result<SegmentMeta, Sh
     let block_rows = r.u32()?;
     let min_time = r.i64()?;
     let max_time = r.i64()?;
-    if block_rows == 0 || rows > u32::MAX as u64 {
+    if block_rows == 0 || block_rows > MAX_BLOCK_ROWS || rows > u32::MAX as u64 {
         return r.fail(format!(
             "{rows} rows in blocks of {block_rows} is not a valid layout"
         ));
@@ -411,6 +413,9 @@ impl Trailer {
         let crc = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
         if crc32fast::hash(&bytes[..20]) != crc {
             return Err(Err("the trailer's checksum does not match".into()));
+        }
+        if bytes[24..28] != [0; 4] {
+            return Err(Err("the trailer's reserved bytes are not zero".into()));
         }
         Ok(Trailer {
             meta_offset: u64::from_le_bytes(bytes[0..8].try_into().expect("8 bytes")),

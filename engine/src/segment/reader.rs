@@ -50,6 +50,28 @@ impl Segment {
         self.map.len() as u64
     }
 
+    /// Checks the checksum of every block, without decoding: salvage uses it to skip a
+    /// segment whose damage would otherwise surface only when a block is read.
+    pub fn verify(&self) -> Result<()> {
+        for (c, blocks) in self.meta.blocks.iter().enumerate() {
+            for (i, b) in blocks.iter().enumerate() {
+                let bytes = &self.map[b.offset as usize..(b.offset + b.len as u64) as usize];
+                let (body, crc) = bytes.split_at(bytes.len() - 4);
+                if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+                    return Err(Error::corrupt(
+                        &self.path,
+                        b.offset,
+                        format!(
+                            "block {i} of column {:?}: the checksum does not match",
+                            self.meta.columns[c].name
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Decodes block `block` of column `col` (an index into `meta().columns`; not a tag)
     /// into an array of the column's internal type.
     pub fn read_block(&self, col: usize, block: usize) -> Result<ArrayRef> {
@@ -88,6 +110,13 @@ fn parse(path: &Path, map: &[u8]) -> Result<SegmentMeta> {
             path,
             0,
             "the file does not start with the segment magic number",
+        ));
+    }
+    if map[12..16] != [0; 4] {
+        return Err(Error::corrupt(
+            path,
+            12,
+            "the header's reserved bytes are not zero",
         ));
     }
     let version = u32::from_le_bytes(map[8..12].try_into().expect("4 bytes"));

@@ -14,6 +14,11 @@ use crate::head::Chunk;
 use crate::schema::{ColumnType, TableKind};
 use crate::{FieldValue, Point};
 
+/// Column name and displayed value of each non-null field.
+type Values = Vec<(String, String)>;
+/// (host, time, fields) of one row.
+type SeriesRow = (Option<String>, i64, Values);
+
 #[derive(Debug, Clone)]
 struct Row {
     host: Option<u8>,
@@ -102,7 +107,7 @@ fn write_segment(
 }
 
 /// Every (host, time, column -> value) of the segment, in row order.
-fn read_all(seg: &Segment) -> Vec<(Option<String>, i64, Vec<(String, String)>)> {
+fn read_all(seg: &Segment) -> Vec<SeriesRow> {
     let meta = seg.meta();
     let mut columns: Vec<Vec<ArrayRef>> = Vec::new();
     for (c, col) in meta.columns.iter().enumerate() {
@@ -151,11 +156,8 @@ fn read_all(seg: &Segment) -> Vec<(Option<String>, i64, Vec<(String, String)>)> 
 
 /// What the segment must hold: rows by (host, time), arrival order, last one kept per
 /// (host, time) for a metric table.
-fn expected(
-    chunks: &[Vec<Row>],
-    kind: TableKind,
-) -> Vec<(Option<String>, i64, Vec<(String, String)>)> {
-    let mut rows: Vec<(Option<String>, i64, usize, Vec<(String, String)>)> = Vec::new();
+fn expected(chunks: &[Vec<Row>], kind: TableKind) -> Vec<SeriesRow> {
+    let mut rows: Vec<(Option<String>, i64, usize, Values)> = Vec::new();
     let mut arrival = 0;
     for chunk in chunks {
         for r in chunk {
@@ -188,7 +190,7 @@ fn expected(
     }
     // Series order: no host ({}) first, then h0 < h1 < ...
     rows.sort_by(|a, b| (a.0.is_some(), &a.0, a.1, a.2).cmp(&(b.0.is_some(), &b.0, b.1, b.2)));
-    let mut out: Vec<(Option<String>, i64, Vec<(String, String)>)> = Vec::new();
+    let mut out: Vec<SeriesRow> = Vec::new();
     for (host, time, _, values) in rows {
         if kind == TableKind::Metric
             && let Some(last) = out.last_mut()
@@ -203,9 +205,7 @@ fn expected(
     out
 }
 
-fn sorted_values(
-    mut rows: Vec<(Option<String>, i64, Vec<(String, String)>)>,
-) -> Vec<(Option<String>, i64, Vec<(String, String)>)> {
+fn sorted_values(mut rows: Vec<SeriesRow>) -> Vec<SeriesRow> {
     for r in &mut rows {
         r.2.sort();
     }

@@ -47,7 +47,7 @@
 //! Integers are little endian. The checksum is the one `crc32fast` computes (the
 //! reflected polynomial `0xEDB88320`, as zlib), fed `len` then `seq` then the payload.
 //! Each record is written with one `write` of one buffer, header and payload together.
-//! The writer numbers records consecutively; replay only requires that numbers increase.
+//! The writer numbers records consecutively, and replay checks that it finds them so.
 //!
 //! # Writing and durability
 //!
@@ -66,7 +66,10 @@
 //! [`replay`] reads the files in name order and checks each header (wrong magic or
 //! non-zero reserved bytes: [`Error::Corrupt`]; another version:
 //! [`Error::UnsupportedVersion`]), each record's checksum, that sequence numbers increase
-//! and that none is below its file's name.
+//! and that none is below its file's name, and that a file other than the last ends with
+//! the record just before the next file's name (a file cut at a record boundary has lost
+//! records). Missing numbers that segments already cover are allowed: a machine crash
+//! under `Interval` or `Never` durability can lose WAL records whose rows were flushed.
 //!
 //! Damage at the end of the *last* file is what a crash leaves, a *torn tail*, and is cut
 //! off by truncating the file at the start of the damaged record:
@@ -75,6 +78,9 @@
 //! - a record whose declared length runs past the end of the file;
 //! - a record failing its checksum that is the last in the file, or is followed only by
 //!   zero bytes;
+//!
+//! but only when no intact record follows the damaged one: a damaged length field in
+//! the middle of the file is damage, not a tear, and must not cut off the records after it.
 //! - zero bytes alone (padding a file system may leave after a crash).
 //!
 //! A last file shorter than its header and holding a prefix of it or zeros, or holding
@@ -102,7 +108,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use reader::{ReplayReport, TornTail, replay};
+pub use reader::{Record, ReplayReport, TornTail, replay};
 pub use writer::Wal;
 
 use crate::error::{Error, Result};

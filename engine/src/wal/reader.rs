@@ -43,8 +43,27 @@ pub struct TornTail {
     pub records_dropped: u64,
 }
 
-/// Replays every WAL file in `dir` in sequence order, calling `apply(seq, payload)` for
-/// each intact record, and reports what it found. A missing directory has no records.
+/// One intact record handed to `apply` by [`replay`].
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// The payload.
+    pub payload: &'a [u8],
+    /// The WAL file holding it.
+    pub path: &'a Path,
+    /// The record's offset in the file.
+    pub offset: u64,
+}
+
+/// Replays every WAL file in `dir` in sequence order, calling `apply` for each intact
+/// record, and reports what it found. A missing directory has no records.
+///
+/// Records are numbered consecutively and each file is named by its first sequence
+/// number, so a file other than the last must end with the record just before the next
+/// file's name. A file that ends early has lost records: that is damage, unless every
+/// missing sequence number is at most `covered` (the highest sequence number whose rows
+/// segments already hold), which a crash under `Interval` or `Never` durability can leave.
 ///
 /// A torn tail at the end of the last file (see the [module docs](super)) is cut off and
 /// reported, unless `salvage` is set. Other damage (a checksum mismatch before the end, or
@@ -58,7 +77,8 @@ pub struct TornTail {
 pub fn replay(
     dir: &Path,
     salvage: bool,
-    mut apply: impl FnMut(u64, &[u8]) -> Result<()>,
+    covered: u64,
+    mut apply: impl FnMut(Record<'_>) -> Result<()>,
 ) -> Result<ReplayReport> {
     let files = list_files(dir)?;
     let mut report = ReplayReport {
@@ -66,15 +86,28 @@ pub fn replay(
         ..ReplayReport::default()
     };
     let mut payload = Vec::new();
+    let mut prev: Option<Ended> = None;
     for (i, (first_seq, path)) in files.iter().enumerate() {
         let mut file = FileReplay {
             path,
             first_seq: *first_seq,
             is_last: i + 1 == files.len(),
+            prev: prev.take(),
+            covered,
+            salvage,
+            file_len: 0,
+            last_in_file: None,
             report: &mut report,
             payload: &mut payload,
         };
-        match file.run(&mut apply)? {
+        let end = file.run(&mut apply)?;
+        // After damage (salvage) the records missing were already reported with it.
+        prev = matches!(end, End::Clean).then(|| Ended {
+            path: path.clone(),
+            len: file.file_len,
+            last: file.last_in_file.unwrap_or(first_seq.saturating_sub(1)),
+        });
+        match end {
             End::Clean => {}
             End::Torn(tail) => {
                 if !salvage {
@@ -87,6 +120,15 @@ pub fn replay(
         }
     }
     Ok(report)
+}
+
+/// Where the previous file ended, for checking that no records are missing between it
+/// and the next file.
+struct Ended {
+    path: PathBuf,
+    len: u64,
+    /// Its last record's sequence number (its name minus one without records).
+    last: u64,
 }
 
 /// How the replay of one file ended.
@@ -105,24 +147,65 @@ struct FileReplay<'a> {
     /// From the file name.
     first_seq: u64,
     is_last: bool,
+    /// How the file before ended.
+    prev: Option<Ended>,
+    covered: u64,
+    salvage: bool,
+    file_len: u64,
+    /// The last sequence number read from this file.
+    last_in_file: Option<u64>,
     report: &'a mut ReplayReport,
     payload: &'a mut Vec<u8>,
 }
 
 impl FileReplay<'_> {
-    fn run(&mut self, apply: &mut impl FnMut(u64, &[u8]) -> Result<()>) -> Result<End> {
+    fn is_last(&self) -> bool {
+        self.is_last
+    }
+
+    /// Once this file's header is known good: whether the file before ended early, with
+    /// records missing that segments do not cover. In salvage mode that is reported and
+    /// replay goes on; otherwise it is an error naming the earlier file.
+    fn check_gap(&mut self) -> Result<()> {
+        let Some(prev) = &self.prev else {
+            return Ok(());
+        };
+        let next = self.first_seq;
+        if prev.last.saturating_add(1) >= next || next - 1 <= self.covered {
+            return Ok(());
+        }
+        let err = Error::corrupt(
+            &prev.path,
+            prev.len,
+            format!(
+                "the file ends after sequence number {} but the next file starts at {next}: records {} to {} are missing",
+                prev.last,
+                prev.last + 1,
+                next - 1
+            ),
+        );
+        if self.salvage {
+            self.report.salvaged.push(err);
+            Ok(())
+        } else {
+            Err(err)
+        }
+    }
+
+    fn run(&mut self, apply: &mut impl FnMut(Record<'_>) -> Result<()>) -> Result<End> {
         let path = self.path;
         let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
         let file_len = file
             .metadata()
             .map_err(|e| Error::io("reading metadata of", path, e))?
             .len();
+        self.file_len = file_len;
         let mut r = BufReader::with_capacity(1 << 20, file);
 
         if file_len < FILE_HEADER_LEN as u64 {
             let mut bytes = vec![0; file_len as usize];
             read_exact(&mut r, path, &mut bytes)?;
-            if self.is_last && record::is_partial_file_header(&bytes) {
+            if self.is_last() && record::is_partial_file_header(&bytes) {
                 return Ok(self.torn(0, file_len, 0));
             }
             return Ok(End::Damaged(Error::corrupt(
@@ -137,7 +220,7 @@ impl FileReplay<'_> {
         read_exact(&mut r, path, &mut header)?;
         if let Err(err) = record::check_file_header(path, &header) {
             // A file created just before a crash may hold zeros instead of its header.
-            if self.is_last
+            if self.is_last()
                 && header == [0; FILE_HEADER_LEN]
                 && zeros_from(&mut r, path, FILE_HEADER_LEN as u64)?
             {
@@ -145,6 +228,7 @@ impl FileReplay<'_> {
             }
             return Ok(End::Damaged(err));
         }
+        self.check_gap()?;
 
         let mut pos = FILE_HEADER_LEN as u64;
         loop {
@@ -153,7 +237,7 @@ impl FileReplay<'_> {
                 return Ok(End::Clean);
             }
             if remaining < RECORD_HEADER_LEN as u64 {
-                if self.is_last {
+                if self.is_last() {
                     return self.torn_at(&mut r, pos, file_len);
                 }
                 return Ok(End::Damaged(Error::corrupt(
@@ -169,7 +253,7 @@ impl FileReplay<'_> {
             let h = RecordHeader::decode(&hb);
             let end = pos + RECORD_HEADER_LEN as u64 + u64::from(h.len);
             if end > file_len {
-                if self.is_last {
+                if self.is_last() {
                     return self.torn_at(&mut r, pos, file_len);
                 }
                 return Ok(End::Damaged(Error::corrupt(
@@ -197,7 +281,7 @@ impl FileReplay<'_> {
             self.payload.resize(h.len as usize, 0);
             read_exact(&mut r, path, self.payload)?;
             if !h.checks(self.payload) {
-                if self.is_last && (end == file_len || zeros_from(&mut r, path, end)?) {
+                if self.is_last() && (end == file_len || zeros_from(&mut r, path, end)?) {
                     return self.torn_at(&mut r, pos, file_len);
                 }
                 let computed = record::checksum(h.len, h.seq, self.payload);
@@ -230,18 +314,36 @@ impl FileReplay<'_> {
                     ),
                 )));
             }
-            apply(h.seq, self.payload)?;
+            apply(Record {
+                seq: h.seq,
+                payload: self.payload,
+                path,
+                offset: pos,
+            })?;
             self.report.records += 1;
             self.report.last_seq = Some(h.seq);
+            self.last_in_file = Some(h.seq);
             pos = end;
         }
     }
 
     /// A torn tail from `offset` to `file_len`, counting a record dropped unless the bytes
-    /// there are all zero.
+    /// there are all zero; but damage, not a torn tail, when an intact record follows
+    /// (a crash tears only the end of the log: a damaged length field must not cut off the
+    /// records after it).
     fn torn_at(&self, r: &mut BufReader<File>, offset: u64, file_len: u64) -> Result<End> {
-        let records_dropped = u64::from(!zeros_from(r, self.path, offset)?);
-        Ok(self.torn(offset, file_len - offset, records_dropped))
+        if zeros_from(r, self.path, offset)? {
+            return Ok(self.torn(offset, file_len - offset, 0));
+        }
+        let min_seq = self.report.last_seq.map_or(self.first_seq, |s| s + 1);
+        if let Some(at) = intact_record_after(r, self.path, offset, file_len, min_seq)? {
+            return Ok(End::Damaged(Error::corrupt(
+                self.path,
+                offset,
+                format!("the record is damaged, and an intact record follows at byte {at}"),
+            )));
+        }
+        Ok(self.torn(offset, file_len - offset, 1))
     }
 
     fn torn(&self, offset: u64, bytes_dropped: u64, records_dropped: u64) -> End {
@@ -252,6 +354,34 @@ impl FileReplay<'_> {
             records_dropped,
         })
     }
+}
+
+/// The offset of the first intact record after `offset` whose sequence number is at least
+/// `min_seq` (and plausibly close to it), if any.
+fn intact_record_after(
+    r: &mut BufReader<File>,
+    path: &Path,
+    offset: u64,
+    file_len: u64,
+    min_seq: u64,
+) -> Result<Option<u64>> {
+    r.seek(SeekFrom::Start(offset))
+        .map_err(|e| Error::io("seeking in", path, e))?;
+    let mut rest = Vec::with_capacity((file_len - offset) as usize);
+    r.read_to_end(&mut rest)
+        .map_err(|e| Error::io("reading", path, e))?;
+    for start in 1..rest.len() {
+        let Some(hb) = rest.get(start..start + RECORD_HEADER_LEN) else {
+            break;
+        };
+        let h = RecordHeader::decode(hb.try_into().expect("header length"));
+        let plausible = h.seq >= min_seq && h.seq - min_seq < (1 << 32);
+        let end = start + RECORD_HEADER_LEN + h.len as usize;
+        if plausible && end <= rest.len() && h.checks(&rest[start + RECORD_HEADER_LEN..end]) {
+            return Ok(Some(offset + start as u64));
+        }
+    }
+    Ok(None)
 }
 
 fn read_exact(r: &mut impl Read, path: &Path, buf: &mut [u8]) -> Result<()> {

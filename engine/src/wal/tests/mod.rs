@@ -27,8 +27,8 @@ pub(super) fn payload(i: u64, len: usize) -> Vec<u8> {
 
 pub(super) fn replay_all(dir: &Path, salvage: bool) -> Result<(Records, ReplayReport)> {
     let mut got = Vec::new();
-    let report = replay(dir, salvage, |seq, p| {
-        got.push((seq, p.to_vec()));
+    let report = replay(dir, salvage, 0, |r| {
+        got.push((r.seq, r.payload.to_vec()));
         Ok(())
     })?;
     Ok((got, report))

@@ -319,7 +319,7 @@ fn wal_replay_stops_at_apply_error() {
     let dir = tempfile::tempdir().unwrap();
     write_log(dir.path(), 0, &[b"a".to_vec(), b"b".to_vec()], 1 << 20);
     let mut seen = 0;
-    let err = replay(dir.path(), true, |_, _| {
+    let err = replay(dir.path(), true, 0, |_| {
         seen += 1;
         Err(Error::InvalidInput("bad payload".into()))
     })
@@ -370,4 +370,51 @@ proptest! {
             prop_assert!(written.starts_with(&got));
         }
     }
+}
+
+#[test]
+fn wal_damaged_length_followed_by_intact_records_is_corrupt_not_torn() {
+    let dir = tempfile::tempdir().unwrap();
+    let payloads: Vec<Vec<u8>> = (0..5).map(|i| payload(i, 100)).collect();
+    write_log(dir.path(), 1, &payloads, 1 << 20);
+    let path = wal_files(dir.path()).remove(0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let offsets = record_offsets(&bytes);
+    // Make record 2's length run past the end of the file: it looks torn, but records
+    // 3 and 4 after it are intact.
+    let at = offsets[1] as usize;
+    bytes[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes()[..]);
+    std::fs::write(&path, &bytes).unwrap();
+    let err = replay_all(dir.path(), false).unwrap_err();
+    assert_eq!(corrupt_offset(&err), (path.clone(), offsets[1]));
+    assert!(
+        err.to_string().contains("an intact record follows"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "nothing may be truncated"
+    );
+}
+
+#[test]
+fn wal_earlier_file_cut_at_a_record_boundary_is_corrupt_unless_covered() {
+    let dir = tempfile::tempdir().unwrap();
+    let payloads: Vec<Vec<u8>> = (0..12).map(|i| payload(i, 200)).collect();
+    write_log(dir.path(), 1, &payloads, 1000);
+    let files = wal_files(dir.path());
+    assert!(files.len() >= 3, "{files:?}");
+    let bytes = std::fs::read(&files[0]).unwrap();
+    let offsets = record_offsets(&bytes);
+    // Drop the first file's last record, cleanly at its boundary.
+    let cut = *offsets.last().unwrap();
+    std::fs::write(&files[0], &bytes[..cut as usize]).unwrap();
+    let err = replay_all(dir.path(), false).unwrap_err();
+    assert_eq!(corrupt_offset(&err), (files[0].clone(), cut));
+    assert!(err.to_string().contains("are missing"), "{err}");
+    // Records that segments already hold may be missing.
+    let lost = offsets.len() as u64;
+    let report = replay(dir.path(), false, lost, |_| Ok(())).unwrap();
+    assert_eq!(report.records, 12 - 1);
 }
