@@ -37,6 +37,25 @@ enum Command {
     /// Ingest cpu-only (or noisy floats) into Sextant; print ingest rate, size on disk,
     /// peak memory and scan speed.
     Ingest(IngestArgs),
+    /// Scan one column of every row of a table in an existing database, repeatedly, and
+    /// print the median rate (for profiling the read path).
+    Scan(ScanArgs),
+}
+
+#[derive(Debug, Args)]
+struct ScanArgs {
+    /// Database directory.
+    #[arg(long, default_value = "sextant-bench-db")]
+    dir: PathBuf,
+    /// Table.
+    #[arg(long, default_value = "cpu")]
+    table: String,
+    /// Column.
+    #[arg(long, default_value = "usage_user")]
+    column: String,
+    /// Repetitions.
+    #[arg(long, default_value_t = 20)]
+    repeat: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -148,6 +167,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Generate(args) => generate(&args),
         Command::Ingest(args) => ingest(&args),
+        Command::Scan(args) => scan(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -332,6 +352,20 @@ fn ingest(args: &IngestArgs) -> Result<()> {
         r.decode.0 as f64 / r.decode.1.max(1e-9) / 1e6,
         r.decode.0,
         r.decode.1
+    );
+    Ok(())
+}
+
+fn scan(args: &ScanArgs) -> Result<()> {
+    let engine = sextant_engine::Config::new(&args.dir).open()?;
+    let (values, secs) =
+        sextant_bench::ingest::scan_column(&engine, &args.table, &args.column, args.repeat)?;
+    println!(
+        "scan {}.{}: {:.1} M values/s ({values} values, median {secs:.4} s of {} runs)",
+        args.table,
+        args.column,
+        values as f64 / secs.max(1e-9) / 1e6,
+        args.repeat
     );
     Ok(())
 }

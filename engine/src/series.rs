@@ -1,14 +1,95 @@
 //! Series keys: the tag values that identify a series.
 
+use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, LazyLock, Mutex};
 
 /// The identity of a series: its non-null tags as (name, value) pairs sorted by name.
 ///
 /// Keys order lexicographically; every segment stores its series in this order and scans
-/// return series in this order.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+/// return series in this order. Tag names and values are interned (see [`intern`]), so
+/// comparing the keys of one series from different segments mostly compares pointers.
+#[derive(Clone, Default)]
 pub struct SeriesKey(Arc<[(Arc<str>, Arc<str>)]>);
+
+fn str_cmp(a: &Arc<str>, b: &Arc<str>) -> Ordering {
+    if Arc::ptr_eq(a, b) {
+        Ordering::Equal
+    } else {
+        a.as_ref().cmp(b.as_ref())
+    }
+}
+
+impl Ord for SeriesKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return Ordering::Equal;
+        }
+        for ((an, av), (bn, bv)) in self.0.iter().zip(other.0.iter()) {
+            let o = str_cmp(an, bn).then_with(|| str_cmp(av, bv));
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        self.0.len().cmp(&other.0.len())
+    }
+}
+
+impl PartialOrd for SeriesKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for SeriesKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for SeriesKey {}
+
+impl Hash for SeriesKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.len().hash(state);
+        for (n, v) in self.0.iter() {
+            n.as_ref().hash(state);
+            v.as_ref().hash(state);
+        }
+    }
+}
+
+/// Interned strings, shared by every key of the process.
+struct Interner {
+    set: HashSet<Arc<str>>,
+    /// Size after the last purge: the set is purged of unused strings when it doubles.
+    purged_at: usize,
+}
+
+static INTERNER: LazyLock<Mutex<Interner>> = LazyLock::new(|| {
+    Mutex::new(Interner {
+        set: HashSet::new(),
+        purged_at: 1024,
+    })
+});
+
+/// The shared copy of a tag name or value. Strings no longer used by any key are
+/// dropped from time to time, so that high-cardinality tags do not accumulate.
+pub fn intern(s: &str) -> Arc<str> {
+    let mut i = INTERNER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(a) = i.set.get(s) {
+        return Arc::clone(a);
+    }
+    if i.set.len() >= 2 * i.purged_at {
+        i.set.retain(|a| Arc::strong_count(a) > 1);
+        i.purged_at = i.set.len().max(1024);
+    }
+    let a: Arc<str> = Arc::from(s);
+    i.set.insert(Arc::clone(&a));
+    a
+}
 
 impl SeriesKey {
     /// Builds a key from (tag, value) pairs in any order; the pairs must name distinct tags.

@@ -195,7 +195,7 @@ fn series_of(batch: &TableBatch) -> (Vec<SeriesKey>, Vec<u32>) {
         last = Some((hash, id));
         row_series.push(id);
     }
-    let names: Vec<Arc<str>> = tags.iter().map(|(n, _)| Arc::from(*n)).collect();
+    let names: Vec<Arc<str>> = tags.iter().map(|(n, _)| crate::series::intern(n)).collect();
     let keys = representative
         .iter()
         .map(|&row| {
@@ -203,7 +203,7 @@ fn series_of(batch: &TableBatch) -> (Vec<SeriesKey>, Vec<u32>) {
                 tags.iter()
                     .zip(&names)
                     .filter(|((_, col), _)| col.is_valid(row))
-                    .map(|((_, col), name)| (name.clone(), Arc::from(col.value(row))))
+                    .map(|((_, col), name)| (name.clone(), crate::series::intern(col.value(row))))
                     .collect(),
             )
         })

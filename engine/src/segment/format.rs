@@ -258,14 +258,14 @@ pub(crate) fn decode_meta(bytes: &[u8], data_end: u64) -> Result<SegmentMeta, Sh
     let tag_names: Vec<Arc<str>> = columns
         .iter()
         .filter(|c| c.ty == ColumnType::Tag)
-        .map(|c| Arc::from(c.name.as_str()))
+        .map(|c| crate::series::intern(&c.name))
         .collect();
     let mut dicts: Vec<Vec<Arc<str>>> = Vec::with_capacity(tag_names.len());
     for _ in &tag_names {
         let n = r.len_u32(r.remaining() / 4)?;
         let mut d = Vec::with_capacity(n);
         for _ in 0..n {
-            d.push(Arc::from(r.str32()?));
+            d.push(crate::series::intern(r.str32()?));
         }
         dicts.push(d);
     }
