@@ -57,6 +57,10 @@ pub fn analyze(filters: &[Expr], schema: &TableSchema) -> Pushed {
 
 /// Adds `expr` to `p` if supported; returns whether it was.
 fn apply(expr: &Expr, schema: &TableSchema, p: &mut Pushed) -> bool {
+    if let Some((name, values)) = tag_values(expr, schema) {
+        p.tags.push((name.to_string(), values));
+        return true;
+    }
     match expr {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             if let (Some(col), Some(value)) = (column(left, schema), literal(right)) {
@@ -75,38 +79,67 @@ fn apply(expr: &Expr, schema: &TableSchema, p: &mut Pushed) -> bool {
             low,
             high,
         }) => match (column(expr, schema), literal(low), literal(high)) {
-            (Some((name, ColumnType::Time)), Some(lo), Some(hi)) => {
+            (Some((_, ColumnType::Time)), Some(lo), Some(hi)) => {
                 let (Some(lo), Some(hi)) = (time_value(&lo), time_value(&hi)) else {
                     return false;
                 };
-                let _ = name;
                 p.min_time = p.min_time.max(lo);
                 p.max_time = p.max_time.min(hi);
                 true
             }
             _ => false,
         },
+        _ => false,
+    }
+}
+
+/// `tag IN (...)`, `tag = 'x'`, and ORs of those on one tag (DataFusion turns short IN
+/// lists into ORs): the tag and the values it may take.
+fn tag_values<'a>(expr: &Expr, schema: &'a TableSchema) -> Option<(&'a str, Vec<String>)> {
+    match expr {
         Expr::InList(InList {
             expr,
             list,
             negated: false,
         }) => {
-            let Some((name, ColumnType::Tag)) = column(expr, schema) else {
-                return false;
+            let (name, ColumnType::Tag) = column(expr, schema)? else {
+                return None;
             };
             let values: Option<Vec<String>> = list
                 .iter()
                 .map(|e| literal(e).and_then(|v| string_value(&v)))
                 .collect();
-            match values {
-                Some(values) => {
-                    p.tags.push((name.to_string(), values));
-                    true
-                }
-                None => false,
-            }
+            Some((name, values?))
         }
-        _ => false,
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) => {
+            let (col, value) = match (column(left, schema), column(right, schema)) {
+                (Some(c), None) => (c, literal(right)?),
+                (None, Some(c)) => (c, literal(left)?),
+                _ => return None,
+            };
+            let (name, ColumnType::Tag) = col else {
+                return None;
+            };
+            Some((name, vec![string_value(&value)?]))
+        }
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
+            let (a, mut va) = tag_values(left, schema)?;
+            let (b, vb) = tag_values(right, schema)?;
+            if a != b {
+                return None;
+            }
+            va.extend(vb);
+            Some((a, va))
+        }
+        _ => None,
     }
 }
 
@@ -233,5 +266,21 @@ mod tests {
             &col("time").gt(ts(1)).or(col("time").lt(ts(0))),
             &s
         ));
+    }
+
+    #[test]
+    fn ors_of_one_tag_become_an_in_list() {
+        let s = schema();
+        let f = col("host")
+            .eq(lit("a"))
+            .or(lit("b").eq(col("host")))
+            .or(col("host").eq(lit("c")));
+        assert!(supported(&f, &s));
+        assert_eq!(
+            analyze(&[f], &s).tags,
+            vec![("host".into(), vec!["a".into(), "b".into(), "c".into()])]
+        );
+        let mixed = col("host").eq(lit("a")).or(col("usage").eq(lit(1.0)));
+        assert!(!supported(&mixed, &s));
     }
 }

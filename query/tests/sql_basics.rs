@@ -1,0 +1,273 @@
+//! SQL over Sextant tables: catalog, read-your-writes, levels, pushdown, errors, limits.
+
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_cast::display::array_value_to_string;
+use sextant_engine::{Config, Level, LogRecord, Point};
+use sextant_query::{Database, Error, QueryOptions};
+
+/// Every cell of the batches as text, row by row.
+fn text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for b in batches {
+        for i in 0..b.num_rows() {
+            out.push(
+                b.columns()
+                    .iter()
+                    .map(|c| array_value_to_string(c, i).unwrap())
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+fn sample(db: &Database) {
+    let mut points = Vec::new();
+    for (i, host) in ["a", "b", "c"].iter().enumerate() {
+        for m in 0..10i64 {
+            points.push(
+                Point::metric("cpu")
+                    .tag("host", *host)
+                    .field("usage", (i as i64 * 10 + m) as f64)
+                    .time(m * 60_000_000_000),
+            );
+        }
+    }
+    for (t, level, msg) in [
+        (1, Level::Info, "started"),
+        (2, Level::Warn, "slow disk"),
+        (3, Level::Error, "disk full"),
+        (4, Level::Debug, "retry"),
+        (5, Level::Fatal, "giving up"),
+    ] {
+        points.push(
+            LogRecord::new("logs", level, msg)
+                .tag("service", "api")
+                .time(t)
+                .into(),
+        );
+    }
+    db.write_points(&points).unwrap();
+}
+
+#[test]
+fn catalog_lists_tables_and_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    sample(&db);
+    let tables = text(&db.sql("SHOW TABLES").unwrap());
+    assert!(
+        tables.iter().any(|r| r.contains(&"cpu".to_string())),
+        "{tables:?}"
+    );
+    assert!(
+        tables.iter().any(|r| r.contains(&"logs".to_string())),
+        "{tables:?}"
+    );
+    let cols = text(&db.sql("DESCRIBE cpu").unwrap());
+    let names: Vec<&str> = cols.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(names, ["time", "host", "usage"]);
+    assert!(cols[0][1].contains("Timestamp(ns"), "{cols:?}");
+    let info = text(
+        &db.sql(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'logs' ORDER BY ordinal_position",
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        info,
+        vec![
+            vec!["time"],
+            vec!["level"],
+            vec!["service"],
+            vec!["message"]
+        ]
+    );
+}
+
+#[test]
+fn rows_are_visible_to_the_next_query_from_memory_and_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    sample(&db);
+    let count = |db: &Database| text(&db.sql("SELECT count(*) FROM cpu").unwrap())[0][0].clone();
+    assert_eq!(count(&db), "30");
+    db.flush().unwrap();
+    db.write_points(&[Point::metric("cpu")
+        .tag("host", "d")
+        .field("usage", 1.0)
+        .time(0)])
+        .unwrap();
+    assert_eq!(count(&db), "31");
+    // A new column appears in the next query.
+    db.write_points(&[Point::metric("cpu")
+        .tag("host", "d")
+        .field("temp", 40.0)
+        .time(1)])
+        .unwrap();
+    let rows = text(
+        &db.sql("SELECT temp FROM cpu WHERE temp IS NOT NULL")
+            .unwrap(),
+    );
+    assert_eq!(rows, vec![vec!["40.0"]]);
+}
+
+#[test]
+fn levels_compare_by_severity_ignoring_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    sample(&db);
+    let q = |sql: &str| text(&db.sql(sql).unwrap());
+    assert_eq!(
+        q("SELECT message FROM logs WHERE level >= 'warn' ORDER BY time"),
+        vec![vec!["slow disk"], vec!["disk full"], vec!["giving up"]]
+    );
+    assert_eq!(
+        q("SELECT message FROM logs WHERE level < 'INFO'"),
+        vec![vec!["retry"]]
+    );
+    assert_eq!(
+        q("SELECT message FROM logs WHERE level IN ('error', 'Fatal') ORDER BY time"),
+        vec![vec!["disk full"], vec!["giving up"]]
+    );
+    assert_eq!(
+        q("SELECT level FROM logs WHERE message = 'disk full'"),
+        vec![vec!["error"]]
+    );
+    let err = db
+        .sql("SELECT * FROM logs WHERE level > 'loud'")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"loud\" is not a log level"), "{err}");
+}
+
+#[test]
+fn time_and_tag_filters_are_pushed_and_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    sample(&db);
+    db.flush().unwrap();
+    let sql = "SELECT host, usage FROM cpu WHERE host IN ('a', 'c') AND time >= '1970-01-01T00:02:00Z' AND time < '1970-01-01T00:04:00Z' ORDER BY host, usage";
+    assert_eq!(
+        text(&db.sql(sql).unwrap()),
+        vec![
+            vec!["a", "2.0"],
+            vec!["a", "3.0"],
+            vec!["c", "22.0"],
+            vec!["c", "23.0"]
+        ]
+    );
+    let plan = text(&db.sql(&format!("EXPLAIN {sql}")).unwrap());
+    let physical = plan
+        .iter()
+        .map(|r| r.join(" "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        physical.contains("SextantScanExec: table=cpu"),
+        "{physical}"
+    );
+    assert!(physical.contains("host IN (a, c)"), "{physical}");
+    assert!(
+        physical.contains("time=[120000000000, 239999999999]"),
+        "{physical}"
+    );
+    assert!(
+        !physical.contains("FilterExec"),
+        "pushed filters are exact: {physical}"
+    );
+}
+
+#[test]
+fn explain_analyze_shows_what_the_scan_pruned_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    sample(&db);
+    db.flush().unwrap();
+    let rows = text(
+        &db.sql("EXPLAIN ANALYZE SELECT max(usage) FROM cpu WHERE host = 'b'")
+            .unwrap(),
+    );
+    let out = rows
+        .iter()
+        .map(|r| r.join(" "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for metric in [
+        "segments_total",
+        "segments_pruned",
+        "blocks_read",
+        "blocks_pruned",
+        "values_decoded",
+    ] {
+        assert!(out.contains(metric), "{metric} missing from {out}");
+    }
+}
+
+#[test]
+fn errors_name_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    sample(&db);
+    let err = db.sql("SELECT * FROM nope").unwrap_err().to_string();
+    assert!(err.contains("nope"), "{err}");
+    let err = db.sql("SELECT nope FROM cpu").unwrap_err().to_string();
+    assert!(err.contains("nope"), "{err}");
+    let err = db.sql("SELEC 1").unwrap_err();
+    assert!(matches!(err, Error::Query(_)), "{err}");
+}
+
+#[test]
+fn limit_stops_the_scan_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    sample(&db);
+    let rows = text(&db.sql("SELECT usage FROM cpu LIMIT 4").unwrap());
+    assert_eq!(rows.len(), 4);
+}
+
+#[test]
+fn a_query_over_its_timeout_is_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = QueryOptions {
+        timeout: Some(Duration::from_millis(1)),
+        ..QueryOptions::default()
+    };
+    let db = Database::open_with(Config::new(dir.path()), options).unwrap();
+    sample(&db);
+    // A cross join large enough to outlast the timeout.
+    let err = db
+        .sql("SELECT count(*) FROM cpu a, cpu b, cpu c, cpu d, cpu e WHERE a.usage + b.usage + c.usage + d.usage + e.usage < 0")
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err}");
+    assert!(err.to_string().contains("timeout of 1ms"), "{err}");
+}
+
+#[test]
+fn a_query_over_its_memory_limit_fails_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = QueryOptions {
+        memory_limit: Some(64 * 1024),
+        ..QueryOptions::default()
+    };
+    let db = Database::open_with(Config::new(dir.path()), options).unwrap();
+    let points: Vec<Point> = (0..20_000i64)
+        .map(|i| {
+            Point::metric("m")
+                .tag("k", format!("key-{i}"))
+                .field("v", i as f64)
+                .time(i)
+        })
+        .collect();
+    db.write_points(&points).unwrap();
+    let err = db
+        .sql("SELECT k, v FROM m ORDER BY v DESC")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.to_lowercase().contains("resources exhausted") || err.contains("memory"),
+        "{err}"
+    );
+}
