@@ -104,7 +104,9 @@ impl Engine {
         let tables_dir = dir.join("tables");
         let mut tables = BTreeMap::new();
         for entry in list_dirs(&tables_dir)? {
-            let table = open_table(&entry, &config, &mut report)?;
+            let Some(table) = open_table(&entry, &config, &mut report)? else {
+                continue;
+            };
             let name = table.state.read().schema.name.clone();
             tables.insert(name, Arc::new(table));
         }
@@ -118,49 +120,22 @@ impl Engine {
             .max()
             .unwrap_or(0);
         let covered = max_seq;
-        let replay = wal::replay(&wal_dir, config.salvage, covered, |record| {
-            let seq = record.seq;
-            max_seq = max_seq.max(seq);
-            let batches = payload::decode(record.payload).map_err(|e| {
-                Error::corrupt(
-                    record.path,
-                    record.offset,
-                    format!("WAL record {seq} passed its checksum but does not decode: {e}"),
-                )
-            })?;
-            let mut applied = false;
-            for batch in batches {
-                let table = match tables.get(&batch.table) {
-                    Some(t) => Arc::clone(t),
-                    None => {
-                        let t = Arc::new(new_table(&tables_dir, &batch.table, batch.kind));
-                        tables.insert(batch.table.clone(), Arc::clone(&t));
-                        t
-                    }
-                };
-                let mut state = table.state.write();
-                if seq <= state.flushed_seq {
-                    report.wal_batches_skipped += 1;
-                    continue;
+        let salvage = config.salvage;
+        let replay = wal::replay(&wal_dir, salvage, covered, |record| {
+            max_seq = max_seq.max(record.seq);
+            match replay_record(&record, &mut tables, &tables_dir, now) {
+                Ok((applied, skipped)) => {
+                    report.wal_records_replayed += u64::from(applied);
+                    report.wal_batches_skipped += skipped;
+                    Ok(())
                 }
-                check_kind(&state.schema, batch.kind)?;
-                let new = state.schema.check_extension(&batch.columns).map_err(|e| {
-                    Error::corrupt(
-                        record.path,
-                        record.offset,
-                        format!("WAL record {seq} conflicts with the table: {e}"),
-                    )
-                })?;
-                if !new.is_empty() {
-                    let mut schema = (*state.schema).clone();
-                    schema.extend(new);
-                    state.schema = Arc::new(schema);
+                // Salvage skips a record that does not fit, and says so.
+                Err(e @ Error::Corrupt { .. }) if salvage => {
+                    report.damaged.push(e.to_string());
+                    Ok(())
                 }
-                state.head.push(Chunk::new(seq, batch), now, seq);
-                applied = true;
+                Err(e) => Err(e),
             }
-            report.wal_records_replayed += u64::from(applied);
-            Ok(())
         })?;
         report.torn_tail = replay.torn_tail;
         report
@@ -270,7 +245,7 @@ impl Engine {
         flushed.and(closed)?;
         // Every row is in a segment now, so no WAL file holds anything still needed.
         let wal_dir = self.inner.dir.join("wal");
-        for path in crate::fs::list(&wal_dir, ".wal")? {
+        for (_, path) in wal::list_files(&wal_dir)? {
             std::fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
         }
         crate::fs::sync_dir(&wal_dir)
@@ -298,6 +273,21 @@ impl Inner {
         let batches: Vec<TableBatch> = batches.into_iter().filter(|b| b.rows() > 0).collect();
         if batches.is_empty() {
             return Ok(());
+        }
+        if batches.len() > usize::from(u16::MAX) {
+            return Err(Error::InvalidInput(format!(
+                "one write names {} tables; split it into writes of at most {}",
+                batches.len(),
+                u16::MAX
+            )));
+        }
+        if let Some(b) = batches.iter().find(|b| b.rows() > u32::MAX as usize) {
+            return Err(Error::InvalidInput(format!(
+                "table {:?}: one write of {} rows; split it into writes of at most {} rows",
+                b.table,
+                b.rows(),
+                u32::MAX
+            )));
         }
         let now = self.config.clock.now_nanos();
         self.make_room(&batches, now)?;
@@ -555,6 +545,58 @@ impl Inner {
     }
 }
 
+/// Applies one WAL record to the tables' heads: every batch is checked before any is
+/// applied, so a record that does not fit is applied not at all. Returns whether any
+/// batch was applied and how many were skipped as already in segments.
+fn replay_record(
+    record: &wal::Record<'_>,
+    tables: &mut BTreeMap<String, Arc<Table>>,
+    tables_dir: &Path,
+    now: i64,
+) -> Result<(bool, u64)> {
+    let seq = record.seq;
+    let damaged = |what: String| Error::corrupt(record.path, record.offset, what);
+    let batches = payload::decode(record.payload).map_err(|e| {
+        damaged(format!(
+            "WAL record {seq} passed its checksum but does not decode: {e}"
+        ))
+    })?;
+    let mut todo = Vec::with_capacity(batches.len());
+    let mut skipped = 0;
+    for batch in batches {
+        let existing = tables.get(&batch.table);
+        if let Some(t) = existing {
+            let state = t.state.read();
+            if seq <= state.flushed_seq {
+                skipped += 1;
+                continue;
+            }
+            check_kind(&state.schema, batch.kind)
+                .and_then(|()| state.schema.check_extension(&batch.columns).map(drop))
+                .map_err(|e| damaged(format!("WAL record {seq} conflicts with the table: {e}")))?;
+        }
+        todo.push(batch);
+    }
+    let applied = !todo.is_empty();
+    for batch in todo {
+        let table = tables
+            .entry(batch.table.clone())
+            .or_insert_with(|| Arc::new(new_table(tables_dir, &batch.table, batch.kind)));
+        let mut state = table.state.write();
+        let new = state
+            .schema
+            .check_extension(&batch.columns)
+            .map_err(|e| damaged(format!("WAL record {seq} conflicts with the table: {e}")))?;
+        if !new.is_empty() {
+            let mut schema = (*state.schema).clone();
+            schema.extend(new);
+            state.schema = Arc::new(schema);
+        }
+        state.head.push(Chunk::new(seq, batch), now, seq);
+    }
+    Ok((applied, skipped))
+}
+
 /// Takes the head out of service for flushing.
 fn freeze(state: &mut TableState) {
     if state.head.is_empty() {
@@ -634,7 +676,7 @@ fn list_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Opens a table directory: removes unfinished segments, opens the others, and unites
 /// their schemas.
-fn open_table(dir: &Path, config: &Config, report: &mut RecoveryReport) -> Result<Table> {
+fn open_table(dir: &Path, config: &Config, report: &mut RecoveryReport) -> Result<Option<Table>> {
     let name = dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -665,7 +707,11 @@ fn open_table(dir: &Path, config: &Config, report: &mut RecoveryReport) -> Resul
         }
     }
     segments.sort_by_key(|s| s.meta().max_seq);
-    let kind = segments.first().map_or(TableKind::Event, |s| s.meta().kind);
+    // A directory without segments (a crash during a table's first flush, or salvage
+    // skipping them all) says nothing about the table: the WAL, if anything, does.
+    let Some(kind) = segments.first().map(|s| s.meta().kind) else {
+        return Ok(None);
+    };
     let table = new_table(dir.parent().unwrap_or(dir), &name, kind);
     {
         let mut state = table.state.write();
@@ -691,5 +737,5 @@ fn open_table(dir: &Path, config: &Config, report: &mut RecoveryReport) -> Resul
         state.schema = Arc::new(schema);
         state.segments = segments;
     }
-    Ok(table)
+    Ok(Some(table))
 }

@@ -12,14 +12,18 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("syncing directory", dir, e))
 }
 
-/// Creates a directory and its parents, then syncs its parent.
+/// Creates a directory and its missing parents, syncing the parent of each one created.
 pub(crate) fn create_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
+    // Every directory created needs its entry in its parent made durable.
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.is_dir()).collect();
     fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
-    if let Some(parent) = dir.parent() {
-        sync_dir(parent)?;
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
     }
     Ok(())
 }

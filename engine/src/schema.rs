@@ -20,6 +20,8 @@ pub const LEVEL_COLUMN: &str = "level";
 pub const ROLE_KEY: &str = "sextant.role";
 /// Longest table or column name, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
+/// Most columns a table may have, `time` included.
+pub const MAX_COLUMNS: usize = 4096;
 
 /// What a table keeps when a row repeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -312,8 +314,18 @@ impl TableSchema {
                     });
                 }
                 Some(_) => {}
-                None => new.push(col.clone()),
+                None if !new.iter().any(|c: &ColumnDef| c.name == col.name) => {
+                    new.push(col.clone())
+                }
+                None => {}
             }
+        }
+        if self.columns.len() + new.len() > MAX_COLUMNS {
+            return Err(Error::InvalidInput(format!(
+                "table {:?} would have {} columns; a table has at most {MAX_COLUMNS}",
+                self.name,
+                self.columns.len() + new.len()
+            )));
         }
         Ok(new)
     }

@@ -158,3 +158,44 @@ fn event_tables_keep_duplicates_and_levels() {
     assert_eq!(level.keys().value(0), Level::Warn as u8);
     let _ = Arc::new(());
 }
+
+#[test]
+fn a_crash_during_a_tables_first_flush_leaves_it_openable() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = Config::new(dir.path())
+            .durability(Durability::Always)
+            .open()
+            .unwrap();
+        engine
+            .write_points(&[Point::metric("cpu")
+                .tag("host", "a")
+                .field("v", 1.0)
+                .time(1)])
+            .unwrap();
+        std::mem::forget(engine);
+    }
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), copy.path());
+    // The first flush had created the table's directory and begun its segment.
+    let table_dir = copy.path().join("tables").join("cpu");
+    std::fs::create_dir_all(&table_dir).unwrap();
+    std::fs::write(table_dir.join("00000000000000000001.seg.tmp"), b"half").unwrap();
+    let engine = Config::new(copy.path()).open().unwrap();
+    assert_eq!(engine.recovery_report().temp_files_removed, 1);
+    assert_eq!(
+        rows(&engine.snapshot(), &ScanRequest::new("cpu")),
+        vec![("a".into(), 1, 1.0)]
+    );
+    // Still a metric table: the same (series, time) is replaced.
+    engine
+        .write_points(&[Point::metric("cpu")
+            .tag("host", "a")
+            .field("v", 2.0)
+            .time(1)])
+        .unwrap();
+    assert_eq!(
+        rows(&engine.snapshot(), &ScanRequest::new("cpu")),
+        vec![("a".into(), 1, 2.0)]
+    );
+}

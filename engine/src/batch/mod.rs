@@ -82,6 +82,13 @@ impl TableBatch {
                 self.arrays.len()
             ));
         }
+        if self.columns.len() > crate::schema::MAX_COLUMNS {
+            return bad(format!(
+                "{} columns were given; a table has at most {}",
+                self.columns.len(),
+                crate::schema::MAX_COLUMNS
+            ));
+        }
         match self.columns.first() {
             Some(c) if c.name == TIME_COLUMN && c.ty == ColumnType::Time => {}
             _ => return bad("the first column must be the time column \"time\"".into()),

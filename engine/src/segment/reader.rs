@@ -112,13 +112,6 @@ fn parse(path: &Path, map: &[u8]) -> Result<SegmentMeta> {
             "the file does not start with the segment magic number",
         ));
     }
-    if map[12..16] != [0; 4] {
-        return Err(Error::corrupt(
-            path,
-            12,
-            "the header's reserved bytes are not zero",
-        ));
-    }
     let version = u32::from_le_bytes(map[8..12].try_into().expect("4 bytes"));
     if version != format::VERSION {
         return Err(Error::UnsupportedVersion {
@@ -126,6 +119,13 @@ fn parse(path: &Path, map: &[u8]) -> Result<SegmentMeta> {
             found: version,
             supported: format::VERSION,
         });
+    }
+    if map[12..16] != [0; 4] {
+        return Err(Error::corrupt(
+            path,
+            12,
+            "the header's reserved bytes are not zero",
+        ));
     }
     let trailer_at = len - format::TRAILER_LEN;
     let trailer =

@@ -78,10 +78,11 @@
 //! - a record whose declared length runs past the end of the file;
 //! - a record failing its checksum that is the last in the file, or is followed only by
 //!   zero bytes;
+//! - zero bytes alone (padding a file system may leave after a crash);
 //!
-//! but only when no intact record follows the damaged one: a damaged length field in
-//! the middle of the file is damage, not a tear, and must not cut off the records after it.
-//! - zero bytes alone (padding a file system may leave after a crash).
+//! but the first three only when no intact record follows the damaged one: a damaged
+//! length field in the middle of the file is damage, not a tear, and must not cut off the
+//! records after it.
 //!
 //! A last file shorter than its header and holding a prefix of it or zeros, or holding
 //! nothing but zeros, was being created at the crash and is removed. Any other damage (in
@@ -201,7 +202,7 @@ fn parse_file_name(name: &str) -> Option<u64> {
 }
 
 /// The WAL files in `dir`, sorted by first sequence number. A missing directory has none.
-fn list_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+pub(crate) fn list_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

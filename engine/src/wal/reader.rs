@@ -304,13 +304,16 @@ impl FileReplay<'_> {
                     ),
                 )));
             }
-            if h.seq < self.first_seq {
+            let expected = self
+                .last_in_file
+                .map_or(self.first_seq, |l| l.saturating_add(1));
+            if h.seq != expected {
                 return Ok(End::Damaged(Error::corrupt(
                     path,
                     pos,
                     format!(
-                        "sequence number {} is below the file's first sequence number {} (its name)",
-                        h.seq, self.first_seq
+                        "sequence number {} where {expected} was expected: records are numbered consecutively from the file's name",
+                        h.seq
                     ),
                 )));
             }

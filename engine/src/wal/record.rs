@@ -28,8 +28,8 @@ pub(crate) fn file_header() -> [u8; FILE_HEADER_LEN] {
 
 /// Checks a complete file header read from `path`.
 ///
-/// A wrong magic or non-zero reserved bytes is [`Error::Corrupt`] at offset 0; another
-/// version is [`Error::UnsupportedVersion`].
+/// A wrong magic is [`Error::Corrupt`] at offset 0, non-zero reserved bytes at offset 12;
+/// another version is [`Error::UnsupportedVersion`].
 pub(crate) fn check_file_header(path: &Path, h: &[u8; FILE_HEADER_LEN]) -> Result<()> {
     if h[..8] != FILE_MAGIC {
         return Err(Error::corrupt(
@@ -53,7 +53,7 @@ pub(crate) fn check_file_header(path: &Path, h: &[u8; FILE_HEADER_LEN]) -> Resul
     if h[12..] != [0; 4] {
         return Err(Error::corrupt(
             path,
-            8,
+            12,
             "the reserved bytes of the file header are not zero",
         ));
     }

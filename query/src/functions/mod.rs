@@ -7,7 +7,18 @@
 //! - `level_rank(level)`: a log level's rank (trace = 0 .. fatal = 5). Comparisons of a
 //!   level column with a level name (`WHERE level >= 'warn'`) are rewritten to ranks
 //!   automatically, ignoring case.
+//! - `first(value, time)` / `last(value, time)`: the value at the earliest / latest time of
+//!   the group, skipping null values; ties go to the greatest value (see [`first_last`]).
+//!   `SELECT host, last(usage_user, time) FROM cpu GROUP BY host`.
+//! - `increase(value, time)`, `rate(value, time)`, `delta(value, time)`: counters and
+//!   gauges as Prometheus reads them, over the group's samples in time order (see
+//!   [`counters`]): the increase with counter resets added back, that increase per second
+//!   between the first and last sample, and last - first. Unlike Prometheus there is no
+//!   extrapolation to the window's edges. `SELECT time_bucket(INTERVAL '1 minute', time)
+//!   AS m, host, rate(requests, time) FROM http GROUP BY m, host ORDER BY m`.
 
+pub mod counters;
+pub mod first_last;
 pub mod level;
 
 use std::sync::Arc;
@@ -22,4 +33,9 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(time_bucket);
     ctx.register_udf(level::LevelRank::udf());
     ctx.add_analyzer_rule(Arc::new(level::LevelComparisons));
+    ctx.register_udaf(first_last::Selector::first());
+    ctx.register_udaf(first_last::Selector::last());
+    ctx.register_udaf(counters::Counter::increase());
+    ctx.register_udaf(counters::Counter::rate());
+    ctx.register_udaf(counters::Counter::delta());
 }
