@@ -4,8 +4,8 @@
 //! rule rewrites every comparison of such a column with a string constant
 //! (`level >= 'warn'`, `'ERROR' = level`, `level IN ('error', 'fatal')`) into a comparison
 //! of ranks through `level_rank(level)`, so that trace < debug < info < warn < error <
-//! fatal. Constants are matched ignoring case; an unknown level is a planning error that
-//! lists the levels.
+//! fatal; `ORDER BY level` likewise sorts by rank. Constants are matched ignoring case; an
+//! unknown level is a planning error that lists the levels.
 
 use std::sync::Arc;
 
@@ -103,6 +103,18 @@ impl AnalyzerRule for LevelComparisons {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         plan.transform_up_with_subqueries(|node| {
             let schema = merged_input_schema(&node);
+            let node = match node {
+                // ORDER BY level orders by severity.
+                LogicalPlan::Sort(mut sort) => {
+                    for s in &mut sort.expr {
+                        if let Some(col) = level_column(&s.expr, &schema) {
+                            s.expr = rank_expr(col);
+                        }
+                    }
+                    LogicalPlan::Sort(sort)
+                }
+                other => other,
+            };
             node.map_expressions(|e| e.transform_up(|e| rewrite(e, &schema)))
         })
         .map(|t| t.data)
