@@ -79,6 +79,7 @@ impl Database {
             .expect("the default catalog exists");
         catalog.register_schema("public", Arc::new(SextantSchema::new(Arc::clone(&engine))))?;
         crate::functions::register(&ctx);
+        ctx.add_optimizer_rule(Arc::new(crate::latest::LatestRowRule));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(options.target_partitions.max(1))
             .thread_name("sextant-query")

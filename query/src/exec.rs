@@ -16,6 +16,7 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
@@ -32,6 +33,8 @@ pub struct SextantScanExec {
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
+    /// Return only the latest row of each series.
+    latest: bool,
 }
 
 impl SextantScanExec {
@@ -59,6 +62,15 @@ impl SextantScanExec {
             schema,
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
+            latest: false,
+        }
+    }
+
+    /// The same scan returning only the latest row (within the time range) of each series.
+    pub fn latest_rows(self) -> Self {
+        SextantScanExec {
+            latest: true,
+            ..self
         }
     }
 
@@ -87,6 +99,9 @@ impl DisplayAs for SextantScanExec {
         }
         if let Some(l) = self.limit {
             write!(f, ", limit={l}")?;
+        }
+        if self.latest {
+            write!(f, ", mode=latest row per series")?;
         }
         Ok(())
     }
@@ -131,6 +146,22 @@ impl ExecutionPlan for SextantScanExec {
         _context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let request = self.request.clone().partition(partition, self.partitions);
+        if self.latest {
+            let batch = self
+                .snapshot
+                .latest(&request)
+                .map_err(crate::error::to_datafusion)?;
+            let batch = match self.limit {
+                Some(l) if batch.num_rows() > l => batch.slice(0, l),
+                _ => batch,
+            };
+            BaselineMetrics::new(&self.metrics, partition).record_output(batch.num_rows());
+            let stream = futures::stream::iter([Ok(batch)]);
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                self.schema.clone(),
+                stream,
+            )));
+        }
         let scan = self
             .snapshot
             .scan(&request)

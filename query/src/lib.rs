@@ -26,6 +26,7 @@ pub mod error;
 pub mod exec;
 pub mod filters;
 pub mod functions;
+pub mod latest;
 pub mod provider;
 
 pub use database::{Database, QueryOptions};

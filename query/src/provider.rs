@@ -50,11 +50,13 @@ impl SchemaProvider for SextantSchema {
 }
 
 /// One table of a snapshot.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SextantTable {
     snapshot: Arc<Snapshot>,
     schema: TableSchema,
     arrow: SchemaRef,
+    /// Scans return only the latest row of each series (see [`crate::latest`]).
+    latest: bool,
 }
 
 impl SextantTable {
@@ -66,7 +68,26 @@ impl SextantTable {
             snapshot,
             schema,
             arrow,
+            latest: false,
         })
+    }
+
+    /// The same table, whose scans return only the latest row of each series.
+    pub fn latest(&self) -> Self {
+        SextantTable {
+            latest: true,
+            ..self.clone()
+        }
+    }
+
+    /// Whether scans return only the latest row of each series.
+    pub fn is_latest(&self) -> bool {
+        self.latest
+    }
+
+    /// The engine's schema of the table.
+    pub fn table_schema(&self) -> &TableSchema {
+        &self.schema
     }
 }
 
@@ -124,12 +145,11 @@ impl TableProvider for SextantTable {
             request = request.tag_in(tag, values);
         }
         let partitions = state.config().target_partitions();
-        Ok(Arc::new(SextantScanExec::new(
-            self.snapshot.clone(),
-            request,
-            schema,
-            partitions,
-            limit,
-        )))
+        let exec = SextantScanExec::new(self.snapshot.clone(), request, schema, partitions, limit);
+        Ok(Arc::new(if self.latest {
+            exec.latest_rows()
+        } else {
+            exec
+        }))
     }
 }
