@@ -5,6 +5,9 @@ use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampNanosecondT
 use arrow_array::{Array, RecordBatch};
 use sextant_engine::{ScanRequest, Snapshot};
 
+pub mod log_queries;
+pub mod tsbs;
+
 /// A value of one cell, in a form tests can compare.
 #[derive(Debug, Clone, PartialEq, PartialOrd)]
 pub enum Cell {

@@ -17,9 +17,10 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::InList;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
-    BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    Between, BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
 use sextant_engine::Level;
@@ -115,7 +116,18 @@ impl AnalyzerRule for LevelComparisons {
                 }
                 other => other,
             };
-            node.map_expressions(|e| e.transform_up(|e| rewrite(e, &schema)))
+            // Rewritten expressions keep their names, which parent nodes refer to.
+            let names = NamePreserver::new(&node);
+            let node = node.map_expressions(|e| {
+                let name = names.save(&e);
+                Ok(e.transform_up(|e| rewrite(e, &schema))?
+                    .update_data(|e| name.restore(e)))
+            })?;
+            if node.transformed {
+                node.map_data(|p| p.recompute_schema())
+            } else {
+                Ok(node)
+            }
         })
         .map(|t| t.data)
     }
@@ -204,6 +216,25 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 return Ok(Transformed::yes(new));
             }
             Ok(Transformed::no(e))
+        }
+        Expr::Between(Between {
+            expr,
+            negated,
+            low,
+            high,
+        }) => {
+            let Some(col) = level_column(expr, schema) else {
+                return Ok(Transformed::no(e));
+            };
+            let (Some(low), Some(high)) = (level_literal(low), level_literal(high)) else {
+                return Ok(Transformed::no(e));
+            };
+            Ok(Transformed::yes(Expr::Between(Between::new(
+                Box::new(rank_expr(col)),
+                *negated,
+                Box::new(rank_literal(low)?),
+                Box::new(rank_literal(high)?),
+            ))))
         }
         Expr::InList(InList {
             expr,
