@@ -126,8 +126,9 @@ impl Config {
         self
     }
 
-    /// Whether a background thread flushes by age and size. Default: true. Without it,
-    /// size-triggered flushes run in the writing thread and age is checked on writes.
+    /// Whether a background thread flushes by age and size. Default: true. Without it, a
+    /// head frozen by size, or old enough, is flushed by the next write, in the writing
+    /// thread (or by `flush` and `close`).
     pub fn background_flush(mut self, on: bool) -> Self {
         self.background_flush = on;
         self

@@ -379,6 +379,10 @@ impl Inner {
     }
 
     fn snapshot(&self) -> Snapshot {
+        // Writers hold `order` while they add a write's rows to its tables, and flushes
+        // raise `visible` only under it or for rows already added: holding it here means
+        // a snapshot never sees part of a write that spans tables.
+        let _order = self.order.lock();
         let visible = self.visible.load(Ordering::Acquire);
         let tables = self.tables.read();
         let mut views = BTreeMap::new();
@@ -502,12 +506,13 @@ impl Inner {
                 break;
             };
             let max_seq = frozen.chunks.last().map_or(0, |c| c.max_seq);
-            // Rows of writes still waiting for their WAL sync must not become visible
-            // through a segment before the sync: sync first.
-            if max_seq > self.visible.load(Ordering::Acquire) {
-                wal.sync()?;
-                self.visible.fetch_max(max_seq, Ordering::AcqRel);
-            }
+            // The WAL is synced before any segment is written, so that it is never behind
+            // the segments: a power cut then cannot leave one table's share of a write in
+            // a segment while its other tables' share is lost from the WAL. It also makes
+            // rows still waiting for their sync (under Always) durable before a segment
+            // makes them visible.
+            wal.sync()?;
+            self.visible.fetch_max(max_seq, Ordering::AcqRel);
             crate::fs::create_dir(&table.dir)?;
             let spec = writer::SegmentSpec {
                 table: &frozen.schema.name,

@@ -5,7 +5,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{ArrayRef, RecordBatch};
 
-use super::{Piece, Run, Scan, Source, assemble};
+use super::{Piece, Run, Scan, Source, assemble, series_blocks};
 use crate::error::Result;
 
 impl Scan {
@@ -47,22 +47,15 @@ impl Scan {
 
     /// The last row of a run within the time range, with its time.
     fn last_row(&mut self, run: &Run) -> Result<Option<(i64, Vec<ArrayRef>)>> {
+        let window = (self.min_time, self.max_time);
         let arrays = match &self.sources[run.source] {
-            Source::Chunk(_) => Some(self.chunk_run(run)?),
+            Source::Chunk(_) => Some(self.chunk_run(run, window)?),
             Source::Segment(seg) => {
-                let m = &seg.meta().series[run.entry];
-                let (lo, hi) = (m.row_start as usize, (m.row_start + m.row_count) as usize);
-                let b_rows = seg.meta().block_rows as usize;
-                let blocks: Vec<_> = (lo / b_rows..=(hi - 1) / b_rows)
-                    .rev()
-                    .map(|block| {
-                        let (bs, be) = seg.meta().block_rows_range(block);
-                        (block, lo.max(bs), hi.min(be))
-                    })
-                    .collect();
+                let blocks = series_blocks(seg, run.entry);
                 let mut found = None;
-                for (block, a, b) in blocks {
-                    if let Some((_, arrays)) = self.segment_rows(run, block, a, b, true)?
+                // From the last block back, to the first holding a row in the range.
+                for (block, a, b) in blocks.into_iter().rev() {
+                    if let Some((_, arrays)) = self.segment_rows(run, block, a, b, true, window)?
                         && !arrays[0].is_empty()
                     {
                         found = Some(arrays);

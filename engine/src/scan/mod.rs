@@ -49,10 +49,10 @@ enum Work {
         lo: usize,
         hi: usize,
     },
-    /// A chunk's run for the series.
-    ChunkRun(Run),
-    /// Runs that overlap in time, merged.
-    Merge(Vec<Run>),
+    /// A chunk's run for the series, within a time window (inclusive).
+    ChunkRun { run: Run, window: (i64, i64) },
+    /// Runs that overlap in time, merged within a time window (inclusive).
+    Merge { runs: Vec<Run>, window: (i64, i64) },
 }
 
 /// An iterator of Arrow batches over a table's rows. Dropping it stops the scan.
@@ -110,6 +110,13 @@ impl Scan {
         sources: Vec<Source>,
         req: &ScanRequest,
     ) -> Result<Scan> {
+        let (part, parts) = req.partition;
+        if part >= parts {
+            return Err(Error::InvalidInput(format!(
+                "partition {part} of {parts} does not exist: partitions are numbered from 0 to {}",
+                parts.saturating_sub(1)
+            )));
+        }
         let out = output_columns(schema, req)?;
         let time_wanted = out.iter().any(|c| c.ty == ColumnType::Time);
         for (tag, _) in &req.tags {
@@ -195,6 +202,9 @@ impl Scan {
             return false;
         };
         self.next_group += 1;
+        // Decoded blocks of sources this series does not read are not needed again.
+        self.cache
+            .retain(|(source, _), _| runs.iter().any(|r| r.source == *source));
         let mut runs = runs;
         runs.sort_by_key(|r| (r.min_time, r.source));
         // Cluster runs whose time ranges overlap; a cluster of one passes through.
@@ -212,35 +222,77 @@ impl Scan {
                 }
             }
         }
+        let window = (self.min_time, self.max_time);
         for mut cluster in clusters {
             if cluster.len() > 1 {
                 cluster.sort_by_key(|r| r.source);
-                self.work.push_back((key.clone(), Work::Merge(cluster)));
+                self.plan_merge(&key, cluster);
                 continue;
             }
             let run = cluster.pop().expect("one run");
             match &self.sources[run.source] {
-                Source::Chunk(_) => self.work.push_back((key.clone(), Work::ChunkRun(run))),
+                Source::Chunk(_) => self
+                    .work
+                    .push_back((key.clone(), Work::ChunkRun { run, window })),
                 Source::Segment(seg) => {
-                    let m = &seg.meta().series[run.entry];
-                    let (lo, hi) = (m.row_start as usize, (m.row_start + m.row_count) as usize);
-                    let b_rows = seg.meta().block_rows as usize;
-                    for block in lo / b_rows..=(hi - 1) / b_rows {
-                        let (bs, be) = seg.meta().block_rows_range(block);
-                        self.work.push_back((
-                            key.clone(),
-                            Work::SegmentRows {
-                                run: run.clone(),
-                                block,
-                                lo: lo.max(bs),
-                                hi: hi.min(be),
-                            },
-                        ));
+                    for (block, lo, hi) in series_blocks(seg, run.entry) {
+                        let run = run.clone();
+                        let work = Work::SegmentRows { run, block, lo, hi };
+                        self.work.push_back((key.clone(), work));
                     }
                 }
             }
         }
         true
+    }
+
+    /// Queues the merge of overlapping runs in time windows of about [`MERGE_WINDOW_ROWS`]
+    /// rows each (assuming rows spread evenly over the cluster's time range), so that a
+    /// late row does not make the merge read a series' whole history at once.
+    fn plan_merge(&mut self, key: &SeriesKey, runs: Vec<Run>) {
+        let lo = runs
+            .iter()
+            .map(|r| r.min_time)
+            .min()
+            .unwrap_or(i64::MIN)
+            .max(self.min_time);
+        let hi = runs
+            .iter()
+            .map(|r| r.max_time)
+            .max()
+            .unwrap_or(i64::MAX)
+            .min(self.max_time);
+        if lo > hi {
+            return;
+        }
+        let rows: usize = runs.iter().map(|r| self.run_len(r)).sum();
+        let windows = rows.div_ceil(MERGE_WINDOW_ROWS).max(1) as i128;
+        let span = hi as i128 - lo as i128 + 1;
+        let width = ((span + windows - 1) / windows).max(1);
+        let mut start = lo as i128;
+        while start <= hi as i128 {
+            let end = (start + width - 1).min(hi as i128);
+            let window = (start as i64, end as i64);
+            self.work.push_back((
+                key.clone(),
+                Work::Merge {
+                    runs: runs.clone(),
+                    window,
+                },
+            ));
+            start = end + 1;
+        }
+    }
+
+    /// Rows a run holds, whatever their times.
+    fn run_len(&self, run: &Run) -> usize {
+        match &self.sources[run.source] {
+            Source::Segment(seg) => seg.meta().series[run.entry].row_count as usize,
+            Source::Chunk(c) => {
+                let r = &c.index().runs[run.entry];
+                r.end - r.start
+            }
+        }
     }
 
     /// Does one step of work; false when the scan is complete.
@@ -251,15 +303,16 @@ impl Scan {
             }
         }
         let (key, work) = self.work.pop_front().expect("not empty");
+        let window = (self.min_time, self.max_time);
         let arrays = match work {
             Work::SegmentRows { run, block, lo, hi } => {
-                self.segment_rows(&run, block, lo, hi, false)?
+                self.segment_rows(&run, block, lo, hi, false, window)?
             }
-            Work::ChunkRun(run) => {
-                let arrays = self.chunk_run(&run)?;
+            Work::ChunkRun { run, window } => {
+                let arrays = self.chunk_run(&run, window)?;
                 Some((arrays[0].len(), arrays))
             }
-            Work::Merge(runs) => self.merge(&runs)?.map(|a| (a[0].len(), a)),
+            Work::Merge { runs, window } => self.merge(&runs, window)?.map(|a| (a[0].len(), a)),
         };
         if let Some((len, arrays)) = arrays
             && len > 0
@@ -291,7 +344,8 @@ impl Scan {
         Ok(Some(array))
     }
 
-    /// Rows `[lo, hi)` of a segment (one block) within the time range.
+    /// Rows `[lo, hi)` of a segment (one block) whose time is within `window`
+    /// (inclusive).
     fn segment_rows(
         &mut self,
         run: &Run,
@@ -299,21 +353,20 @@ impl Scan {
         lo: usize,
         hi: usize,
         need_time: bool,
+        window: (i64, i64),
     ) -> Result<Option<(usize, Vec<ArrayRef>)>> {
         let Source::Segment(seg) = &self.sources[run.source] else {
             unreachable!("segment source")
         };
         let seg = seg.clone();
         let meta = seg.meta();
-        if let Some(crate::segment::Stats::Int { min, max }) = meta.blocks[0][block].stats
-            && (max < self.min_time || min > self.max_time)
-        {
+        if !block_may_hold(&seg, block, window) {
             self.metrics.blocks_pruned += 1;
             return Ok(None);
         }
         let (bs, _) = meta.block_rows_range(block);
         let (mut a, mut b) = (lo - bs, hi - bs);
-        let inside = run.min_time >= self.min_time && run.max_time <= self.max_time;
+        let inside = run.min_time >= window.0 && run.max_time <= window.1;
         // The time column is decoded only when it is returned or needed to filter.
         let time = if need_time || self.time_wanted || !inside {
             let time = self
@@ -321,8 +374,8 @@ impl Scan {
                 .expect("every segment has time");
             if !inside {
                 let t = &time.as_primitive::<Int64Type>().values()[a..b];
-                let first = t.partition_point(|&x| x < self.min_time);
-                let last = t.partition_point(|&x| x <= self.max_time);
+                let first = t.partition_point(|&x| x < window.0);
+                let last = t.partition_point(|&x| x <= window.1);
                 (a, b) = (a + first, a + last.max(first));
             }
             Some(time)
@@ -349,9 +402,9 @@ impl Scan {
         Ok(Some((len, arrays)))
     }
 
-    /// A chunk's rows of one series within the time range, in time order; for a metric
-    /// table only the last row of each time.
-    fn chunk_run(&mut self, run: &Run) -> Result<Vec<ArrayRef>> {
+    /// A chunk's rows of one series with time within `window`, in time order; for a
+    /// metric table only the last row of each time.
+    fn chunk_run(&mut self, run: &Run, window: (i64, i64)) -> Result<Vec<ArrayRef>> {
         let Source::Chunk(chunk) = &self.sources[run.source] else {
             unreachable!("chunk source")
         };
@@ -360,8 +413,8 @@ impl Scan {
         let r = &chunk.index().runs[run.entry];
         let rows = &chunk.index().order[r.start..r.end];
         let times = chunk.batch.time().values();
-        let first = rows.partition_point(|&i| times[i as usize] < self.min_time);
-        let last = rows.partition_point(|&i| times[i as usize] <= self.max_time);
+        let first = rows.partition_point(|&i| times[i as usize] < window.0);
+        let last = rows.partition_point(|&i| times[i as usize] <= window.1);
         let mut keep: Vec<u32> = Vec::with_capacity(last.saturating_sub(first));
         for (n, &i) in rows[first..last.max(first)].iter().enumerate() {
             let replaced = self.kind == TableKind::Metric
@@ -386,23 +439,21 @@ impl Scan {
         Ok(arrays)
     }
 
-    /// All rows of a run within the time range (a chunk run deduplicated), concatenated.
-    fn run_rows(&mut self, run: &Run) -> Result<Vec<ArrayRef>> {
+    /// The rows of a run with time within `window` (a chunk run deduplicated),
+    /// concatenated.
+    fn run_rows(&mut self, run: &Run, window: (i64, i64)) -> Result<Vec<ArrayRef>> {
         match &self.sources[run.source] {
-            Source::Chunk(_) => self.chunk_run(run),
+            Source::Chunk(_) => self.chunk_run(run, window),
             Source::Segment(seg) => {
-                let m = &seg.meta().series[run.entry];
-                let (lo, hi) = (m.row_start as usize, (m.row_start + m.row_count) as usize);
-                let b_rows = seg.meta().block_rows as usize;
-                let ranges: Vec<_> = (lo / b_rows..=(hi - 1) / b_rows)
-                    .map(|block| {
-                        let (bs, be) = seg.meta().block_rows_range(block);
-                        (block, lo.max(bs), hi.min(be))
-                    })
-                    .collect();
+                let seg = seg.clone();
                 let mut parts: Vec<Vec<ArrayRef>> = Vec::new();
-                for (block, a, b) in ranges {
-                    if let Some((_, p)) = self.segment_rows(run, block, a, b, true)? {
+                for (block, a, b) in series_blocks(&seg, run.entry) {
+                    // Blocks outside the window are passed over silently: merges visit
+                    // the same series' blocks once per window.
+                    if !block_may_hold(&seg, block, window) {
+                        continue;
+                    }
+                    if let Some((_, p)) = self.segment_rows(run, block, a, b, true, window)? {
                         parts.push(p);
                     }
                 }
@@ -411,14 +462,15 @@ impl Scan {
         }
     }
 
-    /// Merges runs that overlap in time: rows ordered by time, then source; for a metric
-    /// table the newest source's row of each time is kept.
-    fn merge(&mut self, runs: &[Run]) -> Result<Option<Vec<ArrayRef>>> {
+    /// Merges the rows within `window` of runs that overlap in time: rows ordered by
+    /// time, then source; for a metric table the newest source's row of each time is
+    /// kept.
+    fn merge(&mut self, runs: &[Run], window: (i64, i64)) -> Result<Option<Vec<ArrayRef>>> {
         let mut parts = Vec::with_capacity(runs.len());
         let mut order: Vec<(i64, usize, u32)> = Vec::new();
         let mut offset = 0u32;
         for run in runs {
-            let arrays = self.run_rows(run)?;
+            let arrays = self.run_rows(run, window)?;
             let t = arrays[0].as_primitive::<Int64Type>();
             order.extend(
                 t.values()
@@ -518,6 +570,35 @@ fn concat_parts(needed: &[ColumnDef], parts: Vec<Vec<ArrayRef>>) -> Result<Vec<A
             Ok(arrow_select::concat::concat(&cols)?)
         })
         .collect()
+}
+
+/// Rows a merge window should hold, about.
+const MERGE_WINDOW_ROWS: usize = 8192;
+
+/// The blocks holding a segment series' rows: (block, first row, end row), rows
+/// counted in the segment.
+pub(crate) fn series_blocks(
+    seg: &crate::segment::Segment,
+    entry: usize,
+) -> Vec<(usize, usize, usize)> {
+    let meta = seg.meta();
+    let m = &meta.series[entry];
+    let (lo, hi) = (m.row_start as usize, (m.row_start + m.row_count) as usize);
+    let b_rows = meta.block_rows as usize;
+    (lo / b_rows..=(hi - 1) / b_rows)
+        .map(|block| {
+            let (bs, be) = meta.block_rows_range(block);
+            (block, lo.max(bs), hi.min(be))
+        })
+        .collect()
+}
+
+/// Whether a block's time statistics allow rows within `window`.
+fn block_may_hold(seg: &crate::segment::Segment, block: usize, window: (i64, i64)) -> bool {
+    match seg.meta().blocks[0][block].stats {
+        Some(crate::segment::Stats::Int { min, max }) => max >= window.0 && min <= window.1,
+        _ => true,
+    }
 }
 
 /// Whether a series key meets every tag predicate.

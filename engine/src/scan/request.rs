@@ -53,6 +53,10 @@ impl ScanRequest {
     pub fn time_range(mut self, min_time: i64, end: i64) -> Self {
         self.min_time = min_time;
         self.max_time = end.saturating_sub(1);
+        if end == i64::MIN {
+            // Nothing is before the earliest time: an empty range.
+            (self.min_time, self.max_time) = (i64::MAX, i64::MIN);
+        }
         self
     }
 
@@ -85,9 +89,10 @@ impl ScanRequest {
         self
     }
 
-    /// Scans only partition `index` of `count`.
+    /// Scans only partition `index` of `count` (`index < count`, else the scan is an
+    /// error).
     pub fn partition(mut self, index: usize, count: usize) -> Self {
-        self.partition = (index, count.max(1));
+        self.partition = (index, count);
         self
     }
 }

@@ -1,0 +1,161 @@
+//! Scans stay bounded: late rows do not make a scan read a series' whole history, and
+//! request edges (empty ranges, partitions) behave.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sextant_engine::{Config, Durability, Error, Point, ScanRequest};
+
+#[test]
+fn a_late_row_does_not_make_the_first_batch_read_the_whole_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Config::new(dir.path())
+        .block_rows(1000)
+        .durability(Durability::Never)
+        .open()
+        .unwrap();
+    let points: Vec<Point> = (0..200_000i64)
+        .map(|t| {
+            Point::metric("m")
+                .tag("k", "a")
+                .field("v", t as f64)
+                .time(t)
+        })
+        .collect();
+    engine.write_points(&points).unwrap();
+    engine.flush().unwrap();
+    // One late row in the middle of the series' history, in memory.
+    engine
+        .write_points(&[Point::metric("m")
+            .tag("k", "a")
+            .field("v", -1.0)
+            .time(100_000)])
+        .unwrap();
+    let snap = engine.snapshot();
+    let mut scan = snap
+        .scan(&ScanRequest::new("m").columns(["time", "v"]).batch_rows(10))
+        .unwrap();
+    let first = scan.next().unwrap().unwrap();
+    assert_eq!(first.num_rows(), 10);
+    let m = scan.metrics();
+    // 200 blocks per column hold the series; the first window needs about 8192 rows.
+    assert!(
+        m.blocks_read <= 40,
+        "first batch read {} blocks: {m:?}",
+        m.blocks_read
+    );
+    // And the whole answer is still right, across the merge windows: every time once,
+    // in order, with its value, and the late row replacing t = 100,000.
+    let mut expect_t = 10i64;
+    for batch in scan {
+        let batch = batch.unwrap();
+        for row in sextant_tests::batch_rows(&[batch]) {
+            let v = if expect_t == 100_000 {
+                -1.0
+            } else {
+                expect_t as f64
+            };
+            assert_eq!(
+                row,
+                vec![
+                    sextant_tests::Cell::Int(expect_t),
+                    sextant_tests::Cell::Float(v)
+                ]
+            );
+            expect_t += 1;
+        }
+    }
+    assert_eq!(expect_t, 200_000);
+    let replaced = sextant_tests::scan_rows(
+        &snap,
+        &ScanRequest::new("m")
+            .columns(["v"])
+            .time_between(100_000, 100_000),
+    )
+    .unwrap();
+    assert_eq!(replaced, vec![vec![sextant_tests::Cell::Float(-1.0)]]);
+}
+
+#[test]
+fn empty_time_ranges_and_bad_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Config::new(dir.path()).open().unwrap();
+    engine
+        .write_points(&[
+            Point::metric("m").field("v", 1.0).time(i64::MIN),
+            Point::metric("m").field("v", 2.0).time(i64::MAX),
+        ])
+        .unwrap();
+    let snap = engine.snapshot();
+    let count = |req: ScanRequest| sextant_tests::scan_rows(&snap, &req).unwrap().len();
+    assert_eq!(
+        count(ScanRequest::new("m").time_range(i64::MIN, i64::MIN)),
+        0
+    );
+    assert_eq!(
+        count(ScanRequest::new("m").time_range(i64::MIN, i64::MIN + 1)),
+        1
+    );
+    assert_eq!(
+        count(ScanRequest::new("m").time_between(i64::MAX, i64::MAX)),
+        1
+    );
+    assert_eq!(count(ScanRequest::new("m")), 2);
+    let err = snap
+        .scan(&ScanRequest::new("m").partition(2, 2))
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    assert!(
+        err.to_string().contains("partition 2 of 2 does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn snapshots_never_see_part_of_a_write_that_spans_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(
+        Config::new(dir.path())
+            .durability(Durability::Never)
+            .flush_bytes(20_000)
+            .open()
+            .unwrap(),
+    );
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let engine = Arc::clone(&engine);
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut w = 0i64;
+            while !done.load(Ordering::SeqCst) {
+                let mut points: Vec<Point> = (0..20)
+                    .map(|i| {
+                        Point::metric("m")
+                            .tag("i", i.to_string())
+                            .field("w", w)
+                            .time(w)
+                    })
+                    .collect();
+                points.push(Point::metric("z").field("w", w).time(w));
+                engine.write_points(&points).unwrap();
+                w += 1;
+            }
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    let mut checked = 0;
+    while std::time::Instant::now() < deadline {
+        let snap = engine.snapshot();
+        let (Ok(m), Ok(z)) = (
+            sextant_tests::scan_rows(&snap, &ScanRequest::new("m").columns(["w"])),
+            sextant_tests::scan_rows(&snap, &ScanRequest::new("z").columns(["w"])),
+        ) else {
+            continue;
+        };
+        assert_eq!(m.len(), 20 * z.len(), "a snapshot saw part of a write");
+        checked += 1;
+    }
+    done.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    assert!(checked > 0);
+}
