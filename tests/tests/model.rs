@@ -209,7 +209,6 @@ fn run(kind: TableKind, ops: Vec<Op>, flush_bytes: usize) {
             }
             Op::Latest { host } if written => {
                 let req = request(i64::MIN, i64::MAX, host);
-                let req = ensure_columns(e, req);
                 let batch = e.snapshot().latest(&req).unwrap();
                 let got = sextant_tests::batch_rows(&[batch]);
                 assert_eq!(got, model.latest(host), "latest host {host:?}");
@@ -217,12 +216,6 @@ fn run(kind: TableKind, ops: Vec<Op>, flush_bytes: usize) {
             _ => {}
         }
     }
-}
-
-/// Adds the optional columns to the table by writing nothing? No: a request may name only
-/// existing columns, so tests write every column once up front instead; see `run_case`.
-fn ensure_columns(_e: &Engine, req: ScanRequest) -> ScanRequest {
-    req
 }
 
 fn scan_columns(e: &Engine, from: i64, to: i64, host: Option<u8>) -> Vec<Vec<Cell>> {

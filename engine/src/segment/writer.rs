@@ -22,6 +22,9 @@ use crate::head::Chunk;
 use crate::schema::{ColumnDef, ColumnType, TableKind};
 use crate::series::SeriesKey;
 
+/// zstd level of the metadata section (small, written once per segment).
+const META_ZSTD_LEVEL: i32 = 3;
+
 /// What to write.
 #[derive(Debug)]
 pub(crate) struct SegmentSpec<'a> {
@@ -84,9 +87,17 @@ pub(crate) fn write(dir: &Path, spec: &SegmentSpec<'_>) -> Result<(PathBuf, Segm
             buf.extend_from_slice(&crc.to_le_bytes());
             out.write_all(&buf)
                 .map_err(|e| Error::io("writing", &tmp, e))?;
+            let len = u32::try_from(buf.len()).map_err(|_| {
+                Error::InvalidInput(format!(
+                    "table {:?}: a block of column {:?} encodes to {} bytes, more than a segment block holds; lower block_rows",
+                    spec.table,
+                    col.name,
+                    buf.len()
+                ))
+            })?;
             list.push(BlockMeta {
                 offset,
-                len: buf.len() as u32,
+                len,
                 null_count: part.null_count() as u32,
                 stats,
             });
@@ -109,7 +120,16 @@ pub(crate) fn write(dir: &Path, spec: &SegmentSpec<'_>) -> Result<(PathBuf, Segm
         blocks,
     };
     let raw = format::encode_meta(&meta);
-    let packed = zstd::bulk::compress(&raw, 3).map_err(|e| Error::io("compressing", &tmp, e))?;
+    let packed = zstd::bulk::compress(&raw, META_ZSTD_LEVEL)
+        .map_err(|e| Error::io("compressing", &tmp, e))?;
+    if raw.len() as u64 > format::MAX_META_LEN || packed.len() as u64 > format::MAX_META_LEN {
+        return Err(Error::InvalidInput(format!(
+            "table {:?}: the segment's index would take {} bytes, more than {}; flush more often",
+            spec.table,
+            raw.len(),
+            format::MAX_META_LEN
+        )));
+    }
     let trailer = Trailer {
         meta_offset: offset,
         meta_len: packed.len() as u32,
@@ -125,6 +145,12 @@ pub(crate) fn write(dir: &Path, spec: &SegmentSpec<'_>) -> Result<(PathBuf, Segm
         .map_err(|e| Error::io("writing", &tmp, e.into_error()))?;
     file.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
     drop(file);
+    // Read the new file back before it takes its place: a segment that would not open
+    // must not be left where the next open would fail on it.
+    if let Err(e) = super::Segment::open(&tmp) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     fs::rename(&tmp, &path).map_err(|e| Error::io("renaming", &tmp, e))?;
     crate::fs::sync_dir(dir)?;
     Ok((path, meta))
