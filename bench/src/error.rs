@@ -41,9 +41,50 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A query through Sextant's SQL layer failed.
+    #[error("sextant query: {0}")]
+    Query(#[from] Box<sextant_query::Error>),
+    /// A query of the Parquet baseline failed in DataFusion.
+    #[error("datafusion: {0}")]
+    DataFusion(#[from] Box<datafusion::error::DataFusionError>),
+    /// Writing the Parquet baseline failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// The two engines of the query benchmark gave different answers.
+    #[error("the answers of Sextant and of DataFusion over Parquet differ for: {}", queries.join(", "))]
+    AnswersDiffer {
+        /// The query types whose answers differ.
+        queries: Vec<String>,
+    },
+    /// A timed run of a query returned another number of rows than its warm-up run.
+    #[error(
+        "{engine} returned {got} rows on a timed run but {warm_up} on the warm-up run of {sql}"
+    )]
+    RowCountChanged {
+        /// The engine: `sextant` or `parquet`.
+        engine: &'static str,
+        /// The query.
+        sql: String,
+        /// Rows of the warm-up run.
+        warm_up: usize,
+        /// Rows of the timed run.
+        got: usize,
+    },
     /// Building an Arrow batch failed.
     #[error("cannot build an Arrow batch: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+}
+
+impl From<sextant_query::Error> for Error {
+    fn from(e: sextant_query::Error) -> Self {
+        Error::Query(Box::new(e))
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        Error::DataFusion(Box::new(e))
+    }
 }
 
 /// The crate's result type.

@@ -238,7 +238,8 @@ fn decode_field(engine: &Engine, field: &str) -> Result<(u64, f64)> {
     Ok((values, t.elapsed().as_secs_f64()))
 }
 
-fn disk_usage(dir: &Path) -> Result<(u64, usize, u64)> {
+/// Bytes of segment files, their number, and bytes of every file under `dir`.
+pub(crate) fn disk_usage(dir: &Path) -> Result<(u64, usize, u64)> {
     let mut seg_bytes = 0;
     let mut segs = 0;
     let mut all = 0;
@@ -282,7 +283,8 @@ pub fn peak_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn progress(show: bool, total: u64) -> indicatif::ProgressBar {
+/// A progress bar of `total` rows on standard error (hidden unless `show`).
+pub(crate) fn progress(show: bool, total: u64) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }

@@ -1,6 +1,7 @@
 //! Sextant's benchmark harness: the reference workloads of `WORKLOADS.md`, generated
 //! deterministically from a seed and streamed in columnar batches, and writers for CSV and
-//! InfluxDB line protocol.
+//! InfluxDB line protocol; the TSBS devops queries ([`queries`]) and the query benchmark that
+//! runs them on Sextant and on DataFusion over Parquet ([`query_bench`]).
 //!
 //! ```
 //! use sextant_bench::workload::cpu::{CpuConfig, CpuGenerator};
@@ -15,6 +16,8 @@
 pub mod error;
 pub mod ingest;
 pub mod output;
+pub mod queries;
+pub mod query_bench;
 pub mod time;
 pub mod workload;
 

@@ -4,6 +4,8 @@
 //! sextant-bench generate --workload cpu-only --scale 4000 --days 3 --seed 1 --format csv --out cpu.csv
 //! sextant-bench generate --workload logs --events-per-second 10000 --days 1 --format influx --out logs.lp
 //! sextant-bench generate --workload cpu-only --scale 100 --days 1 --format none   # generator speed
+//! sextant-bench ingest --scale 100 --days 1
+//! sextant-bench query --scale 100 --days 1 --seed 1 --runs 5 --json query.json
 //! ```
 
 use std::fs::File;
@@ -16,6 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use sextant_bench::ingest::IngestOptions;
 use sextant_bench::output::{CpuWriter, Format, LogsWriter};
+use sextant_bench::query_bench::QueryBenchOptions;
 use sextant_bench::time::{NANOS_PER_DAY, NANOS_PER_SECOND, parse_rfc3339};
 use sextant_bench::workload::cpu::{CpuBatch, CpuConfig, CpuGenerator, CpuVariant};
 use sextant_bench::workload::logs::{LogBatch, LogsConfig, LogsGenerator};
@@ -40,6 +43,44 @@ enum Command {
     /// Scan one column of every row of a table in an existing database, repeatedly, and
     /// print the median rate (for profiling the read path).
     Scan(ScanArgs),
+    /// Run the 15 TSBS devops query types on Sextant and on DataFusion over a Parquet file
+    /// of the same rows; print each engine's latencies, the ratio and whether the answers
+    /// agree (exit status 1 if they do not).
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Args)]
+struct QueryArgs {
+    /// Number of hosts.
+    #[arg(long, default_value_t = 100)]
+    scale: u32,
+    /// Days of data.
+    #[arg(long, default_value_t = 1.0)]
+    days: f64,
+    /// The seed of the data and of the query parameters.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Timed runs per query and engine, after a warm-up run.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Data directory: `sextant/` and `cpu.parquet` in it are replaced.
+    #[arg(long, default_value = "sextant-bench-query")]
+    dir: PathBuf,
+    /// Query types to run, comma-separated (e.g. lastpoint,high-cpu-all) [default: all 15].
+    #[arg(long, value_delimiter = ',')]
+    queries: Vec<String>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// DataFusion target partitions of both engines [default: the number of cores].
+    #[arg(long)]
+    partitions: Option<usize>,
+    /// Most rows per Parquet row group (the parquet crate's default).
+    #[arg(long, default_value_t = 1024 * 1024)]
+    row_group_rows: usize,
+    /// Print EXPLAIN ANALYZE of every query on both engines after the table.
+    #[arg(long)]
+    explain: bool,
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +209,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate(&args),
         Command::Ingest(args) => ingest(&args),
         Command::Scan(args) => scan(&args),
+        Command::Query(args) => query(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -368,6 +410,58 @@ fn scan(args: &ScanArgs) -> Result<()> {
         args.repeat
     );
     Ok(())
+}
+
+fn query(args: &QueryArgs) -> Result<()> {
+    let command: Vec<String> = std::env::args().collect();
+    let command = command.join(" ");
+    println!("command: {command}");
+    let options = QueryBenchOptions {
+        scale: args.scale,
+        days: args.days,
+        seed: args.seed,
+        runs: args.runs.max(1),
+        dir: args.dir.clone(),
+        queries: args.queries.clone(),
+        target_partitions: args
+            .partitions
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1),
+        row_group_rows: args.row_group_rows.max(1),
+        explain: args.explain,
+        progress: true,
+    };
+    let r = sextant_bench::query_bench::run(&options)?;
+    println!(
+        "data: cpu-only, scale {} x {} days, seed {}: {} rows; {} timed runs per query and engine after a warm-up, {} target partitions",
+        args.scale, args.days, args.seed, r.sextant.rows, options.runs, options.target_partitions
+    );
+    println!(
+        "sextant: {} bytes in {} segment(s), written in {:.2} s + flush {:.2} s",
+        r.sextant.segment_bytes, r.sextant.segments, r.sextant.write_secs, r.sextant.flush_secs
+    );
+    println!(
+        "parquet: {} bytes, {} row group(s) of at most {} rows, zstd, sorted by hostname, time; written in {:.2} s",
+        r.parquet.bytes, r.parquet.row_groups, options.row_group_rows, r.parquet.write_secs
+    );
+    println!();
+    print!("{}", r.table());
+    if args.explain {
+        println!();
+        print!("{}", r.plans());
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, r.json(&command)).map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    let differ = r.disagreements();
+    if differ.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::AnswersDiffer { queries: differ })
+    }
 }
 
 fn reject(given: bool, flag: &str, workloads: &str) -> Result<()> {
