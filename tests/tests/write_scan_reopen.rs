@@ -114,23 +114,10 @@ fn unflushed_rows_are_replayed_from_the_wal_after_a_crash() {
     // The forgotten engine still holds the directory lock; a real crash releases it.
     // Reopen through a copy of the directory.
     let copy = tempfile::tempdir().unwrap();
-    copy_dir(dir.path(), copy.path());
+    sextant_tests::copy_dir(dir.path(), copy.path());
     let engine = Config::new(copy.path()).open().unwrap();
     assert_eq!(engine.recovery_report().wal_records_replayed, 1);
     assert_eq!(rows(&engine.snapshot(), &ScanRequest::new("cpu")).len(), 2);
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else if entry.file_name() != "LOCK" {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 #[test]
@@ -176,7 +163,7 @@ fn a_crash_during_a_tables_first_flush_leaves_it_openable() {
         std::mem::forget(engine);
     }
     let copy = tempfile::tempdir().unwrap();
-    copy_dir(dir.path(), copy.path());
+    sextant_tests::copy_dir(dir.path(), copy.path());
     // The first flush had created the table's directory and begun its segment.
     let table_dir = copy.path().join("tables").join("cpu");
     std::fs::create_dir_all(&table_dir).unwrap();

@@ -22,18 +22,7 @@ use std::fmt::Write as _;
 pub use params::{HOUR, MINUTE, Rng, SECOND, Window, quote, random_hosts, sql_time};
 
 /// The cpu fields, in the order of WORKLOADS.md §1 ("metrics M" are the first M).
-pub const CPU_FIELDS: [&str; 10] = [
-    "usage_user",
-    "usage_system",
-    "usage_idle",
-    "usage_nice",
-    "usage_iowait",
-    "usage_irq",
-    "usage_softirq",
-    "usage_steal",
-    "usage_guest",
-    "usage_guest_nice",
-];
+pub use crate::workload::cpu::FIELDS as CPU_FIELDS;
 
 /// lastpoint with a window function instead of `DISTINCT ON`: the same answer, for engines
 /// without `DISTINCT ON`. [`DevopsQuery::sql`] uses TimescaleDB's `DISTINCT ON` form, which

@@ -91,7 +91,7 @@ impl Window {
 pub fn sql_time(ns: i64) -> String {
     let secs = ns.div_euclid(SECOND);
     let nanos = ns.rem_euclid(SECOND);
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let (y, mo, d) = crate::time::civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
     let mut out = format!(
         "'{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}",
@@ -104,19 +104,6 @@ pub fn sql_time(ns: i64) -> String {
     }
     out.push('\'');
     out
-}
-
-/// The (year, month, day) of a count of days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// A string as a quoted SQL literal.
