@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 
 use crate::error::{Error, Result};
-use crate::scan::{Scan, ScanRequest, Source};
+use crate::scan::{Scan, ScanMetrics, ScanRequest, Source};
 use crate::schema::TableSchema;
 use crate::segment::Segment;
 
@@ -79,8 +79,19 @@ impl Snapshot {
     /// row per series in key order, read from the end of each source without scanning
     /// history.
     pub fn latest(&self, req: &ScanRequest) -> Result<RecordBatch> {
+        Ok(self.latest_by(req, None)?.0)
+    }
+
+    /// Like [`Snapshot::latest`]; with `group_by` tags, the latest row of each group of
+    /// series that share those tags' values (of equal times, the first series' in key
+    /// order). Also returns what the scan read.
+    pub fn latest_by(
+        &self,
+        req: &ScanRequest,
+        group_by: Option<&[String]>,
+    ) -> Result<(RecordBatch, ScanMetrics)> {
         let view = self.view(&req.table)?;
-        Scan::new(&view.schema, view.sources.clone(), req)?.latest()
+        Scan::new(&view.schema, view.sources.clone(), req)?.latest(group_by)
     }
 
     /// What a table holds.

@@ -21,7 +21,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 use futures::Stream;
-use sextant_engine::{Scan, ScanRequest, Snapshot};
+use sextant_engine::{Scan, ScanMetrics, ScanRequest, Snapshot};
 
 /// Scans one Sextant table.
 #[derive(Debug)]
@@ -33,8 +33,9 @@ pub struct SextantScanExec {
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
-    /// Return only the latest row of each series.
-    latest: bool,
+    /// Return only the latest row of each series (`Some(None)`), or of each group of
+    /// series sharing the values of the given tags.
+    latest: Option<Option<Vec<String>>>,
 }
 
 impl SextantScanExec {
@@ -48,28 +49,26 @@ impl SextantScanExec {
         limit: Option<usize>,
     ) -> Self {
         let partitions = partitions.max(1);
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(partitions),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        );
         SextantScanExec {
             snapshot,
             request,
             partitions,
             limit,
+            properties: properties(&schema, partitions),
             schema,
-            properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
-            latest: false,
+            latest: None,
         }
     }
 
-    /// The same scan returning only the latest row (within the time range) of each series.
-    pub fn latest_rows(self) -> Self {
+    /// The same scan returning only the latest row (within the time range) of each series,
+    /// or with `group_by` tags of each group of series sharing their values. It runs as
+    /// one partition: the rows are few, and a group's series must meet.
+    pub fn latest_rows(self, group_by: Option<Vec<String>>) -> Self {
         SextantScanExec {
-            latest: true,
+            latest: Some(group_by),
+            partitions: 1,
+            properties: properties(&self.schema, 1),
             ..self
         }
     }
@@ -78,6 +77,15 @@ impl SextantScanExec {
     pub fn request(&self) -> &ScanRequest {
         &self.request
     }
+}
+
+fn properties(schema: &SchemaRef, partitions: usize) -> Arc<PlanProperties> {
+    Arc::new(PlanProperties::new(
+        EquivalenceProperties::new(schema.clone()),
+        Partitioning::UnknownPartitioning(partitions),
+        EmissionType::Incremental,
+        Boundedness::Bounded,
+    ))
 }
 
 impl DisplayAs for SextantScanExec {
@@ -100,8 +108,11 @@ impl DisplayAs for SextantScanExec {
         if let Some(l) = self.limit {
             write!(f, ", limit={l}")?;
         }
-        if self.latest {
-            write!(f, ", mode=latest row per series")?;
+        match &self.latest {
+            None => {}
+            Some(None) => write!(f, ", mode=latest row per series")?,
+            Some(Some(tags)) if tags.is_empty() => write!(f, ", mode=latest row")?,
+            Some(Some(tags)) => write!(f, ", mode=latest row per {}", tags.join(", "))?,
         }
         Ok(())
     }
@@ -146,16 +157,22 @@ impl ExecutionPlan for SextantScanExec {
         _context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let request = self.request.clone().partition(partition, self.partitions);
-        if self.latest {
-            let batch = self
+        let counters = Counters::new(&self.metrics, partition);
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
+        if let Some(group_by) = &self.latest {
+            let timer = baseline.elapsed_compute().timer();
+            let (batch, metrics) = self
                 .snapshot
-                .latest(&request)
+                .latest_by(&request, group_by.as_deref())
                 .map_err(crate::error::to_datafusion)?;
+            timer.done();
+            counters.add(&metrics);
             let batch = match self.limit {
                 Some(l) if batch.num_rows() > l => batch.slice(0, l),
                 _ => batch,
             };
-            BaselineMetrics::new(&self.metrics, partition).record_output(batch.num_rows());
+            baseline.record_output(batch.num_rows());
+            baseline.done();
             let stream = futures::stream::iter([Ok(batch)]);
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
                 self.schema.clone(),
@@ -166,21 +183,12 @@ impl ExecutionPlan for SextantScanExec {
             .snapshot
             .scan(&request)
             .map_err(crate::error::to_datafusion)?;
-        let metric =
-            |name: &'static str| MetricBuilder::new(&self.metrics).counter(name, partition);
         Ok(Box::pin(ScanStream {
             scan: Some(scan),
             schema: self.schema.clone(),
             remaining: self.limit,
-            baseline: BaselineMetrics::new(&self.metrics, partition),
-            counters: Counters {
-                segments_total: metric("segments_total"),
-                segments_pruned: metric("segments_pruned"),
-                blocks_read: metric("blocks_read"),
-                blocks_pruned: metric("blocks_pruned"),
-                values_decoded: metric("values_decoded"),
-                chunks_read: metric("memory_chunks_read"),
-            },
+            baseline,
+            counters,
         }))
     }
 
@@ -197,14 +205,41 @@ impl ExecutionPlan for SextantScanExec {
     }
 }
 
+/// The scan's figures shown by `EXPLAIN ANALYZE`, per partition.
 #[derive(Debug)]
 struct Counters {
     segments_total: Count,
     segments_pruned: Count,
+    segments_read: Count,
     blocks_read: Count,
     blocks_pruned: Count,
     values_decoded: Count,
     chunks_read: Count,
+}
+
+impl Counters {
+    fn new(metrics: &ExecutionPlanMetricsSet, partition: usize) -> Self {
+        let metric = |name: &'static str| MetricBuilder::new(metrics).counter(name, partition);
+        Counters {
+            segments_total: metric("segments_total"),
+            segments_pruned: metric("segments_pruned"),
+            segments_read: metric("segments_read"),
+            blocks_read: metric("blocks_read"),
+            blocks_pruned: metric("blocks_pruned"),
+            values_decoded: metric("values_decoded"),
+            chunks_read: metric("memory_chunks_read"),
+        }
+    }
+
+    fn add(&self, m: &ScanMetrics) {
+        self.segments_total.add(m.segments_total);
+        self.segments_pruned.add(m.segments_pruned);
+        self.segments_read.add(m.segments_read);
+        self.blocks_read.add(m.blocks_read);
+        self.blocks_pruned.add(m.blocks_pruned);
+        self.values_decoded.add(m.values_decoded);
+        self.chunks_read.add(m.chunks_read);
+    }
 }
 
 /// One partition's batches, pulled from the engine as DataFusion asks; dropping the
@@ -220,14 +255,7 @@ struct ScanStream {
 impl ScanStream {
     fn finish(&mut self) {
         if let Some(scan) = self.scan.take() {
-            let m = scan.metrics();
-            let c = &self.counters;
-            c.segments_total.add(m.segments_total);
-            c.segments_pruned.add(m.segments_pruned);
-            c.blocks_read.add(m.blocks_read);
-            c.blocks_pruned.add(m.blocks_pruned);
-            c.values_decoded.add(m.values_decoded);
-            c.chunks_read.add(m.chunks_read);
+            self.counters.add(&scan.metrics());
         }
         self.baseline.done();
     }

@@ -8,6 +8,9 @@
 //! of series is the latest of their latest rows. This optimizer rule lets the scan return
 //! only those rows, which the engine finds from the end of each segment and chunk.
 //!
+//! When the aggregate has group columns (all tags), the scan returns just the latest row
+//! of each group and the aggregate becomes a projection of that row.
+//!
 //! The rule applies only when every filter was pushed into the scan (time ranges and tag
 //! predicates): a filter on a field could reject a series' latest row and make an older
 //! one the answer.
@@ -18,12 +21,12 @@ use datafusion::common::tree_node::Transformed;
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::{AggregateFunction, NullTreatment};
-use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, SortExpr};
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, Projection, SortExpr};
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use sextant_engine::ColumnType;
 
-use crate::provider::SextantTable;
+use crate::provider::{Rows, SextantTable};
 
 /// Rewrites latest-row aggregates to read only each series' latest row.
 #[derive(Debug, Default)]
@@ -55,22 +58,53 @@ impl OptimizerRule for LatestRowRule {
         let Some(table) = provider.downcast_ref::<SextantTable>() else {
             return Ok(Transformed::no(plan));
         };
-        if table.is_latest() || scan.fetch.is_some() || !qualifies(agg, table) {
+        if table.rows() != &Rows::All || scan.fetch.is_some() {
             return Ok(Transformed::no(plan));
         }
+        let Some(group_by) = qualifies(agg, table) else {
+            return Ok(Transformed::no(plan));
+        };
+        let grouped = !group_by.is_empty();
         let mut new_scan = scan.clone();
-        new_scan.source = provider_as_source(Arc::new(table.latest()));
-        let new = Aggregate::try_new(
-            Arc::new(LogicalPlan::TableScan(new_scan)),
-            agg.group_expr.clone(),
-            agg.aggr_expr.clone(),
-        )?;
-        Ok(Transformed::yes(LogicalPlan::Aggregate(new)))
+        let rows = Rows::Latest {
+            group_by: Some(group_by),
+        };
+        new_scan.source = provider_as_source(Arc::new(table.with_rows(rows)));
+        let input = Arc::new(LogicalPlan::TableScan(new_scan));
+        if !grouped {
+            // Without groups the aggregate still has to answer (NULLs) over no rows.
+            let new = Aggregate::try_new(input, agg.group_expr.clone(), agg.aggr_expr.clone())?;
+            return Ok(Transformed::yes(LogicalPlan::Aggregate(new)));
+        }
+        // One row per group: each aggregate's value is its argument in that row.
+        let exprs = agg
+            .group_expr
+            .iter()
+            .chain(&agg.aggr_expr)
+            .zip(agg.schema.iter())
+            .map(|(e, (qualifier, field))| {
+                let value = match unalias(e) {
+                    Expr::AggregateFunction(f) => f.params.args[0].clone(),
+                    e => e.clone(),
+                };
+                value.alias_qualified(qualifier.cloned(), field.name())
+            })
+            .collect::<Vec<_>>();
+        let projection = Projection::try_new(exprs, input)?;
+        Ok(Transformed::yes(LogicalPlan::Projection(projection)))
     }
 }
 
-/// Whether the aggregate groups by tags only and each aggregate picks the latest row.
-fn qualifies(agg: &Aggregate, table: &SextantTable) -> bool {
+fn unalias(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias(a) => a.expr.as_ref(),
+        e => e,
+    }
+}
+
+/// If the aggregate groups by tags only and each aggregate picks the latest row: the
+/// group's tags.
+fn qualifies(agg: &Aggregate, table: &SextantTable) -> Option<Vec<String>> {
     let ty = |e: &Expr| match e {
         Expr::Column(c) => table.table_schema().column(&c.name).map(|d| d.ty),
         _ => None,
@@ -79,15 +113,11 @@ fn qualifies(agg: &Aggregate, table: &SextantTable) -> bool {
     for g in &agg.group_expr {
         match (g, ty(g)) {
             (Expr::Column(c), Some(ColumnType::Tag)) => groups.push(c.name.clone()),
-            _ => return false,
+            _ => return None,
         }
     }
-    !agg.aggr_expr.is_empty()
+    let latest = !agg.aggr_expr.is_empty()
         && agg.aggr_expr.iter().all(|e| {
-            let e = match e {
-                Expr::Alias(a) => a.expr.as_ref(),
-                e => e,
-            };
             let Expr::AggregateFunction(AggregateFunction { func, params }) = e else {
                 return false;
             };
@@ -117,5 +147,6 @@ fn qualifies(agg: &Aggregate, table: &SextantTable) -> bool {
                 }
                 _ => false,
             }
-        })
+        });
+    latest.then_some(groups)
 }

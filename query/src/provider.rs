@@ -55,8 +55,21 @@ pub struct SextantTable {
     snapshot: Arc<Snapshot>,
     schema: TableSchema,
     arrow: SchemaRef,
-    /// Scans return only the latest row of each series (see [`crate::latest`]).
-    latest: bool,
+    /// What scans return: every row, or only latest rows (see [`crate::latest`]).
+    rows: Rows,
+}
+
+/// What a table's scans return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rows {
+    /// Every row.
+    All,
+    /// Only the latest row of each series; with `group_by` tags, only the latest row of
+    /// each group of series sharing those tags' values.
+    Latest {
+        /// Tags whose values make a group; `None`: each series is its own group.
+        group_by: Option<Vec<String>>,
+    },
 }
 
 impl SextantTable {
@@ -68,21 +81,21 @@ impl SextantTable {
             snapshot,
             schema,
             arrow,
-            latest: false,
+            rows: Rows::All,
         })
     }
 
-    /// The same table, whose scans return only the latest row of each series.
-    pub fn latest(&self) -> Self {
+    /// The same table, whose scans return the given rows.
+    pub fn with_rows(&self, rows: Rows) -> Self {
         SextantTable {
-            latest: true,
+            rows,
             ..self.clone()
         }
     }
 
-    /// Whether scans return only the latest row of each series.
-    pub fn is_latest(&self) -> bool {
-        self.latest
+    /// What scans of this table return.
+    pub fn rows(&self) -> &Rows {
+        &self.rows
     }
 
     /// The engine's schema of the table.
@@ -146,10 +159,9 @@ impl TableProvider for SextantTable {
         }
         let partitions = state.config().target_partitions();
         let exec = SextantScanExec::new(self.snapshot.clone(), request, schema, partitions, limit);
-        Ok(Arc::new(if self.latest {
-            exec.latest_rows()
-        } else {
-            exec
+        Ok(Arc::new(match &self.rows {
+            Rows::All => exec,
+            Rows::Latest { group_by } => exec.latest_rows(group_by.clone()),
         }))
     }
 }

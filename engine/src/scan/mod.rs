@@ -614,20 +614,25 @@ fn plan(
     metrics: &mut ScanMetrics,
 ) -> Vec<(SeriesKey, Vec<Run>)> {
     let (part, parts) = req.partition;
+    // Table-wide figures (segments in the table, segments no partition reads) are counted
+    // by partition 0 alone, so that the sum over partitions stays true.
+    let table_wide = usize::from(part == 0);
     let mut all: Vec<(SeriesKey, Run)> = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         let (lo, hi) = source.time_range();
-        let is_segment = matches!(source, Source::Segment(_));
-        metrics.segments_total += usize::from(is_segment);
+        let is_segment = usize::from(matches!(source, Source::Segment(_)));
+        metrics.segments_total += is_segment * table_wide;
         if hi < req.min_time || lo > req.max_time {
-            metrics.segments_pruned += usize::from(is_segment);
+            metrics.segments_pruned += is_segment * table_wide;
             continue;
         }
         let before = all.len();
+        let mut matched = false;
         for (key, entry, min_time, max_time) in source.series() {
             if max_time < req.min_time || min_time > req.max_time || !matches(&key, &req.tags) {
                 continue;
             }
+            matched = true;
             if parts > 1 && key.stable_hash() % parts as u64 != part as u64 {
                 continue;
             }
@@ -641,8 +646,11 @@ fn plan(
                 },
             ));
         }
-        if all.len() == before {
-            metrics.segments_pruned += usize::from(is_segment);
+        if !matched {
+            metrics.segments_pruned += is_segment * table_wide;
+        }
+        if all.len() > before {
+            metrics.segments_read += is_segment;
         }
     }
     all.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.source.cmp(&b.1.source)));

@@ -100,10 +100,13 @@ impl ScanRequest {
 /// What a scan did, for `EXPLAIN ANALYZE` and for tuning.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ScanMetrics {
-    /// Segments in the table when the snapshot was taken.
+    /// Segments in the table when the snapshot was taken (counted by partition 0 of a
+    /// partitioned scan).
     pub segments_total: usize,
-    /// Segments skipped whole: time range or tags ruled them out.
+    /// Segments skipped whole: time range or tags ruled them out (counted by partition 0).
     pub segments_pruned: usize,
+    /// Segments this scan read series of (each partition counts the segments it reads).
+    pub segments_read: usize,
     /// Blocks decoded (per column).
     pub blocks_read: usize,
     /// Blocks of matching series skipped by their time statistics.

@@ -9,6 +9,7 @@ use arrow_array::{
 };
 use arrow_buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use memmap2::Mmap;
+use parking_lot::Mutex;
 
 use super::format::{self, SegmentMeta, Trailer};
 use crate::encoding;
@@ -21,6 +22,9 @@ pub struct Segment {
     path: PathBuf,
     map: Mmap,
     meta: SegmentMeta,
+    /// Per stored column, once asked for: the value of each series' last row, in series
+    /// order (see [`Segment::last_values`]).
+    last_values: Mutex<Vec<Option<ArrayRef>>>,
 }
 
 impl Segment {
@@ -28,10 +32,12 @@ impl Segment {
     pub fn open(path: &Path) -> Result<Segment> {
         let map = crate::mmap::map(path)?;
         let meta = parse(path, &map)?;
+        let last_values = Mutex::new(vec![None; meta.columns.len()]);
         Ok(Segment {
             path: path.to_path_buf(),
             map,
             meta,
+            last_values,
         })
     }
 
@@ -93,6 +99,48 @@ impl Segment {
         }
         decode_block(column.ty, body, rows, b.null_count as usize).map_err(damaged)
     }
+}
+
+impl Segment {
+    /// The value of column `col` (an index into `meta().columns`; not a tag) in the last
+    /// row of every series, in series order: what "latest row per series" queries read.
+    ///
+    /// Computed on first use by decoding the blocks that hold a series' last row, and kept
+    /// for the life of the segment (one value per series: about 1/rows-per-series of the
+    /// decoded column), so that repeated latest-row queries (dashboards polling the current
+    /// state) decode nothing.
+    pub fn last_values(&self, col: usize) -> Result<ArrayRef> {
+        if let Some(values) = &self.last_values.lock()[col] {
+            return Ok(values.clone());
+        }
+        let block_rows = self.meta.block_rows.max(1) as usize;
+        let mut parts: Vec<ArrayRef> = Vec::new();
+        let mut series = self.meta.series.iter().peekable();
+        while let Some(first) = series.peek() {
+            // The series whose last row is in the same block as this one's.
+            let block = last_row(first) / block_rows;
+            let (start, _) = self.meta.block_rows_range(block);
+            let mut rows = Vec::new();
+            while let Some(s) = series.next_if(|s| last_row(s) / block_rows == block) {
+                rows.push((last_row(s) - start) as u32);
+            }
+            let array = self.read_block(col, block)?;
+            let indices = arrow_array::UInt32Array::from(rows);
+            parts.push(arrow_select::take::take(&array, &indices, None)?);
+        }
+        let parts: Vec<&dyn arrow_array::Array> = parts.iter().map(|a| a.as_ref()).collect();
+        let values = match parts.len() {
+            0 => crate::batch::null_array(self.meta.columns[col].ty, 0),
+            _ => arrow_select::concat::concat(&parts)?,
+        };
+        self.last_values.lock()[col] = Some(values.clone());
+        Ok(values)
+    }
+}
+
+/// The segment row of a series' last (latest) row.
+fn last_row(s: &super::format::SeriesMeta) -> usize {
+    (s.row_start + s.row_count.max(1) - 1) as usize
 }
 
 fn parse(path: &Path, map: &[u8]) -> Result<SegmentMeta> {

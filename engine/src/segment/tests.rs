@@ -212,6 +212,31 @@ fn sorted_values(mut rows: Vec<SeriesRow>) -> Vec<SeriesRow> {
     rows
 }
 
+/// Each stored column's cached last values are the values of each series' last row.
+fn assert_last_values(seg: &Segment) {
+    let meta = seg.meta();
+    let block_rows = meta.block_rows as usize;
+    for (c, col) in meta.columns.iter().enumerate() {
+        if col.ty == ColumnType::Tag {
+            continue;
+        }
+        let last = seg.last_values(c).unwrap();
+        assert_eq!(last.len(), meta.series.len());
+        for (e, s) in meta.series.iter().enumerate() {
+            let row = (s.row_start + s.row_count - 1) as usize;
+            let block = seg.read_block(c, row / block_rows).unwrap();
+            assert_eq!(
+                last.slice(e, 1).to_data(),
+                block.slice(row % block_rows, 1).to_data(),
+                "column {:?}, series {e}",
+                col.name
+            );
+        }
+        // Asked again, the cached array is returned.
+        assert!(Arc::ptr_eq(&last, &seg.last_values(c).unwrap()));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -225,6 +250,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let seg = write_segment(dir.path(), &chunks, kind, block_rows);
         prop_assert_eq!(sorted_values(read_all(&seg)), expected(&chunks, kind));
+        assert_last_values(&seg);
     }
 
     #[test]
