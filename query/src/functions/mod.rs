@@ -19,6 +19,7 @@
 
 pub mod counters;
 pub mod first_last;
+pub mod gapfill;
 pub mod level;
 
 use std::sync::Arc;
@@ -33,6 +34,10 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(time_bucket);
     ctx.register_udf(level::LevelRank::udf());
     ctx.add_analyzer_rule(Arc::new(level::LevelComparisons));
+    ctx.register_udf(gapfill::DateBinGapFill::udf());
+    ctx.register_udf(gapfill::FillFunction::locf());
+    ctx.register_udf(gapfill::FillFunction::interpolate());
+    ctx.add_analyzer_rule(Arc::new(gapfill::GapFillRule));
     ctx.register_udaf(first_last::Selector::first());
     ctx.register_udaf(first_last::Selector::last());
     ctx.register_udaf(counters::Counter::increase());
