@@ -368,7 +368,6 @@ fn bad_fill_arguments_and_intervals_are_plan_errors() {
             "needs a positive interval",
         ),
         (
-            
                 "SELECT date_bin_gapfill(INTERVAL '1 second', time) AS m, avg(usage_user) FROM cpu WHERE time >= '2000-01-01T00:00:00Z' AND time < '2026-01-01T00:00:00Z' GROUP BY m".to_string(),
             "narrow the time range",
         ),
