@@ -45,6 +45,10 @@ fn is_level_type(t: &DataType) -> bool {
 
 /// `level_rank(level)`: the rank of a level (0 = trace .. 5 = fatal), from a level column
 /// or a level name (any case); null for null, an error for an unknown name.
+///
+/// ```sql
+/// SELECT message, level_rank(level) AS rank FROM logs ORDER BY rank DESC
+/// ```
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct LevelRank {
     signature: Signature,
