@@ -7,10 +7,12 @@ use std::time::Duration;
 use arrow_array::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use sextant_engine::{Config, Engine, Point, TableKind};
 
 use crate::error::{Error, Result};
+use crate::functions::gapfill::SextantQueryPlanner;
 use crate::provider::SextantSchema;
 
 /// Limits and parallelism of queries.
@@ -73,7 +75,13 @@ impl Database {
         if let Some(limit) = options.memory_limit {
             runtime_env = runtime_env.with_memory_limit(limit, 1.0);
         }
-        let ctx = SessionContext::new_with_config_rt(session, runtime_env.build_arc()?);
+        let state = SessionStateBuilder::new()
+            .with_config(session)
+            .with_runtime_env(runtime_env.build_arc()?)
+            .with_default_features()
+            .with_query_planner(Arc::new(SextantQueryPlanner))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         let catalog = ctx
             .catalog("datafusion")
             .expect("the default catalog exists");

@@ -143,6 +143,126 @@ fn levels_compare_by_severity_ignoring_case() {
     assert!(err.contains("\"loud\" is not a log level"), "{err}");
 }
 
+/// Logs of three services whose alphabetical and severity orders disagree.
+fn services(db: &Database) {
+    let mut points = Vec::new();
+    for (t, service, level, msg) in [
+        (1, "api", Level::Info, "started"),
+        (2, "api", Level::Warn, "slow disk"),
+        (3, "api", Level::Error, "disk full"),
+        (4, "db", Level::Debug, "retry"),
+        (5, "db", Level::Trace, "poll"),
+        (6, "web", Level::Fatal, "giving up"),
+        (7, "web", Level::Info, "hello"),
+        (8, "api", Level::Debug, "cache miss"),
+        (9, "api", Level::Debug, "cache hit"),
+    ] {
+        points.push(
+            LogRecord::new("logs", level, msg)
+                .tag("service", service)
+                .time(t)
+                .into(),
+        );
+    }
+    db.write_points(&points).unwrap();
+}
+
+#[test]
+fn min_and_max_of_levels_go_by_severity() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    services(&db);
+    let q = |sql: &str| text(&db.sql(sql).unwrap());
+    assert_eq!(
+        q("SELECT service, min(level), max(level) FROM logs GROUP BY service ORDER BY service"),
+        vec![
+            vec!["api", "debug", "error"],
+            vec!["db", "trace", "debug"],
+            vec!["web", "info", "fatal"]
+        ]
+    );
+    assert_eq!(
+        q("SELECT min(level) AS lo, max(level) AS hi FROM logs"),
+        vec![vec!["trace", "fatal"]]
+    );
+    // The results are levels still: they compare and sort by severity.
+    assert_eq!(
+        q(
+            "SELECT service FROM logs GROUP BY service HAVING max(level) >= 'error' ORDER BY service"
+        ),
+        vec![vec!["api"], vec!["web"]]
+    );
+    assert_eq!(
+        q("SELECT service, max(level) AS worst FROM logs GROUP BY service ORDER BY worst DESC"),
+        vec![
+            vec!["web", "fatal"],
+            vec!["api", "error"],
+            vec!["db", "debug"]
+        ]
+    );
+    db.flush().unwrap();
+    assert_eq!(
+        q("SELECT max(level) FROM logs WHERE service = 'db'"),
+        vec![vec!["debug"]]
+    );
+}
+
+#[test]
+fn window_and_aggregate_order_by_level_go_by_severity() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    services(&db);
+    let q = |sql: &str| text(&db.sql(sql).unwrap());
+    assert_eq!(
+        q(
+            "SELECT message, row_number() OVER (ORDER BY level DESC, time) AS n FROM logs ORDER BY n"
+        ),
+        vec![
+            vec!["giving up", "1"],
+            vec!["disk full", "2"],
+            vec!["slow disk", "3"],
+            vec!["started", "4"],
+            vec!["hello", "5"],
+            vec!["retry", "6"],
+            vec!["cache miss", "7"],
+            vec!["cache hit", "8"],
+            vec!["poll", "9"]
+        ]
+    );
+    // Peers are rows of the same level.
+    assert_eq!(
+        q(
+            "SELECT message, rank() OVER (ORDER BY level) FROM logs WHERE service = 'api' ORDER BY time"
+        ),
+        vec![
+            vec!["started", "3"],
+            vec!["slow disk", "4"],
+            vec!["disk full", "5"],
+            vec!["cache miss", "1"],
+            vec!["cache hit", "1"]
+        ]
+    );
+    // A sliding frame: the error leaves the window at the last row.
+    assert_eq!(
+        q(
+            "SELECT message, max(level) OVER (PARTITION BY service ORDER BY time ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM logs WHERE service = 'api' ORDER BY time"
+        ),
+        vec![
+            vec!["started", "info"],
+            vec!["slow disk", "warn"],
+            vec!["disk full", "error"],
+            vec!["cache miss", "error"],
+            vec!["cache hit", "debug"]
+        ]
+    );
+    assert_eq!(
+        q(
+            "SELECT array_agg(message ORDER BY level DESC) FROM logs WHERE service = 'web' OR service = 'db'"
+        ),
+        vec![vec!["[giving up, hello, retry, poll]"]]
+    );
+}
+
 #[test]
 fn time_and_tag_filters_are_pushed_and_exact() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,23 +4,36 @@
 //! rule rewrites every comparison of such a column with a string constant
 //! (`level >= 'warn'`, `'ERROR' = level`, `level IN ('error', 'fatal')`) into a comparison
 //! of ranks through `level_rank(level)`, so that trace < debug < info < warn < error <
-//! fatal; `ORDER BY level` likewise sorts by rank. Constants are matched ignoring case; an
-//! unknown level is a planning error that lists the levels.
+//! fatal; `ORDER BY level` likewise sorts by rank, and so do `ORDER BY level` inside
+//! `OVER (...)` and inside aggregates (`array_agg(message ORDER BY level)`). `min(level)` and
+//! `max(level)` (as aggregates and as window functions) become [`LevelExtreme`], the least
+//! and most severe level, still of the level type, so that their results compare and sort
+//! by severity too. Constants are matched ignoring case; an unknown level is a planning
+//! error that lists the levels.
+//!
+//! ```sql
+//! SELECT service, max(level) FROM logs GROUP BY service HAVING max(level) >= 'error'
+//! SELECT message, row_number() OVER (ORDER BY level DESC, time) FROM logs
+//! ```
 
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
+use arrow_array::types::UInt8Type;
 use arrow_array::{Array, ArrayRef, UInt8Array};
-use arrow_schema::DataType;
+use arrow_schema::{DataType, Field, FieldRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue, plan_err};
 use datafusion::error::Result;
-use datafusion::logical_expr::expr::InList;
+use datafusion::logical_expr::expr::{InList, Sort, WindowFunction, WindowFunctionDefinition};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::{AggregateOrderSensitivity, format_state_name};
 use datafusion::logical_expr::{
-    Between, BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator,
-    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Between, BinaryExpr, ColumnarValue, Expr,
+    ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
 use sextant_engine::Level;
@@ -32,6 +45,10 @@ fn is_level_type(t: &DataType) -> bool {
 
 /// `level_rank(level)`: the rank of a level (0 = trace .. 5 = fatal), from a level column
 /// or a level name (any case); null for null, an error for an unknown name.
+///
+/// ```sql
+/// SELECT message, level_rank(level) AS rank FROM logs ORDER BY rank DESC
+/// ```
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct LevelRank {
     signature: Signature,
@@ -103,6 +120,9 @@ impl AnalyzerRule for LevelComparisons {
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         plan.transform_up_with_subqueries(|node| {
+            // An input may have changed type below (min/max of a level now give a level):
+            // refresh this node's schema before reading types through it.
+            let node = node.recompute_schema()?;
             let schema = merged_input_schema(&node);
             let node = match node {
                 // ORDER BY level orders by severity.
@@ -123,11 +143,7 @@ impl AnalyzerRule for LevelComparisons {
                 Ok(e.transform_up(|e| rewrite(e, &schema))?
                     .update_data(|e| name.restore(e)))
             })?;
-            if node.transformed {
-                node.map_data(|p| p.recompute_schema())
-            } else {
-                Ok(node)
-            }
+            node.map_data(|p| p.recompute_schema())
         })
         .map(|t| t.data)
     }
@@ -258,7 +274,195 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 *negated,
             ))))
         }
+        Expr::AggregateFunction(_) => {
+            let Expr::AggregateFunction(mut f) = e else {
+                unreachable!("matched above")
+            };
+            let mut changed = rank_sort_keys(&mut f.params.order_by, schema);
+            if let Some(udaf) = level_extreme(f.func.name(), &f.params.args, schema) {
+                f.func = Arc::new(udaf);
+                changed = true;
+            }
+            Ok(Transformed::new_transformed(
+                Expr::AggregateFunction(f),
+                changed,
+            ))
+        }
+        Expr::WindowFunction(_) => {
+            let Expr::WindowFunction(mut w) = e else {
+                unreachable!("matched above")
+            };
+            let WindowFunction { fun, params } = w.as_mut();
+            let mut changed = rank_sort_keys(&mut params.order_by, schema);
+            if let WindowFunctionDefinition::AggregateUDF(f) = fun
+                && let Some(udaf) = level_extreme(f.name(), &params.args, schema)
+            {
+                *fun = WindowFunctionDefinition::AggregateUDF(Arc::new(udaf));
+                changed = true;
+            }
+            Ok(Transformed::new_transformed(
+                Expr::WindowFunction(w),
+                changed,
+            ))
+        }
         _ => Ok(Transformed::no(e)),
+    }
+}
+
+/// Replaces sort keys that are level columns by their ranks; whether any was.
+fn rank_sort_keys(keys: &mut [Sort], schema: &DFSchema) -> bool {
+    let mut changed = false;
+    for key in keys {
+        if let Some(col) = level_column(&key.expr, schema) {
+            key.expr = rank_expr(col);
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// The severity-aware replacement of `min(level)` / `max(level)`.
+fn level_extreme(name: &str, args: &[Expr], schema: &DFSchema) -> Option<AggregateUDF> {
+    let [arg] = args else { return None };
+    level_column(arg, schema)?;
+    match name {
+        "min" => Some(LevelExtreme::min()),
+        "max" => Some(LevelExtreme::max()),
+        _ => None,
+    }
+}
+
+/// `min(level)` / `max(level)` by severity: the least / most severe level of the group,
+/// of the level column's type; null for a group without levels. The analyzer rule puts
+/// it in place of `min` and `max` of level columns, as aggregates and window functions
+/// (sliding frames included: the state counts the rows of each level).
+///
+/// ```sql
+/// SELECT service, min(level), max(level) FROM logs GROUP BY service
+/// ```
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct LevelExtreme {
+    most_severe: bool,
+    signature: Signature,
+}
+
+impl LevelExtreme {
+    /// The least severe level: `min(level)`.
+    pub fn min() -> AggregateUDF {
+        LevelExtreme::udf(false)
+    }
+
+    /// The most severe level: `max(level)`.
+    pub fn max() -> AggregateUDF {
+        LevelExtreme::udf(true)
+    }
+
+    fn udf(most_severe: bool) -> AggregateUDF {
+        AggregateUDF::new_from_impl(LevelExtreme {
+            most_severe,
+            signature: Signature::any(1, Volatility::Immutable),
+        })
+    }
+}
+
+impl AggregateUDFImpl for LevelExtreme {
+    fn name(&self) -> &str {
+        if self.most_severe {
+            "level_max"
+        } else {
+            "level_min"
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        match &arg_types[0] {
+            t if is_level_type(t) => Ok(t.clone()),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Ok(DataType::Utf8),
+            other => plan_err!("{} takes a level, not {other}", self.name()),
+        }
+    }
+
+    fn accumulator(&self, acc_args: AccumulatorArgs<'_>) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(LevelAccumulator {
+            counts: [0; Level::NAMES.len()],
+            most_severe: self.most_severe,
+            return_type: acc_args.return_type().clone(),
+        }))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs<'_>) -> Result<Vec<FieldRef>> {
+        Ok(vec![
+            Field::new(format_state_name(args.name, "rank"), DataType::UInt8, true).into(),
+        ])
+    }
+
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        AggregateOrderSensitivity::Insensitive
+    }
+}
+
+/// Rows seen of each level.
+#[derive(Debug)]
+struct LevelAccumulator {
+    counts: [u64; Level::NAMES.len()],
+    most_severe: bool,
+    return_type: DataType,
+}
+
+impl LevelAccumulator {
+    fn best(&self) -> Option<u8> {
+        let mut present = (0..self.counts.len()).filter(|&r| self.counts[r] > 0);
+        let rank = if self.most_severe {
+            present.next_back()
+        } else {
+            present.next()
+        };
+        rank.map(|r| r as u8)
+    }
+
+    fn add(&mut self, ranks: &ArrayRef, sign: i64) {
+        for r in ranks.as_primitive::<UInt8Type>().iter().flatten() {
+            let c = &mut self.counts[r as usize];
+            *c = c.saturating_add_signed(sign);
+        }
+    }
+}
+
+impl Accumulator for LevelAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.add(&ranks(&values[0])?, 1);
+        Ok(())
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.add(&ranks(&values[0])?, -1);
+        Ok(())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.add(&states[0], 1);
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![ScalarValue::UInt8(self.best())])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let name = self.best().map(|r| Level::NAMES[r as usize].to_string());
+        ScalarValue::Utf8(name).cast_to(&self.return_type)
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
     }
 }
 

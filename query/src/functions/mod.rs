@@ -16,9 +16,18 @@
 //!   between the first and last sample, and last - first. Unlike Prometheus there is no
 //!   extrapolation to the window's edges. `SELECT time_bucket(INTERVAL '1 minute', time)
 //!   AS m, host, rate(requests, time) FROM http GROUP BY m, host ORDER BY m`.
+//! - `date_bin_gapfill(interval, time [, origin])` / `time_bucket_gapfill`, with `locf(..)`
+//!   and `interpolate(..)`: every bucket of the WHERE clause's time range for each group,
+//!   empty ones filled (see [`gapfill`]).
+//! - `min(level)` / `max(level)`, `ORDER BY level` in windows and aggregates: by severity
+//!   (see [`level`]).
+//!
+//! `docs/FUNCTIONS.md` shows every function with an example and its output, checked by
+//! `query/tests/functions_doc.rs`.
 
 pub mod counters;
 pub mod first_last;
+pub mod gapfill;
 pub mod level;
 
 use std::sync::Arc;
@@ -26,13 +35,24 @@ use std::sync::Arc;
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 
-/// Registers Sextant's functions and rules on a session.
+/// Registers Sextant's functions and rules on a session: `time_bucket` (an alias of
+/// `date_bin`), the level rule and `level_rank`, gap filling, `first`/`last` and the
+/// counter aggregates. `docs/FUNCTIONS.md` shows each with an example and its output.
+///
+/// ```sql
+/// SELECT time_bucket(INTERVAL '1 minute', time) AS minute, host, max(usage)
+/// FROM cpu GROUP BY minute, host ORDER BY host, minute
+/// ```
 pub fn register(ctx: &SessionContext) {
     let date_bin = datafusion::functions::datetime::date_bin();
     let time_bucket = ScalarUDF::clone(&date_bin).with_aliases(["time_bucket"]);
     ctx.register_udf(time_bucket);
     ctx.register_udf(level::LevelRank::udf());
     ctx.add_analyzer_rule(Arc::new(level::LevelComparisons));
+    ctx.register_udf(gapfill::DateBinGapFill::udf());
+    ctx.register_udf(gapfill::FillFunction::locf());
+    ctx.register_udf(gapfill::FillFunction::interpolate());
+    ctx.add_analyzer_rule(Arc::new(gapfill::GapFillRule));
     ctx.register_udaf(first_last::Selector::first());
     ctx.register_udaf(first_last::Selector::last());
     ctx.register_udaf(counters::Counter::increase());
