@@ -37,6 +37,9 @@ pub struct TableStats {
     pub memory_rows: usize,
     /// In-memory chunks.
     pub memory_chunks: usize,
+    /// Earliest and latest time of any row (in segments or in memory); `None` when the
+    /// table has no rows.
+    pub time_range: Option<(i64, i64)>,
 }
 
 impl TableStats {
@@ -102,8 +105,16 @@ impl Snapshot {
             segments: Vec::new(),
             memory_rows: 0,
             memory_chunks: 0,
+            time_range: None,
         };
         for s in &view.sources {
+            let (lo, hi) = s.time_range();
+            if lo <= hi {
+                stats.time_range = Some(match stats.time_range {
+                    None => (lo, hi),
+                    Some((a, b)) => (a.min(lo), b.max(hi)),
+                });
+            }
             match s {
                 Source::Segment(seg) => stats.segments.push(seg.clone()),
                 Source::Chunk(c) => {

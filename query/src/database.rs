@@ -80,6 +80,7 @@ impl Database {
             .with_runtime_env(runtime_env.build_arc()?)
             .with_default_features()
             .with_query_planner(Arc::new(SextantQueryPlanner))
+            .with_physical_optimizer_rule(Arc::new(crate::top_by_time::TopByTimeRule))
             .build();
         let ctx = SessionContext::new_with_state(state);
         let catalog = ctx

@@ -77,6 +77,33 @@ impl SextantScanExec {
     pub fn request(&self) -> &ScanRequest {
         &self.request
     }
+
+    /// The snapshot the scan reads.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    /// Whether the scan returns every row of its range (not only latest rows).
+    pub fn is_plain(&self) -> bool {
+        self.latest.is_none()
+    }
+
+    /// The same scan narrowed to times within `[min_time, max_time]` (and its own range).
+    pub fn with_time_range(&self, min_time: i64, max_time: i64) -> Self {
+        let mut request = self.request.clone();
+        request.min_time = request.min_time.max(min_time);
+        request.max_time = request.max_time.min(max_time);
+        SextantScanExec {
+            snapshot: self.snapshot.clone(),
+            request,
+            partitions: self.partitions,
+            limit: self.limit,
+            schema: self.schema.clone(),
+            properties: self.properties.clone(),
+            metrics: ExecutionPlanMetricsSet::new(),
+            latest: self.latest.clone(),
+        }
+    }
 }
 
 fn properties(schema: &SchemaRef, partitions: usize) -> Arc<PlanProperties> {

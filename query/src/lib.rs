@@ -28,6 +28,7 @@ pub mod filters;
 pub mod functions;
 pub mod latest;
 pub mod provider;
+pub mod top_by_time;
 
 pub use database::{Database, QueryOptions};
 pub use error::{Error, Result};

@@ -1,0 +1,181 @@
+//! `ORDER BY time DESC LIMIT n` (and `ASC`) reads only the newest (oldest) time ranges,
+//! and answers exactly as a full sort would.
+
+use arrow_array::RecordBatch;
+use arrow_cast::display::array_value_to_string;
+use sextant_engine::{Level, LogRecord, Point};
+use sextant_query::Database;
+
+fn text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for b in batches {
+        for i in 0..b.num_rows() {
+            out.push(
+                b.columns()
+                    .iter()
+                    .map(|c| array_value_to_string(c, i).unwrap())
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+fn explain_analyze(db: &Database, sql: &str) -> String {
+    text(&db.sql(&format!("EXPLAIN ANALYZE {sql}")).unwrap())
+        .into_iter()
+        .map(|r| r.join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The figure `name=` of the line of `plan` that mentions `node`.
+fn metric(plan: &str, node: &str, name: &str) -> usize {
+    let line = plan
+        .lines()
+        .find(|l| l.contains(node))
+        .unwrap_or_else(|| panic!("no {node} in\n{plan}"));
+    let at = line
+        .find(&format!("{name}="))
+        .unwrap_or_else(|| panic!("no {name} in {line}"));
+    line[at + name.len() + 1..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+const HOSTS: i64 = 4;
+const STEPS: i64 = 2000;
+
+/// Four hosts with a row every second for 2000 s, in two segments and memory; host
+/// `h1`'s `usage` is negative every 500th second.
+fn setup() -> (tempfile::TempDir, Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    for part in 0..3 {
+        let mut points = Vec::new();
+        for t in (part * STEPS / 3)..((part + 1) * STEPS / 3).min(STEPS) {
+            for h in 0..HOSTS {
+                let usage = if h == 1 && t % 500 == 0 {
+                    -1.0
+                } else {
+                    (t * 10 + h) as f64
+                };
+                points.push(
+                    Point::metric("cpu")
+                        .tag("hostname", format!("h{h}"))
+                        .field("usage", usage)
+                        .time(t * 1_000_000_000),
+                );
+            }
+        }
+        db.write_points(&points).unwrap();
+        if part < 2 {
+            db.flush().unwrap();
+        }
+    }
+    (dir, db)
+}
+
+/// The same query with the sort on an expression the rule does not touch.
+fn full_sort(sql: &str) -> String {
+    sql.replace("ORDER BY time", "ORDER BY time + INTERVAL '0 seconds'")
+}
+
+#[test]
+fn newest_rows_come_from_the_newest_ranges_only() {
+    let (_dir, db) = setup();
+    let sql = "SELECT time, hostname, usage FROM cpu ORDER BY time DESC, hostname LIMIT 10";
+    let got = text(&db.sql(sql).unwrap());
+    assert_eq!(got, text(&db.sql(&full_sort(sql)).unwrap()));
+    assert_eq!(got.len(), 10);
+    assert_eq!(got[0], vec!["1970-01-01T00:33:19Z", "h0", "19990.0"]);
+    let plan = explain_analyze(&db, sql);
+    let rows = metric(&plan, "RecentFirstExec", "output_rows");
+    assert!((10..100).contains(&rows), "read {rows} rows:\n{plan}");
+}
+
+#[test]
+fn oldest_rows_offsets_and_filters_evaluated_above_the_scan() {
+    let (_dir, db) = setup();
+    for sql in [
+        "SELECT time, hostname FROM cpu ORDER BY time ASC, hostname DESC LIMIT 7",
+        "SELECT time, hostname FROM cpu ORDER BY time DESC, hostname LIMIT 5 OFFSET 6",
+        // A filter DataFusion evaluates: the ranges grow until enough rows pass it.
+        "SELECT time, hostname, usage FROM cpu WHERE usage < 0 ORDER BY time DESC LIMIT 3",
+        "SELECT time AS t, usage * 2 AS u FROM cpu WHERE hostname = 'h2' \
+         ORDER BY time DESC LIMIT 4",
+        // More rows than the table has.
+        "SELECT time, hostname FROM cpu WHERE usage < 0 ORDER BY time DESC, hostname LIMIT 100",
+        // A time range in WHERE bounds the ranges.
+        "SELECT time, hostname FROM cpu WHERE time < '1970-01-01T00:10:00Z' \
+         ORDER BY time DESC, hostname LIMIT 6",
+        // A time range holding no rows.
+        "SELECT time FROM cpu WHERE time > '2000-01-01T00:00:00Z' ORDER BY time DESC LIMIT 6",
+    ] {
+        let got = text(&db.sql(sql).unwrap());
+        assert_eq!(got, text(&db.sql(&full_sort(sql)).unwrap()), "{sql}");
+        assert!(
+            explain_analyze(&db, sql).contains("RecentFirstExec"),
+            "{sql} does not use RecentFirstExec"
+        );
+    }
+    let negatives = "SELECT time FROM cpu WHERE usage < 0 ORDER BY time DESC LIMIT 100";
+    assert_eq!(text(&db.sql(negatives).unwrap()).len(), 4);
+}
+
+#[test]
+fn latest_errors_of_a_log_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let mut records = Vec::new();
+    for t in 0..5000i64 {
+        let level = if t % 1000 == 7 {
+            Level::Error
+        } else {
+            Level::Info
+        };
+        records.push(
+            LogRecord::new("logs", level, format!("event {t}"))
+                .tag("service", "api")
+                .time(t * 1_000_000)
+                .into(),
+        );
+    }
+    db.write_points(&records).unwrap();
+    db.flush().unwrap();
+    let sql = "SELECT time, message FROM logs WHERE level >= 'error' ORDER BY time DESC LIMIT 2";
+    let got = text(&db.sql(sql).unwrap());
+    assert_eq!(
+        got.iter().map(|r| r[1].as_str()).collect::<Vec<_>>(),
+        ["event 4007", "event 3007"]
+    );
+    assert_eq!(got, text(&db.sql(&full_sort(sql)).unwrap()));
+}
+
+#[test]
+fn other_sorts_are_left_alone() {
+    let (_dir, db) = setup();
+    for sql in [
+        "SELECT time, usage FROM cpu ORDER BY usage DESC LIMIT 3",
+        "SELECT time, usage FROM cpu ORDER BY time DESC",
+        "SELECT hostname, max(time) AS t FROM cpu GROUP BY hostname ORDER BY t DESC LIMIT 2",
+    ] {
+        assert!(
+            !explain_analyze(&db, sql).contains("RecentFirstExec"),
+            "{sql} uses RecentFirstExec"
+        );
+    }
+}
+
+#[test]
+fn an_empty_table_gives_no_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    db.write_points(&[Point::metric("cpu").field("usage", 1.0).time(5)])
+        .unwrap();
+    let sql = "SELECT time FROM cpu WHERE time > '1970-01-01T00:00:01Z' ORDER BY time DESC LIMIT 3";
+    assert!(db.sql(sql).unwrap().iter().all(|b| b.num_rows() == 0));
+}
