@@ -211,7 +211,10 @@ pub fn write_workload(
                 s.spawn(move || -> Result<Duration> {
                     let mut raw = RawBatch::empty(spec);
                     let mut in_engine = Duration::ZERO;
-                    while generator.lock().expect("generator lock").fill(&mut raw, batch_rows)
+                    while generator
+                        .lock()
+                        .expect("generator lock")
+                        .fill(&mut raw, batch_rows)
                         > 0
                     {
                         let record = tags.to_record_batch(&raw)?;

@@ -413,11 +413,7 @@ fn ingest(args: &IngestArgs) -> Result<()> {
             });
         }
     };
-    reject(
-        d.events_per_second.is_some(),
-        "--events-per-second",
-        "logs",
-    )?;
+    reject(d.events_per_second.is_some(), "--events-per-second", "logs")?;
     let w = &args.write;
     let opts = IngestOptions {
         variant,
@@ -509,11 +505,7 @@ fn tuning(w: &WriteArgs, flush_bytes: Option<usize>) -> EngineTuning {
 fn spec(d: &DataArgs) -> Result<WorkloadSpec> {
     let spec = match d.workload {
         Workload::CpuOnly | Workload::NoisyFloats => {
-            reject(
-                d.events_per_second.is_some(),
-                "--events-per-second",
-                "logs",
-            )?;
+            reject(d.events_per_second.is_some(), "--events-per-second", "logs")?;
             let mut config =
                 CpuConfig::new(d.scale.unwrap_or(DEFAULT_SCALE), d.days).with_seed(d.seed);
             if d.workload == Workload::NoisyFloats {
@@ -591,7 +583,10 @@ fn run_options(q: &QueryFlags) -> RunOptions {
 fn run_and_report(options: &RunOptions, q: &QueryFlags) -> Result<()> {
     if let Some(path) = &q.plot {
         // Refuse a chart name the chart cannot have before the run, not after it.
-        if path.extension().is_some_and(|x| !x.eq_ignore_ascii_case("svg")) {
+        if path
+            .extension()
+            .is_some_and(|x| !x.eq_ignore_ascii_case("svg"))
+        {
             return Err(Error::Plot {
                 path: path.clone(),
                 reason: "the chart is SVG: give a file name ending in .svg".into(),
@@ -628,12 +623,11 @@ fn run_and_report(options: &RunOptions, q: &QueryFlags) -> Result<()> {
 }
 
 fn compare(args: &CompareArgs) -> Result<()> {
-    let threshold = compare::parse_threshold(&args.threshold).map_err(|reason| {
-        Error::InvalidParameter {
+    let threshold =
+        compare::parse_threshold(&args.threshold).map_err(|reason| Error::InvalidParameter {
             parameter: "threshold",
             reason,
-        }
-    })?;
+        })?;
     let old = RunReport::read_json(&args.old)?;
     let new = RunReport::read_json(&args.new)?;
     println!("old: {} ({})", args.old.display(), old.command);

@@ -175,7 +175,11 @@ pub fn log_queries(config: &LogsConfig, seed: u64) -> Result<Vec<BenchQuery>> {
             logs::messages_containing(&word_service, word, word_window),
             None,
         ),
-        ordered(LOG_QUERIES[5], logs::top_error_templates(incident, 10), None),
+        ordered(
+            LOG_QUERIES[5],
+            logs::top_error_templates(incident, 10),
+            None,
+        ),
     ])
 }
 
@@ -217,14 +221,23 @@ mod tests {
             CpuConfig::new(2, 0.05).with_variant(crate::workload::cpu::CpuVariant::NoisyFloats),
         );
         assert_eq!(
-            QuerySet::for_workload(&noisy, 1, &[]).unwrap().queries.len(),
+            QuerySet::for_workload(&noisy, 1, &[])
+                .unwrap()
+                .queries
+                .len(),
             4
         );
         let logs = WorkloadSpec::Logs(LogsConfig::new(20, 0.05));
         let set = QuerySet::for_workload(&logs, 1, &[]).unwrap();
         let names: Vec<&str> = set.queries.iter().map(|q| q.name.as_str()).collect();
         assert_eq!(names, LOG_QUERIES);
-        assert!(set.queries[2].portable_sql.as_ref().unwrap().contains("level IN"));
+        assert!(
+            set.queries[2]
+                .portable_sql
+                .as_ref()
+                .unwrap()
+                .contains("level IN")
+        );
         let err = QuerySet::for_workload(&logs, 1, &["lastpoint".into()]).unwrap_err();
         assert!(err.to_string().contains("trace-rows"), "{err}");
     }

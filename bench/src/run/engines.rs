@@ -80,7 +80,10 @@ impl Engine for Parquet {
     /// The portable form where the query has one: plain DataFusion compares level strings
     /// alphabetically and has no `level_rank`.
     fn statement(&self, query: &BenchQuery) -> Result<String, String> {
-        Ok(query.portable_sql.clone().unwrap_or_else(|| query.sql.clone()))
+        Ok(query
+            .portable_sql
+            .clone()
+            .unwrap_or_else(|| query.sql.clone()))
     }
 
     fn execute(&self, statement: &str) -> Result<Vec<RecordBatch>> {

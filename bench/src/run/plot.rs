@@ -27,7 +27,10 @@ pub fn write_svg(report: &RunReport, path: &Path) -> Result<()> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    if path.extension().is_some_and(|x| !x.eq_ignore_ascii_case("svg")) {
+    if path
+        .extension()
+        .is_some_and(|x| !x.eq_ignore_ascii_case("svg"))
+    {
         return Err(err(&"the chart is SVG: give a file name ending in .svg"));
     }
     let query_px = 120 + ROW_PX * report.queries.len().max(1) as u32;
@@ -74,6 +77,8 @@ fn latencies(report: &RunReport, area: &Draw<'_>) -> DrawResult {
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(0)
+        .x_labels(12)
+        .x_label_formatter(&|v| short(*v))
         .x_desc("p50 latency, ms")
         .label_style(("sans-serif", 14))
         .draw()?;
@@ -93,7 +98,10 @@ fn latencies(report: &RunReport, area: &Draw<'_>) -> DrawResult {
                 None => missing.push(Text::new(
                     format!("{engine}: n/a"),
                     (lo * 1.1, y0 + bar * 0.45),
-                    ("sans-serif", 12).into_font().color(&colour).pos(Pos::new(HPos::Left, VPos::Center)),
+                    ("sans-serif", 12)
+                        .into_font()
+                        .color(&colour)
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
                 )),
             }
         }
@@ -104,7 +112,10 @@ fn latencies(report: &RunReport, area: &Draw<'_>) -> DrawResult {
         chart.draw_series(missing)?;
     }
     // The query names, left of the plot, one per row.
-    let label = ("sans-serif", 14).into_font().color(&BLACK).pos(Pos::new(HPos::Right, VPos::Center));
+    let label = ("sans-serif", 14)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Right, VPos::Center));
     for (i, q) in report.queries.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(lo, n - 0.5 - i as f64));
         let name = match &q.mismatch {
@@ -124,7 +135,11 @@ fn latencies(report: &RunReport, area: &Draw<'_>) -> DrawResult {
 }
 
 fn rates(report: &RunReport, area: &Draw<'_>) -> DrawResult {
-    let sampled: Vec<_> = report.ingest.iter().filter(|p| !p.samples.is_empty()).collect();
+    let sampled: Vec<_> = report
+        .ingest
+        .iter()
+        .filter(|p| !p.samples.is_empty())
+        .collect();
     let t_max = sampled
         .iter()
         .flat_map(|p| p.samples.iter().map(|s| s[0]))
@@ -160,6 +175,10 @@ fn rates(report: &RunReport, area: &Draw<'_>) -> DrawResult {
             .unwrap_or(0);
         let colour = COLOURS[k % COLOURS.len()];
         let points = p.samples.iter().map(|s| (s[0], s[1] / 1e6));
+        if p.samples.len() < 30 {
+            // Few samples (a short phase): mark them, a line alone may not show.
+            chart.draw_series(points.clone().map(|xy| Circle::new(xy, 3, colour.filled())))?;
+        }
         chart
             .draw_series(LineSeries::new(points, colour.stroke_width(2)))?
             .label(format!("{} {}", p.engine, p.phase))
@@ -175,4 +194,15 @@ fn rates(report: &RunReport, area: &Draw<'_>) -> DrawResult {
             .draw()?;
     }
     Ok(())
+}
+
+/// A latency tick: about 2 significant digits, no trailing zeros.
+fn short(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
 }

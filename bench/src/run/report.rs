@@ -254,7 +254,9 @@ impl RunReport {
             source,
         };
         let value: serde_json::Value = serde_json::from_str(text).map_err(json_error)?;
-        let found = value.get("schema_version").and_then(serde_json::Value::as_u64);
+        let found = value
+            .get("schema_version")
+            .and_then(serde_json::Value::as_u64);
         if found != Some(u64::from(SCHEMA_VERSION)) {
             return Err(Error::SchemaMismatch {
                 path: path.to_path_buf(),

@@ -85,7 +85,8 @@ impl RunReport {
                 count(p.rows_per_sec.round() as u64),
                 count(p.values_per_sec.round() as u64),
                 p.bytes_on_disk.map_or("-".to_owned(), count),
-                p.bytes_per_value.map_or("-".to_owned(), |b| format!("{b:.3}")),
+                p.bytes_per_value
+                    .map_or("-".to_owned(), |b| format!("{b:.3}")),
             );
         }
         for p in &self.ingest {

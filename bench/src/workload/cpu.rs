@@ -266,8 +266,10 @@ impl CpuBatch {
 
     /// Appends rows `rows` of `other` (in that order).
     pub fn extend_from(&mut self, other: &CpuBatch, rows: &[u32]) {
-        self.time.extend(rows.iter().map(|&i| other.time[i as usize]));
-        self.host.extend(rows.iter().map(|&i| other.host[i as usize]));
+        self.time
+            .extend(rows.iter().map(|&i| other.time[i as usize]));
+        self.host
+            .extend(rows.iter().map(|&i| other.host[i as usize]));
         for (mine, theirs) in self.fields.iter_mut().zip(&other.fields) {
             mine.extend(rows.iter().map(|&i| theirs[i as usize]));
         }
