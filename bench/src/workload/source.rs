@@ -51,7 +51,7 @@ impl WorkloadSpec {
     pub fn generator(&self) -> Result<Generator> {
         Ok(match self {
             WorkloadSpec::Cpu(c) => Generator::Cpu(CpuGenerator::new(c.clone())?),
-            WorkloadSpec::Logs(c) => Generator::Logs(LogsGenerator::new(c.clone())?),
+            WorkloadSpec::Logs(c) => Generator::Logs(Box::new(LogsGenerator::new(c.clone())?)),
         })
     }
 
@@ -119,8 +119,8 @@ impl WorkloadSpec {
 pub enum Generator {
     /// cpu-only or noisy floats.
     Cpu(CpuGenerator),
-    /// Logs.
-    Logs(LogsGenerator),
+    /// Logs (boxed: its state is several times a cpu generator's).
+    Logs(Box<LogsGenerator>),
 }
 
 impl Generator {
