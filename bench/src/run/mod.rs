@@ -78,8 +78,8 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         path: opts.dir.clone(),
         source,
     })?;
-    let (mut ingest, sextant) = load_sextant(opts)?;
-    let mut engines: Vec<Box<dyn Engine>> = vec![Box::new(sextant)];
+    let mut ingest = load_sextant(opts)?;
+    let mut peers = Vec::new();
     let peer_options = PeerOptions {
         dir: &opts.dir,
         target_partitions: opts.target_partitions,
@@ -88,9 +88,20 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     };
     for peer in Peer::ALL.iter().filter(|p| p.enabled(opts.no_parquet)) {
         let (engine, phases) = peer.load(spec, &peer_options)?;
-        engines.push(engine);
+        peers.push(engine);
         ingest.extend(phases);
     }
+    // Sextant is opened for the queries only now, so that the peers' loading phases do
+    // not carry its memory.
+    let sextant = Database::open_with(
+        opts.tuning.config(&opts.dir.join("sextant")),
+        QueryOptions {
+            target_partitions: opts.target_partitions,
+            ..QueryOptions::default()
+        },
+    )?;
+    let mut engines: Vec<Box<dyn Engine>> = vec![Box::new(Sextant(sextant))];
+    engines.extend(peers);
     let bar = crate::ingest::progress_of(opts.progress, set.queries.len() as u64, "queries");
     let mut queries = Vec::with_capacity(set.queries.len());
     for query in &set.queries {
@@ -165,9 +176,8 @@ fn sync_name(d: sextant_engine::Durability) -> &'static str {
     }
 }
 
-/// Ingests the workload into a fresh Sextant database, closes it (the final flush), and
-/// opens it again for the queries.
-fn load_sextant(opts: &RunOptions) -> Result<(Vec<Phase>, Sextant)> {
+/// Ingests the workload into a fresh Sextant database and closes it (the final flush).
+fn load_sextant(opts: &RunOptions) -> Result<Vec<Phase>> {
     let spec = &opts.spec;
     let dir = opts.dir.join("sextant");
     remove(&dir)?;
@@ -208,15 +218,7 @@ fn load_sextant(opts: &RunOptions) -> Result<(Vec<Phase>, Sextant)> {
         "close = final flush; {segments} segment(s) = bytes on disk; whole directory {} bytes",
         table::count(dir_bytes)
     ));
-
-    let db = Database::open_with(
-        opts.tuning.config(&dir),
-        QueryOptions {
-            target_partitions: opts.target_partitions,
-            ..QueryOptions::default()
-        },
-    )?;
-    Ok((vec![write, flush], Sextant(db)))
+    Ok(vec![write, flush])
 }
 
 /// Runs one query on every engine: warm-up runs, then timed runs with the engines taking

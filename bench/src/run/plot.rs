@@ -60,7 +60,8 @@ fn latencies(report: &RunReport, area: &Draw<'_>) -> DrawResult {
     let (lo, hi) = if p50s.is_empty() {
         (0.1, 10.0)
     } else {
-        (lo / 2.0, hi * 2.0)
+        // Room on the right for the legend.
+        (lo / 2.0, hi * 8.0)
     };
     let n = report.queries.len().max(1) as f64;
     let title = format!(
