@@ -50,8 +50,8 @@ pub enum Error {
     /// Writing the Parquet baseline failed.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
-    /// The two engines of the query benchmark gave different answers.
-    #[error("the answers of Sextant and of DataFusion over Parquet differ for: {}", queries.join(", "))]
+    /// The engines of the query benchmark gave different answers.
+    #[error("the engines' answers differ for: {}", queries.join(", "))]
     AnswersDiffer {
         /// The query types whose answers differ.
         queries: Vec<String>,
@@ -69,6 +69,35 @@ pub enum Error {
         warm_up: usize,
         /// Rows of the timed run.
         got: usize,
+    },
+    /// A benchmark JSON file is not valid JSON or not a run report.
+    #[error("{path} is not a sextant-bench run report: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// What the JSON parser said.
+        source: serde_json::Error,
+    },
+    /// A benchmark JSON file has another schema version than this build reads.
+    #[error(
+        "{path} has schema_version {}, but this sextant-bench reads version {expected}; rerun the benchmark with this build to compare",
+        found.map_or("(missing)".to_owned(), |v| v.to_string())
+    )]
+    SchemaMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Its `schema_version`, if it has one.
+        found: Option<u64>,
+        /// The version this build reads.
+        expected: u32,
+    },
+    /// Drawing the chart failed.
+    #[error("cannot draw the chart {path}: {reason}")]
+    Plot {
+        /// The chart file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
     },
     /// Building an Arrow batch failed.
     #[error("cannot build an Arrow batch: {0}")]

@@ -11,12 +11,15 @@
 //!   segment blocks directly, in values per second on one core (median of 7 runs).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sextant_engine::{Config, Durability, Engine, ScanRequest, TableKind};
+use sextant_engine::{Config, Durability, Engine, ScanRequest};
 
-use crate::workload::cpu::{self, CpuBatch, CpuConfig, CpuGenerator, CpuVariant};
+use crate::memory;
+use crate::workload::cpu::{self, CpuConfig, CpuVariant};
+use crate::workload::source::{RawBatch, WorkloadSpec};
 use crate::{Error, Result};
 
 /// What to ingest and how.
@@ -32,18 +35,12 @@ pub struct IngestOptions {
     pub seed: u64,
     /// Rows per write call.
     pub batch_rows: usize,
-    /// Durability of the engine.
-    pub durability: Durability,
     /// Writer threads (each writes whole batches; the generator is shared).
     pub threads: usize,
     /// Database directory (emptied first).
     pub dir: PathBuf,
-    /// Engine option: rows per block (None: the engine's default).
-    pub block_rows: Option<u32>,
-    /// Engine option: zstd level (None: the engine's default).
-    pub zstd_level: Option<i32>,
-    /// Engine option: flush a table's memory past this many bytes (None: default).
-    pub flush_bytes: Option<usize>,
+    /// The engine's options.
+    pub tuning: EngineTuning,
     /// Show a progress bar.
     pub progress: bool,
 }
@@ -87,83 +84,61 @@ impl IngestReport {
     }
 }
 
+/// The engine options a benchmark sets; `None` leaves the engine's default.
+#[derive(Debug, Clone)]
+pub struct EngineTuning {
+    /// Durability of the writes.
+    pub durability: Durability,
+    /// Rows per column block.
+    pub block_rows: Option<u32>,
+    /// zstd level of segment blocks.
+    pub zstd_level: Option<i32>,
+    /// Flush a table's rows in memory past this many bytes.
+    pub flush_bytes: Option<usize>,
+}
+
+impl EngineTuning {
+    /// The engine's configuration for a database in `dir`.
+    pub fn config(&self, dir: &Path) -> Config {
+        let mut config = Config::new(dir).durability(self.durability);
+        if let Some(b) = self.block_rows {
+            config = config.block_rows(b);
+        }
+        if let Some(z) = self.zstd_level {
+            config = config.zstd_level(z);
+        }
+        if let Some(f) = self.flush_bytes {
+            config = config.flush_bytes(f);
+        }
+        config
+    }
+}
+
 fn open_engine(opts: &IngestOptions) -> Result<Engine> {
-    let mut config = Config::new(&opts.dir).durability(opts.durability);
-    if let Some(b) = opts.block_rows {
-        config = config.block_rows(b);
-    }
-    if let Some(z) = opts.zstd_level {
-        config = config.zstd_level(z);
-    }
-    if let Some(f) = opts.flush_bytes {
-        config = config.flush_bytes(f);
-    }
-    Ok(config.open()?)
+    Ok(opts.tuning.config(&opts.dir).open()?)
 }
 
 /// Runs the ingest benchmark.
 pub fn run(opts: &IngestOptions) -> Result<IngestReport> {
-    if opts.dir.exists() {
-        std::fs::remove_dir_all(&opts.dir).map_err(|source| Error::Io {
-            action: "emptying",
-            path: opts.dir.clone(),
-            source,
-        })?;
-    }
+    crate::query_bench::remove(&opts.dir)?;
     let mut config = CpuConfig::new(opts.scale, opts.days).with_seed(opts.seed);
     config.variant = opts.variant;
-    let generator = CpuGenerator::new(config)?;
-    let total = generator.remaining_rows();
-    let hosts = generator.hosts().to_vec();
-    let generator = parking_lot_free::Shared::new(generator);
-    let engine = Arc::new(open_engine(opts)?);
-    let bar = progress(opts.progress, total);
-
-    let started = Instant::now();
-    let threads = opts.threads.max(1);
-    let results: Vec<Result<(u64, Duration)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let engine = Arc::clone(&engine);
-                let generator = &generator;
-                let hosts = &hosts;
-                let bar = &bar;
-                s.spawn(move || -> Result<(u64, Duration)> {
-                    let mut batch = CpuBatch::default();
-                    let mut rows = 0u64;
-                    let mut in_engine = Duration::ZERO;
-                    while generator.fill(&mut batch, opts.batch_rows) > 0 {
-                        let record = batch.to_record_batch(hosts)?;
-                        let t = Instant::now();
-                        engine.write_arrow(cpu::TABLE, TableKind::Metric, &record)?;
-                        in_engine += t.elapsed();
-                        rows += batch.len() as u64;
-                        bar.inc(batch.len() as u64);
-                    }
-                    Ok((rows, in_engine))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("writer thread panicked"))
-            .collect()
-    });
-    let wall_secs = started.elapsed().as_secs_f64();
-    bar.finish_and_clear();
-    let mut rows = 0;
-    let mut write_secs = 0.0;
-    for r in results {
-        let (n, d) = r?;
-        rows += n;
-        write_secs += d.as_secs_f64();
-    }
+    let spec = WorkloadSpec::Cpu(config);
+    let engine = open_engine(opts)?;
+    let written = write_workload(
+        &engine,
+        &spec,
+        &WriteOptions {
+            batch_rows: opts.batch_rows,
+            threads: opts.threads,
+            progress: opts.progress,
+        },
+    )?;
 
     let t = Instant::now();
-    let engine = Arc::into_inner(engine).expect("writers are done");
     engine.close()?;
     let close_secs = t.elapsed().as_secs_f64();
-    let peak_rss = peak_rss();
+    let peak_rss = memory::peak_rss();
 
     let (segment_bytes, segments, dir_bytes) = disk_usage(&opts.dir)?;
     let engine = open_engine(opts)?;
@@ -171,10 +146,10 @@ pub fn run(opts: &IngestOptions) -> Result<IngestReport> {
     let decode = median_of(REPEATS, || decode_field(&engine, cpu::FIELDS[0]))?;
     engine.close()?;
     Ok(IngestReport {
-        rows,
-        values: rows * cpu::FIELDS.len() as u64,
-        write_secs,
-        wall_secs,
+        rows: written.rows,
+        values: written.rows * cpu::FIELDS.len() as u64,
+        write_secs: written.engine_secs,
+        wall_secs: written.wall_secs,
         close_secs,
         segment_bytes,
         segments,
@@ -183,6 +158,153 @@ pub fn run(opts: &IngestOptions) -> Result<IngestReport> {
         scan,
         decode,
     })
+}
+
+/// How a workload is written.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// Rows per write call.
+    pub batch_rows: usize,
+    /// Writer threads (each writes whole batches; the generator is shared).
+    pub threads: usize,
+    /// Show a progress bar (rows done, rate, time left) on standard error.
+    pub progress: bool,
+}
+
+/// The figures of [`write_workload`].
+#[derive(Debug, Clone)]
+pub struct WriteFigures {
+    /// Rows written.
+    pub rows: u64,
+    /// Seconds spent inside write calls, summed over threads.
+    pub engine_secs: f64,
+    /// Wall-clock seconds, generation included.
+    pub wall_secs: f64,
+    /// The ingest rate over time: `[seconds since the start, rows/s since the previous
+    /// sample]`, about every [`SAMPLE_SECS`].
+    pub samples: Vec<[f64; 2]>,
+}
+
+/// Seconds between two samples of the ingest rate.
+pub const SAMPLE_SECS: f64 = 0.25;
+
+/// Writes every row of `spec` into `engine` through the columnar API: `threads` writers
+/// share one generator and convert their batches to Arrow themselves.
+pub fn write_workload(
+    engine: &Engine,
+    spec: &WorkloadSpec,
+    opts: &WriteOptions,
+) -> Result<WriteFigures> {
+    let generator = spec.generator()?;
+    let total = generator.remaining_rows();
+    let tags = generator.tags();
+    let generator = Mutex::new(generator);
+    let bar = progress(opts.progress, total);
+    let sampler = Mutex::new(RateSampler::new());
+    let done = AtomicU64::new(0);
+    let batch_rows = opts.batch_rows.max(1);
+    let results: Vec<Result<Duration>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..opts.threads.max(1))
+            .map(|_| {
+                let (generator, tags, bar, sampler, done) =
+                    (&generator, &tags, &bar, &sampler, &done);
+                s.spawn(move || -> Result<Duration> {
+                    let mut raw = RawBatch::empty(spec);
+                    let mut in_engine = Duration::ZERO;
+                    while generator
+                        .lock()
+                        .expect("generator lock")
+                        .fill(&mut raw, batch_rows)
+                        > 0
+                    {
+                        let record = tags.to_record_batch(&raw)?;
+                        let t = Instant::now();
+                        engine.write_arrow(spec.table(), spec.kind(), &record)?;
+                        in_engine += t.elapsed();
+                        let n = raw.len() as u64;
+                        let total = done.fetch_add(n, Ordering::Relaxed) + n;
+                        bar.inc(n);
+                        if let Ok(mut sampler) = sampler.try_lock() {
+                            sampler.observe(total);
+                        }
+                    }
+                    Ok(in_engine)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("writer thread panicked"))
+            .collect()
+    });
+    bar.finish_and_clear();
+    let rows = done.into_inner();
+    let mut sampler = sampler.into_inner().expect("sampler lock");
+    sampler.finish(rows);
+    let mut engine_secs = 0.0;
+    for r in results {
+        engine_secs += r?.as_secs_f64();
+    }
+    Ok(WriteFigures {
+        rows,
+        engine_secs,
+        wall_secs: sampler.elapsed(),
+        samples: sampler.samples,
+    })
+}
+
+/// Samples of a rate: rows done over time.
+#[derive(Debug)]
+pub struct RateSampler {
+    started: Instant,
+    last: (f64, u64),
+    /// `[seconds since the start, rows/s since the previous sample]`.
+    pub samples: Vec<[f64; 2]>,
+}
+
+impl RateSampler {
+    /// A sampler whose clock starts now.
+    pub fn new() -> RateSampler {
+        RateSampler {
+            started: Instant::now(),
+            last: (0.0, 0),
+            samples: Vec::new(),
+        }
+    }
+
+    /// Seconds since the start.
+    pub fn elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Records a sample if [`SAMPLE_SECS`] have passed since the last one; `rows` is the
+    /// number of rows done since the start.
+    pub fn observe(&mut self, rows: u64) {
+        let now = self.elapsed();
+        if now - self.last.0 >= SAMPLE_SECS {
+            self.record(now, rows);
+        }
+    }
+
+    /// Records the last sample.
+    pub fn finish(&mut self, rows: u64) {
+        let now = self.elapsed();
+        if rows > self.last.1 && now > self.last.0 {
+            self.record(now, rows);
+        }
+    }
+
+    fn record(&mut self, now: f64, rows: u64) {
+        let rate = (rows - self.last.1) as f64 / (now - self.last.0).max(1e-9);
+        self.samples.push([now, rate]);
+        self.last = (now, rows);
+    }
+}
+
+impl Default for RateSampler {
+    fn default() -> Self {
+        RateSampler::new()
+    }
 }
 
 /// How many times the scan figures are measured; the median is reported.
@@ -275,46 +397,25 @@ pub(crate) fn disk_usage(dir: &Path) -> Result<(u64, usize, u64)> {
     Ok((seg_bytes, segs, all))
 }
 
-/// Peak resident set size of this process, from /proc/self/status (Linux).
-pub fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+/// A progress bar of `total` rows on standard error (hidden unless `show`).
+pub fn progress(show: bool, total: u64) -> indicatif::ProgressBar {
+    progress_of(show, total, "rows")
 }
 
-/// A progress bar of `total` rows on standard error (hidden unless `show`).
-pub(crate) fn progress(show: bool, total: u64) -> indicatif::ProgressBar {
+/// A progress bar of `total` `unit`s on standard error (hidden unless `show`): done, rate,
+/// time left.
+pub fn progress_of(show: bool, total: u64, unit: &str) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(total);
+    let template = format!(
+        "{{elapsed_precise}} [{{bar:40}}] {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, eta {{eta}})"
+    );
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} rows ({per_sec}, eta {eta})",
-        )
-        .expect("the template is valid")
-        .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(&template)
+            .expect("the template is valid")
+            .progress_chars("=> "),
     );
     bar
-}
-
-mod parking_lot_free {
-    use std::sync::Mutex;
-
-    use crate::workload::cpu::{CpuBatch, CpuGenerator};
-
-    /// A generator shared by writer threads.
-    pub struct Shared(Mutex<CpuGenerator>);
-
-    impl Shared {
-        pub fn new(g: CpuGenerator) -> Self {
-            Shared(Mutex::new(g))
-        }
-
-        /// Fills `batch` with the next rows; 0 when the workload is done.
-        pub fn fill(&self, batch: &mut CpuBatch, rows: usize) -> usize {
-            self.0.lock().expect("generator lock").fill(batch, rows)
-        }
-    }
 }

@@ -1,7 +1,8 @@
 //! Sextant's benchmark harness: the reference workloads of `WORKLOADS.md`, generated
 //! deterministically from a seed and streamed in columnar batches, and writers for CSV and
-//! InfluxDB line protocol; the TSBS devops queries ([`queries`]) and the query benchmark that
-//! runs them on Sextant and on DataFusion over Parquet ([`query_bench`]).
+//! InfluxDB line protocol; the workloads' queries ([`queries`]); and `sextant-bench run`
+//! ([`run`]), which loads a workload into Sextant and its peers (DataFusion over Parquet),
+//! runs the queries on each, and reports, charts and compares the figures.
 //!
 //! ```
 //! use sextant_bench::workload::cpu::{CpuConfig, CpuGenerator};
@@ -15,9 +16,11 @@
 
 pub mod error;
 pub mod ingest;
+pub mod memory;
 pub mod output;
 pub mod queries;
 pub mod query_bench;
+pub mod run;
 pub mod time;
 pub mod workload;
 

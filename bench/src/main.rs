@@ -5,7 +5,10 @@
 //! sextant-bench generate --workload logs --events-per-second 10000 --days 1 --format influx --out logs.lp
 //! sextant-bench generate --workload cpu-only --scale 100 --days 1 --format none   # generator speed
 //! sextant-bench ingest --scale 100 --days 1
-//! sextant-bench query --scale 100 --days 1 --seed 1 --runs 5 --json query.json
+//! sextant-bench run --workload cpu-only --scale 100 --days 1 --json run.json --plot run.svg
+//! sextant-bench run --workload logs --events-per-second 1000 --days 1 --json logs.json
+//! sextant-bench compare old.json new.json --threshold 5%
+//! sextant-bench query --scale 100 --days 1 --seed 1 --runs 5 --json query.json   # = run, cpu-only
 //! ```
 
 use std::fs::File;
@@ -15,13 +18,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
-use sextant_bench::ingest::IngestOptions;
+use sextant_bench::ingest::{EngineTuning, IngestOptions, progress};
 use sextant_bench::output::{CpuWriter, Format, LogsWriter};
-use sextant_bench::query_bench::QueryBenchOptions;
+use sextant_bench::run::{RunOptions, RunReport, compare};
 use sextant_bench::time::{NANOS_PER_DAY, NANOS_PER_SECOND, parse_rfc3339};
 use sextant_bench::workload::cpu::{CpuBatch, CpuConfig, CpuGenerator, CpuVariant};
 use sextant_bench::workload::logs::{LogBatch, LogsConfig, LogsGenerator};
+use sextant_bench::workload::source::WorkloadSpec;
 use sextant_bench::{Error, Result};
 use sextant_engine::Durability;
 
@@ -44,9 +47,15 @@ enum Command {
     /// print the median rate (for profiling the read path).
     Scan(ScanArgs),
     /// Run the 15 TSBS devops query types on Sextant and on DataFusion over a Parquet file
-    /// of the same rows; print each engine's latencies, the ratio and whether the answers
-    /// agree (exit status 1 if they do not).
+    /// of the same rows: `run --workload cpu-only` under its older name and flags.
     Query(QueryArgs),
+    /// Ingest a workload into Sextant and its peers (DataFusion over Parquet), run the
+    /// workload's queries on each, and print, write (--json) and chart (--plot) the figures;
+    /// exit status 1 if the engines' answers differ (unless --allow-mismatch).
+    Run(RunArgs),
+    /// Compare two JSON files of `run`: every metric old, new, change, and whether it moved
+    /// beyond the threshold.
+    Compare(CompareArgs),
 }
 
 #[derive(Debug, Args)]
@@ -60,27 +69,114 @@ struct QueryArgs {
     /// The seed of the data and of the query parameters.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Timed runs per query and engine, after a warm-up run.
-    #[arg(long, default_value_t = 5)]
-    runs: usize,
     /// Data directory: `sextant/` and `cpu.parquet` in it are replaced.
     #[arg(long, default_value = "sextant-bench-query")]
     dir: PathBuf,
-    /// Query types to run, comma-separated (e.g. lastpoint,high-cpu-all) [default: all 15].
+    #[command(flatten)]
+    queries: QueryFlags,
+}
+
+/// The query flags of `run` and `query`.
+#[derive(Debug, Args)]
+struct QueryFlags {
+    /// Timed runs per query and engine, after the warm-up runs.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Untimed warm-up runs per query and engine (at least 1 is made, for the answer).
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Queries to run, comma-separated (e.g. lastpoint,high-cpu-all) [default: the
+    /// workload's whole set].
     #[arg(long, value_delimiter = ',')]
     queries: Vec<String>,
-    /// Write the results as JSON to this file.
+    /// Write the results as JSON to this file (schema: docs/BENCH_JSON.md).
     #[arg(long)]
     json: Option<PathBuf>,
-    /// DataFusion target partitions of both engines [default: the number of cores].
+    /// Write a chart (SVG) of query latencies and the loading rate to this file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// DataFusion target partitions of every engine [default: the number of cores].
     #[arg(long)]
     partitions: Option<usize>,
     /// Most rows per Parquet row group (the parquet crate's default).
     #[arg(long, default_value_t = 1024 * 1024)]
     row_group_rows: usize,
-    /// Print EXPLAIN ANALYZE of every query on both engines after the table.
+    /// Leave out the Parquet peer.
+    #[arg(long)]
+    no_parquet: bool,
+    /// Print EXPLAIN ANALYZE of every query on every engine after the table.
     #[arg(long)]
     explain: bool,
+    /// Exit with status 0 even when the engines' answers differ.
+    #[arg(long)]
+    allow_mismatch: bool,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    write: WriteArgs,
+    /// Flush a table's rows in memory past this many bytes [default: the engine's].
+    #[arg(long)]
+    flush_bytes: Option<usize>,
+    /// Directory of the run: `sextant/` and the peers' files in it are replaced.
+    #[arg(long, default_value = "sextant-bench-run")]
+    dir: PathBuf,
+    #[command(flatten)]
+    queries: QueryFlags,
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// The earlier run's JSON.
+    old: PathBuf,
+    /// The later run's JSON.
+    new: PathBuf,
+    /// Changes within this are not marked (e.g. 5% or 2.5).
+    #[arg(long, default_value = "5%")]
+    threshold: String,
+}
+
+/// Which data.
+#[derive(Debug, Args)]
+struct DataArgs {
+    /// Which workload.
+    #[arg(long, value_enum, default_value_t = Workload::CpuOnly)]
+    workload: Workload,
+    /// Number of hosts of the cpu workloads [default: 100].
+    #[arg(long)]
+    scale: Option<u32>,
+    /// Events per second of the logs workload, across all services [default: 10000].
+    #[arg(long)]
+    events_per_second: Option<u32>,
+    /// Days of data, may be fractional.
+    #[arg(long, default_value_t = 1.0)]
+    days: f64,
+    /// The seed every value (and query parameter) is drawn from.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// How rows are written to Sextant.
+#[derive(Debug, Args)]
+struct WriteArgs {
+    /// Rows per write call.
+    #[arg(long, default_value_t = 10_000)]
+    batch_rows: usize,
+    /// Durability.
+    #[arg(long, value_enum, default_value_t = Sync::Interval)]
+    sync: Sync,
+    /// Writer threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Engine: rows per column block [default: the engine's].
+    #[arg(long)]
+    block_rows: Option<u32>,
+    /// Engine: zstd level of segment blocks [default: the engine's].
+    #[arg(long)]
+    zstd_level: Option<i32>,
 }
 
 #[derive(Debug, Args)]
@@ -111,36 +207,13 @@ enum Sync {
 
 #[derive(Debug, Args)]
 struct IngestArgs {
-    /// Which workload: cpu-only or noisy-floats.
-    #[arg(long, value_enum, default_value_t = Workload::CpuOnly)]
-    workload: Workload,
-    /// Number of hosts.
-    #[arg(long, default_value_t = 100)]
-    scale: u32,
-    /// Days of data.
-    #[arg(long, default_value_t = 1.0)]
-    days: f64,
-    /// The seed every value is drawn from.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Rows per write call.
-    #[arg(long, default_value_t = 10_000)]
-    batch_rows: usize,
-    /// Durability.
-    #[arg(long, value_enum, default_value_t = Sync::Interval)]
-    sync: Sync,
-    /// Writer threads.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    write: WriteArgs,
     /// Database directory; emptied first.
     #[arg(long, default_value = "sextant-bench-db")]
     dir: PathBuf,
-    /// Engine: rows per column block [default: the engine's].
-    #[arg(long)]
-    block_rows: Option<u32>,
-    /// Engine: zstd level of segment blocks [default: the engine's].
-    #[arg(long)]
-    zstd_level: Option<i32>,
     /// Engine: flush a table's rows in memory past this many MiB [default: the engine's].
     #[arg(long)]
     flush_mib: Option<usize>,
@@ -210,6 +283,8 @@ fn main() -> ExitCode {
         Command::Ingest(args) => ingest(&args),
         Command::Scan(args) => scan(&args),
         Command::Query(args) => query(&args),
+        Command::Run(args) => run(&args),
+        Command::Compare(args) => compare(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -262,7 +337,7 @@ fn generate(args: &GenerateArgs) -> Result<()> {
                 config.variant = CpuVariant::NoisyFloats;
             }
             let mut generator = CpuGenerator::new(config)?;
-            let progress = progress_bar(generator.remaining_rows());
+            let progress = progress(true, generator.remaining_rows());
             let mut sink = match format {
                 None => Sink::Discard,
                 Some(f) => Sink::Write(
@@ -296,7 +371,7 @@ fn generate(args: &GenerateArgs) -> Result<()> {
             config.services = args.services.unwrap_or(config.services);
             config.hosts = args.hosts.unwrap_or(config.hosts);
             let mut generator = LogsGenerator::new(config)?;
-            let progress = progress_bar(generator.remaining_rows());
+            let progress = progress(true, generator.remaining_rows());
             let mut sink = match format {
                 None => Sink::Discard,
                 Some(f) => Sink::Write(
@@ -326,33 +401,29 @@ fn generate(args: &GenerateArgs) -> Result<()> {
 }
 
 fn ingest(args: &IngestArgs) -> Result<()> {
-    let variant = match args.workload {
+    let d = &args.data;
+    let variant = match d.workload {
         Workload::CpuOnly => CpuVariant::CpuOnly,
         Workload::NoisyFloats => CpuVariant::NoisyFloats,
         Workload::Logs => {
             return Err(Error::InvalidParameter {
                 parameter: "workload",
-                reason: "ingest runs cpu-only or noisy-floats".into(),
+                reason: "ingest runs cpu-only or noisy-floats (`run --workload logs` runs logs)"
+                    .into(),
             });
         }
     };
-    let durability = match args.sync {
-        Sync::Always => Durability::Always,
-        Sync::Interval => Durability::Interval(Duration::from_secs(1)),
-        Sync::Never => Durability::Never,
-    };
+    reject(d.events_per_second.is_some(), "--events-per-second", "logs")?;
+    let w = &args.write;
     let opts = IngestOptions {
         variant,
-        scale: args.scale,
-        days: args.days,
-        seed: args.seed,
-        batch_rows: args.batch_rows.max(1),
-        durability,
-        threads: args.threads.max(1),
+        scale: d.scale.unwrap_or(DEFAULT_SCALE),
+        days: d.days,
+        seed: d.seed,
+        batch_rows: w.batch_rows.max(1),
+        threads: w.threads.max(1),
         dir: args.dir.clone(),
-        block_rows: args.block_rows,
-        zstd_level: args.zstd_level,
-        flush_bytes: args.flush_mib.map(|m| m << 20),
+        tuning: tuning(w, args.flush_mib.map(|m| m << 20)),
         progress: true,
     };
     let r = sextant_bench::ingest::run(&opts)?;
@@ -360,7 +431,7 @@ fn ingest(args: &IngestArgs) -> Result<()> {
     println!("command: {}", command.join(" "));
     println!(
         "workload: {:?}, scale {} x {} days, seed {}, batches of {} rows, sync {:?}, {} writer thread(s)",
-        args.workload, args.scale, args.days, args.seed, opts.batch_rows, args.sync, opts.threads
+        d.workload, opts.scale, d.days, d.seed, opts.batch_rows, w.sync, opts.threads
     );
     println!("rows: {}  values: {}", r.rows, r.values);
     println!(
@@ -412,56 +483,157 @@ fn scan(args: &ScanArgs) -> Result<()> {
     Ok(())
 }
 
-fn query(args: &QueryArgs) -> Result<()> {
-    let command: Vec<String> = std::env::args().collect();
-    let command = command.join(" ");
-    println!("command: {command}");
-    let options = QueryBenchOptions {
-        scale: args.scale,
-        days: args.days,
-        seed: args.seed,
-        runs: args.runs.max(1),
+/// Hosts of the cpu workloads when --scale is not given.
+const DEFAULT_SCALE: u32 = 100;
+
+/// Events per second of the logs workload when --events-per-second is not given.
+const DEFAULT_EVENTS_PER_SECOND: u32 = 10_000;
+
+fn tuning(w: &WriteArgs, flush_bytes: Option<usize>) -> EngineTuning {
+    EngineTuning {
+        durability: match w.sync {
+            Sync::Always => Durability::Always,
+            Sync::Interval => Durability::Interval(Duration::from_secs(1)),
+            Sync::Never => Durability::Never,
+        },
+        block_rows: w.block_rows,
+        zstd_level: w.zstd_level,
+        flush_bytes,
+    }
+}
+
+fn spec(d: &DataArgs) -> Result<WorkloadSpec> {
+    let spec = match d.workload {
+        Workload::CpuOnly | Workload::NoisyFloats => {
+            reject(d.events_per_second.is_some(), "--events-per-second", "logs")?;
+            let mut config =
+                CpuConfig::new(d.scale.unwrap_or(DEFAULT_SCALE), d.days).with_seed(d.seed);
+            if d.workload == Workload::NoisyFloats {
+                config.variant = CpuVariant::NoisyFloats;
+            }
+            config.validate()?;
+            WorkloadSpec::Cpu(config)
+        }
+        Workload::Logs => {
+            reject(d.scale.is_some(), "--scale", "cpu-only and noisy-floats")?;
+            let eps = d.events_per_second.unwrap_or(DEFAULT_EVENTS_PER_SECOND);
+            let config = LogsConfig::new(eps, d.days).with_seed(d.seed);
+            config.validate()?;
+            WorkloadSpec::Logs(config)
+        }
+    };
+    Ok(spec)
+}
+
+fn run(args: &RunArgs) -> Result<()> {
+    let options = RunOptions {
+        spec: spec(&args.data)?,
+        seed: args.data.seed,
         dir: args.dir.clone(),
-        queries: args.queries.clone(),
-        target_partitions: args
+        tuning: tuning(&args.write, args.flush_bytes),
+        threads: args.write.threads.max(1),
+        batch_rows: args.write.batch_rows.max(1),
+        ..run_options(&args.queries)
+    };
+    run_and_report(&options, &args.queries)
+}
+
+fn query(args: &QueryArgs) -> Result<()> {
+    let config = CpuConfig::new(args.scale, args.days).with_seed(args.seed);
+    config.validate()?;
+    let options = RunOptions {
+        spec: WorkloadSpec::Cpu(config),
+        seed: args.seed,
+        dir: args.dir.clone(),
+        ..run_options(&args.queries)
+    };
+    run_and_report(&options, &args.queries)
+}
+
+/// The options of `run` given by the query flags, with ingest defaults otherwise.
+fn run_options(q: &QueryFlags) -> RunOptions {
+    let command: Vec<String> = std::env::args().collect();
+    RunOptions {
+        spec: WorkloadSpec::Cpu(CpuConfig::new(DEFAULT_SCALE, 1.0)),
+        seed: 1,
+        runs: q.runs.max(1),
+        warmup: q.warmup,
+        dir: PathBuf::from("sextant-bench-run"),
+        tuning: EngineTuning {
+            durability: Durability::Interval(Duration::from_secs(1)),
+            block_rows: None,
+            zstd_level: None,
+            flush_bytes: None,
+        },
+        threads: 1,
+        batch_rows: 10_000,
+        queries: q.queries.clone(),
+        no_parquet: q.no_parquet,
+        target_partitions: q
             .partitions
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1),
-        row_group_rows: args.row_group_rows.max(1),
-        explain: args.explain,
+        row_group_rows: q.row_group_rows.max(1),
+        explain: q.explain,
         progress: true,
-    };
-    let r = sextant_bench::query_bench::run(&options)?;
-    println!(
-        "data: cpu-only, scale {} x {} days, seed {}: {} rows; {} timed runs per query and engine after a warm-up, {} target partitions",
-        args.scale, args.days, args.seed, r.sextant.rows, options.runs, options.target_partitions
-    );
-    println!(
-        "sextant: {} bytes in {} segment(s), written in {:.2} s + flush {:.2} s",
-        r.sextant.segment_bytes, r.sextant.segments, r.sextant.write_secs, r.sextant.flush_secs
-    );
-    println!(
-        "parquet: {} bytes, {} row group(s) of at most {} rows, zstd, sorted by hostname, time; written in {:.2} s",
-        r.parquet.bytes, r.parquet.row_groups, options.row_group_rows, r.parquet.write_secs
-    );
-    println!();
-    print!("{}", r.table());
-    if args.explain {
+        command: command.join(" "),
+    }
+}
+
+fn run_and_report(options: &RunOptions, q: &QueryFlags) -> Result<()> {
+    if let Some(path) = &q.plot {
+        // Refuse a chart name the chart cannot have before the run, not after it.
+        if path
+            .extension()
+            .is_some_and(|x| !x.eq_ignore_ascii_case("svg"))
+        {
+            return Err(Error::Plot {
+                path: path.clone(),
+                reason: "the chart is SVG: give a file name ending in .svg".into(),
+            });
+        }
+    }
+    let report = sextant_bench::run::run(options)?;
+    println!("command: {}", options.command);
+    print!("{}", report.table());
+    if options.explain {
         println!();
-        print!("{}", r.plans());
+        print!("{}", report.plans());
     }
-    if let Some(path) = &args.json {
-        std::fs::write(path, r.json(&command)).map_err(|source| Error::Write {
-            path: path.clone(),
-            source,
-        })?;
+    if let Some(path) = &q.json {
+        report.write_json(path)?;
+        println!("json: {}", path.display());
     }
-    let differ = r.disagreements();
+    if let Some(path) = &q.plot {
+        sextant_bench::run::plot::write_svg(&report, path)?;
+        println!("chart: {}", path.display());
+    }
+    let differ = report.disagreements();
     if differ.is_empty() {
+        Ok(())
+    } else if q.allow_mismatch {
+        eprintln!(
+            "sextant-bench: answers differ for {} (allowed by --allow-mismatch)",
+            differ.join(", ")
+        );
         Ok(())
     } else {
         Err(Error::AnswersDiffer { queries: differ })
     }
+}
+
+fn compare(args: &CompareArgs) -> Result<()> {
+    let threshold =
+        compare::parse_threshold(&args.threshold).map_err(|reason| Error::InvalidParameter {
+            parameter: "threshold",
+            reason,
+        })?;
+    let old = RunReport::read_json(&args.old)?;
+    let new = RunReport::read_json(&args.new)?;
+    println!("old: {} ({})", args.old.display(), old.command);
+    println!("new: {} ({})", args.new.display(), new.command);
+    print!("{}", compare::table(&old, &new, threshold));
+    Ok(())
 }
 
 fn reject(given: bool, flag: &str, workloads: &str) -> Result<()> {
@@ -511,18 +683,6 @@ fn open(path: &Path) -> io::Result<Counting<Box<dyn Write>>> {
         Box::new(BufWriter::with_capacity(1 << 20, File::create(path)?))
     };
     Ok(Counting { inner, count: 0 })
-}
-
-/// A progress bar on standard error; hidden when that is not a terminal.
-fn progress_bar(total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    let style = ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} rows ({per_sec}, eta {eta})",
-    )
-    .expect("the template is valid")
-    .progress_chars("=> ");
-    bar.set_style(style);
-    bar
 }
 
 fn report(rows: u64, bytes: Option<u64>, elapsed: Duration, out: &Path) {

@@ -15,11 +15,14 @@
 //! assert!(query.sql().starts_with("SELECT time_bucket('60 seconds', time) AS minute"));
 //! ```
 
+pub mod logs;
 mod params;
+mod sets;
 
 use std::fmt::Write as _;
 
 pub use params::{HOUR, MINUTE, Rng, SECOND, Window, quote, random_hosts, sql_time};
+pub use sets::{BenchQuery, QuerySet};
 
 /// The cpu fields, in the order of WORKLOADS.md §1 ("metrics M" are the first M).
 pub use crate::workload::cpu::FIELDS as CPU_FIELDS;
@@ -144,7 +147,8 @@ pub struct DevopsQuery {
 impl DevopsQuery {
     /// Draws the hosts and window of a `kind` query over `scale` hosts and the data range
     /// `data`, as TSBS does: distinct random hosts, a window start uniform over
-    /// `[start, end - window)`.
+    /// `[start, end - window)`. On data sets smaller than TSBS assumes, the hosts are at
+    /// most `scale` and the window at most `data`.
     pub fn draw(kind: DevopsKind, rng: &mut Rng, scale: u32, data: Window) -> DevopsQuery {
         let (hosts, len) = match kind {
             DevopsKind::SingleGroupby { hosts, hours, .. } => (hosts, hours * HOUR),
@@ -160,8 +164,8 @@ impl DevopsQuery {
             }
             DevopsKind::GroupbyOrderbyLimit => (0, HOUR),
         };
-        let hosts = random_hosts(rng, scale, hosts);
-        let window = data.random_sub(rng, len);
+        let hosts = random_hosts(rng, scale, hosts.min(scale as usize));
+        let window = data.random_sub_or_all(rng, len);
         DevopsQuery {
             kind,
             hosts,

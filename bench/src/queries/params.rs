@@ -76,6 +76,16 @@ impl Window {
         Window::new(self.start_ns + offset, self.start_ns + offset + len_ns)
     }
 
+    /// [`Window::random_sub`], or the whole of `self` when it is not longer than `len_ns`
+    /// (small benchmark data sets).
+    pub fn random_sub_or_all(&self, rng: &mut Rng, len_ns: i64) -> Window {
+        if self.end_ns - self.start_ns > len_ns {
+            self.random_sub(rng, len_ns)
+        } else {
+            *self
+        }
+    }
+
     /// The SQL conjunction `time >= '<start>' AND time < '<end>'`.
     pub fn sql(&self) -> String {
         format!(

@@ -8,10 +8,9 @@ use arrow_array::RecordBatch;
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
-use crate::workload::cpu;
 use crate::{Error, Result};
 
-/// A DataFusion session with the Parquet file registered as table `cpu`.
+/// A DataFusion session with the Parquet file registered as a table.
 pub struct Baseline {
     ctx: SessionContext,
     runtime: tokio::runtime::Runtime,
@@ -24,10 +23,10 @@ impl std::fmt::Debug for Baseline {
 }
 
 impl Baseline {
-    /// A session over the Parquet file at `path`, with DataFusion's defaults otherwise
-    /// (strings read as Utf8View, page index and row-group statistics used for pruning,
-    /// filters not pushed into the decoder).
-    pub fn open(path: &Path, target_partitions: usize) -> Result<Baseline> {
+    /// A session over the Parquet file at `path`, registered as `table`, with DataFusion's
+    /// defaults otherwise (strings read as Utf8View, page index and row-group statistics
+    /// used for pruning, filters not pushed into the decoder).
+    pub fn open(path: &Path, table: &str, target_partitions: usize) -> Result<Baseline> {
         let partitions = target_partitions.max(1);
         let mut config = SessionConfig::new().with_target_partitions(partitions);
         config.options_mut().execution.time_zone = Some("UTC".into());
@@ -48,11 +47,7 @@ impl Baseline {
             parameter: "dir",
             reason: format!("{} is not UTF-8", path.display()),
         })?;
-        runtime.block_on(ctx.register_parquet(
-            cpu::TABLE,
-            location,
-            ParquetReadOptions::default(),
-        ))?;
+        runtime.block_on(ctx.register_parquet(table, location, ParquetReadOptions::default()))?;
         Ok(Baseline { ctx, runtime })
     }
 

@@ -1,124 +1,89 @@
-//! Loading the benchmark's two data sets from one generated workload: Sextant through the
-//! columnar API, and a Parquet file of the same rows sorted by hostname then time.
+//! The Parquet peer's data: a Parquet file of a generated workload, sorted by series then
+//! time, written with bounded memory.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use sextant_engine::{Config, Durability, TableKind};
-use sextant_query::{Database, QueryOptions};
 
-use crate::ingest::progress;
-use crate::workload::cpu::{self, CpuBatch, CpuConfig, CpuGenerator};
+use crate::ingest::{RateSampler, progress};
+use crate::workload::source::{RawBatch, Tags, WorkloadSpec};
 use crate::{Error, Result};
 
-/// Rows generated per write call into Sextant.
-const BATCH_ROWS: usize = 10_000;
+/// Rows generated per batch while the file is written.
+const BATCH_ROWS: usize = 65_536;
 
-/// Rows held in memory while the Parquet file is written: the hosts are taken in hostname
-/// order, as many per pass over the generator as fit in this budget (about 90 bytes a row).
-const PASS_ROWS: u64 = 4_000_000;
+/// Rows converted to Arrow and written at once.
+const WRITE_ROWS: usize = 65_536;
 
-/// What loading Sextant took.
-#[derive(Debug, Clone)]
-pub struct SextantLoad {
-    /// Rows written.
-    pub rows: u64,
-    /// Seconds inside `write_arrow` calls.
-    pub write_secs: f64,
-    /// Seconds of the final flush.
-    pub flush_secs: f64,
-    /// Bytes of segment files after the flush.
-    pub segment_bytes: u64,
-    /// Segment files after the flush.
-    pub segments: usize,
-}
-
-/// Opens a fresh Sextant database in `dir` (Interval durability), writes the workload of
-/// `config` through the columnar API in batches of 10,000 rows, and flushes it.
-pub fn load_sextant(
-    config: &CpuConfig,
-    dir: &Path,
-    target_partitions: usize,
-    show_progress: bool,
-) -> Result<(Database, SextantLoad)> {
-    remove(dir)?;
-    let engine = Config::new(dir).durability(Durability::Interval(Duration::from_secs(1)));
-    let options = QueryOptions {
-        target_partitions,
-        ..QueryOptions::default()
-    };
-    let db = Database::open_with(engine, options)?;
-    let mut generator = CpuGenerator::new(config.clone())?;
-    let hosts = generator.hosts().to_vec();
-    let bar = progress(show_progress, generator.remaining_rows());
-    let mut batch = CpuBatch::default();
-    let mut rows = 0u64;
-    let mut in_engine = Duration::ZERO;
-    while generator.fill(&mut batch, BATCH_ROWS) > 0 {
-        let record = batch.to_record_batch(&hosts)?;
-        let t = Instant::now();
-        db.write_arrow(cpu::TABLE, TableKind::Metric, &record)?;
-        in_engine += t.elapsed();
-        rows += batch.len() as u64;
-        bar.inc(batch.len() as u64);
-    }
-    bar.finish_and_clear();
-    let t = Instant::now();
-    db.flush()?;
-    let flush_secs = t.elapsed().as_secs_f64();
-    let (segment_bytes, segments, _) = crate::ingest::disk_usage(dir)?;
-    let load = SextantLoad {
-        rows,
-        write_secs: in_engine.as_secs_f64(),
-        flush_secs,
-        segment_bytes,
-        segments,
-    };
-    Ok((db, load))
-}
+/// Rows held in memory while the Parquet file is written (about 90 bytes a cpu row, 170 a
+/// log event, held twice while a pass is sorted): the series are taken in sort order, as
+/// many per pass over the generator as fit in this budget.
+pub const PASS_ROWS: u64 = 4_000_000;
 
 /// What writing the Parquet file took.
 #[derive(Debug, Clone)]
 pub struct ParquetLoad {
     /// Rows written.
     pub rows: u64,
-    /// Seconds of the whole write, generation and sorting included.
+    /// Seconds of the whole write, generation, counting and sorting included.
     pub write_secs: f64,
     /// Bytes of the file.
     pub bytes: u64,
     /// Row groups in the file.
     pub row_groups: usize,
+    /// Passes over the generator (one to count the rows of each series, then one per group
+    /// of series).
+    pub passes: usize,
+    /// Rows written per second over time, as [`RateSampler::samples`].
+    pub samples: Vec<[f64; 2]>,
 }
 
-/// Writes the workload of `config` to a Parquet file at `path`: zstd (the parquet crate's
-/// default level), at most `row_group_rows` rows per row group, sorted by hostname then
-/// time, in the cpu table's schema (tags Utf8, time Timestamp(ns, "UTC"), fields Float64).
+/// Writes the workload `spec` to a Parquet file at `path`: zstd (the parquet crate's
+/// default level), at most `row_group_rows` rows per row group, sorted by the workload's
+/// series columns then time, in its schema without Sextant's field metadata.
 ///
-/// The generator emits rows time-major, so the hosts are taken in hostname order a chunk at
-/// a time (a pass over the generator per chunk), which bounds the memory held.
+/// The generators emit rows in time order, so the file is written in passes that never
+/// hold more than about [`PASS_ROWS`] rows: a first pass counts each series' rows; then the
+/// series, in sort order, are cut into groups of at most that many rows, and each group
+/// takes one pass over the generator that keeps its rows (in time order, as generated) and
+/// writes them series by series.
 pub fn write_parquet(
-    config: &CpuConfig,
+    spec: &WorkloadSpec,
     path: &Path,
     row_group_rows: usize,
     show_progress: bool,
 ) -> Result<ParquetLoad> {
-    let started = Instant::now();
-    let generator = CpuGenerator::new(config.clone())?;
-    let hosts = generator.hosts().to_vec();
+    let mut sampler = RateSampler::new();
+    let generator = spec.generator()?;
     let total = generator.remaining_rows();
+    let tags = generator.tags();
     drop(generator);
-    let mut order: Vec<usize> = (0..hosts.len()).collect();
-    order.sort_by(|&a, &b| hosts[a].hostname.cmp(&hosts[b].hostname));
-    let per_pass = (PASS_ROWS / config.epochs().max(1)).max(1) as usize;
 
-    let schema = plain_schema(&cpu::schema());
+    // Pass 0: rows per series; then each series' rank in sort order.
+    let mut counts: HashMap<u64, u64> = HashMap::new();
+    for_each_batch(spec, |raw| {
+        for i in 0..raw.len() {
+            *counts.entry(raw.series(i)).or_default() += 1;
+        }
+        Ok(())
+    })?;
+    let mut series: Vec<u64> = counts.keys().copied().collect();
+    series.sort_by(|&a, &b| tags.series_names(a).cmp(&tags.series_names(b)));
+    let rank: HashMap<u64, u32> = series
+        .iter()
+        .enumerate()
+        .map(|(r, &s)| (s, r as u32))
+        .collect();
+    let groups = group_ranks(series.iter().map(|s| counts[s]), PASS_ROWS);
+
+    let schema = plain_schema(&spec.schema());
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(row_group_rows.max(1)))
@@ -131,37 +96,39 @@ pub fn write_parquet(
     let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props))?;
     let bar = progress(show_progress, total);
     let mut rows = 0u64;
-    for chunk in order.chunks(per_pass) {
-        // slot[host] = the host's place in this chunk.
-        let mut slot = vec![usize::MAX; hosts.len()];
-        for (i, &h) in chunk.iter().enumerate() {
-            slot[h] = i;
-        }
-        let mut per_host: Vec<CpuBatch> = vec![CpuBatch::default(); chunk.len()];
-        for batch in CpuGenerator::new(config.clone())?.batches(65_536) {
-            for i in 0..batch.len() {
-                let s = slot[batch.host[i] as usize];
-                if s == usize::MAX {
-                    continue;
-                }
-                let out = &mut per_host[s];
-                out.time.push(batch.time[i]);
-                out.host.push(batch.host[i]);
-                for (f, values) in out.fields.iter_mut().enumerate() {
-                    values.push(batch.fields[f][i]);
+    for &(lo, hi) in &groups {
+        // This group's rows, in generation (time) order, and their series' ranks.
+        let mut kept = RawBatch::empty(spec);
+        let mut ranks: Vec<u32> = Vec::new();
+        let mut picked: Vec<u32> = Vec::new();
+        for_each_batch(spec, |raw| {
+            picked.clear();
+            for i in 0..raw.len() {
+                let r = rank[&raw.series(i)];
+                if (lo..hi).contains(&r) {
+                    picked.push(i as u32);
+                    ranks.push(r);
                 }
             }
-        }
-        for one in &per_host {
-            let record = one.to_record_batch(&hosts)?;
-            let record = RecordBatch::try_new(Arc::clone(&schema), record.columns().to_vec())?;
-            writer.write(&record)?;
-            rows += one.len() as u64;
-            bar.inc(one.len() as u64);
+            kept.extend_from(raw, &picked);
+            Ok(())
+        })?;
+        // A stable sort by rank keeps each series' rows in time order.
+        let mut order: Vec<u32> = (0..ranks.len() as u32).collect();
+        order.sort_by_key(|&i| ranks[i as usize]);
+        drop(ranks);
+        for chunk in order.chunks(WRITE_ROWS) {
+            let mut part = RawBatch::empty(spec);
+            part.extend_from(&kept, chunk);
+            write_raw(&mut writer, &schema, &tags, &part)?;
+            rows += part.len() as u64;
+            bar.inc(part.len() as u64);
+            sampler.observe(rows);
         }
     }
     let meta = writer.close()?;
     bar.finish_and_clear();
+    sampler.finish(rows);
     let bytes = std::fs::metadata(path)
         .map_err(|source| Error::Io {
             action: "reading the size of",
@@ -171,10 +138,55 @@ pub fn write_parquet(
         .len();
     Ok(ParquetLoad {
         rows,
-        write_secs: started.elapsed().as_secs_f64(),
+        write_secs: sampler.elapsed(),
         bytes,
         row_groups: meta.num_row_groups(),
+        passes: 1 + groups.len(),
+        samples: sampler.samples,
     })
+}
+
+/// Runs `f` on every generated batch of `spec`.
+fn for_each_batch(spec: &WorkloadSpec, mut f: impl FnMut(&RawBatch) -> Result<()>) -> Result<()> {
+    let mut generator = spec.generator()?;
+    let mut raw = RawBatch::empty(spec);
+    while generator.fill(&mut raw, BATCH_ROWS) > 0 {
+        f(&raw)?;
+    }
+    Ok(())
+}
+
+fn write_raw(
+    writer: &mut ArrowWriter<File>,
+    schema: &SchemaRef,
+    tags: &Tags,
+    raw: &RawBatch,
+) -> Result<()> {
+    let record = tags.to_record_batch(raw)?;
+    let record = RecordBatch::try_new(Arc::clone(schema), record.columns().to_vec())?;
+    writer.write(&record)?;
+    Ok(())
+}
+
+/// Cuts consecutive ranks with row counts `counts` into ranges `[lo, hi)` of at most
+/// `budget` rows each (a single series of more rows gets a range of its own).
+fn group_ranks(counts: impl IntoIterator<Item = u64>, budget: u64) -> Vec<(u32, u32)> {
+    let mut groups = Vec::new();
+    let (mut lo, mut rows) = (0u32, 0u64);
+    let mut end = 0u32;
+    for (r, n) in counts.into_iter().enumerate() {
+        let r = r as u32;
+        if r > lo && rows + n > budget {
+            groups.push((lo, r));
+            (lo, rows) = (r, 0);
+        }
+        rows += n;
+        end = r + 1;
+    }
+    if end > lo {
+        groups.push((lo, end));
+    }
+    groups
 }
 
 /// `schema` without field metadata (Sextant's `sextant.role` markers mean nothing to a
@@ -189,7 +201,7 @@ fn plain_schema(schema: &Schema) -> SchemaRef {
 }
 
 /// Removes `path` (a directory or a file) if it exists.
-pub(crate) fn remove(path: &Path) -> Result<()> {
+pub fn remove(path: &Path) -> Result<()> {
     let result = if path.is_dir() {
         std::fs::remove_dir_all(path)
     } else if path.exists() {
@@ -202,4 +214,17 @@ pub(crate) fn remove(path: &Path) -> Result<()> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_are_grouped_within_the_row_budget() {
+        assert_eq!(group_ranks([3, 3, 3, 3], 6), vec![(0, 2), (2, 4)]);
+        assert_eq!(group_ranks([10, 1, 1], 5), vec![(0, 1), (1, 3)]);
+        assert_eq!(group_ranks([1, 10, 1], 5), vec![(0, 1), (1, 2), (2, 3)]);
+        assert_eq!(group_ranks([], 5), Vec::<(u32, u32)>::new());
+    }
 }

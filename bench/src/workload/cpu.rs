@@ -264,6 +264,17 @@ impl CpuBatch {
         self.fields.iter_mut().for_each(Vec::clear);
     }
 
+    /// Appends rows `rows` of `other` (in that order).
+    pub fn extend_from(&mut self, other: &CpuBatch, rows: &[u32]) {
+        self.time
+            .extend(rows.iter().map(|&i| other.time[i as usize]));
+        self.host
+            .extend(rows.iter().map(|&i| other.host[i as usize]));
+        for (mine, theirs) in self.fields.iter_mut().zip(&other.fields) {
+            mine.extend(rows.iter().map(|&i| theirs[i as usize]));
+        }
+    }
+
     /// The batch as Arrow, in [`schema`]'s layout, with tags looked up in `hosts`.
     ///
     /// # Panics

@@ -293,6 +293,21 @@ impl LogBatch {
         self.duration_ms.clear();
     }
 
+    /// Appends rows `rows` of `other` (in that order).
+    pub fn extend_from(&mut self, other: &LogBatch, rows: &[u32]) {
+        for &i in rows {
+            let i = i as usize;
+            self.time.push(other.time[i]);
+            self.service.push(other.service[i]);
+            self.host.push(other.host[i]);
+            self.level.push(other.level[i]);
+            self.message_data.push_str(other.message(i));
+            self.message_ends.push(self.message_data.len());
+            self.trace_id.push(other.trace_id[i]);
+            self.duration_ms.push(other.duration_ms[i]);
+        }
+    }
+
     /// The batch as Arrow, in [`schema`]'s layout, with tags looked up in `tags`.
     ///
     /// # Panics

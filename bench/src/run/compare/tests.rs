@@ -1,0 +1,162 @@
+use std::path::Path;
+
+use super::*;
+use crate::Error;
+use crate::memory::PeakScope;
+use crate::run::report::{EngineResult, Phase, QueryResult, Settings, WorkloadInfo};
+
+/// A report with one ingest phase and one query on two engines.
+fn report(rows_per_sec: f64, sextant_p50: f64, parquet_p50: Option<f64>) -> RunReport {
+    let engine = |name: &str, p50: Option<f64>| match p50 {
+        Some(p50) => EngineResult {
+            engine: name.to_owned(),
+            status: "ok".to_owned(),
+            reason: None,
+            statement: Some("SELECT 1".to_owned()),
+            p50_ms: Some(p50),
+            p95_ms: Some(p50 * 1.5),
+            max_ms: Some(p50 * 2.0),
+            runs_ms: vec![p50, p50 * 2.0],
+            rows: Some(1),
+            checksum: Some("00000000000000ff".to_owned()),
+            sextant_ratio: None,
+            explain: None,
+        },
+        None => EngineResult::not_available(name, "it has no such query".to_owned()),
+    };
+    RunReport {
+        schema_version: crate::run::SCHEMA_VERSION,
+        tool: "sextant-bench test".to_owned(),
+        command: "sextant-bench run".to_owned(),
+        workload: WorkloadInfo {
+            name: "cpu-only".to_owned(),
+            scale: Some(2),
+            events_per_second: None,
+            days: 0.05,
+            seed: 1,
+            rows: 864,
+            values_per_row: 10,
+        },
+        settings: Settings {
+            runs: 2,
+            warmup: 1,
+            threads: 1,
+            batch_rows: 10_000,
+            sync: "interval".to_owned(),
+            block_rows: None,
+            flush_bytes: None,
+            zstd_level: Some(3),
+            target_partitions: 2,
+            parquet_row_group_rows: 1 << 20,
+            engines: vec!["sextant".to_owned(), "parquet".to_owned()],
+        },
+        ingest: vec![Phase {
+            engine: "sextant".to_owned(),
+            phase: "flush".to_owned(),
+            rows: 864,
+            secs: 0.5,
+            rows_per_sec,
+            values_per_sec: rows_per_sec * 10.0,
+            engine_secs: None,
+            bytes_on_disk: Some(4000),
+            bytes_per_value: Some(0.463),
+            peak_rss_bytes: Some(64 << 20),
+            peak_rss_scope: PeakScope::Phase,
+            samples: vec![[0.25, 1000.0], [0.5, 2000.0]],
+            note: Some("a \"quoted\" note\non two lines".to_owned()),
+        }],
+        query_set: "test".to_owned(),
+        queries: vec![QueryResult {
+            name: "lastpoint".to_owned(),
+            agree: true,
+            mismatch: None,
+            engines: vec![
+                engine("sextant", Some(sextant_p50)),
+                engine("parquet", parquet_p50),
+            ],
+        }],
+        all_agree: true,
+    }
+}
+
+#[test]
+fn json_round_trip_keeps_every_field() {
+    let r = report(1000.0, 2.0, None);
+    let back = RunReport::from_json(&r.to_json(), Path::new("r.json")).unwrap();
+    assert_eq!(back, r);
+    let value: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(value["schema_version"], 1);
+    assert_eq!(value["ingest"][0]["peak_rss_scope"], "phase");
+    assert_eq!(value["queries"][0]["engines"][1]["status"], "n/a");
+}
+
+#[test]
+fn another_schema_version_is_refused_with_both_versions() {
+    let text = report(1.0, 1.0, None)
+        .to_json()
+        .replace("\"schema_version\": 1", "\"schema_version\": 99");
+    let err = RunReport::from_json(&text, Path::new("old.json")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SchemaMismatch {
+                found: Some(99),
+                expected: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("old.json") && message.contains("99"),
+        "{message}"
+    );
+    let err = RunReport::from_json("{\"a\": 1}", Path::new("x.json")).unwrap_err();
+    assert!(matches!(err, Error::SchemaMismatch { found: None, .. }));
+}
+
+#[test]
+fn missing_and_malformed_files_are_errors_that_name_the_file() {
+    let err = RunReport::read_json(Path::new("/nonexistent/run.json")).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains("/nonexistent/run.json"));
+    let err = RunReport::from_json("{not json", Path::new("bad.json")).unwrap_err();
+    assert!(matches!(err, Error::Json { .. }), "{err:?}");
+    let err = RunReport::from_json("{\"schema_version\": 1}", Path::new("bad.json")).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("bad.json is not a sextant-bench run report")
+    );
+}
+
+#[test]
+fn changes_are_marked_beyond_the_threshold_in_the_right_direction() {
+    let old = report(1000.0, 10.0, Some(20.0));
+    let new = report(1200.0, 10.4, None);
+    let changes = changes(&old, &new);
+    let find = |m: &str| changes.iter().find(|c| c.metric == m).unwrap().clone();
+    let rate = find("sextant flush rows/s");
+    assert!((rate.relative().unwrap() - 0.2).abs() < 1e-12);
+    assert_eq!(rate.verdict(0.05), Verdict::Better);
+    assert_eq!(rate.word(0.05), "faster");
+    assert_eq!(rate.verdict(0.25), Verdict::Same);
+    let p50 = find("lastpoint p50 ms (sextant)");
+    assert_eq!(p50.verdict(0.05), Verdict::Same);
+    assert_eq!(p50.verdict(0.01), Verdict::Worse);
+    assert_eq!(p50.word(0.01), "SLOWER");
+    let gone = find("lastpoint p50 ms (parquet)");
+    assert_eq!((gone.old, gone.new), (Some(20.0), None));
+    assert_eq!(gone.verdict(0.05), Verdict::Missing);
+    assert_eq!(find("sextant flush bytes/value").word(0.05), "");
+    let text = table(&old, &new, 0.05);
+    assert!(text.contains("+20.0%") && text.contains("faster"), "{text}");
+}
+
+#[test]
+fn thresholds_read_as_percentages() {
+    assert_eq!(parse_threshold("5%"), Ok(0.05));
+    assert_eq!(parse_threshold("2.5"), Ok(0.025));
+    assert!(parse_threshold("-1%").is_err());
+    assert!(parse_threshold("five").unwrap_err().contains("five"));
+}

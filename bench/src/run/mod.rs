@@ -1,0 +1,322 @@
+//! `sextant-bench run`: one workload end to end on Sextant and its peers.
+//!
+//! 1. Sextant ingests the workload (writer threads, batch size, durability and engine
+//!    options from [`RunOptions`]), then closes, which flushes everything to segments: two
+//!    phases, each with its rate, peak memory and, after the flush, size on disk.
+//! 2. Each peer ([`engines::Peer`]) loads the same rows: DataFusion over a Parquet file.
+//! 3. The workload's queries ([`QuerySet`]) run on every engine: `warmup` untimed runs
+//!    (the first one's answer is kept), then `runs` timed runs, the engines taking turns.
+//!    Each peer's answer is compared with Sextant's by checksum.
+//!
+//! The result is a [`RunReport`]: a table for people ([`table`]), JSON ([`RunReport`]), a
+//! chart ([`plot`]), and two reports side by side ([`compare`]).
+
+pub mod compare;
+pub mod engines;
+pub mod plot;
+pub mod report;
+pub mod table;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use sextant_query::{Database, QueryOptions};
+
+use crate::ingest::{EngineTuning, WriteOptions, disk_usage, write_workload};
+use crate::memory::PhaseMemory;
+use crate::queries::{BenchQuery, QuerySet};
+use crate::query_bench::{Answer, Latency, remove};
+use crate::workload::source::WorkloadSpec;
+use crate::{Error, Result};
+use engines::{Engine, Peer, PeerOptions, Sextant};
+pub use report::{EngineResult, Phase, QueryResult, RunReport, SCHEMA_VERSION};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The workload and its parameters.
+    pub spec: WorkloadSpec,
+    /// Seed of the query parameters (the data's is in `spec`).
+    pub seed: u64,
+    /// Timed runs per query and engine.
+    pub runs: usize,
+    /// Untimed runs per query and engine before the timed ones (at least one is made, for
+    /// the answer).
+    pub warmup: usize,
+    /// Directory of the run: `sextant/` and the peers' files in it are replaced.
+    pub dir: PathBuf,
+    /// Sextant's engine options.
+    pub tuning: EngineTuning,
+    /// Sextant writer threads.
+    pub threads: usize,
+    /// Rows per write call.
+    pub batch_rows: usize,
+    /// Query names to run; empty: the workload's whole set.
+    pub queries: Vec<String>,
+    /// Leave out the Parquet peer.
+    pub no_parquet: bool,
+    /// DataFusion target partitions of every SQL engine.
+    pub target_partitions: usize,
+    /// Most rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// Also record `EXPLAIN ANALYZE` of each query on each engine.
+    pub explain: bool,
+    /// Progress bars and a line per query on standard error.
+    pub progress: bool,
+    /// The command line, for the report.
+    pub command: String,
+}
+
+/// Runs the benchmark. Differing answers are in the report (and on standard error), not
+/// an error: the caller decides (see [`RunReport::disagreements`]).
+pub fn run(opts: &RunOptions) -> Result<RunReport> {
+    let spec = &opts.spec;
+    let set = QuerySet::for_workload(spec, opts.seed, &opts.queries)?;
+    std::fs::create_dir_all(&opts.dir).map_err(|source| Error::Io {
+        action: "creating",
+        path: opts.dir.clone(),
+        source,
+    })?;
+    let mut ingest = load_sextant(opts)?;
+    let mut peers = Vec::new();
+    let peer_options = PeerOptions {
+        dir: &opts.dir,
+        target_partitions: opts.target_partitions,
+        row_group_rows: opts.row_group_rows,
+        progress: opts.progress,
+    };
+    for peer in Peer::ALL.iter().filter(|p| p.enabled(opts.no_parquet)) {
+        let (engine, phases) = peer.load(spec, &peer_options)?;
+        peers.push(engine);
+        ingest.extend(phases);
+    }
+    // Sextant is opened for the queries only now, so that the peers' loading phases do
+    // not carry its memory.
+    let sextant = Database::open_with(
+        opts.tuning.config(&opts.dir.join("sextant")),
+        QueryOptions {
+            target_partitions: opts.target_partitions,
+            ..QueryOptions::default()
+        },
+    )?;
+    let mut engines: Vec<Box<dyn Engine>> = vec![Box::new(Sextant(sextant))];
+    engines.extend(peers);
+    let bar = crate::ingest::progress_of(opts.progress, set.queries.len() as u64, "queries");
+    let mut queries = Vec::with_capacity(set.queries.len());
+    for query in &set.queries {
+        bar.suspend(|| {
+            if opts.progress {
+                eprintln!("{}: {}", query.name, query.sql);
+            }
+        });
+        let result = run_query(query, &engines, opts)?;
+        if let Some(m) = &result.mismatch {
+            bar.suspend(|| eprintln!("!!! CHECKSUM MISMATCH in {}: {m}", query.name));
+        }
+        queries.push(result);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let (block_rows, zstd_level, flush_bytes) = (
+        opts.tuning.block_rows,
+        opts.tuning.zstd_level,
+        opts.tuning.flush_bytes.map(|b| b as u64),
+    );
+    let (scale, events_per_second, days) = match spec {
+        WorkloadSpec::Cpu(c) => (Some(c.scale), None, days_of(c.start_ns, c.end_ns)),
+        WorkloadSpec::Logs(c) => (
+            None,
+            Some(c.events_per_second),
+            days_of(c.start_ns, c.end_ns),
+        ),
+    };
+    Ok(RunReport {
+        schema_version: SCHEMA_VERSION,
+        tool: format!("sextant-bench {}", env!("CARGO_PKG_VERSION")),
+        command: opts.command.clone(),
+        workload: report::WorkloadInfo {
+            name: spec.name().to_owned(),
+            scale,
+            events_per_second,
+            days,
+            seed: opts.seed,
+            rows: spec.rows(),
+            values_per_row: spec.values_per_row(),
+        },
+        settings: report::Settings {
+            runs: opts.runs,
+            warmup: opts.warmup,
+            threads: opts.threads,
+            batch_rows: opts.batch_rows,
+            sync: sync_name(opts.tuning.durability).to_owned(),
+            block_rows,
+            flush_bytes,
+            zstd_level,
+            target_partitions: opts.target_partitions,
+            parquet_row_group_rows: opts.row_group_rows,
+            engines: engines.iter().map(|e| e.name().to_owned()).collect(),
+        },
+        ingest,
+        query_set: set.note.to_owned(),
+        all_agree: queries.iter().all(|q| q.agree),
+        queries,
+    })
+}
+
+fn days_of(start_ns: i64, end_ns: i64) -> f64 {
+    (end_ns - start_ns) as f64 / crate::time::NANOS_PER_DAY as f64
+}
+
+fn sync_name(d: sextant_engine::Durability) -> &'static str {
+    match d {
+        sextant_engine::Durability::Always => "always",
+        sextant_engine::Durability::Never => "never",
+        _ => "interval",
+    }
+}
+
+/// Ingests the workload into a fresh Sextant database and closes it (the final flush).
+fn load_sextant(opts: &RunOptions) -> Result<Vec<Phase>> {
+    let spec = &opts.spec;
+    let dir = opts.dir.join("sextant");
+    remove(&dir)?;
+    let memory = PhaseMemory::start();
+    let engine = opts.tuning.config(&dir).open()?;
+    let written = write_workload(
+        &engine,
+        spec,
+        &WriteOptions {
+            batch_rows: opts.batch_rows,
+            threads: opts.threads,
+            progress: opts.progress,
+        },
+    )?;
+    let mut write = Phase::new("sextant", "write", spec, written.rows, written.wall_secs);
+    write.engine_secs = Some(written.engine_secs);
+    write.set_memory(memory.peak());
+    write.samples = written.samples;
+    write.note = Some(format!(
+        "{} rows/s counting only the time inside write calls (rows/s above includes generation)",
+        table::count((written.rows as f64 / written.engine_secs.max(1e-9)).round() as u64)
+    ));
+
+    let memory = PhaseMemory::start();
+    let started = Instant::now();
+    engine.close()?;
+    let mut flush = Phase::new(
+        "sextant",
+        "flush",
+        spec,
+        written.rows,
+        started.elapsed().as_secs_f64(),
+    );
+    flush.set_memory(memory.peak());
+    let (segment_bytes, segments, dir_bytes) = disk_usage(&dir)?;
+    flush.set_disk(segment_bytes, spec);
+    flush.note = Some(format!(
+        "close = final flush; {segments} segment(s) = bytes on disk; whole directory {} bytes",
+        table::count(dir_bytes)
+    ));
+    Ok(vec![write, flush])
+}
+
+/// Runs one query on every engine: warm-up runs, then timed runs with the engines taking
+/// turns; compares every answer with Sextant's (the first engine's).
+fn run_query(
+    query: &BenchQuery,
+    engines: &[Box<dyn Engine>],
+    opts: &RunOptions,
+) -> Result<QueryResult> {
+    // Per engine: the statement, or why there is none.
+    let statements: Vec<Result<String, String>> =
+        engines.iter().map(|e| e.statement(query)).collect();
+    let mut answers: Vec<Option<Answer>> = vec![None; engines.len()];
+    for (i, engine) in engines.iter().enumerate() {
+        if let Ok(sql) = &statements[i] {
+            for w in 0..opts.warmup.max(1) {
+                let batches = engine.execute(sql)?;
+                if w == 0 {
+                    answers[i] = Some(Answer::new(&batches, query.ordered)?);
+                }
+            }
+        }
+    }
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); engines.len()];
+    for _ in 0..opts.runs.max(1) {
+        for (i, engine) in engines.iter().enumerate() {
+            if let (Ok(sql), Some(answer)) = (&statements[i], &answers[i]) {
+                times[i].push(timed(engine.as_ref(), sql, answer.rows())?);
+            }
+        }
+    }
+    let sextant_p50 = Latency::new(&times[0]).p50();
+    let mut results = Vec::with_capacity(engines.len());
+    let mut mismatch = None;
+    for (i, engine) in engines.iter().enumerate() {
+        let (sql, answer) = match (&statements[i], &answers[i]) {
+            (Err(reason), _) => {
+                results.push(EngineResult::not_available(engine.name(), reason.clone()));
+                continue;
+            }
+            (Ok(sql), Some(answer)) => (sql, answer),
+            (Ok(_), None) => unreachable!("every statement ran"),
+        };
+        if i > 0 && mismatch.is_none() {
+            let reference = answers[0].as_ref().expect("sextant answers every query");
+            mismatch = reference.first_difference(answer).map(|d| {
+                format!(
+                    "sextant {:016x} ({} rows) vs {} {:016x} ({} rows): {d}",
+                    reference.checksum,
+                    reference.rows(),
+                    engine.name(),
+                    answer.checksum,
+                    answer.rows()
+                )
+            });
+        }
+        let latency = Latency::new(&times[i]);
+        results.push(EngineResult {
+            engine: engine.name().to_owned(),
+            status: "ok".to_owned(),
+            reason: None,
+            statement: Some(sql.clone()),
+            p50_ms: Some(latency.p50() * 1e3),
+            p95_ms: Some(latency.p95() * 1e3),
+            max_ms: Some(latency.max() * 1e3),
+            runs_ms: latency.runs_secs.iter().map(|s| s * 1e3).collect(),
+            rows: Some(answer.rows() as u64),
+            checksum: Some(format!("{:016x}", answer.checksum)),
+            sextant_ratio: (i > 0).then(|| sextant_p50 / latency.p50().max(1e-12)),
+            explain: if opts.explain {
+                engine.explain(sql)?
+            } else {
+                None
+            },
+        });
+    }
+    Ok(QueryResult {
+        name: query.name.clone(),
+        agree: mismatch.is_none(),
+        mismatch,
+        engines: results,
+    })
+}
+
+/// Runs `sql` once and returns how long it took; checks that it returned `rows` rows, as
+/// its warm-up run did.
+fn timed(engine: &dyn Engine, sql: &str, rows: usize) -> Result<Duration> {
+    let started = Instant::now();
+    let batches = engine.execute(sql)?;
+    let elapsed = started.elapsed();
+    let got: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if got != rows {
+        return Err(Error::RowCountChanged {
+            engine: engine.name(),
+            sql: sql.to_owned(),
+            warm_up: rows,
+            got,
+        });
+    }
+    Ok(elapsed)
+}

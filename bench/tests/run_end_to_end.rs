@@ -1,0 +1,182 @@
+//! `sextant-bench run` end to end at a tiny scale, through the binary: cpu-only and logs on
+//! Sextant and the Parquet peer, the JSON's schema fields, agreeing checksums; then
+//! `compare` of the two files and of a file of another schema version.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sextant-bench"))
+        .args(args)
+        .output()
+        .expect("sextant-bench runs")
+}
+
+/// Runs `run` with `data` flags into `dir`; the parsed JSON and the standard output.
+fn run(dir: &Path, name: &str, data: &[&str]) -> (Value, String) {
+    let json = dir.join(format!("{name}.json"));
+    let svg = dir.join(format!("{name}.svg"));
+    let mut args = vec!["run"];
+    args.extend_from_slice(data);
+    let (run_dir, json_s, svg_s) = (
+        dir.join(name).display().to_string(),
+        json.display().to_string(),
+        svg.display().to_string(),
+    );
+    args.extend_from_slice(&[
+        "--runs",
+        "2",
+        "--dir",
+        &run_dir,
+        "--json",
+        &json_s,
+        "--plot",
+        &svg_s,
+        "--partitions",
+        "2",
+    ]);
+    let out = bench(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "run failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = std::fs::read_to_string(&svg).expect("the chart is written");
+    assert!(svg.starts_with("<svg") && svg.contains("p50 latency"));
+    let value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (value, stdout)
+}
+
+/// The fields every report has, and answers that agree on every query.
+fn check_report(r: &Value, workload: &str, queries: usize) {
+    assert_eq!(r["schema_version"], 1);
+    assert_eq!(r["workload"]["name"], workload);
+    assert!(r["workload"]["rows"].as_u64().unwrap() > 0);
+    assert_eq!(
+        r["settings"]["engines"],
+        serde_json::json!(["sextant", "parquet"])
+    );
+    let phases: Vec<(String, String)> = r["ingest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            assert!(p["rows_per_sec"].as_f64().unwrap() > 0.0);
+            assert!(p["peak_rss_bytes"].as_u64().unwrap() > 0);
+            (
+                p["engine"].as_str().unwrap().into(),
+                p["phase"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let names: Vec<(&str, &str)> = phases
+        .iter()
+        .map(|(e, p)| (e.as_str(), p.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("sextant", "write"),
+            ("sextant", "flush"),
+            ("parquet", "write")
+        ]
+    );
+    assert!(r["ingest"][1]["bytes_per_value"].as_f64().unwrap() > 0.0);
+    assert!(!r["ingest"][0]["samples"].as_array().unwrap().is_empty());
+    let qs = r["queries"].as_array().unwrap();
+    assert_eq!(qs.len(), queries);
+    for q in qs {
+        assert_eq!(q["agree"], true, "{q}");
+        let (s, p) = (&q["engines"][0], &q["engines"][1]);
+        assert_eq!(
+            (s["status"].as_str(), p["status"].as_str()),
+            (Some("ok"), Some("ok"))
+        );
+        assert_eq!(s["checksum"], p["checksum"], "{}", q["name"]);
+        assert_eq!(s["runs_ms"].as_array().unwrap().len(), 2);
+        assert!(s["p50_ms"].as_f64().unwrap() <= s["max_ms"].as_f64().unwrap());
+        assert!(p["sextant_ratio"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(r["all_agree"], true);
+}
+
+#[test]
+fn run_cpu_only_and_logs_end_to_end_then_compare() {
+    let dir = tempfile::Builder::new()
+        .prefix("run-end-to-end")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let (cpu, stdout) = run(
+        dir.path(),
+        "cpu",
+        &["--workload", "cpu-only", "--scale", "2", "--days", "0.05"],
+    );
+    check_report(&cpu, "cpu-only", 15);
+    assert!(
+        stdout.contains("geometric mean of sextant/parquet"),
+        "{stdout}"
+    );
+    let (logs, _) = run(
+        dir.path(),
+        "logs",
+        &[
+            "--workload",
+            "logs",
+            "--events-per-second",
+            "5",
+            "--days",
+            "0.05",
+        ],
+    );
+    check_report(&logs, "logs", 6);
+
+    // Two runs of one workload compare metric by metric.
+    let (cpu2, _) = run(
+        dir.path(),
+        "cpu2",
+        &[
+            "--workload",
+            "cpu-only",
+            "--scale",
+            "2",
+            "--days",
+            "0.05",
+            "--queries",
+            "lastpoint",
+        ],
+    );
+    assert_eq!(cpu2["queries"].as_array().unwrap().len(), 1);
+    let (a, b) = (dir.path().join("cpu.json"), dir.path().join("cpu2.json"));
+    let out = bench(&[
+        "compare",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--threshold",
+        "5%",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("sextant write rows/s") && text.contains("lastpoint p50 ms (parquet)"));
+    // A metric only the old run has is marked as missing.
+    assert!(text.contains("missing"), "{text}");
+
+    // Another schema version: a clear message and a failure status.
+    let other = dir.path().join("other.json");
+    let bumped = std::fs::read_to_string(&a)
+        .unwrap()
+        .replace("\"schema_version\": 1", "\"schema_version\": 2");
+    std::fs::write(&other, bumped).unwrap();
+    let out = bench(&["compare", a.to_str().unwrap(), other.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("schema_version 2") && err.contains("reads version 1"),
+        "{err}"
+    );
+    let out = bench(&["compare", a.to_str().unwrap(), "/nonexistent.json"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.json"));
+}
