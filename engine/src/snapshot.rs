@@ -78,6 +78,14 @@ impl Snapshot {
         Scan::new(&view.schema, view.sources.clone(), req)
     }
 
+    /// About how many rows a scan of `req` would read, from the series index alone (the
+    /// rows of matching series, scaled by how much of their time range the request
+    /// covers): for choosing how to run a query.
+    pub fn estimate_rows(&self, req: &ScanRequest) -> Result<u64> {
+        let view = self.view(&req.table)?;
+        Ok(crate::scan::estimate_rows(&view.sources, req))
+    }
+
     /// The latest row (within the request's time range) of every matching series, one
     /// row per series in key order, read from the end of each source without scanning
     /// history.

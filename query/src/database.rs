@@ -71,6 +71,12 @@ impl Database {
             .with_information_schema(true)
             .with_target_partitions(options.target_partitions.max(1));
         session.options_mut().execution.time_zone = Some("UTC".into());
+        // Scans estimate their rows (SextantScanExec::with_estimated_rows): small ones are
+        // then not split across partitions, which costs more than it saves.
+        session
+            .options_mut()
+            .execution
+            .use_row_number_estimates_to_optimize_partitioning = true;
         let mut runtime_env = RuntimeEnvBuilder::new();
         if let Some(limit) = options.memory_limit {
             runtime_env = runtime_env.with_memory_limit(limit, 1.0);

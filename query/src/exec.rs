@@ -8,6 +8,8 @@ use std::task::{Context, Poll};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use datafusion::common::Statistics;
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
@@ -36,6 +38,8 @@ pub struct SextantScanExec {
     /// Return only the latest row of each series (`Some(None)`), or of each group of
     /// series sharing the values of the given tags.
     latest: Option<Option<Vec<String>>>,
+    /// About how many rows the scan returns, from the series index.
+    estimated_rows: Option<usize>,
 }
 
 impl SextantScanExec {
@@ -58,6 +62,16 @@ impl SextantScanExec {
             schema,
             metrics: ExecutionPlanMetricsSet::new(),
             latest: None,
+            estimated_rows: None,
+        }
+    }
+
+    /// The same scan, telling DataFusion (as inexact statistics) about how many rows it
+    /// returns; the optimizer then splits only scans worth splitting.
+    pub fn with_estimated_rows(self, rows: usize) -> Self {
+        SextantScanExec {
+            estimated_rows: Some(rows),
+            ..self
         }
     }
 
@@ -67,6 +81,7 @@ impl SextantScanExec {
     pub fn latest_rows(self, group_by: Option<Vec<String>>) -> Self {
         SextantScanExec {
             latest: Some(group_by),
+            estimated_rows: None,
             partitions: 1,
             properties: properties(&self.schema, 1),
             ..self
@@ -102,6 +117,7 @@ impl SextantScanExec {
             properties: self.properties.clone(),
             metrics: ExecutionPlanMetricsSet::new(),
             latest: self.latest.clone(),
+            estimated_rows: None,
         }
     }
 }
@@ -221,6 +237,19 @@ impl ExecutionPlan for SextantScanExec {
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
+    }
+
+    fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
+        let mut stats = Statistics::new_unknown(&self.schema);
+        if let Some(rows) = self.estimated_rows {
+            let rows = match partition {
+                Some(_) => rows.div_ceil(self.partitions),
+                None => rows,
+            };
+            let rows = self.limit.map_or(rows, |l| rows.min(l));
+            stats.num_rows = Precision::Inexact(rows);
+        }
+        Ok(Arc::new(stats))
     }
 
     fn supports_limit_pushdown(&self) -> bool {

@@ -49,6 +49,9 @@ impl SchemaProvider for SextantSchema {
     }
 }
 
+/// Scans expected to read fewer rows run as one partition.
+const SMALL_SCAN_ROWS: u64 = 100_000;
+
 /// One table of a snapshot.
 #[derive(Debug, Clone)]
 pub struct SextantTable {
@@ -157,8 +160,17 @@ impl TableProvider for SextantTable {
         for (tag, values) in pushed.tags {
             request = request.tag_in(tag, values);
         }
-        let partitions = state.config().target_partitions();
-        let exec = SextantScanExec::new(self.snapshot.clone(), request, schema, partitions, limit);
+        // A small scan runs as one partition: splitting it costs more than it saves.
+        let estimate = self
+            .snapshot
+            .estimate_rows(&request)
+            .map_err(crate::error::to_datafusion)?;
+        let partitions = match estimate {
+            n if n < SMALL_SCAN_ROWS => 1,
+            _ => state.config().target_partitions(),
+        };
+        let exec = SextantScanExec::new(self.snapshot.clone(), request, schema, partitions, limit)
+            .with_estimated_rows(usize::try_from(estimate).unwrap_or(usize::MAX));
         Ok(Arc::new(match &self.rows {
             Rows::All => exec,
             Rows::Latest { group_by } => exec.latest_rows(group_by.clone()),

@@ -8,7 +8,8 @@
 //! row later (earlier) than the last range's far end is then in hand, so the sort above
 //! still picks the exact answer, ties and further sort keys included.
 //!
-//! The input may hold projections, filters, coalescing and repartitioning between the sort
+//! The input may hold projections, filters, coalescing, repartitioning and cooperative
+//! scheduling wrappers between the sort
 //! and the scan: a filter DataFusion evaluates (say `level >= 'error'`) just makes the
 //! ranges grow until enough rows pass it, or the table's whole range is read.
 
@@ -25,6 +26,7 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::coop::CooperativeExec;
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
 };
@@ -119,7 +121,9 @@ fn reaches_time(plan: &Arc<dyn ExecutionPlan>, index: usize) -> bool {
         };
         return reaches_time(f.input(), index);
     }
-    let passes = plan.is::<CoalescePartitionsExec>() || plan.is::<RepartitionExec>();
+    let passes = plan.is::<CoalescePartitionsExec>()
+        || plan.is::<RepartitionExec>()
+        || plan.is::<CooperativeExec>();
     passes && reaches_time(plan.children()[0], index)
 }
 

@@ -607,6 +607,44 @@ fn matches(key: &SeriesKey, tags: &[(String, Vec<String>)]) -> bool {
         .all(|(tag, values)| key.get(tag).is_some_and(|v| values.iter().any(|x| x == v)))
 }
 
+/// About how many rows a scan of `req` reads (all partitions together): the rows of each
+/// matching series in each source, times the share of the series' time range that the
+/// request covers.
+pub(crate) fn estimate_rows(sources: &[Source], req: &ScanRequest) -> u64 {
+    let share = |rows: u64, min: i64, max: i64| -> f64 {
+        let (lo, hi) = (min.max(req.min_time), max.min(req.max_time));
+        if lo > hi {
+            return 0.0;
+        }
+        let part = (hi as f64 - lo as f64 + 1.0) / (max as f64 - min as f64 + 1.0);
+        rows as f64 * part.min(1.0)
+    };
+    let mut rows = 0.0;
+    for source in sources {
+        let (lo, hi) = source.time_range();
+        if hi < req.min_time || lo > req.max_time {
+            continue;
+        }
+        match source {
+            Source::Segment(seg) => {
+                for m in &seg.meta().series {
+                    if matches(&m.key, &req.tags) {
+                        rows += share(m.row_count, m.min_time, m.max_time);
+                    }
+                }
+            }
+            Source::Chunk(c) => {
+                for r in &c.index().runs {
+                    if matches(&c.series[r.series as usize], &req.tags) {
+                        rows += share((r.end - r.start) as u64, r.min_time, r.max_time);
+                    }
+                }
+            }
+        }
+    }
+    rows.ceil() as u64
+}
+
 /// Finds, per matching series in key order, the runs of every source.
 fn plan(
     sources: &[Source],
