@@ -32,21 +32,21 @@ use datafusion::physical_plan::execution_plan::{
 };
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::metrics::{
-    BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, collect,
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, execute_stream,
 };
 use futures::StreamExt;
 
 use crate::exec::SextantScanExec;
 
-/// Top-n sorts of more rows than this scan history as before: the ranges' rows are held
-/// in memory until the sort takes them.
+/// Top-n sorts of more rows than this scan history as before: the sort holds that many
+/// rows, and reading ranges until they hold as many saves little.
 const MAX_FETCH: usize = 1_000_000;
 
 /// Puts a [`RecentFirstExec`] under each top-n sort on a Sextant table's `time`.
@@ -220,14 +220,15 @@ impl ExecutionPlan for RecentFirstExec {
             descending: self.descending,
             context,
             baseline: BaselineMetrics::new(&self.metrics, partition),
-            ranges: MetricBuilder::new(&self.metrics).counter("time_ranges_read", partition),
+            counters: RunCounters::new(&self.metrics, partition),
+            next: None,
+            current: None,
+            got: 0,
         };
-        let batches = futures::stream::once(run.batches())
-            .map(|r| match r {
-                Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
-                Err(e) => futures::stream::iter([Err(e)]).boxed(),
-            })
-            .flatten();
+        let batches = futures::stream::unfold(run, |mut run| async move {
+            let item = run.next_batch().await.transpose()?;
+            Some((item, run))
+        });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.input.schema(),
             batches,
@@ -239,18 +240,111 @@ impl ExecutionPlan for RecentFirstExec {
     }
 }
 
-/// One execution of a [`RecentFirstExec`].
+/// What `EXPLAIN ANALYZE` shows of a [`RecentFirstExec`]: its ranges, and the sums of
+/// what the scans of those ranges read.
+struct RunCounters {
+    ranges: Count,
+    segments_read: Count,
+    blocks_read: Count,
+    values_decoded: Count,
+    chunks_read: Count,
+}
+
+impl RunCounters {
+    fn new(metrics: &ExecutionPlanMetricsSet, partition: usize) -> Self {
+        let count = |name: &'static str| MetricBuilder::new(metrics).counter(name, partition);
+        RunCounters {
+            ranges: count("time_ranges_read"),
+            segments_read: count("segments_read"),
+            blocks_read: count("blocks_read"),
+            values_decoded: count("values_decoded"),
+            chunks_read: count("memory_chunks_read"),
+        }
+    }
+
+    /// Adds what the (finished) scan under `plan` read.
+    fn add_scan(&self, plan: &Arc<dyn ExecutionPlan>) {
+        let Some(metrics) = find_scan(plan).and_then(|s| s.metrics()) else {
+            return;
+        };
+        for (count, name) in [
+            (&self.segments_read, "segments_read"),
+            (&self.blocks_read, "blocks_read"),
+            (&self.values_decoded, "values_decoded"),
+            (&self.chunks_read, "memory_chunks_read"),
+        ] {
+            if let Some(v) = metrics.sum_by_name(name) {
+                count.add(v.as_usize());
+            }
+        }
+    }
+}
+
+/// The ranges still to read: the table's times `[lo, hi]` (within the query's range),
+/// the next range `[a, b]` and its width.
+struct Ranges {
+    lo: i128,
+    hi: i128,
+    a: i128,
+    b: i128,
+}
+
+/// One execution of a [`RecentFirstExec`]: streams the batches of one range after the
+/// other, holding none of them (the sort above keeps only its top rows).
 struct Run {
     input: Arc<dyn ExecutionPlan>,
     fetch: usize,
     descending: bool,
     context: Arc<TaskContext>,
     baseline: BaselineMetrics,
-    ranges: datafusion::physical_plan::metrics::Count,
+    counters: RunCounters,
+    /// `None` before the first range is planned; then the range to read next, if any.
+    next: Option<Option<Ranges>>,
+    /// The range being read: its plan and stream.
+    current: Option<(Arc<dyn ExecutionPlan>, SendableRecordBatchStream)>,
+    got: usize,
 }
 
 impl Run {
-    async fn batches(self) -> Result<Vec<RecordBatch>> {
+    /// The next batch, `None` at the end.
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some((plan, stream)) = self.current.as_mut() {
+                match stream.next().await {
+                    Some(Ok(batch)) => {
+                        self.got += batch.num_rows();
+                        self.baseline.record_output(batch.num_rows());
+                        return Ok(Some(batch));
+                    }
+                    Some(Err(e)) => {
+                        self.current = None;
+                        self.next = Some(None);
+                        return Err(e);
+                    }
+                    None => {
+                        self.counters.add_scan(plan);
+                        self.current = None;
+                        self.advance();
+                    }
+                }
+            }
+            if self.next.is_none() {
+                self.next = Some(self.first_range()?);
+            }
+            let Some(Some(r)) = &self.next else {
+                self.baseline.done();
+                return Ok(None);
+            };
+            let plan = narrow(&self.input, r.a as i64, r.b as i64)?;
+            let stream = execute_stream(plan.clone(), self.context.clone())?;
+            self.counters.ranges.add(1);
+            self.current = Some((plan, stream));
+        }
+    }
+
+    /// The first range: from the table's end, as wide as should hold twice the rows asked
+    /// for if rows were spread evenly over the table's time.
+    fn first_range(&self) -> Result<Option<Ranges>> {
         let Some(scan) = find_scan(&self.input) else {
             return Err(DataFusionError::Internal(
                 "RecentFirstExec's input has no Sextant scan".into(),
@@ -262,54 +356,69 @@ impl Run {
             .stats(&request.table)
             .map_err(crate::error::to_datafusion)?;
         let Some((first, last)) = stats.time_range else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let (lo, hi) = (
             i128::from(first.max(request.min_time)),
             i128::from(last.min(request.max_time)),
         );
         if lo > hi {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        // The first range is expected to hold twice the rows asked for, if rows were
-        // spread evenly over the table's time.
         let rows = (stats.segment_rows() as i128 + stats.memory_rows as i128).max(1);
         let span = hi - lo + 1;
-        let mut width = (span * 2 * self.fetch as i128 / rows).clamp(1, span);
-        let mut batches = Vec::new();
-        let mut got = 0usize;
-        let (mut a, mut b) = if self.descending {
-            (hi - width + 1, hi)
+        let width = (span * 2 * self.fetch as i128 / rows).clamp(1, span);
+        Ok(Some(if self.descending {
+            Ranges {
+                lo,
+                hi,
+                a: hi - width + 1,
+                b: hi,
+            }
         } else {
-            (lo, lo + width - 1)
+            Ranges {
+                lo,
+                hi,
+                a: lo,
+                b: lo + width - 1,
+            }
+        }))
+    }
+
+    /// After a range: the next one, three times as wide as all read so far, unless the
+    /// rows reached `fetch` or the table's end was read.
+    fn advance(&mut self) {
+        let Some(Some(r)) = self.next.take() else {
+            self.next = Some(None);
+            return;
         };
-        loop {
-            let plan = narrow(&self.input, a as i64, b as i64)?;
-            let part = collect(plan, self.context.clone()).await?;
-            self.ranges.add(1);
-            got += part.iter().map(RecordBatch::num_rows).sum::<usize>();
-            batches.extend(part);
-            let done = if self.descending { a == lo } else { b == hi };
-            if got >= self.fetch || done {
-                break;
-            }
-            // The next range is three times as wide as all read so far.
-            width = if self.descending {
-                hi - a + 1
-            } else {
-                b - lo + 1
-            } * 3;
-            if self.descending {
-                b = a - 1;
-                a = (b - width + 1).max(lo);
-            } else {
-                a = b + 1;
-                b = (a + width - 1).min(hi);
-            }
+        let at_end = if self.descending {
+            r.a == r.lo
+        } else {
+            r.b == r.hi
+        };
+        if self.got >= self.fetch || at_end {
+            self.next = Some(None);
+            return;
         }
-        self.baseline.record_output(got);
-        self.baseline.done();
-        Ok(batches)
+        let next = if self.descending {
+            let width = (r.hi - r.a + 1) * 3;
+            let b = r.a - 1;
+            Ranges {
+                a: (b - width + 1).max(r.lo),
+                b,
+                ..r
+            }
+        } else {
+            let width = (r.b - r.lo + 1) * 3;
+            let a = r.b + 1;
+            Ranges {
+                a,
+                b: (a + width - 1).min(r.hi),
+                ..r
+            }
+        };
+        self.next = Some(Some(next));
     }
 }
 

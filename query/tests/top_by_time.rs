@@ -95,6 +95,26 @@ fn newest_rows_come_from_the_newest_ranges_only() {
     let plan = explain_analyze(&db, sql);
     let rows = metric(&plan, "RecentFirstExec", "output_rows");
     assert!((10..100).contains(&rows), "read {rows} rows:\n{plan}");
+    // What the ranges' scans read is shown on RecentFirstExec.
+    // (the newest rows are in memory: the first range reads no segment.)
+    assert!(metric(&plan, "RecentFirstExec", "memory_chunks_read") > 0, "{plan}");
+    assert_eq!(metric(&plan, "RecentFirstExec", "segments_read"), 0, "{plan}");
+}
+
+#[test]
+fn an_outlier_far_in_the_future_still_gives_the_exact_answer() {
+    let (_dir, db) = setup();
+    // A device with a bad clock: one row in the year 2200.
+    db.write_points(&[Point::metric("cpu")
+        .tag("hostname", "bad-clock")
+        .field("usage", 0.5)
+        .time(7_258_118_400_000_000_000)])
+        .unwrap();
+    let sql = "SELECT time, hostname, usage FROM cpu ORDER BY time DESC, hostname LIMIT 5";
+    let got = text(&db.sql(sql).unwrap());
+    assert_eq!(got, text(&db.sql(&full_sort(sql)).unwrap()));
+    assert_eq!(got[0][1], "bad-clock");
+    assert_eq!(got[1][0], "1970-01-01T00:33:19Z");
 }
 
 #[test]

@@ -73,10 +73,11 @@ impl GapFillParams {
         }
         let first = bin(stride, origin, lower);
         let last = bin(stride, origin, upper);
-        if last >= first && (last - first) / stride >= MAX_BUCKETS {
+        // In i128: the span of two i64 times may not fit an i64.
+        let buckets = (last as i128 - first as i128) / stride as i128 + 1;
+        if last >= first && buckets > MAX_BUCKETS as i128 {
             return plan_err!(
-                "date_bin_gapfill would emit {} buckets per group, more than the {MAX_BUCKETS} allowed; widen the interval or narrow the time range",
-                (last - first) / stride + 1
+                "date_bin_gapfill would emit {buckets} buckets per group, more than the {MAX_BUCKETS} allowed; widen the interval or narrow the time range"
             );
         }
         Ok(GapFillParams {
@@ -94,7 +95,8 @@ impl GapFillParams {
         if self.last < self.first {
             0
         } else {
-            ((self.last - self.first) / self.stride + 1) as usize
+            // At most MAX_BUCKETS (checked in `new`).
+            ((self.last as i128 - self.first as i128) / self.stride as i128 + 1) as usize
         }
     }
 }
@@ -440,5 +442,12 @@ mod tests {
         assert!(err.to_string().contains("positive interval"), "{err}");
         let err = GapFillParams::new(1, 0, 0, i64::MAX / 2, 0, vec![], vec![]).unwrap_err();
         assert!(err.to_string().contains("narrow the time range"), "{err}");
+        // Spans wider than an i64 of nanoseconds (about 292 years).
+        let err = GapFillParams::new(1, 0, i64::MIN, i64::MAX, 0, vec![], vec![]).unwrap_err();
+        assert!(err.to_string().contains("narrow the time range"), "{err}");
+        let day = 86_400_000_000_000;
+        let wide = GapFillParams::new(day, 0, i64::MIN + day, i64::MAX - day, 0, vec![], vec![]);
+        // 2^64 ns is about 213,504 days.
+        assert!((213_000..214_000).contains(&wide.unwrap().buckets()));
     }
 }
