@@ -26,6 +26,11 @@ pub struct QueryOptions {
     /// Partitions scans are split into (series are divided among them). Default: the
     /// number of cores.
     pub target_partitions: usize,
+    /// Scans expected (from the series index) to read fewer rows than this run as one
+    /// partition, as splitting them costs more than it saves. DataFusion itself splits a
+    /// one-partition input of more than `batch_size` (8192) rows round-robin for the
+    /// operators above it. Default: 100,000; 0 splits every scan.
+    pub single_partition_rows: u64,
 }
 
 impl Default for QueryOptions {
@@ -34,6 +39,7 @@ impl Default for QueryOptions {
             timeout: None,
             memory_limit: None,
             target_partitions: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            single_partition_rows: 100_000,
         }
     }
 }
@@ -92,7 +98,8 @@ impl Database {
         let catalog = ctx
             .catalog("datafusion")
             .expect("the default catalog exists");
-        catalog.register_schema("public", Arc::new(SextantSchema::new(Arc::clone(&engine))))?;
+        let schema = SextantSchema::new(Arc::clone(&engine), options.single_partition_rows);
+        catalog.register_schema("public", Arc::new(schema))?;
         crate::functions::register(&ctx);
         ctx.add_optimizer_rule(Arc::new(crate::latest::LatestRowRule));
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -20,12 +20,17 @@ use crate::filters;
 #[derive(Debug)]
 pub struct SextantSchema {
     engine: Arc<Engine>,
+    single_partition_rows: u64,
 }
 
 impl SextantSchema {
-    /// The tables of `engine`.
-    pub fn new(engine: Arc<Engine>) -> Self {
-        SextantSchema { engine }
+    /// The tables of `engine`; scans expected to read fewer than `single_partition_rows`
+    /// rows run as one partition (see [`crate::QueryOptions::single_partition_rows`]).
+    pub fn new(engine: Arc<Engine>, single_partition_rows: u64) -> Self {
+        SextantSchema {
+            engine,
+            single_partition_rows,
+        }
     }
 }
 
@@ -41,16 +46,16 @@ impl SchemaProvider for SextantSchema {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let snapshot = Arc::new(self.engine.snapshot());
-        Ok(SextantTable::new(snapshot, name).map(|t| Arc::new(t) as Arc<dyn TableProvider>))
+        Ok(SextantTable::new(snapshot, name).map(|t| {
+            Arc::new(t.with_single_partition_rows(self.single_partition_rows))
+                as Arc<dyn TableProvider>
+        }))
     }
 
     fn table_exist(&self, name: &str) -> bool {
         self.engine.snapshot().schema(name).is_some()
     }
 }
-
-/// Scans expected to read fewer rows run as one partition.
-const SMALL_SCAN_ROWS: u64 = 100_000;
 
 /// One table of a snapshot.
 #[derive(Debug, Clone)]
@@ -60,6 +65,8 @@ pub struct SextantTable {
     arrow: SchemaRef,
     /// What scans return: every row, or only latest rows (see [`crate::latest`]).
     rows: Rows,
+    /// Scans expected to read fewer rows run as one partition.
+    single_partition_rows: u64,
 }
 
 /// What a table's scans return.
@@ -85,7 +92,17 @@ impl SextantTable {
             schema,
             arrow,
             rows: Rows::All,
+            single_partition_rows: 0,
         })
+    }
+
+    /// The same table, whose scans expected to read fewer than `rows` rows run as one
+    /// partition.
+    pub fn with_single_partition_rows(self, rows: u64) -> Self {
+        SextantTable {
+            single_partition_rows: rows,
+            ..self
+        }
     }
 
     /// The same table, whose scans return the given rows.
@@ -161,12 +178,15 @@ impl TableProvider for SextantTable {
             request = request.tag_in(tag, values);
         }
         // A small scan runs as one partition: splitting it costs more than it saves.
-        let estimate = self
-            .snapshot
-            .estimate_rows(&request)
-            .map_err(crate::error::to_datafusion)?;
+        let estimate = match self.rows {
+            Rows::All => self
+                .snapshot
+                .estimate_rows(&request)
+                .map_err(crate::error::to_datafusion)?,
+            Rows::Latest { .. } => 0,
+        };
         let partitions = match estimate {
-            n if n < SMALL_SCAN_ROWS => 1,
+            n if n < self.single_partition_rows => 1,
             _ => state.config().target_partitions(),
         };
         let exec = SextantScanExec::new(self.snapshot.clone(), request, schema, partitions, limit)

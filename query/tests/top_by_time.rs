@@ -97,8 +97,15 @@ fn newest_rows_come_from_the_newest_ranges_only() {
     assert!((10..100).contains(&rows), "read {rows} rows:\n{plan}");
     // What the ranges' scans read is shown on RecentFirstExec.
     // (the newest rows are in memory: the first range reads no segment.)
-    assert!(metric(&plan, "RecentFirstExec", "memory_chunks_read") > 0, "{plan}");
-    assert_eq!(metric(&plan, "RecentFirstExec", "segments_read"), 0, "{plan}");
+    assert!(
+        metric(&plan, "RecentFirstExec", "memory_chunks_read") > 0,
+        "{plan}"
+    );
+    assert_eq!(
+        metric(&plan, "RecentFirstExec", "segments_read"),
+        0,
+        "{plan}"
+    );
 }
 
 #[test]

@@ -55,8 +55,11 @@ fn open_database(prefix: &str) -> (tempfile::TempDir, Database) {
         .durability(Durability::Never)
         .background_flush(false)
         .block_rows(1024);
+    // Two partitions, and every scan split across them however small: the answers of
+    // series divided between partitions are what these tests check.
     let options = QueryOptions {
         target_partitions: 2,
+        single_partition_rows: 0,
         ..QueryOptions::default()
     };
     let db = Database::open_with(config, options).expect("open database");

@@ -24,9 +24,26 @@ impl Scan {
         group_by: Option<&[String]>,
     ) -> Result<(RecordBatch, ScanMetrics)> {
         let groups = std::mem::take(&mut self.groups);
+        // A segment's cache of last rows is filled by a scan that reads at least half of its
+        // series; a narrower one (say of one host) reads its series' last block instead.
+        let mut runs = vec![0usize; self.sources.len()];
+        for (_, rs) in &groups {
+            for r in rs {
+                runs[r.source] += 1;
+            }
+        }
+        self.fill_cache = self
+            .sources
+            .iter()
+            .zip(&runs)
+            .map(|(source, &n)| match source {
+                Source::Segment(seg) => seg.has_last_values() || n * 2 >= seg.meta().series.len(),
+                Source::Chunk(_) => false,
+            })
+            .collect();
         let mut pieces: Vec<Piece> = Vec::with_capacity(groups.len());
-        // Per group of `group_by` values: its piece's index and the piece's (time, source).
-        let mut by_group: HashMap<Vec<Option<String>>, (usize, i64, usize)> = HashMap::new();
+        // Per group of `group_by` values: its piece's index and the piece's time.
+        let mut by_group: HashMap<Vec<Option<String>>, (usize, i64)> = HashMap::new();
         for (key, mut runs) in groups {
             runs.sort_by_key(|r| std::cmp::Reverse((r.max_time, r.source)));
             let mut best: Option<(i64, usize, Vec<ArrayRef>)> = None;
@@ -45,7 +62,7 @@ impl Scan {
                     best = Some((t, run.source, row));
                 }
             }
-            let Some((time, source, arrays)) = best else {
+            let Some((time, _, arrays)) = best else {
                 continue;
             };
             let piece = Piece {
@@ -63,12 +80,14 @@ impl Scan {
                 .collect();
             match by_group.get_mut(&group) {
                 None => {
-                    by_group.insert(group, (pieces.len(), time, source));
+                    by_group.insert(group, (pieces.len(), time));
                     pieces.push(piece);
                 }
-                Some((i, t, s)) => {
-                    if (time, source) > (*t, *s) {
-                        (*t, *s) = (time, source);
+                Some((i, t)) => {
+                    // Strictly later only: of equal times the first series in key order
+                    // stays, whatever has been flushed.
+                    if time > *t {
+                        *t = time;
                         pieces[*i] = piece;
                     }
                 }
@@ -83,6 +102,7 @@ impl Scan {
     fn last_row(&mut self, run: &Run) -> Result<Option<(i64, Vec<ArrayRef>)>> {
         let window = (self.min_time, self.max_time);
         if let Source::Segment(seg) = &self.sources[run.source]
+            && self.fill_cache[run.source]
             && run.max_time >= window.0
             && run.max_time <= window.1
         {
@@ -93,7 +113,12 @@ impl Scan {
             arrays.push(Arc::new(Int64Array::from(vec![run.max_time])) as ArrayRef);
             for k in 1..self.needed.len() {
                 arrays.push(match self.colmap[run.source][k] {
-                    Some(col) => seg.last_values(col)?.slice(run.entry, 1),
+                    Some(col) => {
+                        let last = seg.last_values(col)?;
+                        self.metrics.blocks_read += last.blocks_read;
+                        self.metrics.values_decoded += last.values_decoded;
+                        last.values.slice(run.entry, 1)
+                    }
                     None => crate::batch::null_array(self.needed[k].ty, 1),
                 });
             }

@@ -83,6 +83,9 @@ pub struct Scan {
     no_time: ArrayRef,
     metrics: ScanMetrics,
     failed: bool,
+    /// Per source, for latest rows: whether to read (and fill) a segment's cache of last
+    /// rows.
+    fill_cache: Vec<bool>,
 }
 
 /// Resolves the output columns of a request against a table's schema.
@@ -183,6 +186,7 @@ impl Scan {
             no_time: crate::batch::null_array(ColumnType::Time, 0),
             metrics,
             failed: false,
+            fill_cache: Vec::new(),
         })
     }
 

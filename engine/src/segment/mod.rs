@@ -10,7 +10,7 @@ mod reader;
 pub(crate) mod writer;
 
 pub use format::{BlockMeta, SegmentMeta, SeriesMeta, Stats};
-pub use reader::Segment;
+pub use reader::{LastValues, Segment};
 
 #[cfg(test)]
 mod tests;

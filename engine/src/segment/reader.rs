@@ -109,12 +109,17 @@ impl Segment {
     /// for the life of the segment (one value per series: about 1/rows-per-series of the
     /// decoded column), so that repeated latest-row queries (dashboards polling the current
     /// state) decode nothing.
-    pub fn last_values(&self, col: usize) -> Result<ArrayRef> {
+    pub fn last_values(&self, col: usize) -> Result<LastValues> {
         if let Some(values) = &self.last_values.lock()[col] {
-            return Ok(values.clone());
+            return Ok(LastValues {
+                values: values.clone(),
+                blocks_read: 0,
+                values_decoded: 0,
+            });
         }
         let block_rows = self.meta.block_rows.max(1) as usize;
         let mut parts: Vec<ArrayRef> = Vec::new();
+        let (mut blocks_read, mut values_decoded) = (0, 0);
         let mut series = self.meta.series.iter().peekable();
         while let Some(first) = series.peek() {
             // The series whose last row is in the same block as this one's.
@@ -125,6 +130,8 @@ impl Segment {
                 rows.push((last_row(s) - start) as u32);
             }
             let array = self.read_block(col, block)?;
+            blocks_read += 1;
+            values_decoded += array.len();
             let indices = arrow_array::UInt32Array::from(rows);
             parts.push(arrow_select::take::take(&array, &indices, None)?);
         }
@@ -134,8 +141,29 @@ impl Segment {
             _ => arrow_select::concat::concat(&parts)?,
         };
         self.last_values.lock()[col] = Some(values.clone());
-        Ok(values)
+        Ok(LastValues {
+            values,
+            blocks_read,
+            values_decoded,
+        })
     }
+
+    /// Whether [`Segment::last_values`] of any column is already computed.
+    pub fn has_last_values(&self) -> bool {
+        self.last_values.lock().iter().any(Option::is_some)
+    }
+}
+
+/// The value of one column in the last row of every series of a segment, and what it
+/// took to compute them (nothing, once computed).
+#[derive(Debug, Clone)]
+pub struct LastValues {
+    /// One value per series, in series order.
+    pub values: ArrayRef,
+    /// Blocks decoded to compute them.
+    pub blocks_read: usize,
+    /// Values decoded to compute them.
+    pub values_decoded: usize,
 }
 
 /// The segment row of a series' last (latest) row.
