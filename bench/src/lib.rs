@@ -1,7 +1,8 @@
 //! Sextant's benchmark harness: the reference workloads of `WORKLOADS.md`, generated
 //! deterministically from a seed and streamed in columnar batches, and writers for CSV and
 //! InfluxDB line protocol; the TSBS devops queries ([`queries`]) and the query benchmark that
-//! runs them on Sextant and on DataFusion over Parquet ([`query_bench`]).
+//! runs them on Sextant and on DataFusion over Parquet ([`query_bench`]); other engines to
+//! compare with, each behind a cargo feature ([`peers`]).
 //!
 //! ```
 //! use sextant_bench::workload::cpu::{CpuConfig, CpuGenerator};
@@ -16,6 +17,7 @@
 pub mod error;
 pub mod ingest;
 pub mod output;
+pub mod peers;
 pub mod queries;
 pub mod query_bench;
 pub mod time;
