@@ -99,6 +99,14 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A peer engine (`crate::peers`) failed.
+    #[error("{peer}: {message}")]
+    Peer {
+        /// The peer: `tsink`.
+        peer: &'static str,
+        /// What it said.
+        message: String,
+    },
     /// Building an Arrow batch failed.
     #[error("cannot build an Arrow batch: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),

@@ -1,8 +1,9 @@
 //! Sextant's benchmark harness: the reference workloads of `WORKLOADS.md`, generated
 //! deterministically from a seed and streamed in columnar batches, and writers for CSV and
-//! InfluxDB line protocol; the workloads' queries ([`queries`]); and `sextant-bench run`
+//! InfluxDB line protocol; the workloads' queries ([`queries`]); `sextant-bench run`
 //! ([`run`]), which loads a workload into Sextant and its peers (DataFusion over Parquet),
-//! runs the queries on each, and reports, charts and compares the figures.
+//! runs the queries on each, and reports, charts and compares the figures; and other
+//! engines to compare with, each behind a cargo feature ([`peers`]).
 //!
 //! ```
 //! use sextant_bench::workload::cpu::{CpuConfig, CpuGenerator};
@@ -18,6 +19,7 @@ pub mod error;
 pub mod ingest;
 pub mod memory;
 pub mod output;
+pub mod peers;
 pub mod queries;
 pub mod query_bench;
 pub mod run;

@@ -3,6 +3,7 @@
 //! ```text
 //! sextant-bench generate --workload cpu-only --scale 4000 --days 3 --seed 1 --format csv --out cpu.csv
 //! sextant-bench generate --workload logs --events-per-second 10000 --days 1 --format influx --out logs.lp
+//! sextant-bench generate --workload cpu-only --scale 4000 --days 3 --format parquet --out cpu.parquet
 //! sextant-bench generate --workload cpu-only --scale 100 --days 1 --format none   # generator speed
 //! sextant-bench ingest --scale 100 --days 1
 //! sextant-bench run --workload cpu-only --scale 100 --days 1 --json run.json --plot run.svg
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sextant_bench::ingest::{EngineTuning, IngestOptions, progress};
-use sextant_bench::output::{CpuWriter, Format, LogsWriter};
+use sextant_bench::output::{CpuWriter, Format, LogsWriter, parquet};
 use sextant_bench::run::{RunOptions, RunReport, compare};
 use sextant_bench::time::{NANOS_PER_DAY, NANOS_PER_SECOND, parse_rfc3339};
 use sextant_bench::workload::cpu::{CpuBatch, CpuConfig, CpuGenerator, CpuVariant};
@@ -235,6 +236,9 @@ enum OutputFormat {
     Csv,
     /// InfluxDB line protocol, ns timestamps.
     Influx,
+    /// Parquet, zstd, rows sorted by series then time (cpu: hostname, time; logs: service,
+    /// host, time); needs a file for --out.
+    Parquet,
     /// Generate and discard (measures the generator alone).
     None,
 }
@@ -269,7 +273,7 @@ struct GenerateArgs {
     #[arg(long, value_enum, default_value_t = OutputFormat::Csv)]
     format: OutputFormat,
     /// Output file, `-` for standard output; required unless --format none.
-    #[arg(long, required_if_eq_any = [("format", "csv"), ("format", "influx")])]
+    #[arg(long, required_if_eq_any = [("format", "csv"), ("format", "influx"), ("format", "parquet")])]
     out: Option<PathBuf>,
     /// Rows per generated batch.
     #[arg(long, default_value_t = 65_536)]
@@ -309,6 +313,7 @@ fn generate(args: &GenerateArgs) -> Result<()> {
     let format = match args.format {
         OutputFormat::Csv => Some(Format::Csv),
         OutputFormat::Influx => Some(Format::Influx),
+        OutputFormat::Parquet => return generate_parquet(args, start_ns),
         OutputFormat::None => None,
     };
     let out_path = args.out.clone().unwrap_or_else(|| PathBuf::from("-"));
@@ -397,6 +402,61 @@ fn generate(args: &GenerateArgs) -> Result<()> {
         }
     };
     report(rows, bytes, started.elapsed(), &out_path);
+    Ok(())
+}
+
+/// `generate --format parquet`: the workload as a sorted Parquet file (streamed).
+fn generate_parquet(args: &GenerateArgs, start_ns: i64) -> Result<()> {
+    let out = match &args.out {
+        Some(path) if path != Path::new("-") => path.clone(),
+        _ => {
+            return Err(Error::InvalidParameter {
+                parameter: "out",
+                reason: "--format parquet writes a file, not standard output".into(),
+            });
+        }
+    };
+    let load = match args.workload {
+        Workload::CpuOnly | Workload::NoisyFloats => {
+            reject(
+                args.events_per_second.is_some() || args.services.is_some() || args.hosts.is_some(),
+                "--events-per-second/--services/--hosts",
+                "logs",
+            )?;
+            let days = args.days.unwrap_or(3.0);
+            let mut config = CpuConfig::new(args.scale.unwrap_or(4000), days).with_seed(args.seed);
+            config.start_ns = start_ns;
+            config.end_ns = start_ns + days_ns(days);
+            if args.workload == Workload::NoisyFloats {
+                config.variant = CpuVariant::NoisyFloats;
+            }
+            parquet::write_cpu(&config, &out, parquet::DEFAULT_ROW_GROUP_ROWS, true)?
+        }
+        Workload::Logs => {
+            reject(args.scale.is_some(), "--scale", "cpu-only and noisy-floats")?;
+            let days = args.days.unwrap_or(1.0);
+            let mut config = LogsConfig::new(args.events_per_second.unwrap_or(10_000), days)
+                .with_seed(args.seed);
+            config.start_ns = start_ns;
+            config.end_ns = start_ns + days_ns(days) / NANOS_PER_SECOND * NANOS_PER_SECOND;
+            config.services = args.services.unwrap_or(config.services);
+            config.hosts = args.hosts.unwrap_or(config.hosts);
+            let opts = parquet::LogsParquetOptions {
+                progress: true,
+                ..Default::default()
+            };
+            parquet::write_logs(&config, &out, &opts)?
+        }
+    };
+    eprintln!(
+        "wrote {} rows, {:.1} MB in {} row group(s), to {} in {:.2} s ({:.2} M rows/s)",
+        load.rows,
+        load.bytes as f64 / 1e6,
+        load.row_groups,
+        out.display(),
+        load.write_secs,
+        load.rows as f64 / load.write_secs.max(1e-9) / 1e6
+    );
     Ok(())
 }
 

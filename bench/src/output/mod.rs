@@ -1,7 +1,9 @@
-//! Writers of workload batches as CSV (with a header row) or InfluxDB line protocol.
+//! Writers of workload batches as CSV (with a header row) or InfluxDB line protocol, and of
+//! whole workloads as Parquet files sorted by series then time ([`parquet`]).
 
 pub mod csv;
 pub mod influx;
+pub mod parquet;
 
 use std::io::{self, Write};
 

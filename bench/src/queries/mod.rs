@@ -22,7 +22,7 @@ mod sets;
 use std::fmt::Write as _;
 
 pub use params::{HOUR, MINUTE, Rng, SECOND, Window, quote, random_hosts, sql_time};
-pub use sets::{BenchQuery, QuerySet};
+pub use sets::{BenchQuery, QuerySet, draw};
 
 /// The cpu fields, in the order of WORKLOADS.md §1 ("metrics M" are the first M).
 pub use crate::workload::cpu::FIELDS as CPU_FIELDS;

@@ -418,22 +418,47 @@ impl CpuGenerator {
         let fields: &mut [Vec<f64>; FIELD_COUNT] = fields;
         for (i, (rng, st)) in rngs.iter_mut().zip(states.iter_mut()).enumerate() {
             if step {
-                for pair in st.chunks_exact_mut(2) {
-                    let (a, b) = normal.sample2(rng.next_u64());
-                    pair[0] = (pair[0] + a).clamp(0.0, 100.0);
-                    pair[1] = (pair[1] + b).clamp(0.0, 100.0);
-                }
+                walk(normal, rng, st);
             }
-            for (column, &value) in fields.iter_mut().zip(st.iter()) {
-                // The state is in [0, 100], so the round trip through i32 is `trunc()`, in two
-                // SSE2 instructions rather than a libm call.
-                column[row + i] = if TRUNCATE {
-                    f64::from(value as i32)
-                } else {
-                    value
-                };
-            }
+            emit::<TRUNCATE>(st, fields, row + i);
         }
+    }
+
+    /// Every row of host `host` (an index into [`CpuGenerator::hosts`]), in time order: the
+    /// same rows the time-major stream holds for that host, since each host's values come
+    /// from a random stream of its own. It starts that stream afresh and does not change
+    /// the generator, so hosts can be taken in any order (by hostname, for a file sorted by
+    /// series then time) while only one host's rows are held.
+    ///
+    /// # Panics
+    /// If `host` is not below the scale.
+    pub fn host_rows(&self, host: u32) -> CpuBatch {
+        assert!(
+            host < self.config.scale,
+            "host {host} is not below the scale"
+        );
+        let mut rng = rng::rng_for(self.config.seed, rng::stream::CPU_HOST, u64::from(host));
+        CpuHost::draw(host, &mut rng);
+        let mut st: [f64; FIELD_COUNT] = std::array::from_fn(|_| unit_f64(rng.next_u64()) * 100.0);
+        let n = self.epochs as usize;
+        let mut batch = CpuBatch {
+            time: Vec::with_capacity(n),
+            host: vec![host; n],
+            fields: std::array::from_fn(|_| vec![0.0; n]),
+        };
+        for epoch in 0..n {
+            if epoch > 0 {
+                walk(self.normal, &mut rng, &mut st);
+            }
+            match self.config.variant {
+                CpuVariant::CpuOnly => emit::<true>(&st, &mut batch.fields, epoch),
+                CpuVariant::NoisyFloats => emit::<false>(&st, &mut batch.fields, epoch),
+            }
+            batch
+                .time
+                .push(self.config.start_ns + epoch as i64 * self.config.interval_ns);
+        }
+        batch
     }
 
     /// The next (up to) `max_rows` rows in a new batch, or `None` at the end.
@@ -448,6 +473,34 @@ impl CpuGenerator {
             generator: self,
             rows_per_batch: rows_per_batch.max(1),
         }
+    }
+}
+
+/// One epoch's step of a host's walks: a Normal(0, 1) step each, clamped to [0, 100].
+#[inline(always)]
+fn walk(normal: &Normal, rng: &mut Rng, st: &mut [f64; FIELD_COUNT]) {
+    for pair in st.chunks_exact_mut(2) {
+        let (a, b) = normal.sample2(rng.next_u64());
+        pair[0] = (pair[0] + a).clamp(0.0, 100.0);
+        pair[1] = (pair[1] + b).clamp(0.0, 100.0);
+    }
+}
+
+/// Writes a host's walk states as row `row` of `fields`, truncated to integers if asked.
+#[inline(always)]
+fn emit<const TRUNCATE: bool>(
+    st: &[f64; FIELD_COUNT],
+    fields: &mut [Vec<f64>; FIELD_COUNT],
+    row: usize,
+) {
+    for (column, &value) in fields.iter_mut().zip(st.iter()) {
+        // The state is in [0, 100], so the round trip through i32 is `trunc()`, in two
+        // SSE2 instructions rather than a libm call.
+        column[row] = if TRUNCATE {
+            f64::from(value as i32)
+        } else {
+            value
+        };
     }
 }
 

@@ -39,6 +39,30 @@ fn batch_size_does_not_change_the_rows() {
 }
 
 #[test]
+fn host_rows_are_the_time_major_rows_of_that_host() {
+    for variant in [CpuVariant::CpuOnly, CpuVariant::NoisyFloats] {
+        let config = CpuConfig::new(11, 0.02).with_variant(variant).with_seed(5);
+        let (_, all) = all_rows(config.clone(), 1000);
+        let generator = CpuGenerator::new(config).unwrap();
+        for host in [0, 7, 10] {
+            let mut expected = CpuBatch::default();
+            for i in (0..all.len()).filter(|&i| all.host[i] == host) {
+                expected.time.push(all.time[i]);
+                expected.host.push(host);
+                for (e, a) in expected.fields.iter_mut().zip(&all.fields) {
+                    e.push(a[i]);
+                }
+            }
+            assert_eq!(
+                generator.host_rows(host),
+                expected,
+                "{variant:?} host {host}"
+            );
+        }
+    }
+}
+
+#[test]
 fn row_count_is_scale_times_epochs_in_time_major_order() {
     let config = CpuConfig::new(7, 0.01); // 864 s: 86 epochs
     assert_eq!(config.epochs(), 86);

@@ -1,0 +1,430 @@
+//! tsink 0.10 (crates.io `tsink`, an embedded Prometheus-style TSDB) as a peer: the cpu-only
+//! rows loaded through its API and the TSBS devops queries answered through its native
+//! select API. Built only with the `tsink` feature.
+//!
+//! # Layout and loading
+//!
+//! As Prometheus-compatible stores (and TSBS's loaders for them) lay cpu-only out: one metric
+//! per field, `cpu_<field>` (`cpu_usage_user`, ...), one series per host and field, with the
+//! host's 10 tags as labels. Every value is one tsink point, so a cpu row is 10 points.
+//! Rows go in through `insert_rows` in batches (10 points per cpu row), nanosecond
+//! timestamps, the WAL synced every second (`WalSyncMode::Periodic`, as Sextant's load uses
+//! `Durability::Interval(1 s)`), retention not enforced (the data is from 2016).
+//!
+//! # Queries
+//!
+//! tsink selects the points of one series (metric and full label set) in a time range,
+//! optionally downsampled into buckets with an aggregate. The answers are built from that:
+//!
+//! - Series are found with `select_series` (metric plus a `hostname` matcher), as a user who
+//!   knows only the host name would.
+//! - tsink's buckets start at the query's start, whereas `time_bucket` aligns them to the
+//!   epoch; windows start at any second, so each series is queried twice: the head
+//!   `[start, next boundary)` as one bucket, labelled with the boundary before `start`, and
+//!   `[next boundary, end)`, whose buckets then fall on the epoch-aligned boundaries.
+//! - tsink aggregates within one series. Where a query takes the max over several hosts
+//!   (single-groupby-*-8-*, cpu-max-all-8, groupby-orderby-limit), the per-series maxima are
+//!   combined here, which is exact for a max.
+//! - high-cpu-1 and high-cpu-all are [`Unanswered::NotAvailable`]: tsink has no predicate on
+//!   values, so `usage_user > 90` would be a filter in this code over every raw point of the
+//!   window (and a join of the 10 metrics' points by timestamp), not tsink answering.
+//! - lastpoint is the `Last` aggregate of each of the host's 10 series over all time;
+//!   groupby-orderby-limit downsamples each host's usage_user from the epoch to the end.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ::tsink::{
+    Aggregation, DataPoint, Label, MetricSeries, QueryOptions, Row, SeriesMatcher, SeriesSelection,
+    Storage, StorageBuilder, TimestampPrecision, TsinkError, WalSyncMode,
+};
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+
+use super::Unanswered;
+use crate::queries::{DevopsKind, DevopsQuery, HOUR, MINUTE, Window};
+use crate::query_bench::Answer;
+use crate::workload::cpu::{CpuBatch, CpuConfig, CpuGenerator, FIELD_COUNT, FIELDS, TAGS};
+use crate::{Error, Result};
+
+const PEER: &str = "tsink";
+
+fn failed(e: TsinkError) -> Error {
+    Error::Peer {
+        peer: PEER,
+        message: e.to_string(),
+    }
+}
+
+/// The tsink metric of a cpu field: `cpu_<field>`.
+pub fn metric(field: &str) -> String {
+    format!("cpu_{field}")
+}
+
+/// What loading tsink took.
+#[derive(Debug, Clone)]
+pub struct TsinkLoad {
+    /// cpu rows loaded.
+    pub rows: u64,
+    /// tsink points written (10 per row).
+    pub points: u64,
+    /// Seconds inside `insert_rows` calls.
+    pub write_secs: f64,
+    /// Seconds of the whole load, generation and building tsink's rows included.
+    pub wall_secs: f64,
+    /// Seconds of `close` (flushing what is in memory to segments).
+    pub close_secs: f64,
+    /// Seconds to reopen the closed store for the queries.
+    pub reopen_secs: f64,
+    /// Bytes of every file in the data directory after `close`.
+    pub bytes: u64,
+}
+
+/// A tsink store holding the cpu-only rows, open for queries.
+pub struct TsinkPeer {
+    storage: Arc<dyn Storage>,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for TsinkPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TsinkPeer")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open(dir: &Path) -> Result<Arc<dyn Storage>> {
+    StorageBuilder::new()
+        .with_data_path(dir)
+        .with_timestamp_precision(TimestampPrecision::Nanoseconds)
+        .with_wal_sync_mode(WalSyncMode::Periodic(Duration::from_secs(1)))
+        .with_retention_enforced(false)
+        .build()
+        .map_err(failed)
+}
+
+impl TsinkPeer {
+    /// Creates a tsink store in `dir` (emptied first), writes the cpu workload of `config`
+    /// in `insert_rows` calls of `batch_rows` cpu rows (10 points each), closes it to flush
+    /// everything to disk, measures the directory, and reopens it.
+    pub fn load(
+        config: &CpuConfig,
+        dir: &Path,
+        batch_rows: usize,
+    ) -> Result<(TsinkPeer, TsinkLoad)> {
+        let started = Instant::now();
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|source| Error::Io {
+                action: "removing",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            action: "creating",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let storage = open(dir)?;
+        let mut generator = CpuGenerator::new(config.clone())?;
+        let labels: Vec<Vec<Label>> = generator
+            .hosts()
+            .iter()
+            .map(|h| {
+                TAGS.iter()
+                    .zip(h.tags())
+                    .map(|(name, value)| Label::new(*name, value))
+                    .collect()
+            })
+            .collect();
+        let metrics: Vec<String> = FIELDS.iter().map(|f| metric(f)).collect();
+        let mut batch = CpuBatch::default();
+        let mut points = Vec::with_capacity(batch_rows.max(1) * FIELD_COUNT);
+        let mut in_engine = Duration::ZERO;
+        let mut rows = 0u64;
+        while generator.fill(&mut batch, batch_rows.max(1)) > 0 {
+            points.clear();
+            for i in 0..batch.len() {
+                let host = &labels[batch.host[i] as usize];
+                for (f, name) in metrics.iter().enumerate() {
+                    points.push(Row::with_labels(
+                        name.as_str(),
+                        host.clone(),
+                        DataPoint::new(batch.time[i], batch.fields[f][i]),
+                    ));
+                }
+            }
+            let t = Instant::now();
+            storage.insert_rows(&points).map_err(failed)?;
+            in_engine += t.elapsed();
+            rows += batch.len() as u64;
+        }
+        let wall_secs = started.elapsed().as_secs_f64();
+        let t = Instant::now();
+        storage.close().map_err(failed)?;
+        drop(storage);
+        let close_secs = t.elapsed().as_secs_f64();
+        let bytes = crate::ingest::disk_usage(dir)?.2;
+        let t = Instant::now();
+        let storage = open(dir)?;
+        let reopen_secs = t.elapsed().as_secs_f64();
+        let load = TsinkLoad {
+            rows,
+            points: rows * FIELD_COUNT as u64,
+            write_secs: in_engine.as_secs_f64(),
+            wall_secs,
+            close_secs,
+            reopen_secs,
+            bytes,
+        };
+        Ok((
+            TsinkPeer {
+                storage,
+                dir: dir.to_path_buf(),
+            },
+            load,
+        ))
+    }
+
+    /// The answer to `query`, in the form of [`Answer`] (the same columns and rows as the
+    /// SQL of [`DevopsQuery::sql`] gives), or why there is none.
+    pub fn answer(&self, query: &DevopsQuery) -> std::result::Result<Answer, Unanswered> {
+        let batch = match query.kind {
+            DevopsKind::SingleGroupby { metrics, .. } => {
+                self.max_per_bucket(query, metrics, MINUTE, "minute")?
+            }
+            DevopsKind::CpuMaxAll { .. } => {
+                self.max_per_bucket(query, FIELD_COUNT, HOUR, "hour")?
+            }
+            DevopsKind::DoubleGroupby { metrics } => self.double_groupby(query, metrics)?,
+            DevopsKind::HighCpu { .. } => {
+                return Err(Unanswered::NotAvailable(
+                    "tsink selects points by series and time only: it has no predicate on values \
+                     (usage_user > 90), so the filter would run in client code over every raw point",
+                ));
+            }
+            DevopsKind::Lastpoint => self.lastpoint()?,
+            DevopsKind::GroupbyOrderbyLimit => self.groupby_orderby_limit(query)?,
+        };
+        Ok(Answer::new(&[batch], query.is_ordered())?)
+    }
+
+    /// The series of `metric`, of one host or of all.
+    fn series(&self, metric: &str, hostname: Option<&str>) -> Result<Vec<MetricSeries>> {
+        let mut selection = SeriesSelection::new().with_metric(metric);
+        if let Some(h) = hostname {
+            selection = selection.with_matcher(SeriesMatcher::equal("hostname", h));
+        }
+        self.storage.select_series(&selection).map_err(failed)
+    }
+
+    /// One tsink query: the points of `series` in `[start, end)`, downsampled into buckets
+    /// of `interval` starting at `start` if `interval` is given, aggregated with `agg`.
+    fn select(
+        &self,
+        series: &MetricSeries,
+        start: i64,
+        end: i64,
+        interval: Option<i64>,
+        agg: Aggregation,
+    ) -> Result<Vec<(i64, f64)>> {
+        let opts = QueryOptions::new(start, end).with_labels(series.labels.clone());
+        let opts = match interval {
+            Some(i) => opts.with_downsample(i, agg),
+            None => opts.with_aggregation(agg),
+        };
+        let points = match self.storage.select_with_options(&series.name, opts) {
+            Ok(points) => points,
+            Err(TsinkError::NoDataPoints { .. }) => Vec::new(),
+            Err(e) => return Err(failed(e)),
+        };
+        points
+            .into_iter()
+            .map(|p| match p.value_as_f64() {
+                Some(v) => Ok((p.timestamp, v)),
+                None => Err(Error::Peer {
+                    peer: PEER,
+                    message: format!(
+                        "{} holds a value that is not a float: {:?}",
+                        series.name, p.value
+                    ),
+                }),
+            })
+            .collect()
+    }
+
+    /// `agg` of `series` per epoch-aligned bucket of `interval` in `window`: the head up to
+    /// the first boundary as one query, the rest (aligned) as another.
+    fn buckets(
+        &self,
+        series: &MetricSeries,
+        window: Window,
+        interval: i64,
+        agg: Aggregation,
+    ) -> Result<Vec<(i64, f64)>> {
+        let floor = window.start_ns.div_euclid(interval) * interval;
+        let boundary = if floor == window.start_ns {
+            floor
+        } else {
+            floor + interval
+        };
+        let mut out = Vec::new();
+        let head_end = boundary.min(window.end_ns);
+        if window.start_ns < head_end {
+            let head = self.select(series, window.start_ns, head_end, Some(interval), agg)?;
+            out.extend(head.into_iter().map(|(_, v)| (floor, v)));
+        }
+        if boundary < window.end_ns {
+            out.extend(self.select(series, boundary, window.end_ns, Some(interval), agg)?);
+        }
+        Ok(out)
+    }
+
+    /// single-groupby and cpu-max-all: max of the first `metrics` fields per bucket over the
+    /// query's hosts.
+    fn max_per_bucket(
+        &self,
+        query: &DevopsQuery,
+        metrics: usize,
+        interval: i64,
+        bucket: &str,
+    ) -> Result<RecordBatch> {
+        let mut rows: BTreeMap<i64, Vec<Option<f64>>> = BTreeMap::new();
+        for host in query.hostnames() {
+            for (m, field) in FIELDS[..metrics].iter().enumerate() {
+                for series in self.series(&metric(field), Some(&host))? {
+                    for (t, v) in self.buckets(&series, query.window, interval, Aggregation::Max)? {
+                        let cell = &mut rows.entry(t).or_insert_with(|| vec![None; metrics])[m];
+                        *cell = Some(cell.map_or(v, |c: f64| c.max(v)));
+                    }
+                }
+            }
+        }
+        let times: Vec<i64> = rows.keys().copied().collect();
+        let mut columns: Vec<(String, ArrayRef)> = vec![(bucket.to_owned(), timestamps(times))];
+        for (m, field) in FIELDS[..metrics].iter().enumerate() {
+            let values: Float64Array = rows.values().map(|r| r[m]).collect();
+            columns.push((format!("max_{field}"), Arc::new(values)));
+        }
+        Ok(RecordBatch::try_from_iter(columns)?)
+    }
+
+    /// double-groupby: mean of the first `metrics` fields per (hour, host), all hosts.
+    fn double_groupby(&self, query: &DevopsQuery, metrics: usize) -> Result<RecordBatch> {
+        let mut rows: BTreeMap<(i64, String), Vec<Option<f64>>> = BTreeMap::new();
+        for (m, field) in FIELDS[..metrics].iter().enumerate() {
+            for series in self.series(&metric(field), None)? {
+                let host = label(&series, "hostname")?.to_owned();
+                for (t, v) in self.buckets(&series, query.window, HOUR, Aggregation::Avg)? {
+                    rows.entry((t, host.clone()))
+                        .or_insert_with(|| vec![None; metrics])[m] = Some(v);
+                }
+            }
+        }
+        let times: Vec<i64> = rows.keys().map(|(t, _)| *t).collect();
+        let hosts: StringArray = rows.keys().map(|(_, h)| Some(h.as_str())).collect();
+        let mut columns: Vec<(String, ArrayRef)> = vec![
+            ("hour".to_owned(), timestamps(times)),
+            ("hostname".to_owned(), Arc::new(hosts)),
+        ];
+        for (m, field) in FIELDS[..metrics].iter().enumerate() {
+            let values: Float64Array = rows.values().map(|r| r[m]).collect();
+            columns.push((format!("mean_{field}"), Arc::new(values)));
+        }
+        Ok(RecordBatch::try_from_iter(columns)?)
+    }
+
+    /// lastpoint: each host's latest row (time, tags, fields), by hostname.
+    fn lastpoint(&self) -> Result<RecordBatch> {
+        let mut hosts = self.series(&metric(FIELDS[0]), None)?;
+        hosts.sort_by(|a, b| {
+            let name =
+                |s: &MetricSeries| label(s, "hostname").map(str::to_owned).unwrap_or_default();
+            name(a).cmp(&name(b))
+        });
+        let mut times = Vec::with_capacity(hosts.len());
+        let mut tags: Vec<Vec<String>> = (0..TAGS.len())
+            .map(|_| Vec::with_capacity(hosts.len()))
+            .collect();
+        let mut fields: Vec<Vec<Option<f64>>> = (0..FIELD_COUNT)
+            .map(|_| Vec::with_capacity(hosts.len()))
+            .collect();
+        for series in &hosts {
+            let mut time = None;
+            for (f, field) in FIELDS.iter().enumerate() {
+                let one = MetricSeries {
+                    name: metric(field),
+                    labels: series.labels.clone(),
+                };
+                let last = self.select(&one, 0, i64::MAX, None, Aggregation::Last)?;
+                let Some(&(t, v)) = last.first() else {
+                    fields[f].push(None);
+                    continue;
+                };
+                if time.is_some_and(|time| time != t) {
+                    return Err(Error::Peer {
+                        peer: PEER,
+                        message: format!(
+                            "the latest points of a host's fields differ in time: {series:?}"
+                        ),
+                    });
+                }
+                time = Some(t);
+                fields[f].push(Some(v));
+            }
+            times.push(time.unwrap_or_default());
+            for (t, name) in TAGS.iter().enumerate() {
+                tags[t].push(label(series, name)?.to_owned());
+            }
+        }
+        let mut columns: Vec<(String, ArrayRef)> = vec![("time".to_owned(), timestamps(times))];
+        for (name, values) in TAGS.iter().zip(tags) {
+            columns.push(((*name).to_owned(), Arc::new(StringArray::from(values))));
+        }
+        for (name, values) in FIELDS.iter().zip(fields) {
+            columns.push(((*name).to_owned(), Arc::new(Float64Array::from(values))));
+        }
+        Ok(RecordBatch::try_from_iter(columns)?)
+    }
+
+    /// groupby-orderby-limit: max(usage_user) per minute over all hosts for time < the end,
+    /// the newest 5 minutes.
+    fn groupby_orderby_limit(&self, query: &DevopsQuery) -> Result<RecordBatch> {
+        let mut rows: BTreeMap<i64, f64> = BTreeMap::new();
+        for series in self.series(&metric(FIELDS[0]), None)? {
+            // From the epoch, a whole minute, so that the buckets are aligned as they are.
+            let window = Window::new(0, query.window.end_ns);
+            for (t, v) in self.buckets(&series, window, MINUTE, Aggregation::Max)? {
+                let cell = rows.entry(t).or_insert(v);
+                *cell = cell.max(v);
+            }
+        }
+        let newest: Vec<(i64, f64)> = rows.into_iter().rev().take(5).collect();
+        let times = newest.iter().map(|(t, _)| *t).collect();
+        let values: Float64Array = newest.iter().map(|(_, v)| Some(*v)).collect();
+        Ok(RecordBatch::try_from_iter([
+            ("minute", timestamps(times)),
+            ("max(cpu.usage_user)", Arc::new(values) as ArrayRef),
+        ])?)
+    }
+}
+
+/// Timestamps as Arrow, as Sextant's `time` column (ns, UTC).
+fn timestamps(values: Vec<i64>) -> ArrayRef {
+    Arc::new(TimestampNanosecondArray::from(values).with_timezone("UTC"))
+}
+
+/// The value of label `name` of `series`.
+fn label<'a>(series: &'a MetricSeries, name: &str) -> Result<&'a str> {
+    series
+        .labels
+        .iter()
+        .find(|l| l.name == name)
+        .map(|l| l.value.as_str())
+        .ok_or_else(|| Error::Peer {
+            peer: PEER,
+            message: format!("series {} has no label {name}", series.name),
+        })
+}

@@ -1,0 +1,77 @@
+//! tsink's answers to the TSBS devops queries equal Sextant's, for every query type tsink's
+//! API can express, on a tiny cpu-only workload. Only with `--features tsink`.
+#![cfg(feature = "tsink")]
+
+use sextant_bench::peers::Unanswered;
+use sextant_bench::peers::tsink::TsinkPeer;
+use sextant_bench::queries::DEVOPS;
+use sextant_bench::queries::draw;
+use sextant_bench::query_bench::Answer;
+use sextant_bench::workload::cpu::{self, CpuBatch, CpuConfig, CpuGenerator};
+use sextant_engine::{Config, TableKind};
+use sextant_query::{Database, QueryOptions};
+
+/// A Sextant database in `dir` holding the workload of `config`, and its rows.
+fn load_sextant(config: &CpuConfig, dir: &std::path::Path) -> (Database, u64) {
+    let options = QueryOptions {
+        target_partitions: 2,
+        ..QueryOptions::default()
+    };
+    let db = Database::open_with(Config::new(dir), options).unwrap();
+    let mut generator = CpuGenerator::new(config.clone()).unwrap();
+    let hosts = generator.hosts().to_vec();
+    let mut batch = CpuBatch::default();
+    let mut rows = 0;
+    while generator.fill(&mut batch, 10_000) > 0 {
+        let record = batch.to_record_batch(&hosts).unwrap();
+        db.write_arrow(cpu::TABLE, TableKind::Metric, &record)
+            .unwrap();
+        rows += batch.len() as u64;
+    }
+    db.flush().unwrap();
+    (db, rows)
+}
+
+/// The query types tsink cannot express (see `peers::tsink`).
+const NOT_AVAILABLE: [&str; 2] = ["high-cpu-1", "high-cpu-all"];
+
+#[test]
+fn tsink_answers_equal_sextants_for_every_expressible_query() {
+    // 12 hosts (host_10 and host_11 sort before host_2) for 18 hours: room for the
+    // 12-hour windows.
+    let config = CpuConfig::new(12, 0.75).with_seed(4);
+    let dir = tempfile::tempdir().unwrap();
+    let (db, rows) = load_sextant(&config, &dir.path().join("sextant"));
+    let (peer, load) = TsinkPeer::load(&config, &dir.path().join("tsink"), 1000).unwrap();
+    assert_eq!(load.rows, rows);
+    assert_eq!(load.points, rows * 10);
+    assert!(load.bytes > 0);
+
+    let mut compared = Vec::new();
+    for (index, (name, _)) in DEVOPS.iter().enumerate() {
+        for seed in [1, 2] {
+            let query = draw(index, seed, &config);
+            let expected = Answer::new(&db.sql(&query.sql()).unwrap(), query.is_ordered()).unwrap();
+            match peer.answer(&query) {
+                Ok(got) => {
+                    assert!(!NOT_AVAILABLE.contains(name), "{name} was answered");
+                    assert!(expected.rows() > 0, "{name}: an empty answer proves little");
+                    assert_eq!(
+                        got.first_difference(&expected),
+                        None,
+                        "{name} (seed {seed}): {}",
+                        query.sql()
+                    );
+                    assert_eq!(got.checksum, expected.checksum);
+                    compared.push(*name);
+                }
+                Err(Unanswered::NotAvailable(reason)) => {
+                    assert!(NOT_AVAILABLE.contains(name), "{name}: {reason}");
+                }
+                Err(Unanswered::Failed(e)) => panic!("{name}: tsink failed: {e}"),
+            }
+        }
+    }
+    compared.dedup();
+    assert_eq!(compared.len(), DEVOPS.len() - NOT_AVAILABLE.len());
+}
