@@ -307,6 +307,14 @@ fn a_missing_bound_is_a_plan_error_that_says_which() {
         "SELECT date_bin_gapfill(INTERVAL '1 minute', time) AS m, avg(usage_user) FROM cpu GROUP BY m",
     );
     assert!(err.contains("neither"), "{err}");
+    // A bound on the day of `time`, not on the instant, is not a bound for the grid.
+    let err = error(
+        &db,
+        "SELECT date_bin_gapfill(INTERVAL '1 minute', time) AS m, avg(usage_user) FROM cpu
+         WHERE time >= '2026-01-01T00:00:00Z' AND CAST(time AS DATE) <= DATE '2026-01-02'
+         GROUP BY m",
+    );
+    assert!(err.contains("no upper bound"), "{err}");
 }
 
 #[test]

@@ -26,8 +26,10 @@ use futures::{Stream, StreamExt};
 use super::fill::{GapFillParams, fill_groups, group_ranges};
 
 /// Fills the gaps of an aggregate's output: reads it as one partition ordered by the group
-/// columns then the bucket, and emits every bucket of the range for each group, holding
-/// one group at a time.
+/// columns then the bucket, and emits every bucket of the range for each group. Each
+/// input batch's complete groups are filled into one output batch (groups x buckets rows,
+/// not counted against the memory limit); the last, unfinished group is kept and joined to
+/// the next batch.
 #[derive(Debug)]
 pub struct GapFillExec {
     input: Arc<dyn ExecutionPlan>,

@@ -219,10 +219,16 @@ fn is_time(e: &Expr, time: &Column) -> bool {
             c.name == time.name
                 && (c.relation.is_none() || time.relation.is_none() || c.relation == time.relation)
         }
-        Expr::Cast(c) => is_time(&c.expr, time),
-        Expr::TryCast(c) => is_time(&c.expr, time),
+        // Only casts that keep the instant (to another timestamp unit or zone): a bound on
+        // `CAST(time AS DATE)` or on an integer cast is not a bound on the instant.
+        Expr::Cast(c) => is_timestamp(c.field.data_type()) && is_time(&c.expr, time),
+        Expr::TryCast(c) => is_timestamp(c.field.data_type()) && is_time(&c.expr, time),
         _ => false,
     }
+}
+
+fn is_timestamp(t: &arrow_schema::DataType) -> bool {
+    matches!(t, arrow_schema::DataType::Timestamp(..))
 }
 
 fn is_constant(e: &Expr) -> bool {
