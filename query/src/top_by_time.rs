@@ -343,7 +343,7 @@ impl Run {
     }
 
     /// The first range: from the table's end, as wide as should hold twice the rows asked
-    /// for if rows were spread evenly over the table's time.
+    /// for if the matching series' rows were spread evenly over the table's time.
     fn first_range(&self) -> Result<Option<Ranges>> {
         let Some(scan) = find_scan(&self.input) else {
             return Err(DataFusionError::Internal(
@@ -365,7 +365,12 @@ impl Run {
         if lo > hi {
             return Ok(None);
         }
-        let rows = (stats.segment_rows() as i128 + stats.memory_rows as i128).max(1);
+        // Rows of the series and time range the scan reads (not the whole table's).
+        let rows = scan
+            .snapshot()
+            .estimate_rows(request)
+            .map_err(crate::error::to_datafusion)?;
+        let rows = (rows as i128).max(1);
         let span = hi - lo + 1;
         let width = (span * 2 * self.fetch as i128 / rows).clamp(1, span);
         Ok(Some(if self.descending {
