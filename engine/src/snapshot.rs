@@ -80,10 +80,11 @@ impl Snapshot {
 
     /// About how many rows a scan of `req` would read, from the series index alone (the
     /// rows of matching series, scaled by how much of their time range the request
-    /// covers): for choosing how to run a query.
-    pub fn estimate_rows(&self, req: &ScanRequest) -> Result<u64> {
+    /// covers): for choosing how to run a query. `None` when the estimate reaches `cap`:
+    /// the walk stops after the source where it does.
+    pub fn estimate_rows(&self, req: &ScanRequest, cap: u64) -> Result<Option<u64>> {
         let view = self.view(&req.table)?;
-        Ok(crate::scan::estimate_rows(&view.sources, req))
+        Ok(crate::scan::estimate_rows(&view.sources, req, cap))
     }
 
     /// The latest row (within the request's time range) of every matching series, one

@@ -177,20 +177,27 @@ impl TableProvider for SextantTable {
         for (tag, values) in pushed.tags {
             request = request.tag_in(tag, values);
         }
-        // A small scan runs as one partition: splitting it costs more than it saves.
+        // A small scan runs as one partition: splitting it costs more than it saves. The
+        // estimate is only compared with that threshold and with DataFusion's batch size
+        // (see SextantScanExec::with_estimated_rows), so counting stops past both.
+        let batch_size = state.config().batch_size() as u64;
+        let cap = self.single_partition_rows.max(batch_size + 1);
         let estimate = match self.rows {
             Rows::All => self
                 .snapshot
-                .estimate_rows(&request)
+                .estimate_rows(&request, cap)
                 .map_err(crate::error::to_datafusion)?,
-            Rows::Latest { .. } => 0,
+            Rows::Latest { .. } => None,
         };
         let partitions = match estimate {
-            n if n < self.single_partition_rows => 1,
+            Some(n) if n < self.single_partition_rows => 1,
             _ => state.config().target_partitions(),
         };
-        let exec = SextantScanExec::new(self.snapshot.clone(), request, schema, partitions, limit)
-            .with_estimated_rows(usize::try_from(estimate).unwrap_or(usize::MAX));
+        let mut exec =
+            SextantScanExec::new(self.snapshot.clone(), request, schema, partitions, limit);
+        if let Some(rows) = estimate {
+            exec = exec.with_estimated_rows(usize::try_from(rows).unwrap_or(usize::MAX));
+        }
         Ok(Arc::new(match &self.rows {
             Rows::All => exec,
             Rows::Latest { group_by } => exec.latest_rows(group_by.clone()),

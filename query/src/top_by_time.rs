@@ -368,8 +368,9 @@ impl Run {
         // Rows of the series and time range the scan reads (not the whole table's).
         let rows = scan
             .snapshot()
-            .estimate_rows(request)
-            .map_err(crate::error::to_datafusion)?;
+            .estimate_rows(request, u64::MAX)
+            .map_err(crate::error::to_datafusion)?
+            .unwrap_or(u64::MAX);
         let rows = (rows as i128).max(1);
         let span = hi - lo + 1;
         let width = (span * 2 * self.fetch as i128 / rows).clamp(1, span);

@@ -1,29 +1,14 @@
 //! Gap filling: `date_bin_gapfill` / `time_bucket_gapfill` with `locf` and `interpolate`.
 
-use arrow_array::RecordBatch;
-use arrow_cast::display::array_value_to_string;
 use sextant_engine::Point;
 use sextant_query::Database;
+
+mod common;
+use common::text;
 
 /// 2026-01-01T00:00:00Z in nanoseconds.
 const T0: i64 = 1_767_225_600_000_000_000;
 const SEC: i64 = 1_000_000_000;
-
-/// Every cell of the batches as text, row by row ("" for null).
-fn text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for b in batches {
-        for i in 0..b.num_rows() {
-            out.push(
-                b.columns()
-                    .iter()
-                    .map(|c| array_value_to_string(c, i).unwrap())
-                    .collect(),
-            );
-        }
-    }
-    out
-}
 
 fn rows(expected: &[&[&str]]) -> Vec<Vec<String>> {
     expected

@@ -1,32 +1,14 @@
 //! Latest-row queries read only each series' latest row, and give the same answers as a
 //! full scan would.
 
-use arrow_array::RecordBatch;
-use arrow_cast::display::array_value_to_string;
 use sextant_engine::Point;
 use sextant_query::Database;
 
-fn text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for b in batches {
-        for i in 0..b.num_rows() {
-            out.push(
-                b.columns()
-                    .iter()
-                    .map(|c| array_value_to_string(c, i).unwrap())
-                    .collect(),
-            );
-        }
-    }
-    out
-}
+mod common;
+use common::text;
 
 fn plan(db: &Database, sql: &str) -> String {
-    text(&db.sql(&format!("EXPLAIN {sql}")).unwrap())
-        .into_iter()
-        .map(|r| r.join(" "))
-        .collect::<Vec<_>>()
-        .join("\n")
+    common::plan_text(db, &format!("EXPLAIN {sql}"))
 }
 
 fn setup() -> (tempfile::TempDir, Database) {

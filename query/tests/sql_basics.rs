@@ -2,26 +2,11 @@
 
 use std::time::Duration;
 
-use arrow_array::RecordBatch;
-use arrow_cast::display::array_value_to_string;
 use sextant_engine::{Config, Level, LogRecord, Point};
 use sextant_query::{Database, Error, QueryOptions};
 
-/// Every cell of the batches as text, row by row.
-fn text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for b in batches {
-        for i in 0..b.num_rows() {
-            out.push(
-                b.columns()
-                    .iter()
-                    .map(|c| array_value_to_string(c, i).unwrap())
-                    .collect(),
-            );
-        }
-    }
-    out
-}
+mod common;
+use common::text;
 
 fn sample(db: &Database) {
     let mut points = Vec::new();

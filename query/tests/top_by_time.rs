@@ -1,32 +1,14 @@
 //! `ORDER BY time DESC LIMIT n` (and `ASC`) reads only the newest (oldest) time ranges,
 //! and answers exactly as a full sort would.
 
-use arrow_array::RecordBatch;
-use arrow_cast::display::array_value_to_string;
 use sextant_engine::{Level, LogRecord, Point};
 use sextant_query::Database;
 
-fn text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for b in batches {
-        for i in 0..b.num_rows() {
-            out.push(
-                b.columns()
-                    .iter()
-                    .map(|c| array_value_to_string(c, i).unwrap())
-                    .collect(),
-            );
-        }
-    }
-    out
-}
+mod common;
+use common::text;
 
 fn explain_analyze(db: &Database, sql: &str) -> String {
-    text(&db.sql(&format!("EXPLAIN ANALYZE {sql}")).unwrap())
-        .into_iter()
-        .map(|r| r.join(" "))
-        .collect::<Vec<_>>()
-        .join("\n")
+    common::plan_text(db, &format!("EXPLAIN ANALYZE {sql}"))
 }
 
 /// The figure `name=` of the line of `plan` that mentions `node`.

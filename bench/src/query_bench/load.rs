@@ -2,18 +2,13 @@
 //! time, written with bounded memory.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow_array::RecordBatch;
-use arrow_schema::{Schema, SchemaRef};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::basic::ZstdLevel;
 
 use crate::ingest::{RateSampler, progress};
-use crate::workload::source::{RawBatch, Tags, WorkloadSpec};
+use crate::output::parquet::ParquetSink;
+use crate::workload::source::{RawBatch, WorkloadSpec};
 use crate::{Error, Result};
 
 /// Rows generated per batch while the file is written.
@@ -83,17 +78,7 @@ pub fn write_parquet(
         .collect();
     let groups = group_ranks(series.iter().map(|s| counts[s]), PASS_ROWS);
 
-    let schema = plain_schema(&spec.schema());
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
-        .build();
-    let file = File::create(path).map_err(|source| Error::Io {
-        action: "creating",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props))?;
+    let mut sink = ParquetSink::create(path, &spec.schema(), row_group_rows, ZstdLevel::default())?;
     let bar = progress(show_progress, total);
     let mut rows = 0u64;
     for &(lo, hi) in &groups {
@@ -120,27 +105,20 @@ pub fn write_parquet(
         for chunk in order.chunks(WRITE_ROWS) {
             let mut part = RawBatch::empty(spec);
             part.extend_from(&kept, chunk);
-            write_raw(&mut writer, &schema, &tags, &part)?;
+            sink.write(&tags.to_record_batch(&part)?)?;
             rows += part.len() as u64;
             bar.inc(part.len() as u64);
             sampler.observe(rows);
         }
     }
-    let meta = writer.close()?;
     bar.finish_and_clear();
     sampler.finish(rows);
-    let bytes = std::fs::metadata(path)
-        .map_err(|source| Error::Io {
-            action: "reading the size of",
-            path: path.to_path_buf(),
-            source,
-        })?
-        .len();
+    let written = sink.finish()?;
     Ok(ParquetLoad {
         rows,
         write_secs: sampler.elapsed(),
-        bytes,
-        row_groups: meta.num_row_groups(),
+        bytes: written.bytes,
+        row_groups: written.row_groups,
         passes: 1 + groups.len(),
         samples: sampler.samples,
     })
@@ -153,18 +131,6 @@ fn for_each_batch(spec: &WorkloadSpec, mut f: impl FnMut(&RawBatch) -> Result<()
     while generator.fill(&mut raw, BATCH_ROWS) > 0 {
         f(&raw)?;
     }
-    Ok(())
-}
-
-fn write_raw(
-    writer: &mut ArrowWriter<File>,
-    schema: &SchemaRef,
-    tags: &Tags,
-    raw: &RawBatch,
-) -> Result<()> {
-    let record = tags.to_record_batch(raw)?;
-    let record = RecordBatch::try_new(Arc::clone(schema), record.columns().to_vec())?;
-    writer.write(&record)?;
     Ok(())
 }
 
@@ -187,17 +153,6 @@ fn group_ranks(counts: impl IntoIterator<Item = u64>, budget: u64) -> Vec<(u32, 
         groups.push((lo, end));
     }
     groups
-}
-
-/// `schema` without field metadata (Sextant's `sextant.role` markers mean nothing to a
-/// Parquet reader).
-fn plain_schema(schema: &Schema) -> SchemaRef {
-    let fields: Vec<_> = schema
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone().with_metadata(Default::default()))
-        .collect();
-    Arc::new(Schema::new(fields))
 }
 
 /// Removes `path` (a directory or a file) if it exists.

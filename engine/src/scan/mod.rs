@@ -613,8 +613,9 @@ fn matches(key: &SeriesKey, tags: &[(String, Vec<String>)]) -> bool {
 
 /// About how many rows a scan of `req` reads (all partitions together): the rows of each
 /// matching series in each source, times the share of the series' time range that the
-/// request covers.
-pub(crate) fn estimate_rows(sources: &[Source], req: &ScanRequest) -> u64 {
+/// request covers. `None` once the count reaches `cap` (the walk over the series index
+/// stops there).
+pub(crate) fn estimate_rows(sources: &[Source], req: &ScanRequest, cap: u64) -> Option<u64> {
     let share = |rows: u64, min: i64, max: i64| -> f64 {
         let (lo, hi) = (min.max(req.min_time), max.min(req.max_time));
         if lo > hi {
@@ -623,6 +624,7 @@ pub(crate) fn estimate_rows(sources: &[Source], req: &ScanRequest) -> u64 {
         let part = (hi as f64 - lo as f64 + 1.0) / (max as f64 - min as f64 + 1.0);
         rows as f64 * part.min(1.0)
     };
+    let cap = cap as f64;
     let mut rows = 0.0;
     for source in sources {
         let (lo, hi) = source.time_range();
@@ -645,8 +647,11 @@ pub(crate) fn estimate_rows(sources: &[Source], req: &ScanRequest) -> u64 {
                 }
             }
         }
+        if rows >= cap {
+            return None;
+        }
     }
-    rows.ceil() as u64
+    Some(rows.ceil() as u64)
 }
 
 /// Finds, per matching series in key order, the runs of every source.
