@@ -56,6 +56,12 @@ pub enum Error {
         /// The query types whose answers differ.
         queries: Vec<String>,
     },
+    /// `compare --fail-if-worse` found Sextant's figures worse beyond the threshold.
+    #[error("worse beyond the threshold: {}", metrics.join(", "))]
+    Regressed {
+        /// The metrics that got worse.
+        metrics: Vec<String>,
+    },
     /// A timed run of a query returned another number of rows than its warm-up run.
     #[error(
         "{engine} returned {got} rows on a timed run but {warm_up} on the warm-up run of {sql}"

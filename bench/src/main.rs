@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sextant_bench::ingest::{EngineTuning, IngestOptions, progress};
 use sextant_bench::output::{CpuWriter, Format, LogsWriter, parquet};
+use sextant_bench::run::engines::Peer;
 use sextant_bench::run::{RunOptions, RunReport, compare};
 use sextant_bench::time::{NANOS_PER_DAY, NANOS_PER_SECOND, parse_rfc3339};
 use sextant_bench::workload::cpu::{CpuBatch, CpuConfig, CpuGenerator, CpuVariant};
@@ -105,6 +106,10 @@ struct QueryFlags {
     /// Leave out the Parquet peer.
     #[arg(long)]
     no_parquet: bool,
+    /// Leave out the tsink peer (built with the `tsink` feature).
+    #[cfg(feature = "tsink")]
+    #[arg(long)]
+    no_tsink: bool,
     /// Print EXPLAIN ANALYZE of every query on every engine after the table.
     #[arg(long)]
     explain: bool,
@@ -138,6 +143,10 @@ struct CompareArgs {
     /// Changes within this are not marked (e.g. 5% or 2.5).
     #[arg(long, default_value = "5%")]
     threshold: String,
+    /// Exit with status 1 when any of Sextant's figures (not its peers') got worse beyond
+    /// the threshold, as a gate for CI and reviews.
+    #[arg(long)]
+    fail_if_worse: bool,
 }
 
 /// Which data.
@@ -610,6 +619,19 @@ fn query(args: &QueryArgs) -> Result<()> {
     run_and_report(&options, &args.queries)
 }
 
+/// The peers this build has, less those the flags leave out.
+fn peers(q: &QueryFlags) -> Vec<Peer> {
+    Peer::ALL
+        .iter()
+        .copied()
+        .filter(|peer| match peer {
+            Peer::Parquet => !q.no_parquet,
+            #[cfg(feature = "tsink")]
+            Peer::Tsink => !q.no_tsink,
+        })
+        .collect()
+}
+
 /// The options of `run` given by the query flags, with ingest defaults otherwise.
 fn run_options(q: &QueryFlags) -> RunOptions {
     let command: Vec<String> = std::env::args().collect();
@@ -628,7 +650,7 @@ fn run_options(q: &QueryFlags) -> RunOptions {
         threads: 1,
         batch_rows: 10_000,
         queries: q.queries.clone(),
-        no_parquet: q.no_parquet,
+        peers: peers(q),
         target_partitions: q
             .partitions
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -693,6 +715,10 @@ fn compare(args: &CompareArgs) -> Result<()> {
     println!("old: {} ({})", args.old.display(), old.command);
     println!("new: {} ({})", args.new.display(), new.command);
     print!("{}", compare::table(&old, &new, threshold));
+    let worse = compare::sextant_regressions(&old, &new, threshold);
+    if args.fail_if_worse && !worse.is_empty() {
+        return Err(Error::Regressed { metrics: worse });
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! `sextant-bench run` end to end at a tiny scale, through the binary: cpu-only and logs on
-//! Sextant and the Parquet peer, the JSON's schema fields, agreeing checksums; then
-//! `compare` of the two files and of a file of another schema version.
+//! Sextant and the Parquet peer (and tsink, built with the `tsink` feature), the JSON's
+//! schema fields, agreeing checksums; then `compare` of the two files, `--fail-if-worse`,
+//! and a file of another schema version.
 
 use std::path::Path;
 use std::process::Command;
@@ -50,15 +51,21 @@ fn run(dir: &Path, name: &str, data: &[&str]) -> (Value, String) {
     (value, stdout)
 }
 
+/// The engines of a run in this build.
+fn engines() -> Vec<&'static str> {
+    let mut engines = vec!["sextant", "parquet"];
+    if cfg!(feature = "tsink") {
+        engines.push("tsink");
+    }
+    engines
+}
+
 /// The fields every report has, and answers that agree on every query.
 fn check_report(r: &Value, workload: &str, queries: usize) {
     assert_eq!(r["schema_version"], 1);
     assert_eq!(r["workload"]["name"], workload);
     assert!(r["workload"]["rows"].as_u64().unwrap() > 0);
-    assert_eq!(
-        r["settings"]["engines"],
-        serde_json::json!(["sextant", "parquet"])
-    );
+    assert_eq!(r["settings"]["engines"], serde_json::json!(engines()));
     let phases: Vec<(String, String)> = r["ingest"]
         .as_array()
         .unwrap()
@@ -76,14 +83,16 @@ fn check_report(r: &Value, workload: &str, queries: usize) {
         .iter()
         .map(|(e, p)| (e.as_str(), p.as_str()))
         .collect();
-    assert_eq!(
-        names,
-        [
-            ("sextant", "write"),
-            ("sextant", "flush"),
-            ("parquet", "write")
-        ]
-    );
+    let mut expected = vec![
+        ("sextant", "write"),
+        ("sextant", "flush"),
+        ("parquet", "write"),
+    ];
+    // tsink holds the metrics workloads only.
+    if cfg!(feature = "tsink") && workload != "logs" {
+        expected.extend([("tsink", "write"), ("tsink", "flush")]);
+    }
+    assert_eq!(names, expected);
     assert!(r["ingest"][1]["bytes_per_value"].as_f64().unwrap() > 0.0);
     assert!(!r["ingest"][0]["samples"].as_array().unwrap().is_empty());
     let qs = r["queries"].as_array().unwrap();
@@ -99,6 +108,17 @@ fn check_report(r: &Value, workload: &str, queries: usize) {
         assert_eq!(s["runs_ms"].as_array().unwrap().len(), 2);
         assert!(s["p50_ms"].as_f64().unwrap() <= s["max_ms"].as_f64().unwrap());
         assert!(p["sextant_ratio"].as_f64().unwrap() > 0.0);
+        if cfg!(feature = "tsink") {
+            let t = &q["engines"][2];
+            assert_eq!(t["engine"], "tsink");
+            let name = q["name"].as_str().unwrap();
+            if workload == "logs" || name.starts_with("high-cpu") {
+                assert_eq!(t["status"], "n/a", "{name}");
+                assert!(!t["reason"].as_str().unwrap().is_empty());
+            } else {
+                assert_eq!(s["checksum"], t["checksum"], "{name}");
+            }
+        }
     }
     assert_eq!(r["all_agree"], true);
 }
@@ -162,6 +182,35 @@ fn run_cpu_only_and_logs_end_to_end_then_compare() {
     assert!(text.contains("sextant write rows/s") && text.contains("lastpoint p50 ms (parquet)"));
     // A metric only the old run has is marked as missing.
     assert!(text.contains("missing"), "{text}");
+
+    // --fail-if-worse fails on Sextant's figures only.
+    let out = bench(&[
+        "compare",
+        a.to_str().unwrap(),
+        a.to_str().unwrap(),
+        "--fail-if-worse",
+    ]);
+    assert!(out.status.success());
+    let slower = dir.path().join("slower.json");
+    let mut doctored = cpu.clone();
+    for q in doctored["queries"].as_array_mut().unwrap() {
+        if q["name"] == "lastpoint" {
+            let p50 = q["engines"][0]["p50_ms"].as_f64().unwrap();
+            q["engines"][0]["p50_ms"] = serde_json::json!(p50 * 2.0);
+        }
+    }
+    std::fs::write(&slower, serde_json::to_string(&doctored).unwrap()).unwrap();
+    let out = bench(&[
+        "compare",
+        a.to_str().unwrap(),
+        slower.to_str().unwrap(),
+        "--fail-if-worse",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("lastpoint p50 ms (sextant)"), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("SLOWER"), "{text}");
 
     // Another schema version: a clear message and a failure status.
     let other = dir.path().join("other.json");

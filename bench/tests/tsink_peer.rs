@@ -42,7 +42,7 @@ fn tsink_answers_equal_sextants_for_every_expressible_query() {
     let config = CpuConfig::new(12, 0.75).with_seed(4);
     let dir = tempfile::tempdir().unwrap();
     let (db, rows) = load_sextant(&config, &dir.path().join("sextant"));
-    let (peer, load) = TsinkPeer::load(&config, &dir.path().join("tsink"), 1000).unwrap();
+    let (peer, load) = TsinkPeer::load(&config, &dir.path().join("tsink"), 1000, false).unwrap();
     assert_eq!(load.rows, rows);
     assert_eq!(load.points, rows * 10);
     assert!(load.bytes > 0);

@@ -43,12 +43,19 @@ use ::tsink::{
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
 
 use super::Unanswered;
+use crate::ingest::RateSampler;
+use crate::memory::{PeakScope, PhaseMemory};
 use crate::queries::{DevopsKind, DevopsQuery, HOUR, MINUTE, Window};
 use crate::query_bench::Answer;
 use crate::workload::cpu::{CpuBatch, CpuConfig, CpuGenerator, FIELD_COUNT, FIELDS, TAGS};
 use crate::{Error, Result};
 
 const PEER: &str = "tsink";
+
+/// Why tsink cannot answer high-cpu-*.
+const NO_VALUE_PREDICATE: &str = "tsink selects points by series and time only: it has no \
+    predicate on values (usage_user > 90), so the filter would run in client code over every \
+    raw point";
 
 fn failed(e: TsinkError) -> Error {
     Error::Peer {
@@ -79,6 +86,12 @@ pub struct TsinkLoad {
     pub reopen_secs: f64,
     /// Bytes of every file in the data directory after `close`.
     pub bytes: u64,
+    /// The loading rate over time: `[seconds since the start, rows/s]`, as Sextant's.
+    pub samples: Vec<[f64; 2]>,
+    /// Peak resident memory of the writes (generation included).
+    pub write_memory: (Option<u64>, PeakScope),
+    /// Peak resident memory of `close`.
+    pub close_memory: (Option<u64>, PeakScope),
 }
 
 /// A tsink store holding the cpu-only rows, open for queries.
@@ -108,13 +121,18 @@ fn open(dir: &Path) -> Result<Arc<dyn Storage>> {
 impl TsinkPeer {
     /// Creates a tsink store in `dir` (emptied first), writes the cpu workload of `config`
     /// in `insert_rows` calls of `batch_rows` cpu rows (10 points each), closes it to flush
-    /// everything to disk, measures the directory, and reopens it.
+    /// everything to disk, measures the directory, and reopens it. `progress` shows a bar
+    /// on standard error.
     pub fn load(
         config: &CpuConfig,
         dir: &Path,
         batch_rows: usize,
+        progress: bool,
     ) -> Result<(TsinkPeer, TsinkLoad)> {
         let started = Instant::now();
+        let memory = PhaseMemory::start();
+        let mut sampler = RateSampler::new();
+        let bar = crate::ingest::progress(progress, config.rows());
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|source| Error::Io {
                 action: "removing",
@@ -160,12 +178,19 @@ impl TsinkPeer {
             storage.insert_rows(&points).map_err(failed)?;
             in_engine += t.elapsed();
             rows += batch.len() as u64;
+            bar.inc(batch.len() as u64);
+            sampler.observe(rows);
         }
+        sampler.finish(rows);
+        bar.finish_and_clear();
         let wall_secs = started.elapsed().as_secs_f64();
+        let write_memory = memory.peak();
+        let memory = PhaseMemory::start();
         let t = Instant::now();
         storage.close().map_err(failed)?;
         drop(storage);
         let close_secs = t.elapsed().as_secs_f64();
+        let close_memory = memory.peak();
         let bytes = crate::ingest::disk_usage(dir)?.2;
         let t = Instant::now();
         let storage = open(dir)?;
@@ -178,6 +203,9 @@ impl TsinkPeer {
             close_secs,
             reopen_secs,
             bytes,
+            samples: sampler.samples,
+            write_memory,
+            close_memory,
         };
         Ok((
             TsinkPeer {
@@ -191,7 +219,51 @@ impl TsinkPeer {
     /// The answer to `query`, in the form of [`Answer`] (the same columns and rows as the
     /// SQL of [`DevopsQuery::sql`] gives), or why there is none.
     pub fn answer(&self, query: &DevopsQuery) -> std::result::Result<Answer, Unanswered> {
-        let batch = match query.kind {
+        let batch = self.batch(query)?;
+        Ok(Answer::new(&[batch], query.is_ordered())?)
+    }
+
+    /// Why tsink cannot answer `query`, or `None` when it can.
+    pub fn unavailable(query: &DevopsQuery) -> Option<&'static str> {
+        match query.kind {
+            DevopsKind::HighCpu { .. } => Some(NO_VALUE_PREDICATE),
+            _ => None,
+        }
+    }
+
+    /// The native calls that answer `query`, for the report (where SQL engines show their
+    /// statement).
+    pub fn calls(query: &DevopsQuery) -> String {
+        let hosts = query.hostnames().len();
+        let per_bucket = |metrics: usize, bucket: &str, agg: &str| {
+            format!(
+                "per host ({hosts}) and metric (cpu_<field> x {metrics}): select_series by \
+                 hostname, then select_with_options downsampled to 1 {bucket} with {agg} (head \
+                 and aligned rest); max across hosts in client code"
+            )
+        };
+        match query.kind {
+            DevopsKind::SingleGroupby { metrics, .. } => per_bucket(metrics, "minute", "Max"),
+            DevopsKind::CpuMaxAll { .. } => per_bucket(FIELD_COUNT, "hour", "Max"),
+            DevopsKind::DoubleGroupby { metrics } => format!(
+                "per metric (cpu_<field> x {metrics}): select_series of all hosts, then per \
+                 series select_with_options downsampled to 1 hour with Avg"
+            ),
+            DevopsKind::HighCpu { .. } => NO_VALUE_PREDICATE.to_owned(),
+            DevopsKind::Lastpoint => "select_series(cpu_usage_user) for the hosts, then per host \
+                 and field select_with_options with the Last aggregation over all time"
+                .to_owned(),
+            DevopsKind::GroupbyOrderbyLimit => "select_series(cpu_usage_user) of all hosts, then \
+                 per series select_with_options downsampled to 1 minute with Max up to the end; \
+                 max per minute and the newest 5 in client code"
+                .to_owned(),
+        }
+    }
+
+    /// The answer to `query` as one batch with the columns of [`DevopsQuery::sql`]'s answer,
+    /// or why there is none.
+    pub fn batch(&self, query: &DevopsQuery) -> std::result::Result<RecordBatch, Unanswered> {
+        Ok(match query.kind {
             DevopsKind::SingleGroupby { metrics, .. } => {
                 self.max_per_bucket(query, metrics, MINUTE, "minute")?
             }
@@ -199,16 +271,10 @@ impl TsinkPeer {
                 self.max_per_bucket(query, FIELD_COUNT, HOUR, "hour")?
             }
             DevopsKind::DoubleGroupby { metrics } => self.double_groupby(query, metrics)?,
-            DevopsKind::HighCpu { .. } => {
-                return Err(Unanswered::NotAvailable(
-                    "tsink selects points by series and time only: it has no predicate on values \
-                     (usage_user > 90), so the filter would run in client code over every raw point",
-                ));
-            }
+            DevopsKind::HighCpu { .. } => return Err(Unanswered::NotAvailable(NO_VALUE_PREDICATE)),
             DevopsKind::Lastpoint => self.lastpoint()?,
             DevopsKind::GroupbyOrderbyLimit => self.groupby_orderby_limit(query)?,
-        };
-        Ok(Answer::new(&[batch], query.is_ordered())?)
+        })
     }
 
     /// The series of `metric`, of one host or of all.

@@ -23,15 +23,19 @@ pub struct BenchQuery {
     /// Whether the SQL fixes the order of the answer's rows (otherwise answers are compared
     /// as sorted multisets).
     pub ordered: bool,
+    /// The devops query with its parameters, for peers that answer through a native API
+    /// rather than SQL; `None` for the log queries.
+    pub devops: Option<DevopsQuery>,
 }
 
 impl BenchQuery {
-    fn plain(name: &str, sql: String, ordered: bool) -> BenchQuery {
+    fn devops(name: &str, query: DevopsQuery) -> BenchQuery {
         BenchQuery {
             name: name.to_owned(),
-            sql,
+            sql: query.sql(),
             portable_sql: None,
-            ordered,
+            ordered: query.is_ordered(),
+            devops: Some(query),
         }
     }
 }
@@ -98,8 +102,7 @@ impl QuerySet {
                 .filter(|name| picked(name))
                 .map(|name| {
                     let index = DEVOPS.iter().position(|(n, _)| n == name).expect("known");
-                    let query = draw(index, seed, config);
-                    BenchQuery::plain(name, query.sql(), query.is_ordered())
+                    BenchQuery::devops(name, draw(index, seed, config))
                 })
                 .collect(),
             WorkloadSpec::Logs(config) => log_queries(config, seed)?
@@ -152,6 +155,7 @@ pub fn log_queries(config: &LogsConfig, seed: u64) -> Result<Vec<BenchQuery>> {
         sql,
         portable_sql: portable,
         ordered: true,
+        devops: None,
     };
     Ok(vec![
         ordered(

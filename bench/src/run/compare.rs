@@ -18,6 +18,8 @@ pub enum Better {
 pub struct Change {
     /// What is measured, e.g. `sextant write rows/s`, `lastpoint p50 ms (parquet)`.
     pub metric: String,
+    /// The engine the figure is of: `sextant`, `parquet`, `tsink`.
+    pub engine: String,
     /// The old figure, if the old report has it.
     pub old: Option<f64>,
     /// The new figure, if the new report has it.
@@ -99,6 +101,7 @@ pub fn changes(old: &RunReport, new: &RunReport) -> Vec<Change> {
         let name = format!("{engine} {phase}");
         out.push(Change {
             metric: format!("{name} rows/s"),
+            engine: engine.clone(),
             old: o.as_ref().map(|p| p.rows_per_sec),
             new: n.as_ref().map(|p| p.rows_per_sec),
             better: Better::Higher,
@@ -107,6 +110,7 @@ pub fn changes(old: &RunReport, new: &RunReport) -> Vec<Change> {
         if bpv(&o).is_some() || bpv(&n).is_some() {
             out.push(Change {
                 metric: format!("{name} bytes/value"),
+                engine: engine.clone(),
                 old: bpv(&o),
                 new: bpv(&n),
                 better: Better::Lower,
@@ -115,6 +119,7 @@ pub fn changes(old: &RunReport, new: &RunReport) -> Vec<Change> {
         let rss = |p: &Option<super::Phase>| p.as_ref().and_then(|p| p.peak_rss_bytes);
         out.push(Change {
             metric: format!("{name} peak RSS MiB"),
+            engine: engine.clone(),
             old: rss(&o).map(|b| b as f64 / f64::from(1 << 20)),
             new: rss(&n).map(|b| b as f64 / f64::from(1 << 20)),
             better: Better::Lower,
@@ -139,12 +144,24 @@ pub fn changes(old: &RunReport, new: &RunReport) -> Vec<Change> {
         };
         out.push(Change {
             metric: format!("{query} p50 ms ({engine})"),
+            engine: engine.clone(),
             old: p50(old),
             new: p50(new),
             better: Better::Lower,
         });
     }
     out
+}
+
+/// The metrics of Sextant (not of its peers, whose figures move with the machine, not with
+/// Sextant's changes) that got worse beyond `threshold` (a fraction): what
+/// `compare --fail-if-worse` fails on.
+pub fn sextant_regressions(old: &RunReport, new: &RunReport, threshold: f64) -> Vec<String> {
+    changes(old, new)
+        .into_iter()
+        .filter(|c| c.engine == "sextant" && c.verdict(threshold) == Verdict::Worse)
+        .map(|c| c.metric)
+        .collect()
 }
 
 /// The comparison as a table; `threshold` is a fraction.

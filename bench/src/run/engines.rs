@@ -1,16 +1,18 @@
 //! The engines a run queries: Sextant, and the peers it is compared with.
 //!
 //! A peer is loaded from the same generated rows as Sextant and then answers the same
-//! [`BenchQuery`]s through [`Engine`]. DataFusion over a Parquet file is always on.
+//! [`BenchQuery`]s through [`Engine`]. DataFusion over a Parquet file is always on; tsink
+//! (the embedded Rust TSDB) joins with the `tsink` cargo feature and answers through its
+//! native API.
 //!
 //! # Adding a peer
 //!
-//! A third peer (tsink, behind a cargo feature) is a self-contained module with a type
-//! implementing [`Engine`] and a loader; wiring it in takes:
-//! 1. a variant of [`Peer`] (under `#[cfg(feature = "...")]`) and its name in
-//!    [`Peer::name`] and [`Peer::enabled`];
+//! A peer is a self-contained module (see [`crate::peers`]) with a loader and a type
+//! implementing [`Engine`]; wiring it in takes:
+//! 1. a variant of [`Peer`] (under `#[cfg(feature = "...")]`), in [`Peer::ALL`] and
+//!    [`Peer::name`];
 //! 2. an arm in [`Peer::load`] that loads the workload and returns the engine and its
-//!    [`Phase`] figures;
+//!    [`Phase`] figures (or [`Unavailable`] for a workload it cannot hold);
 //! 3. in [`Engine::statement`], `Err(reason)` for the queries it cannot express: the report
 //!    then prints `n/a` with the reason instead of a figure.
 
@@ -30,19 +32,43 @@ use crate::workload::source::WorkloadSpec;
 
 /// Something that answers the benchmark's queries.
 pub trait Engine {
-    /// The name in tables and JSON: `sextant`, `parquet`.
+    /// The name in tables and JSON: `sextant`, `parquet`, `tsink`.
     fn name(&self) -> &'static str;
 
-    /// The statement this engine runs for `query`, or why it cannot express it (a sentence).
+    /// What this engine runs for `query` (its SQL, or the native calls it makes), or why it
+    /// cannot express the query (a sentence).
     fn statement(&self, query: &BenchQuery) -> Result<String, String>;
 
-    /// Runs a statement given by [`Engine::statement`] and returns all its batches.
-    fn execute(&self, statement: &str) -> Result<Vec<RecordBatch>>;
+    /// Runs `query`, whose statement [`Engine::statement`] gave, and returns all its batches.
+    fn execute(&self, query: &BenchQuery, statement: &str) -> Result<Vec<RecordBatch>>;
 
     /// The `EXPLAIN ANALYZE` text of a statement; `None` where the engine has none.
     fn explain(&self, statement: &str) -> Result<Option<String>> {
         let _ = statement;
         Ok(None)
+    }
+}
+
+/// An engine that could not load the workload: every query is `n/a` with the reason.
+#[derive(Debug)]
+pub struct Unavailable {
+    /// The engine's name.
+    pub name: &'static str,
+    /// Why it holds no data (a sentence).
+    pub reason: &'static str,
+}
+
+impl Engine for Unavailable {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn statement(&self, _query: &BenchQuery) -> Result<String, String> {
+        Err(self.reason.to_owned())
+    }
+
+    fn execute(&self, _query: &BenchQuery, _statement: &str) -> Result<Vec<RecordBatch>> {
+        Ok(Vec::new())
     }
 }
 
@@ -59,12 +85,12 @@ impl Engine for Sextant {
         Ok(query.sql.clone())
     }
 
-    fn execute(&self, statement: &str) -> Result<Vec<RecordBatch>> {
+    fn execute(&self, _query: &BenchQuery, statement: &str) -> Result<Vec<RecordBatch>> {
         Ok(self.0.sql(statement)?)
     }
 
     fn explain(&self, statement: &str) -> Result<Option<String>> {
-        plan_text(&self.execute(&format!("EXPLAIN ANALYZE {statement}"))?).map(Some)
+        plan_text(&self.0.sql(&format!("EXPLAIN ANALYZE {statement}"))?).map(Some)
     }
 }
 
@@ -86,12 +112,12 @@ impl Engine for Parquet {
             .unwrap_or_else(|| query.sql.clone()))
     }
 
-    fn execute(&self, statement: &str) -> Result<Vec<RecordBatch>> {
+    fn execute(&self, _query: &BenchQuery, statement: &str) -> Result<Vec<RecordBatch>> {
         self.0.sql(statement)
     }
 
     fn explain(&self, statement: &str) -> Result<Option<String>> {
-        plan_text(&self.execute(&format!("EXPLAIN ANALYZE {statement}"))?).map(Some)
+        plan_text(&self.0.sql(&format!("EXPLAIN ANALYZE {statement}"))?).map(Some)
     }
 }
 
@@ -100,6 +126,9 @@ impl Engine for Parquet {
 pub enum Peer {
     /// DataFusion over a Parquet file ([`Parquet`]).
     Parquet,
+    /// tsink through its native API ([`Tsink`]).
+    #[cfg(feature = "tsink")]
+    Tsink,
 }
 
 /// How peers load their data.
@@ -111,26 +140,32 @@ pub struct PeerOptions<'a> {
     pub target_partitions: usize,
     /// Most rows per Parquet row group.
     pub row_group_rows: usize,
+    /// Rows per write call, for peers loaded through write calls (as Sextant's).
+    pub batch_rows: usize,
     /// Show progress bars.
     pub progress: bool,
 }
 
 impl Peer {
     /// Every peer this build has.
-    pub const ALL: &'static [Peer] = &[Peer::Parquet];
+    pub const ALL: &'static [Peer] = &[
+        Peer::Parquet,
+        #[cfg(feature = "tsink")]
+        Peer::Tsink,
+    ];
 
     /// The peer's engine name.
     pub fn name(self) -> &'static str {
         match self {
             Peer::Parquet => "parquet",
+            #[cfg(feature = "tsink")]
+            Peer::Tsink => "tsink",
         }
     }
 
-    /// Whether the run includes the peer (`--no-parquet` turns the Parquet peer off).
-    pub fn enabled(self, no_parquet: bool) -> bool {
-        match self {
-            Peer::Parquet => !no_parquet,
-        }
+    /// The peer named `name`, if this build has it.
+    pub fn by_name(name: &str) -> Option<Peer> {
+        Peer::ALL.iter().copied().find(|p| p.name() == name)
     }
 
     /// Loads `spec` into the peer: the engine, ready for queries, and the figures of each
@@ -157,6 +192,85 @@ impl Peer {
                 let baseline = Baseline::open(&path, spec.table(), opts.target_partitions)?;
                 Ok((Box::new(Parquet(baseline)), vec![phase]))
             }
+            #[cfg(feature = "tsink")]
+            Peer::Tsink => Tsink::load(spec, opts),
+        }
+    }
+}
+
+/// tsink through its native API ([`crate::peers::tsink`]): the devops queries it can
+/// express, answered as a competent user of its API would.
+#[cfg(feature = "tsink")]
+#[derive(Debug)]
+pub struct Tsink(pub crate::peers::tsink::TsinkPeer);
+
+#[cfg(feature = "tsink")]
+impl Tsink {
+    /// Loads the cpu workloads; the logs workload gives an [`Unavailable`] engine (tsink
+    /// holds numeric samples, log events are mostly strings).
+    fn load(spec: &WorkloadSpec, opts: &PeerOptions<'_>) -> Result<(Box<dyn Engine>, Vec<Phase>)> {
+        let WorkloadSpec::Cpu(config) = spec else {
+            let engine = Unavailable {
+                name: "tsink",
+                reason: "tsink stores numeric samples; the log events' message, trace and \
+                         template fields are strings it cannot hold",
+            };
+            return Ok((Box::new(engine), Vec::new()));
+        };
+        let dir = opts.dir.join("tsink");
+        let (peer, load) =
+            crate::peers::tsink::TsinkPeer::load(config, &dir, opts.batch_rows, opts.progress)?;
+        let mut write = Phase::new("tsink", "write", spec, load.rows, load.wall_secs);
+        write.engine_secs = Some(load.write_secs);
+        write.set_memory(load.write_memory);
+        write.samples = load.samples;
+        write.note = Some(format!(
+            "{} rows/s counting only the time inside insert_rows calls ({} points, one per \
+             value; rows/s above includes generation)",
+            super::table::count((load.rows as f64 / load.write_secs.max(1e-9)).round() as u64),
+            super::table::count(load.points),
+        ));
+        let mut flush = Phase::new("tsink", "flush", spec, load.rows, load.close_secs);
+        flush.set_disk(load.bytes, spec);
+        flush.set_memory(load.close_memory);
+        flush.note = Some(format!(
+            "close = final flush; every file of its directory; reopened for the queries in {:.2} s",
+            load.reopen_secs
+        ));
+        Ok((Box::new(Tsink(peer)), vec![write, flush]))
+    }
+}
+
+#[cfg(feature = "tsink")]
+impl Engine for Tsink {
+    fn name(&self) -> &'static str {
+        "tsink"
+    }
+
+    fn statement(&self, query: &BenchQuery) -> Result<String, String> {
+        use crate::peers::tsink::TsinkPeer;
+        let Some(devops) = &query.devops else {
+            return Err("tsink answers only the devops queries".to_owned());
+        };
+        match TsinkPeer::unavailable(devops) {
+            Some(reason) => Err(reason.to_owned()),
+            None => Ok(TsinkPeer::calls(devops)),
+        }
+    }
+
+    fn execute(&self, query: &BenchQuery, _statement: &str) -> Result<Vec<RecordBatch>> {
+        use crate::peers::Unanswered;
+        let devops = query.devops.as_ref().ok_or_else(|| crate::Error::Peer {
+            peer: "tsink",
+            message: format!("{} is not a devops query", query.name),
+        })?;
+        match self.0.batch(devops) {
+            Ok(batch) => Ok(vec![batch]),
+            Err(Unanswered::Failed(e)) => Err(e),
+            Err(Unanswered::NotAvailable(reason)) => Err(crate::Error::Peer {
+                peer: "tsink",
+                message: reason.to_owned(),
+            }),
         }
     }
 }

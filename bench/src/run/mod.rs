@@ -3,7 +3,8 @@
 //! 1. Sextant ingests the workload (writer threads, batch size, durability and engine
 //!    options from [`RunOptions`]), then closes, which flushes everything to segments: two
 //!    phases, each with its rate, peak memory and, after the flush, size on disk.
-//! 2. Each peer ([`engines::Peer`]) loads the same rows: DataFusion over a Parquet file.
+//! 2. Each peer ([`engines::Peer`]) loads the same rows: DataFusion over a Parquet file,
+//!    and tsink with the `tsink` feature.
 //! 3. The workload's queries ([`QuerySet`]) run on every engine: `warmup` untimed runs
 //!    (the first one's answer is kept), then `runs` timed runs, the engines taking turns.
 //!    Each peer's answer is compared with Sextant's by checksum.
@@ -54,8 +55,8 @@ pub struct RunOptions {
     pub batch_rows: usize,
     /// Query names to run; empty: the workload's whole set.
     pub queries: Vec<String>,
-    /// Leave out the Parquet peer.
-    pub no_parquet: bool,
+    /// The peers to compare with, in order (see [`Peer::ALL`]).
+    pub peers: Vec<Peer>,
     /// DataFusion target partitions of every SQL engine.
     pub target_partitions: usize,
     /// Most rows per Parquet row group.
@@ -84,9 +85,10 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         dir: &opts.dir,
         target_partitions: opts.target_partitions,
         row_group_rows: opts.row_group_rows,
+        batch_rows: opts.batch_rows,
         progress: opts.progress,
     };
-    for peer in Peer::ALL.iter().filter(|p| p.enabled(opts.no_parquet)) {
+    for peer in &opts.peers {
         let (engine, phases) = peer.load(spec, &peer_options)?;
         peers.push(engine);
         ingest.extend(phases);
@@ -235,7 +237,7 @@ fn run_query(
     for (i, engine) in engines.iter().enumerate() {
         if let Ok(sql) = &statements[i] {
             for w in 0..opts.warmup.max(1) {
-                let batches = engine.execute(sql)?;
+                let batches = engine.execute(query, sql)?;
                 if w == 0 {
                     answers[i] = Some(Answer::new(&batches, query.ordered)?);
                 }
@@ -246,7 +248,7 @@ fn run_query(
     for _ in 0..opts.runs.max(1) {
         for (i, engine) in engines.iter().enumerate() {
             if let (Ok(sql), Some(answer)) = (&statements[i], &answers[i]) {
-                times[i].push(timed(engine.as_ref(), sql, answer.rows())?);
+                times[i].push(timed(engine.as_ref(), query, sql, answer.rows())?);
             }
         }
     }
@@ -303,11 +305,11 @@ fn run_query(
     })
 }
 
-/// Runs `sql` once and returns how long it took; checks that it returned `rows` rows, as
-/// its warm-up run did.
-fn timed(engine: &dyn Engine, sql: &str, rows: usize) -> Result<Duration> {
+/// Runs `query` (as `sql`) once and returns how long it took; checks that it returned
+/// `rows` rows, as its warm-up run did.
+fn timed(engine: &dyn Engine, query: &BenchQuery, sql: &str, rows: usize) -> Result<Duration> {
     let started = Instant::now();
-    let batches = engine.execute(sql)?;
+    let batches = engine.execute(query, sql)?;
     let elapsed = started.elapsed();
     let got: usize = batches.iter().map(RecordBatch::num_rows).sum();
     if got != rows {

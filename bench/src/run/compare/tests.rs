@@ -154,6 +154,26 @@ fn changes_are_marked_beyond_the_threshold_in_the_right_direction() {
 }
 
 #[test]
+fn regressions_are_sextants_metrics_worse_beyond_the_threshold() {
+    let old = report(1000.0, 10.0, Some(20.0));
+    // Sextant's query 4% slower, its rate 20% lower; the peer 50% slower.
+    let new = report(800.0, 10.4, Some(30.0));
+    assert_eq!(
+        sextant_regressions(&old, &new, 0.05),
+        vec!["sextant flush rows/s".to_owned()]
+    );
+    assert_eq!(
+        sextant_regressions(&old, &new, 0.01),
+        vec![
+            "sextant flush rows/s".to_owned(),
+            "lastpoint p50 ms (sextant)".to_owned()
+        ]
+    );
+    assert!(sextant_regressions(&old, &new, 0.25).is_empty());
+    assert!(sextant_regressions(&new, &old, 0.05).is_empty());
+}
+
+#[test]
 fn thresholds_read_as_percentages() {
     assert_eq!(parse_threshold("5%"), Ok(0.05));
     assert_eq!(parse_threshold("2.5"), Ok(0.025));
