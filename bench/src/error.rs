@@ -57,20 +57,22 @@ pub enum Error {
         queries: Vec<String>,
     },
     /// `compare --fail-if-worse` found Sextant's figures worse beyond the threshold.
-    #[error("worse beyond the threshold: {}", metrics.join(", "))]
+    #[error("worse than the old run beyond {threshold_percent}%: {}", problems.join(", "))]
     Regressed {
-        /// The metrics that got worse.
-        metrics: Vec<String>,
+        /// The threshold, in percent.
+        threshold_percent: f64,
+        /// What got worse: metrics, missing metrics, disagreeing answers.
+        problems: Vec<String>,
     },
     /// A timed run of a query returned another number of rows than its warm-up run.
     #[error(
-        "{engine} returned {got} rows on a timed run but {warm_up} on the warm-up run of {sql}"
+        "{engine} returned {got} rows on a timed run but {warm_up} on the warm-up run of {statement}"
     )]
     RowCountChanged {
-        /// The engine: `sextant` or `parquet`.
+        /// The engine: `sextant`, `parquet`, `tsink`.
         engine: &'static str,
-        /// The query.
-        sql: String,
+        /// The query: its SQL, or the native calls it makes.
+        statement: String,
         /// Rows of the warm-up run.
         warm_up: usize,
         /// Rows of the timed run.

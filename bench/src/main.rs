@@ -48,11 +48,11 @@ enum Command {
     /// Scan one column of every row of a table in an existing database, repeatedly, and
     /// print the median rate (for profiling the read path).
     Scan(ScanArgs),
-    /// Run the 15 TSBS devops query types on Sextant and on DataFusion over a Parquet file
-    /// of the same rows: `run --workload cpu-only` under its older name and flags.
+    /// Run the 15 TSBS devops query types on Sextant and its peers over the same rows:
+    /// `run --workload cpu-only` under its older name and flags.
     Query(QueryArgs),
-    /// Ingest a workload into Sextant and its peers (DataFusion over Parquet), run the
-    /// workload's queries on each, and print, write (--json) and chart (--plot) the figures;
+    /// Ingest a workload into Sextant and its peers (DataFusion over Parquet; tsink in a
+    /// build with the `tsink` feature), run the workload's queries on each, and print, write (--json) and chart (--plot) the figures;
     /// exit status 1 if the engines' answers differ (unless --allow-mismatch).
     Run(RunArgs),
     /// Compare two JSON files of `run`: every metric old, new, change, and whether it moved
@@ -106,8 +106,8 @@ struct QueryFlags {
     /// Leave out the Parquet peer.
     #[arg(long)]
     no_parquet: bool,
-    /// Leave out the tsink peer (built with the `tsink` feature).
-    #[cfg(feature = "tsink")]
+    /// Leave out the tsink peer (no effect in a build without the `tsink` feature, which has
+    /// no tsink peer).
     #[arg(long)]
     no_tsink: bool,
     /// Print EXPLAIN ANALYZE of every query on every engine after the table.
@@ -144,7 +144,8 @@ struct CompareArgs {
     #[arg(long, default_value = "5%")]
     threshold: String,
     /// Exit with status 1 when any of Sextant's figures (not its peers') got worse beyond
-    /// the threshold, as a gate for CI and reviews.
+    /// the threshold or is missing from the new run, when the new run's answers disagree,
+    /// or when the runs are of different workloads: a gate for CI and reviews.
     #[arg(long)]
     fail_if_worse: bool,
 }
@@ -621,6 +622,8 @@ fn query(args: &QueryArgs) -> Result<()> {
 
 /// The peers this build has, less those the flags leave out.
 fn peers(q: &QueryFlags) -> Vec<Peer> {
+    #[cfg(not(feature = "tsink"))]
+    let _ = q.no_tsink;
     Peer::ALL
         .iter()
         .copied()
@@ -717,7 +720,10 @@ fn compare(args: &CompareArgs) -> Result<()> {
     print!("{}", compare::table(&old, &new, threshold));
     let worse = compare::sextant_regressions(&old, &new, threshold);
     if args.fail_if_worse && !worse.is_empty() {
-        return Err(Error::Regressed { metrics: worse });
+        return Err(Error::Regressed {
+            threshold_percent: threshold * 100.0,
+            problems: worse,
+        });
     }
     Ok(())
 }

@@ -166,9 +166,20 @@ fn run_cpu_only_and_logs_end_to_end_then_compare() {
             "0.05",
             "--queries",
             "lastpoint",
+            "--no-parquet",
+            "--no-tsink",
         ],
     );
     assert_eq!(cpu2["queries"].as_array().unwrap().len(), 1);
+    // The peers left out are neither loaded nor queried.
+    assert_eq!(cpu2["settings"]["engines"], serde_json::json!(["sextant"]));
+    assert!(
+        cpu2["ingest"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["engine"] == "sextant")
+    );
     let (a, b) = (dir.path().join("cpu.json"), dir.path().join("cpu2.json"));
     let out = bench(&[
         "compare",

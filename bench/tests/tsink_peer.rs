@@ -3,7 +3,7 @@
 #![cfg(feature = "tsink")]
 
 use sextant_bench::peers::Unanswered;
-use sextant_bench::peers::tsink::TsinkPeer;
+use sextant_bench::peers::tsink::{LoadOptions, TsinkPeer};
 use sextant_bench::queries::DEVOPS;
 use sextant_bench::queries::draw;
 use sextant_bench::query_bench::Answer;
@@ -42,7 +42,16 @@ fn tsink_answers_equal_sextants_for_every_expressible_query() {
     let config = CpuConfig::new(12, 0.75).with_seed(4);
     let dir = tempfile::tempdir().unwrap();
     let (db, rows) = load_sextant(&config, &dir.path().join("sextant"));
-    let (peer, load) = TsinkPeer::load(&config, &dir.path().join("tsink"), 1000, false).unwrap();
+    let (peer, load) = TsinkPeer::load(
+        &config,
+        &dir.path().join("tsink"),
+        &LoadOptions {
+            batch_rows: 1000,
+            durability: sextant_engine::Durability::Interval(std::time::Duration::from_secs(1)),
+            progress: false,
+        },
+    )
+    .unwrap();
     assert_eq!(load.rows, rows);
     assert_eq!(load.points, rows * 10);
     assert!(load.bytes > 0);

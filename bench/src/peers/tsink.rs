@@ -7,9 +7,9 @@
 //! As Prometheus-compatible stores (and TSBS's loaders for them) lay cpu-only out: one metric
 //! per field, `cpu_<field>` (`cpu_usage_user`, ...), one series per host and field, with the
 //! host's 10 tags as labels. Every value is one tsink point, so a cpu row is 10 points.
-//! Rows go in through `insert_rows` in batches (10 points per cpu row), nanosecond
-//! timestamps, the WAL synced every second (`WalSyncMode::Periodic`, as Sextant's load uses
-//! `Durability::Interval(1 s)`), retention not enforced (the data is from 2016).
+//! Rows go in from one thread through `insert_rows` in batches (10 points per cpu row),
+//! nanosecond timestamps, the WAL synced as Sextant's ([`LoadOptions::durability`]: every
+//! second by default), retention not enforced (the data is from 2016).
 //!
 //! # Queries
 //!
@@ -41,6 +41,7 @@ use ::tsink::{
     Storage, StorageBuilder, TimestampPrecision, TsinkError, WalSyncMode,
 };
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+use sextant_engine::Durability;
 
 use super::Unanswered;
 use crate::ingest::RateSampler;
@@ -53,9 +54,11 @@ use crate::{Error, Result};
 const PEER: &str = "tsink";
 
 /// Why tsink cannot answer high-cpu-*.
-const NO_VALUE_PREDICATE: &str = "tsink selects points by series and time only: it has no \
-    predicate on values (usage_user > 90), so the filter would run in client code over every \
-    raw point";
+const NO_VALUE_PREDICATE: &str = "tsink's select API takes series and a time range, with no \
+    predicate on values; its PromQL `cpu_usage_user > 90` filters samples at evaluation steps \
+    (with a lookback), not the stored points, and high-cpu returns all 10 fields of each \
+    matching row, a join of 10 series by timestamp: either way client code over every raw \
+    point, not tsink answering";
 
 fn failed(e: TsinkError) -> Error {
     Error::Peer {
@@ -108,11 +111,32 @@ impl std::fmt::Debug for TsinkPeer {
     }
 }
 
-fn open(dir: &Path) -> Result<Arc<dyn Storage>> {
+/// How tsink is loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// cpu rows per `insert_rows` call (10 points each).
+    pub batch_rows: usize,
+    /// Sextant's durability, mapped to tsink's WAL sync mode: `Always` to `PerAppend`,
+    /// `Interval(d)` to `Periodic(d)`, `Never` to `Periodic` of an hour (tsink has no mode
+    /// that leaves syncing to the operating system).
+    pub durability: Durability,
+    /// Show a progress bar on standard error.
+    pub progress: bool,
+}
+
+fn sync_mode(durability: Durability) -> WalSyncMode {
+    match durability {
+        Durability::Always => WalSyncMode::PerAppend,
+        Durability::Interval(d) => WalSyncMode::Periodic(d),
+        _ => WalSyncMode::Periodic(Duration::from_secs(3600)),
+    }
+}
+
+fn open(dir: &Path, durability: Durability) -> Result<Arc<dyn Storage>> {
     StorageBuilder::new()
         .with_data_path(dir)
         .with_timestamp_precision(TimestampPrecision::Nanoseconds)
-        .with_wal_sync_mode(WalSyncMode::Periodic(Duration::from_secs(1)))
+        .with_wal_sync_mode(sync_mode(durability))
         .with_retention_enforced(false)
         .build()
         .map_err(failed)
@@ -120,19 +144,15 @@ fn open(dir: &Path) -> Result<Arc<dyn Storage>> {
 
 impl TsinkPeer {
     /// Creates a tsink store in `dir` (emptied first), writes the cpu workload of `config`
-    /// in `insert_rows` calls of `batch_rows` cpu rows (10 points each), closes it to flush
-    /// everything to disk, measures the directory, and reopens it. `progress` shows a bar
-    /// on standard error.
+    /// from one thread in `insert_rows` calls of `opts.batch_rows` cpu rows (10 points
+    /// each), closes it to flush everything to disk, measures the directory, and reopens
+    /// it. The clocks start once the store is open, as Sextant's do.
     pub fn load(
         config: &CpuConfig,
         dir: &Path,
-        batch_rows: usize,
-        progress: bool,
+        opts: &LoadOptions,
     ) -> Result<(TsinkPeer, TsinkLoad)> {
-        let started = Instant::now();
-        let memory = PhaseMemory::start();
-        let mut sampler = RateSampler::new();
-        let bar = crate::ingest::progress(progress, config.rows());
+        let batch_rows = opts.batch_rows.max(1);
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|source| Error::Io {
                 action: "removing",
@@ -145,7 +165,7 @@ impl TsinkPeer {
             path: dir.to_path_buf(),
             source,
         })?;
-        let storage = open(dir)?;
+        let storage = open(dir, opts.durability)?;
         let mut generator = CpuGenerator::new(config.clone())?;
         let labels: Vec<Vec<Label>> = generator
             .hosts()
@@ -159,10 +179,14 @@ impl TsinkPeer {
             .collect();
         let metrics: Vec<String> = FIELDS.iter().map(|f| metric(f)).collect();
         let mut batch = CpuBatch::default();
-        let mut points = Vec::with_capacity(batch_rows.max(1) * FIELD_COUNT);
+        let mut points = Vec::with_capacity(batch_rows * FIELD_COUNT);
         let mut in_engine = Duration::ZERO;
         let mut rows = 0u64;
-        while generator.fill(&mut batch, batch_rows.max(1)) > 0 {
+        let started = Instant::now();
+        let memory = PhaseMemory::start();
+        let mut sampler = RateSampler::new();
+        let bar = crate::ingest::progress(opts.progress, config.rows());
+        while generator.fill(&mut batch, batch_rows) > 0 {
             points.clear();
             for i in 0..batch.len() {
                 let host = &labels[batch.host[i] as usize];
@@ -193,7 +217,7 @@ impl TsinkPeer {
         let close_memory = memory.peak();
         let bytes = crate::ingest::disk_usage(dir)?.2;
         let t = Instant::now();
-        let storage = open(dir)?;
+        let storage = open(dir, opts.durability)?;
         let reopen_secs = t.elapsed().as_secs_f64();
         let load = TsinkLoad {
             rows,
@@ -237,9 +261,9 @@ impl TsinkPeer {
         let hosts = query.hostnames().len();
         let per_bucket = |metrics: usize, bucket: &str, agg: &str| {
             format!(
-                "per host ({hosts}) and metric (cpu_<field> x {metrics}): select_series by \
-                 hostname, then select_with_options downsampled to 1 {bucket} with {agg} (head \
-                 and aligned rest); max across hosts in client code"
+                "per metric (cpu_<field> x {metrics}): select_series of the {hosts} host(s) by \
+                 hostname, then per series select_with_options downsampled to 1 {bucket} with \
+                 {agg} (head and aligned rest); max across hosts in client code, one thread"
             )
         };
         match query.kind {
@@ -247,15 +271,16 @@ impl TsinkPeer {
             DevopsKind::CpuMaxAll { .. } => per_bucket(FIELD_COUNT, "hour", "Max"),
             DevopsKind::DoubleGroupby { metrics } => format!(
                 "per metric (cpu_<field> x {metrics}): select_series of all hosts, then per \
-                 series select_with_options downsampled to 1 hour with Avg"
+                 series select_with_options downsampled to 1 hour with Avg, one thread"
             ),
             DevopsKind::HighCpu { .. } => NO_VALUE_PREDICATE.to_owned(),
             DevopsKind::Lastpoint => "select_series(cpu_usage_user) for the hosts, then per host \
-                 and field select_with_options with the Last aggregation over all time"
+                 and field select_with_options with the Last aggregation over all time, one thread"
                 .to_owned(),
             DevopsKind::GroupbyOrderbyLimit => "select_series(cpu_usage_user) of all hosts, then \
-                 per series select_with_options downsampled to 1 minute with Max up to the end; \
-                 max per minute and the newest 5 in client code"
+                 per series select_with_options downsampled to 1 minute with Max over the last 5 \
+                 minutes before the end, widened 4 times until 5 minutes hold points; max per \
+                 minute and the newest 5 in client code, one thread"
                 .to_owned(),
         }
     }
@@ -263,6 +288,9 @@ impl TsinkPeer {
     /// The answer to `query` as one batch with the columns of [`DevopsQuery::sql`]'s answer,
     /// or why there is none.
     pub fn batch(&self, query: &DevopsQuery) -> std::result::Result<RecordBatch, Unanswered> {
+        if let Some(reason) = Self::unavailable(query) {
+            return Err(Unanswered::NotAvailable(reason));
+        }
         Ok(match query.kind {
             DevopsKind::SingleGroupby { metrics, .. } => {
                 self.max_per_bucket(query, metrics, MINUTE, "minute")?
@@ -277,12 +305,22 @@ impl TsinkPeer {
         })
     }
 
-    /// The series of `metric`, of one host or of all.
-    fn series(&self, metric: &str, hostname: Option<&str>) -> Result<Vec<MetricSeries>> {
-        let mut selection = SeriesSelection::new().with_metric(metric);
-        if let Some(h) = hostname {
-            selection = selection.with_matcher(SeriesMatcher::equal("hostname", h));
-        }
+    /// Every series of `metric` (one per host).
+    fn series(&self, metric: &str) -> Result<Vec<MetricSeries>> {
+        let selection = SeriesSelection::new().with_metric(metric);
+        self.storage.select_series(&selection).map_err(failed)
+    }
+
+    /// The series of `metric` of the hosts named `hosts`: one look-up with an equality
+    /// matcher for one host, with an anchored regex of the names for several.
+    fn series_of_hosts(&self, metric: &str, hosts: &[String]) -> Result<Vec<MetricSeries>> {
+        let matcher = match hosts {
+            [one] => SeriesMatcher::equal("hostname", one.as_str()),
+            _ => SeriesMatcher::regex_match("hostname", format!("^({})$", hosts.join("|"))),
+        };
+        let selection = SeriesSelection::new()
+            .with_metric(metric)
+            .with_matcher(matcher);
         self.storage.select_series(&selection).map_err(failed)
     }
 
@@ -358,13 +396,12 @@ impl TsinkPeer {
         bucket: &str,
     ) -> Result<RecordBatch> {
         let mut rows: BTreeMap<i64, Vec<Option<f64>>> = BTreeMap::new();
-        for host in query.hostnames() {
-            for (m, field) in FIELDS[..metrics].iter().enumerate() {
-                for series in self.series(&metric(field), Some(&host))? {
-                    for (t, v) in self.buckets(&series, query.window, interval, Aggregation::Max)? {
-                        let cell = &mut rows.entry(t).or_insert_with(|| vec![None; metrics])[m];
-                        *cell = Some(cell.map_or(v, |c: f64| c.max(v)));
-                    }
+        let hosts = query.hostnames();
+        for (m, field) in FIELDS[..metrics].iter().enumerate() {
+            for series in self.series_of_hosts(&metric(field), &hosts)? {
+                for (t, v) in self.buckets(&series, query.window, interval, Aggregation::Max)? {
+                    let cell = &mut rows.entry(t).or_insert_with(|| vec![None; metrics])[m];
+                    *cell = Some(cell.map_or(v, |c: f64| c.max(v)));
                 }
             }
         }
@@ -381,7 +418,7 @@ impl TsinkPeer {
     fn double_groupby(&self, query: &DevopsQuery, metrics: usize) -> Result<RecordBatch> {
         let mut rows: BTreeMap<(i64, String), Vec<Option<f64>>> = BTreeMap::new();
         for (m, field) in FIELDS[..metrics].iter().enumerate() {
-            for series in self.series(&metric(field), None)? {
+            for series in self.series(&metric(field))? {
                 let host = label(&series, "hostname")?.to_owned();
                 for (t, v) in self.buckets(&series, query.window, HOUR, Aggregation::Avg)? {
                     rows.entry((t, host.clone()))
@@ -404,7 +441,7 @@ impl TsinkPeer {
 
     /// lastpoint: each host's latest row (time, tags, fields), by hostname.
     fn lastpoint(&self) -> Result<RecordBatch> {
-        let mut hosts = self.series(&metric(FIELDS[0]), None)?;
+        let mut hosts = self.series(&metric(FIELDS[0]))?;
         hosts.sort_by(|a, b| {
             let name =
                 |s: &MetricSeries| label(s, "hostname").map(str::to_owned).unwrap_or_default();
@@ -458,14 +495,28 @@ impl TsinkPeer {
     /// groupby-orderby-limit: max(usage_user) per minute over all hosts for time < the end,
     /// the newest 5 minutes.
     fn groupby_orderby_limit(&self, query: &DevopsQuery) -> Result<RecordBatch> {
+        let series = self.series(&metric(FIELDS[0]))?;
+        let end = query.window.end_ns;
+        // The newest 5 minutes with points lie in the last 5 minutes before the end, unless
+        // the data thins out there: widen 4 times until 5 minutes hold points, or the window
+        // reaches the epoch. Once it holds 5, no newer minute lies outside it.
+        let mut span = 5 * MINUTE;
         let mut rows: BTreeMap<i64, f64> = BTreeMap::new();
-        for series in self.series(&metric(FIELDS[0]), None)? {
-            // From the epoch, a whole minute, so that the buckets are aligned as they are.
-            let window = Window::new(0, query.window.end_ns);
-            for (t, v) in self.buckets(&series, window, MINUTE, Aggregation::Max)? {
-                let cell = rows.entry(t).or_insert(v);
-                *cell = cell.max(v);
+        loop {
+            // Starts on a whole minute, so that the buckets are aligned as they are.
+            let start = (end.saturating_sub(span)).div_euclid(MINUTE) * MINUTE;
+            let start = start.max(0);
+            rows.clear();
+            for s in &series {
+                for (t, v) in self.buckets(s, Window::new(start, end), MINUTE, Aggregation::Max)? {
+                    let cell = rows.entry(t).or_insert(v);
+                    *cell = cell.max(v);
+                }
             }
+            if rows.len() >= 5 || start == 0 {
+                break;
+            }
+            span = span.saturating_mul(4);
         }
         let newest: Vec<(i64, f64)> = rows.into_iter().rev().take(5).collect();
         let times = newest.iter().map(|(t, _)| *t).collect();

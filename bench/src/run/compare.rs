@@ -153,15 +153,32 @@ pub fn changes(old: &RunReport, new: &RunReport) -> Vec<Change> {
     out
 }
 
-/// The metrics of Sextant (not of its peers, whose figures move with the machine, not with
-/// Sextant's changes) that got worse beyond `threshold` (a fraction): what
-/// `compare --fail-if-worse` fails on.
+/// What `compare --fail-if-worse` fails on, given `threshold` (a fraction), each a phrase:
+/// Sextant's metrics (not its peers', whose figures move with the machine rather than with
+/// Sextant's changes) worse beyond the threshold or missing from the new run, answers that
+/// disagree in the new run, and runs of different workloads.
 pub fn sextant_regressions(old: &RunReport, new: &RunReport, threshold: f64) -> Vec<String> {
-    changes(old, new)
+    if old.workload != new.workload {
+        return vec![format!(
+            "the runs are of different workloads ({} and {})",
+            old.workload.name, new.workload.name
+        )];
+    }
+    let mut out: Vec<String> = changes(old, new)
         .into_iter()
-        .filter(|c| c.engine == "sextant" && c.verdict(threshold) == Verdict::Worse)
-        .map(|c| c.metric)
-        .collect()
+        .filter(|c| c.engine == "sextant")
+        .filter_map(|c| match (c.verdict(threshold), c.old, c.new) {
+            (Verdict::Worse, ..) => Some(c.metric),
+            (Verdict::Missing, Some(_), None) => Some(format!("{} (missing)", c.metric)),
+            _ => None,
+        })
+        .collect();
+    out.extend(
+        new.disagreements()
+            .into_iter()
+            .map(|q| format!("{q} (answers differ)")),
+    );
+    out
 }
 
 /// The comparison as a table; `threshold` is a fraction.

@@ -10,7 +10,7 @@
 //! A peer is a self-contained module (see [`crate::peers`]) with a loader and a type
 //! implementing [`Engine`]; wiring it in takes:
 //! 1. a variant of [`Peer`] (under `#[cfg(feature = "...")]`), in [`Peer::ALL`] and
-//!    [`Peer::name`];
+//!    [`Peer::name`], and a `--no-<peer>` flag in `src/main.rs` (its `peers` function);
 //! 2. an arm in [`Peer::load`] that loads the workload and returns the engine and its
 //!    [`Phase`] figures (or [`Unavailable`] for a workload it cannot hold);
 //! 3. in [`Engine::statement`], `Err(reason)` for the queries it cannot express: the report
@@ -67,8 +67,13 @@ impl Engine for Unavailable {
         Err(self.reason.to_owned())
     }
 
-    fn execute(&self, _query: &BenchQuery, _statement: &str) -> Result<Vec<RecordBatch>> {
-        Ok(Vec::new())
+    /// Never called: [`Engine::statement`] refuses every query, and a run executes only
+    /// what it accepted. An error rather than an empty answer, should that change.
+    fn execute(&self, query: &BenchQuery, _statement: &str) -> Result<Vec<RecordBatch>> {
+        Err(crate::Error::Peer {
+            peer: self.name,
+            message: format!("holds no data to answer {}: {}", query.name, self.reason),
+        })
     }
 }
 
@@ -142,6 +147,8 @@ pub struct PeerOptions<'a> {
     pub row_group_rows: usize,
     /// Rows per write call, for peers loaded through write calls (as Sextant's).
     pub batch_rows: usize,
+    /// Sextant's durability, for peers with a write-ahead log of their own.
+    pub durability: sextant_engine::Durability,
     /// Show progress bars.
     pub progress: bool,
 }
@@ -209,24 +216,33 @@ impl Tsink {
     /// Loads the cpu workloads; the logs workload gives an [`Unavailable`] engine (tsink
     /// holds numeric samples, log events are mostly strings).
     fn load(spec: &WorkloadSpec, opts: &PeerOptions<'_>) -> Result<(Box<dyn Engine>, Vec<Phase>)> {
+        let dir = opts.dir.join("tsink");
         let WorkloadSpec::Cpu(config) = spec else {
+            // Not to be mistaken for this run's data.
+            remove(&dir)?;
             let engine = Unavailable {
                 name: "tsink",
-                reason: "tsink stores numeric samples; the log events' message, trace and \
-                         template fields are strings it cannot hold",
+                reason: "the tsink peer loads the cpu workloads only: its select API could \
+                         count events per service or level (labels), but not search message \
+                         text, look up a trace id or rank templates, so the logs workload is \
+                         not wired to it",
             };
             return Ok((Box::new(engine), Vec::new()));
         };
-        let dir = opts.dir.join("tsink");
-        let (peer, load) =
-            crate::peers::tsink::TsinkPeer::load(config, &dir, opts.batch_rows, opts.progress)?;
+        let load_options = crate::peers::tsink::LoadOptions {
+            batch_rows: opts.batch_rows,
+            durability: opts.durability,
+            progress: opts.progress,
+        };
+        let (peer, load) = crate::peers::tsink::TsinkPeer::load(config, &dir, &load_options)?;
         let mut write = Phase::new("tsink", "write", spec, load.rows, load.wall_secs);
         write.engine_secs = Some(load.write_secs);
         write.set_memory(load.write_memory);
         write.samples = load.samples;
         write.note = Some(format!(
             "{} rows/s counting only the time inside insert_rows calls ({} points, one per \
-             value; rows/s above includes generation)",
+             value; one writer thread; rows/s above includes generation and building tsink's \
+             rows)",
             super::table::count((load.rows as f64 / load.write_secs.max(1e-9)).round() as u64),
             super::table::count(load.points),
         ));

@@ -86,6 +86,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         target_partitions: opts.target_partitions,
         row_group_rows: opts.row_group_rows,
         batch_rows: opts.batch_rows,
+        durability: opts.tuning.durability,
         progress: opts.progress,
     };
     for peer in &opts.peers {
@@ -254,7 +255,7 @@ fn run_query(
     }
     let sextant_p50 = Latency::new(&times[0]).p50();
     let mut results = Vec::with_capacity(engines.len());
-    let mut mismatch = None;
+    let mut mismatches = Vec::new();
     for (i, engine) in engines.iter().enumerate() {
         let (sql, answer) = match (&statements[i], &answers[i]) {
             (Err(reason), _) => {
@@ -264,9 +265,9 @@ fn run_query(
             (Ok(sql), Some(answer)) => (sql, answer),
             (Ok(_), None) => unreachable!("every statement ran"),
         };
-        if i > 0 && mismatch.is_none() {
+        if i > 0 {
             let reference = answers[0].as_ref().expect("sextant answers every query");
-            mismatch = reference.first_difference(answer).map(|d| {
+            mismatches.extend(reference.first_difference(answer).map(|d| {
                 format!(
                     "sextant {:016x} ({} rows) vs {} {:016x} ({} rows): {d}",
                     reference.checksum,
@@ -275,7 +276,7 @@ fn run_query(
                     answer.checksum,
                     answer.rows()
                 )
-            });
+            }));
         }
         let latency = Latency::new(&times[i]);
         results.push(EngineResult {
@@ -299,8 +300,8 @@ fn run_query(
     }
     Ok(QueryResult {
         name: query.name.clone(),
-        agree: mismatch.is_none(),
-        mismatch,
+        agree: mismatches.is_empty(),
+        mismatch: (!mismatches.is_empty()).then(|| mismatches.join("; ")),
         engines: results,
     })
 }
@@ -315,7 +316,7 @@ fn timed(engine: &dyn Engine, query: &BenchQuery, sql: &str, rows: usize) -> Res
     if got != rows {
         return Err(Error::RowCountChanged {
             engine: engine.name(),
-            sql: sql.to_owned(),
+            statement: sql.to_owned(),
             warm_up: rows,
             got,
         });

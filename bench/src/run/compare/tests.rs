@@ -171,6 +171,24 @@ fn regressions_are_sextants_metrics_worse_beyond_the_threshold() {
     );
     assert!(sextant_regressions(&old, &new, 0.25).is_empty());
     assert!(sextant_regressions(&new, &old, 0.05).is_empty());
+
+    // A query Sextant no longer answers, and answers that disagree.
+    let mut lost = old.clone();
+    lost.queries[0].engines[0] = EngineResult::not_available("sextant", "gone".to_owned());
+    lost.queries[0].agree = false;
+    assert_eq!(
+        sextant_regressions(&old, &lost, 0.05),
+        vec![
+            "lastpoint p50 ms (sextant) (missing)".to_owned(),
+            "lastpoint (answers differ)".to_owned()
+        ]
+    );
+    // Runs of different workloads do not compare.
+    let mut other = old.clone();
+    other.workload.name = "logs".to_owned();
+    let problems = sextant_regressions(&old, &other, 0.05);
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].contains("different workloads"), "{problems:?}");
 }
 
 #[test]
