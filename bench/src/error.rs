@@ -57,7 +57,10 @@ pub enum Error {
         queries: Vec<String>,
     },
     /// `compare --fail-if-worse` found Sextant's figures worse beyond the threshold.
-    #[error("worse than the old run beyond {threshold_percent}%: {}", problems.join(", "))]
+    #[error(
+        "compare --fail-if-worse (threshold {threshold_percent:.1}%): {}",
+        problems.join(", ")
+    )]
     Regressed {
         /// The threshold, in percent.
         threshold_percent: f64,

@@ -52,8 +52,9 @@ enum Command {
     /// `run --workload cpu-only` under its older name and flags.
     Query(QueryArgs),
     /// Ingest a workload into Sextant and its peers (DataFusion over Parquet; tsink in a
-    /// build with the `tsink` feature), run the workload's queries on each, and print, write (--json) and chart (--plot) the figures;
-    /// exit status 1 if the engines' answers differ (unless --allow-mismatch).
+    /// build with the `tsink` feature), run the workload's queries on each, and print,
+    /// write (--json) and chart (--plot) the figures; exit status 1 if the engines' answers
+    /// differ (unless --allow-mismatch).
     Run(RunArgs),
     /// Compare two JSON files of `run`: every metric old, new, change, and whether it moved
     /// beyond the threshold.

@@ -4,8 +4,8 @@
 
 use sextant_bench::peers::Unanswered;
 use sextant_bench::peers::tsink::{LoadOptions, TsinkPeer};
-use sextant_bench::queries::DEVOPS;
 use sextant_bench::queries::draw;
+use sextant_bench::queries::{DEVOPS, DevopsKind, DevopsQuery, HOUR, MINUTE, Window};
 use sextant_bench::query_bench::Answer;
 use sextant_bench::workload::cpu::{self, CpuBatch, CpuConfig, CpuGenerator};
 use sextant_engine::{Config, TableKind};
@@ -83,4 +83,25 @@ fn tsink_answers_equal_sextants_for_every_expressible_query() {
     }
     compared.dedup();
     assert_eq!(compared.len(), DEVOPS.len() - NOT_AVAILABLE.len());
+
+    // The newest-first windows widen: groupby-orderby-limit ending 3 minutes into the data
+    // (fewer than 5 minutes exist) and 2 hours past its end (the first window is empty),
+    // lastpoint with an end 2 hours past the data's.
+    let (start, end) = (config.start_ns, config.end_ns);
+    let cases = [
+        (DevopsKind::GroupbyOrderbyLimit, start + 3 * MINUTE, 3),
+        (DevopsKind::GroupbyOrderbyLimit, end + 2 * HOUR, 5),
+        (DevopsKind::Lastpoint, end + 2 * HOUR, 12),
+    ];
+    for (kind, query_end, rows) in cases {
+        let query = DevopsQuery {
+            kind,
+            hosts: Vec::new(),
+            window: Window::new(start, query_end),
+        };
+        let expected = Answer::new(&db.sql(&query.sql()).unwrap(), query.is_ordered()).unwrap();
+        assert_eq!(expected.rows(), rows, "{}", query.sql());
+        let got = peer.answer(&query).unwrap();
+        assert_eq!(got.first_difference(&expected), None, "{}", query.sql());
+    }
 }

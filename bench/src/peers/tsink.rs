@@ -25,11 +25,16 @@
 //! - tsink aggregates within one series. Where a query takes the max over several hosts
 //!   (single-groupby-*-8-*, cpu-max-all-8, groupby-orderby-limit), the per-series maxima are
 //!   combined here, which is exact for a max.
-//! - high-cpu-1 and high-cpu-all are [`Unanswered::NotAvailable`]: tsink has no predicate on
-//!   values, so `usage_user > 90` would be a filter in this code over every raw point of the
-//!   window (and a join of the 10 metrics' points by timestamp), not tsink answering.
-//! - lastpoint is the `Last` aggregate of each of the host's 10 series over all time;
-//!   groupby-orderby-limit downsamples each host's usage_user from the epoch to the end.
+//! - high-cpu-1 and high-cpu-all are [`Unanswered::NotAvailable`]: tsink's select API has no
+//!   predicate on values, and its PromQL filters samples at evaluation steps, so
+//!   `usage_user > 90` would be a filter in this code over every raw point of the window (and
+//!   a join of the 10 metrics' points by timestamp), not tsink answering.
+//! - The newest points are read as a user of a store that grows at its end reads them: a
+//!   window just before the end (the end of the data, standing for "now"), widened fourfold
+//!   until it holds what is asked for. lastpoint is the `Last` aggregate of each of a host's
+//!   10 series in such a window (from the last minute); groupby-orderby-limit downsamples
+//!   each host's usage_user in such a window (from the last 5 minutes) until 5 minutes
+//!   hold points.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,6 +64,24 @@ const NO_VALUE_PREDICATE: &str = "tsink's select API takes series and a time ran
     (with a lookback), not the stored points, and high-cpu returns all 10 fields of each \
     matching row, a join of 10 series by timestamp: either way client code over every raw \
     point, not tsink answering";
+
+/// `e`, with the store's last background error when it has one: a failed background worker
+/// (flush, compaction) shuts tsink down, and later calls say only "Storage is shutting
+/// down".
+fn failed_in(storage: &dyn Storage, e: TsinkError) -> Error {
+    let mut message = e.to_string();
+    if let Some(cause) = storage
+        .observability_snapshot()
+        .health
+        .last_background_error
+    {
+        message.push_str(&format!(" (its last background error: {cause})"));
+    }
+    Error::Peer {
+        peer: PEER,
+        message,
+    }
+}
 
 fn failed(e: TsinkError) -> Error {
     Error::Peer {
@@ -128,7 +151,7 @@ fn sync_mode(durability: Durability) -> WalSyncMode {
     match durability {
         Durability::Always => WalSyncMode::PerAppend,
         Durability::Interval(d) => WalSyncMode::Periodic(d),
-        _ => WalSyncMode::Periodic(Duration::from_secs(3600)),
+        Durability::Never => WalSyncMode::Periodic(Duration::from_secs(3600)),
     }
 }
 
@@ -199,7 +222,9 @@ impl TsinkPeer {
                 }
             }
             let t = Instant::now();
-            storage.insert_rows(&points).map_err(failed)?;
+            storage
+                .insert_rows(&points)
+                .map_err(|e| failed_in(storage.as_ref(), e))?;
             in_engine += t.elapsed();
             rows += batch.len() as u64;
             bar.inc(batch.len() as u64);
@@ -211,7 +236,9 @@ impl TsinkPeer {
         let write_memory = memory.peak();
         let memory = PhaseMemory::start();
         let t = Instant::now();
-        storage.close().map_err(failed)?;
+        storage
+            .close()
+            .map_err(|e| failed_in(storage.as_ref(), e))?;
         drop(storage);
         let close_secs = t.elapsed().as_secs_f64();
         let close_memory = memory.peak();
@@ -275,11 +302,12 @@ impl TsinkPeer {
             ),
             DevopsKind::HighCpu { .. } => NO_VALUE_PREDICATE.to_owned(),
             DevopsKind::Lastpoint => "select_series(cpu_usage_user) for the hosts, then per host \
-                 and field select_with_options with the Last aggregation over all time, one thread"
+                 and field select_with_options with the Last aggregation over the minute before \
+                 the data's end, widened fourfold until it holds a point; one thread"
                 .to_owned(),
             DevopsKind::GroupbyOrderbyLimit => "select_series(cpu_usage_user) of all hosts, then \
-                 per series select_with_options downsampled to 1 minute with Max over the last 5 \
-                 minutes before the end, widened 4 times until 5 minutes hold points; max per \
+                 per series select_with_options downsampled to 1 minute with Max over the 5 \
+                 minutes before the end, widened fourfold until 5 minutes hold points; max per \
                  minute and the newest 5 in client code, one thread"
                 .to_owned(),
         }
@@ -300,7 +328,7 @@ impl TsinkPeer {
             }
             DevopsKind::DoubleGroupby { metrics } => self.double_groupby(query, metrics)?,
             DevopsKind::HighCpu { .. } => return Err(Unanswered::NotAvailable(NO_VALUE_PREDICATE)),
-            DevopsKind::Lastpoint => self.lastpoint()?,
+            DevopsKind::Lastpoint => self.lastpoint(query.window.end_ns)?,
             DevopsKind::GroupbyOrderbyLimit => self.groupby_orderby_limit(query)?,
         })
     }
@@ -312,16 +340,36 @@ impl TsinkPeer {
     }
 
     /// The series of `metric` of the hosts named `hosts`: one look-up with an equality
-    /// matcher for one host, with an anchored regex of the names for several.
+    /// matcher for one host, with a regex of the names for several. tsink anchors the regex
+    /// itself and reads an alternation of plain names (`host_<i>`) as a list it looks up in
+    /// its index.
     fn series_of_hosts(&self, metric: &str, hosts: &[String]) -> Result<Vec<MetricSeries>> {
         let matcher = match hosts {
+            [] => return Ok(Vec::new()),
             [one] => SeriesMatcher::equal("hostname", one.as_str()),
-            _ => SeriesMatcher::regex_match("hostname", format!("^({})$", hosts.join("|"))),
+            _ => SeriesMatcher::regex_match("hostname", hosts.join("|")),
         };
         let selection = SeriesSelection::new()
             .with_metric(metric)
             .with_matcher(matcher);
         self.storage.select_series(&selection).map_err(failed)
+    }
+
+    /// The latest point of `series` before `end`: `Last` over the minute before `end`,
+    /// widened fourfold until it holds a point or reaches the epoch.
+    fn last_before(&self, series: &MetricSeries, end: i64) -> Result<Option<(i64, f64)>> {
+        let mut span = MINUTE;
+        loop {
+            let start = end.saturating_sub(span).max(0);
+            let last = self.select(series, start, end, None, Aggregation::Last)?;
+            if let Some(&point) = last.first() {
+                return Ok(Some(point));
+            }
+            if start == 0 {
+                return Ok(None);
+            }
+            span = span.saturating_mul(4);
+        }
     }
 
     /// One tsink query: the points of `series` in `[start, end)`, downsampled into buckets
@@ -440,7 +488,7 @@ impl TsinkPeer {
     }
 
     /// lastpoint: each host's latest row (time, tags, fields), by hostname.
-    fn lastpoint(&self) -> Result<RecordBatch> {
+    fn lastpoint(&self, end: i64) -> Result<RecordBatch> {
         let mut hosts = self.series(&metric(FIELDS[0]))?;
         hosts.sort_by(|a, b| {
             let name =
@@ -461,8 +509,7 @@ impl TsinkPeer {
                     name: metric(field),
                     labels: series.labels.clone(),
                 };
-                let last = self.select(&one, 0, i64::MAX, None, Aggregation::Last)?;
-                let Some(&(t, v)) = last.first() else {
+                let Some((t, v)) = self.last_before(&one, end)? else {
                     fields[f].push(None);
                     continue;
                 };

@@ -159,9 +159,16 @@ pub fn changes(old: &RunReport, new: &RunReport) -> Vec<Change> {
 /// disagree in the new run, and runs of different workloads.
 pub fn sextant_regressions(old: &RunReport, new: &RunReport, threshold: f64) -> Vec<String> {
     if old.workload != new.workload {
+        let describe = |w: &super::report::WorkloadInfo| {
+            format!(
+                "{} scale {:?} events/s {:?} days {} seed {} rows {}",
+                w.name, w.scale, w.events_per_second, w.days, w.seed, w.rows
+            )
+        };
         return vec![format!(
             "the runs are of different workloads ({} and {})",
-            old.workload.name, new.workload.name
+            describe(&old.workload),
+            describe(&new.workload)
         )];
     }
     let mut out: Vec<String> = changes(old, new)

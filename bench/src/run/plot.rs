@@ -135,39 +135,62 @@ fn latencies(report: &RunReport, area: &Draw<'_>) -> DrawResult {
     Ok(())
 }
 
+/// Log scales on both axes: engines load at rates (and for times) orders of magnitude
+/// apart, e.g. 1 M rows/s for a second beside 15 k rows/s for a minute.
 fn rates(report: &RunReport, area: &Draw<'_>) -> DrawResult {
+    // Positive samples only: a log scale has no zero.
+    let samples = |p: &super::Phase| -> Vec<(f64, f64)> {
+        p.samples
+            .iter()
+            .filter(|s| s[0] > 0.0 && s[1] > 0.0)
+            .map(|s| (s[0], s[1]))
+            .collect()
+    };
     let sampled: Vec<_> = report
         .ingest
         .iter()
-        .filter(|p| !p.samples.is_empty())
+        .map(|p| (p, samples(p)))
+        .filter(|(_, s)| !s.is_empty())
         .collect();
-    let t_max = sampled
-        .iter()
-        .flat_map(|p| p.samples.iter().map(|s| s[0]))
-        .fold(0.0, f64::max)
-        .max(1e-3);
-    let r_max = sampled
-        .iter()
-        .flat_map(|p| p.samples.iter().map(|s| s[1] / 1e6))
-        .fold(0.0, f64::max)
-        .max(1e-3)
-        * 1.1;
+    let all = || sampled.iter().flat_map(|(_, s)| s.iter().copied());
+    let (t_min, t_max) = all().fold((f64::MAX, 0.0f64), |(lo, hi), (t, _)| {
+        (lo.min(t), hi.max(t))
+    });
+    let (r_min, r_max) = all().fold((f64::MAX, 0.0f64), |(lo, hi), (_, r)| {
+        (lo.min(r), hi.max(r))
+    });
+    // Whole decades: a log axis labels only powers of ten.
+    let (t_min, t_max) = if sampled.is_empty() {
+        (0.1, 1.0)
+    } else {
+        decades(t_min, t_max)
+    };
+    let (r_min, r_max) = if sampled.is_empty() {
+        (1.0, 10.0)
+    } else {
+        decades(r_min, r_max)
+    };
     let mut chart = ChartBuilder::on(area)
         .caption(
-            "loading rate over time (M rows/s, sampled every 0.25 s)",
+            "loading rate over time (rows/s; log scales; sampled every 0.25 s)",
             ("sans-serif", 20),
         )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..t_max, 0.0..r_max)?;
+        .build_cartesian_2d((t_min..t_max).log_scale(), (r_min..r_max).log_scale())?;
     chart
         .configure_mesh()
         .x_desc("seconds since the phase started")
-        .y_desc("M rows/s")
+        .y_desc("rows/s")
+        .x_labels(8)
+        .y_labels(8)
+        .max_light_lines(1)
+        .x_label_formatter(&|t| short(*t))
+        .y_label_formatter(&|r| rate(*r))
         .label_style(("sans-serif", 14))
         .draw()?;
-    for p in &sampled {
+    for (p, points) in &sampled {
         let k = report
             .settings
             .engines
@@ -175,13 +198,15 @@ fn rates(report: &RunReport, area: &Draw<'_>) -> DrawResult {
             .position(|e| *e == p.engine)
             .unwrap_or(0);
         let colour = COLOURS[k % COLOURS.len()];
-        let points = p.samples.iter().map(|s| (s[0], s[1] / 1e6));
-        if p.samples.len() < 30 {
+        if points.len() < 30 {
             // Few samples (a short phase): mark them, a line alone may not show.
-            chart.draw_series(points.clone().map(|xy| Circle::new(xy, 3, colour.filled())))?;
+            chart.draw_series(points.iter().map(|&xy| Circle::new(xy, 3, colour.filled())))?;
         }
         chart
-            .draw_series(LineSeries::new(points, colour.stroke_width(2)))?
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                colour.stroke_width(2),
+            ))?
             .label(format!("{} {}", p.engine, p.phase))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
     }
@@ -197,13 +222,56 @@ fn rates(report: &RunReport, area: &Draw<'_>) -> DrawResult {
     Ok(())
 }
 
+/// The powers of ten around `[lo, hi]` (both positive), at least one decade apart.
+fn decades(lo: f64, hi: f64) -> (f64, f64) {
+    let lo = 10f64.powi(lo.log10().floor() as i32);
+    let hi = 10f64.powi(hi.log10().ceil() as i32).max(lo * 10.0);
+    (lo, hi)
+}
+
+/// A rate tick: `15k`, `1.2M`.
+fn rate(r: f64) -> String {
+    if r >= 1e6 {
+        format!("{}M", short(r / 1e6))
+    } else if r >= 1e3 {
+        format!("{}k", short(r / 1e3))
+    } else {
+        short(r)
+    }
+}
+
 /// A latency tick: about 2 significant digits, no trailing zeros.
 fn short(v: f64) -> String {
-    if v >= 10.0 {
+    let text = if v >= 10.0 {
         format!("{v:.0}")
     } else if v >= 1.0 {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
+    };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_have_no_trailing_zeros_and_axes_whole_decades() {
+        assert_eq!(short(1.0), "1");
+        assert_eq!(short(0.1), "0.1");
+        assert_eq!(short(0.25), "0.25");
+        assert_eq!(short(2.5), "2.5");
+        assert_eq!(short(100.0), "100");
+        assert_eq!(rate(15_000.0), "15k");
+        assert_eq!(rate(1_200_000.0), "1.2M");
+        assert_eq!(decades(1.5e6, 3e6), (1e6, 1e7));
+        assert_eq!(decades(0.25, 63.0), (0.1, 100.0));
+        // One sample: still a decade to label.
+        assert_eq!(decades(10.0, 10.0), (10.0, 100.0));
     }
 }
