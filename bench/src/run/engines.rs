@@ -254,14 +254,14 @@ impl Tsink {
             super::table::count((load.rows as f64 / load.write_secs.max(1e-9)).round() as u64),
             super::table::count(load.points),
         ));
-        if load.background_errors > 0 {
-            if let Some(note) = write.note.as_mut() {
-                note.push_str(&format!(
-                    "; {} background flush/compaction failure(s), retried (last: {})",
-                    load.background_errors,
-                    load.last_background_error.as_deref().unwrap_or("not given")
-                ));
-            }
+        if load.background_errors > 0
+            && let Some(note) = write.note.as_mut()
+        {
+            note.push_str(&format!(
+                "; {} background flush/compaction failure(s), retried (last: {})",
+                load.background_errors,
+                load.last_background_error.as_deref().unwrap_or("not given")
+            ));
         }
         let mut flush = Phase::new("tsink", "flush", spec, load.rows, load.close_secs);
         flush.set_disk(load.bytes, spec);
