@@ -345,13 +345,7 @@ fn generate(args: &GenerateArgs) -> Result<()> {
                 "--services/--hosts",
                 "logs",
             )?;
-            let days = args.days.unwrap_or(3.0);
-            let mut config = CpuConfig::new(args.scale.unwrap_or(4000), days).with_seed(args.seed);
-            config.start_ns = start_ns;
-            config.end_ns = start_ns + days_ns(days);
-            if args.workload == Workload::NoisyFloats {
-                config.variant = CpuVariant::NoisyFloats;
-            }
+            let config = generate_cpu_config(args, start_ns);
             let mut generator = CpuGenerator::new(config)?;
             let progress = progress(true, generator.remaining_rows());
             let mut sink = match format {
@@ -416,6 +410,19 @@ fn generate(args: &GenerateArgs) -> Result<()> {
     Ok(())
 }
 
+/// The cpu workload (cpu-only or noisy floats) `generate` writes: 4000 hosts for 3 days
+/// from `start_ns` unless the flags say otherwise.
+fn generate_cpu_config(args: &GenerateArgs, start_ns: i64) -> CpuConfig {
+    let days = args.days.unwrap_or(3.0);
+    let mut config = CpuConfig::new(args.scale.unwrap_or(4000), days).with_seed(args.seed);
+    config.start_ns = start_ns;
+    config.end_ns = start_ns + days_ns(days);
+    if args.workload == Workload::NoisyFloats {
+        config.variant = CpuVariant::NoisyFloats;
+    }
+    config
+}
+
 /// `generate --format parquet`: the workload as a sorted Parquet file (streamed).
 fn generate_parquet(args: &GenerateArgs, start_ns: i64) -> Result<()> {
     let out = match &args.out {
@@ -434,13 +441,7 @@ fn generate_parquet(args: &GenerateArgs, start_ns: i64) -> Result<()> {
                 "--events-per-second/--services/--hosts",
                 "logs",
             )?;
-            let days = args.days.unwrap_or(3.0);
-            let mut config = CpuConfig::new(args.scale.unwrap_or(4000), days).with_seed(args.seed);
-            config.start_ns = start_ns;
-            config.end_ns = start_ns + days_ns(days);
-            if args.workload == Workload::NoisyFloats {
-                config.variant = CpuVariant::NoisyFloats;
-            }
+            let config = generate_cpu_config(args, start_ns);
             parquet::write_cpu(&config, &out, parquet::DEFAULT_ROW_GROUP_ROWS, true)?
         }
         Workload::Logs => {
