@@ -382,6 +382,33 @@ fn wal_truncation_of_an_earlier_file_is_detected() {
 }
 
 #[test]
+fn wal_deleted_file_other_than_the_last_is_detected() {
+    // A careless operator deletes an old WAL file after a kill. Every file but the last
+    // holds records that no segment does, so the open must fail saying records are
+    // missing (the oldest file was found to start late, or the one before to end early),
+    // never answer with fewer rows.
+    let s = setup();
+    let mut failures = Failures::default();
+    let mut cases = 0;
+    for f in s.wal.iter().filter(|f| !f.is_last) {
+        let outcome = s.run("deleted", |dir| {
+            std::fs::remove_file(dir.join(&f.rel)).unwrap();
+        });
+        cases += 1;
+        let verdict = match &outcome {
+            Outcome::Failed(e @ Error::Corrupt { .. }) if e.to_string().contains("are missing") => {
+                Ok(())
+            }
+            Outcome::Failed(e) => Err(format!("failed, but not saying records are missing: {e}")),
+            Outcome::Panicked(m) => Err(format!("panicked: {m}")),
+            Outcome::Opened { .. } => Err("opened without noticing the missing records".into()),
+        };
+        failures.check(format!("{:?} deleted", f.rel), verdict);
+    }
+    failures.assert_none(cases);
+}
+
+#[test]
 fn wal_zeroed_page_is_detected_or_cut_as_torn_tail() {
     let s = setup();
     let mut failures = Failures::default();

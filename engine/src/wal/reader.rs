@@ -61,9 +61,11 @@ pub struct Record<'a> {
 ///
 /// Records are numbered consecutively and each file is named by its first sequence
 /// number, so a file other than the last must end with the record just before the next
-/// file's name. A file that ends early has lost records: that is damage, unless every
-/// missing sequence number is at most `covered` (the highest sequence number whose rows
-/// segments already hold), which a crash under `Interval` or `Never` durability can leave.
+/// file's name, and the first file must start at most one after `covered` (the highest
+/// sequence number whose rows segments already hold). A file that ends early, or a log
+/// that starts late (an older file removed), has lost records: that is damage, unless
+/// every missing sequence number is at most `covered`, which a crash under `Interval` or
+/// `Never` durability can leave.
 ///
 /// A torn tail at the end of the last file (see the [module docs](super)) is cut off and
 /// reported, unless `salvage` is set. Other damage (a checksum mismatch before the end, or
@@ -91,6 +93,7 @@ pub fn replay(
         let mut file = FileReplay {
             path,
             first_seq: *first_seq,
+            is_first: i == 0,
             is_last: i + 1 == files.len(),
             prev: prev.take(),
             covered,
@@ -146,6 +149,7 @@ struct FileReplay<'a> {
     path: &'a Path,
     /// From the file name.
     first_seq: u64,
+    is_first: bool,
     is_last: bool,
     /// How the file before ended.
     prev: Option<Ended>,
@@ -163,27 +167,40 @@ impl FileReplay<'_> {
         self.is_last
     }
 
-    /// Once this file's header is known good: whether the file before ended early, with
-    /// records missing that segments do not cover. In salvage mode that is reported and
-    /// replay goes on; otherwise it is an error naming the earlier file.
+    /// Once this file's header is known good: whether records are missing before it
+    /// that segments do not cover. Before the first file, those are the records after
+    /// `covered` (an older file was removed); before a later one, those after the last
+    /// record of the file before (it ended early). In salvage mode that is reported and
+    /// replay goes on; otherwise it is an error naming the file that ends early, or the
+    /// first file when the log starts late.
     fn check_gap(&mut self) -> Result<()> {
-        let Some(prev) = &self.prev else {
-            return Ok(());
-        };
         let next = self.first_seq;
-        if prev.last.saturating_add(1) >= next || next - 1 <= self.covered {
+        let last = match (&self.prev, self.is_first) {
+            (Some(prev), _) => prev.last,
+            (None, true) => self.covered,
+            // After damage (salvage) the records missing were already reported with it.
+            (None, false) => return Ok(()),
+        };
+        if last.saturating_add(1) >= next || next - 1 <= self.covered {
             return Ok(());
         }
-        let err = Error::corrupt(
-            &prev.path,
-            prev.len,
-            format!(
-                "the file ends after sequence number {} but the next file starts at {next}: records {} to {} are missing",
-                prev.last,
-                prev.last + 1,
-                next - 1
+        let missing = format!("records {} to {} are missing", last + 1, next - 1);
+        let err = match &self.prev {
+            Some(prev) => Error::corrupt(
+                &prev.path,
+                prev.len,
+                format!(
+                    "the file ends after sequence number {last} but the next file starts at {next}: {missing}"
+                ),
             ),
-        );
+            None => Error::corrupt(
+                self.path,
+                0,
+                format!(
+                    "the oldest WAL file starts at sequence number {next} but segments hold records only up to {last}: {missing} (an older WAL file was removed)"
+                ),
+            ),
+        };
         if self.salvage {
             self.report.salvaged.push(err);
             Ok(())

@@ -418,3 +418,29 @@ fn wal_earlier_file_cut_at_a_record_boundary_is_corrupt_unless_covered() {
     let report = replay(dir.path(), false, lost, |_| Ok(())).unwrap();
     assert_eq!(report.records, 12 - 1);
 }
+
+#[test]
+fn wal_oldest_file_removed_is_corrupt_unless_covered() {
+    let dir = tempfile::tempdir().unwrap();
+    let payloads: Vec<Vec<u8>> = (0..12).map(|i| payload(i, 200)).collect();
+    write_log(dir.path(), 1, &payloads, 1000);
+    let files = wal_files(dir.path());
+    assert!(files.len() >= 3, "{files:?}");
+    let lost = record_offsets(&std::fs::read(&files[0]).unwrap()).len() as u64;
+    std::fs::remove_file(&files[0]).unwrap();
+    // Segments hold nothing: records 1 to `lost` are gone, and replay says so.
+    let err = replay(dir.path(), false, 0, |_| Ok(())).unwrap_err();
+    assert_eq!(corrupt_offset(&err), (files[1].clone(), 0));
+    assert!(
+        err.to_string()
+            .contains(&format!("records 1 to {lost} are missing")),
+        "{err}"
+    );
+    // Salvage reports it and replays the rest.
+    let report = replay(dir.path(), true, 0, |_| Ok(())).unwrap();
+    assert_eq!(report.salvaged.len(), 1, "{:?}", report.salvaged);
+    assert_eq!(report.records, 12 - lost);
+    // Segments that hold the removed records make the removal harmless.
+    let report = replay(dir.path(), false, lost, |_| Ok(())).unwrap();
+    assert_eq!(report.records, 12 - lost);
+}
