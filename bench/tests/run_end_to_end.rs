@@ -86,6 +86,7 @@ fn check_report(r: &Value, workload: &str, queries: usize) {
     let mut expected = vec![
         ("sextant", "write"),
         ("sextant", "flush"),
+        ("sextant", "compact"),
         ("parquet", "write"),
     ];
     // tsink holds the metrics workloads only.

@@ -40,7 +40,9 @@ pub struct Config {
     pub(crate) zstd_level: i32,
     pub(crate) wal_file_bytes: u64,
     pub(crate) salvage: bool,
+    pub(crate) strict_recovery: bool,
     pub(crate) background_flush: bool,
+    pub(crate) compaction: crate::compaction::Policy,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) faults: Option<Arc<dyn Faults>>,
 }
@@ -56,7 +58,9 @@ impl fmt::Debug for Config {
             .field("zstd_level", &self.zstd_level)
             .field("wal_file_bytes", &self.wal_file_bytes)
             .field("salvage", &self.salvage)
+            .field("strict_recovery", &self.strict_recovery)
             .field("background_flush", &self.background_flush)
+            .field("compaction", &self.compaction)
             .finish_non_exhaustive()
     }
 }
@@ -73,7 +77,9 @@ impl Config {
             zstd_level: crate::encoding::Options::default().zstd_level,
             wal_file_bytes: 64 << 20,
             salvage: false,
+            strict_recovery: false,
             background_flush: true,
+            compaction: crate::compaction::Policy::default(),
             clock: Arc::new(SystemClock),
             faults: None,
         }
@@ -126,11 +132,47 @@ impl Config {
         self
     }
 
+    /// Refuses to open when the last WAL record is damaged or unfinished, instead of
+    /// cutting it off as a torn tail (reported in [`RecoveryReport::torn_tail`]) as a
+    /// crash's half-written end. A crash leaves only writes not yet acknowledged there; a
+    /// flipped bit or zeroed page may hit a write acknowledged under `Always`, which
+    /// strict recovery will not drop silently. Default: false (cut, as Prometheus and
+    /// RocksDB do). Ignored in salvage mode, which modifies nothing.
+    ///
+    /// [`RecoveryReport::torn_tail`]: crate::RecoveryReport::torn_tail
+    pub fn strict_recovery(mut self, strict: bool) -> Self {
+        self.strict_recovery = strict;
+        self
+    }
+
     /// Whether a background thread flushes by age and size. Default: true. Without it, a
     /// head frozen by size, or old enough, is flushed by the next write, in the writing
     /// thread (or by `flush` and `close`).
     pub fn background_flush(mut self, on: bool) -> Self {
         self.background_flush = on;
+        self
+    }
+
+    /// Whether a background thread compacts segments by the [compaction
+    /// policy](crate::compaction). Default: true. [`Engine::compact`] compacts on request
+    /// either way.
+    pub fn background_compaction(mut self, on: bool) -> Self {
+        self.compaction.background = on;
+        self
+    }
+
+    /// The time window of compaction: segments are merged only with segments of the same
+    /// window (by their earliest time), so that each compacted segment covers about one
+    /// window and whole segments expire together. Default: 1 day; at least 1 ns.
+    pub fn compaction_window(mut self, window: Duration) -> Self {
+        self.compaction.window = window.max(Duration::from_nanos(1));
+        self
+    }
+
+    /// How many adjacent segments of one level, in the window still being written, are
+    /// merged into one of the next level. Default: 8; at least 2.
+    pub fn compaction_fanout(mut self, fanout: usize) -> Self {
+        self.compaction.fanout = fanout.max(2);
         self
     }
 

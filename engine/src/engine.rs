@@ -1,7 +1,7 @@
 //! The engine: open, write, flush, read, close.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,14 +13,17 @@ use arrow_array::RecordBatch;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::batch::{Point, TableBatch, payload, point::batches_from_points};
+use crate::compaction::{self, CompactionStats};
 use crate::config::Config;
 use crate::encoding;
 use crate::error::{Error, Result};
-use crate::head::{Chunk, Head};
+use crate::head::Chunk;
+use crate::manifest::{Manifest, SegmentEntry, TableEntry};
 use crate::scan::Source;
 use crate::schema::{TableKind, TableSchema, validate_name};
 use crate::segment::{Segment, writer};
 use crate::snapshot::{Snapshot, TableView};
+use crate::table::{Table, check_kind, freeze, new_table};
 use crate::wal::{self, Durability, TornTail, Wal, WalOptions};
 
 /// An open database. `Send + Sync`: share it (`Arc<Engine>`) among writing and reading
@@ -32,6 +35,7 @@ use crate::wal::{self, Durability, TornTail, Wal, WalOptions};
 pub struct Engine {
     inner: Arc<Inner>,
     flusher: Mutex<Option<JoinHandle<()>>>,
+    compactor: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// What opening the database found and repaired.
@@ -45,6 +49,9 @@ pub struct RecoveryReport {
     pub torn_tail: Option<TornTail>,
     /// Unfinished segment files (`*.tmp`) removed.
     pub temp_files_removed: usize,
+    /// Segment files the manifest does not list (a crash came before a flush or
+    /// compaction recorded them, or before its inputs were removed), removed.
+    pub leftover_segments_removed: usize,
     /// In salvage mode: what was damaged and skipped.
     pub damaged: Vec<String>,
 }
@@ -63,34 +70,20 @@ struct Inner {
     visible: AtomicU64,
     /// Serialises segment writing.
     flush_lock: Mutex<()>,
+    /// The live segments; held while a table's segment list changes, so that the list
+    /// and the manifest on disk change together (taken before a table's state lock).
+    manifest: Mutex<Manifest>,
+    /// Serialises compaction (background and requested).
+    compact_lock: Mutex<()>,
+    /// What flushes and compaction have written.
+    stats: Mutex<CompactionStats>,
+    /// Wakes the background compactor.
+    wake_compactor: (Mutex<bool>, Condvar),
     /// Wakes the background flusher.
     wake: (Mutex<bool>, Condvar),
     closed: AtomicBool,
     report: RecoveryReport,
     _lock: File,
-}
-
-#[derive(Debug)]
-struct Table {
-    dir: PathBuf,
-    state: RwLock<TableState>,
-}
-
-#[derive(Debug)]
-struct TableState {
-    schema: Arc<TableSchema>,
-    segments: Vec<Arc<Segment>>,
-    /// Heads taken out of service, oldest first, being written to segments.
-    frozen: VecDeque<Frozen>,
-    head: Head,
-    /// Every write of this table up to this sequence number is in a segment.
-    flushed_seq: u64,
-}
-
-#[derive(Debug, Clone)]
-struct Frozen {
-    chunks: Vec<Arc<Chunk>>,
-    schema: Arc<TableSchema>,
 }
 
 impl Engine {
@@ -102,14 +95,7 @@ impl Engine {
         let lock = lock_dir(&dir, config.salvage)?;
         let mut report = RecoveryReport::default();
         let tables_dir = dir.join("tables");
-        let mut tables = BTreeMap::new();
-        for entry in list_dirs(&tables_dir)? {
-            let Some(table) = open_table(&entry, &config, &mut report)? else {
-                continue;
-            };
-            let name = table.state.read().schema.name.clone();
-            tables.insert(name, Arc::new(table));
-        }
+        let (manifest, mut tables) = crate::table::open_tables(&dir, &config, &mut report)?;
 
         // Replay the WAL into the heads.
         let wal_dir = dir.join("wal");
@@ -121,7 +107,12 @@ impl Engine {
             .unwrap_or(0);
         let covered = max_seq;
         let salvage = config.salvage;
-        let replay = wal::replay(&wal_dir, salvage, covered, |record| {
+        let mode = match (salvage, config.strict_recovery) {
+            (true, _) => wal::Recovery::Salvage,
+            (false, true) => wal::Recovery::Strict,
+            (false, false) => wal::Recovery::Repair,
+        };
+        let replay = wal::replay_with(&wal_dir, mode, covered, |record| {
             max_seq = max_seq.max(record.seq);
             match replay_record(&record, &mut tables, &tables_dir, now) {
                 Ok((applied, skipped)) => {
@@ -163,8 +154,12 @@ impl Engine {
             tables: RwLock::new(tables),
             visible: AtomicU64::new(max_seq),
             flush_lock: Mutex::new(()),
+            manifest: Mutex::new(manifest),
             wake: (Mutex::new(false), Condvar::new()),
             closed: AtomicBool::new(false),
+            compact_lock: Mutex::new(()),
+            stats: Mutex::new(CompactionStats::default()),
+            wake_compactor: (Mutex::new(false), Condvar::new()),
             report,
             _lock: lock,
             config,
@@ -176,9 +171,17 @@ impl Engine {
                 .spawn(move || inner.background())
                 .expect("spawning the flush thread")
         });
+        let compactor = (inner.config.compaction.background && inner.wal.is_some()).then(|| {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("sextant-compact".into())
+                .spawn(move || inner.background_compaction())
+                .expect("spawning the compaction thread")
+        });
         Ok(Engine {
             inner,
             flusher: Mutex::new(flusher),
+            compactor: Mutex::new(compactor),
         })
     }
 
@@ -220,6 +223,32 @@ impl Engine {
         self.inner.flush_all()
     }
 
+    /// Flushes `table`'s rows in memory, then merges each of its time windows' adjacent
+    /// segments into one (see [`compaction`](crate::compaction)), now, whatever the policy
+    /// would wait for. Readers and writers go on meanwhile; snapshots taken before keep
+    /// reading the old segments, whose files are removed once no snapshot uses them.
+    pub fn compact(&self, table: &str) -> Result<()> {
+        let t = self
+            .inner
+            .tables
+            .read()
+            .get(table)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchTable(table.to_string()))?;
+        {
+            let _order = self.inner.order.lock();
+            freeze(&mut t.state.write());
+        }
+        self.inner.flush_table(&t)?;
+        while self.inner.compact_once(&t, true)? {}
+        Ok(())
+    }
+
+    /// What flushes and compaction have written since the database was opened.
+    pub fn compaction_stats(&self) -> CompactionStats {
+        *self.inner.stats.lock()
+    }
+
     /// Flushes every table, syncs and closes the WAL, and stops background work.
     pub fn close(self) -> Result<()> {
         self.shutdown()
@@ -234,7 +263,15 @@ impl Engine {
             *lock.lock() = true;
             cv.notify_all();
         }
+        {
+            let (lock, cv) = &self.inner.wake_compactor;
+            *lock.lock() = true;
+            cv.notify_all();
+        }
         if let Some(handle) = self.flusher.lock().take() {
+            let _ = handle.join();
+        }
+        if let Some(handle) = self.compactor.lock().take() {
             let _ = handle.join();
         }
         let Some(wal) = &self.inner.wal else {
@@ -522,14 +559,146 @@ impl Inner {
                 block_rows: self.config.block_rows,
                 codec: &self.codec,
             };
-            let (path, _) = writer::write(&table.dir, &spec)?;
+            let id = self.manifest.lock().allocate_segment_id();
+            let (path, _) = writer::write(&table.dir, id, &spec)?;
             let segment = Arc::new(Segment::open(&path)?);
+            let mut manifest = self.manifest.lock();
+            let name = &frozen.schema.name;
+            manifest
+                .tables
+                .entry(name.clone())
+                .or_insert_with(|| TableEntry {
+                    kind: frozen.schema.kind,
+                    segments: Vec::new(),
+                })
+                .segments
+                .push(SegmentEntry::of(id, &segment));
+            if let Err(e) = manifest.store(&self.dir) {
+                // The file stays: if the new manifest did reach the disk it is live there,
+                // else the next open removes it. The frozen head is retried.
+                let entry = manifest.tables.get_mut(name).expect("just added");
+                entry.segments.pop();
+                if entry.segments.is_empty() {
+                    manifest.tables.remove(name);
+                }
+                return Err(e);
+            }
+            self.stats.lock().bytes_flushed += segment.file_len();
             let mut state = table.state.write();
             state.frozen.pop_front();
             state.segments.push(segment);
             state.flushed_seq = max_seq;
+            drop(state);
+            drop(manifest);
+            let (lock, cv) = &self.wake_compactor;
+            *lock.lock() = true;
+            cv.notify_one();
         }
         self.remove_obsolete_wal(wal)
+    }
+
+    /// The background compactor: after flushes (and every few seconds), merges what the
+    /// policy asks for, one merge at a time, until nothing is due.
+    fn background_compaction(self: Arc<Self>) {
+        loop {
+            {
+                let (lock, cv) = &self.wake_compactor;
+                let mut woken = lock.lock();
+                if !*woken {
+                    cv.wait_for(&mut woken, Duration::from_secs(5));
+                }
+                *woken = false;
+            }
+            if self.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
+            for t in tables {
+                // An error leaves the inputs live; the next round tries again.
+                while !self.closed.load(Ordering::SeqCst) {
+                    if !matches!(self.compact_once(&t, false), Ok(true)) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Does the next merge the policy asks for in `table` (every window's, with `all`);
+    /// returns whether there was one.
+    fn compact_once(&self, table: &Table, all: bool) -> Result<bool> {
+        if self.wal.is_none() {
+            return Err(Error::ReadOnly("open read-only for salvage"));
+        }
+        let _compacting = self.compact_lock.lock();
+        let (name, pick, inputs) = {
+            let manifest = self.manifest.lock();
+            let state = table.state.read();
+            let name = state.schema.name.clone();
+            let Some(entry) = manifest.tables.get(&name) else {
+                return Ok(false);
+            };
+            let min_times: Vec<i64> = state.segments.iter().map(|s| s.meta().min_time).collect();
+            debug_assert_eq!(entry.segments.len(), state.segments.len());
+            let Some(pick) =
+                compaction::pick(&entry.segments, &min_times, &self.config.compaction, all)
+            else {
+                return Ok(false);
+            };
+            let inputs: Vec<Arc<Segment>> = state.segments[pick.inputs.clone()].to_vec();
+            (name, pick, inputs)
+        };
+        let started = std::time::Instant::now();
+        let schema = Arc::clone(&table.state.read().schema);
+        let id = self.manifest.lock().allocate_segment_id();
+        let output = compaction::merge(
+            &table.dir,
+            id,
+            &schema,
+            &inputs,
+            self.config.block_rows,
+            &self.codec,
+            &self.closed,
+        )?;
+        let output = Arc::new(output);
+        {
+            let mut manifest = self.manifest.lock();
+            let entry = manifest
+                .tables
+                .get_mut(&name)
+                .expect("a table with segments");
+            let mut new = SegmentEntry::of(id, &output);
+            new.level = pick.level;
+            let old: Vec<SegmentEntry> =
+                entry.segments.splice(pick.inputs.clone(), [new]).collect();
+            if let Err(e) = manifest.store(&self.dir) {
+                // The output file stays: live if the new manifest reached the disk, else
+                // removed by the next open.
+                let entry = manifest
+                    .tables
+                    .get_mut(&name)
+                    .expect("a table with segments");
+                entry
+                    .segments
+                    .splice(pick.inputs.start..pick.inputs.start + 1, old);
+                return Err(e);
+            }
+            let mut state = table.state.write();
+            let replaced = state
+                .segments
+                .splice(pick.inputs.clone(), [Arc::clone(&output)]);
+            debug_assert!(replaced.zip(&inputs).all(|(a, b)| Arc::ptr_eq(&a, b)));
+        }
+        for s in &inputs {
+            s.retire();
+        }
+        let mut stats = self.stats.lock();
+        stats.compactions += 1;
+        stats.segments_merged += inputs.len() as u64;
+        stats.bytes_read += inputs.iter().map(|s| s.file_len()).sum::<u64>();
+        stats.bytes_written += output.file_len();
+        stats.busy += started.elapsed();
+        Ok(true)
     }
 
     fn remove_obsolete_wal(&self, wal: &Wal) -> Result<()> {
@@ -602,42 +771,6 @@ fn replay_record(
     Ok((applied, skipped))
 }
 
-/// Takes the head out of service for flushing.
-fn freeze(state: &mut TableState) {
-    if state.head.is_empty() {
-        return;
-    }
-    let head = std::mem::take(&mut state.head);
-    state.frozen.push_back(Frozen {
-        chunks: head.chunks,
-        schema: Arc::clone(&state.schema),
-    });
-}
-
-fn check_kind(schema: &TableSchema, kind: TableKind) -> Result<()> {
-    if schema.kind != kind {
-        return Err(Error::TableKindConflict {
-            table: schema.name.clone(),
-            existing: schema.kind,
-            offered: kind,
-        });
-    }
-    Ok(())
-}
-
-fn new_table(tables_dir: &Path, name: &str, kind: TableKind) -> Table {
-    Table {
-        dir: tables_dir.join(name),
-        state: RwLock::new(TableState {
-            schema: Arc::new(TableSchema::new(name, kind)),
-            segments: Vec::new(),
-            frozen: VecDeque::new(),
-            head: Head::default(),
-            flushed_seq: 0,
-        }),
-    }
-}
-
 fn lock_dir(dir: &Path, shared: bool) -> Result<File> {
     let path = dir.join("LOCK");
     let file = File::options()
@@ -656,91 +789,4 @@ fn lock_dir(dir: &Path, shared: bool) -> Result<File> {
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(dir.to_path_buf())),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::io("locking", &path, e)),
     }
-}
-
-fn list_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(Error::io("listing directory", dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("listing directory", dir, e))?;
-        if entry
-            .file_type()
-            .map_err(|e| Error::io("reading", entry.path(), e))?
-            .is_dir()
-        {
-            out.push(entry.path());
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Opens a table directory: removes unfinished segments, opens the others, and unites
-/// their schemas.
-fn open_table(dir: &Path, config: &Config, report: &mut RecoveryReport) -> Result<Option<Table>> {
-    let name = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
-        .to_string();
-    validate_name("table", &name)
-        .map_err(|_| Error::corrupt(dir, 0, "the table directory's name is not a table name"))?;
-    if !config.salvage {
-        for tmp in crate::fs::list(dir, ".tmp")? {
-            std::fs::remove_file(&tmp).map_err(|e| Error::io("removing", &tmp, e))?;
-            report.temp_files_removed += 1;
-        }
-    }
-    let mut segments = Vec::new();
-    for path in crate::fs::list(dir, ".seg")? {
-        // Salvage checks every block up front, so that a damaged segment is skipped
-        // rather than failing every scan of the table later.
-        let opened = Segment::open(&path).and_then(|s| {
-            if config.salvage {
-                s.verify()?;
-            }
-            Ok(s)
-        });
-        match opened {
-            Ok(s) => segments.push(Arc::new(s)),
-            Err(e) if config.salvage => report.damaged.push(e.to_string()),
-            Err(e) => return Err(e),
-        }
-    }
-    segments.sort_by_key(|s| s.meta().max_seq);
-    // A directory without segments (a crash during a table's first flush, or salvage
-    // skipping them all) says nothing about the table: the WAL, if anything, does.
-    let Some(kind) = segments.first().map(|s| s.meta().kind) else {
-        return Ok(None);
-    };
-    let table = new_table(dir.parent().unwrap_or(dir), &name, kind);
-    {
-        let mut state = table.state.write();
-        let mut schema = TableSchema::new(&name, kind);
-        for s in &segments {
-            let m = s.meta();
-            if m.table != name || m.kind != kind {
-                return Err(Error::corrupt(
-                    s.path(),
-                    0,
-                    format!(
-                        "the segment belongs to {} table {:?}, not to {kind} table {name:?}",
-                        m.kind, m.table
-                    ),
-                ));
-            }
-            let new = schema.check_extension(&m.columns).map_err(|e| {
-                Error::corrupt(s.path(), 0, format!("the segment's columns conflict: {e}"))
-            })?;
-            schema.extend(new);
-            state.flushed_seq = state.flushed_seq.max(m.max_seq);
-        }
-        state.schema = Arc::new(schema);
-        state.segments = segments;
-    }
-    Ok(Some(table))
 }

@@ -31,6 +31,17 @@ pub enum Error {
         what: String,
     },
 
+    /// A file the database needs is not there: a segment its manifest lists as live.
+    #[error(
+        "{path} is missing: {why}; restore it, or open with salvage to read the rest read-only"
+    )]
+    Missing {
+        /// The missing file.
+        path: PathBuf,
+        /// Why it is needed, in words.
+        why: String,
+    },
+
     /// A file was written by a newer (or unknown) version of the format.
     #[error("{path} has format version {found}, this build reads version {supported}")]
     UnsupportedVersion {

@@ -34,21 +34,25 @@ compile_error!(
 
 pub mod batch;
 mod bytes;
+pub mod compaction;
 pub mod config;
 pub mod encoding;
 pub mod engine;
 pub mod error;
 mod fs;
 mod head;
+mod manifest;
 mod mmap;
 pub mod scan;
 pub mod schema;
 pub mod segment;
 pub mod series;
 pub mod snapshot;
+mod table;
 pub mod wal;
 
 pub use batch::{FieldValue, LogRecord, Point, TableBatch};
+pub use compaction::CompactionStats;
 pub use config::{Clock, Config, SystemClock};
 pub use engine::{Engine, RecoveryReport};
 pub use error::{Error, Result};

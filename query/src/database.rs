@@ -141,6 +141,12 @@ impl Database {
         Ok(self.engine.flush()?)
     }
 
+    /// Flushes `table` and merges its segments, each time window's into one (see
+    /// [`Engine::compact`]); queries and writes go on meanwhile.
+    pub fn compact(&self, table: &str) -> Result<()> {
+        Ok(self.engine.compact(table)?)
+    }
+
     /// Runs a SQL statement and returns all its batches.
     pub fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         self.runtime.block_on(self.sql_async(sql))

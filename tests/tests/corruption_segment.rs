@@ -271,48 +271,116 @@ fn segment_foreign_file_is_rejected_naming_it() {
             s.judge(rel, true, &outcome),
         );
     }
-    // Random bytes with a segment's name next to the real segments, and in a table
-    // directory of their own.
-    for rel in [
-        "tables/cpu/00000000000000000099.seg",
-        "tables/ghost/00000000000000000001.seg",
-    ] {
+    failures.assert_none(cases);
+}
+
+#[test]
+fn segment_files_the_manifest_does_not_list_are_removed_as_leftovers() {
+    // Random bytes with a segment's name next to the real segments, in a table directory
+    // of their own, and a real segment copied under a new name into another table: none
+    // is listed in the manifest, so each is a crash's leftover, removed on open, and every
+    // row written is there.
+    let s = setup();
+    let mut rng = Rng::new(0x5e9_0006);
+    let mut failures = Failures::default();
+    let mut cases = 0;
+    let (first, _) = &s.segs[0];
+    let copies = [
+        ("tables/cpu/00000000000000000099.seg", None),
+        ("tables/ghost/00000000000000000001.seg", None),
+        ("tables/disk/00000000000000000098.seg", Some(first)),
+        ("tables/logs/00000000000000000097.seg", Some(first)),
+    ];
+    for (rel, source) in copies {
         let rel = Path::new(rel);
         let junk = rng.bytes(2000);
-        let outcome = s.run("foreign-extra", |dir| {
-            std::fs::create_dir_all(dir.join(rel).parent().unwrap()).unwrap();
-            std::fs::write(dir.join(rel), &junk).unwrap()
-        });
-        cases += 1;
-        failures.check(
-            format!("extra foreign file {}", rel.display()),
-            s.judge(rel, true, &outcome),
+        let (outcome, left) = s.run_with(
+            "unlisted",
+            |dir| {
+                std::fs::create_dir_all(dir.join(rel).parent().unwrap()).unwrap();
+                match source {
+                    Some(src) => drop(std::fs::copy(dir.join(src), dir.join(rel)).unwrap()),
+                    None => std::fs::write(dir.join(rel), &junk).unwrap(),
+                }
+            },
+            |dir| (open_and_scan(dir, false), dir.join(rel).exists()),
         );
+        cases += 1;
+        let verdict = s.judge(rel, false, &outcome).and_then(|()| {
+            if left {
+                Err("the unlisted file was left in place".into())
+            } else {
+                Ok(())
+            }
+        });
+        failures.check(format!("unlisted file {}", rel.display()), verdict);
     }
     failures.assert_none(cases);
 }
 
 #[test]
-fn segment_of_another_table_is_rejected_naming_it() {
+fn segment_deleted_is_an_error_naming_it_and_salvage_opens_the_rest() {
+    let s = setup();
+    let mut failures = Failures::default();
+    for (rel, _) in &s.segs {
+        let outcome = s.run("deleted", |dir| {
+            std::fs::remove_file(dir.join(rel)).unwrap()
+        });
+        let verdict = match &outcome {
+            Outcome::Failed(e @ Error::Missing { path, .. }) => {
+                if path.file_name() == rel.file_name() && e.to_string().contains("MANIFEST") {
+                    Ok(())
+                } else {
+                    Err(format!("the error names another file: {e}"))
+                }
+            }
+            Outcome::Failed(e) => Err(format!("not a missing-file error: {e}")),
+            Outcome::Panicked(m) => Err(format!("panicked: {m}")),
+            Outcome::Opened { .. } => Err("opened without the segment".into()),
+        };
+        failures.check(format!("{} deleted", rel.display()), verdict);
+        let salvaged = s.run_with(
+            "deleted-salvage",
+            |dir| std::fs::remove_file(dir.join(rel)).unwrap(),
+            |dir| open_and_scan(dir, true),
+        );
+        let verdict = match &salvaged {
+            Outcome::Opened { damaged, data, .. } if data.is_ok() => {
+                if damaged.iter().any(|d| d.contains("is missing")) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "salvage did not report the missing file: {damaged:?}"
+                    ))
+                }
+            }
+            other => Err(format!("salvage did not open: {other:?}")),
+        };
+        failures.check(format!("{} deleted, salvage", rel.display()), verdict);
+    }
+    failures.assert_none(s.segs.len() * 2);
+}
+
+#[test]
+fn segment_replaced_by_another_valid_segment_is_rejected_naming_it() {
+    // A valid segment put in the place of another, of the same table or another one: the
+    // manifest lists a different file (length, footer checksum, sequence numbers), and
+    // the open must say which file is not the one it wrote.
     let s = setup();
     let mut failures = Failures::default();
     let mut cases = 0;
-    for (rel, _) in &s.segs {
-        let table = rel.parent().unwrap().file_name().unwrap();
-        for other in ["cpu", "disk", "logs"].map(Path::new) {
-            if other == table {
+    for (rel, bytes) in &s.segs {
+        for (target, target_bytes) in &s.segs {
+            if target == rel || target_bytes == bytes {
                 continue;
             }
-            // Named so as not to replace one of the table's own segments.
-            let name = format!("{:020}.seg", 90 + cases);
-            let placed = Path::new("tables").join(other).join(name);
-            let outcome = s.run("misplaced", |dir| {
-                std::fs::copy(dir.join(rel), dir.join(&placed)).unwrap();
+            let outcome = s.run("replaced", |dir| {
+                std::fs::copy(dir.join(rel), dir.join(target)).unwrap();
             });
             cases += 1;
             failures.check(
-                format!("{} copied to {}", rel.display(), placed.display()),
-                s.judge(&placed, true, &outcome),
+                format!("{} copied over {}", rel.display(), target.display()),
+                s.judge(target, true, &outcome),
             );
         }
     }

@@ -9,7 +9,9 @@
 //! writes acknowledged so far, plus possibly (whole, never in part) the one write that
 //! was under way: every acknowledged write is there, no row was invented, the metric table
 //! keeps the last write of each series and time, and a write is all or nothing. The next
-//! child goes on in the same directory, so that it recovers from the crash too.
+//! child goes on in the same directory, so that it recovers from the crash too. The child
+//! flushes often and compacts (in the background after every other flush, and on request
+//! now and then), so that kills also land in the middle of merges and manifest updates.
 //!
 //! `SEXTANT_CRASH_CYCLES` sets the number of kills (default 20); `SEXTANT_CRASH_SEED` the
 //! seed of the kill delays (default fixed; the seed is printed).
@@ -74,6 +76,8 @@ fn crash_child() {
     let engine = Config::new(&dir)
         .durability(Durability::Always)
         .flush_bytes(256 << 10)
+        // Merge every two adjacent flushes, so that kills land in compactions too.
+        .compaction_fanout(2)
         .open()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -88,6 +92,9 @@ fn crash_child() {
         out.flush().unwrap();
         if n % 41 == 40 {
             engine.flush().unwrap();
+        }
+        if n % 97 == 96 {
+            engine.compact("cpu").unwrap();
         }
     }
 }

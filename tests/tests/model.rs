@@ -54,6 +54,7 @@ impl Row {
 enum Op {
     Write(Vec<Row>),
     Flush,
+    Compact,
     Reopen,
     Scan {
         from: i64,
@@ -86,6 +87,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => proptest::collection::vec(row(), 1..12).prop_map(Op::Write),
         1 => Just(Op::Flush),
+        1 => Just(Op::Compact),
         1 => Just(Op::Reopen),
         2 => (0i64..45, 0i64..45, proptest::option::of(0u8..3))
             .prop_map(|(a, b, host)| Op::Scan { from: a.min(b), to: a.max(b), host }),
@@ -164,6 +166,10 @@ fn open(dir: &std::path::Path, flush_bytes: usize) -> Engine {
         .background_flush(false)
         .flush_bytes(flush_bytes)
         .block_rows(4)
+        // Small windows and fanout, so that the background compactor merges often, and
+        // across the rows' 40 ns of time there are several windows to keep apart.
+        .compaction_window(std::time::Duration::from_nanos(10))
+        .compaction_fanout(2)
         .open()
         .unwrap()
 }
@@ -194,6 +200,7 @@ fn run(kind: TableKind, ops: Vec<Op>, flush_bytes: usize) {
                 written = true;
             }
             Op::Flush => e.flush().unwrap(),
+            Op::Compact => e.compact("t").unwrap(),
             Op::Reopen => {
                 engine.take().unwrap().close().unwrap();
                 engine = Some(open(dir.path(), flush_bytes));

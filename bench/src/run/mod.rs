@@ -1,8 +1,11 @@
 //! `sextant-bench run`: one workload end to end on Sextant and its peers.
 //!
 //! 1. Sextant ingests the workload (writer threads, batch size, durability and engine
-//!    options from [`RunOptions`]), then closes, which flushes everything to segments: two
-//!    phases, each with its rate, peak memory and, after the flush, size on disk.
+//!    options from [`RunOptions`]; background compaction runs meanwhile), then closes,
+//!    which flushes everything to segments, then reopens and compacts every table whole:
+//!    three phases, each with its rate, peak memory and, after the flush, size on disk; the
+//!    compaction's note has the segments before and after, the bytes rewritten and the
+//!    write amplification.
 //! 2. Each peer ([`engines::Peer`]) loads the same rows: DataFusion over a Parquet file,
 //!    and tsink with the `tsink` feature.
 //! 3. The workload's queries ([`QuerySet`]) run on every engine: `warmup` untimed runs
@@ -206,6 +209,8 @@ fn load_sextant(opts: &RunOptions) -> Result<Vec<Phase>> {
 
     let memory = PhaseMemory::start();
     let started = Instant::now();
+    engine.flush()?;
+    let during_load = engine.compaction_stats();
     engine.close()?;
     let mut flush = Phase::new(
         "sextant",
@@ -218,10 +223,42 @@ fn load_sextant(opts: &RunOptions) -> Result<Vec<Phase>> {
     let (segment_bytes, segments, dir_bytes) = disk_usage(&dir)?;
     flush.set_disk(segment_bytes, spec);
     flush.note = Some(format!(
-        "close = final flush; {segments} segment(s) = bytes on disk; whole directory {} bytes",
-        table::count(dir_bytes)
+        "close = final flush; {segments} segment(s) = bytes on disk; whole directory {} bytes; background compaction during the load: {} merge(s), {} bytes rewritten in {:.2} s",
+        table::count(dir_bytes),
+        during_load.compactions,
+        table::count(during_load.bytes_written),
+        during_load.busy.as_secs_f64(),
     ));
-    Ok(vec![write, flush])
+
+    // Compaction of what the load left, every window merged whole, as `Engine::compact`.
+    let memory = PhaseMemory::start();
+    let started = Instant::now();
+    let engine = opts.tuning.config(&dir).open()?;
+    let tables: Vec<String> = engine.snapshot().tables().map(str::to_owned).collect();
+    for table in &tables {
+        engine.compact(table)?;
+    }
+    let compacted = engine.compaction_stats();
+    engine.close()?;
+    let mut compact = Phase::new(
+        "sextant",
+        "compact",
+        spec,
+        written.rows,
+        started.elapsed().as_secs_f64(),
+    );
+    compact.set_memory(memory.peak());
+    let (after_bytes, after, _) = disk_usage(&dir)?;
+    compact.set_disk(after_bytes, spec);
+    let flushed = during_load.bytes_flushed.max(1);
+    let rewritten = during_load.bytes_written + compacted.bytes_written;
+    compact.note = Some(format!(
+        "{segments} -> {after} segment(s); {} bytes rewritten ({} during the load); write amplification {:.2} (segment bytes written per byte flushed)",
+        table::count(rewritten),
+        table::count(during_load.bytes_written),
+        (flushed + rewritten) as f64 / flushed as f64,
+    ));
+    Ok(vec![write, flush, compact])
 }
 
 /// Runs one query on every engine: warm-up runs, then timed runs with the engines taking

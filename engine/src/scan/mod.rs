@@ -25,7 +25,7 @@ pub use request::{ScanMetrics, ScanRequest};
 use crate::error::{Error, Result};
 use crate::schema::{ColumnDef, ColumnType, TIME_COLUMN, TableKind, TableSchema};
 use crate::series::SeriesKey;
-use assemble::Piece;
+pub(crate) use assemble::Piece;
 pub(crate) use source::Source;
 
 /// The part of one source that holds one series.
@@ -527,6 +527,21 @@ impl Scan {
         self.pending_rows -= rows;
         self.metrics.rows_returned += rows;
         assemble::assemble(&self.schema, &self.out, &self.needed_index, &pieces)
+    }
+}
+
+impl Scan {
+    /// The next stretch of one series' rows, as the stored columns the scan reads (`time`
+    /// first, then the output's non-tag columns in output order), for compaction.
+    pub(crate) fn next_piece(&mut self) -> Result<Option<Piece>> {
+        while self.pending.is_empty() {
+            if !self.step()? {
+                return Ok(None);
+            }
+        }
+        let piece = self.pending.pop_front().expect("not empty");
+        self.pending_rows -= piece.len();
+        Ok(Some(piece))
     }
 }
 

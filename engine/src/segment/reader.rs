@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_array::{
     ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, UInt8Array, UInt64Array,
@@ -25,6 +26,9 @@ pub struct Segment {
     /// Per stored column, once asked for: the value of each series' last row, in series
     /// order (see [`Segment::last_values`]).
     last_values: Mutex<Vec<Option<ArrayRef>>>,
+    /// Set once the segment is no longer live (compacted away): the file is removed when
+    /// the last reader drops it.
+    obsolete: AtomicBool,
 }
 
 impl Segment {
@@ -38,7 +42,19 @@ impl Segment {
             map,
             meta,
             last_values,
+            obsolete: AtomicBool::new(false),
         })
+    }
+
+    /// crc32 of the file's trailer (its last 40 bytes), which holds the checksum of the
+    /// metadata: with the file's length, what the manifest checks the file by.
+    pub fn footer_crc(&self) -> u32 {
+        crc32fast::hash(&self.map[self.map.len() - format::TRAILER_LEN..])
+    }
+
+    /// Marks the segment as no longer live: its file is removed once nothing reads it.
+    pub(crate) fn retire(&self) {
+        self.obsolete.store(true, Ordering::Release);
     }
 
     /// The segment's path.
@@ -98,6 +114,16 @@ impl Segment {
             return Err(damaged("the checksum does not match".into()));
         }
         decode_block(column.ty, body, rows, b.null_count as usize).map_err(damaged)
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            // A file left behind (the removal failed, or a crash came first) is not in the
+            // manifest and is removed by the next open.
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -96,7 +96,7 @@ fn write_segment(
         block_rows,
         codec: &Options::default(),
     };
-    let (path, meta) = writer::write(dir, &spec).unwrap();
+    let (path, meta) = writer::write(dir, 1, &spec).unwrap();
     let seg = Segment::open(&path).unwrap();
     assert_eq!(
         seg.meta(),

@@ -1,9 +1,16 @@
-//! Writing a segment from head chunks.
+//! Writing segments: a streaming [`Writer`] fed one series' rows at a time, and
+//! [`write`], which feeds it from head chunks.
 //!
-//! The rows of the chunks are sorted by series key, then time (then arrival, so that for a
-//! metric table the last write of a (series, time) is the one kept), every stored column
-//! is cut into blocks of `block_rows` rows, and each block is encoded and checksummed.
-//! The file is written under a temporary name, fsynced, renamed and its directory fsynced.
+//! The writer takes rows in segment order (series key, then time) and holds at most one
+//! block's worth of them per column (plus what one call hands it): every `block_rows`
+//! rows, each stored column's block is encoded, checksummed and appended to the file, so
+//! a flush of a large head or a compaction of large segments writes in bounded memory.
+//! Blocks are laid out block by block (every column's block 0, then every column's block
+//! 1, ...); readers find them through the block index. The file is written under a
+//! temporary name, fsynced, read back, renamed and its directory fsynced.
+//!
+//! [`write`] sorts the rows of the chunks by series key, then time (then arrival, so that
+//! for a metric table the last write of a (series, time) is the one kept).
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -38,13 +45,8 @@ pub(crate) struct SegmentSpec<'a> {
     pub codec: &'a Options,
 }
 
-/// The name of the segment holding writes up to `max_seq`.
-pub(crate) fn file_name(max_seq: u64) -> String {
-    format!("{max_seq:020}.seg")
-}
-
-/// Writes the segment into `dir` and returns its path and metadata.
-pub(crate) fn write(dir: &Path, spec: &SegmentSpec<'_>) -> Result<(PathBuf, SegmentMeta)> {
+/// Writes the chunks' rows as segment `id` into `dir`; returns its path and metadata.
+pub(crate) fn write(dir: &Path, id: u64, spec: &SegmentSpec<'_>) -> Result<(PathBuf, SegmentMeta)> {
     let chunks = spec.chunks;
     let columns: Vec<ColumnDef> = spec
         .columns
@@ -53,107 +55,303 @@ pub(crate) fn write(dir: &Path, spec: &SegmentSpec<'_>) -> Result<(PathBuf, Segm
         .cloned()
         .collect();
     let (order, series) = sort_rows(chunks, spec.kind);
-    let rows = order.len();
-    if rows > u32::MAX as usize {
-        return Err(Error::InvalidInput(format!(
-            "table {:?}: {rows} rows are too many for one segment",
-            spec.table
-        )));
-    }
-    let max_seq = chunks.last().map_or(0, |c| c.max_seq);
-    let path = dir.join(file_name(max_seq));
-    let tmp = path.with_extension("seg.tmp");
-    let file = File::create(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let mut offset = format::HEADER_LEN as u64;
-    out.write_all(&format::header())
-        .map_err(|e| Error::io("writing", &tmp, e))?;
-
+    let seqs = (
+        chunks.first().map_or(0, |c| c.min_seq),
+        chunks.last().map_or(0, |c| c.max_seq),
+    );
+    let mut w = Writer::create(
+        dir,
+        id,
+        WriterSpec {
+            table: spec.table,
+            kind: spec.kind,
+            columns: &columns,
+            block_rows: spec.block_rows,
+            codec: spec.codec,
+            seqs,
+        },
+    )?;
+    // Whole blocks at a time, so that each column's block is gathered once and passed on
+    // without copying.
     let block_rows = spec.block_rows.max(1) as usize;
-    let mut blocks = Vec::with_capacity(columns.len());
-    let mut buf = Vec::new();
-    for col in &columns {
-        if col.ty == ColumnType::Tag {
-            blocks.push(Vec::new());
-            continue;
+    let sources: Vec<Vec<ArrayRef>> = columns
+        .iter()
+        .filter(|c| c.ty != ColumnType::Tag)
+        .map(|c| column_arrays(chunks, c))
+        .collect();
+    for part in order.chunks(block_rows) {
+        let arrays = sources
+            .iter()
+            .map(|arrays| {
+                let refs: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
+                arrow_select::interleave::interleave(&refs, part)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        w.push_rows(&arrays)?;
+    }
+    w.set_series(series)?;
+    w.finish()
+}
+
+/// The fixed properties of a segment being written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriterSpec<'a> {
+    pub table: &'a str,
+    pub kind: TableKind,
+    /// The segment's columns, `time` first; the arrays pushed are of its stored
+    /// (non-tag) columns, in this order.
+    pub columns: &'a [ColumnDef],
+    pub block_rows: u32,
+    pub codec: &'a Options,
+    /// The lowest and highest WAL sequence number whose rows the segment holds.
+    pub seqs: (u64, u64),
+}
+
+/// A segment being written, fed rows in segment order.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: BufWriter<File>,
+    offset: u64,
+    table: String,
+    kind: TableKind,
+    columns: Vec<ColumnDef>,
+    /// For each column, its position among the pushed arrays (tags: none).
+    stored: Vec<Option<usize>>,
+    block_rows: usize,
+    codec: Options,
+    seqs: (u64, u64),
+    /// Per stored column, rows pushed but not yet written as a block.
+    pending: Vec<Vec<ArrayRef>>,
+    pending_rows: usize,
+    rows: u64,
+    blocks: Vec<Vec<BlockMeta>>,
+    series: Vec<SeriesMeta>,
+    buf: Vec<u8>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Unfinished or failed: the temporary file goes (once renamed, there is none).
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+impl Writer {
+    /// Starts segment `id` in `dir`, under a temporary name.
+    pub fn create(dir: &Path, id: u64, spec: WriterSpec<'_>) -> Result<Writer> {
+        let path = dir.join(crate::manifest::segment_file_name(id));
+        let tmp = path.with_extension("seg.tmp");
+        let file = File::create(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        out.write_all(&format::header())
+            .map_err(|e| Error::io("writing", &tmp, e))?;
+        let mut n = 0;
+        let stored = spec
+            .columns
+            .iter()
+            .map(|c| {
+                (c.ty != ColumnType::Tag).then(|| {
+                    n += 1;
+                    n - 1
+                })
+            })
+            .collect();
+        Ok(Writer {
+            path,
+            tmp,
+            out,
+            offset: format::HEADER_LEN as u64,
+            table: spec.table.to_string(),
+            kind: spec.kind,
+            columns: spec.columns.to_vec(),
+            stored,
+            block_rows: spec.block_rows.max(1) as usize,
+            codec: *spec.codec,
+            seqs: spec.seqs,
+            pending: vec![Vec::new(); n],
+            pending_rows: 0,
+            rows: 0,
+            blocks: vec![Vec::new(); spec.columns.len()],
+            series: Vec::new(),
+            buf: Vec::new(),
+        })
+    }
+
+    /// Appends rows of one series, in time order, after the rows pushed before; a series
+    /// pushed in several calls must be pushed in consecutive calls. `arrays` holds the
+    /// stored columns in [`WriterSpec::columns`] order, `time` first.
+    pub fn push_series(&mut self, key: &SeriesKey, arrays: &[ArrayRef]) -> Result<()> {
+        let len = arrays.first().map_or(0, |a| a.len());
+        if len == 0 {
+            return Ok(());
         }
-        let whole = gather(chunks, col, &order)?;
-        let mut list = Vec::with_capacity(rows.div_ceil(block_rows));
-        for start in (0..rows).step_by(block_rows) {
-            let part = whole.slice(start, block_rows.min(rows - start));
-            buf.clear();
-            let stats = encode_block(col.ty, part.as_ref(), spec.codec, &mut buf);
-            let crc = crc32fast::hash(&buf);
-            buf.extend_from_slice(&crc.to_le_bytes());
-            out.write_all(&buf)
-                .map_err(|e| Error::io("writing", &tmp, e))?;
-            let len = u32::try_from(buf.len()).map_err(|_| {
+        let times = arrays[0].as_primitive::<Int64Type>().values();
+        let (first, last) = (times[0], times[len - 1]);
+        match self.series.last_mut() {
+            Some(s) if &s.key == key => {
+                s.row_count += len as u64;
+                s.max_time = last;
+            }
+            Some(s) if &s.key > key => {
+                return Err(Error::InvalidInput(format!(
+                    "table {:?}: series {key:?} was pushed after {:?}; segments hold series in key order",
+                    self.table, s.key
+                )));
+            }
+            _ => self.series.push(SeriesMeta {
+                key: key.clone(),
+                row_start: self.rows + self.pending_rows as u64,
+                row_count: len as u64,
+                min_time: first,
+                max_time: last,
+            }),
+        }
+        self.push_rows(arrays)
+    }
+
+    /// Appends rows without series bookkeeping; the caller gives the series index with
+    /// [`Writer::set_series`] before finishing.
+    fn push_rows(&mut self, arrays: &[ArrayRef]) -> Result<()> {
+        let len = arrays.first().map_or(0, |a| a.len());
+        if arrays.len() != self.pending.len() || arrays.iter().any(|a| a.len() != len) {
+            return Err(Error::InvalidInput(format!(
+                "table {:?}: {} arrays of unequal lengths were pushed for {} stored columns",
+                self.table,
+                arrays.len(),
+                self.pending.len()
+            )));
+        }
+        for (p, a) in self.pending.iter_mut().zip(arrays) {
+            p.push(a.clone());
+        }
+        self.pending_rows += len;
+        while self.pending_rows >= self.block_rows {
+            self.write_block(self.block_rows)?;
+        }
+        Ok(())
+    }
+
+    fn set_series(&mut self, series: Vec<SeriesMeta>) -> Result<()> {
+        self.series = series;
+        Ok(())
+    }
+
+    /// Writes the first `rows` pending rows of every stored column as one block each.
+    fn write_block(&mut self, rows: usize) -> Result<()> {
+        for c in 0..self.columns.len() {
+            let Some(k) = self.stored[c] else {
+                continue;
+            };
+            let parts = std::mem::take(&mut self.pending[k]);
+            let whole = if parts.len() == 1 {
+                parts.into_iter().next().expect("one part")
+            } else {
+                let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+                arrow_select::concat::concat(&refs)?
+            };
+            let part = whole.slice(0, rows);
+            if whole.len() > rows {
+                self.pending[k].push(whole.slice(rows, whole.len() - rows));
+            }
+            self.buf.clear();
+            let ty = self.columns[c].ty;
+            let stats = encode_block(ty, part.as_ref(), &self.codec, &mut self.buf);
+            let crc = crc32fast::hash(&self.buf);
+            self.buf.extend_from_slice(&crc.to_le_bytes());
+            self.out
+                .write_all(&self.buf)
+                .map_err(|e| Error::io("writing", &self.tmp, e))?;
+            let len = u32::try_from(self.buf.len()).map_err(|_| {
                 Error::InvalidInput(format!(
                     "table {:?}: a block of column {:?} encodes to {} bytes, more than a segment block holds; lower block_rows",
-                    spec.table,
-                    col.name,
-                    buf.len()
+                    self.table,
+                    self.columns[c].name,
+                    self.buf.len()
                 ))
             })?;
-            list.push(BlockMeta {
-                offset,
+            self.blocks[c].push(BlockMeta {
+                offset: self.offset,
                 len,
                 null_count: part.null_count() as u32,
                 stats,
             });
-            offset += buf.len() as u64;
+            self.offset += self.buf.len() as u64;
         }
-        blocks.push(list);
+        self.pending_rows -= rows;
+        self.rows += rows as u64;
+        Ok(())
     }
-    let times = chunks_time_range(&series);
-    let meta = SegmentMeta {
-        table: spec.table.to_string(),
-        kind: spec.kind,
-        min_seq: chunks.first().map_or(0, |c| c.min_seq),
-        max_seq,
-        rows: rows as u64,
-        block_rows: block_rows as u32,
-        min_time: times.0,
-        max_time: times.1,
-        columns,
-        series,
-        blocks,
-    };
-    let raw = format::encode_meta(&meta);
-    let packed = zstd::bulk::compress(&raw, META_ZSTD_LEVEL)
-        .map_err(|e| Error::io("compressing", &tmp, e))?;
-    if raw.len() as u64 > format::MAX_META_LEN || packed.len() as u64 > format::MAX_META_LEN {
-        return Err(Error::InvalidInput(format!(
-            "table {:?}: the segment's index would take {} bytes, more than {}; flush more often",
-            spec.table,
-            raw.len(),
-            format::MAX_META_LEN
-        )));
+
+    /// Writes the last block, the metadata and the trailer, syncs the file, checks that it
+    /// opens, and puts it in place. Returns its path and metadata.
+    pub fn finish(mut self) -> Result<(PathBuf, SegmentMeta)> {
+        self.complete()
     }
-    let trailer = Trailer {
-        meta_offset: offset,
-        meta_len: packed.len() as u32,
-        meta_raw_len: raw.len() as u32,
-        meta_crc: crc32fast::hash(&packed),
-    };
-    out.write_all(&packed)
-        .map_err(|e| Error::io("writing", &tmp, e))?;
-    out.write_all(&trailer.encode())
-        .map_err(|e| Error::io("writing", &tmp, e))?;
-    let file = out
-        .into_inner()
-        .map_err(|e| Error::io("writing", &tmp, e.into_error()))?;
-    file.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
-    drop(file);
-    // Read the new file back before it takes its place: a segment that would not open
-    // must not be left where the next open would fail on it.
-    if let Err(e) = super::Segment::open(&tmp) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
+
+    fn complete(&mut self) -> Result<(PathBuf, SegmentMeta)> {
+        if self.pending_rows > 0 {
+            self.write_block(self.pending_rows)?;
+        }
+        let rows = self.rows;
+        if rows > u32::MAX as u64 {
+            return Err(Error::InvalidInput(format!(
+                "table {:?}: {rows} rows are too many for one segment",
+                self.table
+            )));
+        }
+        let times = chunks_time_range(&self.series);
+        let meta = SegmentMeta {
+            table: self.table.clone(),
+            kind: self.kind,
+            min_seq: self.seqs.0,
+            max_seq: self.seqs.1,
+            rows,
+            block_rows: self.block_rows as u32,
+            min_time: times.0,
+            max_time: times.1,
+            columns: self.columns.clone(),
+            series: std::mem::take(&mut self.series),
+            blocks: std::mem::take(&mut self.blocks),
+        };
+        let tmp = &self.tmp;
+        let raw = format::encode_meta(&meta);
+        let packed = zstd::bulk::compress(&raw, META_ZSTD_LEVEL)
+            .map_err(|e| Error::io("compressing", tmp, e))?;
+        if raw.len() as u64 > format::MAX_META_LEN || packed.len() as u64 > format::MAX_META_LEN {
+            return Err(Error::InvalidInput(format!(
+                "table {:?}: the segment's index would take {} bytes, more than {}; flush more often",
+                self.table,
+                raw.len(),
+                format::MAX_META_LEN
+            )));
+        }
+        let trailer = Trailer {
+            meta_offset: self.offset,
+            meta_len: packed.len() as u32,
+            meta_raw_len: raw.len() as u32,
+            meta_crc: crc32fast::hash(&packed),
+        };
+        self.out
+            .write_all(&packed)
+            .map_err(|e| Error::io("writing", tmp, e))?;
+        self.out
+            .write_all(&trailer.encode())
+            .map_err(|e| Error::io("writing", tmp, e))?;
+        self.out.flush().map_err(|e| Error::io("writing", tmp, e))?;
+        self.out
+            .get_ref()
+            .sync_all()
+            .map_err(|e| Error::io("syncing", tmp, e))?;
+        // Read the new file back before it takes its place: a segment that would not open
+        // must not be left where the next open would fail on it.
+        super::Segment::open(tmp)?;
+        fs::rename(tmp, &self.path).map_err(|e| Error::io("renaming", tmp, e))?;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        crate::fs::sync_dir(dir)?;
+        Ok((self.path.clone(), meta))
     }
-    fs::rename(&tmp, &path).map_err(|e| Error::io("renaming", &tmp, e))?;
-    crate::fs::sync_dir(dir)?;
-    Ok((path, meta))
 }
 
 fn has_column(chunk: &Chunk, name: &str) -> bool {
@@ -241,9 +439,9 @@ fn sort_rows(chunks: &[Arc<Chunk>], kind: TableKind) -> (Vec<(usize, usize)>, Ve
     (out, series)
 }
 
-/// The values of one column for the ordered rows, nulls where a chunk lacks the column.
-fn gather(chunks: &[Arc<Chunk>], col: &ColumnDef, order: &[(usize, usize)]) -> Result<ArrayRef> {
-    let arrays: Vec<ArrayRef> = chunks
+/// One column's array in each chunk, nulls where a chunk lacks the column.
+fn column_arrays(chunks: &[Arc<Chunk>], col: &ColumnDef) -> Vec<ArrayRef> {
+    chunks
         .iter()
         .map(
             |c| match c.batch.columns.iter().position(|x| x.name == col.name) {
@@ -251,9 +449,7 @@ fn gather(chunks: &[Arc<Chunk>], col: &ColumnDef, order: &[(usize, usize)]) -> R
                 None => crate::batch::null_array(col.ty, c.rows()),
             },
         )
-        .collect();
-    let refs: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
-    Ok(arrow_select::interleave::interleave(&refs, order)?)
+        .collect()
 }
 
 /// Encodes one block of a column: `flags:u8 [validity_len:u32 validity] values`.

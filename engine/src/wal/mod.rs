@@ -109,7 +109,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use reader::{Record, ReplayReport, TornTail, replay};
+pub use reader::{Record, Recovery, ReplayReport, TornTail, replay, replay_with};
 pub use writer::Wal;
 
 use crate::error::{Error, Result};

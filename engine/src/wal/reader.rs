@@ -80,8 +80,38 @@ pub fn replay(
     dir: &Path,
     salvage: bool,
     covered: u64,
+    apply: impl FnMut(Record<'_>) -> Result<()>,
+) -> Result<ReplayReport> {
+    let mode = if salvage {
+        Recovery::Salvage
+    } else {
+        Recovery::Repair
+    };
+    replay_with(dir, mode, covered, apply)
+}
+
+/// What replay does with a torn tail and other damage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Cut a torn tail off and report it; other damage is an error (the default).
+    Repair,
+    /// A torn tail is an error too, and no file is modified: for those who would rather
+    /// not open than lose a write acknowledged under `Always` whose last record a fault
+    /// damaged (a crash under `Always` acknowledges nothing it has not synced, so it
+    /// leaves only a torn tail of writes not acknowledged).
+    Strict,
+    /// Skip damage, report it, and modify no file (see [`replay`]).
+    Salvage,
+}
+
+/// [`replay`], with the [`Recovery`] mode given.
+pub fn replay_with(
+    dir: &Path,
+    mode: Recovery,
+    covered: u64,
     mut apply: impl FnMut(Record<'_>) -> Result<()>,
 ) -> Result<ReplayReport> {
+    let salvage = mode == Recovery::Salvage;
     let files = list_files(dir)?;
     let mut report = ReplayReport {
         files: files.len(),
@@ -112,6 +142,16 @@ pub fn replay(
         });
         match end {
             End::Clean => {}
+            End::Torn(tail) if mode == Recovery::Strict => {
+                return Err(Error::corrupt(
+                    &tail.path,
+                    tail.offset,
+                    format!(
+                        "the last {} bytes of the log are a damaged or unfinished record; strict recovery does not cut them off (open without it to cut them and report them as a torn tail)",
+                        tail.bytes_dropped
+                    ),
+                ));
+            }
             End::Torn(tail) => {
                 if !salvage {
                     cut(&tail, dir)?;

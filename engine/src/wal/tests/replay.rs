@@ -444,3 +444,29 @@ fn wal_oldest_file_removed_is_corrupt_unless_covered() {
     let report = replay(dir.path(), false, lost, |_| Ok(())).unwrap();
     assert_eq!(report.records, 12 - lost);
 }
+
+#[test]
+fn wal_strict_recovery_refuses_a_torn_tail_and_modifies_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let payloads: Vec<_> = (0..5).map(|i| payload(i, 30)).collect();
+    write_log(dir.path(), 0, &payloads, 1 << 20);
+    let path = wal_files(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last_start = *record_offsets(&bytes).last().unwrap();
+    *bytes.last_mut().unwrap() ^= 0x80;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = replay_with(dir.path(), Recovery::Strict, 0, |_| Ok(())).unwrap_err();
+    assert_eq!(corrupt_offset(&err), (path.clone(), last_start));
+    assert!(err.to_string().contains("strict recovery"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing may be cut");
+    // An intact log replays the same in strict mode.
+    let dir = tempfile::tempdir().unwrap();
+    let written = write_log(dir.path(), 0, &payloads, 1 << 20);
+    let mut got = Vec::new();
+    replay_with(dir.path(), Recovery::Strict, 0, |r| {
+        got.push((r.seq, r.payload.to_vec()));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(got, written);
+}

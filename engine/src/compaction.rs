@@ -1,0 +1,325 @@
+//! Compaction: merging a table's small, adjacent segments into larger ones.
+//!
+//! # Policy
+//!
+//! Segments are grouped by **time window** ([`Config::compaction_window`], default one
+//! day): a segment belongs to the window of its earliest time. Only segments adjacent in
+//! the table's list (which is in sequence order) and of one window are merged, so that:
+//!
+//! - the merged segment's sequence range covers exactly its inputs' and no other
+//!   segment's: a row of a (series, time) in a later segment still replaces one in an
+//!   earlier segment (metric tables), whatever was merged;
+//! - a compacted segment covers about one window, so that whole segments expire together.
+//!
+//! The newest window is still being written. There, as soon as [`fanout`] adjacent
+//! segments share a level (0 for a flush's output), they are merged into one segment of
+//! the next level (size-tiered). Once a later window has begun, an older window's
+//! adjacent segments are merged into one. With the default settings a row is written
+//! three times at most: by its flush, into a level-1 segment, and into its window's
+//! final segment.
+//!
+//! Late rows (written after their window was compacted) land in a segment of their own,
+//! which is adjacent to other windows' segments and stays apart until those are merged
+//! with it.
+//!
+//! [`Engine::compact`](crate::Engine::compact) merges every window's adjacent segments
+//! into one at once, whatever the policy would wait for.
+//!
+//! # Merging
+//!
+//! The inputs are read through the engine's scan, which merges each series' rows from
+//! every input in time order, keeping the last write of a (series, time) for a metric
+//! table and every row for an event table; each series' rows go into the segment writer
+//! as they come. Memory is bounded by one decoded block per input and column and one
+//! block of output per column: never a whole segment or column.
+//!
+//! [`Config::compaction_window`]: crate::Config::compaction_window
+//! [`fanout`]: crate::Config::compaction_fanout
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::encoding::Options;
+use crate::error::{Error, Result};
+use crate::manifest::SegmentEntry;
+use crate::scan::{Scan, ScanRequest, Source};
+use crate::schema::{ColumnDef, TableSchema};
+use crate::segment::Segment;
+use crate::segment::writer::{Writer, WriterSpec};
+
+/// The compaction settings of [`Config`](crate::Config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Policy {
+    pub background: bool,
+    pub window: Duration,
+    pub fanout: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            background: true,
+            window: Duration::from_secs(24 * 3600),
+            fanout: 8,
+        }
+    }
+}
+
+/// What compaction has done since the database was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionStats {
+    /// Merges done.
+    pub compactions: u64,
+    /// Segments merged away (inputs).
+    pub segments_merged: u64,
+    /// Bytes of segment files written by flushes.
+    pub bytes_flushed: u64,
+    /// Bytes of segment files read as compaction input.
+    pub bytes_read: u64,
+    /// Bytes of segment files written by compaction.
+    pub bytes_written: u64,
+    /// Time spent merging.
+    pub busy: Duration,
+}
+
+impl CompactionStats {
+    /// Bytes written to segment files (by flushes and compaction) per byte flushed: 1.0
+    /// without compaction.
+    pub fn write_amplification(&self) -> f64 {
+        if self.bytes_flushed == 0 {
+            return 1.0;
+        }
+        (self.bytes_flushed + self.bytes_written) as f64 / self.bytes_flushed as f64
+    }
+}
+
+/// A merge the policy asks for: the positions of the inputs in the table's segment
+/// list, and the level of the output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pick {
+    pub inputs: Range<usize>,
+    pub level: u8,
+}
+
+/// The window of a segment whose earliest time is `min_time`.
+fn window_of(min_time: i64, window: Duration) -> i64 {
+    let w = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX).max(1);
+    min_time.div_euclid(w)
+}
+
+/// The next merge of a table whose segments (in list order) have these manifest entries
+/// and earliest times; with `all`, every window's adjacent segments are merged whatever
+/// their levels.
+pub(crate) fn pick(
+    entries: &[SegmentEntry],
+    min_times: &[i64],
+    policy: &Policy,
+    all: bool,
+) -> Option<Pick> {
+    let windows: Vec<i64> = min_times
+        .iter()
+        .map(|&t| window_of(t, policy.window))
+        .collect();
+    let newest = *windows.iter().max()?;
+    let mut start = 0;
+    while start < entries.len() {
+        let mut end = start + 1;
+        while end < entries.len() && windows[end] == windows[start] {
+            end += 1;
+        }
+        let run = start..end;
+        let top = entries[run.clone()]
+            .iter()
+            .map(|e| e.level)
+            .max()
+            .unwrap_or(0);
+        if run.len() >= 2 && (all || windows[start] < newest) {
+            return Some(Pick {
+                inputs: run,
+                level: top.saturating_add(1),
+            });
+        }
+        // The newest window: `fanout` adjacent segments of one level.
+        let mut i = start;
+        while i < end {
+            let mut j = i + 1;
+            while j < end && entries[j].level == entries[i].level {
+                j += 1;
+            }
+            if j - i >= policy.fanout {
+                return Some(Pick {
+                    inputs: i..i + policy.fanout,
+                    level: entries[i].level.saturating_add(1),
+                });
+            }
+            i = j;
+        }
+        start = end;
+    }
+    None
+}
+
+/// Merges `inputs` (adjacent segments of one table, oldest first) into new segment `id`
+/// in `dir`, and opens it; stops with an error once `stop` is set.
+pub(crate) fn merge(
+    dir: &Path,
+    id: u64,
+    schema: &TableSchema,
+    inputs: &[Arc<Segment>],
+    block_rows: u32,
+    codec: &Options,
+    stop: &AtomicBool,
+) -> Result<Segment> {
+    // The columns of any input, in the table's order (time first).
+    let columns: Vec<ColumnDef> = schema
+        .columns
+        .iter()
+        .filter(|c| {
+            inputs
+                .iter()
+                .any(|s| s.meta().columns.iter().any(|x| x.name == c.name))
+        })
+        .cloned()
+        .collect();
+    let seqs = (
+        inputs.iter().map(|s| s.meta().min_seq).min().unwrap_or(0),
+        inputs.iter().map(|s| s.meta().max_seq).max().unwrap_or(0),
+    );
+    let mut writer = Writer::create(
+        dir,
+        id,
+        WriterSpec {
+            table: &schema.name,
+            kind: schema.kind,
+            columns: &columns,
+            block_rows,
+            codec,
+            seqs,
+        },
+    )?;
+    let sources = inputs
+        .iter()
+        .map(|s| Source::Segment(Arc::clone(s)))
+        .collect();
+    let request =
+        ScanRequest::new(schema.name.clone()).columns(columns.iter().map(|c| c.name.clone()));
+    let mut scan = Scan::new(schema, sources, &request)?;
+    while let Some(piece) = scan.next_piece()? {
+        // Closing does not wait for a long merge: the unfinished file is removed.
+        if stop.load(Ordering::Relaxed) {
+            return Err(Error::ReadOnly("closed"));
+        }
+        writer.push_series(&piece.key, &piece.arrays)?;
+    }
+    let (path, _) = writer.finish()?;
+    Segment::open(&path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3_600_000_000_000;
+
+    fn entries(levels: &[u8]) -> Vec<SegmentEntry> {
+        levels
+            .iter()
+            .enumerate()
+            .map(|(i, &level)| SegmentEntry {
+                id: i as u64 + 1,
+                file_len: 100,
+                footer_crc: 0,
+                min_seq: i as u64 * 10 + 1,
+                max_seq: i as u64 * 10 + 10,
+                level,
+            })
+            .collect()
+    }
+
+    fn policy(window_hours: u64, fanout: usize) -> Policy {
+        Policy {
+            background: true,
+            window: Duration::from_secs(window_hours * 3600),
+            fanout,
+        }
+    }
+
+    #[test]
+    fn compaction_waits_for_fanout_segments_in_the_newest_window() {
+        let p = policy(24, 4);
+        let e = entries(&[0, 0, 0]);
+        assert_eq!(pick(&e, &[0, HOUR, 2 * HOUR], &p, false), None);
+        let e = entries(&[0, 0, 0, 0]);
+        let t = [0, HOUR, 2 * HOUR, 3 * HOUR];
+        assert_eq!(
+            pick(&e, &t, &p, false),
+            Some(Pick {
+                inputs: 0..4,
+                level: 1
+            })
+        );
+        // A level-1 segment and three flushes: not yet.
+        let e = entries(&[1, 0, 0, 0]);
+        assert_eq!(pick(&e, &t, &p, false), None);
+        let e = entries(&[1, 0, 0, 0, 0]);
+        let t = [0, HOUR, 2 * HOUR, 3 * HOUR, 4 * HOUR];
+        assert_eq!(
+            pick(&e, &t, &p, false),
+            Some(Pick {
+                inputs: 1..5,
+                level: 1
+            })
+        );
+    }
+
+    #[test]
+    fn compaction_merges_a_closed_window_whole_and_never_across_windows() {
+        let p = policy(1, 8);
+        // Two segments in hour 0, one in hour 1, two in hour 2.
+        let e = entries(&[1, 0, 0, 0, 0]);
+        let t = [0, HOUR / 2, HOUR, 2 * HOUR, 2 * HOUR + 1];
+        assert_eq!(
+            pick(&e, &t, &p, false),
+            Some(Pick {
+                inputs: 0..2,
+                level: 2
+            })
+        );
+        // Hour 1 alone has nothing to merge; hour 2 is the newest and below the fanout.
+        let e = entries(&[2, 0, 0, 0]);
+        let t = [0, HOUR, 2 * HOUR, 2 * HOUR + 1];
+        assert_eq!(pick(&e, &t, &p, false), None);
+        // Asked for all: the newest window too.
+        assert_eq!(
+            pick(&e, &t, &p, true),
+            Some(Pick {
+                inputs: 2..4,
+                level: 1
+            })
+        );
+    }
+
+    #[test]
+    fn compaction_keeps_apart_windows_separated_by_a_late_segment() {
+        let p = policy(1, 8);
+        // Hour 0, hour 1, a late segment of hour 0, hour 1 again: no two adjacent share a
+        // window, so nothing merges, even when asked for all.
+        let e = entries(&[0, 0, 0, 0]);
+        let t = [0, HOUR, 10, HOUR + 10];
+        assert_eq!(pick(&e, &t, &p, true), None);
+    }
+
+    #[test]
+    fn write_amplification_counts_flushes_as_one() {
+        let s = CompactionStats {
+            bytes_flushed: 100,
+            bytes_written: 150,
+            ..CompactionStats::default()
+        };
+        assert_eq!(s.write_amplification(), 2.5);
+        assert_eq!(CompactionStats::default().write_amplification(), 1.0);
+    }
+}
