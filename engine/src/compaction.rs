@@ -18,6 +18,12 @@
 //! three times at most: by its flush, into a level-1 segment, and into its window's
 //! final segment.
 //!
+//! A segment holding rows a delete removed is rewritten without them, on its own if no
+//! merge takes it first; so is one holding rows expired under every retention rule, on
+//! [`Engine::compact`] only (the background compactor waits until all its rows have
+//! expired and drops it whole). Rows expired under a shorter rule only (say, debug logs)
+//! stay hidden in their segment until a merge takes it.
+//!
 //! Late rows (written after their window was compacted) land in a segment of their own,
 //! which is adjacent to other windows' segments and stays apart until those are merged
 //! with it.
@@ -44,6 +50,7 @@ use std::time::Duration;
 
 use crate::encoding::Options;
 use crate::error::{Error, Result};
+use crate::lifecycle::Hide;
 use crate::manifest::SegmentEntry;
 use crate::scan::{Scan, ScanRequest, Source};
 use crate::schema::{ColumnDef, TableSchema};
@@ -112,10 +119,12 @@ fn window_of(min_time: i64, window: Duration) -> i64 {
 
 /// The next merge of a table whose segments (in list order) have these manifest entries
 /// and earliest times; with `all`, every window's adjacent segments are merged whatever
-/// their levels.
+/// their levels. A `dirty` segment (one holding deleted or expired rows) is rewritten on
+/// its own when nothing else is due in its window.
 pub(crate) fn pick(
     entries: &[SegmentEntry],
     min_times: &[i64],
+    dirty: &[bool],
     policy: &Policy,
     all: bool,
 ) -> Option<Pick> {
@@ -157,22 +166,32 @@ pub(crate) fn pick(
             }
             i = j;
         }
+        // A segment alone in its window that holds rows readers no longer see.
+        if let Some(i) = run.clone().find(|&i| dirty[i]) {
+            return Some(Pick {
+                inputs: i..i + 1,
+                level: entries[i].level,
+            });
+        }
         start = end;
     }
     None
 }
 
 /// Merges `inputs` (adjacent segments of one table, oldest first) into new segment `id`
-/// in `dir`, and opens it; stops with an error once `stop` is set.
+/// in `dir`, leaving out the rows `hide` hides, and opens it (`None` when no row is
+/// left); stops with an error once `stop` is set.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn merge(
     dir: &Path,
     id: u64,
     schema: &TableSchema,
     inputs: &[Arc<Segment>],
+    hide: Option<Arc<Hide>>,
     block_rows: u32,
     codec: &Options,
     stop: &AtomicBool,
-) -> Result<Segment> {
+) -> Result<Option<Segment>> {
     // The columns of any input, in the table's order (time first).
     let columns: Vec<ColumnDef> = schema
         .columns
@@ -206,16 +225,22 @@ pub(crate) fn merge(
         .collect();
     let request =
         ScanRequest::new(schema.name.clone()).columns(columns.iter().map(|c| c.name.clone()));
-    let mut scan = Scan::new(schema, sources, &request)?;
+    let mut scan = Scan::new(schema, sources, &request, hide)?;
+    let mut rows = 0;
     while let Some(piece) = scan.next_piece()? {
         // Closing does not wait for a long merge: the unfinished file is removed.
         if stop.load(Ordering::Relaxed) {
             return Err(Error::ReadOnly("closed"));
         }
+        rows += piece.len();
         writer.push_series(&piece.key, &piece.arrays)?;
     }
+    if rows == 0 {
+        // Every row was deleted or expired: no segment (the unfinished file goes).
+        return Ok(None);
+    }
     let (path, _) = writer.finish()?;
-    Segment::open(&path)
+    Segment::open(&path).map(Some)
 }
 
 #[cfg(test)]
@@ -235,6 +260,7 @@ mod tests {
                 min_seq: i as u64 * 10 + 1,
                 max_seq: i as u64 * 10 + 10,
                 level,
+                deletes_applied: 0,
             })
             .collect()
     }
@@ -251,11 +277,11 @@ mod tests {
     fn compaction_waits_for_fanout_segments_in_the_newest_window() {
         let p = policy(24, 4);
         let e = entries(&[0, 0, 0]);
-        assert_eq!(pick(&e, &[0, HOUR, 2 * HOUR], &p, false), None);
+        assert_eq!(pick(&e, &[0, HOUR, 2 * HOUR], &[false; 3], &p, false), None);
         let e = entries(&[0, 0, 0, 0]);
         let t = [0, HOUR, 2 * HOUR, 3 * HOUR];
         assert_eq!(
-            pick(&e, &t, &p, false),
+            pick(&e, &t, &vec![false; e.len()], &p, false),
             Some(Pick {
                 inputs: 0..4,
                 level: 1
@@ -263,11 +289,11 @@ mod tests {
         );
         // A level-1 segment and three flushes: not yet.
         let e = entries(&[1, 0, 0, 0]);
-        assert_eq!(pick(&e, &t, &p, false), None);
+        assert_eq!(pick(&e, &t, &vec![false; e.len()], &p, false), None);
         let e = entries(&[1, 0, 0, 0, 0]);
         let t = [0, HOUR, 2 * HOUR, 3 * HOUR, 4 * HOUR];
         assert_eq!(
-            pick(&e, &t, &p, false),
+            pick(&e, &t, &vec![false; e.len()], &p, false),
             Some(Pick {
                 inputs: 1..5,
                 level: 1
@@ -282,7 +308,7 @@ mod tests {
         let e = entries(&[1, 0, 0, 0, 0]);
         let t = [0, HOUR / 2, HOUR, 2 * HOUR, 2 * HOUR + 1];
         assert_eq!(
-            pick(&e, &t, &p, false),
+            pick(&e, &t, &vec![false; e.len()], &p, false),
             Some(Pick {
                 inputs: 0..2,
                 level: 2
@@ -291,10 +317,10 @@ mod tests {
         // Hour 1 alone has nothing to merge; hour 2 is the newest and below the fanout.
         let e = entries(&[2, 0, 0, 0]);
         let t = [0, HOUR, 2 * HOUR, 2 * HOUR + 1];
-        assert_eq!(pick(&e, &t, &p, false), None);
+        assert_eq!(pick(&e, &t, &vec![false; e.len()], &p, false), None);
         // Asked for all: the newest window too.
         assert_eq!(
-            pick(&e, &t, &p, true),
+            pick(&e, &t, &vec![false; e.len()], &p, true),
             Some(Pick {
                 inputs: 2..4,
                 level: 1
@@ -309,7 +335,22 @@ mod tests {
         // window, so nothing merges, even when asked for all.
         let e = entries(&[0, 0, 0, 0]);
         let t = [0, HOUR, 10, HOUR + 10];
-        assert_eq!(pick(&e, &t, &p, true), None);
+        assert_eq!(pick(&e, &t, &vec![false; e.len()], &p, true), None);
+    }
+
+    #[test]
+    fn compaction_rewrites_a_dirty_segment_alone_in_its_window() {
+        let p = policy(1, 8);
+        let e = entries(&[2, 2, 0]);
+        let t = [0, HOUR, 2 * HOUR];
+        assert_eq!(pick(&e, &t, &[false; 3], &p, false), None);
+        assert_eq!(
+            pick(&e, &t, &[false, true, false], &p, false),
+            Some(Pick {
+                inputs: 1..2,
+                level: 2
+            })
+        );
     }
 
     #[test]

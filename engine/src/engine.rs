@@ -13,11 +13,15 @@ use arrow_array::RecordBatch;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::batch::{Point, TableBatch, payload, point::batches_from_points};
-use crate::compaction::{self, CompactionStats};
+mod compact;
+mod forget;
+
+use crate::compaction::CompactionStats;
 use crate::config::Config;
 use crate::encoding;
 use crate::error::{Error, Result};
 use crate::head::Chunk;
+use crate::lifecycle::Lifecycles;
 use crate::manifest::{Manifest, SegmentEntry, TableEntry};
 use crate::scan::Source;
 use crate::schema::{TableKind, TableSchema, validate_name};
@@ -73,6 +77,10 @@ struct Inner {
     /// The live segments; held while a table's segment list changes, so that the list
     /// and the manifest on disk change together (taken before a table's state lock).
     manifest: Mutex<Manifest>,
+    /// The manifest's lifecycle settings and deletes, as readers apply them. Changed only
+    /// under the manifest lock and `order` (after the manifest is stored); never held while
+    /// taking another lock.
+    lifecycles: RwLock<Lifecycles>,
     /// Serialises compaction (background and requested).
     compact_lock: Mutex<()>,
     /// What flushes and compaction have written.
@@ -129,6 +137,7 @@ impl Engine {
             }
         })?;
         report.torn_tail = replay.torn_tail;
+        forget::apply_deletes_to_replayed(&manifest.lifecycles, &tables)?;
         report
             .damaged
             .extend(replay.salvaged.iter().map(|e| e.to_string()));
@@ -154,6 +163,7 @@ impl Engine {
             tables: RwLock::new(tables),
             visible: AtomicU64::new(max_seq),
             flush_lock: Mutex::new(()),
+            lifecycles: RwLock::new(manifest.lifecycles.clone()),
             manifest: Mutex::new(manifest),
             wake: (Mutex::new(false), Condvar::new()),
             closed: AtomicBool::new(false),
@@ -223,9 +233,10 @@ impl Engine {
         self.inner.flush_all()
     }
 
-    /// Flushes `table`'s rows in memory, then merges each of its time windows' adjacent
-    /// segments into one (see [`compaction`](crate::compaction)), now, whatever the policy
-    /// would wait for. Readers and writers go on meanwhile; snapshots taken before keep
+    /// Flushes `table`'s rows in memory, removes its segments whose rows have all expired,
+    /// then merges each of its time windows' adjacent segments into one, leaving out
+    /// deleted and expired rows (see [`compaction`](crate::compaction)), now, whatever the
+    /// policy would wait for. Readers and writers go on meanwhile; snapshots taken before keep
     /// reading the old segments, whose files are removed once no snapshot uses them.
     pub fn compact(&self, table: &str) -> Result<()> {
         let t = self
@@ -240,6 +251,7 @@ impl Engine {
             freeze(&mut t.state.write());
         }
         self.inner.flush_table(&t)?;
+        self.inner.expire_segments(&t)?;
         while self.inner.compact_once(&t, true)? {}
         Ok(())
     }
@@ -370,6 +382,9 @@ impl Inner {
                     self.tables.write().entry(name.clone()).or_insert(t).clone()
                 });
                 let mut state = table.state.write();
+                if let Some(&t) = chunk.batch.time().values().iter().max() {
+                    state.newest = state.newest.max(t);
+                }
                 let schema = &schemas[&name];
                 if state.schema.columns.len() != schema.columns.len() {
                     state.schema = Arc::new(schema.clone());
@@ -422,6 +437,8 @@ impl Inner {
         let _order = self.order.lock();
         let visible = self.visible.load(Ordering::Acquire);
         let tables = self.tables.read();
+        let lifecycles = self.lifecycles.read();
+        let now = self.config.clock.now_nanos();
         let mut views = BTreeMap::new();
         for (name, table) in tables.iter() {
             let state = table.state.read();
@@ -443,11 +460,13 @@ impl Inner {
             if sources.is_empty() && state.schema.columns.len() == 1 {
                 continue;
             }
+            let hide = forget::hide(lifecycles.get(name), &state, sources.len(), now);
             views.insert(
                 name.clone(),
                 TableView {
                     schema: Arc::clone(&state.schema),
                     sources,
+                    hide,
                 },
             );
         }
@@ -559,146 +578,65 @@ impl Inner {
                 block_rows: self.config.block_rows,
                 codec: &self.codec,
             };
-            let id = self.manifest.lock().allocate_segment_id();
-            let (path, _) = writer::write(&table.dir, id, &spec)?;
-            let segment = Arc::new(Segment::open(&path)?);
-            let mut manifest = self.manifest.lock();
             let name = &frozen.schema.name;
-            manifest
+            // A head whose rows were all deleted leaves no segment, only its sequence
+            // numbers covered.
+            let rows: usize = frozen.chunks.iter().map(|c| c.rows()).sum();
+            let segment = if rows == 0 {
+                None
+            } else {
+                let id = self.manifest.lock().allocate_segment_id();
+                let (path, _) = writer::write(&table.dir, id, &spec)?;
+                Some((id, Arc::new(Segment::open(&path)?)))
+            };
+            let mut manifest = self.manifest.lock();
+            let applied = manifest.next_delete_id - 1;
+            let before = manifest.tables.get(name).cloned();
+            let entry = manifest
                 .tables
                 .entry(name.clone())
                 .or_insert_with(|| TableEntry {
                     kind: frozen.schema.kind,
+                    flushed_seq: 0,
                     segments: Vec::new(),
-                })
-                .segments
-                .push(SegmentEntry::of(id, &segment));
+                });
+            entry.flushed_seq = max_seq;
+            if let Some((id, segment)) = &segment {
+                let mut e = SegmentEntry::of(*id, segment);
+                e.deletes_applied = applied;
+                entry.segments.push(e);
+            }
             if let Err(e) = manifest.store(&self.dir) {
                 // The file stays: if the new manifest did reach the disk it is live there,
                 // else the next open removes it. The frozen head is retried.
-                let entry = manifest.tables.get_mut(name).expect("just added");
-                entry.segments.pop();
-                if entry.segments.is_empty() {
-                    manifest.tables.remove(name);
-                }
+                match before {
+                    Some(b) => manifest.tables.insert(name.clone(), b),
+                    None => manifest.tables.remove(name),
+                };
                 return Err(e);
             }
-            self.stats.lock().bytes_flushed += segment.file_len();
             let mut state = table.state.write();
             state.frozen.pop_front();
-            state.segments.push(segment);
             state.flushed_seq = max_seq;
-            drop(state);
+            if let Some((_, segment)) = segment {
+                self.stats.lock().bytes_flushed += segment.file_len();
+                state.segments.push(segment);
+                state.applied.push(applied);
+            }
+            if self.forget_applied_deletes(&mut manifest, name, &state) {
+                drop(state);
+                // Only tidying: a manifest still listing the deletes is as right.
+                let _ = manifest.store(&self.dir);
+                self.publish_lifecycles(&manifest);
+            } else {
+                drop(state);
+            }
             drop(manifest);
             let (lock, cv) = &self.wake_compactor;
             *lock.lock() = true;
             cv.notify_one();
         }
         self.remove_obsolete_wal(wal)
-    }
-
-    /// The background compactor: after flushes (and every few seconds), merges what the
-    /// policy asks for, one merge at a time, until nothing is due.
-    fn background_compaction(self: Arc<Self>) {
-        loop {
-            {
-                let (lock, cv) = &self.wake_compactor;
-                let mut woken = lock.lock();
-                if !*woken {
-                    cv.wait_for(&mut woken, Duration::from_secs(5));
-                }
-                *woken = false;
-            }
-            if self.closed.load(Ordering::SeqCst) {
-                return;
-            }
-            let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
-            for t in tables {
-                // An error leaves the inputs live; the next round tries again.
-                while !self.closed.load(Ordering::SeqCst) {
-                    if !matches!(self.compact_once(&t, false), Ok(true)) {
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Does the next merge the policy asks for in `table` (every window's, with `all`);
-    /// returns whether there was one.
-    fn compact_once(&self, table: &Table, all: bool) -> Result<bool> {
-        if self.wal.is_none() {
-            return Err(Error::ReadOnly("open read-only for salvage"));
-        }
-        let _compacting = self.compact_lock.lock();
-        let (name, pick, inputs) = {
-            let manifest = self.manifest.lock();
-            let state = table.state.read();
-            let name = state.schema.name.clone();
-            let Some(entry) = manifest.tables.get(&name) else {
-                return Ok(false);
-            };
-            let min_times: Vec<i64> = state.segments.iter().map(|s| s.meta().min_time).collect();
-            debug_assert_eq!(entry.segments.len(), state.segments.len());
-            let Some(pick) =
-                compaction::pick(&entry.segments, &min_times, &self.config.compaction, all)
-            else {
-                return Ok(false);
-            };
-            let inputs: Vec<Arc<Segment>> = state.segments[pick.inputs.clone()].to_vec();
-            (name, pick, inputs)
-        };
-        let started = std::time::Instant::now();
-        let schema = Arc::clone(&table.state.read().schema);
-        let id = self.manifest.lock().allocate_segment_id();
-        let output = compaction::merge(
-            &table.dir,
-            id,
-            &schema,
-            &inputs,
-            self.config.block_rows,
-            &self.codec,
-            &self.closed,
-        )?;
-        let output = Arc::new(output);
-        {
-            let mut manifest = self.manifest.lock();
-            let entry = manifest
-                .tables
-                .get_mut(&name)
-                .expect("a table with segments");
-            let mut new = SegmentEntry::of(id, &output);
-            new.level = pick.level;
-            let old: Vec<SegmentEntry> =
-                entry.segments.splice(pick.inputs.clone(), [new]).collect();
-            if let Err(e) = manifest.store(&self.dir) {
-                // The output file stays: live if the new manifest reached the disk, else
-                // removed by the next open.
-                let entry = manifest
-                    .tables
-                    .get_mut(&name)
-                    .expect("a table with segments");
-                entry
-                    .segments
-                    .splice(pick.inputs.start..pick.inputs.start + 1, old);
-                return Err(e);
-            }
-            let mut state = table.state.write();
-            let replaced = state
-                .segments
-                .splice(pick.inputs.clone(), [Arc::clone(&output)]);
-            debug_assert!(replaced.zip(&inputs).all(|(a, b)| Arc::ptr_eq(&a, b)));
-        }
-        for s in &inputs {
-            s.retire();
-        }
-        let mut stats = self.stats.lock();
-        stats.compactions += 1;
-        stats.segments_merged += inputs.len() as u64;
-        stats.bytes_read += inputs.iter().map(|s| s.file_len()).sum::<u64>();
-        stats.bytes_written += output.file_len();
-        stats.busy += started.elapsed();
-        Ok(true)
     }
 
     fn remove_obsolete_wal(&self, wal: &Wal) -> Result<()> {

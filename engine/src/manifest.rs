@@ -2,10 +2,12 @@
 //! atomically.
 //!
 //! ```text
-//! MANIFEST := MAGIC VERSION BODY_LEN BODY CRC
-//! BODY     := DB_ID GENERATION NEXT_SEGMENT_ID TABLE_COUNT TABLE*
-//! TABLE    := NAME KIND SEGMENT_COUNT SEGMENT*
-//! SEGMENT  := ID FILE_LEN FOOTER_CRC MIN_SEQ MAX_SEQ LEVEL
+//! MANIFEST  := MAGIC VERSION BODY_LEN BODY CRC
+//! BODY      := DB_ID GENERATION NEXT_SEGMENT_ID NEXT_DELETE_ID TABLE_COUNT TABLE*
+//!              LIFECYCLE_COUNT LIFECYCLE*
+//! TABLE     := NAME KIND FLUSHED_SEQ SEGMENT_COUNT SEGMENT*
+//! SEGMENT   := ID FILE_LEN FOOTER_CRC MIN_SEQ MAX_SEQ LEVEL DELETES_APPLIED
+//! LIFECYCLE := NAME [RETENTION] DELETE_COUNT DELETE*
 //! ```
 //!
 //! A segment file is live exactly when the manifest lists it: a file in a table directory
@@ -25,7 +27,8 @@ use std::path::{Path, PathBuf};
 
 use crate::bytes::{Put, Reader, Short};
 use crate::error::{Error, Result};
-use crate::schema::TableKind;
+use crate::lifecycle::{Delete, DeleteEntry, Lifecycles, Retention, RowMatch, TableLifecycle};
+use crate::schema::{Level, TableKind};
 use crate::segment::Segment;
 
 /// First 8 bytes of the manifest.
@@ -46,13 +49,20 @@ pub(crate) struct Manifest {
     pub generation: u64,
     /// The id the next segment file gets (ids are never reused).
     pub next_segment_id: u64,
+    /// The id the next delete gets (ids are never reused).
+    pub next_delete_id: u64,
     pub tables: BTreeMap<String, TableEntry>,
+    /// Retention settings and deletes of tables (which need not have segments yet).
+    pub lifecycles: Lifecycles,
 }
 
 /// One table's live segments, in sequence order (oldest first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TableEntry {
     pub kind: TableKind,
+    /// Every write of the table up to this sequence number is in its segments (or was
+    /// deleted before it reached one).
+    pub flushed_seq: u64,
     pub segments: Vec<SegmentEntry>,
 }
 
@@ -71,6 +81,9 @@ pub(crate) struct SegmentEntry {
     pub max_seq: u64,
     /// 0 for a flush's output; a compaction's output is one above its inputs' highest.
     pub level: u8,
+    /// Every delete with an id up to this one has been applied to the segment's rows
+    /// (they were removed before it was written); later ones are applied when reading.
+    pub deletes_applied: u64,
 }
 
 impl SegmentEntry {
@@ -83,6 +96,7 @@ impl SegmentEntry {
             min_seq: segment.meta().min_seq,
             max_seq: segment.meta().max_seq,
             level: 0,
+            deletes_applied: 0,
         }
     }
 
@@ -147,7 +161,9 @@ impl Manifest {
             db_id: random_u128(),
             generation: 0,
             next_segment_id: 1,
+            next_delete_id: 1,
             tables: BTreeMap::new(),
+            lifecycles: BTreeMap::new(),
         }
     }
 
@@ -197,10 +213,12 @@ impl Manifest {
         body.put_u64((self.db_id >> 64) as u64);
         body.put_u64(self.generation);
         body.put_u64(self.next_segment_id);
+        body.put_u64(self.next_delete_id);
         body.put_u32(self.tables.len() as u32);
         for (name, t) in &self.tables {
             body.put_str16(name);
             body.put_u8(t.kind.to_byte());
+            body.put_u64(t.flushed_seq);
             body.put_u32(t.segments.len() as u32);
             for s in &t.segments {
                 body.put_u64(s.id);
@@ -209,6 +227,26 @@ impl Manifest {
                 body.put_u64(s.min_seq);
                 body.put_u64(s.max_seq);
                 body.put_u8(s.level);
+                body.put_u64(s.deletes_applied);
+            }
+        }
+        body.put_u32(self.lifecycles.len() as u32);
+        for (name, l) in &self.lifecycles {
+            body.put_str16(name);
+            match &l.retention {
+                None => body.put_u8(0),
+                Some(r) => {
+                    body.put_u8(1);
+                    put_retention(&mut body, r);
+                }
+            }
+            body.put_u32(l.deletes.len() as u32);
+            for d in &l.deletes {
+                body.put_u64(d.id);
+                body.put_u64(d.seq);
+                body.put_i64(d.delete.min_time);
+                body.put_i64(d.delete.max_time);
+                put_tags(&mut body, &d.delete.tags);
             }
         }
         let mut out = Vec::with_capacity(body.len() + 20);
@@ -265,6 +303,7 @@ fn decode_body(body: &[u8]) -> Result<Manifest, Short> {
     let hi = r.u64()?;
     let generation = r.u64()?;
     let next_segment_id = r.u64()?;
+    let next_delete_id = r.u64()?;
     let table_count = r.len_u32(body.len())?;
     let mut tables = BTreeMap::new();
     for _ in 0..table_count {
@@ -273,7 +312,8 @@ fn decode_body(body: &[u8]) -> Result<Manifest, Short> {
         let Some(kind) = kind else {
             return r.fail(format!("table {name:?} has an unknown kind"));
         };
-        let count = r.len_u32(body.len() / 37)?;
+        let flushed_seq = r.u64()?;
+        let count = r.len_u32(body.len() / 45)?;
         let mut segments = Vec::with_capacity(count);
         for _ in 0..count {
             let entry = SegmentEntry {
@@ -283,6 +323,7 @@ fn decode_body(body: &[u8]) -> Result<Manifest, Short> {
                 min_seq: r.u64()?,
                 max_seq: r.u64()?,
                 level: r.u8()?,
+                deletes_applied: r.u64()?,
             };
             if entry.id >= next_segment_id {
                 return r.fail(format!(
@@ -293,10 +334,54 @@ fn decode_body(body: &[u8]) -> Result<Manifest, Short> {
             segments.push(entry);
         }
         if tables
-            .insert(name.clone(), TableEntry { kind, segments })
+            .insert(
+                name.clone(),
+                TableEntry {
+                    kind,
+                    flushed_seq,
+                    segments,
+                },
+            )
             .is_some()
         {
             return r.fail(format!("table {name:?} is listed twice"));
+        }
+    }
+    let lifecycle_count = r.len_u32(body.len())?;
+    let mut lifecycles = BTreeMap::new();
+    for _ in 0..lifecycle_count {
+        let name = r.str16()?.to_string();
+        let retention = match r.u8()? {
+            0 => None,
+            1 => Some(get_retention(&mut r)?),
+            other => return r.fail(format!("retention flag {other} is neither 0 nor 1")),
+        };
+        let count = r.len_u32(body.len() / 36)?;
+        let mut deletes = Vec::with_capacity(count);
+        for _ in 0..count {
+            let id = r.u64()?;
+            let seq = r.u64()?;
+            let min_time = r.i64()?;
+            let max_time = r.i64()?;
+            let tags = get_tags(&mut r)?;
+            if id >= next_delete_id {
+                return r.fail(format!(
+                    "delete id {id} is not below the next id {next_delete_id}"
+                ));
+            }
+            deletes.push(DeleteEntry {
+                id,
+                seq,
+                delete: Delete {
+                    min_time,
+                    max_time,
+                    tags,
+                },
+            });
+        }
+        let l = TableLifecycle { retention, deletes };
+        if lifecycles.insert(name.clone(), l).is_some() {
+            return r.fail(format!("the lifecycle of table {name:?} is listed twice"));
         }
     }
     if !r.is_empty() {
@@ -306,8 +391,95 @@ fn decode_body(body: &[u8]) -> Result<Manifest, Short> {
         db_id: u128::from(lo) | (u128::from(hi) << 64),
         generation,
         next_segment_id,
+        next_delete_id,
         tables,
+        lifecycles,
     })
+}
+
+fn nanos(d: &std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn put_tags(out: &mut Vec<u8>, tags: &[(String, Vec<String>)]) {
+    out.put_u32(tags.len() as u32);
+    for (t, values) in tags {
+        out.put_str16(t);
+        out.put_u32(values.len() as u32);
+        for v in values {
+            out.put_str32(v);
+        }
+    }
+}
+
+fn get_tags(r: &mut Reader<'_>) -> Result<Vec<(String, Vec<String>)>, Short> {
+    let n = r.len_u32(r.remaining() / 6)?;
+    let mut tags = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = r.str16()?.to_string();
+        let count = r.len_u32(r.remaining() / 4)?;
+        let mut values = Vec::with_capacity(count);
+        for _ in 0..count {
+            values.push(r.str32()?.to_string());
+        }
+        tags.push((t, values));
+    }
+    Ok(tags)
+}
+
+fn put_retention(out: &mut Vec<u8>, r: &Retention) {
+    match &r.default {
+        None => {
+            out.put_u8(0);
+            out.put_u64(0);
+        }
+        Some(d) => {
+            out.put_u8(1);
+            out.put_u64(nanos(d));
+        }
+    }
+    out.put_u32(r.rules.len() as u32);
+    for (m, keep) in &r.rules {
+        put_tags(out, &m.tags);
+        match m.levels {
+            None => {
+                out.put_u8(0);
+                out.put_u8(0);
+                out.put_u8(0);
+            }
+            Some((lo, hi)) => {
+                out.put_u8(1);
+                out.put_u8(lo.rank());
+                out.put_u8(hi.rank());
+            }
+        }
+        out.put_u64(nanos(keep));
+    }
+}
+
+fn get_retention(r: &mut Reader<'_>) -> Result<Retention, Short> {
+    let has_default = r.u8()?;
+    let default_ns = r.u64()?;
+    let default = match has_default {
+        0 => None,
+        1 => Some(std::time::Duration::from_nanos(default_ns)),
+        other => return r.fail(format!("default flag {other} is neither 0 nor 1")),
+    };
+    let n = r.len_u32(r.remaining() / 15)?;
+    let mut rules = Vec::with_capacity(n);
+    for _ in 0..n {
+        let tags = get_tags(r)?;
+        let has_levels = r.u8()?;
+        let (lo, hi) = (r.u8()?, r.u8()?);
+        let levels = match (has_levels, Level::from_rank(lo), Level::from_rank(hi)) {
+            (0, _, _) => None,
+            (1, Some(lo), Some(hi)) => Some((lo, hi)),
+            _ => return r.fail("a retention rule's level range is not valid"),
+        };
+        let keep = std::time::Duration::from_nanos(r.u64()?);
+        rules.push((RowMatch { tags, levels }, keep));
+    }
+    Ok(Retention { rules, default })
 }
 
 /// 128 random bits from the standard library's randomly keyed hasher, mixed with the
@@ -340,6 +512,7 @@ mod tests {
             "cpu".into(),
             TableEntry {
                 kind: TableKind::Metric,
+                flushed_seq: 41,
                 segments: vec![
                     SegmentEntry {
                         id: 3,
@@ -348,6 +521,7 @@ mod tests {
                         min_seq: 1,
                         max_seq: 40,
                         level: 1,
+                        deletes_applied: 2,
                     },
                     SegmentEntry {
                         id: 9,
@@ -356,6 +530,7 @@ mod tests {
                         min_seq: 41,
                         max_seq: 41,
                         level: 0,
+                        deletes_applied: 0,
                     },
                 ],
             },
@@ -364,9 +539,33 @@ mod tests {
             "logs".into(),
             TableEntry {
                 kind: TableKind::Event,
+                flushed_seq: 9,
                 segments: vec![],
             },
         );
+        m.next_delete_id = 4;
+        m.lifecycles.insert(
+            "logs".into(),
+            TableLifecycle {
+                retention: Some(
+                    Retention::keep(std::time::Duration::from_secs(90 * 86400))
+                        .rule(
+                            RowMatch::all().levels(Level::Trace, Level::Debug),
+                            std::time::Duration::from_secs(86400),
+                        )
+                        .rule(
+                            RowMatch::all().tag_in("service", ["batch", "cron"]),
+                            std::time::Duration::from_secs(3 * 86400),
+                        ),
+                ),
+                deletes: vec![DeleteEntry {
+                    id: 3,
+                    seq: 77,
+                    delete: Delete::all().time_range(5, 10).tag_eq("customer", "acme"),
+                }],
+            },
+        );
+        m.lifecycles.insert("cpu".into(), TableLifecycle::default());
         m
     }
 

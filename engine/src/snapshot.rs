@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 
 use crate::error::{Error, Result};
+use crate::lifecycle::Hide;
 use crate::scan::{Scan, ScanMetrics, ScanRequest, Source};
 use crate::schema::TableSchema;
 use crate::segment::Segment;
@@ -16,6 +17,8 @@ pub(crate) struct TableView {
     pub schema: Arc<TableSchema>,
     /// Segments oldest first, then in-memory chunks oldest first.
     pub sources: Vec<Source>,
+    /// The rows deleted or expired, which scans leave out.
+    pub hide: Option<Arc<Hide>>,
 }
 
 /// A read-only view of the database at one moment: later writes and flushes do not change
@@ -75,7 +78,7 @@ impl Snapshot {
     /// order, each series' rows in time order, in batches of at most `batch_rows`.
     pub fn scan(&self, req: &ScanRequest) -> Result<Scan> {
         let view = self.view(&req.table)?;
-        Scan::new(&view.schema, view.sources.clone(), req)
+        Scan::new(&view.schema, view.sources.clone(), req, view.hide.clone())
     }
 
     /// About how many rows a scan of `req` would read, from the series index alone (the
@@ -103,7 +106,7 @@ impl Snapshot {
         group_by: Option<&[String]>,
     ) -> Result<(RecordBatch, ScanMetrics)> {
         let view = self.view(&req.table)?;
-        Scan::new(&view.schema, view.sources.clone(), req)?.latest(group_by)
+        Scan::new(&view.schema, view.sources.clone(), req, view.hide.clone())?.latest(group_by)
     }
 
     /// What a table holds.

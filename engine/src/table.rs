@@ -26,6 +26,12 @@ pub(crate) struct TableState {
     pub schema: Arc<TableSchema>,
     /// Live segments in sequence order (oldest first), as the manifest lists them.
     pub segments: Vec<Arc<Segment>>,
+    /// For each segment, the id of the last delete applied to its rows (see
+    /// [`SegmentEntry::deletes_applied`]).
+    pub applied: Vec<u64>,
+    /// The latest time of any row written (deleted ones included), `i64::MIN` for none:
+    /// what retention measures age from.
+    pub newest: i64,
     /// Heads taken out of service, oldest first, being written to segments.
     pub frozen: VecDeque<Frozen>,
     pub head: Head,
@@ -68,6 +74,8 @@ pub(crate) fn new_table(tables_dir: &Path, name: &str, kind: TableKind) -> Table
         state: RwLock::new(TableState {
             schema: Arc::new(TableSchema::new(name, kind)),
             segments: Vec::new(),
+            applied: Vec::new(),
+            newest: i64::MIN,
             frozen: VecDeque::new(),
             head: Head::default(),
             flushed_seq: 0,
@@ -135,7 +143,15 @@ fn adopt(tables_dir: &Path, salvage: bool, report: &mut RecoveryReport) -> Resul
         };
         let mut segments: Vec<SegmentEntry> = found.into_iter().map(|(_, e)| e).collect();
         segments.sort_by_key(|e| e.max_seq);
-        manifest.tables.insert(name, TableEntry { kind, segments });
+        let flushed_seq = segments.iter().map(|e| e.max_seq).max().unwrap_or(0);
+        manifest.tables.insert(
+            name,
+            TableEntry {
+                kind,
+                flushed_seq,
+                segments,
+            },
+        );
     }
     Ok(manifest)
 }
@@ -186,8 +202,10 @@ fn table_name(dir: &Path) -> Result<String> {
 
 /// Opens the segments the manifest lists for a table, checks that each is the file it
 /// lists, and unites their schemas. In salvage mode a missing or damaged segment is
-/// reported and skipped; a table left without segments is not opened (the WAL, if
-/// anything, says what it holds).
+/// reported and skipped; a table left without segments by that is not opened (the WAL, if
+/// anything, says what it holds). A table listed without segments (its rows were all
+/// deleted or expired) is opened empty, so that its flushed sequence number keeps WAL
+/// replay from bringing those rows back.
 fn open_table(
     db_dir: &Path,
     tables_dir: &Path,
@@ -205,22 +223,27 @@ fn open_table(
     })?;
     let dir = tables_dir.join(name);
     let mut segments = Vec::with_capacity(entry.segments.len());
+    let mut applied = Vec::with_capacity(entry.segments.len());
     for e in &entry.segments {
         let path = dir.join(segment_file_name(e.id));
         let opened = open_listed(db_dir, &path, e, config.salvage);
         match opened {
-            Ok(s) => segments.push(Arc::new(s)),
+            Ok(s) => {
+                segments.push(Arc::new(s));
+                applied.push(e.deletes_applied);
+            }
             Err(e) if config.salvage => report.damaged.push(e.to_string()),
             Err(e) => return Err(e),
         }
     }
-    if segments.is_empty() {
+    if segments.is_empty() && !entry.segments.is_empty() {
         return Ok(None);
     }
     let kind = entry.kind;
     let table = new_table(tables_dir, name, kind);
     {
         let mut state = table.state.write();
+        state.flushed_seq = entry.flushed_seq;
         let mut schema = TableSchema::new(name, kind);
         for s in &segments {
             let m = s.meta();
@@ -239,9 +262,11 @@ fn open_table(
             })?;
             schema.extend(new);
             state.flushed_seq = state.flushed_seq.max(m.max_seq);
+            state.newest = state.newest.max(m.max_time);
         }
         state.schema = Arc::new(schema);
         state.segments = segments;
+        state.applied = applied;
     }
     Ok(Some(table))
 }

@@ -2,15 +2,18 @@
 
 use std::sync::Arc;
 
-use arrow_schema::{Schema, SchemaRef};
+use arrow_array::{RecordBatch, UInt64Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::common::{not_impl_err, plan_err};
 use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
-use sextant_engine::{Engine, ScanRequest, Snapshot, TableSchema};
+use sextant_engine::{Delete, Engine, ScanRequest, Snapshot, TableSchema};
 
 use crate::exec::SextantScanExec;
 use crate::filters;
@@ -47,6 +50,10 @@ impl SchemaProvider for SextantSchema {
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let snapshot = Arc::new(self.engine.snapshot());
         Ok(SextantTable::new(snapshot, name).map(|t| {
+            let t = SextantTable {
+                engine: Some(Arc::clone(&self.engine)),
+                ..t
+            };
             Arc::new(t.with_single_partition_rows(self.single_partition_rows))
                 as Arc<dyn TableProvider>
         }))
@@ -67,6 +74,8 @@ pub struct SextantTable {
     rows: Rows,
     /// Scans expected to read fewer rows run as one partition.
     single_partition_rows: u64,
+    /// The engine, for `DELETE`; `None` for a table made from a snapshot alone.
+    engine: Option<Arc<Engine>>,
 }
 
 /// What a table's scans return.
@@ -93,6 +102,7 @@ impl SextantTable {
             arrow,
             rows: Rows::All,
             single_partition_rows: 0,
+            engine: None,
         })
     }
 
@@ -202,5 +212,77 @@ impl TableProvider for SextantTable {
             Rows::All => exec,
             Rows::Latest { group_by } => exec.latest_rows(group_by.clone()),
         }))
+    }
+
+    /// `DELETE FROM t WHERE ...` with conditions on time ranges and tags (those the scan
+    /// answers exactly: see [`filters`]), through [`Engine::delete`]: durable when it
+    /// returns, hidden from later queries at once, removed by compaction. Returns the
+    /// number of rows deleted, counted just before.
+    async fn delete_from(
+        &self,
+        _state: &dyn Session,
+        filters: Vec<Expr>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let Some(engine) = &self.engine else {
+            return not_impl_err!("DELETE is not supported on a table read from a snapshot");
+        };
+        let name = &self.schema.name;
+        // An empty list is also what DataFusion passes for a WHERE clause it folded away
+        // (`WHERE false`, or a subquery it turned into a join): never read it as "all".
+        if filters.is_empty() {
+            return plan_err!(
+                "DELETE FROM {name} needs a WHERE clause on time or tags; to delete every row, name the whole time range (WHERE time >= '1970-01-01' deletes every row from 1970 on)"
+            );
+        }
+        let unsupported: Vec<String> = filters
+            .iter()
+            .filter(|f| !filters::supported(f, &self.schema))
+            .map(|f| f.to_string())
+            .collect();
+        if !unsupported.is_empty() {
+            return plan_err!(
+                "DELETE FROM {name} supports only conditions on the time column (<, <=, >, >=, =, BETWEEN with constants) and on tags (= or IN with strings), joined by AND; not: {}",
+                unsupported.join(", ")
+            );
+        }
+        let pushed = filters::analyze(&filters, &self.schema);
+        let mut delete = Delete::all().time_range(pushed.min_time, pushed.max_time);
+        let mut request = ScanRequest::new(name)
+            .columns(["time"])
+            .time_between(pushed.min_time, pushed.max_time);
+        for (tag, values) in pushed.tags {
+            request = request.tag_in(tag.clone(), values.clone());
+            delete = delete.tag_in(tag, values);
+        }
+        let count = if pushed.min_time > pushed.max_time {
+            0
+        } else {
+            let mut count = 0u64;
+            let scan = engine
+                .snapshot()
+                .scan(&request)
+                .map_err(crate::error::to_datafusion)?;
+            for batch in scan {
+                count += batch.map_err(crate::error::to_datafusion)?.num_rows() as u64;
+            }
+            engine
+                .delete(name, &delete)
+                .map_err(crate::error::to_datafusion)?;
+            count
+        };
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "count",
+            DataType::UInt64,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(UInt64Array::from(vec![count]))],
+        )?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            schema,
+            None,
+        )?)
     }
 }

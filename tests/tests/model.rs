@@ -55,6 +55,12 @@ enum Op {
     Write(Vec<Row>),
     Flush,
     Compact,
+    /// Deletes the rows in `from..=to` of host `h<host>` (any host, with none).
+    Delete {
+        from: i64,
+        to: i64,
+        host: Option<u8>,
+    },
     Reopen,
     Scan {
         from: i64,
@@ -88,6 +94,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => proptest::collection::vec(row(), 1..12).prop_map(Op::Write),
         1 => Just(Op::Flush),
         1 => Just(Op::Compact),
+        1 => (0i64..45, 0i64..45, proptest::option::of(0u8..3))
+            .prop_map(|(a, b, host)| Op::Delete { from: a.min(b), to: a.max(b), host }),
         1 => Just(Op::Reopen),
         2 => (0i64..45, 0i64..45, proptest::option::of(0u8..3))
             .prop_map(|(a, b, host)| Op::Scan { from: a.min(b), to: a.max(b), host }),
@@ -113,6 +121,19 @@ impl Model {
             let at = list.partition_point(|x| x.time <= r.time);
             list.insert(at, r.clone());
         }
+    }
+
+    fn delete(&mut self, from: i64, to: i64, host: Option<u8>) {
+        let host = host.map(|h| format!("h{h}"));
+        for (key, rows) in self.series.iter_mut() {
+            let matches = host
+                .as_ref()
+                .is_none_or(|h| key.iter().any(|(k, v)| k == "host" && v == h));
+            if matches {
+                rows.retain(|r| r.time < from || r.time > to);
+            }
+        }
+        self.series.retain(|_, rows| !rows.is_empty());
     }
 
     fn expect(&self, from: i64, to: i64, host: Option<u8>) -> Vec<Vec<Cell>> {
@@ -201,6 +222,14 @@ fn run(kind: TableKind, ops: Vec<Op>, flush_bytes: usize) {
             }
             Op::Flush => e.flush().unwrap(),
             Op::Compact => e.compact("t").unwrap(),
+            Op::Delete { from, to, host } => {
+                let mut d = sextant_engine::Delete::all().time_range(from, to);
+                if let Some(h) = host {
+                    d = d.tag_eq("host", format!("h{h}"));
+                }
+                e.delete("t", &d).unwrap();
+                model.delete(from, to, host);
+            }
             Op::Reopen => {
                 engine.take().unwrap().close().unwrap();
                 engine = Some(open(dir.path(), flush_bytes));

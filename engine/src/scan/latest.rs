@@ -101,10 +101,12 @@ impl Scan {
     /// The last row of a run within the time range, with its time.
     fn last_row(&mut self, run: &Run) -> Result<Option<(i64, Vec<ArrayRef>)>> {
         let window = (self.min_time, self.max_time);
+        let hidden = self.hidden(run).is_some_and(|h| h.may_hide(run.max_time));
         if let Source::Segment(seg) = &self.sources[run.source]
             && self.fill_cache[run.source]
             && run.max_time >= window.0
             && run.max_time <= window.1
+            && !hidden
         {
             // The series' last row in the segment is inside the window: its values come
             // from the segment's cache of last rows, decoded once.

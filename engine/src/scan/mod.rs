@@ -23,6 +23,7 @@ use arrow_schema::{Schema, SchemaRef};
 pub use request::{ScanMetrics, ScanRequest};
 
 use crate::error::{Error, Result};
+use crate::lifecycle::{Hide, SeriesHide};
 use crate::schema::{ColumnDef, ColumnType, TIME_COLUMN, TableKind, TableSchema};
 use crate::series::SeriesKey;
 pub(crate) use assemble::Piece;
@@ -86,6 +87,12 @@ pub struct Scan {
     /// Per source, for latest rows: whether to read (and fill) a segment's cache of last
     /// rows.
     fill_cache: Vec<bool>,
+    /// Rows deleted or expired, which the scan leaves out.
+    hide: Option<Arc<Hide>>,
+    /// The index among `needed` of the level column, read for retention by level.
+    level_index: Option<usize>,
+    /// What is hidden of the series last asked about: ((source, entry), hide).
+    series_hide: Option<((usize, usize), Arc<SeriesHide>)>,
 }
 
 /// Resolves the output columns of a request against a table's schema.
@@ -112,6 +119,7 @@ impl Scan {
         schema: &TableSchema,
         sources: Vec<Source>,
         req: &ScanRequest,
+        hide: Option<Arc<Hide>>,
     ) -> Result<Scan> {
         let (part, parts) = req.partition;
         if part >= parts {
@@ -156,6 +164,32 @@ impl Scan {
                 }
             });
         }
+        // Rows before the retention floor are expired under every rule: never read them.
+        let floor = hide.as_ref().and_then(|h| h.floor());
+        let raised;
+        let req = match floor {
+            Some(f) if f > req.min_time => {
+                raised = ScanRequest {
+                    min_time: f,
+                    ..req.clone()
+                };
+                &raised
+            }
+            _ => req,
+        };
+        let mut level_index = None;
+        if hide.as_ref().is_some_and(|h| h.level_rules) {
+            let level = schema.columns.iter().find(|c| c.ty == ColumnType::Level);
+            if let Some(c) = level {
+                level_index = Some(match needed.iter().position(|n| n.name == c.name) {
+                    Some(i) => i,
+                    None => {
+                        needed.push(c.clone());
+                        needed.len() - 1
+                    }
+                });
+            }
+        }
         let colmap = sources
             .iter()
             .map(|s| needed.iter().map(|c| s.column_index(&c.name)).collect())
@@ -187,6 +221,9 @@ impl Scan {
             metrics,
             failed: false,
             fill_cache: Vec::new(),
+            hide,
+            level_index,
+            series_hide: None,
         })
     }
 
@@ -372,7 +409,7 @@ impl Scan {
         let (mut a, mut b) = (lo - bs, hi - bs);
         let inside = run.min_time >= window.0 && run.max_time <= window.1;
         // The time column is decoded only when it is returned or needed to filter.
-        let time = if need_time || self.time_wanted || !inside {
+        let time = if need_time || self.time_wanted || !inside || self.hide.is_some() {
             let time = self
                 .block(run.source, 0, block)?
                 .expect("every segment has time");
@@ -403,7 +440,14 @@ impl Scan {
             let whole = array.len() == len || (k == 0 && time.is_none());
             arrays.push(if whole { array } else { array.slice(a, len) });
         }
-        Ok(Some((len, arrays)))
+        // With rows hidden, time was read (above), so its length is the rows' count.
+        match self.hidden(run) {
+            Some(h) if !h.is_empty() => {
+                let arrays = h.filter(arrays, self.level_index)?;
+                Ok(Some((arrays[0].len(), arrays)))
+            }
+            _ => Ok(Some((len, arrays))),
+        }
     }
 
     /// A chunk's rows of one series with time within `window`, in time order; for a
@@ -440,7 +484,34 @@ impl Scan {
                 None => crate::batch::null_array(col.ty, indices.len()),
             });
         }
-        Ok(arrays)
+        self.unhidden(run, arrays)
+    }
+
+    /// What is hidden of the series of `run` in its source.
+    fn hidden(&mut self, run: &Run) -> Option<Arc<SeriesHide>> {
+        let hide = self.hide.as_ref()?;
+        let at = (run.source, run.entry);
+        if let Some((cached, h)) = &self.series_hide
+            && *cached == at
+        {
+            return Some(h.clone());
+        }
+        let key = match &self.sources[run.source] {
+            Source::Segment(seg) => seg.meta().series[run.entry].key.clone(),
+            Source::Chunk(c) => c.series[c.index().runs[run.entry].series as usize].clone(),
+        };
+        let h = Arc::new(hide.series(run.source, &key));
+        self.series_hide = Some((at, h.clone()));
+        Some(h)
+    }
+
+    /// The rows of `arrays` (rows of `run`, `time` first) that are neither deleted nor
+    /// expired.
+    fn unhidden(&mut self, run: &Run, arrays: Vec<ArrayRef>) -> Result<Vec<ArrayRef>> {
+        match self.hidden(run) {
+            Some(h) if !h.is_empty() => h.filter(arrays, self.level_index),
+            _ => Ok(arrays),
+        }
     }
 
     /// The rows of a run with time within `window` (a chunk run deduplicated),

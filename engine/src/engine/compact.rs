@@ -1,0 +1,225 @@
+//! The engine's side of compaction: the background compactor, one merge, and dropping
+//! whole expired segments (the policy and the merge itself are in `crate::compaction`).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::Inner;
+use crate::compaction;
+use crate::error::{Error, Result};
+use crate::lifecycle::{self, Hide};
+use crate::manifest::SegmentEntry;
+use crate::segment::Segment;
+use crate::table::Table;
+
+impl Inner {
+    /// The background compactor: after flushes (and every few seconds), merges what the
+    /// policy asks for, one merge at a time, until nothing is due.
+    pub(super) fn background_compaction(self: Arc<Self>) {
+        loop {
+            {
+                let (lock, cv) = &self.wake_compactor;
+                let mut woken = lock.lock();
+                if !*woken {
+                    cv.wait_for(&mut woken, Duration::from_secs(5));
+                }
+                *woken = false;
+            }
+            if self.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
+            for t in tables {
+                let _ = self.expire_segments(&t);
+                // An error leaves the inputs live; the next round tries again.
+                while !self.closed.load(Ordering::SeqCst) {
+                    if !matches!(self.compact_once(&t, false), Ok(true)) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Does the next merge the policy asks for in `table` (every window's, with `all`);
+    /// returns whether there was one. The merge leaves out what readers would not see
+    /// (deleted and expired rows).
+    pub(super) fn compact_once(&self, table: &Table, all: bool) -> Result<bool> {
+        if self.wal.is_none() {
+            return Err(Error::ReadOnly("open read-only for salvage"));
+        }
+        let _compacting = self.compact_lock.lock();
+        let (name, pick, inputs, hide, applied) = {
+            let manifest = self.manifest.lock();
+            let state = table.state.read();
+            let name = state.schema.name.clone();
+            let Some(entry) = manifest.tables.get(&name) else {
+                return Ok(false);
+            };
+            let min_times: Vec<i64> = state.segments.iter().map(|s| s.meta().min_time).collect();
+            debug_assert_eq!(entry.segments.len(), state.segments.len());
+            // What readers would not see, as of now: every delete issued so far is
+            // applied to the output, and expired rows are left out.
+            let lifecycles = self.lifecycles.read();
+            let l = lifecycles.get(&name);
+            let per_source: Vec<_> = (0..state.segments.len())
+                .map(|i| {
+                    let min_seq = state.segments[i].meta().min_seq;
+                    lifecycle::deletes_for_segment(l, min_seq, state.applied[i])
+                })
+                .collect();
+            let now = self.config.clock.now_nanos();
+            let reference = l
+                .is_some_and(|l| l.retention.is_some())
+                .then(|| now.min(state.newest));
+            let hide = Hide::new(l, per_source.clone(), reference);
+            // Rows before the floor are expired under every rule: a rewrite leaves none,
+            // so a segment is rewritten for them once. (Rows expired under a shorter rule
+            // only stay hidden until a merge takes their segment.)
+            let expired_before = hide.as_ref().and_then(|h| h.floor());
+            let dirty: Vec<bool> = (0..state.segments.len())
+                .map(|i| {
+                    !per_source[i].is_empty()
+                        || (all && expired_before.is_some_and(|c| min_times[i] < c))
+                })
+                .collect();
+            let Some(pick) = compaction::pick(
+                &entry.segments,
+                &min_times,
+                &dirty,
+                &self.config.compaction,
+                all,
+            ) else {
+                return Ok(false);
+            };
+            let inputs: Vec<Arc<Segment>> = state.segments[pick.inputs.clone()].to_vec();
+            let hide = hide.map(|mut h| {
+                h.per_source = per_source[pick.inputs.clone()].to_vec();
+                Arc::new(h)
+            });
+            (name, pick, inputs, hide, manifest.next_delete_id - 1)
+        };
+        let started = std::time::Instant::now();
+        let schema = Arc::clone(&table.state.read().schema);
+        let id = self.manifest.lock().allocate_segment_id();
+        let output = compaction::merge(
+            &table.dir,
+            id,
+            &schema,
+            &inputs,
+            hide,
+            self.config.block_rows,
+            &self.codec,
+            &self.closed,
+        )?
+        .map(Arc::new);
+        let new = output.as_ref().map(|o| {
+            let mut e = SegmentEntry::of(id, o);
+            e.level = pick.level;
+            e.deletes_applied = applied;
+            e
+        });
+        self.replace_segments(
+            table,
+            &name,
+            pick.inputs.clone(),
+            &inputs,
+            new.zip(output.clone()),
+        )?;
+        let mut stats = self.stats.lock();
+        stats.compactions += 1;
+        stats.segments_merged += inputs.len() as u64;
+        stats.bytes_read += inputs.iter().map(|s| s.file_len()).sum::<u64>();
+        stats.bytes_written += output.as_ref().map_or(0, |o| o.file_len());
+        stats.busy += started.elapsed();
+        Ok(true)
+    }
+
+    /// Removes the table's segments all of whose rows have expired under every retention
+    /// rule, without rewriting anything; returns how many.
+    pub(super) fn expire_segments(&self, table: &Table) -> Result<usize> {
+        if self.wal.is_none() {
+            return Ok(0);
+        }
+        let _compacting = self.compact_lock.lock();
+        let (name, expired) = {
+            let state = table.state.read();
+            let name = state.schema.name.clone();
+            let lifecycles = self.lifecycles.read();
+            let Some(l) = lifecycles.get(&name).filter(|l| l.retention.is_some()) else {
+                return Ok(0);
+            };
+            let reference = self.config.clock.now_nanos().min(state.newest);
+            let Some(floor) =
+                Hide::new(Some(l), Vec::new(), Some(reference)).and_then(|h| h.floor())
+            else {
+                return Ok(0);
+            };
+            let expired: Vec<usize> = state
+                .segments
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.meta().max_time < floor)
+                .map(|(i, _)| i)
+                .collect();
+            (name, expired)
+        };
+        // One at a time from the newest, so that positions stay valid.
+        for &i in expired.iter().rev() {
+            let input = Arc::clone(&table.state.read().segments[i]);
+            self.replace_segments(table, &name, i..i + 1, &[input], None)?;
+        }
+        Ok(expired.len())
+    }
+
+    /// Replaces the segments at `range` of a table's list (which must still be `inputs`)
+    /// with `output`, if any: the manifest first, then what readers see; the inputs'
+    /// files go once no snapshot reads them. Deletes no segment needs any more are
+    /// forgotten.
+    fn replace_segments(
+        &self,
+        table: &Table,
+        name: &str,
+        range: std::ops::Range<usize>,
+        inputs: &[Arc<Segment>],
+        output: Option<(SegmentEntry, Arc<Segment>)>,
+    ) -> Result<()> {
+        let mut manifest = self.manifest.lock();
+        let before = manifest.clone();
+        let entry = manifest
+            .tables
+            .get_mut(name)
+            .expect("a table with segments");
+        entry
+            .segments
+            .splice(range.clone(), output.as_ref().map(|(e, _)| *e));
+        if let Err(e) = manifest.store(&self.dir) {
+            // An output file stays: live if the new manifest reached the disk, else removed
+            // by the next open.
+            *manifest = before;
+            return Err(e);
+        }
+        let mut state = table.state.write();
+        let replaced: Vec<Arc<Segment>> = state
+            .segments
+            .splice(range.clone(), output.as_ref().map(|(_, s)| Arc::clone(s)))
+            .collect();
+        debug_assert!(replaced.iter().zip(inputs).all(|(a, b)| Arc::ptr_eq(a, b)));
+        state
+            .applied
+            .splice(range, output.as_ref().map(|(e, _)| e.deletes_applied))
+            .for_each(drop);
+        if self.forget_applied_deletes(&mut manifest, name, &state) {
+            drop(state);
+            // Forgetting is only tidying: a manifest that still lists the deletes is as
+            // right (they apply to nothing), so a failure here is not the merge's.
+            let _ = manifest.store(&self.dir);
+            self.publish_lifecycles(&manifest);
+        }
+        for s in inputs {
+            s.retire();
+        }
+        Ok(())
+    }
+}
