@@ -5,6 +5,7 @@
 //! | module | input | tables |
 //! |---|---|---|
 //! | [`line_protocol`] | InfluxDB line protocol (and a writer back to it) | metric tables, one per measurement |
+//! | [`statsd`] | StatsD with DogStatsD tags, aggregated per flush interval | metric tables, one per metric name, laid out as Telegraf does |
 //!
 //! Parsers never panic on any input. A bad line is rejected alone with its 1-based number
 //! and a sentence saying why, and the good lines of the same request are kept, as
@@ -46,6 +47,7 @@ mod columns;
 pub mod line_protocol;
 mod outcome;
 mod schemas;
+pub mod statsd;
 
 pub use outcome::{Outcome, Rejected};
 pub use schemas::{NoSchemas, Schemas};
