@@ -26,7 +26,6 @@ pub(crate) enum Value<'a> {
     U64(u64),
     Bool(bool),
     Str(&'a str),
-    #[allow(dead_code)] // written by the JSON lines parser, which comes next
     Level(Level),
 }
 

@@ -5,6 +5,7 @@
 //! | module | input | tables |
 //! |---|---|---|
 //! | [`line_protocol`] | InfluxDB line protocol (and a writer back to it) | metric tables, one per measurement |
+//! | [`jsonl`] | JSON lines of logs and events (pino, bunyan, structlog, zap, slog, logrus, ...) | event tables with a `level` column, `logs` by default |
 //! | [`statsd`] | StatsD with DogStatsD tags, aggregated per flush interval | metric tables, one per metric name, laid out as Telegraf does |
 //!
 //! Parsers never panic on any input. A bad line is rejected alone with its 1-based number
@@ -44,6 +45,7 @@
 //! ```
 
 mod columns;
+pub mod jsonl;
 pub mod line_protocol;
 mod outcome;
 mod schemas;
