@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | [`line_protocol`] | InfluxDB line protocol (and a writer back to it) | metric tables, one per measurement |
 //! | [`jsonl`] | JSON lines of logs and events (pino, bunyan, structlog, zap, slog, logrus, ...) | event tables with a `level` column, `logs` by default |
+//! | [`remote_write`] | Prometheus remote write 1.0 (snappy protobuf) | metric tables, one per metric name, labels as tags, field `value` |
 //! | [`statsd`] | StatsD with DogStatsD tags, aggregated per flush interval | metric tables, one per metric name, laid out as Telegraf does |
 //!
 //! Parsers never panic on any input. A bad line is rejected alone with its 1-based number
@@ -48,6 +49,7 @@ mod columns;
 pub mod jsonl;
 pub mod line_protocol;
 mod outcome;
+pub mod remote_write;
 mod schemas;
 pub mod statsd;
 
