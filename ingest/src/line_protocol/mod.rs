@@ -52,6 +52,7 @@
 
 mod error;
 mod parse;
+mod rows;
 mod write;
 
 #[cfg(test)]

@@ -2,12 +2,10 @@
 
 use std::borrow::Cow;
 
-use sextant_engine::schema::{MAX_COLUMNS, MAX_NAME_LEN, TIME_COLUMN, validate_name};
-use sextant_engine::{ColumnType, TableKind};
-
+use super::rows::{Shape, add};
 use super::{Error, Options, Outcome};
 use crate::Schemas;
-use crate::columns::{Conflict, Tables, Value};
+use crate::columns::{Tables, Value};
 use crate::outcome::snippet;
 
 /// Parses a request of line protocol into one engine batch per measurement (metric
@@ -35,6 +33,7 @@ pub fn parse(
     let mut out = Outcome::new();
     let mut tables = Tables::new(schemas);
     let mut line = Line::default();
+    let mut shape = Shape::default();
     let mut pos = 0;
     let mut number = 1;
     while pos < input.len() {
@@ -68,8 +67,8 @@ pub fn parse(
                 continue;
             }
         };
-        let added =
-            parse_line(text, &mut line).and_then(|()| add(&mut tables, &line, options, now));
+        let added = parse_line(text, &mut line)
+            .and_then(|()| add(&mut tables, &mut shape, &line, options, now));
         match added {
             Ok(()) => out.rows += 1,
             Err(e) => out.reject(this, e, options.max_errors),
@@ -82,6 +81,11 @@ pub fn parse(
 /// Where the line starting at `start` ends (the index of its `\n`, or the input's end),
 /// and how many newlines it holds inside string field values.
 fn line_end(input: &[u8], start: usize) -> (usize, usize) {
+    // Most lines hold no double quote, so no string value: they end at the first newline.
+    let newline = memchr::memchr(b'\n', &input[start..]).map_or(input.len(), |p| start + p);
+    if memchr::memchr(b'"', &input[start..newline]).is_none() {
+        return (newline, 0);
+    }
     let first = input[start..]
         .iter()
         .position(|b| !matches!(b, b' ' | b'\t'));
@@ -159,7 +163,7 @@ pub(super) enum Field<'a> {
 }
 
 impl Field<'_> {
-    fn value(&self) -> Value<'_> {
+    pub(super) fn value(&self) -> Value<'_> {
         match self {
             Field::F64(x) => Value::F64(*x),
             Field::I64(x) => Value::I64(*x),
@@ -396,123 +400,5 @@ fn read_field_value<'a>(s: &'a str, pos: &mut usize, key: &str) -> Result<Field<
     match text.parse::<f64>() {
         Ok(x) if number_like && x.is_finite() => Ok(Field::F64(x)),
         _ => Err(invalid(text)),
-    }
-}
-
-const NAME_RULE: &str =
-    "a column name is 1 to 128 bytes without control characters, and not \"time\"";
-const TABLE_RULE: &str =
-    "a table name is 1 to 128 ASCII letters, digits, '_', '-' or '.', not starting with '.'";
-
-fn check_key(what: &'static str, key: &str) -> Result<(), Error> {
-    if key.len() > MAX_NAME_LEN || key == TIME_COLUMN || key.chars().any(char::is_control) {
-        return Err(Error::BadName {
-            what,
-            name: snippet(key, 64),
-            reason: NAME_RULE,
-        });
-    }
-    Ok(())
-}
-
-/// Checks a parsed line against the request so far and the stored tables, and appends it.
-fn add(tables: &mut Tables<'_>, line: &Line<'_>, options: &Options, now: i64) -> Result<(), Error> {
-    let table = line.measurement.as_ref();
-    if validate_name("table", table).is_err() {
-        return Err(Error::BadName {
-            what: "measurement",
-            name: snippet(table, 64),
-            reason: TABLE_RULE,
-        });
-    }
-    for (i, (key, _)) in line.tags.iter().enumerate() {
-        check_key("tag key", key)?;
-        if line.tags[..i].iter().any(|(k, _)| k == key) {
-            return Err(Error::DuplicateKey {
-                key: snippet(key, 64),
-            });
-        }
-    }
-    // A field key repeated keeps its last value: keep the indices of the last ones.
-    let mut keep: Vec<usize> = Vec::with_capacity(line.fields.len());
-    let large = line.fields.len() > 16;
-    let mut seen = ahash::AHashSet::new();
-    for i in (0..line.fields.len()).rev() {
-        let key = &line.fields[i].0;
-        let repeated = if large {
-            !seen.insert(key.as_ref())
-        } else {
-            keep.iter().any(|&j| &line.fields[j].0 == key)
-        };
-        if !repeated {
-            check_key("field key", key)?;
-            if line.tags.iter().any(|(k, _)| k == key) {
-                return Err(Error::DuplicateKey {
-                    key: snippet(key, 64),
-                });
-            }
-            keep.push(i);
-        }
-    }
-    keep.reverse();
-    let time = match line.time {
-        None => now,
-        Some(t) => t
-            .checked_mul(options.precision.nanos())
-            .ok_or(Error::TimestampOutOfRange {
-                value: t,
-                unit: unit_name(options),
-            })?,
-    };
-    let t = tables
-        .table(table, TableKind::Metric)
-        .map_err(|c| conflict(table, "", c))?;
-    let tag_types = line.tags.iter().map(|(k, _)| (k.as_ref(), ColumnType::Tag));
-    let field_types = keep.iter().map(|&i| {
-        let (k, v) = &line.fields[i];
-        (k.as_ref(), v.value().column_type())
-    });
-    tables
-        .check(t, tag_types.chain(field_types))
-        .map_err(|(column, c)| conflict(table, column, c))?;
-    let tags = line.tags.iter().map(|(k, v)| (k.as_ref(), Value::Tag(v)));
-    let fields = keep.iter().map(|&i| {
-        let (k, v) = &line.fields[i];
-        (k.as_ref(), v.value())
-    });
-    tables.push(t, time, tags.chain(fields));
-    Ok(())
-}
-
-fn unit_name(options: &Options) -> &'static str {
-    match options.precision {
-        super::Precision::Nanoseconds => "nanoseconds",
-        super::Precision::Microseconds => "microseconds",
-        super::Precision::Milliseconds => "milliseconds",
-        super::Precision::Seconds => "seconds",
-    }
-}
-
-fn conflict(table: &str, column: &str, c: Conflict) -> Error {
-    match c {
-        Conflict::Type {
-            existing,
-            offered,
-            stored,
-        } => Error::TypeConflict {
-            table: table.to_string(),
-            column: column.to_string(),
-            existing,
-            offered,
-            stored,
-        },
-        Conflict::Kind { existing } => Error::KindConflict {
-            table: table.to_string(),
-            existing,
-        },
-        Conflict::TooManyColumns => Error::TooManyColumns {
-            table: table.to_string(),
-            limit: MAX_COLUMNS,
-        },
     }
 }
