@@ -47,7 +47,9 @@ impl<E> Outcome<E> {
 /// A line that was rejected: its 1-based line number and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected<E> {
-    /// The line's number, counting from 1 (blank and comment lines count).
+    /// The line's number, counting from 1 (blank and comment lines count). For Prometheus
+    /// remote write, the time series' position in the request, from 1; for a StatsD
+    /// flush, which has no lines, 0.
     pub line: usize,
     /// Why it was rejected.
     pub error: E,

@@ -26,7 +26,7 @@
 //! As in InfluxDB, a bad line is rejected alone, reported with its 1-based number and a
 //! sentence, and the good lines of the request are kept ([`Outcome`]). Besides syntax, a
 //! line is rejected when a field's type differs from the same field in an earlier line of
-//! the request or in the stored table (looked up through [`Schemas`], e.g. an engine
+//! the request or in the stored table (looked up through [`Schemas`](crate::Schemas), e.g. an engine
 //! [`Snapshot`](sextant_engine::Snapshot)), when its measurement or a key is not a valid
 //! engine name, when a key is `time`, when a tag key is repeated or also used as a field
 //! key, and when it is longer than [`Options::max_line_bytes`]. A field key repeated in
