@@ -172,10 +172,11 @@ impl Aggregator {
     /// Adds one parsed metric to its series.
     pub fn add(&mut self, metric: &Metric<'_>) -> Result<(), Error> {
         let table: Cow<'_, str> = match self.options.name_separator {
-            Some(c) if metric.name.contains('.') => {
-                metric.name.replace('.', c.encode_utf8(&mut [0; 4])).into()
-            }
-            _ => metric.name.into(),
+            Some(c) if metric.name().contains('.') => metric
+                .name()
+                .replace('.', c.encode_utf8(&mut [0; 4]))
+                .into(),
+            _ => metric.name().into(),
         };
         let mut tags: Vec<(&str, &str)> = metric.tags().collect();
         tags.sort_by(|a, b| a.0.cmp(b.0));
@@ -189,7 +190,7 @@ impl Aggregator {
             }
         }
         self.key.clear();
-        self.key.push_str(metric.kind.metric_type());
+        self.key.push_str(metric.kind().metric_type());
         self.key.push('\u{0}');
         self.key.push_str(&table);
         for (k, v) in &tags {
@@ -202,7 +203,7 @@ impl Aggregator {
             Some(&s) => s,
             None => self.new_series(metric, &table, &tags)?,
         };
-        let rate = metric.sample_rate;
+        let rate = metric.sample_rate();
         let reservoir = self.options.reservoir_size;
         let series = &mut self.series[s];
         series.touched = true;
@@ -234,17 +235,17 @@ impl Aggregator {
         if self.series.len() >= self.options.max_series {
             return Err(Error::TooManySeries {
                 limit: self.options.max_series,
-                name: snippet(metric.name, 64),
+                name: snippet(metric.name(), 64),
             });
         }
         if let Err(e) = validate_name("table", table) {
             return Err(Error::BadName {
                 what: "metric name",
-                name: snippet(metric.name, 64),
+                name: snippet(metric.name(), 64),
                 reason: e.to_string(),
             });
         }
-        let kind = metric.kind;
+        let kind = metric.kind();
         for (k, _) in tags {
             let reason = if k.len() > MAX_NAME_LEN || k.chars().any(char::is_control) {
                 Some("a tag key is 1 to 128 bytes without control characters".to_string())

@@ -284,9 +284,9 @@ proptest! {
     ) {
         let line = format_metric(&name, kind, &values, rate, &tags);
         let m = parse_line(&line).unwrap();
-        prop_assert_eq!(m.name, name.as_str());
-        prop_assert_eq!(m.kind, kind);
-        prop_assert_eq!(m.sample_rate, rate);
+        prop_assert_eq!(m.name(), name.as_str());
+        prop_assert_eq!(m.kind(), kind);
+        prop_assert_eq!(m.sample_rate(), rate);
         let parsed: Vec<Value<'_>> = m.values().collect();
         let expected: Vec<Value<'_>> = values.iter().map(|v| Value::Number(*v)).collect();
         prop_assert_eq!(parsed, expected);

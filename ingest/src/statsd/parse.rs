@@ -69,18 +69,30 @@ pub enum Value<'a> {
 /// `name,tag=value:...` tags in the name too.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric<'a> {
-    /// The metric's name (without tags written into it).
-    pub name: &'a str,
-    /// Its type.
-    pub kind: Kind,
-    /// The sample rate (`@0.1`: one in ten was sent); 1 when absent.
-    pub sample_rate: f64,
+    name: &'a str,
+    kind: Kind,
+    sample_rate: f64,
     values: &'a str,
     name_tags: &'a str,
     dog_tags: &'a str,
 }
 
 impl<'a> Metric<'a> {
+    /// The metric's name (without tags written into it).
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// Its type.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The sample rate (`@0.1`: one in ten was sent), in (0, 1]; 1 when absent.
+    pub fn sample_rate(&self) -> f64 {
+        self.sample_rate
+    }
+
     /// The values of the line (DogStatsD packs several as `1:2:3|h`).
     pub fn values(&self) -> impl Iterator<Item = Value<'a>> + 'a {
         let kind = self.kind;
@@ -139,7 +151,7 @@ fn number(kind: Kind, text: &str) -> Result<Value<'static>, ()> {
 /// ```
 /// use sextant_ingest::statsd::{parse_line, Kind, Value};
 /// let m = parse_line("api.requests:1|c|@0.5|#route:/users,canary").unwrap();
-/// assert_eq!((m.name, m.kind, m.sample_rate), ("api.requests", Kind::Counter, 0.5));
+/// assert_eq!((m.name(), m.kind(), m.sample_rate()), ("api.requests", Kind::Counter, 0.5));
 /// assert_eq!(m.values().collect::<Vec<_>>(), [Value::Number(1.0)]);
 /// assert_eq!(m.tags().collect::<Vec<_>>(), [("route", "/users"), ("canary", "true")]);
 /// ```
@@ -223,7 +235,7 @@ mod tests {
             ("s", Kind::Set),
         ] {
             let line = format!("x:1|{code}");
-            assert_eq!(parse_line(&line).unwrap().kind, kind);
+            assert_eq!(parse_line(&line).unwrap().kind(), kind);
         }
         assert_eq!(
             parse_line("x:1|q").unwrap_err().to_string(),
@@ -247,7 +259,7 @@ mod tests {
     #[test]
     fn sample_rates_and_tags_are_read_in_any_order() {
         let m = parse_line("x,env=prod:2|ms|#a:1,b|@0.25|c:abc|T1700000000").unwrap();
-        assert_eq!(m.sample_rate, 0.25);
+        assert_eq!(m.sample_rate(), 0.25);
         let tags: Vec<_> = m.tags().collect();
         assert_eq!(tags, [("env", "prod"), ("a", "1"), ("b", "true")]);
     }
