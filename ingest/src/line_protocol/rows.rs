@@ -127,10 +127,21 @@ fn check_names(line: &Line<'_>, keep: &mut Vec<usize>) -> Result<(), Error> {
             reason: TABLE_RULE,
         });
     }
+    // Sorted tags (as clients write them) cannot repeat; others are compared pairwise,
+    // or through a set when there are many.
     let sorted = line.tags.windows(2).all(|w| w[0].0 < w[1].0);
+    let many = !sorted && line.tags.len() > 16;
+    let mut seen_tags = ahash::AHashSet::new();
     for (i, (key, _)) in line.tags.iter().enumerate() {
         check_key("tag key", key)?;
-        if !sorted && line.tags[..i].iter().any(|(k, _)| k == key) {
+        let repeated = if sorted {
+            false
+        } else if many {
+            !seen_tags.insert(key.as_ref())
+        } else {
+            line.tags[..i].iter().any(|(k, _)| k == key)
+        };
+        if repeated {
             return Err(Error::DuplicateKey {
                 key: snippet(key, 64),
             });

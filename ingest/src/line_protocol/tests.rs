@@ -243,6 +243,19 @@ fn duplicate_keys_follow_influxdb() {
 }
 
 #[test]
+fn many_unsorted_tags_are_checked_for_repeats_too() {
+    let mut tags: Vec<String> = (0..20).rev().map(|i| format!("t{i}=x")).collect();
+    let out = parse_str(&format!("m,{} v=1\n", tags.join(",")));
+    assert!(out.is_complete(), "{:?}", errors(&out));
+    tags.push("t7=y".into());
+    let out = parse_str(&format!("m,{} v=1\n", tags.join(",")));
+    assert_eq!(
+        errors(&out),
+        ["line 1: \"t7\" appears twice in the line's tags and fields"]
+    );
+}
+
+#[test]
 fn names_the_engine_cannot_store_are_rejected() {
     let out = parse_str("bad/name v=1\nm time=1\nm,time=x v=1\nm v\u{7}=1\n");
     assert_eq!(out.rejected_lines, 4);

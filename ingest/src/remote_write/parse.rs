@@ -95,6 +95,8 @@ fn add_series(tables: &mut Tables<'_>, series: &TimeSeries) -> Result<usize, Err
         .filter(|l| l.name != "__name__")
         .map(|l| (l.name.as_str(), l.value.as_str()))
         .collect();
+    let many = labels.len() > 16;
+    let mut seen = ahash::AHashSet::new();
     for (i, (label, _)) in labels.iter().enumerate() {
         let reason = if label.is_empty()
             || label.len() > MAX_NAME_LEN
@@ -103,7 +105,9 @@ fn add_series(tables: &mut Tables<'_>, series: &TimeSeries) -> Result<usize, Err
             Some("a label name is 1 to 128 bytes without control characters")
         } else if *label == TIME_COLUMN || *label == VALUE_FIELD {
             Some("\"time\" and \"value\" are the table's time and value columns")
-        } else if labels[..i].iter().any(|(l, _)| l == label) {
+        } else if (many && !seen.insert(*label))
+            || (!many && labels[..i].iter().any(|(l, _)| l == label))
+        {
             Some("it appears twice in the series")
         } else {
             None

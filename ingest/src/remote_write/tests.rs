@@ -103,6 +103,20 @@ fn bad_series_are_rejected_by_position_and_good_ones_kept() {
 }
 
 #[test]
+fn a_label_repeated_among_many_is_found() {
+    let names: Vec<String> = (0..20).map(|i| format!("l{i}")).collect();
+    let mut labels: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    labels.insert(0, ("__name__", "x"));
+    labels.push(("l3", "w"));
+    let out = parse_request(vec![series(&labels, &[(1.0, 1)])]);
+    assert!(
+        out.rejected[0]
+            .to_string()
+            .contains("label \"l3\" cannot be used: it appears twice")
+    );
+}
+
+#[test]
 fn conflicts_with_stored_tables_reject_only_that_series() {
     let mut up = TableSchema::new("up", TableKind::Metric);
     up.columns.push(ColumnDef::new("value", ColumnType::I64));

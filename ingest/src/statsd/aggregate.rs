@@ -29,6 +29,9 @@ pub struct Options {
     /// [`Aggregator::forget_gauges`]); metrics of further series are rejected. Default:
     /// 100,000.
     pub max_series: usize,
+    /// Most distinct members a set series holds per interval; past it, members not yet
+    /// seen are not counted, so `value` is a lower bound. Default: 100,000.
+    pub max_set_members: usize,
     /// The longest line accepted, in bytes. Default: 8,192.
     pub max_line_bytes: usize,
     /// How many rejected lines [`Aggregator::ingest`] keeps with their reason (all are
@@ -44,6 +47,7 @@ impl Default for Options {
             reservoir_size: 1000,
             name_separator: Some('_'),
             max_series: 100_000,
+            max_set_members: 100_000,
             max_line_bytes: 8192,
             max_errors: 100,
         }
@@ -180,15 +184,11 @@ impl Aggregator {
         };
         let mut tags: Vec<(&str, &str)> = metric.tags().collect();
         tags.sort_by(|a, b| a.0.cmp(b.0));
-        // A key given twice keeps its last value (the sort is stable).
-        let mut i = 0;
-        while i + 1 < tags.len() {
-            if tags[i].0 == tags[i + 1].0 {
-                tags.remove(i);
-            } else {
-                i += 1;
-            }
-        }
+        // A key given twice keeps its last value: the sort is stable, so reversed, the
+        // last of each run of equal keys comes first, which `dedup_by_key` keeps.
+        tags.reverse();
+        tags.dedup_by_key(|t| t.0);
+        tags.reverse();
         self.key.clear();
         self.key.push_str(metric.kind().metric_type());
         self.key.push('\u{0}');
@@ -205,6 +205,7 @@ impl Aggregator {
         };
         let rate = metric.sample_rate();
         let reservoir = self.options.reservoir_size;
+        let max_members = self.options.max_set_members;
         let series = &mut self.series[s];
         series.touched = true;
         for value in metric.values() {
@@ -216,7 +217,7 @@ impl Aggregator {
                     summary.add(x, 1.0 / rate, reservoir, &mut self.rng)
                 }
                 (State::Set(set), Value::Member(m)) => {
-                    if !set.contains(m) {
+                    if set.len() < max_members && !set.contains(m) {
                         set.insert(m.to_string());
                     }
                 }

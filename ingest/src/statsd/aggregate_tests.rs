@@ -124,6 +124,22 @@ fn sets_count_distinct_members() {
 }
 
 #[test]
+fn sets_stop_growing_at_their_limit() {
+    let options = Options {
+        max_set_members: 2,
+        ..Options::default()
+    };
+    let out = flush_text(options, "u:a|s\nu:b|s\nu:c|s\nu:a|s\n");
+    assert_eq!(i(batch(&out, "u"), "value", 0), 2);
+}
+
+#[test]
+fn a_tag_given_twice_keeps_its_last_value() {
+    let out = flush_text(Options::default(), "req,a=0:1|c|#a:1,b:2,a:5\n");
+    assert_eq!(tag(batch(&out, "req"), "a", 0), "5");
+}
+
+#[test]
 fn tags_in_any_order_make_one_series_and_become_columns() {
     let out = flush_text(
         Options::default(),

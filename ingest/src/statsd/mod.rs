@@ -36,7 +36,7 @@
 //! |---|---|
 //! | counter `c` | `value` (i64: the interval's count, each value divided by its sample rate, rounded), `rate` (f64: `value` per second of the interval; Sextant's addition) |
 //! | gauge `g` | `value` (f64) |
-//! | set `s` | `value` (i64: distinct members seen in the interval) |
+//! | set `s` | `value` (i64: distinct members seen in the interval, counted up to [`Options::max_set_members`]) |
 //! | timer `ms`, histogram `h`, distribution `d` | `count` (i64), `sum`, `mean`, `stddev` (population), `upper` (max), `lower` (min), `median`, and `<p>_percentile` for each of [`Options::percentiles`] (default `50_percentile`, `90_percentile`, `95_percentile`, `99_percentile`), all f64 |
 //!
 //! Counters, sets and summaries emit only when they got metrics in the interval and
