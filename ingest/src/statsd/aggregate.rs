@@ -338,7 +338,7 @@ impl Aggregator {
                     fields.push(("stddev", Cell::F64((s.m2 / s.weight).max(0.0).sqrt())));
                     fields.push(("upper", Cell::F64(s.upper)));
                     fields.push(("lower", Cell::F64(s.lower)));
-                    fields.push(("median", Cell::F64(s.percentile(50.0))));
+                    fields.push(("median", Cell::F64(s.median())));
                     for (p, name) in self.options.percentiles.iter().zip(&self.percentile_names) {
                         fields.push((name, Cell::F64(s.percentile(*p))));
                     }
@@ -475,6 +475,17 @@ impl Summary {
             if j < reservoir {
                 self.sample[j] = x;
             }
+        }
+    }
+
+    /// The middle of the sorted sample, or the mean of its two middle values (Telegraf's
+    /// `median`).
+    fn median(&self) -> f64 {
+        let n = self.sample.len();
+        match n {
+            0 => f64::NAN,
+            _ if n % 2 == 1 => self.sample[n / 2],
+            _ => (self.sample[n / 2 - 1] + self.sample[n / 2]) / 2.0,
         }
     }
 

@@ -96,8 +96,10 @@ fn timers_have_telegraf_fields_and_percentiles() {
     assert_eq!(f(b, "mean", 0), 50.5);
     assert!((f(b, "stddev", 0) - (9999.0f64 / 12.0).sqrt()).abs() < 1e-9);
     assert_eq!((f(b, "lower", 0), f(b, "upper", 0)), (1.0, 100.0));
-    // Telegraf's rule: index floor(n * p / 100) of the sorted values.
-    assert_eq!(f(b, "median", 0), 51.0);
+    // The median is the mean of the two middle values; percentiles follow Telegraf's
+    // rule: index floor(n * p / 100) of the sorted values.
+    assert_eq!(f(b, "median", 0), 50.5);
+    assert_eq!(f(b, "50_percentile", 0), 51.0);
     assert_eq!(f(b, "90_percentile", 0), 91.0);
     assert_eq!(f(b, "99_percentile", 0), 100.0);
 }

@@ -51,7 +51,9 @@
 //! reservoir of [`Options::reservoir_size`] values (1000 by default, Telegraf's
 //! `percentile_limit`; Algorithm R with a fixed-seed generator). The `p` percentile is
 //! the value at index `floor(n * p / 100)` of the sorted sample (clamped to the last),
-//! Telegraf's rule, so with at most `reservoir_size` values in the interval it is exact.
+//! Telegraf's rule, so with at most `reservoir_size` values in the interval it is exact;
+//! `median` is the middle of the sorted sample (the mean of the two middle values for an
+//! even count), as Telegraf's `median` is.
 //! Beyond that it is the sample's percentile: its rank among all the interval's values
 //! is within about `2 * sqrt(p (1 - p) / N)` of `p` 95% of the time (for N = 1000: ±3.2
 //! percentage points of rank at the median, ±1.9 at p90, ±0.63 at p99). Count, sum,
