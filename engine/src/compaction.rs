@@ -31,6 +31,13 @@
 //! [`Engine::compact`](crate::Engine::compact) merges every window's adjacent segments
 //! into one at once, whatever the policy would wait for.
 //!
+//! # Pacing
+//!
+//! While writes are arriving (one within the last second), a background merge works at
+//! most [`compaction_share`] of the time (default: all of it) and sleeps the rest, so that
+//! ingest can keep more of its rate on a small machine; idle, and on [`Engine::compact`],
+//! it runs flat out.
+//!
 //! # Merging
 //!
 //! The inputs are read through the engine's scan, which merges each series' rows from
@@ -41,6 +48,7 @@
 //!
 //! [`Config::compaction_window`]: crate::Config::compaction_window
 //! [`fanout`]: crate::Config::compaction_fanout
+//! [`compaction_share`]: crate::Config::compaction_share
 
 use std::ops::Range;
 use std::path::Path;
@@ -58,11 +66,13 @@ use crate::segment::Segment;
 use crate::segment::writer::{Writer, WriterSpec};
 
 /// The compaction settings of [`Config`](crate::Config).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Policy {
     pub background: bool,
     pub window: Duration,
     pub fanout: usize,
+    /// While writes arrive, background merges work at most this share of the time.
+    pub share: f64,
 }
 
 impl Default for Policy {
@@ -71,7 +81,45 @@ impl Default for Policy {
             background: true,
             window: Duration::from_secs(24 * 3600),
             fanout: 8,
+            share: 1.0,
         }
+    }
+}
+
+/// Paces a merge: while `busy` says writes are arriving, it sleeps between steps so that
+/// the merge works at most `share` of the time, leaving the cores to ingest.
+pub(crate) struct Pacer<'a> {
+    share: f64,
+    busy: &'a dyn Fn() -> bool,
+    since: std::time::Instant,
+}
+
+impl std::fmt::Debug for Pacer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pacer").field("share", &self.share).finish()
+    }
+}
+
+impl<'a> Pacer<'a> {
+    /// Work share `share` (1 or more: never sleeps) while `busy()`.
+    pub fn new(share: f64, busy: &'a dyn Fn() -> bool) -> Self {
+        Pacer {
+            share,
+            busy,
+            since: std::time::Instant::now(),
+        }
+    }
+
+    /// After a step: sleeps once 20 ms of work have gathered, if writes are arriving.
+    fn tick(&mut self) {
+        let worked = self.since.elapsed();
+        if worked < Duration::from_millis(20) {
+            return;
+        }
+        if self.share > 0.0 && self.share < 1.0 && (self.busy)() {
+            std::thread::sleep(worked.mul_f64((1.0 - self.share) / self.share));
+        }
+        self.since = std::time::Instant::now();
     }
 }
 
@@ -191,6 +239,7 @@ pub(crate) fn merge(
     block_rows: u32,
     codec: &Options,
     stop: &AtomicBool,
+    pacer: &mut Pacer<'_>,
 ) -> Result<Option<Segment>> {
     // The columns of any input, in the table's order (time first).
     let columns: Vec<ColumnDef> = schema
@@ -234,6 +283,7 @@ pub(crate) fn merge(
         }
         rows += piece.len();
         writer.push_series(&piece.key, &piece.arrays)?;
+        pacer.tick();
     }
     if rows == 0 {
         // Every row was deleted or expired: no segment (the unfinished file goes).
@@ -270,6 +320,7 @@ mod tests {
             background: true,
             window: Duration::from_secs(window_hours * 3600),
             fanout,
+            share: 1.0,
         }
     }
 

@@ -1,11 +1,11 @@
 //! The engine: open, write, flush, read, close.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use arrow_array::RecordBatch;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::batch::{Point, TableBatch, payload, point::batches_from_points};
+mod budget;
 mod compact;
 mod forget;
 
@@ -85,8 +86,14 @@ struct Inner {
     compact_lock: Mutex<()>,
     /// What flushes and compaction have written.
     stats: Mutex<CompactionStats>,
+    /// Memory of frozen heads flushed, and the time their flushes took: for telling a
+    /// writer held back by the memory budget how long to wait.
+    flushed_memory: Mutex<(u64, Duration)>,
     /// Wakes the background compactor.
     wake_compactor: (Mutex<bool>, Condvar),
+    /// Clock time (ns) of the last write: background compaction paces itself while writes
+    /// are arriving.
+    last_write: AtomicI64,
     /// Wakes the background flusher.
     wake: (Mutex<bool>, Condvar),
     closed: AtomicBool,
@@ -122,7 +129,7 @@ impl Engine {
         };
         let replay = wal::replay_with(&wal_dir, mode, covered, |record| {
             max_seq = max_seq.max(record.seq);
-            match replay_record(&record, &mut tables, &tables_dir, now) {
+            match replay_record(&record, &mut tables, &tables_dir, &manifest.lifecycles, now) {
                 Ok((applied, skipped)) => {
                     report.wal_records_replayed += u64::from(applied);
                     report.wal_batches_skipped += skipped;
@@ -137,7 +144,20 @@ impl Engine {
             }
         })?;
         report.torn_tail = replay.torn_tail;
-        forget::apply_deletes_to_replayed(&manifest.lifecycles, &tables)?;
+        if config.series_limit.is_some() {
+            for t in tables.values() {
+                let mut state = t.state.write();
+                let state = &mut *state;
+                for s in &state.segments {
+                    state
+                        .series
+                        .extend(s.meta().series.iter().map(|m| m.key.clone()));
+                }
+                for c in &state.head.chunks {
+                    state.series.extend(c.series.iter().cloned());
+                }
+            }
+        }
         report
             .damaged
             .extend(replay.salvaged.iter().map(|e| e.to_string()));
@@ -167,8 +187,10 @@ impl Engine {
             manifest: Mutex::new(manifest),
             wake: (Mutex::new(false), Condvar::new()),
             closed: AtomicBool::new(false),
+            last_write: AtomicI64::new(i64::MIN),
             compact_lock: Mutex::new(()),
             stats: Mutex::new(CompactionStats::default()),
+            flushed_memory: Mutex::new((0, Duration::ZERO)),
             wake_compactor: (Mutex::new(false), Condvar::new()),
             report,
             _lock: lock,
@@ -251,9 +273,19 @@ impl Engine {
             freeze(&mut t.state.write());
         }
         self.inner.flush_table(&t)?;
-        self.inner.expire_segments(&t)?;
-        while self.inner.compact_once(&t, true)? {}
+        // One reference time for the whole request, and no segment rewritten twice for
+        // expired rows, so that it ends even while rows keep arriving.
+        let now = self.inner.config.clock.now_nanos();
+        let fresh_from = self.inner.manifest.lock().next_segment_id;
+        self.inner.expire_segments(&t, now)?;
+        while self.inner.compact_once(&t, true, now, fresh_from)? {}
         Ok(())
+    }
+
+    /// Bytes of rows held in memory, across every table (heads and heads being flushed):
+    /// what [`Config::memory_budget`] bounds.
+    pub fn memory_used(&self) -> usize {
+        self.inner.memory_used()
     }
 
     /// What flushes and compaction have written since the database was opened.
@@ -339,6 +371,7 @@ impl Inner {
             )));
         }
         let now = self.config.clock.now_nanos();
+        self.last_write.store(now, Ordering::Relaxed);
         self.make_room(&batches, now)?;
         let mut bytes = Vec::new();
         payload::encode(&batches, &mut bytes);
@@ -370,6 +403,9 @@ impl Inner {
                 let new = schema.check_extension(&b.columns)?;
                 schema.extend(new);
             }
+            if let Some(limit) = self.config.series_limit {
+                self.check_series_limit(&chunks, limit)?;
+            }
             let seq = wal.append(&bytes)?;
             let visible = self.visible.load(Ordering::Acquire);
             for mut chunk in chunks {
@@ -384,6 +420,9 @@ impl Inner {
                 let mut state = table.state.write();
                 if let Some(&t) = chunk.batch.time().values().iter().max() {
                     state.newest = state.newest.max(t);
+                }
+                if self.config.series_limit.is_some() {
+                    state.series.extend(chunk.series.iter().cloned());
                 }
                 let schema = &schemas[&name];
                 if state.schema.columns.len() != schema.columns.len() {
@@ -410,11 +449,37 @@ impl Inner {
         Ok(())
     }
 
+    /// Refuses a write (before it is logged) that would take a table past `limit` series.
+    fn check_series_limit(&self, chunks: &[Chunk], limit: usize) -> Result<()> {
+        let mut added: HashMap<&str, HashSet<&crate::series::SeriesKey>> = HashMap::new();
+        for chunk in chunks {
+            let name = chunk.batch.table.as_str();
+            let table = self.tables.read().get(name).cloned();
+            let state = table.as_ref().map(|t| t.state.read());
+            let known =
+                |k: &crate::series::SeriesKey| state.as_ref().is_some_and(|s| s.series.contains(k));
+            let new = added.entry(name).or_default();
+            new.extend(chunk.series.iter().filter(|k| !known(k)));
+            let held = state.as_ref().map_or(0, |s| s.series.len());
+            if let Some(first) = new.iter().next().filter(|_| held + new.len() > limit) {
+                return Err(Error::SeriesLimit {
+                    table: name.to_string(),
+                    limit,
+                    series: format!("{first:?}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Before a write: flushes the frozen heads of the tables written when two are already
     /// queued (backpressure, bounding memory), or at once without a background flusher,
     /// which also makes this the place where old heads are flushed. Doing it before the
     /// write means an error here leaves nothing written.
     fn make_room(&self, batches: &[TableBatch], now: i64) -> Result<()> {
+        if let Some(budget) = self.config.memory_budget {
+            self.fit_budget(batches, budget)?;
+        }
         for b in batches {
             let Some(table) = self.tables.read().get(&b.table).cloned() else {
                 continue;
@@ -561,6 +626,7 @@ impl Inner {
             let Some(frozen) = table.state.read().frozen.front().cloned() else {
                 break;
             };
+            let started = std::time::Instant::now();
             let max_seq = frozen.chunks.last().map_or(0, |c| c.max_seq);
             // The WAL is synced before any segment is written, so that it is never behind
             // the segments: a power cut then cannot leave one table's share of a write in
@@ -590,7 +656,7 @@ impl Inner {
                 Some((id, Arc::new(Segment::open(&path)?)))
             };
             let mut manifest = self.manifest.lock();
-            let applied = manifest.next_delete_id - 1;
+            let applied = manifest.next_delete_id.saturating_sub(1);
             let before = manifest.tables.get(name).cloned();
             let entry = manifest
                 .tables
@@ -598,9 +664,11 @@ impl Inner {
                 .or_insert_with(|| TableEntry {
                     kind: frozen.schema.kind,
                     flushed_seq: 0,
+                    newest: i64::MIN,
                     segments: Vec::new(),
                 });
             entry.flushed_seq = max_seq;
+            entry.newest = entry.newest.max(table.state.read().newest);
             if let Some((id, segment)) = &segment {
                 let mut e = SegmentEntry::of(*id, segment);
                 e.deletes_applied = applied;
@@ -622,6 +690,11 @@ impl Inner {
                 self.stats.lock().bytes_flushed += segment.file_len();
                 state.segments.push(segment);
                 state.applied.push(applied);
+            }
+            {
+                let mut m = self.flushed_memory.lock();
+                m.0 += frozen.bytes as u64;
+                m.1 += started.elapsed();
             }
             if self.forget_applied_deletes(&mut manifest, name, &state) {
                 drop(state);
@@ -664,6 +737,7 @@ fn replay_record(
     record: &wal::Record<'_>,
     tables: &mut BTreeMap<String, Arc<Table>>,
     tables_dir: &Path,
+    lifecycles: &Lifecycles,
     now: i64,
 ) -> Result<(bool, u64)> {
     let seq = record.seq;
@@ -704,7 +778,23 @@ fn replay_record(
             schema.extend(new);
             state.schema = Arc::new(schema);
         }
-        state.head.push(Chunk::new(seq, batch), now, seq);
+        if let Some(&t) = batch.time().values().iter().max() {
+            state.newest = state.newest.max(t);
+        }
+        // Deletes issued after this record was written apply to its rows (before the
+        // head may coalesce it with records written after them).
+        let mut chunk = Chunk::new(seq, batch);
+        for d in lifecycles
+            .get(&chunk.batch.table)
+            .into_iter()
+            .flat_map(|l| &l.deletes)
+            .filter(|d| seq <= d.seq)
+        {
+            if let Some(kept) = crate::lifecycle::filter_chunk(&chunk, &d.delete)? {
+                chunk = kept;
+            }
+        }
+        state.head.push(chunk, now, seq);
     }
     Ok((applied, skipped))
 }

@@ -103,6 +103,37 @@ pub enum Error {
     )]
     Poisoned(String),
 
+    /// A write would have created a series past the table's limit
+    /// ([`Config::series_limit`](crate::Config::series_limit)); nothing of it was written.
+    #[error(
+        "table {table:?} holds its limit of {limit} series: the write, which would add series {series}, was refused whole; existing series can still be written"
+    )]
+    SeriesLimit {
+        /// The table.
+        table: String,
+        /// The limit.
+        limit: usize,
+        /// The first new series of the write (its tags).
+        series: String,
+    },
+
+    /// The rows held in memory are at the database's memory budget
+    /// ([`Config::memory_budget`](crate::Config::memory_budget)) until what is being
+    /// flushed reaches disk. Nothing was written: retry after `retry_after`.
+    #[error(
+        "the database holds {used} bytes of rows in memory and the write needs {needed} more, past its budget of {budget}: nothing was written; retry in {retry_after:?}, once rows being flushed reach disk"
+    )]
+    Backpressure {
+        /// Bytes of rows in memory.
+        used: usize,
+        /// Bytes the write needs.
+        needed: usize,
+        /// The budget.
+        budget: usize,
+        /// About how long until the rows being flushed free their memory.
+        retry_after: std::time::Duration,
+    },
+
     /// The engine was opened read-only (for salvage) or has been closed.
     #[error("the database is {0}; writes are refused")]
     ReadOnly(&'static str),

@@ -5,7 +5,7 @@
 //! MANIFEST  := MAGIC VERSION BODY_LEN BODY CRC
 //! BODY      := DB_ID GENERATION NEXT_SEGMENT_ID NEXT_DELETE_ID TABLE_COUNT TABLE*
 //!              LIFECYCLE_COUNT LIFECYCLE*
-//! TABLE     := NAME KIND FLUSHED_SEQ SEGMENT_COUNT SEGMENT*
+//! TABLE     := NAME KIND FLUSHED_SEQ NEWEST SEGMENT_COUNT SEGMENT*
 //! SEGMENT   := ID FILE_LEN FOOTER_CRC MIN_SEQ MAX_SEQ LEVEL DELETES_APPLIED
 //! LIFECYCLE := NAME [RETENTION] DELETE_COUNT DELETE*
 //! ```
@@ -63,6 +63,9 @@ pub(crate) struct TableEntry {
     /// Every write of the table up to this sequence number is in its segments (or was
     /// deleted before it reached one).
     pub flushed_seq: u64,
+    /// The latest time of any row flushed (deleted and compacted-away ones included), so
+    /// that retention's reference time does not go back on reopen.
+    pub newest: i64,
     pub segments: Vec<SegmentEntry>,
 }
 
@@ -219,6 +222,7 @@ impl Manifest {
             body.put_str16(name);
             body.put_u8(t.kind.to_byte());
             body.put_u64(t.flushed_seq);
+            body.put_i64(t.newest);
             body.put_u32(t.segments.len() as u32);
             for s in &t.segments {
                 body.put_u64(s.id);
@@ -304,6 +308,9 @@ fn decode_body(body: &[u8]) -> Result<Manifest, Short> {
     let generation = r.u64()?;
     let next_segment_id = r.u64()?;
     let next_delete_id = r.u64()?;
+    if next_segment_id == 0 || next_delete_id == 0 {
+        return r.fail("the next segment and delete ids start at 1, not 0");
+    }
     let table_count = r.len_u32(body.len())?;
     let mut tables = BTreeMap::new();
     for _ in 0..table_count {
@@ -313,6 +320,7 @@ fn decode_body(body: &[u8]) -> Result<Manifest, Short> {
             return r.fail(format!("table {name:?} has an unknown kind"));
         };
         let flushed_seq = r.u64()?;
+        let newest = r.i64()?;
         let count = r.len_u32(body.len() / 45)?;
         let mut segments = Vec::with_capacity(count);
         for _ in 0..count {
@@ -339,6 +347,7 @@ fn decode_body(body: &[u8]) -> Result<Manifest, Short> {
                 TableEntry {
                     kind,
                     flushed_seq,
+                    newest,
                     segments,
                 },
             )
@@ -513,6 +522,7 @@ mod tests {
             TableEntry {
                 kind: TableKind::Metric,
                 flushed_seq: 41,
+                newest: 1_000,
                 segments: vec![
                     SegmentEntry {
                         id: 3,
@@ -540,6 +550,7 @@ mod tests {
             TableEntry {
                 kind: TableKind::Event,
                 flushed_seq: 9,
+                newest: i64::MIN,
                 segments: vec![],
             },
         );

@@ -1,7 +1,7 @@
 //! A table's state in an open engine, and opening the tables of a database from its
 //! manifest.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use crate::head::{Chunk, Head};
 use crate::manifest::{Manifest, SegmentEntry, TableEntry, segment_file_name, segment_id};
 use crate::schema::{TableKind, TableSchema, validate_name};
 use crate::segment::Segment;
+use crate::series::SeriesKey;
 
 #[derive(Debug)]
 pub(crate) struct Table {
@@ -32,6 +33,8 @@ pub(crate) struct TableState {
     /// The latest time of any row written (deleted ones included), `i64::MIN` for none:
     /// what retention measures age from.
     pub newest: i64,
+    /// The table's series, kept only when the configuration limits them.
+    pub series: HashSet<SeriesKey>,
     /// Heads taken out of service, oldest first, being written to segments.
     pub frozen: VecDeque<Frozen>,
     pub head: Head,
@@ -43,6 +46,8 @@ pub(crate) struct TableState {
 pub(crate) struct Frozen {
     pub chunks: Vec<Arc<Chunk>>,
     pub schema: Arc<TableSchema>,
+    /// Memory its chunks hold.
+    pub bytes: usize,
 }
 
 /// Takes the head out of service for flushing.
@@ -54,6 +59,7 @@ pub(crate) fn freeze(state: &mut TableState) {
     state.frozen.push_back(Frozen {
         chunks: head.chunks,
         schema: Arc::clone(&state.schema),
+        bytes: head.bytes,
     });
 }
 
@@ -76,6 +82,7 @@ pub(crate) fn new_table(tables_dir: &Path, name: &str, kind: TableKind) -> Table
             segments: Vec::new(),
             applied: Vec::new(),
             newest: i64::MIN,
+            series: HashSet::new(),
             frozen: VecDeque::new(),
             head: Head::default(),
             flushed_seq: 0,
@@ -123,6 +130,7 @@ fn adopt(tables_dir: &Path, salvage: bool, report: &mut RecoveryReport) -> Resul
     for table_dir in list_dirs(tables_dir)? {
         let name = table_name(&table_dir)?;
         let mut found = Vec::new();
+        let mut newest = i64::MIN;
         for path in crate::fs::list(&table_dir, ".seg")? {
             let Some(id) = segment_id(&path) else {
                 continue;
@@ -136,6 +144,7 @@ fn adopt(tables_dir: &Path, salvage: bool, report: &mut RecoveryReport) -> Resul
                 Err(e) => return Err(e),
             };
             manifest.next_segment_id = manifest.next_segment_id.max(id + 1);
+            newest = newest.max(segment.meta().max_time);
             found.push((segment.meta().kind, SegmentEntry::of(id, &segment)));
         }
         let Some(&(kind, _)) = found.first() else {
@@ -149,6 +158,7 @@ fn adopt(tables_dir: &Path, salvage: bool, report: &mut RecoveryReport) -> Resul
             TableEntry {
                 kind,
                 flushed_seq,
+                newest,
                 segments,
             },
         );
@@ -244,6 +254,7 @@ fn open_table(
     {
         let mut state = table.state.write();
         state.flushed_seq = entry.flushed_seq;
+        state.newest = entry.newest;
         let mut schema = TableSchema::new(name, kind);
         for s in &segments {
             let m = s.meta();

@@ -31,10 +31,12 @@ impl Inner {
             }
             let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
             for t in tables {
-                let _ = self.expire_segments(&t);
+                let now = self.config.clock.now_nanos();
+                let _ = self.expire_segments(&t, now);
                 // An error leaves the inputs live; the next round tries again.
                 while !self.closed.load(Ordering::SeqCst) {
-                    if !matches!(self.compact_once(&t, false), Ok(true)) {
+                    let now = self.config.clock.now_nanos();
+                    if !matches!(self.compact_once(&t, false, now, 0), Ok(true)) {
                         break;
                     }
                 }
@@ -45,7 +47,17 @@ impl Inner {
     /// Does the next merge the policy asks for in `table` (every window's, with `all`);
     /// returns whether there was one. The merge leaves out what readers would not see
     /// (deleted and expired rows).
-    pub(super) fn compact_once(&self, table: &Table, all: bool) -> Result<bool> {
+    ///
+    /// `now` is the clock time the retention is measured at; with `all`, segments whose
+    /// id is at least `fresh_from` (written since the request began) are not rewritten
+    /// again for expired rows, so that a request ends even while rows keep arriving.
+    pub(super) fn compact_once(
+        &self,
+        table: &Table,
+        all: bool,
+        now: i64,
+        fresh_from: u64,
+    ) -> Result<bool> {
         if self.wal.is_none() {
             return Err(Error::ReadOnly("open read-only for salvage"));
         }
@@ -69,7 +81,6 @@ impl Inner {
                     lifecycle::deletes_for_segment(l, min_seq, state.applied[i])
                 })
                 .collect();
-            let now = self.config.clock.now_nanos();
             let reference = l
                 .is_some_and(|l| l.retention.is_some())
                 .then(|| now.min(state.newest));
@@ -81,7 +92,9 @@ impl Inner {
             let dirty: Vec<bool> = (0..state.segments.len())
                 .map(|i| {
                     !per_source[i].is_empty()
-                        || (all && expired_before.is_some_and(|c| min_times[i] < c))
+                        || (all
+                            && entry.segments[i].id < fresh_from
+                            && expired_before.is_some_and(|c| min_times[i] < c))
                 })
                 .collect();
             let Some(pick) = compaction::pick(
@@ -98,11 +111,28 @@ impl Inner {
                 h.per_source = per_source[pick.inputs.clone()].to_vec();
                 Arc::new(h)
             });
-            (name, pick, inputs, hide, manifest.next_delete_id - 1)
+            (
+                name,
+                pick,
+                inputs,
+                hide,
+                manifest.next_delete_id.saturating_sub(1),
+            )
         };
         let started = std::time::Instant::now();
         let schema = Arc::clone(&table.state.read().schema);
         let id = self.manifest.lock().allocate_segment_id();
+        // Requested merges run flat out; background ones make way for ingest.
+        let busy = || {
+            let last = self.last_write.load(Ordering::Relaxed);
+            self.config.clock.now_nanos().saturating_sub(last) < 1_000_000_000
+        };
+        let share = if all {
+            1.0
+        } else {
+            self.config.compaction.share
+        };
+        let mut pacer = compaction::Pacer::new(share, &busy);
         let output = compaction::merge(
             &table.dir,
             id,
@@ -112,6 +142,7 @@ impl Inner {
             self.config.block_rows,
             &self.codec,
             &self.closed,
+            &mut pacer,
         )?
         .map(Arc::new);
         let new = output.as_ref().map(|o| {
@@ -138,7 +169,7 @@ impl Inner {
 
     /// Removes the table's segments all of whose rows have expired under every retention
     /// rule, without rewriting anything; returns how many.
-    pub(super) fn expire_segments(&self, table: &Table) -> Result<usize> {
+    pub(super) fn expire_segments(&self, table: &Table, now: i64) -> Result<usize> {
         if self.wal.is_none() {
             return Ok(0);
         }
@@ -150,7 +181,7 @@ impl Inner {
             let Some(l) = lifecycles.get(&name).filter(|l| l.retention.is_some()) else {
                 return Ok(0);
             };
-            let reference = self.config.clock.now_nanos().min(state.newest);
+            let reference = now.min(state.newest);
             let Some(floor) =
                 Hide::new(Some(l), Vec::new(), Some(reference)).and_then(|h| h.floor())
             else {

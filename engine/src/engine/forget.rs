@@ -1,15 +1,14 @@
 //! The engine's side of forgetting: setting retention, issuing deletes, and what each
 //! snapshot hides (the rules themselves are in `crate::lifecycle`).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{Engine, Inner};
 use crate::error::{Error, Result};
 use crate::head::Chunk;
-use crate::lifecycle::{self, Delete, DeleteEntry, Hide, Lifecycles, Retention, TableLifecycle};
+use crate::lifecycle::{self, Delete, DeleteEntry, Hide, Retention, TableLifecycle};
 use crate::manifest::Manifest;
-use crate::table::{Table, TableState};
+use crate::table::TableState;
 
 impl Engine {
     /// Sets how long `table` keeps its rows (see [`lifecycle`](crate::lifecycle)): rows
@@ -62,6 +61,10 @@ impl Engine {
         let _flushing = inner.flush_lock.lock();
         let mut manifest = inner.manifest.lock();
         let _order = inner.order.lock();
+        // The records up to the delete's sequence number must be durable before the
+        // delete is: else a power cut could lose them, their numbers be given again to
+        // later writes, and the delete remove those.
+        wal.sync()?;
         let seq = wal.next_seq().saturating_sub(1);
         let id = manifest.next_delete_id;
         let entry = DeleteEntry {
@@ -113,8 +116,8 @@ impl Inner {
     }
 
     /// Forgets the deletes of `table` that no segment and no WAL replay can need any more:
-    /// every segment holding rows up to the delete has had it applied, and the table's
-    /// flushed sequence number has passed it. Call with the manifest locked and store it
+    /// every segment holding rows up to the delete has had it applied, and no rows of
+    /// records up to it are still only in memory (and the WAL). Call with the manifest locked and store it
     /// after; returns whether any was dropped.
     pub(super) fn forget_applied_deletes(
         &self,
@@ -127,12 +130,20 @@ impl Inner {
         };
         let before = l.deletes.len();
         l.deletes.retain(|d| {
-            let pending = state
+            let in_segments = state
                 .segments
                 .iter()
                 .zip(&state.applied)
                 .any(|(s, &applied)| applied < d.id && s.meta().min_seq <= d.seq);
-            pending || state.flushed_seq < d.seq
+            // Rows of records up to the delete not yet in segments are in the heads (and
+            // the WAL, which replay would apply the delete to).
+            let in_heads = state
+                .frozen
+                .iter()
+                .flat_map(|f| &f.chunks)
+                .chain(&state.head.chunks)
+                .any(|c| c.min_seq <= d.seq);
+            in_segments || in_heads
         });
         let dropped = l.deletes.len() != before;
         if *l == TableLifecycle::default() {
@@ -169,39 +180,6 @@ fn filter_heads(state: &mut TableState, delete: &Delete) -> Result<()> {
     let freed = filter(&mut state.head.chunks)?;
     state.head.bytes = state.head.bytes.saturating_sub(freed);
     state.head.rows = state.head.chunks.iter().map(|c| c.rows()).sum();
-    Ok(())
-}
-
-/// Applies the manifest's deletes to the rows WAL replay put in the heads: a record up to
-/// a delete's sequence number was written before it.
-pub(super) fn apply_deletes_to_replayed(
-    lifecycles: &Lifecycles,
-    tables: &BTreeMap<String, Arc<Table>>,
-) -> Result<()> {
-    for (name, l) in lifecycles {
-        let Some(t) = tables.get(name) else {
-            continue;
-        };
-        let mut state = t.state.write();
-        for d in &l.deletes {
-            let mut chunks = std::mem::take(&mut state.head.chunks);
-            for c in chunks.iter_mut() {
-                if c.max_seq <= d.seq
-                    && let Some(kept) = lifecycle::filter_chunk(c, &d.delete)?
-                {
-                    *c = Arc::new(kept);
-                }
-            }
-            state.head.chunks = chunks;
-        }
-        state.head.bytes = state
-            .head
-            .chunks
-            .iter()
-            .map(|c| c.batch.memory_size())
-            .sum();
-        state.head.rows = state.head.chunks.iter().map(|c| c.rows()).sum();
-    }
     Ok(())
 }
 

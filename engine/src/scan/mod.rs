@@ -93,6 +93,9 @@ pub struct Scan {
     level_index: Option<usize>,
     /// What is hidden of the series last asked about: ((source, entry), hide).
     series_hide: Option<((usize, usize), Arc<SeriesHide>)>,
+    /// How many of `needed` the output asked for (the level column may follow, read
+    /// only to hide rows by level).
+    out_needed: usize,
 }
 
 /// Resolves the output columns of a request against a table's schema.
@@ -177,6 +180,7 @@ impl Scan {
             }
             _ => req,
         };
+        let out_needed = needed.len();
         let mut level_index = None;
         if hide.as_ref().is_some_and(|h| h.level_rules) {
             let level = schema.columns.iter().find(|c| c.ty == ColumnType::Level);
@@ -224,6 +228,7 @@ impl Scan {
             hide,
             level_index,
             series_hide: None,
+            out_needed,
         })
     }
 
@@ -610,8 +615,9 @@ impl Scan {
                 return Ok(None);
             }
         }
-        let piece = self.pending.pop_front().expect("not empty");
+        let mut piece = self.pending.pop_front().expect("not empty");
         self.pending_rows -= piece.len();
+        piece.arrays.truncate(self.out_needed);
         Ok(Some(piece))
     }
 }

@@ -1,0 +1,95 @@
+//! The memory budget: rows held in memory across every table, and the back-pressure that
+//! keeps them within [`Config::memory_budget`](crate::Config::memory_budget).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Inner;
+use crate::batch::TableBatch;
+use crate::error::{Error, Result};
+use crate::table::{Table, freeze};
+
+/// Assumed until a flush has been timed: a modest disk's rate of writing segments from
+/// memory (compression included).
+const DEFAULT_FLUSH_BYTES_PER_SEC: f64 = 100e6;
+
+impl Inner {
+    /// Bytes of rows in memory: every table's head and heads being flushed.
+    pub(super) fn memory_used(&self) -> usize {
+        self.tables
+            .read()
+            .values()
+            .map(|t| {
+                let s = t.state.read();
+                s.head.bytes + s.frozen.iter().map(|f| f.bytes).sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Makes room for `batches` within `budget`: freezes the largest heads for flushing
+    /// (and, without a background flusher, flushes them here); if what is frozen still
+    /// holds the memory, refuses the write with a back-pressure error.
+    pub(super) fn fit_budget(&self, batches: &[TableBatch], budget: usize) -> Result<()> {
+        let needed: usize = batches.iter().map(|b| b.memory_size()).sum();
+        if needed > budget {
+            return Err(Error::InvalidInput(format!(
+                "one write of {needed} bytes is larger than the whole memory budget of {budget} bytes; split it into smaller writes"
+            )));
+        }
+        if self.memory_used() + needed <= budget {
+            return Ok(());
+        }
+        // Freeze live heads, largest first, until the live ones leave room.
+        let mut tables: Vec<(usize, Arc<Table>)> = self
+            .tables
+            .read()
+            .values()
+            .map(|t| (t.state.read().head.bytes, Arc::clone(t)))
+            .filter(|(bytes, _)| *bytes > 0)
+            .collect();
+        tables.sort_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
+        let mut live: usize = tables.iter().map(|(b, _)| b).sum();
+        for (bytes, t) in &tables {
+            if live + needed <= budget / 2 {
+                break;
+            }
+            freeze(&mut t.state.write());
+            live -= bytes;
+        }
+        if self.config.background_flush {
+            let (lock, cv) = &self.wake;
+            *lock.lock() = true;
+            cv.notify_one();
+        } else {
+            let all: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
+            for t in all {
+                if !t.state.read().frozen.is_empty() {
+                    self.flush_table(&t)?;
+                }
+            }
+        }
+        let used = self.memory_used();
+        if used + needed <= budget {
+            return Ok(());
+        }
+        let frozen: usize = self
+            .tables
+            .read()
+            .values()
+            .map(|t| t.state.read().frozen.iter().map(|f| f.bytes).sum::<usize>())
+            .sum();
+        let (bytes, time) = *self.flushed_memory.lock();
+        let rate = if bytes > 0 && !time.is_zero() {
+            bytes as f64 / time.as_secs_f64()
+        } else {
+            DEFAULT_FLUSH_BYTES_PER_SEC
+        };
+        let wait = (frozen.min(used + needed - budget) as f64 / rate).clamp(0.01, 10.0);
+        Err(Error::Backpressure {
+            used,
+            needed,
+            budget,
+            retry_after: Duration::from_secs_f64(wait),
+        })
+    }
+}
