@@ -63,7 +63,7 @@ use crate::manifest::SegmentEntry;
 use crate::scan::{Scan, ScanRequest, Source};
 use crate::schema::{ColumnDef, TableSchema};
 use crate::segment::Segment;
-use crate::segment::writer::{Writer, WriterSpec};
+use crate::segment::writer::{BlockCut, Writer, WriterSpec};
 
 /// The compaction settings of [`Config`](crate::Config).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -226,6 +226,32 @@ pub(crate) fn pick(
     None
 }
 
+/// Blocks of a compacted segment cover this share of its window at most (of a day: 6
+/// hours), so that a query of part of the window decodes about that part.
+const BLOCK_SPANS_PER_WINDOW: i64 = 4;
+
+/// How a merge lays out its output's blocks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layout {
+    pub block_rows: u32,
+    pub cut: BlockCut,
+}
+
+impl Layout {
+    /// Blocks of at most `block_rows` rows; a block of a series with at least a 16th of
+    /// that within one span (a quarter of the window) holds that series and span alone.
+    pub fn of(policy: &Policy, block_rows: u32) -> Layout {
+        let window = i64::try_from(policy.window.as_nanos()).unwrap_or(i64::MAX);
+        Layout {
+            block_rows,
+            cut: BlockCut {
+                span: (window / BLOCK_SPANS_PER_WINDOW).max(1),
+                min_rows: (block_rows / 16).max(1),
+            },
+        }
+    }
+}
+
 /// Merges `inputs` (adjacent segments of one table, oldest first) into new segment `id`
 /// in `dir`, leaving out the rows `hide` hides, and opens it (`None` when no row is
 /// left); stops with an error once `stop` is set.
@@ -236,7 +262,7 @@ pub(crate) fn merge(
     schema: &TableSchema,
     inputs: &[Arc<Segment>],
     hide: Option<Arc<Hide>>,
-    block_rows: u32,
+    layout: Layout,
     codec: &Options,
     stop: &AtomicBool,
     pacer: &mut Pacer<'_>,
@@ -263,7 +289,8 @@ pub(crate) fn merge(
             table: &schema.name,
             kind: schema.kind,
             columns: &columns,
-            block_rows,
+            block_rows: layout.block_rows,
+            cut: Some(layout.cut),
             codec,
             seqs,
         },

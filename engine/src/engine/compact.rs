@@ -139,7 +139,7 @@ impl Inner {
             &schema,
             &inputs,
             hide,
-            self.config.block_rows,
+            compaction::Layout::of(&self.config.compaction, self.config.block_rows),
             &self.codec,
             &self.closed,
             &mut pacer,

@@ -680,8 +680,7 @@ pub(crate) fn series_blocks(
     let meta = seg.meta();
     let m = &meta.series[entry];
     let (lo, hi) = (m.row_start as usize, (m.row_start + m.row_count) as usize);
-    let b_rows = meta.block_rows as usize;
-    (lo / b_rows..=(hi - 1) / b_rows)
+    (meta.block_of_row(lo)..=meta.block_of_row(hi - 1))
         .map(|block| {
             let (bs, be) = meta.block_rows_range(block);
             (block, lo.max(bs), hi.min(be))

@@ -10,8 +10,12 @@ use crate::series::SeriesKey;
 
 /// First 8 bytes of every segment file, and its last 8.
 pub const MAGIC: [u8; 8] = *b"SXTSEG\0\0";
-/// The segment format version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The segment format version this build writes.
+pub const VERSION: u32 = 2;
+/// The oldest segment format version this build reads: version 1 differs only in its
+/// block layout (every block but the last holds exactly `block_rows` rows, so the block
+/// index lists no row counts).
+pub const OLDEST_VERSION: u32 = 1;
 /// Bytes in the header: magic, version, 4 reserved.
 pub const HEADER_LEN: usize = 16;
 /// Bytes in the trailer.
@@ -74,7 +78,7 @@ pub struct SegmentMeta {
     pub max_seq: u64,
     /// Rows.
     pub rows: u64,
-    /// Rows per block (the last block may hold fewer).
+    /// Most rows a block holds.
     pub block_rows: u32,
     /// Earliest time.
     pub min_time: i64,
@@ -84,6 +88,8 @@ pub struct SegmentMeta {
     pub columns: Vec<ColumnDef>,
     /// Series in key order.
     pub series: Vec<SeriesMeta>,
+    /// The first row of each block (the same for every stored column), ascending from 0.
+    pub block_starts: Vec<u64>,
     /// For each column (tags: empty), its blocks.
     pub blocks: Vec<Vec<BlockMeta>>,
 }
@@ -91,17 +97,26 @@ pub struct SegmentMeta {
 impl SegmentMeta {
     /// Number of blocks of each stored column.
     pub fn block_count(&self) -> usize {
-        (self.rows as usize).div_ceil(self.block_rows.max(1) as usize)
+        self.block_starts.len()
     }
 
     /// The rows `[start, end)` of block `b`.
     pub fn block_rows_range(&self, b: usize) -> (usize, usize) {
-        let start = b * self.block_rows as usize;
-        (
-            start,
-            (start + self.block_rows as usize).min(self.rows as usize),
-        )
+        let end = self.block_starts.get(b + 1).copied().unwrap_or(self.rows);
+        (self.block_starts[b] as usize, end as usize)
     }
+
+    /// The block holding row `row` (less than `rows`).
+    pub fn block_of_row(&self, row: usize) -> usize {
+        self.block_starts
+            .partition_point(|&s| s <= row as u64)
+            .saturating_sub(1)
+    }
+}
+
+/// The block starts of a version-1 segment: every `block_rows` rows.
+fn fixed_block_starts(rows: u64, block_rows: u32) -> Vec<u64> {
+    (0..rows).step_by(block_rows.max(1) as usize).collect()
 }
 
 fn put_stats(out: &mut Vec<u8>, stats: Option<Stats>) {
@@ -206,6 +221,10 @@ pub(crate) fn encode_meta(meta: &SegmentMeta) -> Vec<u8> {
         out.put_i64(s.max_time);
     }
     out.put_u32(meta.block_count() as u32);
+    for (b, _) in meta.block_starts.iter().enumerate() {
+        let (start, end) = meta.block_rows_range(b);
+        out.put_u32((end - start) as u32);
+    }
     for (c, blocks) in meta.columns.iter().zip(&meta.blocks) {
         if c.ty == ColumnType::Tag {
             continue;
@@ -220,9 +239,10 @@ pub(crate) fn encode_meta(meta: &SegmentMeta) -> Vec<u8> {
     out
 }
 
-/// Decodes and checks the metadata section. `data_end` is where the blocks end (the
-/// metadata's offset): every block must lie within `[HEADER_LEN, data_end)`.
-pub(crate) fn decode_meta(bytes: &[u8], data_end: u64) -> Result<SegmentMeta, Short> {
+/// Decodes and checks the metadata section of a segment of format `version`. `data_end`
+/// is where the blocks end (the metadata's offset): every block must lie within
+/// `[HEADER_LEN, data_end)`.
+pub(crate) fn decode_meta(bytes: &[u8], data_end: u64, version: u32) -> Result<SegmentMeta, Short> {
     let mut r = Reader::new(bytes);
     let table = r.str16()?.to_string();
     let kind_at = r.position();
@@ -310,12 +330,35 @@ pub(crate) fn decode_meta(bytes: &[u8], data_end: u64) -> Result<SegmentMeta, Sh
         ));
     }
     let nblocks = r.u32()? as usize;
-    let expected_blocks = (rows as usize).div_ceil(block_rows as usize);
-    if nblocks != expected_blocks {
-        return r.fail(format!(
-            "{nblocks} blocks listed, {expected_blocks} expected"
-        ));
-    }
+    let block_starts = if version == 1 {
+        let expected_blocks = (rows as usize).div_ceil(block_rows as usize);
+        if nblocks != expected_blocks {
+            return r.fail(format!(
+                "{nblocks} blocks listed, {expected_blocks} expected"
+            ));
+        }
+        fixed_block_starts(rows, block_rows)
+    } else {
+        if nblocks > rows as usize || nblocks.saturating_mul(4) > r.remaining() {
+            return r.fail(format!("{nblocks} blocks listed for {rows} rows"));
+        }
+        let mut starts = Vec::with_capacity(nblocks);
+        let mut start = 0u64;
+        for _ in 0..nblocks {
+            let n = r.u32()?;
+            if n == 0 || n > block_rows {
+                return r.fail(format!(
+                    "a block of {n} rows, in a segment of at most {block_rows} a block"
+                ));
+            }
+            starts.push(start);
+            start += n as u64;
+        }
+        if start != rows {
+            return r.fail(format!("the blocks hold {start} rows, the segment {rows}"));
+        }
+        starts
+    };
     let stored = columns.iter().filter(|c| c.ty != ColumnType::Tag).count();
     if nblocks.saturating_mul(stored).saturating_mul(33) > r.remaining() {
         return r.fail("the block index is shorter than its count says");
@@ -363,6 +406,7 @@ pub(crate) fn decode_meta(bytes: &[u8], data_end: u64) -> Result<SegmentMeta, Sh
         max_time,
         columns,
         series,
+        block_starts,
         blocks,
     })
 }
@@ -407,7 +451,7 @@ impl Trailer {
             ));
         }
         let version = u32::from_le_bytes(bytes[28..32].try_into().expect("4 bytes"));
-        if version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&version) {
             return Err(Ok(version));
         }
         let crc = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));

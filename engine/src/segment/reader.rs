@@ -143,16 +143,15 @@ impl Segment {
                 values_decoded: 0,
             });
         }
-        let block_rows = self.meta.block_rows.max(1) as usize;
         let mut parts: Vec<ArrayRef> = Vec::new();
         let (mut blocks_read, mut values_decoded) = (0, 0);
         let mut series = self.meta.series.iter().peekable();
         while let Some(first) = series.peek() {
             // The series whose last row is in the same block as this one's.
-            let block = last_row(first) / block_rows;
+            let block = self.meta.block_of_row(last_row(first));
             let (start, _) = self.meta.block_rows_range(block);
             let mut rows = Vec::new();
-            while let Some(s) = series.next_if(|s| last_row(s) / block_rows == block) {
+            while let Some(s) = series.next_if(|s| self.meta.block_of_row(last_row(s)) == block) {
                 rows.push((last_row(s) - start) as u32);
             }
             let array = self.read_block(col, block)?;
@@ -215,7 +214,7 @@ fn parse(path: &Path, map: &[u8]) -> Result<SegmentMeta> {
         ));
     }
     let version = u32::from_le_bytes(map[8..12].try_into().expect("4 bytes"));
-    if version != format::VERSION {
+    if !(format::OLDEST_VERSION..=format::VERSION).contains(&version) {
         return Err(Error::UnsupportedVersion {
             path: path.to_path_buf(),
             found: version,
@@ -239,6 +238,14 @@ fn parse(path: &Path, map: &[u8]) -> Result<SegmentMeta> {
             },
             Err(what) => Error::corrupt(path, trailer_at as u64, what),
         })?;
+    let trailer_version = u32::from_le_bytes(map[len - 12..len - 8].try_into().expect("4 bytes"));
+    if trailer_version != version {
+        return Err(Error::corrupt(
+            path,
+            trailer_at as u64,
+            format!("the trailer says format version {trailer_version}, the header {version}"),
+        ));
+    }
     let meta_end = trailer.meta_offset.checked_add(trailer.meta_len as u64);
     if trailer.meta_offset < format::HEADER_LEN as u64 || meta_end != Some(trailer_at as u64) {
         return Err(Error::corrupt(
@@ -273,7 +280,7 @@ fn parse(path: &Path, map: &[u8]) -> Result<SegmentMeta> {
                 "the metadata does not decompress",
             )
         })?;
-    format::decode_meta(&raw, trailer.meta_offset).map_err(|e| {
+    format::decode_meta(&raw, trailer.meta_offset, version).map_err(|e| {
         Error::corrupt(
             path,
             trailer.meta_offset,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow_array::{Array, ArrayRef};
 use proptest::prelude::*;
 
-use super::writer::{self, SegmentSpec};
+use super::writer::{self, BlockCut, SegmentSpec};
 use super::{Segment, format};
 use crate::batch::point::batches_from_points;
 use crate::encoding::Options;
@@ -125,10 +125,8 @@ fn read_all(seg: &Segment) -> Vec<SeriesRow> {
     for s in &meta.series {
         for row in s.row_start..s.row_start + s.row_count {
             let row = row as usize;
-            let (b, i) = (
-                row / meta.block_rows as usize,
-                row % meta.block_rows as usize,
-            );
+            let b = meta.block_of_row(row);
+            let i = row - meta.block_rows_range(b).0;
             let time = columns[0][b]
                 .as_any()
                 .downcast_ref::<arrow_array::Int64Array>()
@@ -215,7 +213,6 @@ fn sorted_values(mut rows: Vec<SeriesRow>) -> Vec<SeriesRow> {
 /// Each stored column's cached last values are the values of each series' last row.
 fn assert_last_values(seg: &Segment) {
     let meta = seg.meta();
-    let block_rows = meta.block_rows as usize;
     for (c, col) in meta.columns.iter().enumerate() {
         if col.ty == ColumnType::Tag {
             continue;
@@ -224,10 +221,11 @@ fn assert_last_values(seg: &Segment) {
         assert_eq!(last.len(), meta.series.len());
         for (e, s) in meta.series.iter().enumerate() {
             let row = (s.row_start + s.row_count - 1) as usize;
-            let block = seg.read_block(c, row / block_rows).unwrap();
+            let b = meta.block_of_row(row);
+            let block = seg.read_block(c, b).unwrap();
             assert_eq!(
                 last.slice(e, 1).to_data(),
-                block.slice(row % block_rows, 1).to_data(),
+                block.slice(row - meta.block_rows_range(b).0, 1).to_data(),
                 "column {:?}, series {e}",
                 col.name
             );
@@ -255,9 +253,121 @@ proptest! {
     }
 
     #[test]
-    fn damaged_metadata_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
-        let _ = format::decode_meta(&bytes, 1 << 20);
+    fn damaged_metadata_never_panics(
+        bytes in proptest::collection::vec(any::<u8>(), 0..400),
+        version in format::OLDEST_VERSION..=format::VERSION,
+    ) {
+        let _ = format::decode_meta(&bytes, 1 << 20, version);
     }
+
+    #[test]
+    fn blocks_cut_by_span_round_trip_and_hold_one_span_past_min_rows(
+        series in proptest::collection::vec(proptest::collection::vec(-50i64..50, 0..40), 1..5),
+        block_rows in 1u32..20,
+        span in 1i64..20,
+        min_rows in 1u32..10,
+        piece in 1usize..8,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = write_cut(dir.path(), &series, block_rows, BlockCut { span, min_rows }, piece);
+        let meta = seg.meta();
+        let mut want = Vec::new();
+        for (i, times) in sorted_series(&series).iter().enumerate() {
+            for &t in times {
+                want.push((Some(format!("h{i}")), t, vec![("v".to_string(), show_f64(value(i, t)))]));
+            }
+        }
+        prop_assert_eq!(read_all(&seg), want);
+        assert_last_values(&seg);
+        let time = 0;
+        for b in 0..meta.block_count() {
+            let (start, end) = meta.block_rows_range(b);
+            prop_assert!(end - start <= block_rows as usize);
+            let t = seg.read_block(time, b).unwrap();
+            let t = t.as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
+            for j in min_rows as usize..t.len() {
+                prop_assert_eq!(
+                    t.value(j).div_euclid(span),
+                    t.value(j - 1).div_euclid(span),
+                    "block {} crosses a span after {} rows", b, j
+                );
+            }
+        }
+    }
+}
+
+/// Each series' times, sorted and without repeats; series without rows left out.
+fn sorted_series(series: &[Vec<i64>]) -> Vec<Vec<i64>> {
+    series
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            t.sort_unstable();
+            t.dedup();
+            t
+        })
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// A float as `read_all` shows it (Arrow's display).
+fn show_f64(x: f64) -> String {
+    let a = arrow_array::Float64Array::from(vec![x]);
+    arrow_cast::display::ArrayFormatter::try_new(&a, &Default::default())
+        .unwrap()
+        .value(0)
+        .to_string()
+}
+
+fn value(series: usize, time: i64) -> f64 {
+    series as f64 * 1000.0 + time as f64
+}
+
+/// Writes series `h0`, `h1`, ... (their times sorted) through the streaming writer in
+/// pieces of `piece` rows, with blocks cut by `cut`.
+fn write_cut(
+    dir: &std::path::Path,
+    series: &[Vec<i64>],
+    block_rows: u32,
+    cut: BlockCut,
+    piece: usize,
+) -> Segment {
+    let columns = [
+        crate::schema::ColumnDef::new("time", ColumnType::Time),
+        crate::schema::ColumnDef::new("host", ColumnType::Tag),
+        crate::schema::ColumnDef::new("v", ColumnType::F64),
+    ];
+    let mut w = writer::Writer::create(
+        dir,
+        1,
+        writer::WriterSpec {
+            table: "t",
+            kind: TableKind::Metric,
+            columns: &columns,
+            block_rows,
+            cut: Some(cut),
+            codec: &Options::default(),
+            seqs: (1, 1),
+        },
+    )
+    .unwrap();
+    for (i, times) in sorted_series(series).iter().enumerate() {
+        let key = crate::series::SeriesKey::new(vec![(
+            crate::series::intern("host"),
+            crate::series::intern(&format!("h{i}")),
+        )]);
+        for part in times.chunks(piece) {
+            let t: ArrayRef = Arc::new(arrow_array::Int64Array::from(part.to_vec()));
+            let v: ArrayRef = Arc::new(arrow_array::Float64Array::from(
+                part.iter().map(|&t| value(i, t)).collect::<Vec<_>>(),
+            ));
+            w.push_series(&key, &[t, v]).unwrap();
+        }
+    }
+    let (path, meta) = w.finish().unwrap();
+    let seg = Segment::open(&path).unwrap();
+    assert_eq!(seg.meta(), &meta);
+    seg
 }
 
 #[test]
@@ -279,9 +389,9 @@ fn every_truncation_of_the_metadata_is_an_error() {
     let raw = format::encode_meta(seg.meta());
     for cut in 0..raw.len() {
         assert!(
-            format::decode_meta(&raw[..cut], seg.file_len()).is_err(),
+            format::decode_meta(&raw[..cut], seg.file_len(), format::VERSION).is_err(),
             "cut at {cut}"
         );
     }
-    assert!(format::decode_meta(&raw, seg.file_len()).is_ok());
+    assert!(format::decode_meta(&raw, seg.file_len(), format::VERSION).is_ok());
 }

@@ -67,6 +67,7 @@ pub(crate) fn write(dir: &Path, id: u64, spec: &SegmentSpec<'_>) -> Result<(Path
             kind: spec.kind,
             columns: &columns,
             block_rows: spec.block_rows,
+            cut: None,
             codec: spec.codec,
             seqs,
         },
@@ -102,9 +103,22 @@ pub(crate) struct WriterSpec<'a> {
     /// (non-tag) columns, in this order.
     pub columns: &'a [ColumnDef],
     pub block_rows: u32,
+    /// Where [`Writer::push_series`] ends blocks early; `None`: every `block_rows` rows.
+    pub cut: Option<BlockCut>,
     pub codec: &'a Options,
     /// The lowest and highest WAL sequence number whose rows the segment holds.
     pub seqs: (u64, u64),
+}
+
+/// Blocks that each cover one span of time: a block holding at least `min_rows` rows
+/// ends before a row whose time falls in another multiple of `span` (ns) than the row
+/// before it. A series with many rows gets blocks of its own, each within one span, so
+/// that a query of a few series or of part of the time decodes little else; series with
+/// few rows share blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlockCut {
+    pub span: i64,
+    pub min_rows: u32,
 }
 
 /// A segment being written, fed rows in segment order.
@@ -120,12 +134,16 @@ pub(crate) struct Writer {
     /// For each column, its position among the pushed arrays (tags: none).
     stored: Vec<Option<usize>>,
     block_rows: usize,
+    cut: Option<BlockCut>,
+    /// The span (`time / cut.span`) of the last row pushed.
+    last_span: Option<i64>,
     codec: Options,
     seqs: (u64, u64),
     /// Per stored column, rows pushed but not yet written as a block.
     pending: Vec<Vec<ArrayRef>>,
     pending_rows: usize,
     rows: u64,
+    block_starts: Vec<u64>,
     blocks: Vec<Vec<BlockMeta>>,
     series: Vec<SeriesMeta>,
     buf: Vec<u8>,
@@ -168,11 +186,14 @@ impl Writer {
             columns: spec.columns.to_vec(),
             stored,
             block_rows: spec.block_rows.max(1) as usize,
+            cut: spec.cut.filter(|c| c.span > 0),
+            last_span: None,
             codec: *spec.codec,
             seqs: spec.seqs,
             pending: vec![Vec::new(); n],
             pending_rows: 0,
             rows: 0,
+            block_starts: Vec::new(),
             blocks: vec![Vec::new(); spec.columns.len()],
             series: Vec::new(),
             buf: Vec::new(),
@@ -208,7 +229,26 @@ impl Writer {
                 max_time: last,
             }),
         }
-        self.push_rows(arrays)
+        let Some(cut) = self.cut else {
+            return self.push_rows(arrays);
+        };
+        // One span's rows at a time, ending the block first where the span changes.
+        let mut i = 0;
+        while i < len {
+            let span = times[i].div_euclid(cut.span);
+            if self.pending_rows >= cut.min_rows as usize && self.last_span != Some(span) {
+                self.write_block(self.pending_rows)?;
+            }
+            let span_end = (span as i128 + 1) * cut.span as i128;
+            let n = times[i..]
+                .partition_point(|&t| (t as i128) < span_end)
+                .min(self.block_rows - self.pending_rows);
+            let part: Vec<ArrayRef> = arrays.iter().map(|a| a.slice(i, n)).collect();
+            self.push_rows(&part)?;
+            self.last_span = Some(span);
+            i += n;
+        }
+        Ok(())
     }
 
     /// Appends rows without series bookkeeping; the caller gives the series index with
@@ -279,6 +319,7 @@ impl Writer {
             });
             self.offset += self.buf.len() as u64;
         }
+        self.block_starts.push(self.rows);
         self.pending_rows -= rows;
         self.rows += rows as u64;
         Ok(())
@@ -313,6 +354,7 @@ impl Writer {
             max_time: times.1,
             columns: self.columns.clone(),
             series: std::mem::take(&mut self.series),
+            block_starts: std::mem::take(&mut self.block_starts),
             blocks: std::mem::take(&mut self.blocks),
         };
         let tmp = &self.tmp;

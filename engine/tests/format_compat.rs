@@ -1,0 +1,130 @@
+//! Databases written by earlier format versions still open and answer the same.
+//!
+//! `tests/data/db-v1/` was written by segment format 1 (fixed-size blocks) with
+//! [`write_fixture`]; it holds a metric table of two hosts, two segments and blocks of 4
+//! rows, so that series cross block boundaries. Regenerate a fixture only for a new
+//! format version, into a new folder: `SEXTANT_WRITE_FIXTURE=tests/data/db-vN cargo test
+//! -p sextant-engine --test format_compat -- --ignored`.
+
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use sextant_engine::{Config, Engine, Point, ScanRequest};
+
+const SECOND: i64 = 1_000_000_000;
+
+/// The rows of the fixture: host h0 and h1, 10 rows each per segment, two segments.
+fn rows(segment: i64) -> Vec<Point> {
+    let mut points = Vec::new();
+    for host in 0..2 {
+        for i in 0..10 {
+            let t = (segment * 10 + i) * SECOND;
+            points.push(
+                Point::metric("cpu")
+                    .tag("host", format!("h{host}"))
+                    .field("usage", (host * 1000 + segment * 10 + i) as f64)
+                    .time(t),
+            );
+        }
+    }
+    points
+}
+
+fn open(dir: &Path) -> Engine {
+    Config::new(dir)
+        .block_rows(4)
+        .background_flush(false)
+        .background_compaction(false)
+        .open()
+        .unwrap()
+}
+
+#[test]
+#[ignore = "writes a fixture; run by hand for a new format version"]
+fn write_fixture() {
+    let dir = PathBuf::from(std::env::var("SEXTANT_WRITE_FIXTURE").expect("a target folder"));
+    let engine = open(&dir);
+    for segment in 0..2 {
+        engine.write_points(&rows(segment)).unwrap();
+        engine.flush().unwrap();
+    }
+    engine.close().unwrap();
+    std::fs::remove_file(dir.join("LOCK")).ok();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// (host, time in seconds, usage) of every row a scan returns, in its order.
+fn scan(engine: &Engine, start: i64, end: i64) -> Vec<(String, i64, f64)> {
+    let mut out = Vec::new();
+    let req = ScanRequest::new("cpu")
+        .columns(["time", "host", "usage"])
+        .time_range(start * SECOND, end * SECOND);
+    for batch in engine.snapshot().scan(&req).unwrap() {
+        let batch = batch.unwrap();
+        let time = arrow_cast::cast(
+            batch.column_by_name("time").unwrap(),
+            &arrow_schema::DataType::Int64,
+        )
+        .unwrap();
+        let time = time.as_primitive::<Int64Type>();
+        let host = arrow_cast::display::ArrayFormatter::try_new(
+            batch.column_by_name("host").unwrap().as_ref(),
+            &Default::default(),
+        )
+        .unwrap();
+        let usage = batch
+            .column_by_name("usage")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        for i in 0..batch.num_rows() {
+            out.push((
+                host.value(i).to_string(),
+                time.value(i) / SECOND,
+                usage.value(i),
+            ));
+        }
+    }
+    out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    out
+}
+
+fn expected(start: i64, end: i64) -> Vec<(String, i64, f64)> {
+    let mut out: Vec<_> = (0..2)
+        .flat_map(|host| (0..20).map(move |i| (format!("h{host}"), i, (host * 1000 + i) as f64)))
+        .filter(|r| r.1 >= start && r.1 < end)
+        .collect();
+    out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    out
+}
+
+#[test]
+fn a_version_1_database_opens_and_answers() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/db-v1");
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixture, tmp.path());
+    let engine = open(tmp.path());
+    assert_eq!(engine.snapshot().stats("cpu").unwrap().segments.len(), 2);
+    assert_eq!(scan(&engine, 0, 20), expected(0, 20));
+    // A range inside blocks: rows cut out of the middle of a block.
+    assert_eq!(scan(&engine, 3, 15), expected(3, 15));
+    // Compaction rewrites the version-1 segments in the current version.
+    engine.compact("cpu").unwrap();
+    assert_eq!(engine.snapshot().stats("cpu").unwrap().segments.len(), 1);
+    assert_eq!(scan(&engine, 0, 20), expected(0, 20));
+    engine.close().unwrap();
+    let engine = open(tmp.path());
+    assert_eq!(scan(&engine, 3, 15), expected(3, 15));
+}
