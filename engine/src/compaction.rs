@@ -138,6 +138,10 @@ pub struct CompactionStats {
     pub bytes_written: u64,
     /// Time spent merging.
     pub busy: Duration,
+    /// How long the background compactor has been merging without catching up with what
+    /// the policy asks for: zero when nothing is due. Growing while ingest runs means
+    /// compaction falls behind (segments pile up and queries slow down).
+    pub behind: Duration,
 }
 
 impl CompactionStats {
@@ -149,6 +153,23 @@ impl CompactionStats {
         }
         (self.bytes_flushed + self.bytes_written) as f64 / self.bytes_flushed as f64
     }
+}
+
+/// One live segment of a table, as the manifest lists it ([`Engine::segments`]).
+///
+/// [`Engine::segments`]: crate::Engine::segments
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Its id: the file is `tables/<table>/<id as 20 digits>.seg`.
+    pub id: u64,
+    /// 0 for a flush's output; a merge's output is one above its inputs' highest.
+    pub level: u8,
+    /// Bytes of the file.
+    pub bytes: u64,
+    /// The lowest WAL sequence number whose rows it holds.
+    pub min_seq: u64,
+    /// The highest WAL sequence number whose rows it holds.
+    pub max_seq: u64,
 }
 
 /// A merge the policy asks for: the positions of the inputs in the table's segment

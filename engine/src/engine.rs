@@ -86,6 +86,8 @@ struct Inner {
     compact_lock: Mutex<()>,
     /// What flushes and compaction have written.
     stats: Mutex<CompactionStats>,
+    /// Since when the background compactor has had merges due without catching up.
+    behind_since: Mutex<Option<std::time::Instant>>,
     /// Memory of frozen heads flushed, and the time their flushes took: for telling a
     /// writer held back by the memory budget how long to wait.
     flushed_memory: Mutex<(u64, Duration)>,
@@ -190,6 +192,7 @@ impl Engine {
             last_write: AtomicI64::new(i64::MIN),
             compact_lock: Mutex::new(()),
             stats: Mutex::new(CompactionStats::default()),
+            behind_since: Mutex::new(None),
             flushed_memory: Mutex::new((0, Duration::ZERO)),
             wake_compactor: (Mutex::new(false), Condvar::new()),
             report,
@@ -288,9 +291,22 @@ impl Engine {
         self.inner.memory_used()
     }
 
+    /// The live segments of `table`, oldest first, with their compaction levels: what
+    /// compaction has made of the table. [`Snapshot::stats`](crate::Snapshot::stats) has
+    /// their contents.
+    pub fn segments(&self, table: &str) -> Result<Vec<crate::SegmentInfo>> {
+        self.inner.segment_infos(table)
+    }
+
     /// What flushes and compaction have written since the database was opened.
     pub fn compaction_stats(&self) -> CompactionStats {
-        *self.inner.stats.lock()
+        let mut stats = *self.inner.stats.lock();
+        stats.behind = self
+            .inner
+            .behind_since
+            .lock()
+            .map_or(Duration::ZERO, |t| t.elapsed());
+        stats
     }
 
     /// Flushes every table, syncs and closes the WAL, and stops background work.

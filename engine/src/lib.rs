@@ -53,7 +53,7 @@ mod table;
 pub mod wal;
 
 pub use batch::{FieldValue, LogRecord, Point, TableBatch};
-pub use compaction::CompactionStats;
+pub use compaction::{CompactionStats, SegmentInfo};
 pub use config::{Clock, Config, SystemClock};
 pub use engine::{Engine, RecoveryReport};
 pub use error::{Error, Result};

@@ -81,6 +81,12 @@ fn compaction_answers_as_the_inputs_did_and_across_reopen() {
     assert_eq!(scan_all(&e).unwrap(), before);
     // cpu: each flush's earliest row is a rewrite of the flush before, so flushes 0-5
     // start in hour 0 and 6-9 in hour 1; logs: all ten in hour 0.
+    let levels: Vec<u8> = e.segments("cpu").unwrap().iter().map(|s| s.level).collect();
+    assert_eq!(levels, [1, 1]);
+    assert!(matches!(
+        e.segments("nope"),
+        Err(sextant_engine::Error::NoSuchTable(_))
+    ));
     let c = e.compaction_stats();
     assert_eq!(c.compactions, 3, "{c:?}");
     assert_eq!(c.segments_merged, 20);
@@ -132,6 +138,31 @@ fn background_compaction_merges_by_the_policy() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(scan_all(&e).unwrap(), before);
-    let segments = e.snapshot().stats("cpu").unwrap().segments.len();
-    assert_eq!(segments, 4, "two level-1 segments and two flushes");
+    let levels: Vec<u8> = e.segments("cpu").unwrap().iter().map(|s| s.level).collect();
+    assert_eq!(levels, [1, 1, 0, 0], "two level-1 segments and two flushes");
+    // Caught up: nothing is due, so compaction is not behind.
+    while !e.compaction_stats().behind.is_zero() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn compacted_blocks_hold_one_series_and_span_so_a_short_query_decodes_little() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    write_flushes(&e);
+    e.compact("cpu").unwrap();
+    // One-hour windows: blocks end where time enters another quarter hour (15 rows of a
+    // host), once they hold 64 / 16 = 4 rows. Ten minutes of one host decode one block of
+    // time and one of usage.
+    let req = ScanRequest::new("cpu")
+        .columns(["time", "usage"])
+        .tag_in("host", ["h3"])
+        .time_range(0, 10 * MINUTE);
+    let mut scan = e.snapshot().scan(&req).unwrap();
+    let rows: usize = scan.by_ref().map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 10);
+    let m = scan.metrics();
+    assert_eq!((m.blocks_read, m.values_decoded), (2, 30), "{m:?}");
 }

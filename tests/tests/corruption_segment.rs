@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
+use sextant_engine::segment::format;
 use sextant_engine::{Config, Error, Point};
 use sextant_tests::{
     Failures, Fixture, Outcome, Rng, build_fixture, check_names_file, copy_dir, diff, files_ending,
@@ -403,6 +404,7 @@ fn segment_empty_file_is_rejected_naming_it() {
 
 #[test]
 fn segment_newer_format_version_is_unsupported() {
+    const NEWER: u32 = format::VERSION + 1;
     let s = setup();
     let mut failures = Failures::default();
     let mut cases = 0;
@@ -412,21 +414,24 @@ fn segment_newer_format_version_is_unsupported() {
         for at in [8, bytes.len() - 12] {
             let outcome = s.run("version", |dir| {
                 rewrite(&dir.join(rel), |b| {
-                    b[at..at + 4].copy_from_slice(&2u32.to_le_bytes())
+                    b[at..at + 4].copy_from_slice(&NEWER.to_le_bytes())
                 });
             });
             let result = match &outcome {
                 Outcome::Failed(
                     e @ Error::UnsupportedVersion {
-                        found: 2,
-                        supported: 1,
+                        found: NEWER,
+                        supported: format::VERSION,
                         ..
                     },
                 ) => check_names_file(e, rel),
                 other => Err(format!("expected UnsupportedVersion, got {other:?}")),
             };
             cases += 1;
-            failures.check(format!("{} version 2 at byte {at}", rel.display()), result);
+            failures.check(
+                format!("{} version {NEWER} at byte {at}", rel.display()),
+                result,
+            );
         }
     }
     failures.assert_none(cases);

@@ -30,18 +30,40 @@ impl Inner {
                 return;
             }
             let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
-            for t in tables {
+            for t in &tables {
                 let now = self.config.clock.now_nanos();
-                let _ = self.expire_segments(&t, now);
+                let _ = self.expire_segments(t, now);
                 // An error leaves the inputs live; the next round tries again.
                 while !self.closed.load(Ordering::SeqCst) {
                     let now = self.config.clock.now_nanos();
-                    if !matches!(self.compact_once(&t, false, now, 0), Ok(true)) {
+                    if !matches!(self.compact_once(t, false, now, 0), Ok(true)) {
                         break;
                     }
                 }
             }
+            // Caught up (or failed, to be tried again next round).
+            *self.behind_since.lock() = None;
         }
+    }
+
+    /// The live segments of `table` as the manifest lists them.
+    pub(super) fn segment_infos(&self, table: &str) -> Result<Vec<crate::SegmentInfo>> {
+        let manifest = self.manifest.lock();
+        let entry = manifest
+            .tables
+            .get(table)
+            .ok_or_else(|| Error::NoSuchTable(table.to_string()))?;
+        Ok(entry
+            .segments
+            .iter()
+            .map(|e| crate::SegmentInfo {
+                id: e.id,
+                level: e.level,
+                bytes: e.file_len,
+                min_seq: e.min_seq,
+                max_seq: e.max_seq,
+            })
+            .collect())
     }
 
     /// Does the next merge the policy asks for in `table` (every window's, with `all`);
@@ -106,6 +128,11 @@ impl Inner {
             ) else {
                 return Ok(false);
             };
+            if !all {
+                self.behind_since
+                    .lock()
+                    .get_or_insert_with(std::time::Instant::now);
+            }
             let inputs: Vec<Arc<Segment>> = state.segments[pick.inputs.clone()].to_vec();
             let hide = hide.map(|mut h| {
                 h.per_source = per_source[pick.inputs.clone()].to_vec();
