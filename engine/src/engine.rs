@@ -112,7 +112,9 @@ impl Engine {
         let lock = lock_dir(&dir, config.salvage)?;
         let mut report = RecoveryReport::default();
         let tables_dir = dir.join("tables");
-        let (manifest, mut tables) = crate::table::open_tables(&dir, &config, &mut report)?;
+        let (mut manifest, mut tables) = crate::table::open_tables(&dir, &config, &mut report)?;
+        // Written into WAL file headers, so that a file of another database is refused.
+        let db_tag = manifest.db_id as u32;
 
         // Replay the WAL into the heads.
         let wal_dir = dir.join("wal");
@@ -129,7 +131,13 @@ impl Engine {
             (false, true) => wal::Recovery::Strict,
             (false, false) => wal::Recovery::Repair,
         };
-        let replay = wal::replay_with(&wal_dir, mode, covered, |record| {
+        let options = wal::ReplayOptions {
+            mode,
+            covered,
+            db_tag: Some(db_tag),
+            newest_file: manifest.wal_newest,
+        };
+        let replay = wal::replay_with(&wal_dir, &options, |record| {
             max_seq = max_seq.max(record.seq);
             match replay_record(&record, &mut tables, &tables_dir, &manifest.lifecycles, now) {
                 Ok((applied, skipped)) => {
@@ -171,8 +179,13 @@ impl Engine {
                 durability: config.durability,
                 max_file_bytes: config.wal_file_bytes,
                 faults: config.faults.clone(),
+                db_tag,
             };
-            Some(Wal::create(&wal_dir, max_seq + 1, options)?)
+            let wal = Wal::create(&wal_dir, max_seq + 1, options)?;
+            // From now on the new file must exist on open: deleting it loses writes.
+            manifest.wal_newest = wal.current_file();
+            manifest.store(&dir)?;
+            Some(wal)
         };
         let codec = encoding::Options {
             zstd_level: config.zstd_level,
@@ -340,7 +353,13 @@ impl Engine {
         let flushed = self.inner.flush_all();
         let closed = wal.close();
         flushed.and(closed)?;
-        // Every row is in a segment now, so no WAL file holds anything still needed.
+        // Every row is in a segment now, so no WAL file holds anything still needed: the
+        // manifest stops asking for one, and they go.
+        {
+            let mut manifest = self.inner.manifest.lock();
+            manifest.wal_newest = 0;
+            manifest.store(&self.inner.dir)?;
+        }
         let wal_dir = self.inner.dir.join("wal");
         for (_, path) in wal::list_files(&wal_dir)? {
             std::fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
@@ -356,6 +375,15 @@ impl Drop for Engine {
 }
 
 impl Inner {
+    /// Writes the manifest, recording the WAL file appended to now as one that must
+    /// exist on the next open.
+    fn store_manifest(&self, manifest: &mut Manifest) -> Result<()> {
+        if let Some(wal) = &self.wal {
+            manifest.wal_newest = wal.current_file();
+        }
+        manifest.store(&self.dir)
+    }
+
     fn wal(&self) -> Result<&Wal> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::ReadOnly("closed"));
@@ -690,7 +718,7 @@ impl Inner {
                 e.deletes_applied = applied;
                 entry.segments.push(e);
             }
-            if let Err(e) = manifest.store(&self.dir) {
+            if let Err(e) = self.store_manifest(&mut manifest) {
                 // The file stays: if the new manifest did reach the disk it is live there,
                 // else the next open removes it. The frozen head is retried.
                 match before {
@@ -715,7 +743,7 @@ impl Inner {
             if self.forget_applied_deletes(&mut manifest, name, &state) {
                 drop(state);
                 // Only tidying: a manifest still listing the deletes is as right.
-                let _ = manifest.store(&self.dir);
+                let _ = self.store_manifest(&mut manifest);
                 self.publish_lifecycles(&manifest);
             } else {
                 drop(state);

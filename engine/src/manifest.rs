@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! MANIFEST  := MAGIC VERSION BODY_LEN BODY CRC
-//! BODY      := DB_ID GENERATION NEXT_SEGMENT_ID NEXT_DELETE_ID TABLE_COUNT TABLE*
-//!              LIFECYCLE_COUNT LIFECYCLE*
+//! BODY      := DB_ID GENERATION NEXT_SEGMENT_ID NEXT_DELETE_ID WAL_NEWEST TABLE_COUNT
+//!              TABLE* LIFECYCLE_COUNT LIFECYCLE*           (WAL_NEWEST: version 2 on)
 //! TABLE     := NAME KIND FLUSHED_SEQ NEWEST SEGMENT_COUNT SEGMENT*
 //! SEGMENT   := ID FILE_LEN FOOTER_CRC MIN_SEQ MAX_SEQ LEVEL DELETES_APPLIED
 //! LIFECYCLE := NAME [RETENTION] DELETE_COUNT DELETE*
@@ -33,8 +33,10 @@ use crate::segment::Segment;
 
 /// First 8 bytes of the manifest.
 pub(crate) const MAGIC: [u8; 8] = *b"SXTMANI\0";
-/// The manifest format version this build writes and reads.
-pub(crate) const VERSION: u32 = 1;
+/// The manifest format version this build writes.
+pub(crate) const VERSION: u32 = 2;
+/// The oldest manifest format version this build reads (version 1 has no `wal_newest`).
+pub(crate) const OLDEST_VERSION: u32 = 1;
 /// The manifest's file name in the database directory.
 pub(crate) const FILE_NAME: &str = "MANIFEST";
 /// Largest manifest body accepted (bounds allocation on damage).
@@ -51,6 +53,9 @@ pub(crate) struct Manifest {
     pub next_segment_id: u64,
     /// The id the next delete gets (ids are never reused).
     pub next_delete_id: u64,
+    /// The write-ahead log file appended to when the manifest was written (its first
+    /// sequence number; 0 when unknown): that file, or a newer one, must exist on open.
+    pub wal_newest: u64,
     pub tables: BTreeMap<String, TableEntry>,
     /// Retention settings and deletes of tables (which need not have segments yet).
     pub lifecycles: Lifecycles,
@@ -165,6 +170,7 @@ impl Manifest {
             generation: 0,
             next_segment_id: 1,
             next_delete_id: 1,
+            wal_newest: 0,
             tables: BTreeMap::new(),
             lifecycles: BTreeMap::new(),
         }
@@ -217,6 +223,7 @@ impl Manifest {
         body.put_u64(self.generation);
         body.put_u64(self.next_segment_id);
         body.put_u64(self.next_delete_id);
+        body.put_u64(self.wal_newest);
         body.put_u32(self.tables.len() as u32);
         for (name, t) in &self.tables {
             body.put_str16(name);
@@ -271,7 +278,7 @@ impl Manifest {
             ));
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 path: path.to_path_buf(),
                 found: version,
@@ -297,11 +304,11 @@ impl Manifest {
                 format!("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"),
             ));
         }
-        decode_body(body).map_err(|e| damaged(16 + e.offset, e.what))
+        decode_body(body, version).map_err(|e| damaged(16 + e.offset, e.what))
     }
 }
 
-fn decode_body(body: &[u8]) -> Result<Manifest, Short> {
+fn decode_body(body: &[u8], version: u32) -> Result<Manifest, Short> {
     let mut r = Reader::new(body);
     let lo = r.u64()?;
     let hi = r.u64()?;
@@ -311,6 +318,7 @@ fn decode_body(body: &[u8]) -> Result<Manifest, Short> {
     if next_segment_id == 0 || next_delete_id == 0 {
         return r.fail("the next segment and delete ids start at 1, not 0");
     }
+    let wal_newest = if version >= 2 { r.u64()? } else { 0 };
     let table_count = r.len_u32(body.len())?;
     let mut tables = BTreeMap::new();
     for _ in 0..table_count {
@@ -401,6 +409,7 @@ fn decode_body(body: &[u8]) -> Result<Manifest, Short> {
         generation,
         next_segment_id,
         next_delete_id,
+        wal_newest,
         tables,
         lifecycles,
     })

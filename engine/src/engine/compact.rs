@@ -252,7 +252,7 @@ impl Inner {
         entry
             .segments
             .splice(range.clone(), output.as_ref().map(|(e, _)| *e));
-        if let Err(e) = manifest.store(&self.dir) {
+        if let Err(e) = self.store_manifest(&mut manifest) {
             // An output file stays: live if the new manifest reached the disk, else removed
             // by the next open.
             *manifest = before;
@@ -272,7 +272,7 @@ impl Inner {
             drop(state);
             // Forgetting is only tidying: a manifest that still lists the deletes is as
             // right (they apply to nothing), so a failure here is not the merge's.
-            let _ = manifest.store(&self.dir);
+            let _ = self.store_manifest(&mut manifest);
             self.publish_lifecycles(&manifest);
         }
         for s in inputs {

@@ -80,7 +80,7 @@ impl Engine {
             .or_default()
             .deletes
             .push(entry);
-        if let Err(e) = manifest.store(&inner.dir) {
+        if let Err(e) = inner.store_manifest(&mut manifest) {
             *manifest = before;
             return Err(e);
         }
@@ -106,7 +106,7 @@ impl Inner {
         if manifest.lifecycles[table] == TableLifecycle::default() {
             manifest.lifecycles.remove(table);
         }
-        if let Err(e) = manifest.store(&self.dir) {
+        if let Err(e) = self.store_manifest(&mut manifest) {
             *manifest = before;
             return Err(e);
         }

@@ -22,10 +22,10 @@
 //!
 //! ```text
 //! WAL_FILE    := FILE_HEADER RECORD*
-//! FILE_HEADER := MAGIC VERSION RESERVED                   (16 bytes)
+//! FILE_HEADER := MAGIC VERSION DB_TAG                     (16 bytes)
 //! MAGIC       := "SXTWAL" 0x00 0x00                       (8 bytes)
-//! VERSION     := u32 LE = 1                               (4 bytes)
-//! RESERVED    := 0x00 0x00 0x00 0x00                      (4 bytes)
+//! VERSION     := u32 LE = 2                               (4 bytes)
+//! DB_TAG      := u32 LE, the database's tag               (4 bytes)
 //! RECORD      := LEN CRC SEQ PAYLOAD                      (16 + LEN bytes)
 //! LEN         := u32 LE, payload length, at most 2^30 (1 GiB)
 //! CRC         := u32 LE, CRC-32 (IEEE) of LEN's 4 bytes, SEQ's 8 bytes and PAYLOAD
@@ -36,13 +36,18 @@
 //! | offset        | size | field    | contents                                              |
 //! |---------------|------|----------|-------------------------------------------------------|
 //! | file + 0      | 8    | magic    | `53 58 54 57 41 4c 00 00` (`SXTWAL\0\0`)              |
-//! | file + 8      | 4    | version  | u32 LE, `1`                                           |
-//! | file + 12     | 4    | reserved | zero                                                  |
+//! | file + 8      | 4    | version  | u32 LE, `2` (`1` is read too: see below)              |
+//! | file + 12     | 4    | db tag   | u32 LE, the low 32 bits of the database id            |
 //! | file + 16     | ...  | records  | back to back, no padding, no footer                   |
 //! | record + 0    | 4    | len      | u32 LE, payload length in bytes, at most 1 GiB        |
 //! | record + 4    | 4    | crc      | u32 LE, CRC-32 (IEEE) over `len`, `seq` and payload   |
 //! | record + 8    | 8    | seq      | u64 LE, sequence number                               |
 //! | record + 16   | len  | payload  | opaque                                                |
+//!
+//! The database tag tells this database's files from another's put in their place: the
+//! engine writes the low 32 bits of the database id its manifest holds, and replay
+//! refuses a file carrying another tag. Version 1 files (written before the tag) have
+//! zeros there and are read as before.
 //!
 //! Integers are little endian. The checksum is the one `crc32fast` computes (the
 //! reflected polynomial `0xEDB88320`, as zlib), fed `len` then `seq` then the payload.
@@ -109,7 +114,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use reader::{Record, Recovery, ReplayReport, TornTail, replay, replay_with};
+pub use reader::{Record, Recovery, ReplayOptions, ReplayReport, TornTail, replay, replay_with};
 pub use writer::Wal;
 
 use crate::error::{Error, Result};
@@ -175,6 +180,9 @@ pub struct WalOptions {
     pub max_file_bytes: u64,
     /// Failure injection for tests; `None` (the default) in production.
     pub faults: Option<Arc<dyn Faults>>,
+    /// Written into every file's header, so that replay can tell this database's files
+    /// from another's (see [`ReplayOptions::db_tag`]). Default: 0.
+    pub db_tag: u32,
 }
 
 impl Default for WalOptions {
@@ -183,6 +191,7 @@ impl Default for WalOptions {
             durability: Durability::default(),
             max_file_bytes: 64 << 20,
             faults: None,
+            db_tag: 0,
         }
     }
 }

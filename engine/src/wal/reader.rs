@@ -87,13 +87,19 @@ pub fn replay(
     } else {
         Recovery::Repair
     };
-    replay_with(dir, mode, covered, apply)
+    let options = ReplayOptions {
+        mode,
+        covered,
+        ..ReplayOptions::default()
+    };
+    replay_with(dir, &options, apply)
 }
 
 /// What replay does with a torn tail and other damage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Recovery {
     /// Cut a torn tail off and report it; other damage is an error (the default).
+    #[default]
     Repair,
     /// A torn tail is an error too, and no file is modified: for those who would rather
     /// not open than lose a write acknowledged under `Always` whose last record a fault
@@ -104,19 +110,56 @@ pub enum Recovery {
     Salvage,
 }
 
-/// [`replay`], with the [`Recovery`] mode given.
+/// How [`replay_with`] reads the log, and what it knows of it from elsewhere (the
+/// database's manifest).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplayOptions {
+    pub mode: Recovery,
+    /// The highest sequence number whose rows segments already hold (see [`replay`]).
+    pub covered: u64,
+    /// The database tag that files of format version 2 must carry in their header
+    /// ([`WalOptions::db_tag`](super::WalOptions::db_tag)); a file carrying another is a
+    /// file of another database, [`Error::Corrupt`] at offset 12. `None` accepts any.
+    pub db_tag: Option<u32>,
+    /// The name (first sequence number) of a file known to have been created
+    /// ([`Wal::current_file`](super::Wal::current_file) when the manifest was last
+    /// written); 0 when none is known. The log only removes files older than the file it
+    /// appends to, so when no file is named at least this, the newest files were removed
+    /// and the records they held are lost: [`Error::Corrupt`] naming the missing file.
+    pub newest_file: u64,
+}
+
+/// [`replay`], with the [`ReplayOptions`] given.
 pub fn replay_with(
     dir: &Path,
-    mode: Recovery,
-    covered: u64,
+    options: &ReplayOptions,
     mut apply: impl FnMut(Record<'_>) -> Result<()>,
 ) -> Result<ReplayReport> {
+    let ReplayOptions {
+        mode,
+        covered,
+        db_tag,
+        newest_file,
+    } = *options;
     let salvage = mode == Recovery::Salvage;
     let files = list_files(dir)?;
     let mut report = ReplayReport {
         files: files.len(),
         ..ReplayReport::default()
     };
+    if newest_file > 0 && files.last().is_none_or(|(first, _)| *first < newest_file) {
+        let err = Error::corrupt(
+            dir.join(super::file_name(newest_file)),
+            0,
+            format!(
+                "the write-ahead log file is missing: the manifest says it was created, and no file named after it exists, so the records from sequence number {newest_file} on, if any were written, are lost with it and any later file"
+            ),
+        );
+        if !salvage {
+            return Err(err);
+        }
+        report.salvaged.push(err);
+    }
     let mut payload = Vec::new();
     let mut prev: Option<Ended> = None;
     for (i, (first_seq, path)) in files.iter().enumerate() {
@@ -128,6 +171,7 @@ pub fn replay_with(
             prev: prev.take(),
             covered,
             salvage,
+            db_tag,
             file_len: 0,
             last_in_file: None,
             report: &mut report,
@@ -195,6 +239,7 @@ struct FileReplay<'a> {
     prev: Option<Ended>,
     covered: u64,
     salvage: bool,
+    db_tag: Option<u32>,
     file_len: u64,
     /// The last sequence number read from this file.
     last_in_file: Option<u64>,
@@ -275,7 +320,7 @@ impl FileReplay<'_> {
         }
         let mut header = [0u8; FILE_HEADER_LEN];
         read_exact(&mut r, path, &mut header)?;
-        if let Err(err) = record::check_file_header(path, &header) {
+        if let Err(err) = record::check_file_header(path, &header, self.db_tag) {
             // A file created just before a crash may hold zeros instead of its header.
             if self.is_last()
                 && header == [0; FILE_HEADER_LEN]

@@ -9,28 +9,38 @@ use crate::error::{Error, Result};
 
 /// The first 8 bytes of every WAL file.
 pub(crate) const FILE_MAGIC: [u8; 8] = *b"SXTWAL\0\0";
-/// The format version this build writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
-/// Length of the file header: magic, version, 4 reserved bytes.
+/// The format version this build writes.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads: version 1 has zeros where version 2 has
+/// the database tag.
+pub(crate) const OLDEST_FORMAT_VERSION: u32 = 1;
+/// Length of the file header: magic, version, database tag (zero in version 1).
 pub(crate) const FILE_HEADER_LEN: usize = 16;
 /// Length of a record header: `len`, `crc`, `seq`.
 pub(crate) const RECORD_HEADER_LEN: usize = 16;
 /// The largest payload a record may carry: 1 GiB.
 pub(crate) const MAX_PAYLOAD: usize = 1 << 30;
 
-/// The 16 bytes every WAL file starts with.
-pub(crate) fn file_header() -> [u8; FILE_HEADER_LEN] {
+/// The 16 bytes every WAL file of the database tagged `db_tag` starts with.
+pub(crate) fn file_header(db_tag: u32) -> [u8; FILE_HEADER_LEN] {
     let mut h = [0u8; FILE_HEADER_LEN];
     h[..8].copy_from_slice(&FILE_MAGIC);
     h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[12..].copy_from_slice(&db_tag.to_le_bytes());
     h
 }
 
-/// Checks a complete file header read from `path`.
+/// Checks a complete file header read from `path`. With `db_tag` given, a version 2
+/// header must carry it (a version 1 header carries none and is accepted).
 ///
-/// A wrong magic is [`Error::Corrupt`] at offset 0, non-zero reserved bytes at offset 12;
-/// another version is [`Error::UnsupportedVersion`].
-pub(crate) fn check_file_header(path: &Path, h: &[u8; FILE_HEADER_LEN]) -> Result<()> {
+/// A wrong magic is [`Error::Corrupt`] at offset 0; non-zero reserved bytes (version 1)
+/// or another database's tag (version 2) at offset 12; a version this build does not
+/// read is [`Error::UnsupportedVersion`].
+pub(crate) fn check_file_header(
+    path: &Path,
+    h: &[u8; FILE_HEADER_LEN],
+    db_tag: Option<u32>,
+) -> Result<()> {
     if h[..8] != FILE_MAGIC {
         return Err(Error::corrupt(
             path,
@@ -43,28 +53,40 @@ pub(crate) fn check_file_header(path: &Path, h: &[u8; FILE_HEADER_LEN]) -> Resul
         ));
     }
     let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(Error::UnsupportedVersion {
             path: path.to_path_buf(),
             found: version,
             supported: FORMAT_VERSION,
         });
     }
-    if h[12..] != [0; 4] {
+    let tag = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
+    if version == 1 && tag != 0 {
         return Err(Error::corrupt(
             path,
             12,
             "the reserved bytes of the file header are not zero",
         ));
     }
-    Ok(())
+    match db_tag {
+        Some(expected) if version >= 2 && tag != expected => Err(Error::corrupt(
+            path,
+            12,
+            format!(
+                "the file belongs to another database: its header carries database tag {tag:08x}, this database's is {expected:08x}"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Whether `bytes` (shorter than a header) could be the start of a header this build
 /// writes, or are all zero: what a crash while creating a file leaves behind.
 pub(crate) fn is_partial_file_header(bytes: &[u8]) -> bool {
-    let full = file_header();
-    bytes.len() <= FILE_HEADER_LEN && (full.starts_with(bytes) || bytes.iter().all(|&b| b == 0))
+    let known = file_header(0);
+    // Magic and version are known; the tag that follows may be any.
+    let n = bytes.len().min(12);
+    bytes.len() <= FILE_HEADER_LEN && (known[..n] == bytes[..n] || bytes.iter().all(|&b| b == 0))
 }
 
 /// A decoded record header.
@@ -152,26 +174,49 @@ mod tests {
     #[test]
     fn file_header_checks() {
         let p = Path::new("x.wal");
-        check_file_header(p, &file_header()).unwrap();
-        let mut h = file_header();
+        check_file_header(p, &file_header(7), Some(7)).unwrap();
+        check_file_header(p, &file_header(7), None).unwrap();
+        let mut h = file_header(7);
         h[0] = b'X';
         assert!(matches!(
-            check_file_header(p, &h),
+            check_file_header(p, &h, Some(7)),
             Err(Error::Corrupt { offset: 0, .. })
         ));
-        let mut h = file_header();
-        h[8] = 2;
+        let mut h = file_header(7);
+        h[8] = 3;
         assert!(matches!(
-            check_file_header(p, &h),
+            check_file_header(p, &h, Some(7)),
             Err(Error::UnsupportedVersion {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             })
         ));
-        assert!(is_partial_file_header(&file_header()[..5]));
+        assert!(is_partial_file_header(&file_header(7)[..5]));
+        assert!(is_partial_file_header(&file_header(7)[..14]));
         assert!(is_partial_file_header(&[0; 9]));
         assert!(!is_partial_file_header(b"hello"));
+    }
+
+    #[test]
+    fn file_header_names_another_databases_file() {
+        let p = Path::new("x.wal");
+        let err = check_file_header(p, &file_header(8), Some(7)).unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt { offset: 12, .. })
+                && err.to_string().contains("another database"),
+            "{err}"
+        );
+        // Version 1 carries no tag: accepted whatever this database's is, but its
+        // reserved bytes must be zero.
+        let mut v1 = file_header(0);
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        check_file_header(p, &v1, Some(7)).unwrap();
+        v1[15] = 1;
+        assert!(matches!(
+            check_file_header(p, &v1, None),
+            Err(Error::Corrupt { offset: 12, .. })
+        ));
     }
 
     #[test]

@@ -56,6 +56,8 @@ struct Shared {
     durability: Durability,
     max_file_bytes: u64,
     faults: Option<Arc<dyn Faults>>,
+    /// Written into each new file's header.
+    db_tag: u32,
     writer: Mutex<Writer>,
     sync: Mutex<SyncState>,
     /// Signalled whenever a sync leader finishes (successfully or not).
@@ -111,6 +113,7 @@ impl Wal {
             durability,
             max_file_bytes,
             faults,
+            db_tag,
         } = options;
         if durability == Durability::Interval(Duration::ZERO) {
             return Err(Error::InvalidInput(
@@ -138,7 +141,7 @@ impl Wal {
             }
             std::fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
         }
-        let (file, path) = create_file(dir, next_seq, faults.as_deref())?;
+        let (file, path) = create_file(dir, next_seq, db_tag, faults.as_deref())?;
         let file = Arc::new(file);
         let path: Arc<Path> = path.into();
         let shared = Arc::new(Shared {
@@ -146,6 +149,7 @@ impl Wal {
             durability,
             max_file_bytes,
             faults,
+            db_tag,
             writer: Mutex::new(Writer {
                 file: file.clone(),
                 path: path.clone(),
@@ -269,6 +273,15 @@ impl Wal {
         Ok(removed)
     }
 
+    /// The name of the file appended to now: the first sequence number it may hold. Every
+    /// file named before it was completely created; replay checks that a file named at
+    /// least this still exists ([`ReplayOptions::newest_file`]).
+    ///
+    /// [`ReplayOptions::newest_file`]: super::ReplayOptions::newest_file
+    pub fn current_file(&self) -> u64 {
+        self.shared.writer.lock().first_seq
+    }
+
     /// The sequence number the next [`Wal::append`] will return.
     pub fn next_seq(&self) -> u64 {
         self.shared.writer.lock().next_seq
@@ -346,10 +359,11 @@ impl Shared {
         if let Err(e) = self.fsync(&w.file, &w.path) {
             return Err(self.poison(e));
         }
-        let (file, path) = match create_file(&self.dir, w.next_seq, self.faults.as_deref()) {
-            Ok(created) => created,
-            Err(e) => return Err(self.poison(e)),
-        };
+        let (file, path) =
+            match create_file(&self.dir, w.next_seq, self.db_tag, self.faults.as_deref()) {
+                Ok(created) => created,
+                Err(e) => return Err(self.poison(e)),
+            };
         w.file = Arc::new(file);
         w.path = path.into();
         w.first_seq = w.next_seq;
@@ -444,7 +458,12 @@ fn read_at_most(path: &Path, limit: usize) -> Result<Vec<u8>> {
 
 /// Creates the WAL file for `first_seq` (failing if it exists), writes its header and
 /// makes both durable (file and directory `fsync`).
-fn create_file(dir: &Path, first_seq: u64, faults: Option<&dyn Faults>) -> Result<(File, PathBuf)> {
+fn create_file(
+    dir: &Path,
+    first_seq: u64,
+    db_tag: u32,
+    faults: Option<&dyn Faults>,
+) -> Result<(File, PathBuf)> {
     let path = dir.join(file_name(first_seq));
     let mut file = OpenOptions::new()
         .write(true)
@@ -455,7 +474,7 @@ fn create_file(dir: &Path, first_seq: u64, faults: Option<&dyn Faults>) -> Resul
         f.before_write(&path)
             .map_err(|e| Error::io("writing", &path, e))?;
     }
-    file.write_all(&record::file_header())
+    file.write_all(&record::file_header(db_tag))
         .map_err(|e| Error::io("writing", &path, e))?;
     if let Some(f) = faults {
         f.before_sync(&path)

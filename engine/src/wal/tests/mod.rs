@@ -17,6 +17,7 @@ pub(super) fn options(durability: Durability, max_file_bytes: u64) -> WalOptions
         durability,
         max_file_bytes,
         faults: None,
+        db_tag: 0,
     }
 }
 

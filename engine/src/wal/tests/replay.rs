@@ -49,7 +49,7 @@ fn wal_torn_file_header_removes_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let written = write_log(dir.path(), 0, &[b"first".to_vec()], 1 << 20);
     let last = dir.path().join(file_name(1));
-    let header = record::file_header();
+    let header = record::file_header(0);
     for cut in 0..FILE_HEADER_LEN {
         std::fs::write(&last, &header[..cut]).unwrap();
         let (got, report) = replay_all(dir.path(), false).unwrap();
@@ -244,13 +244,13 @@ fn wal_newer_version_is_unsupported() {
     write_log(dir.path(), 0, &[b"a".to_vec()], 1 << 20);
     let path = wal_files(dir.path()).pop().unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
     match replay_all(dir.path(), false).unwrap_err() {
         Error::UnsupportedVersion {
             path: p,
-            found: 2,
-            supported: 1,
+            found: 3,
+            supported: 2,
         } => assert_eq!(p, path),
         other => panic!("expected UnsupportedVersion, got {other:?}"),
     }
@@ -265,7 +265,7 @@ fn wal_newer_version_is_unsupported() {
 fn wal_sequence_numbers_must_increase() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(file_name(5));
-    let mut bytes = record::file_header().to_vec();
+    let mut bytes = record::file_header(0).to_vec();
     let mut rec = Vec::new();
     for seq in [5, 6, 6] {
         record::encode(seq, b"payload", &mut rec);
@@ -277,7 +277,7 @@ fn wal_sequence_numbers_must_increase() {
     assert_eq!(corrupt_offset(&err), (path.clone(), offsets[2]));
 
     // A record below its file's name.
-    let mut bytes = record::file_header().to_vec();
+    let mut bytes = record::file_header(0).to_vec();
     record::encode(4, b"payload", &mut rec);
     bytes.extend_from_slice(&rec);
     std::fs::write(&path, &bytes).unwrap();
@@ -455,7 +455,11 @@ fn wal_strict_recovery_refuses_a_torn_tail_and_modifies_nothing() {
     let last_start = *record_offsets(&bytes).last().unwrap();
     *bytes.last_mut().unwrap() ^= 0x80;
     std::fs::write(&path, &bytes).unwrap();
-    let err = replay_with(dir.path(), Recovery::Strict, 0, |_| Ok(())).unwrap_err();
+    let strict = ReplayOptions {
+        mode: Recovery::Strict,
+        ..ReplayOptions::default()
+    };
+    let err = replay_with(dir.path(), &strict, |_| Ok(())).unwrap_err();
     assert_eq!(corrupt_offset(&err), (path.clone(), last_start));
     assert!(err.to_string().contains("strict recovery"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing may be cut");
@@ -463,7 +467,7 @@ fn wal_strict_recovery_refuses_a_torn_tail_and_modifies_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let written = write_log(dir.path(), 0, &payloads, 1 << 20);
     let mut got = Vec::new();
-    replay_with(dir.path(), Recovery::Strict, 0, |r| {
+    replay_with(dir.path(), &strict, |r| {
         got.push((r.seq, r.payload.to_vec()));
         Ok(())
     })

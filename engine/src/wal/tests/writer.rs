@@ -56,14 +56,19 @@ fn wal_round_trip_across_rotations() {
 #[test]
 fn wal_file_is_named_by_first_seq_and_starts_with_header() {
     let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::create(dir.path(), 42, options(Durability::Never, 1 << 20)).unwrap();
+    let opts = WalOptions {
+        db_tag: 0x0a0b_0c0d,
+        ..options(Durability::Never, 1 << 20)
+    };
+    let wal = Wal::create(dir.path(), 42, opts).unwrap();
+    assert_eq!(wal.current_file(), 42);
     assert_eq!(wal.next_seq(), 42);
     assert_eq!(wal.append(b"x").unwrap(), 42);
     assert_eq!(wal.next_seq(), 43);
     wal.close().unwrap();
     let path = dir.path().join("00000000000000000042.wal");
     let bytes = std::fs::read(&path).unwrap();
-    assert_eq!(&bytes[..16], b"SXTWAL\0\0\x01\0\0\0\0\0\0\0");
+    assert_eq!(&bytes[..16], b"SXTWAL\0\0\x02\0\0\0\x0d\x0c\x0b\x0a");
     assert_eq!(&bytes[16..20], &1u32.to_le_bytes());
     assert_eq!(&bytes[20..24], &record::checksum(1, 42, b"x").to_le_bytes());
     assert_eq!(&bytes[24..32], &42u64.to_le_bytes());
@@ -156,6 +161,7 @@ fn wal_failed_fsync_poisons() {
         durability: Durability::Always,
         max_file_bytes: 1 << 20,
         faults: Some(faults),
+        ..WalOptions::default()
     };
     let wal = Wal::create(dir.path(), 0, opts).unwrap();
     for i in 0..2 {
@@ -185,6 +191,7 @@ fn wal_failed_fsync_on_rotation_poisons() {
         durability: Durability::Never,
         max_file_bytes: 100,
         faults: Some(faults),
+        ..WalOptions::default()
     };
     let wal = Wal::create(dir.path(), 0, opts).unwrap();
     wal.append(&[1; 80]).unwrap();
@@ -209,6 +216,7 @@ fn wal_failed_write_poisons() {
         durability: Durability::Never,
         max_file_bytes: 1 << 20,
         faults: Some(faults),
+        ..WalOptions::default()
     };
     let wal = Wal::create(dir.path(), 0, opts).unwrap();
     wal.append(b"a").unwrap();
@@ -247,6 +255,7 @@ fn wal_group_commit_returns_after_a_covering_fsync() {
         durability: Durability::Always,
         max_file_bytes: 1 << 30,
         faults: Some(coverage.clone()),
+        ..WalOptions::default()
     };
     let wal = Arc::new(Wal::create(dir.path(), 0, opts).unwrap());
     let record_end =
