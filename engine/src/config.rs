@@ -160,8 +160,11 @@ impl Config {
         self
     }
 
-    /// The most memory the rows held in memory may take, across every table (their heads,
-    /// and the heads being flushed), in bytes of Arrow arrays. A write that would go past
+    /// The most memory the database may hold: the rows held in memory across every table
+    /// (their heads, and the heads being flushed, in bytes of Arrow arrays) and the
+    /// working memory of queries, which the SQL layer reserves through
+    /// [`Engine::try_reserve_memory`](crate::Engine::try_reserve_memory) (a query past the
+    /// room left fails naming the budget). A write that would go past
     /// it first freezes the largest heads for flushing; while those are still being
     /// written it fails with [`Error::Backpressure`](crate::Error::Backpressure), which
     /// says how long to wait, instead of growing memory (without a background flusher the

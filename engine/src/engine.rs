@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -91,6 +91,8 @@ struct Inner {
     /// Memory of frozen heads flushed, and the time their flushes took: for telling a
     /// writer held back by the memory budget how long to wait.
     flushed_memory: Mutex<(u64, Duration)>,
+    /// Memory reserved by others sharing the budget (the queries of a `Database`).
+    reserved: AtomicUsize,
     /// Wakes the background compactor.
     wake_compactor: (Mutex<bool>, Condvar),
     /// Clock time (ns) of the last write: background compaction paces itself while writes
@@ -207,6 +209,7 @@ impl Engine {
             stats: Mutex::new(CompactionStats::default()),
             behind_since: Mutex::new(None),
             flushed_memory: Mutex::new((0, Duration::ZERO)),
+            reserved: AtomicUsize::new(0),
             wake_compactor: (Mutex::new(false), Condvar::new()),
             report,
             _lock: lock,
@@ -298,10 +301,51 @@ impl Engine {
         Ok(())
     }
 
-    /// Bytes of rows held in memory, across every table (heads and heads being flushed):
-    /// what [`Config::memory_budget`] bounds.
+    /// Bytes of rows held in memory, across every table (heads and heads being flushed).
+    /// [`Config::memory_budget`] bounds these and the memory reserved with
+    /// [`Engine::try_reserve_memory`] together.
     pub fn memory_used(&self) -> usize {
         self.inner.memory_used()
+    }
+
+    /// The database's memory budget ([`Config::memory_budget`]), if it has one.
+    pub fn memory_budget(&self) -> Option<usize> {
+        self.inner.config.memory_budget
+    }
+
+    /// Reserves `bytes` of the memory budget for work outside the engine that shares it
+    /// (the SQL layer's queries: sorts, joins, aggregations), or fails with
+    /// [`Error::MemoryBudget`] when rows in memory and what is already reserved leave no
+    /// room. Rows written later see the reservation: writes near the budget get
+    /// [`Error::Backpressure`]. Without a budget it always succeeds. Give the bytes back
+    /// with [`Engine::release_memory`].
+    pub fn try_reserve_memory(&self, bytes: usize) -> Result<()> {
+        self.inner.try_reserve(bytes)
+    }
+
+    /// Reserves `bytes` even past the budget (for memory already taken that cannot be
+    /// refused); see [`Engine::try_reserve_memory`].
+    pub fn reserve_memory(&self, bytes: usize) {
+        self.inner.reserved.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Gives back `bytes` reserved with [`Engine::try_reserve_memory`] or
+    /// [`Engine::reserve_memory`].
+    pub fn release_memory(&self, bytes: usize) {
+        let r = &self.inner.reserved;
+        let mut current = r.load(Ordering::Relaxed);
+        loop {
+            let next = current.saturating_sub(bytes);
+            match r.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Bytes reserved with [`Engine::try_reserve_memory`] and not yet released.
+    pub fn memory_reserved(&self) -> usize {
+        self.inner.reserved.load(Ordering::Relaxed)
     }
 
     /// The live segments of `table`, oldest first, with their compaction levels: what

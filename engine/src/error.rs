@@ -121,10 +121,10 @@ pub enum Error {
     /// ([`Config::memory_budget`](crate::Config::memory_budget)) until what is being
     /// flushed reaches disk. Nothing was written: retry after `retry_after`.
     #[error(
-        "the database holds {used} bytes of rows in memory and the write needs {needed} more, past its budget of {budget}: nothing was written; retry in {retry_after:?}, once rows being flushed reach disk"
+        "the database holds {used} bytes in memory (rows, and queries' working memory) and the write needs {needed} more, past its budget of {budget}: nothing was written; retry in {retry_after:?}, once rows being flushed reach disk"
     )]
     Backpressure {
-        /// Bytes of rows in memory.
+        /// Bytes in memory: rows, and what queries reserved.
         used: usize,
         /// Bytes the write needs.
         needed: usize,
@@ -132,6 +132,24 @@ pub enum Error {
         budget: usize,
         /// About how long until the rows being flushed free their memory.
         retry_after: std::time::Duration,
+    },
+
+    /// A reservation of memory for a query ([`Engine::try_reserve_memory`]) would take
+    /// the database past its memory budget.
+    ///
+    /// [`Engine::try_reserve_memory`]: crate::Engine::try_reserve_memory
+    #[error(
+        "the database's memory budget of {budget} bytes is spent ({rows} bytes of rows in memory, {reserved} bytes held by queries): {needed} bytes more were refused"
+    )]
+    MemoryBudget {
+        /// Bytes of rows in memory.
+        rows: usize,
+        /// Bytes already reserved by queries.
+        reserved: usize,
+        /// Bytes asked for.
+        needed: usize,
+        /// The budget.
+        budget: usize,
     },
 
     /// The engine was opened read-only (for salvage) or has been closed.

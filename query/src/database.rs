@@ -13,6 +13,7 @@ use sextant_engine::{Config, Engine, Point, TableKind};
 
 use crate::error::{Error, Result};
 use crate::functions::gapfill::SextantQueryPlanner;
+use crate::memory::BudgetPool;
 use crate::provider::SextantSchema;
 
 /// Limits and parallelism of queries.
@@ -20,8 +21,11 @@ use crate::provider::SextantSchema;
 pub struct QueryOptions {
     /// A query running longer is cancelled with [`Error::Timeout`]. Default: none.
     pub timeout: Option<Duration>,
-    /// Memory a query may hold in operators that track it (sorts, joins, aggregations);
-    /// past it the query fails with an error naming the limit. Default: none.
+    /// Memory the queries of the database may hold together in operators that track it
+    /// (sorts, joins, aggregations, gap filling); past it a query fails with an error
+    /// naming the limit. Queries also draw from the engine's
+    /// [`Config::memory_budget`](sextant_engine::Config::memory_budget), shared with rows
+    /// held in memory (see [`crate::memory`]). Default: none.
     pub memory_limit: Option<usize>,
     /// Partitions scans are split into (series are divided among them). Default: the
     /// number of cores.
@@ -84,8 +88,9 @@ impl Database {
             .execution
             .use_row_number_estimates_to_optimize_partitioning = true;
         let mut runtime_env = RuntimeEnvBuilder::new();
-        if let Some(limit) = options.memory_limit {
-            runtime_env = runtime_env.with_memory_limit(limit, 1.0);
+        if options.memory_limit.is_some() || engine.memory_budget().is_some() {
+            let pool = BudgetPool::new(Arc::clone(&engine), options.memory_limit);
+            runtime_env = runtime_env.with_memory_pool(Arc::new(pool));
         }
         let state = SessionStateBuilder::new()
             .with_config(session)

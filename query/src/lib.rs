@@ -27,6 +27,7 @@ pub mod exec;
 pub mod filters;
 pub mod functions;
 pub mod latest;
+pub mod memory;
 pub mod provider;
 pub mod top_by_time;
 

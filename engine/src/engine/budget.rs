@@ -1,7 +1,9 @@
-//! The memory budget: rows held in memory across every table, and the back-pressure that
-//! keeps them within [`Config::memory_budget`](crate::Config::memory_budget).
+//! The memory budget: rows held in memory across every table, and memory reserved by
+//! queries, and the back-pressure that keeps them within
+//! [`Config::memory_budget`](crate::Config::memory_budget).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::Inner;
@@ -26,9 +28,39 @@ impl Inner {
             .sum()
     }
 
-    /// Makes room for `batches` within `budget`: freezes the largest heads for flushing
-    /// (and, without a background flusher, flushes them here); if what is frozen still
-    /// holds the memory, refuses the write with a back-pressure error.
+    /// Reserves `bytes` of the budget for a query (see `Engine::try_reserve_memory`).
+    pub(super) fn try_reserve(&self, bytes: usize) -> Result<()> {
+        let Some(budget) = self.config.memory_budget else {
+            self.reserved.fetch_add(bytes, Ordering::Relaxed);
+            return Ok(());
+        };
+        let rows = self.memory_used();
+        let mut reserved = self.reserved.load(Ordering::Relaxed);
+        loop {
+            if rows + reserved + bytes > budget {
+                return Err(Error::MemoryBudget {
+                    rows,
+                    reserved,
+                    needed: bytes,
+                    budget,
+                });
+            }
+            match self.reserved.compare_exchange_weak(
+                reserved,
+                reserved + bytes,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(actual) => reserved = actual,
+            }
+        }
+    }
+
+    /// Makes room for `batches` within `budget`, less what queries have reserved: freezes
+    /// the largest heads for flushing (and, without a background flusher, flushes them
+    /// here); if what is frozen still holds the memory, refuses the write with a
+    /// back-pressure error.
     pub(super) fn fit_budget(&self, batches: &[TableBatch], budget: usize) -> Result<()> {
         let needed: usize = batches.iter().map(|b| b.memory_size()).sum();
         if needed > budget {
@@ -36,6 +68,10 @@ impl Inner {
                 "one write of {needed} bytes is larger than the whole memory budget of {budget} bytes; split it into smaller writes"
             )));
         }
+        // Memory queries hold is not the heads' to take; it comes back when they end.
+        let reserved = self.reserved.load(Ordering::Relaxed);
+        let full = budget;
+        let budget = budget.saturating_sub(reserved);
         if self.memory_used() + needed <= budget {
             return Ok(());
         }
@@ -86,9 +122,9 @@ impl Inner {
         };
         let wait = (frozen.min(used + needed - budget) as f64 / rate).clamp(0.01, 10.0);
         Err(Error::Backpressure {
-            used,
+            used: used + reserved,
             needed,
-            budget,
+            budget: full,
             retry_after: Duration::from_secs_f64(wait),
         })
     }

@@ -10,6 +10,7 @@ use arrow_schema::{SchemaRef, SortOptions};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{
@@ -167,8 +168,10 @@ impl ExecutionPlan for GapFillExec {
                 "GapFillExec has one partition, not partition {partition}"
             )));
         }
+        let reservation = MemoryConsumer::new("GapFillExec").register(context.memory_pool());
         Ok(Box::pin(GapFillStream {
             input: self.input.execute(0, context)?,
+            reservation,
             params: Arc::clone(&self.params),
             schema: Arc::clone(&self.schema),
             pending: None,
@@ -184,8 +187,13 @@ impl ExecutionPlan for GapFillExec {
 
 /// The rows of the group that may continue in the next batch are held back in `pending`;
 /// every group before it is complete and filled as soon as its batch arrives.
+///
+/// The memory pool is charged for the batch being filled (which `pending` slices) and the
+/// filled output, until the next batch replaces them: a fill that makes far more rows
+/// than it was given fails with the pool's error rather than growing unseen.
 struct GapFillStream {
     input: SendableRecordBatchStream,
+    reservation: MemoryReservation,
     params: Arc<GapFillParams>,
     schema: SchemaRef,
     pending: Option<RecordBatch>,
@@ -200,6 +208,7 @@ impl GapFillStream {
             Some(pending) => concat_batches(&batch.schema(), [&pending, &batch])?,
             None => batch,
         };
+        self.reservation.try_resize(buf.get_array_memory_size())?;
         let mut ranges = group_ranges(&buf, &self.params)?;
         let Some(last) = ranges.pop() else {
             return Ok(None);
@@ -208,7 +217,10 @@ impl GapFillStream {
         if ranges.is_empty() {
             return Ok(None);
         }
-        fill_groups(&buf, &ranges, &self.params, &self.schema).map(Some)
+        let out = fill_groups(&buf, &ranges, &self.params, &self.schema)?;
+        self.reservation
+            .try_resize(buf.get_array_memory_size() + out.get_array_memory_size())?;
+        Ok(Some(out))
     }
 
     /// Fills the last group.
@@ -217,7 +229,9 @@ impl GapFillStream {
             None => Ok(None),
             Some(p) => {
                 let all = std::iter::once(0..p.num_rows()).collect::<Vec<_>>();
-                fill_groups(&p, &all, &self.params, &self.schema).map(Some)
+                let out = fill_groups(&p, &all, &self.params, &self.schema)?;
+                self.reservation.try_resize(out.get_array_memory_size())?;
+                Ok(Some(out))
             }
         }
     }
@@ -237,7 +251,10 @@ impl Stream for GapFillStream {
                 None => {
                     self.done = true;
                     self.baseline.done();
-                    self.finish()
+                    let last = self.finish();
+                    // The stream ends here: what it held goes with the last batch.
+                    self.reservation.free();
+                    last
                 }
             };
             match out {
