@@ -285,6 +285,7 @@ pub(crate) fn merge(
     hide: Option<Arc<Hide>>,
     layout: Layout,
     codec: &Options,
+    faults: Option<&Arc<dyn crate::wal::Faults>>,
     stop: &AtomicBool,
     pacer: &mut Pacer<'_>,
 ) -> Result<Option<Segment>> {
@@ -314,6 +315,7 @@ pub(crate) fn merge(
             cut: Some(layout.cut),
             codec,
             seqs,
+            faults,
         },
     )?;
     let sources = inputs

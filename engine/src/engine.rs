@@ -186,7 +186,7 @@ impl Engine {
             let wal = Wal::create(&wal_dir, max_seq + 1, options)?;
             // From now on the new file must exist on open: deleting it loses writes.
             manifest.wal_newest = wal.current_file();
-            manifest.store(&dir)?;
+            manifest.store(&dir, config.faults.as_deref())?;
             Some(wal)
         };
         let codec = encoding::Options {
@@ -402,7 +402,7 @@ impl Engine {
         {
             let mut manifest = self.inner.manifest.lock();
             manifest.wal_newest = 0;
-            manifest.store(&self.inner.dir)?;
+            manifest.store(&self.inner.dir, self.inner.config.faults.as_deref())?;
         }
         let wal_dir = self.inner.dir.join("wal");
         for (_, path) in wal::list_files(&wal_dir)? {
@@ -425,7 +425,7 @@ impl Inner {
         if let Some(wal) = &self.wal {
             manifest.wal_newest = wal.current_file();
         }
-        manifest.store(&self.dir)
+        manifest.store(&self.dir, self.config.faults.as_deref())
     }
 
     fn wal(&self) -> Result<&Wal> {
@@ -731,6 +731,7 @@ impl Inner {
                 chunks: &frozen.chunks,
                 block_rows: self.config.block_rows,
                 codec: &self.codec,
+                faults: self.config.faults.as_ref(),
             };
             let name = &frozen.schema.name;
             // A head whose rows were all deleted leaves no segment, only its sequence

@@ -4,6 +4,7 @@ use std::fs::{self, File};
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::wal::Faults;
 
 /// fsyncs a directory, so that entries created, renamed or removed in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
@@ -49,4 +50,31 @@ pub(crate) fn list(dir: &Path, suffix: &str) -> Result<Vec<std::path::PathBuf>> 
     }
     out.sort();
     Ok(out)
+}
+
+/// A step on a file that the test hook ([`Faults`]) may fail.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Step {
+    Write,
+    Sync,
+    Rename,
+}
+
+/// Asks the test hook, if any, before `step` on `path`: its error is that step's failure.
+pub(crate) fn fault(faults: Option<&dyn Faults>, step: Step, path: &Path) -> Result<()> {
+    let Some(f) = faults else {
+        return Ok(());
+    };
+    let (doing, result) = match step {
+        Step::Write => ("writing", f.before_write(path)),
+        Step::Sync => ("syncing", f.before_sync(path)),
+        Step::Rename => ("renaming", f.before_rename(path)),
+    };
+    result.map_err(|e| Error::io(doing, path, e))
+}
+
+/// [`sync_dir`], asking the test hook first.
+pub(crate) fn sync_dir_with(dir: &Path, faults: Option<&dyn Faults>) -> Result<()> {
+    fault(faults, Step::Sync, dir)?;
+    sync_dir(dir)
 }

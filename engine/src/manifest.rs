@@ -27,9 +27,11 @@ use std::path::{Path, PathBuf};
 
 use crate::bytes::{Put, Reader, Short};
 use crate::error::{Error, Result};
+use crate::fs::{Step, fault};
 use crate::lifecycle::{Delete, DeleteEntry, Lifecycles, Retention, RowMatch, TableLifecycle};
 use crate::schema::{Level, TableKind};
 use crate::segment::Segment;
+use crate::wal::Faults;
 
 /// First 8 bytes of the manifest.
 pub(crate) const MAGIC: [u8; 8] = *b"SXTMANI\0";
@@ -194,19 +196,20 @@ impl Manifest {
 
     /// Writes the manifest with the next generation number, atomically (see the module
     /// docs).
-    pub fn store(&mut self, dir: &Path) -> Result<()> {
+    pub fn store(&mut self, dir: &Path, faults: Option<&dyn Faults>) -> Result<()> {
         self.generation += 1;
         let bytes = self.encode();
         let path = Manifest::path(dir);
         let tmp = dir.join(format!("{FILE_NAME}.tmp"));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()
-        };
-        write().map_err(|e| Error::io("writing", &tmp, e))?;
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
+        fault(faults, Step::Write, &tmp)?;
+        f.write_all(&bytes)
+            .map_err(|e| Error::io("writing", &tmp, e))?;
+        fault(faults, Step::Sync, &tmp)?;
+        f.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
+        fault(faults, Step::Rename, &tmp)?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io("renaming", &tmp, e))?;
-        crate::fs::sync_dir(dir)
+        crate::fs::sync_dir_with(dir, faults)
     }
 
     /// Allocates the id of a new segment file.
@@ -601,8 +604,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(Manifest::load(dir.path()).unwrap(), None);
         let mut m = sample();
-        m.store(dir.path()).unwrap();
-        m.store(dir.path()).unwrap();
+        m.store(dir.path(), None).unwrap();
+        m.store(dir.path(), None).unwrap();
         let loaded = Manifest::load(dir.path()).unwrap().unwrap();
         assert_eq!(loaded.generation, 2);
         assert_eq!(loaded, m);

@@ -106,7 +106,7 @@ pub(crate) fn open_tables(
         None => {
             let mut m = adopt(&tables_dir, config.salvage, report)?;
             if !config.salvage {
-                m.store(dir)?;
+                m.store(dir, config.faults.as_deref())?;
             }
             m
         }

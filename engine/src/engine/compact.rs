@@ -168,6 +168,7 @@ impl Inner {
             hide,
             compaction::Layout::of(&self.config.compaction, self.config.block_rows),
             &self.codec,
+            self.config.faults.as_ref(),
             &self.closed,
             &mut pacer,
         )?

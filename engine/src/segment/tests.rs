@@ -95,6 +95,7 @@ fn write_segment(
         chunks: &chunks,
         block_rows,
         codec: &Options::default(),
+        faults: None,
     };
     let (path, meta) = writer::write(dir, 1, &spec).unwrap();
     let seg = Segment::open(&path).unwrap();
@@ -348,6 +349,7 @@ fn write_cut(
             cut: Some(cut),
             codec: &Options::default(),
             seqs: (1, 1),
+            faults: None,
         },
     )
     .unwrap();

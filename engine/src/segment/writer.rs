@@ -25,9 +25,11 @@ use arrow_array::{Array, ArrayRef};
 use super::format::{self, BlockMeta, SegmentMeta, SeriesMeta, Stats, Trailer};
 use crate::encoding::{self, Options};
 use crate::error::{Error, Result};
+use crate::fs::{Step, fault};
 use crate::head::Chunk;
 use crate::schema::{ColumnDef, ColumnType, TableKind};
 use crate::series::SeriesKey;
+use crate::wal::Faults;
 
 /// zstd level of the metadata section (small, written once per segment).
 const META_ZSTD_LEVEL: i32 = 3;
@@ -43,6 +45,8 @@ pub(crate) struct SegmentSpec<'a> {
     pub chunks: &'a [Arc<Chunk>],
     pub block_rows: u32,
     pub codec: &'a Options,
+    /// The test hook for failing writes, `fsync`s and the rename.
+    pub faults: Option<&'a Arc<dyn Faults>>,
 }
 
 /// Writes the chunks' rows as segment `id` into `dir`; returns its path and metadata.
@@ -70,6 +74,7 @@ pub(crate) fn write(dir: &Path, id: u64, spec: &SegmentSpec<'_>) -> Result<(Path
             cut: None,
             codec: spec.codec,
             seqs,
+            faults: spec.faults,
         },
     )?;
     // Whole blocks at a time, so that each column's block is gathered once and passed on
@@ -108,6 +113,8 @@ pub(crate) struct WriterSpec<'a> {
     pub codec: &'a Options,
     /// The lowest and highest WAL sequence number whose rows the segment holds.
     pub seqs: (u64, u64),
+    /// The test hook for failing writes, `fsync`s and the rename.
+    pub faults: Option<&'a Arc<dyn Faults>>,
 }
 
 /// Blocks that each cover one span of time: a block holding at least `min_rows` rows
@@ -147,6 +154,7 @@ pub(crate) struct Writer {
     blocks: Vec<Vec<BlockMeta>>,
     series: Vec<SeriesMeta>,
     buf: Vec<u8>,
+    faults: Option<Arc<dyn Faults>>,
 }
 
 impl Drop for Writer {
@@ -162,6 +170,11 @@ impl Writer {
         let path = dir.join(crate::manifest::segment_file_name(id));
         let tmp = path.with_extension("seg.tmp");
         let file = File::create(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
+        let faults = spec.faults.cloned();
+        if let Err(e) = fault(faults.as_deref(), Step::Write, &tmp) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(&format::header())
             .map_err(|e| Error::io("writing", &tmp, e))?;
@@ -197,6 +210,7 @@ impl Writer {
             blocks: vec![Vec::new(); spec.columns.len()],
             series: Vec::new(),
             buf: Vec::new(),
+            faults,
         })
     }
 
@@ -300,6 +314,7 @@ impl Writer {
             let stats = encode_block(ty, part.as_ref(), &self.codec, &mut self.buf);
             let crc = crc32fast::hash(&self.buf);
             self.buf.extend_from_slice(&crc.to_le_bytes());
+            fault(self.faults.as_deref(), Step::Write, &self.tmp)?;
             self.out
                 .write_all(&self.buf)
                 .map_err(|e| Error::io("writing", &self.tmp, e))?;
@@ -375,6 +390,7 @@ impl Writer {
             meta_raw_len: raw.len() as u32,
             meta_crc: crc32fast::hash(&packed),
         };
+        fault(self.faults.as_deref(), Step::Write, tmp)?;
         self.out
             .write_all(&packed)
             .map_err(|e| Error::io("writing", tmp, e))?;
@@ -382,6 +398,7 @@ impl Writer {
             .write_all(&trailer.encode())
             .map_err(|e| Error::io("writing", tmp, e))?;
         self.out.flush().map_err(|e| Error::io("writing", tmp, e))?;
+        fault(self.faults.as_deref(), Step::Sync, tmp)?;
         self.out
             .get_ref()
             .sync_all()
@@ -389,9 +406,10 @@ impl Writer {
         // Read the new file back before it takes its place: a segment that would not open
         // must not be left where the next open would fail on it.
         super::Segment::open(tmp)?;
+        fault(self.faults.as_deref(), Step::Rename, tmp)?;
         fs::rename(tmp, &self.path).map_err(|e| Error::io("renaming", tmp, e))?;
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        crate::fs::sync_dir(dir)?;
+        crate::fs::sync_dir_with(dir, self.faults.as_deref())?;
         Ok((self.path.clone(), meta))
     }
 }

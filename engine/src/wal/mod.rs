@@ -150,10 +150,12 @@ impl Default for Durability {
 }
 
 /// A test hook standing in front of the storage: each method is called just before the
-/// log writes to or `fsync`s a file (or directory), and an error it returns is treated as
-/// the failure of that write or `fsync` (so it poisons the log).
+/// engine writes to, `fsync`s or renames a file (or `fsync`s a directory) of the log, a
+/// segment or the manifest, and an error it returns is treated as the failure of that
+/// step (in the log, it poisons the log; a flush or compaction fails and is retried).
 ///
-/// Both methods default to `Ok(())`. Used to test failures of the Nth write or `fsync`.
+/// Every method defaults to `Ok(())`. Used to test failures of the Nth write, `fsync` or
+/// rename.
 pub trait Faults: Send + Sync + fmt::Debug {
     /// Called before each write to `path` (a file header or a record).
     fn before_write(&self, path: &Path) -> std::io::Result<()> {
@@ -161,9 +163,17 @@ pub trait Faults: Send + Sync + fmt::Debug {
         Ok(())
     }
 
-    /// Called before each `fsync` of `path` (a WAL file, or the WAL directory).
+    /// Called before each `fsync` of `path` (a WAL, segment or manifest file, or a
+    /// directory).
     fn before_sync(&self, path: &Path) -> std::io::Result<()> {
         let _ = path;
+        Ok(())
+    }
+
+    /// Called before each rename of `from` (a segment or manifest written under a
+    /// temporary name) to its final name.
+    fn before_rename(&self, from: &Path) -> std::io::Result<()> {
+        let _ = from;
         Ok(())
     }
 }
