@@ -754,9 +754,11 @@ impl Inner {
                     kind: frozen.schema.kind,
                     flushed_seq: 0,
                     newest: i64::MIN,
+                    columns: Vec::new(),
                     segments: Vec::new(),
                 });
             entry.flushed_seq = max_seq;
+            entry.columns = frozen.schema.columns.clone();
             entry.newest = entry.newest.max(table.state.read().newest);
             if let Some((id, segment)) = &segment {
                 let mut e = SegmentEntry::of(*id, segment);

@@ -5,7 +5,8 @@
 //! MANIFEST  := MAGIC VERSION BODY_LEN BODY CRC
 //! BODY      := DB_ID GENERATION NEXT_SEGMENT_ID NEXT_DELETE_ID WAL_NEWEST TABLE_COUNT
 //!              TABLE* LIFECYCLE_COUNT LIFECYCLE*           (WAL_NEWEST: version 2 on)
-//! TABLE     := NAME KIND FLUSHED_SEQ NEWEST SEGMENT_COUNT SEGMENT*
+//! TABLE     := NAME KIND FLUSHED_SEQ NEWEST COLUMNS SEGMENT_COUNT SEGMENT*
+//!              (COLUMNS := COLUMN_COUNT (NAME TYPE)*: version 2 on)
 //! SEGMENT   := ID FILE_LEN FOOTER_CRC MIN_SEQ MAX_SEQ LEVEL DELETES_APPLIED
 //! LIFECYCLE := NAME [RETENTION] DELETE_COUNT DELETE*
 //! ```
@@ -29,7 +30,7 @@ use crate::bytes::{Put, Reader, Short};
 use crate::error::{Error, Result};
 use crate::fs::{Step, fault};
 use crate::lifecycle::{Delete, DeleteEntry, Lifecycles, Retention, RowMatch, TableLifecycle};
-use crate::schema::{Level, TableKind};
+use crate::schema::{ColumnDef, ColumnType, Level, TableKind};
 use crate::segment::Segment;
 use crate::wal::Faults;
 
@@ -73,6 +74,9 @@ pub(crate) struct TableEntry {
     /// The latest time of any row flushed (deleted and compacted-away ones included), so
     /// that retention's reference time does not go back on reopen.
     pub newest: i64,
+    /// The table's columns when it was last flushed (version 2 on; empty in version 1),
+    /// so that a table all of whose rows were deleted or expired keeps its schema.
+    pub columns: Vec<ColumnDef>,
     pub segments: Vec<SegmentEntry>,
 }
 
@@ -233,6 +237,11 @@ impl Manifest {
             body.put_u8(t.kind.to_byte());
             body.put_u64(t.flushed_seq);
             body.put_i64(t.newest);
+            body.put_u32(t.columns.len() as u32);
+            for c in &t.columns {
+                body.put_str16(&c.name);
+                body.put_u8(c.ty.to_byte());
+            }
             body.put_u32(t.segments.len() as u32);
             for s in &t.segments {
                 body.put_u64(s.id);
@@ -332,6 +341,19 @@ fn decode_body(body: &[u8], version: u32) -> Result<Manifest, Short> {
         };
         let flushed_seq = r.u64()?;
         let newest = r.i64()?;
+        let mut columns = Vec::new();
+        if version >= 2 {
+            let count = r.len_u32(body.len() / 3)?;
+            for _ in 0..count {
+                let column = r.str16()?.to_string();
+                let Some(ty) = ColumnType::from_byte(r.u8()?) else {
+                    return r.fail(format!(
+                        "column {column:?} of table {name:?} has an unknown type"
+                    ));
+                };
+                columns.push(ColumnDef::new(column, ty));
+            }
+        }
         let count = r.len_u32(body.len() / 45)?;
         let mut segments = Vec::with_capacity(count);
         for _ in 0..count {
@@ -359,6 +381,7 @@ fn decode_body(body: &[u8], version: u32) -> Result<Manifest, Short> {
                     kind,
                     flushed_seq,
                     newest,
+                    columns,
                     segments,
                 },
             )
@@ -535,6 +558,10 @@ mod tests {
                 kind: TableKind::Metric,
                 flushed_seq: 41,
                 newest: 1_000,
+                columns: vec![
+                    ColumnDef::new("time", ColumnType::Time),
+                    ColumnDef::new("host", ColumnType::Tag),
+                ],
                 segments: vec![
                     SegmentEntry {
                         id: 3,
@@ -563,6 +590,7 @@ mod tests {
                 kind: TableKind::Event,
                 flushed_seq: 9,
                 newest: i64::MIN,
+                columns: vec![],
                 segments: vec![],
             },
         );

@@ -159,6 +159,7 @@ fn adopt(tables_dir: &Path, salvage: bool, report: &mut RecoveryReport) -> Resul
                 kind,
                 flushed_seq,
                 newest,
+                columns: Vec::new(),
                 segments,
             },
         );
@@ -256,6 +257,16 @@ fn open_table(
         state.flushed_seq = entry.flushed_seq;
         state.newest = entry.newest;
         let mut schema = TableSchema::new(name, kind);
+        // The columns at the last flush: a table whose rows are all gone keeps them.
+        let listed = entry.columns.iter().filter(|c| c.name != "time");
+        let new = schema.check_extension(listed).map_err(|e| {
+            Error::corrupt(
+                Manifest::path(db_dir),
+                0,
+                format!("the columns the manifest lists for table {name:?} conflict: {e}"),
+            )
+        })?;
+        schema.extend(new);
         for s in &segments {
             let m = s.meta();
             if m.table != name || m.kind != kind {

@@ -1,5 +1,6 @@
 //! A model test: random writes (out of order, repeated, with columns appearing over time),
-//! flushes, reopens, scans and latest-row look-ups, checked against a plain in-memory model.
+//! flushes, compactions (on request and in the background), deletes, retention, reopens,
+//! scans and latest-row look-ups, checked against a plain in-memory model.
 
 use std::collections::BTreeMap;
 
@@ -53,12 +54,22 @@ impl Row {
 #[derive(Debug, Clone)]
 enum Op {
     Write(Vec<Row>),
+    /// Writes the rows from one thread per host (series of different threads never
+    /// meet, so any interleaving gives the same table), two rows per write.
+    Parallel(Vec<Row>),
     Flush,
     Compact,
     /// Deletes the rows in `from..=to` of host `h<host>` (any host, with none).
     Delete {
         from: i64,
         to: i64,
+        host: Option<u8>,
+    },
+    /// Keeps the rows of host `h<host>` (any rows without a rule of their own, with
+    /// none) for `keep` ns before the newest row written. Retention only ever tightens
+    /// here (the model drops expired rows for good, as compaction may).
+    Retain {
+        keep: i64,
         host: Option<u8>,
     },
     Reopen,
@@ -92,10 +103,13 @@ fn row() -> impl Strategy<Value = Row> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => proptest::collection::vec(row(), 1..12).prop_map(Op::Write),
+        1 => proptest::collection::vec(row(), 1..24).prop_map(Op::Parallel),
         1 => Just(Op::Flush),
         1 => Just(Op::Compact),
         1 => (0i64..45, 0i64..45, proptest::option::of(0u8..3))
             .prop_map(|(a, b, host)| Op::Delete { from: a.min(b), to: a.max(b), host }),
+        1 => (0i64..45, proptest::option::of(0u8..3))
+            .prop_map(|(keep, host)| Op::Retain { keep, host }),
         1 => Just(Op::Reopen),
         2 => (0i64..45, 0i64..45, proptest::option::of(0u8..3))
             .prop_map(|(a, b, host)| Op::Scan { from: a.min(b), to: a.max(b), host }),
@@ -108,11 +122,17 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Default)]
 struct Model {
     series: BTreeMap<Vec<(String, String)>, Vec<Row>>,
+    /// The newest time ever written (deleted rows included): retention's reference.
+    newest: Option<i64>,
+    /// Retention: per host, and for every other row.
+    keep_host: BTreeMap<u8, i64>,
+    keep_default: Option<i64>,
 }
 
 impl Model {
     fn write(&mut self, kind: TableKind, rows: &[Row]) {
         for r in rows {
+            self.newest = Some(self.newest.map_or(r.time, |n| n.max(r.time)));
             let list = self.series.entry(r.key()).or_default();
             if kind == TableKind::Metric {
                 list.retain(|x| x.time != r.time);
@@ -121,6 +141,58 @@ impl Model {
             let at = list.partition_point(|x| x.time <= r.time);
             list.insert(at, r.clone());
         }
+    }
+
+    /// How long rows of `host` are kept, if not forever.
+    fn keep(&self, host: Option<u8>) -> Option<i64> {
+        host.and_then(|h| self.keep_host.get(&h).copied())
+            .or(self.keep_default)
+    }
+
+    /// Tightens retention: a new rule never keeps rows longer than they were kept.
+    fn retain(&mut self, keep: i64, host: Option<u8>) {
+        match host {
+            Some(h) => {
+                let now = self.keep(Some(h)).map_or(keep, |k| k.min(keep));
+                self.keep_host.insert(h, now);
+            }
+            None => self.keep_default = Some(self.keep_default.map_or(keep, |k| k.min(keep))),
+        }
+    }
+
+    /// The retention the engine is given for the model's rules.
+    fn retention(&self) -> sextant_engine::Retention {
+        let ns = |k: i64| std::time::Duration::from_nanos(k as u64);
+        let mut r = match self.keep_default {
+            Some(k) => sextant_engine::Retention::keep(ns(k)),
+            None => sextant_engine::Retention::forever(),
+        };
+        for (h, k) in &self.keep_host {
+            r = r.rule(
+                sextant_engine::RowMatch::all().tag_eq("host", format!("h{h}")),
+                ns(*k),
+            );
+        }
+        r
+    }
+
+    /// Drops the rows retention has expired: older than `keep` before the newest row.
+    fn expire(&mut self) {
+        let Some(newest) = self.newest else {
+            return;
+        };
+        let keeps: Vec<_> = self.series.keys().cloned().collect();
+        for key in keeps {
+            let host = key
+                .iter()
+                .find(|(k, _)| k == "host")
+                .and_then(|(_, v)| v[1..].parse::<u8>().ok());
+            if let Some(keep) = self.keep(host) {
+                let rows = self.series.get_mut(&key).unwrap();
+                rows.retain(|r| r.time >= newest - keep);
+            }
+        }
+        self.series.retain(|_, rows| !rows.is_empty());
     }
 
     fn delete(&mut self, from: i64, to: i64, host: Option<u8>) {
@@ -218,7 +290,35 @@ fn run(kind: TableKind, ops: Vec<Op>, flush_bytes: usize) {
                 let points: Vec<Point> = rows.iter().map(|r| r.point(kind)).collect();
                 e.write_points(&points).unwrap();
                 model.write(kind, &rows);
+                model.expire();
                 written = true;
+            }
+            Op::Parallel(rows) => {
+                let mut by_host: BTreeMap<Option<u8>, Vec<Row>> = BTreeMap::new();
+                for r in rows {
+                    by_host.entry(r.host).or_default().push(r);
+                }
+                std::thread::scope(|scope| {
+                    for rows in by_host.values() {
+                        scope.spawn(move || {
+                            for pair in rows.chunks(2) {
+                                let points: Vec<Point> =
+                                    pair.iter().map(|r| r.point(kind)).collect();
+                                e.write_points(&points).unwrap();
+                            }
+                        });
+                    }
+                });
+                for rows in by_host.values() {
+                    model.write(kind, rows);
+                }
+                model.expire();
+                written = true;
+            }
+            Op::Retain { keep, host } => {
+                model.retain(keep, host);
+                e.set_retention("t", model.retention()).unwrap();
+                model.expire();
             }
             Op::Flush => e.flush().unwrap(),
             Op::Compact => e.compact("t").unwrap(),

@@ -144,6 +144,10 @@ fn series_of(batch: &TableBatch) -> (Vec<SeriesKey>, Vec<u32>) {
         })
         .collect();
     let rows = batch.rows();
+    if rows == 0 {
+        // No rows, no series: every series listed must have rows (`build_index`).
+        return (Vec::new(), Vec::new());
+    }
     if tags.is_empty() {
         return (vec![SeriesKey::default()], vec![0; rows]);
     }
