@@ -1,0 +1,172 @@
+//! The `sextant` program as a user runs it: the demo, SQL from `-c` and standard input,
+//! import with a bad line, and errors as sentences with a failing exit code.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn sextant(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(args)
+        .output()
+        .expect("the sextant binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn demo_prints_the_story_and_runs_again_on_the_same_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    for run in 0..2 {
+        let out = sextant(&["demo", "--data", path(&data)]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "run {run}: {}", text(&out.stderr));
+        for title in [
+            "What changed? Deploys",
+            "Error rate per service per minute",
+            "Top error messages",
+            "Latest CPU per host",
+        ] {
+            assert!(
+                stdout.contains(title),
+                "run {run}: {title} missing:\n{stdout}"
+            );
+        }
+        assert!(stdout.contains("| 2026-01-01T12:15:00Z | checkout | 2.4.1   | ben    |"));
+        assert!(stdout.contains("payment gateway timeout after 5000 ms"));
+        assert!(stdout.contains("sql --data"), "says how to go on");
+    }
+    // The second run replaced the first one's rows rather than adding to them.
+    let out = sextant(&[
+        "sql",
+        "--data",
+        path(&data),
+        "--format",
+        "csv",
+        "-c",
+        "SELECT count(*) AS n FROM deploys",
+    ]);
+    assert_eq!(text(&out.stdout), "n\n3\n");
+}
+
+#[test]
+fn import_keeps_good_lines_reports_bad_ones_and_sql_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("db");
+    let lp = dir.path().join("cpu.lp");
+    std::fs::write(
+        &lp,
+        "cpu,host=a usage=1.5 1700000000\ncpu,host=b usage=oops 1700000000\n\n\
+         cpu,host=c usage=3 1700000001\n",
+    )
+    .unwrap();
+    let logs = dir.path().join("app.jsonl");
+    std::fs::write(
+        &logs,
+        "{\"time\":\"2026-01-01T00:00:00Z\",\"level\":\"error\",\"message\":\"disk full\"}\n",
+    )
+    .unwrap();
+    let out = sextant(&[
+        "import",
+        "--data",
+        path(&data),
+        "--precision",
+        "s",
+        path(&lp),
+        path(&logs),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "a rejected line fails the run");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cpu.lp:2:") && stderr.contains("oops"),
+        "{stderr}"
+    );
+    assert!(text(&out.stdout).contains("2 rows written, 1 line rejected"));
+
+    let out = sextant(&[
+        "sql",
+        "--data",
+        path(&data),
+        "--format",
+        "csv",
+        "-c",
+        "SELECT host, usage FROM cpu ORDER BY host; SELECT level, message FROM logs",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "host,usage\na,1.5\nc,3.0\nlevel,message\nerror,disk full\n"
+    );
+}
+
+#[test]
+fn sql_reads_statements_from_standard_input_and_reports_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("db");
+    let lp = dir.path().join("m.lp");
+    std::fs::write(&lp, "m,host=a v=2 1\n").unwrap();
+    assert!(
+        sextant(&["import", "--data", path(&data), path(&lp)])
+            .status
+            .success()
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["sql", "--data", path(&data), "--format", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT v FROM m;\nSELECT nope\n FROM m;\nSELECT v * 2 AS w FROM m;\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "{\"v\":2.0}\n{\"w\":4.0}\n");
+    assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed statement fails the run"
+    );
+}
+
+#[test]
+fn bad_input_is_a_sentence_and_a_failing_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none");
+    let out = sextant(&["sql", "--data", path(&missing), "-c", "SELECT 1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("holds no Sextant database"));
+
+    let data = dir.path().join("db");
+    let lp = dir.path().join("m.lp");
+    std::fs::write(&lp, "m v=1 1\n").unwrap();
+    assert!(
+        sextant(&["import", "--data", path(&data), path(&lp)])
+            .status
+            .success()
+    );
+    let out = sextant(&["sql", "--data", path(&data), "-c", "SELEC 1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("sextant: SQL error"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let csv = dir.path().join("x.csv");
+    std::fs::write(&csv, "a,b\n").unwrap();
+    let out = sextant(&["import", "--data", path(&data), path(&csv)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("unknown kind of file"));
+}
