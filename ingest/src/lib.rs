@@ -8,6 +8,7 @@
 //! | [`jsonl`] | JSON lines of logs and events (pino, bunyan, structlog, zap, slog, logrus, ...) | event tables with a `level` column, `logs` by default |
 //! | [`remote_write`] | Prometheus remote write 1.0 (snappy protobuf) | metric tables, one per metric name, labels as tags, field `value` |
 //! | [`statsd`] | StatsD with DogStatsD tags, aggregated per flush interval | metric tables, one per metric name, laid out as Telegraf does |
+//! | `tracing_layer` (feature `tracing`, on by default) | the application's own `tracing` events, in process, written off the calling thread | an event table, `logs` by default |
 //!
 //! Parsers never panic on any input. A bad line is rejected alone with its 1-based number
 //! and a sentence saying why, and the good lines of the same request are kept, as
@@ -52,6 +53,8 @@ mod outcome;
 pub mod remote_write;
 mod schemas;
 pub mod statsd;
+#[cfg(feature = "tracing")]
+pub mod tracing_layer;
 
 pub use outcome::{Outcome, Rejected};
 pub use schemas::{NoSchemas, Schemas};
