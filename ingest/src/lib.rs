@@ -8,6 +8,7 @@
 //! | [`jsonl`] | JSON lines of logs and events (pino, bunyan, structlog, zap, slog, logrus, ...) | event tables with a `level` column, `logs` by default |
 //! | [`remote_write`] | Prometheus remote write 1.0 (snappy protobuf) | metric tables, one per metric name, labels as tags, field `value` |
 //! | [`statsd`] | StatsD with DogStatsD tags, aggregated per flush interval | metric tables, one per metric name, laid out as Telegraf does |
+//! | `metrics_recorder` (feature `metrics`, on by default) | the application's own `metrics` counters, gauges and histograms, in process | as [`statsd`] |
 //! | `tracing_layer` (feature `tracing`, on by default) | the application's own `tracing` events, in process, written off the calling thread | an event table, `logs` by default |
 //!
 //! Parsers never panic on any input. A bad line is rejected alone with its 1-based number
@@ -49,6 +50,8 @@
 mod columns;
 pub mod jsonl;
 pub mod line_protocol;
+#[cfg(feature = "metrics")]
+pub mod metrics_recorder;
 mod outcome;
 pub mod remote_write;
 mod schemas;
