@@ -329,6 +329,7 @@ pub(crate) fn decode_meta(bytes: &[u8], data_end: u64, version: u32) -> Result<S
             "the series index covers {expect_start} rows, the segment {rows}"
         ));
     }
+    let stored = columns.iter().filter(|c| c.ty != ColumnType::Tag).count();
     let nblocks = r.u32()? as usize;
     let block_starts = if version == 1 {
         let expected_blocks = (rows as usize).div_ceil(block_rows as usize);
@@ -336,6 +337,10 @@ pub(crate) fn decode_meta(bytes: &[u8], data_end: u64, version: u32) -> Result<S
             return r.fail(format!(
                 "{nblocks} blocks listed, {expected_blocks} expected"
             ));
+        }
+        // Checked before the starts are laid out: a crafted row count must not allocate.
+        if nblocks.saturating_mul(stored).saturating_mul(33) > r.remaining() {
+            return r.fail("the block index is shorter than its count says");
         }
         fixed_block_starts(rows, block_rows)
     } else {
@@ -359,7 +364,6 @@ pub(crate) fn decode_meta(bytes: &[u8], data_end: u64, version: u32) -> Result<S
         }
         starts
     };
-    let stored = columns.iter().filter(|c| c.ty != ColumnType::Tag).count();
     if nblocks.saturating_mul(stored).saturating_mul(33) > r.remaining() {
         return r.fail("the block index is shorter than its count says");
     }

@@ -397,3 +397,31 @@ fn every_truncation_of_the_metadata_is_an_error() {
     }
     assert!(format::decode_meta(&raw, seg.file_len(), format::VERSION).is_ok());
 }
+
+#[test]
+fn a_crafted_row_count_in_a_version_1_index_is_an_error_not_an_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = vec![Row {
+        host: Some(1),
+        time: 5,
+        fields: vec![(0, FieldValue::F64(1.5))],
+    }];
+    let seg = write_segment(dir.path(), &[rows], TableKind::Metric, 1);
+    // The most rows a segment may claim, one per block, with no block listed: a version
+    // 1 index then says u32::MAX blocks, whose starts would take 32 GiB to lay out.
+    let mut meta = seg.meta().clone();
+    meta.rows = u32::MAX as u64;
+    meta.block_rows = 1;
+    meta.series.truncate(1);
+    meta.series[0].row_start = 0;
+    meta.series[0].row_count = u32::MAX as u64;
+    meta.block_starts.clear();
+    for blocks in &mut meta.blocks {
+        blocks.clear();
+    }
+    let mut raw = format::encode_meta(&meta);
+    let at = raw.len() - 4;
+    raw[at..].copy_from_slice(&u32::MAX.to_le_bytes());
+    let err = format::decode_meta(&raw, seg.file_len(), 1).unwrap_err();
+    assert!(err.what.contains("shorter than its count"), "{}", err.what);
+}

@@ -170,8 +170,8 @@ pub trait Faults: Send + Sync + fmt::Debug {
         Ok(())
     }
 
-    /// Called before each rename of `from` (a segment or manifest written under a
-    /// temporary name) to its final name.
+    /// Called before each rename of `from` (a segment, manifest or WAL file written under
+    /// a temporary name) to its final name.
     fn before_rename(&self, from: &Path) -> std::io::Result<()> {
         let _ = from;
         Ok(())

@@ -80,13 +80,24 @@ pub(crate) fn check_file_header(
     }
 }
 
-/// Whether `bytes` (shorter than a header) could be the start of a header this build
-/// writes, or are all zero: what a crash while creating a file leaves behind.
+/// Whether `bytes` (at most a header long) could be the start of a header of a format
+/// version this build reads, or are all zero: what a crash while creating a file leaves
+/// behind, by this build or an older one.
 pub(crate) fn is_partial_file_header(bytes: &[u8]) -> bool {
-    let known = file_header(0);
+    if bytes.len() > FILE_HEADER_LEN {
+        return false;
+    }
+    if bytes.iter().all(|&b| b == 0) {
+        return true;
+    }
     // Magic and version are known; the tag that follows may be any.
     let n = bytes.len().min(12);
-    bytes.len() <= FILE_HEADER_LEN && (known[..n] == bytes[..n] || bytes.iter().all(|&b| b == 0))
+    (OLDEST_FORMAT_VERSION..=FORMAT_VERSION).any(|version| {
+        let mut known = [0u8; 12];
+        known[..8].copy_from_slice(&FILE_MAGIC);
+        known[8..].copy_from_slice(&version.to_le_bytes());
+        known[..n] == bytes[..n]
+    })
 }
 
 /// A decoded record header.
@@ -196,6 +207,16 @@ mod tests {
         assert!(is_partial_file_header(&file_header(7)[..14]));
         assert!(is_partial_file_header(&[0; 9]));
         assert!(!is_partial_file_header(b"hello"));
+        // A version 1 header, left header-only by an older build that was killed.
+        let mut v1 = file_header(0);
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        assert!(is_partial_file_header(&v1));
+        assert!(is_partial_file_header(&v1[..10]));
+        // A version this build does not read is not a leftover of one it wrote.
+        let mut v3 = file_header(0);
+        v3[8..12].copy_from_slice(&3u32.to_le_bytes());
+        assert!(!is_partial_file_header(&v3));
+        assert!(!is_partial_file_header(&[0; FILE_HEADER_LEN + 1]));
     }
 
     #[test]

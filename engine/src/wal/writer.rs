@@ -126,6 +126,7 @@ impl Wal {
                 sync_dir(parent, faults.as_deref())?;
             }
         }
+        let mut header_only = Vec::new();
         for (first_seq, path) in list_files(dir)? {
             if first_seq < next_seq {
                 continue;
@@ -139,9 +140,26 @@ impl Wal {
                     path.display()
                 )));
             }
-            std::fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
+            if first_seq > next_seq {
+                header_only.push(path);
+            }
         }
-        let (file, path) = create_file(dir, next_seq, db_tag, faults.as_deref())?;
+        // The new file replaces a header-only file of the same name in one rename, so
+        // that a file the manifest names as created exists at every moment; later
+        // header-only files go once it is in place.
+        let (file, path) = create_file_replacing(dir, next_seq, db_tag, faults.as_deref())?;
+        for stale in header_only {
+            std::fs::remove_file(&stale).map_err(|e| Error::io("removing", &stale, e))?;
+        }
+        // Temporary files of creations a crash or failure interrupted.
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
+            if entry.file_name().to_string_lossy().ends_with(".wal.tmp") {
+                let stale = entry.path();
+                std::fs::remove_file(&stale).map_err(|e| Error::io("removing", &stale, e))?;
+            }
+        }
         let file = Arc::new(file);
         let path: Arc<Path> = path.into();
         let shared = Arc::new(Shared {
@@ -458,6 +476,44 @@ fn read_at_most(path: &Path, limit: usize) -> Result<Vec<u8>> {
 
 /// Creates the WAL file for `first_seq` (failing if it exists), writes its header and
 /// makes both durable (file and directory `fsync`).
+/// Creates the WAL file named `first_seq` holding only its header, as a temporary file
+/// renamed into place: a file of that name (a header-only leftover) is replaced
+/// atomically, never missing in between.
+fn create_file_replacing(
+    dir: &Path,
+    first_seq: u64,
+    db_tag: u32,
+    faults: Option<&dyn Faults>,
+) -> Result<(File, PathBuf)> {
+    let path = dir.join(file_name(first_seq));
+    let tmp = dir.join(format!("{}.tmp", file_name(first_seq)));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(|e| Error::io("creating", &tmp, e))?;
+    if let Some(f) = faults {
+        f.before_write(&tmp)
+            .map_err(|e| Error::io("writing", &tmp, e))?;
+    }
+    file.write_all(&record::file_header(db_tag))
+        .map_err(|e| Error::io("writing", &tmp, e))?;
+    if let Some(f) = faults {
+        f.before_sync(&tmp)
+            .map_err(|e| Error::io("syncing", &tmp, e))?;
+    }
+    file.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
+    if let Some(f) = faults {
+        f.before_rename(&tmp)
+            .map_err(|e| Error::io("renaming", &tmp, e))?;
+    }
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io("renaming", &tmp, e))?;
+    sync_dir(dir, faults)?;
+    Ok((file, path))
+}
+
+/// Creates the WAL file named `first_seq`, which must not exist, holding only its header.
 fn create_file(
     dir: &Path,
     first_seq: u64,

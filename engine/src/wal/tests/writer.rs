@@ -378,6 +378,51 @@ fn wal_create_refuses_to_reuse_sequence_numbers() {
     assert!(foreign.exists());
 }
 
+/// Fails every rename.
+#[derive(Debug)]
+struct FailRenames;
+
+impl Faults for FailRenames {
+    fn before_rename(&self, _: &Path) -> std::io::Result<()> {
+        Err(std::io::Error::other("injected rename failure"))
+    }
+}
+
+#[test]
+fn wal_create_replaces_a_header_only_file_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 0, &[b"a".to_vec(), b"b".to_vec()], 1 << 20);
+    // A header-only file named where the log goes on, as a kill right after a rotation
+    // leaves it (by an older build writing format version 1).
+    let next = dir.path().join(file_name(2));
+    let mut v1 = record::file_header(0);
+    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+    std::fs::write(&next, v1).unwrap();
+    // A failure while replacing it leaves the file in place: it is never missing.
+    let failing = WalOptions {
+        faults: Some(Arc::new(FailRenames)),
+        ..options(Durability::Always, 1 << 20)
+    };
+    let err = Wal::create(dir.path(), 2, failing).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert_eq!(std::fs::read(&next).unwrap(), v1);
+    // Replaced, the file carries this build's header, and the log goes on in it.
+    let wal = Wal::create(dir.path(), 2, options(Durability::Always, 1 << 20)).unwrap();
+    assert_eq!(wal.append(b"c").unwrap(), 2);
+    drop(wal);
+    assert_eq!(
+        std::fs::read(&next).unwrap()[..FILE_HEADER_LEN],
+        record::file_header(0)
+    );
+    assert_eq!(replay_all(dir.path(), false).unwrap().1.records, 3);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 #[test]
 fn wal_create_makes_the_directory() {
     let dir = tempfile::tempdir().unwrap();
