@@ -117,15 +117,18 @@ pub enum Error {
         series: String,
     },
 
-    /// The rows held in memory are at the database's memory budget
-    /// ([`Config::memory_budget`](crate::Config::memory_budget)) until what is being
-    /// flushed reaches disk. Nothing was written: retry after `retry_after`.
+    /// The rows held in memory and the memory queries reserved are at the database's
+    /// memory budget ([`Config::memory_budget`](crate::Config::memory_budget)) until what
+    /// is being flushed reaches disk or queries end. Nothing was written: retry after
+    /// `retry_after`.
     #[error(
-        "the database holds {used} bytes in memory (rows, and queries' working memory) and the write needs {needed} more, past its budget of {budget}: nothing was written; retry in {retry_after:?}, once rows being flushed reach disk"
+        "the database holds {used} bytes in memory ({queries} of them reserved by running queries) and the write needs {needed} more, past its budget of {budget}: nothing was written; retry in {retry_after:?}, once rows being flushed reach disk or queries end"
     )]
     Backpressure {
         /// Bytes in memory: rows, and what queries reserved.
         used: usize,
+        /// Of `used`, bytes reserved by queries.
+        queries: usize,
         /// Bytes the write needs.
         needed: usize,
         /// The budget.

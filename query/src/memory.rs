@@ -75,7 +75,7 @@ impl MemoryPool for BudgetPool {
         let mut used = self.used.load(Ordering::Relaxed);
         loop {
             if let Some(limit) = self.limit
-                && used + additional > limit
+                && used.saturating_add(additional) > limit
             {
                 return Err(DataFusionError::ResourcesExhausted(format!(
                     "{} asked for {additional} more bytes, past the query memory limit of {limit} bytes ({used} bytes held by queries)",

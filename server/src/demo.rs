@@ -14,8 +14,8 @@ use std::time::Instant;
 use sextant_engine::{Delete, Level, LogRecord, Point};
 use sextant_query::Database;
 
-use crate::Result;
 use crate::output::{self, Format};
+use crate::{Error, Result};
 
 const SECOND: i64 = 1_000_000_000;
 const MINUTE: i64 = 60 * SECOND;
@@ -79,6 +79,7 @@ const QUERIES: [(&str, &str); 6] = [
 pub fn run(data: &Path) -> Result<ExitCode> {
     let started = Instant::now();
     println!("Sextant demo: database in {}", data.display());
+    claim(data)?;
     let db = Database::open(data)?;
     // A second run starts over: the demo's tables are emptied (a delete, as a user would).
     let existing: Vec<String> = db.engine().snapshot().tables().map(String::from).collect();
@@ -111,6 +112,37 @@ pub fn run(data: &Path) -> Result<ExitCode> {
     );
     db.close()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The file that marks a directory as the demo's own.
+const MARKER: &str = "SEXTANT_DEMO";
+
+/// Makes sure `data` is the demo's to rewrite: a new or empty directory (then marked as
+/// the demo's) or one an earlier run marked. Any other database is refused, since each
+/// run empties the demo's tables.
+fn claim(data: &Path) -> Result<()> {
+    let marker = data.join(MARKER);
+    if marker.is_file() {
+        return Ok(());
+    }
+    let empty = match std::fs::read_dir(data) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(Error::io("reading directory", data, e)),
+    };
+    if !empty {
+        return Err(Error::Usage(format!(
+            "{} is not a directory the demo made, and each run of the demo empties its tables ({}); give a new or empty directory with --data",
+            data.display(),
+            TABLES.join(", ")
+        )));
+    }
+    std::fs::create_dir_all(data).map_err(|e| Error::io("creating directory", data, e))?;
+    std::fs::write(
+        &marker,
+        "This database was made by `sextant demo`, which rewrites its tables on every run.\n",
+    )
+    .map_err(|e| Error::io("writing", &marker, e))
 }
 
 fn indent(sql: &str) -> String {

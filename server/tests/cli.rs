@@ -57,6 +57,30 @@ fn demo_prints_the_story_and_runs_again_on_the_same_directory() {
 }
 
 #[test]
+fn demo_refuses_a_database_it_did_not_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mine");
+    let lines = dir.path().join("cpu.lp");
+    std::fs::write(&lines, "cpu,host=a usage_user=1 1000000000\n").unwrap();
+    let out = sextant(&["import", "--data", path(&data), path(&lines)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = sextant(&["demo", "--data", path(&data)]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("not a directory the demo made"), "{stderr}");
+    let out = sextant(&[
+        "sql",
+        "--data",
+        path(&data),
+        "--format",
+        "csv",
+        "-c",
+        "SELECT count(*) AS n FROM cpu",
+    ]);
+    assert_eq!(text(&out.stdout), "n\n1\n", "the user's rows are untouched");
+}
+
+#[test]
 fn import_keeps_good_lines_reports_bad_ones_and_sql_reads_them() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("db");

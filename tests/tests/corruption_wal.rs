@@ -542,7 +542,13 @@ fn wal_deleted_newest_files_are_detected_back_to_the_manifests_last_write() {
             // Opened elsewhere and copied back: the killed engine keeps its lock.
             let killed = dir.with_extension("killed");
             copy_dir(dir, &killed);
-            std::mem::forget(Config::new(&killed).background_flush(false).open().unwrap());
+            std::mem::forget(
+                Config::new(&killed)
+                    .background_flush(false)
+                    .background_compaction(false)
+                    .open()
+                    .unwrap(),
+            );
             std::fs::remove_dir_all(dir).unwrap();
             copy_dir(&killed, dir);
             std::fs::remove_dir_all(&killed).unwrap();

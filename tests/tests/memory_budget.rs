@@ -103,11 +103,14 @@ fn memory_queries_hold_pushes_back_on_writes_until_released() {
     // but not the query's memory, so it is pushed back rather than taken.
     let write = points(100, 100);
     let err = db.write_points(&write).unwrap_err();
+    match &err {
+        sextant_query::Error::Engine(Error::Backpressure { queries, .. }) => {
+            assert_eq!(*queries, 900 << 10, "{err}")
+        }
+        other => panic!("expected Backpressure, got {other:?}"),
+    }
     assert!(
-        matches!(
-            err,
-            sextant_query::Error::Engine(Error::Backpressure { .. })
-        ),
+        err.to_string().contains("reserved by running queries"),
         "{err}"
     );
     e.release_memory(900 << 10);

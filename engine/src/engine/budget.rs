@@ -15,6 +15,9 @@ use crate::table::{Table, freeze};
 /// memory (compression included).
 const DEFAULT_FLUSH_BYTES_PER_SEC: f64 = 100e6;
 
+/// The wait suggested when queries, not rows, hold the memory a write needs.
+const QUERY_WAIT: Duration = Duration::from_millis(100);
+
 impl Inner {
     /// Bytes of rows in memory: every table's head and heads being flushed.
     pub(super) fn memory_used(&self) -> usize {
@@ -37,7 +40,7 @@ impl Inner {
         let rows = self.memory_used();
         let mut reserved = self.reserved.load(Ordering::Relaxed);
         loop {
-            if rows + reserved + bytes > budget {
+            if rows.saturating_add(reserved).saturating_add(bytes) > budget {
                 return Err(Error::MemoryBudget {
                     rows,
                     reserved,
@@ -72,8 +75,19 @@ impl Inner {
         let reserved = self.reserved.load(Ordering::Relaxed);
         let full = budget;
         let budget = budget.saturating_sub(reserved);
-        if self.memory_used() + needed <= budget {
+        let used = self.memory_used();
+        if used + needed <= budget {
             return Ok(());
+        }
+        if needed > budget {
+            // Flushing every row would not make room: only queries ending will.
+            return Err(Error::Backpressure {
+                used: used + reserved,
+                queries: reserved,
+                needed,
+                budget: full,
+                retry_after: QUERY_WAIT,
+            });
         }
         // Freeze live heads, largest first, until the live ones leave room.
         let mut tables: Vec<(usize, Arc<Table>)> = self
@@ -123,6 +137,7 @@ impl Inner {
         let wait = (frozen.min(used + needed - budget) as f64 / rate).clamp(0.01, 10.0);
         Err(Error::Backpressure {
             used: used + reserved,
+            queries: reserved,
             needed,
             budget: full,
             retry_after: Duration::from_secs_f64(wait),
