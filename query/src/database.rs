@@ -126,6 +126,12 @@ impl Database {
         &self.engine
     }
 
+    /// The runtime queries run on, for a program that serves them (a server's tasks
+    /// spawned here share its threads with the queries).
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        self.runtime.handle()
+    }
+
     /// The DataFusion session, to register more functions or tables.
     pub fn session(&self) -> &SessionContext {
         &self.ctx
@@ -163,6 +169,29 @@ impl Database {
             let df = self.ctx.sql(sql).await?;
             Ok::<_, Error>(df.collect().await?)
         };
+        self.with_timeout(run).await
+    }
+
+    /// Runs a SQL query that may only read: statements that would create, change or drop
+    /// tables, insert rows, or set the session's options (shared by every caller of a
+    /// server) are refused with an error naming what is not allowed. For a server's
+    /// clients.
+    pub async fn sql_read_only(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let options = datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let run = async {
+            let df = self.ctx.sql_with_options(sql, options).await?;
+            Ok::<_, Error>(df.collect().await?)
+        };
+        self.with_timeout(run).await
+    }
+
+    async fn with_timeout(
+        &self,
+        run: impl Future<Output = Result<Vec<RecordBatch>>>,
+    ) -> Result<Vec<RecordBatch>> {
         match self.options.timeout {
             None => run.await,
             Some(limit) => match tokio::time::timeout(limit, run).await {

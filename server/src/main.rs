@@ -4,11 +4,13 @@
 //!   prints the answers of dashboard and problem-solving queries.
 //! - `sextant sql`: runs SQL on a database, from `-c`, `-f` or an interactive prompt.
 //! - `sextant import`: writes line protocol and JSON-lines files into a database.
+//! - `sextant serve`: serves a database over HTTP (writes, SQL) and StatsD over UDP.
 
 mod demo;
 mod error;
 mod import;
 mod output;
+mod serve;
 mod sql;
 
 use std::path::PathBuf;
@@ -72,6 +74,60 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Serve a database: Influx line protocol, Prometheus remote write, JSON-lines logs
+    /// and SQL over HTTP, StatsD over UDP, until SIGINT or SIGTERM. Listeners bind to
+    /// loopback unless given another address.
+    Serve {
+        /// The database directory (created if missing).
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data: PathBuf,
+        /// Where HTTP listens, or `off`.
+        #[arg(long, default_value = "127.0.0.1:8086")]
+        http: Listen,
+        /// Where StatsD listens (UDP), or `off`.
+        #[arg(long, default_value = "127.0.0.1:8125")]
+        statsd: Listen,
+        /// How often StatsD's aggregates are written (e.g. 10s, 500ms).
+        #[arg(long, default_value = "10s", value_parser = duration)]
+        statsd_flush: std::time::Duration,
+        /// A token HTTP clients must send (`Authorization: Bearer <token>`); also read
+        /// from the environment variable SEXTANT_TOKEN.
+        #[arg(long, env = "SEXTANT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The largest HTTP request body, in bytes (compressed or not).
+        #[arg(long, default_value_t = 25_000_000)]
+        max_body: usize,
+        /// A SQL query running longer is cancelled (e.g. 60s).
+        #[arg(long, default_value = "60s", value_parser = duration)]
+        query_timeout: std::time::Duration,
+        /// When a write is acknowledged: `always` (fsynced first: nothing acknowledged
+        /// is lost, even on power loss), an interval such as `1s` (a power loss may take
+        /// the last interval; a crash of the process loses nothing), or `never`.
+        #[arg(long, default_value = "always", value_parser = serve::parse_durability)]
+        durability: sextant_engine::Durability,
+    },
+}
+
+/// A listener's address, or `off`.
+#[derive(Debug, Clone, Copy)]
+struct Listen(Option<std::net::SocketAddr>);
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Listen, String> {
+        if s == "off" {
+            return Ok(Listen(None));
+        }
+        s.parse()
+            .map(|a| Listen(Some(a)))
+            .map_err(|_| format!("{s:?} is not an address such as 127.0.0.1:8086, or `off`"))
+    }
+}
+
+fn duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    serve::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration such as 10s, 500ms or 1m"))
 }
 
 fn main() -> ExitCode {
@@ -89,6 +145,25 @@ fn main() -> ExitCode {
             precision,
             files,
         } => import::run(&data, &precision, &files),
+        Command::Serve {
+            data,
+            http,
+            statsd,
+            statsd_flush,
+            token,
+            max_body,
+            query_timeout,
+            durability,
+        } => serve::run(serve::Options {
+            data,
+            http: http.0,
+            statsd: statsd.0,
+            statsd_flush,
+            token,
+            max_body,
+            query_timeout,
+            durability,
+        }),
     };
     match result {
         Ok(code) => code,

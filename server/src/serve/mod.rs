@@ -1,0 +1,170 @@
+//! `sextant serve`: the database behind network listeners, until SIGINT or SIGTERM.
+//!
+//! - HTTP ([`http`]): Influx line protocol at `/api/v2/write` and `/write`, Prometheus
+//!   remote write at `/api/v1/write`, JSON-lines logs at `/api/v1/logs`, SQL at
+//!   `/api/v1/sql`, `/health`, and the server's own counters at `/metrics`.
+//! - StatsD over UDP ([`statsd`]), aggregated per flush interval.
+//!
+//! A write is acknowledged (2xx) only once it is in the write-ahead log under the
+//! durability chosen (`--durability`, default `always`: on disk, `fsync`ed, before the
+//! answer). On SIGINT or SIGTERM the listeners stop accepting, requests in flight finish,
+//! StatsD's current interval is written, and the database is flushed and closed.
+
+mod http;
+mod stats;
+mod statsd;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sextant_engine::{Config, Durability};
+use sextant_query::{Database, QueryOptions};
+
+use crate::{Error, Result};
+
+pub use stats::Stats;
+
+/// What `sextant serve` was asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The database directory.
+    pub data: PathBuf,
+    /// Where HTTP listens; `None`: no HTTP.
+    pub http: Option<SocketAddr>,
+    /// Where StatsD listens (UDP); `None`: no StatsD.
+    pub statsd: Option<SocketAddr>,
+    /// StatsD's flush interval.
+    pub statsd_flush: Duration,
+    /// A bearer token every HTTP request but `/health` must carry.
+    pub token: Option<String>,
+    /// The largest HTTP request body, compressed or not, in bytes.
+    pub max_body: usize,
+    /// A query running longer is cancelled.
+    pub query_timeout: Duration,
+    /// When a write is acknowledged.
+    pub durability: Durability,
+}
+
+/// Parses `--durability`: `always`, `never`, or an interval such as `1s` or `200ms`.
+pub fn parse_durability(text: &str) -> std::result::Result<Durability, String> {
+    match text {
+        "always" => Ok(Durability::Always),
+        "never" => Ok(Durability::Never),
+        other => parse_duration(other)
+            .filter(|d| !d.is_zero())
+            .map(Durability::Interval)
+            .ok_or_else(|| {
+                format!("{other:?} is not `always`, `never` or an interval such as 1s or 200ms")
+            }),
+    }
+}
+
+/// Parses a duration such as `10s`, `200ms`, `1m`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+/// Serves the database in `options.data` until SIGINT or SIGTERM, then closes it.
+pub fn run(options: Options) -> Result<ExitCode> {
+    if options.http.is_none() && options.statsd.is_none() {
+        return Err(Error::Usage(
+            "every listener is off: give --http or --statsd an address".into(),
+        ));
+    }
+    let config = Config::new(&options.data).durability(options.durability);
+    let query = QueryOptions {
+        timeout: Some(options.query_timeout),
+        ..QueryOptions::default()
+    };
+    let db = Arc::new(Database::open_with(config, query)?);
+    let stats = Arc::new(Stats::default());
+    println!(
+        "sextant: serving the database in {}",
+        options.data.display()
+    );
+    let statsd = match options.statsd {
+        Some(addr) => Some(statsd::Listener::start(
+            addr,
+            Arc::clone(&db),
+            Arc::clone(&stats),
+            options.statsd_flush,
+        )?),
+        None => None,
+    };
+    let runtime = db.runtime().clone();
+    let served = runtime.block_on(async {
+        match options.http {
+            Some(addr) => {
+                let app = http::App::new(Arc::clone(&db), Arc::clone(&stats), &options);
+                http::serve(addr, app, shutdown_signal()).await
+            }
+            None => {
+                shutdown_signal().await;
+                Ok(())
+            }
+        }
+    });
+    println!("sextant: shutting down");
+    // StatsD's current interval is written before the database closes, whatever HTTP did.
+    let stopped = statsd.map(statsd::Listener::stop).transpose();
+    served?;
+    stopped?;
+    match Arc::try_unwrap(db) {
+        Ok(db) => db.close()?,
+        // A request's task still holds the database: make what it wrote durable.
+        Err(db) => db.flush()?,
+    }
+    println!("sextant: closed");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("sextant: cannot listen for SIGTERM ({e}); stop with Ctrl-C");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_durabilities_parse() {
+        assert_eq!(parse_duration("200ms"), Some(Duration::from_millis(200)));
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("1h"), None);
+        assert_eq!(parse_durability("always"), Ok(Durability::Always));
+        assert_eq!(
+            parse_durability("1s"),
+            Ok(Durability::Interval(Duration::from_secs(1)))
+        );
+        assert!(parse_durability("0s").is_err());
+        assert!(parse_durability("sometimes").is_err());
+    }
+}

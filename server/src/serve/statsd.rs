@@ -1,0 +1,136 @@
+//! StatsD over UDP: packets into an aggregator on a thread of its own, written to the
+//! database at every flush interval and at shutdown.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sextant_engine::Error as EngineError;
+use sextant_ingest::statsd::{Aggregator, Options};
+use sextant_query::Database;
+
+use super::stats::{Source, Stats};
+use crate::{Error, Result};
+
+/// The largest UDP payload.
+const MAX_PACKET: usize = 65_535;
+/// How long a receive waits before the thread looks at the clock and the stop flag.
+const POLL: Duration = Duration::from_millis(50);
+/// How many times a flush refused for back-pressure is retried before its rows are lost.
+const FLUSH_RETRIES: u32 = 20;
+
+/// The StatsD listener's thread.
+#[derive(Debug)]
+pub struct Listener {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Listener {
+    /// Binds `addr` and starts receiving; prints the address bound.
+    pub fn start(
+        addr: SocketAddr,
+        db: Arc<Database>,
+        stats: Arc<Stats>,
+        flush_interval: Duration,
+    ) -> Result<Listener> {
+        let bind = |e| Error::Usage(format!("cannot listen for StatsD on UDP {addr}: {e}"));
+        let socket = UdpSocket::bind(addr).map_err(bind)?;
+        socket.set_read_timeout(Some(POLL)).map_err(bind)?;
+        let local = socket.local_addr().map_err(bind)?;
+        println!("sextant: StatsD listening on udp://{local}");
+        let stop = Arc::new(AtomicBool::new(false));
+        let options = Options {
+            flush_interval,
+            ..Options::default()
+        };
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("sextant-statsd".into())
+            .spawn(move || receive(&socket, Aggregator::new(options, now()), &db, &stats, &flag))
+            .map_err(|e| Error::Usage(format!("cannot start the StatsD thread: {e}")))?;
+        Ok(Listener { stop, thread })
+    }
+
+    /// Stops receiving and writes the current interval.
+    pub fn stop(self) -> Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .join()
+            .map_err(|_| Error::Usage("the StatsD thread panicked".into()))
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+fn receive(
+    socket: &UdpSocket,
+    mut aggregator: Aggregator,
+    db: &Database,
+    stats: &Stats,
+    stop: &AtomicBool,
+) {
+    let mut buf = vec![0u8; MAX_PACKET];
+    loop {
+        match socket.recv(&mut buf) {
+            Ok(n) => {
+                stats.request(Source::Statsd);
+                let received = aggregator.ingest(&buf[..n]);
+                stats.statsd_metrics(received.metrics);
+                stats.rejected(Source::Statsd, received.rejected_lines);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => eprintln!("sextant: receiving StatsD: {e}"),
+        }
+        let stopping = stop.load(Ordering::Relaxed);
+        let now = now();
+        if stopping || aggregator.flush_due(now) {
+            flush(&mut aggregator, db, stats, now);
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Writes the interval's rows, retrying while the database pushes back.
+fn flush(aggregator: &mut Aggregator, db: &Database, stats: &Stats, now: i64) {
+    let outcome = aggregator.flush(now, &db.engine().snapshot());
+    stats.rejected(Source::Statsd, outcome.rejected_lines);
+    for r in &outcome.rejected {
+        eprintln!("sextant: StatsD flush: {}", r.error);
+    }
+    if outcome.batches.is_empty() {
+        return;
+    }
+    let rows = outcome.rows;
+    let mut attempt = 0;
+    loop {
+        match db.engine().write_batches(outcome.batches.clone()) {
+            Ok(()) => {
+                stats.written(Source::Statsd, rows);
+                return;
+            }
+            Err(EngineError::Backpressure { retry_after, .. }) if attempt < FLUSH_RETRIES => {
+                attempt += 1;
+                std::thread::sleep(retry_after);
+            }
+            Err(e) => {
+                eprintln!("sextant: StatsD flush of {rows} rows failed: {e}");
+                stats.statsd_lost(rows);
+                stats.failed(Source::Statsd);
+                return;
+            }
+        }
+    }
+}
