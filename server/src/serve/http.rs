@@ -61,7 +61,7 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| Error::Usage(format!("cannot listen for HTTP on {addr}: {e}")))?;
-    println!("sextant: HTTP listening on http://{local}");
+    super::say!("sextant: HTTP listening on http://{local}");
     let max_body = app.max_body;
     let router = Router::new()
         .route("/health", get(health))

@@ -10,6 +10,12 @@
 //! answer). On SIGINT or SIGTERM the listeners stop accepting, requests in flight finish,
 //! StatsD's current interval is written, and the database is flushed and closed.
 
+/// [`print_line`] with `format!` arguments.
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::serve::print_line(format_args!($($arg)*)) };
+}
+pub(crate) use say;
+
 mod http;
 mod stats;
 mod statsd;
@@ -89,7 +95,7 @@ pub fn run(options: Options) -> Result<ExitCode> {
     };
     let db = Arc::new(Database::open_with(config, query)?);
     let stats = Arc::new(Stats::default());
-    println!(
+    say!(
         "sextant: serving the database in {}",
         options.data.display()
     );
@@ -115,7 +121,7 @@ pub fn run(options: Options) -> Result<ExitCode> {
             }
         }
     });
-    println!("sextant: shutting down");
+    say!("sextant: shutting down");
     // StatsD's current interval is written before the database closes, whatever HTTP did.
     let stopped = statsd.map(statsd::Listener::stop).transpose();
     served?;
@@ -125,8 +131,17 @@ pub fn run(options: Options) -> Result<ExitCode> {
         // A request's task still holds the database: make what it wrote durable.
         Err(db) => db.flush()?,
     }
-    println!("sextant: closed");
+    say!("sextant: closed");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a line of the server's progress on standard output; a closed output (the
+/// terminal or pipe went away) does not stop the server.
+fn print_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(line).and_then(|()| out.write_all(b"\n"));
+    let _ = out.flush();
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -40,7 +40,7 @@ impl Listener {
         let socket = UdpSocket::bind(addr).map_err(bind)?;
         socket.set_read_timeout(Some(POLL)).map_err(bind)?;
         let local = socket.local_addr().map_err(bind)?;
-        println!("sextant: StatsD listening on udp://{local}");
+        super::say!("sextant: StatsD listening on udp://{local}");
         let stop = Arc::new(AtomicBool::new(false));
         let options = Options {
             flush_interval,

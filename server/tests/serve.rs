@@ -1,0 +1,445 @@
+//! `sextant serve` with real sockets: every protocol in, SQL out, tokens, a clean
+//! shutdown on SIGTERM, and kills that lose no acknowledged write.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sextant_ingest::remote_write::{self, Label, Sample, TimeSeries, WriteRequest};
+
+/// A running server and the addresses it printed.
+struct Server {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    http: SocketAddr,
+    statsd: SocketAddr,
+}
+
+impl Server {
+    fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
+            .args(["serve", "--data", data.to_str().unwrap()])
+            .args(["--http", "127.0.0.1:0", "--statsd", "127.0.0.1:0"])
+            .args(["--statsd-flush", "100ms"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the sextant binary runs");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let (mut http, mut statsd) = (None, None);
+        while http.is_none() || statsd.is_none() {
+            let mut line = String::new();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "the server stopped before listening"
+            );
+            if let Some(a) = line
+                .trim()
+                .strip_prefix("sextant: HTTP listening on http://")
+            {
+                http = Some(a.parse().unwrap());
+            }
+            if let Some(a) = line
+                .trim()
+                .strip_prefix("sextant: StatsD listening on udp://")
+            {
+                statsd = Some(a.parse().unwrap());
+            }
+        }
+        Server {
+            child,
+            stdout,
+            http: http.unwrap(),
+            statsd: statsd.unwrap(),
+        }
+    }
+
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        request(self.http, method, path, headers, body).expect("the server answers")
+    }
+
+    /// Polls `sql` until it answers `expected` (as CSV), for rows StatsD writes later.
+    fn wait_for(&self, sql: &str, expected: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // Until the first flush the table does not exist.
+            let reply = self.request(
+                "POST",
+                "/api/v1/sql",
+                &[("Accept", "text/csv")],
+                sql.as_bytes(),
+            );
+            if reply.status == 200 && reply.body == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{sql}: {} {:?}, not {expected:?}",
+                reply.status,
+                reply.body
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn sql_csv(&self, sql: &str) -> String {
+        let reply = self.request(
+            "POST",
+            "/api/v1/sql",
+            &[("Accept", "text/csv")],
+            sql.as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{sql}: {}", reply.body);
+        reply.body
+    }
+
+    /// SIGTERM, and the exit status and the rest of standard output.
+    fn terminate(&mut self) -> (bool, String) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        (self.child.wait().unwrap().success(), rest)
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    /// A failing test leaves no server behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+struct Reply {
+    status: u16,
+    body: String,
+}
+
+/// One HTTP/1.1 request on a connection of its own.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Reply> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no end of headers in {text:?}")))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status in {head:?}")))?;
+    Ok(Reply {
+        status,
+        body: body.to_string(),
+    })
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn every_protocol_in_sql_out_and_a_clean_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("db");
+    let mut server = Server::start(&data, &[]);
+
+    // Line protocol: the bad line is named, the good ones kept.
+    let lines = b"cpu,host=a usage=1 1700000000\ncpu,host=b usage=x 1700000000\ncpu,host=c usage=3 1700000001\n";
+    let reply = server.request("POST", "/api/v2/write?precision=s", &[], lines);
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.contains("\"line\":2"), "{}", reply.body);
+    assert!(reply.body.contains("\"rows_written\":2"), "{}", reply.body);
+    // gzip, on InfluxDB 1's path.
+    let gz = gzip(b"cpu,host=d usage=4 1700000002\n");
+    let reply = server.request(
+        "POST",
+        "/write?precision=s",
+        &[("Content-Encoding", "gzip")],
+        &gz,
+    );
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    let reply = server.request("POST", "/write?precision=h", &[], b"cpu usage=1");
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let reply = server.request(
+        "POST",
+        "/write",
+        &[("Content-Encoding", "gzip")],
+        b"not gzip",
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+
+    // Prometheus remote write.
+    let request = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![
+                Label {
+                    name: "__name__".into(),
+                    value: "http_requests_total".into(),
+                },
+                Label {
+                    name: "job".into(),
+                    value: "api".into(),
+                },
+            ],
+            samples: vec![Sample {
+                value: 42.0,
+                timestamp: 1_700_000_000_000,
+            }],
+        }],
+    };
+    let body = remote_write::encode(&request).unwrap();
+    let reply = server.request(
+        "POST",
+        "/api/v1/write",
+        &[("Content-Encoding", "snappy")],
+        &body,
+    );
+    assert_eq!(reply.status, 204, "{}", reply.body);
+
+    // JSON-lines logs.
+    let logs = br#"{"time":"2023-11-14T22:13:20Z","level":"error","msg":"payment failed","service":"checkout"}"#;
+    let reply = server.request("POST", "/api/v1/logs", &[], logs);
+    assert_eq!(reply.status, 204, "{}", reply.body);
+
+    // StatsD over a real UDP socket, several metrics in one packet.
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(
+        b"signups:1|c|#plan:pro\nsignups:2|c|#plan:pro\nbad line",
+        server.statsd,
+    )
+    .unwrap();
+
+    // SQL: CSV, JSON, Arrow; writes refused; errors as 400.
+    assert_eq!(
+        server.sql_csv("SELECT host, usage FROM cpu ORDER BY host"),
+        "host,usage\na,1.0\nc,3.0\nd,4.0\n"
+    );
+    assert_eq!(
+        server.sql_csv("SELECT job, value FROM http_requests_total"),
+        "job,value\napi,42.0\n"
+    );
+    assert_eq!(
+        server.sql_csv("SELECT service, level, message FROM logs"),
+        "service,level,message\ncheckout,error,payment failed\n"
+    );
+    server.wait_for("SELECT plan, value FROM signups", "plan,value\npro,3\n");
+    let reply = server.request(
+        "GET",
+        "/api/v1/sql?q=SELECT%20count(*)%20AS%20n%20FROM%20cpu",
+        &[],
+        b"",
+    );
+    assert_eq!((reply.status, reply.body.as_str()), (200, r#"[{"n":3}]"#));
+    let reply = server.request(
+        "POST",
+        "/api/v1/sql",
+        &[("Accept", "application/vnd.apache.arrow.stream")],
+        b"SELECT * FROM cpu",
+    );
+    assert_eq!(reply.status, 200);
+    for sql in [
+        "CREATE TABLE t AS SELECT 1",
+        "SET datafusion.execution.batch_size = 1",
+        "SELEC 1",
+        "SELECT * FROM nowhere",
+    ] {
+        let reply = server.request("POST", "/api/v1/sql", &[], sql.as_bytes());
+        assert_eq!(reply.status, 400, "{sql}: {}", reply.body);
+        assert!(reply.body.contains("\"message\""), "{}", reply.body);
+    }
+
+    // The server's own counters.
+    let reply = server.request("GET", "/metrics", &[], b"");
+    assert_eq!(reply.status, 200);
+    for line in [
+        "sextant_ingest_rows_total{protocol=\"line_protocol\"} 3",
+        "sextant_ingest_rejected_lines_total{protocol=\"line_protocol\"} 1",
+        "sextant_ingest_rows_total{protocol=\"remote_write\"} 1",
+        "sextant_ingest_rows_total{protocol=\"json_lines\"} 1",
+        "sextant_ingest_rejected_lines_total{protocol=\"statsd\"} 1",
+        "sextant_statsd_metrics_total 2",
+    ] {
+        assert!(reply.body.contains(line), "{line} missing:\n{}", reply.body);
+    }
+    assert_eq!(server.request("GET", "/health", &[], b"").status, 200);
+
+    let (clean, rest) = server.terminate();
+    assert!(clean, "{rest}");
+    assert!(rest.contains("closed"), "{rest}");
+    // Everything acknowledged is there on the next start.
+    let mut server = Server::start(&data, &[]);
+    assert_eq!(
+        server.sql_csv("SELECT (SELECT count(*) FROM cpu) AS cpu, (SELECT count(*) FROM signups) AS signups, (SELECT count(*) FROM logs) AS logs"),
+        "cpu,signups,logs\n3,1,1\n"
+    );
+    server.kill();
+}
+
+#[test]
+fn a_token_guards_everything_but_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&dir.path().join("db"), &["--token", "s3cret"]);
+    let line = b"cpu,host=a usage=1 1700000000000000000\n";
+    for auth in [None, Some("Bearer wrong"), Some("Bearer s3cre")] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+        let reply = server.request("POST", "/api/v2/write", &headers, line);
+        assert_eq!(reply.status, 401, "{auth:?}: {}", reply.body);
+        let reply = server.request("POST", "/api/v1/sql", &headers, b"SELECT 1");
+        assert_eq!(reply.status, 401, "{auth:?}: {}", reply.body);
+    }
+    let reply = server.request(
+        "POST",
+        "/api/v2/write",
+        &[("Authorization", "Token s3cret")],
+        line,
+    );
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    let reply = server.request(
+        "POST",
+        "/api/v1/sql",
+        &[("Authorization", "Bearer s3cret")],
+        b"SELECT count(*) AS n FROM cpu",
+    );
+    assert_eq!((reply.status, reply.body.as_str()), (200, r#"[{"n":1}]"#));
+    assert_eq!(server.request("GET", "/health", &[], b"").status, 200);
+    let (clean, rest) = server.terminate();
+    assert!(clean, "{rest}");
+}
+
+#[test]
+fn a_body_past_the_limit_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&dir.path().join("db"), &["--max-body", "1000"]);
+    let big = b"cpu,host=a usage=1 1700000000000000000\n".repeat(100);
+    let reply = server.request("POST", "/api/v2/write", &[], &big);
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    // Compressed below the limit, but not once decompressed.
+    let reply = server.request(
+        "POST",
+        "/api/v2/write",
+        &[("Content-Encoding", "gzip")],
+        &gzip(&big),
+    );
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    assert_eq!(
+        server.sql_csv(
+            "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'cpu'"
+        ),
+        "n\n0\n"
+    );
+    server.kill();
+}
+
+/// Writers post line protocol while the server is killed (SIGKILL) and restarted: every
+/// write answered 204 is there after each restart.
+#[test]
+fn killed_servers_keep_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("db");
+    let mut acknowledged: Vec<Vec<u64>> = vec![Vec::new(); 3];
+    let mut next = [0u64; 3];
+    for round in 0..4 {
+        let mut server = Server::start(&data, &[]);
+        // Everything acknowledged in earlier rounds survived the kills.
+        for (writer, acks) in acknowledged.iter().enumerate() {
+            let sql = format!("SELECT n FROM acks WHERE writer = 'w{writer}' ORDER BY n");
+            let got = if round == 0 {
+                Vec::new()
+            } else {
+                server
+                    .sql_csv(&sql)
+                    .lines()
+                    .skip(1)
+                    .map(|l| l.parse::<u64>().unwrap())
+                    .collect::<Vec<_>>()
+            };
+            let missing: Vec<_> = acks
+                .iter()
+                .filter(|n| got.binary_search(n).is_err())
+                .collect();
+            assert!(
+                missing.is_empty(),
+                "round {round}, writer {writer}: lost {missing:?}"
+            );
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..3)
+            .map(|writer| {
+                let (addr, stop, start) = (server.http, Arc::clone(&stop), next[writer]);
+                std::thread::spawn(move || {
+                    let mut acked = Vec::new();
+                    let mut n = start;
+                    while !stop.load(Ordering::Relaxed) {
+                        let body: String = (n..n + 20)
+                            .map(|i| {
+                                format!(
+                                    "acks,writer=w{writer} n={i}u {}\n",
+                                    1_700_000_000_000_000_000 + i * 1000 + writer as u64
+                                )
+                            })
+                            .collect();
+                        match request(addr, "POST", "/api/v2/write", &[], body.as_bytes()) {
+                            Ok(r) if r.status == 204 => acked.extend(n..n + 20),
+                            Ok(r) => panic!("writer {writer}: {} {}", r.status, r.body),
+                            Err(_) => break, // killed mid-request: not acknowledged
+                        }
+                        n += 20;
+                    }
+                    (acked, n)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        server.kill();
+        stop.store(true, Ordering::Relaxed);
+        for (writer, w) in writers.into_iter().enumerate() {
+            let (acked, n) = w.join().unwrap();
+            assert!(
+                !acked.is_empty() || round > 0,
+                "writer {writer} wrote nothing"
+            );
+            acknowledged[writer].extend(acked);
+            next[writer] = n + 20;
+        }
+    }
+}
