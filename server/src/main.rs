@@ -75,7 +75,8 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Serve a database: Influx line protocol, Prometheus remote write, JSON-lines logs
-    /// and SQL over HTTP, StatsD over UDP, until SIGINT or SIGTERM. Listeners bind to
+    /// and SQL over HTTP, SQL over the PostgreSQL wire protocol (read-only), StatsD over
+    /// UDP, until SIGINT or SIGTERM. Listeners bind to
     /// loopback unless given another address.
     Serve {
         /// The database directory (created if missing).
@@ -84,6 +85,9 @@ enum Command {
         /// Where HTTP listens, or `off`.
         #[arg(long, default_value = "127.0.0.1:8086")]
         http: Listen,
+        /// Where PostgreSQL clients (psql, Grafana, drivers) connect, or `off`.
+        #[arg(long, default_value = "127.0.0.1:5432")]
+        postgres: Listen,
         /// Where StatsD listens (UDP), or `off`.
         #[arg(long, default_value = "127.0.0.1:8125")]
         statsd: Listen,
@@ -148,6 +152,7 @@ fn main() -> ExitCode {
         Command::Serve {
             data,
             http,
+            postgres,
             statsd,
             statsd_flush,
             token,
@@ -157,6 +162,7 @@ fn main() -> ExitCode {
         } => serve::run(serve::Options {
             data,
             http: http.0,
+            postgres: postgres.0,
             statsd: statsd.0,
             statsd_flush,
             token,

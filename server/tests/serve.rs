@@ -17,6 +17,7 @@ struct Server {
     stdout: BufReader<ChildStdout>,
     http: SocketAddr,
     statsd: SocketAddr,
+    postgres: SocketAddr,
 }
 
 impl Server {
@@ -24,6 +25,7 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
             .args(["serve", "--data", data.to_str().unwrap()])
             .args(["--http", "127.0.0.1:0", "--statsd", "127.0.0.1:0"])
+            .args(["--postgres", "127.0.0.1:0"])
             .args(["--statsd-flush", "100ms"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -31,8 +33,8 @@ impl Server {
             .spawn()
             .expect("the sextant binary runs");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let (mut http, mut statsd) = (None, None);
-        while http.is_none() || statsd.is_none() {
+        let (mut http, mut statsd, mut postgres) = (None, None, None);
+        while http.is_none() || statsd.is_none() || postgres.is_none() {
             let mut line = String::new();
             assert!(
                 stdout.read_line(&mut line).unwrap() > 0,
@@ -50,12 +52,19 @@ impl Server {
             {
                 statsd = Some(a.parse().unwrap());
             }
+            if let Some(a) = line
+                .trim()
+                .strip_prefix("sextant: PostgreSQL listening on postgres://")
+            {
+                postgres = Some(a.parse().unwrap());
+            }
         }
         Server {
             child,
             stdout,
             http: http.unwrap(),
             statsd: statsd.unwrap(),
+            postgres: postgres.unwrap(),
         }
     }
 
@@ -441,5 +450,68 @@ fn killed_servers_keep_every_acknowledged_write() {
             acknowledged[writer].extend(acked);
             next[writer] = n + 20;
         }
+    }
+}
+
+/// `psql` with unaligned, tuples-only output; `None` where psql is not installed.
+fn psql(server: &Server, args: &[&str]) -> Option<std::process::Output> {
+    let port = server.postgres.port().to_string();
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "sextant",
+            "-d",
+            "sextant",
+        ])
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+        .args(args)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output();
+    match out {
+        Ok(out) => Some(out),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => panic!("running psql: {e}"),
+    }
+}
+
+#[test]
+fn psql_runs_queries_and_is_refused_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("db"), &[]);
+    let lines = b"cpu,host=a usage=1.5 1700000000\ncpu,host=b usage=2.5 1700000001\n";
+    let reply = server.request("POST", "/api/v2/write?precision=s", &[], lines);
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    let Some(out) = psql(
+        &server,
+        &["-c", "SELECT host, usage FROM cpu ORDER BY host"],
+    ) else {
+        eprintln!("psql is not installed: the PostgreSQL protocol test is skipped");
+        return;
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "a|1.5\nb|2.5\n");
+    // The catalog psql's \d reads.
+    let out = psql(&server, &["-c", "\\d cpu"]).unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("usage"), "{}", text(&out.stdout));
+    // Nothing changes through it.
+    for sql in [
+        "CREATE TABLE t AS SELECT 1",
+        "INSERT INTO cpu (host, usage) VALUES ('c', 1)",
+        "SET datafusion.execution.batch_size = 1",
+        "DROP TABLE cpu",
+    ] {
+        let out = psql(&server, &["-c", sql]).unwrap();
+        assert!(!out.status.success(), "{sql} was accepted");
+        assert!(
+            text(&out.stderr).contains("read-only"),
+            "{sql}: {}",
+            text(&out.stderr)
+        );
     }
 }

@@ -4,6 +4,8 @@
 //!   remote write at `/api/v1/write`, JSON-lines logs at `/api/v1/logs`, SQL at
 //!   `/api/v1/sql`, `/health`, and the server's own counters at `/metrics`.
 //! - StatsD over UDP ([`statsd`]), aggregated per flush interval.
+//! - The PostgreSQL wire protocol ([`postgres`]), read-only, for psql, Grafana and
+//!   drivers.
 //!
 //! A write is acknowledged (2xx) only once it is in the write-ahead log under the
 //! durability chosen (`--durability`, default `always`: on disk, `fsync`ed, before the
@@ -17,6 +19,7 @@ macro_rules! say {
 pub(crate) use say;
 
 mod http;
+mod postgres;
 mod stats;
 mod statsd;
 
@@ -28,6 +31,7 @@ use std::time::Duration;
 
 use sextant_engine::{Config, Durability};
 use sextant_query::{Database, QueryOptions};
+use tokio::sync::watch;
 
 use crate::{Error, Result};
 
@@ -40,6 +44,8 @@ pub struct Options {
     pub data: PathBuf,
     /// Where HTTP listens; `None`: no HTTP.
     pub http: Option<SocketAddr>,
+    /// Where PostgreSQL clients connect; `None`: no PostgreSQL protocol.
+    pub postgres: Option<SocketAddr>,
     /// Where StatsD listens (UDP); `None`: no StatsD.
     pub statsd: Option<SocketAddr>,
     /// StatsD's flush interval.
@@ -83,9 +89,9 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 
 /// Serves the database in `options.data` until SIGINT or SIGTERM, then closes it.
 pub fn run(options: Options) -> Result<ExitCode> {
-    if options.http.is_none() && options.statsd.is_none() {
+    if options.http.is_none() && options.statsd.is_none() && options.postgres.is_none() {
         return Err(Error::Usage(
-            "every listener is off: give --http or --statsd an address".into(),
+            "every listener is off: give --http, --postgres or --statsd an address".into(),
         ));
     }
     let config = Config::new(&options.data).durability(options.durability);
@@ -110,16 +116,34 @@ pub fn run(options: Options) -> Result<ExitCode> {
     };
     let runtime = db.runtime().clone();
     let served = runtime.block_on(async {
-        match options.http {
-            Some(addr) => {
-                let app = http::App::new(Arc::clone(&db), Arc::clone(&stats), &options);
-                http::serve(addr, app, shutdown_signal()).await
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let http = async {
+            match options.http {
+                Some(addr) => {
+                    let app = http::App::new(Arc::clone(&db), Arc::clone(&stats), &options);
+                    http::serve(addr, app, until(stopped.clone())).await
+                }
+                None => Ok(()),
             }
-            None => {
-                shutdown_signal().await;
-                Ok(())
+        };
+        let postgres = async {
+            match options.postgres {
+                Some(addr) => postgres::serve(addr, &db, stopped.clone()).await,
+                None => Ok(()),
             }
-        }
+        };
+        let others = async {
+            if options.http.is_none() && options.postgres.is_none() {
+                until(stopped.clone()).await;
+            }
+            Ok(())
+        };
+        // A listener that fails (cannot bind, say) stops the others.
+        tokio::try_join!(http, postgres, others).map(|_| ())
     });
     say!("sextant: shutting down");
     // StatsD's current interval is written before the database closes, whatever HTTP did.
@@ -142,6 +166,11 @@ fn print_line(line: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_fmt(line).and_then(|()| out.write_all(b"\n"));
     let _ = out.flush();
+}
+
+/// Resolves once `stopped` turns true (or its sender is gone).
+async fn until(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
