@@ -371,7 +371,11 @@ impl Engine {
         self.shutdown()
     }
 
-    fn shutdown(&self) -> Result<()> {
+    /// [`close`](Engine::close) through a shared handle, for an engine that something
+    /// else still holds (a query's stream, a session's tables): flushes every table,
+    /// syncs and closes the WAL, stops background work. Later writes fail with
+    /// [`Error::ReadOnly`]; reads go on. Closing again does nothing.
+    pub fn shutdown(&self) -> Result<()> {
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }

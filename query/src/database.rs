@@ -221,8 +221,9 @@ impl Database {
         drop(runtime);
         match Arc::try_unwrap(engine) {
             Ok(engine) => Ok(engine.close()?),
-            // A stream still holds the engine; it closes when the last one is dropped.
-            Err(engine) => Ok(engine.flush()?),
+            // Something still holds the engine (a stream, another session's tables):
+            // closed all the same; it can still be read.
+            Err(engine) => Ok(engine.shutdown()?),
         }
     }
 }

@@ -117,8 +117,24 @@ pub fn run(data: &Path) -> Result<ExitCode> {
 /// The file that marks a directory as the demo's own.
 const MARKER: &str = "SEXTANT_DEMO";
 
-/// Makes sure `data` is the demo's to rewrite: a new or empty directory (then marked as
-/// the demo's) or one an earlier run marked. Any other database is refused, since each
+/// Whether the database in `data` holds exactly the demo's tables: a directory an
+/// earlier build's demo made, before the marker.
+fn only_demo_tables(data: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(data.join("tables")) else {
+        return false;
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort_unstable();
+    let mut demo = TABLES.to_vec();
+    demo.sort_unstable();
+    data.join("MANIFEST").is_file() && names == demo
+}
+
+/// Makes sure `data` is the demo's to rewrite: a new or empty directory, or one holding
+/// exactly the demo's tables (then marked as the demo's), or one an earlier run marked. Any other database is refused, since each
 /// run empties the demo's tables.
 fn claim(data: &Path) -> Result<()> {
     let marker = data.join(MARKER);
@@ -130,7 +146,7 @@ fn claim(data: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
         Err(e) => return Err(Error::io("reading directory", data, e)),
     };
-    if !empty {
+    if !empty && !only_demo_tables(data) {
         return Err(Error::Usage(format!(
             "{} is not a directory the demo made, and each run of the demo empties its tables ({}); give a new or empty directory with --data",
             data.display(),

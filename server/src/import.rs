@@ -1,4 +1,9 @@
-//! `sextant import`: line protocol and JSON-lines files into a database.
+//! `sextant import`: line protocol, JSON-lines and CSV files into a database.
+//!
+//! CSV files have a header row naming the columns: `time` (RFC 3339 text, or an integer
+//! in `--precision` units), the tags named by `--tags`, and fields (the rest, typed by
+//! looking at the whole file: numbers, booleans or text). A CSV file is one table, named
+//! by `--table` or the file's stem.
 //!
 //! A file is read in pieces of at most [`PIECE_BYTES`] cut at line ends, each parsed by
 //! `sextant-ingest` and written as one atomic write; a bad line is reported with its
@@ -24,6 +29,18 @@ const SHOWN_REJECTIONS: usize = 20;
 enum Kind {
     LineProtocol,
     JsonLines,
+    Csv,
+}
+
+/// How CSV files are read.
+#[derive(Debug, Clone, Default)]
+pub struct CsvOptions {
+    /// Columns that are tags.
+    pub tags: Vec<String>,
+    /// The table; by default each file's stem.
+    pub table: Option<String>,
+    /// Event rather than metric tables.
+    pub events: bool,
 }
 
 impl Kind {
@@ -31,13 +48,19 @@ impl Kind {
         match path.extension()?.to_str()? {
             "lp" | "txt" | "influx" => Some(Kind::LineProtocol),
             "jsonl" | "json" | "ndjson" => Some(Kind::JsonLines),
+            "csv" => Some(Kind::Csv),
             _ => None,
         }
     }
 }
 
 /// Imports `files` into the database in `data`; exit code 1 if any line was rejected.
-pub fn run(data: &Path, precision: &str, files: &[std::path::PathBuf]) -> Result<ExitCode> {
+pub fn run(
+    data: &Path,
+    precision: &str,
+    csv: &CsvOptions,
+    files: &[std::path::PathBuf],
+) -> Result<ExitCode> {
     let precision = line_protocol::Precision::from_param(precision).ok_or_else(|| {
         Error::Usage(format!(
             "--precision {precision:?} is not one of ns, us, ms, s"
@@ -49,7 +72,7 @@ pub fn run(data: &Path, precision: &str, files: &[std::path::PathBuf]) -> Result
         .map(|f| {
             Kind::of(f).ok_or_else(|| {
                 Error::Usage(format!(
-                    "{}: unknown kind of file; line protocol ends in .lp, .txt or .influx, JSON lines in .jsonl, .json or .ndjson",
+                    "{}: unknown kind of file; line protocol ends in .lp, .txt or .influx, JSON lines in .jsonl, .json or .ndjson, CSV in .csv",
                     f.display()
                 ))
             })
@@ -62,6 +85,12 @@ pub fn run(data: &Path, precision: &str, files: &[std::path::PathBuf]) -> Result
     for (file, kind) in files.iter().zip(kinds) {
         let bytes = std::fs::read(file).map_err(|e| Error::io("reading", file, e))?;
         let mut summary = Summary::default();
+        if let Kind::Csv = kind {
+            summary.rows = import_csv(&db, file, &bytes, precision, csv)?;
+            println!("{}: {summary}", file.display());
+            total.rows += summary.rows;
+            continue;
+        }
         let mut first_line = 0;
         for piece in pieces(&bytes) {
             let now = SystemTime::now()
@@ -83,6 +112,7 @@ pub fn run(data: &Path, precision: &str, files: &[std::path::PathBuf]) -> Result
                         .map_err(|e| refused(&e))?;
                     summary.take(&db, file, first_line, outcome)?;
                 }
+                Kind::Csv => unreachable!("CSV files are read whole above"),
             }
             first_line += piece.iter().filter(|&&b| b == b'\n').count();
         }
@@ -99,6 +129,115 @@ pub fn run(data: &Path, precision: &str, files: &[std::path::PathBuf]) -> Result
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Writes a CSV file as one table; returns the rows written. A file that does not read
+/// as CSV, or whose times do not parse, is refused whole with the reason.
+fn import_csv(
+    db: &Database,
+    file: &Path,
+    bytes: &[u8],
+    precision: line_protocol::Precision,
+    options: &CsvOptions,
+) -> Result<usize> {
+    use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
+    use datafusion::arrow::compute::{cast, kernels::numeric::mul};
+    use datafusion::arrow::csv::reader::{Format, ReaderBuilder};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use std::sync::Arc;
+
+    let refused = |reason: String| Error::Refused {
+        path: file.to_path_buf(),
+        reason,
+    };
+    let table = match &options.table {
+        Some(t) => t.clone(),
+        None => file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or_else(|| refused("the file name makes no table name; give --table".into()))?
+            .to_string(),
+    };
+    let kind = if options.events {
+        sextant_engine::TableKind::Event
+    } else {
+        sextant_engine::TableKind::Metric
+    };
+    // Types from the whole file, so that no later row fails to fit them.
+    let (schema, _) = Format::default()
+        .with_header(true)
+        .infer_schema(std::io::Cursor::new(bytes), None)
+        .map_err(|e| refused(format!("not CSV with a header row: {e}")))?;
+    if schema.index_of("time").is_err() {
+        return Err(refused("the header has no `time` column".into()));
+    }
+    for tag in &options.tags {
+        if schema.index_of(tag).is_err() {
+            return Err(refused(format!(
+                "--tags names {tag:?}, which the header lacks"
+            )));
+        }
+    }
+    let reader = ReaderBuilder::new(Arc::new(schema))
+        .with_header(true)
+        .with_batch_size(64 * 1024)
+        .build(std::io::Cursor::new(bytes))
+        .map_err(|e| refused(e.to_string()))?;
+    let ns_per_unit: i64 = match precision {
+        line_protocol::Precision::Nanoseconds => 1,
+        line_protocol::Precision::Microseconds => 1_000,
+        line_protocol::Precision::Milliseconds => 1_000_000,
+        line_protocol::Precision::Seconds => 1_000_000_000,
+    };
+    let mut rows = 0;
+    for batch in reader {
+        let batch = batch.map_err(|e| refused(e.to_string()))?;
+        let schema = batch.schema();
+        let mut fields = Vec::with_capacity(batch.num_columns());
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+        for (field, column) in schema.fields().iter().zip(batch.columns()) {
+            let name = field.name();
+            if name == "time" {
+                let time: ArrayRef = match column.data_type() {
+                    DataType::Int64 => {
+                        mul(column, &Int64Array::new_scalar(ns_per_unit)).map_err(|e| {
+                            refused(format!("times past the range of nanoseconds: {e}"))
+                        })?
+                    }
+                    DataType::Utf8 | DataType::Timestamp(_, _) => cast(
+                        column,
+                        &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                    )
+                    .map_err(|e| refused(format!("a time that does not parse: {e}")))?,
+                    other => {
+                        return Err(refused(format!(
+                            "the time column holds {other}, not RFC 3339 times or integers"
+                        )));
+                    }
+                };
+                if time.null_count() > 0 {
+                    return Err(refused("a row has no time".into()));
+                }
+                fields.push(Field::new("time", time.data_type().clone(), false));
+                columns.push(time);
+            } else if options.tags.iter().any(|t| t == name) {
+                let tag = cast(column, &DataType::Utf8).map_err(|e| refused(e.to_string()))?;
+                let metadata = [("sextant.role".to_string(), "tag".to_string())].into();
+                fields.push(Field::new(name, DataType::Utf8, true).with_metadata(metadata));
+                columns.push(tag);
+            } else if column.data_type() == &DataType::Null {
+                continue; // a column empty in every row
+            } else {
+                fields.push(field.as_ref().clone().with_nullable(true));
+                columns.push(Arc::clone(column));
+            }
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            .map_err(|e| refused(e.to_string()))?;
+        db.write_arrow(&table, kind, &batch)?;
+        rows += batch.num_rows();
+    }
+    Ok(rows)
 }
 
 #[derive(Debug, Default)]

@@ -4,11 +4,13 @@
 //!   prints the answers of dashboard and problem-solving queries.
 //! - `sextant sql`: runs SQL on a database, from `-c`, `-f` or an interactive prompt.
 //! - `sextant import`: writes line protocol and JSON-lines files into a database.
+//! - `sextant inspect`: tables, columns, segments and what opening found, for operators.
 //! - `sextant serve`: serves a database over HTTP (writes, SQL) and StatsD over UDP.
 
 mod demo;
 mod error;
 mod import;
+mod inspect;
 mod output;
 mod serve;
 mod sql;
@@ -60,19 +62,37 @@ enum Command {
         #[arg(long, value_enum, default_value_t = output::Format::Table)]
         format: output::Format,
     },
-    /// Write line protocol (`.lp`, `.txt`, `.influx`) and JSON-lines (`.jsonl`, `.json`,
-    /// `.ndjson`) files into a database. Bad lines are reported with their number and
-    /// reason and the good ones kept; the exit code is 1 if any line was rejected.
+    /// Write line protocol (`.lp`, `.txt`, `.influx`), JSON-lines (`.jsonl`, `.json`,
+    /// `.ndjson`) and CSV (`.csv`) files into a database. Bad lines are reported with
+    /// their number and reason and the good ones kept; the exit code is 1 if any line was
+    /// rejected. A CSV file has a header row with a `time` column (RFC 3339, or integers
+    /// in --precision units) and is one table.
     Import {
         /// The database directory.
         #[arg(long)]
         data: PathBuf,
-        /// The unit of line protocol timestamps: ns, us, ms or s.
+        /// The unit of integer timestamps (line protocol, CSV): ns, us, ms or s.
         #[arg(long, default_value = "ns")]
         precision: String,
+        /// CSV: the columns that are tags, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+        /// CSV: the table (default: each file's stem).
+        #[arg(long)]
+        table: Option<String>,
+        /// CSV: write event tables rather than metric tables.
+        #[arg(long)]
+        events: bool,
         /// The files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Print what a database holds, for operators: tables, columns, segments (level,
+    /// size, rows, series, time range), rows in memory, and what opening it recovered.
+    Inspect {
+        /// The database directory.
+        #[arg(long)]
+        data: PathBuf,
     },
     /// Serve a database: Influx line protocol, Prometheus remote write, JSON-lines logs
     /// and SQL over HTTP, SQL over the PostgreSQL wire protocol (read-only), StatsD over
@@ -109,6 +129,14 @@ enum Command {
         /// the last interval; a crash of the process loses nothing), or `never`.
         #[arg(long, default_value = "always", value_parser = serve::parse_durability)]
         durability: sextant_engine::Durability,
+        /// Bytes of memory for rows not yet in segments and queries together; past it a
+        /// write is answered 503 with Retry-After. Default: no budget.
+        #[arg(long)]
+        memory_budget: Option<usize>,
+        /// Bytes of memory SQL queries may hold together (sorts, joins, aggregations);
+        /// past it a query fails. Default: no limit.
+        #[arg(long)]
+        query_memory: Option<usize>,
     },
 }
 
@@ -147,8 +175,21 @@ fn main() -> ExitCode {
         Command::Import {
             data,
             precision,
+            tags,
+            table,
+            events,
             files,
-        } => import::run(&data, &precision, &files),
+        } => import::run(
+            &data,
+            &precision,
+            &import::CsvOptions {
+                tags,
+                table,
+                events,
+            },
+            &files,
+        ),
+        Command::Inspect { data } => inspect::run(&data),
         Command::Serve {
             data,
             http,
@@ -159,6 +200,8 @@ fn main() -> ExitCode {
             max_body,
             query_timeout,
             durability,
+            memory_budget,
+            query_memory,
         } => serve::run(serve::Options {
             data,
             http: http.0,
@@ -169,6 +212,8 @@ fn main() -> ExitCode {
             max_body,
             query_timeout,
             durability,
+            memory_budget,
+            query_memory,
         }),
     };
     match result {

@@ -188,9 +188,104 @@ fn bad_input_is_a_sentence_and_a_failing_exit_code() {
         text(&out.stderr)
     );
 
-    let csv = dir.path().join("x.csv");
-    std::fs::write(&csv, "a,b\n").unwrap();
-    let out = sextant(&["import", "--data", path(&data), path(&csv)]);
+    let xml = dir.path().join("x.xml");
+    std::fs::write(&xml, "<a/>\n").unwrap();
+    let out = sextant(&["import", "--data", path(&data), path(&xml)]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("unknown kind of file"));
+}
+
+#[test]
+fn inspect_lists_tables_columns_and_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("db");
+    let lines = dir.path().join("cpu.lp");
+    std::fs::write(
+        &lines,
+        "cpu,host=a usage_user=1 1000000000\ncpu,host=b usage_user=2 2000000000\n",
+    )
+    .unwrap();
+    let out = sextant(&["import", "--data", path(&data), path(&lines)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = sextant(&["inspect", "--data", path(&data)]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("cpu (metric): 2 rows"), "{stdout}");
+    assert!(stdout.contains("usage_user"), "{stdout}");
+    assert!(stdout.contains("level 0"), "{stdout}");
+    assert!(
+        stdout.contains("1970-01-01T00:00:01.000Z to 1970-01-01T00:00:02.000Z"),
+        "{stdout}"
+    );
+    let out = sextant(&["inspect", "--data", path(&dir.path().join("nothing"))]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no MANIFEST"));
+}
+
+#[test]
+fn import_reads_csv_with_tags_and_rfc3339_or_integer_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("db");
+    let csv = dir.path().join("latency.csv");
+    std::fs::write(
+        &csv,
+        "time,service,p99,ok\n2026-01-01T12:00:00Z,api,12.5,true\n2026-01-01T12:00:10Z,web,,false\n",
+    )
+    .unwrap();
+    let out = sextant(&[
+        "import",
+        "--data",
+        path(&data),
+        "--tags",
+        "service",
+        path(&csv),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("2 rows written"),
+        "{}",
+        text(&out.stdout)
+    );
+    let seconds = dir.path().join("cpu.csv");
+    std::fs::write(
+        &seconds,
+        "time,host,usage\n1700000000,a,1\n1700000010,a,2\n",
+    )
+    .unwrap();
+    let out = sextant(&[
+        "import",
+        "--data",
+        path(&data),
+        "--precision",
+        "s",
+        "--tags",
+        "host",
+        path(&seconds),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = sextant(&[
+        "sql",
+        "--data",
+        path(&data),
+        "--format",
+        "csv",
+        "-c",
+        "SELECT service, p99, ok FROM latency ORDER BY time; SELECT host, usage, time FROM cpu ORDER BY time",
+    ]);
+    assert_eq!(
+        text(&out.stdout),
+        "service,p99,ok\napi,12.5,true\nweb,,false\nhost,usage,time\na,1,2023-11-14T22:13:20Z\na,2,2023-11-14T22:13:30Z\n",
+        "{}",
+        text(&out.stderr)
+    );
+    // A CSV file without a time column is refused whole, naming the file.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "host,usage\na,1\n").unwrap();
+    let out = sextant(&["import", "--data", path(&data), path(&bad)]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no `time` column"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -289,6 +289,9 @@ fn every_protocol_in_sql_out_and_a_clean_shutdown() {
     for sql in [
         "CREATE TABLE t AS SELECT 1",
         "SET datafusion.execution.batch_size = 1",
+        "COPY (SELECT * FROM cpu) TO '/tmp/sextant-copy-test.csv'",
+        "EXPLAIN ANALYZE COPY (SELECT * FROM cpu) TO '/tmp/sextant-copy-test.csv'",
+        "CREATE EXTERNAL TABLE passwd STORED AS CSV LOCATION '/etc/passwd'",
         "SELEC 1",
         "SELECT * FROM nowhere",
     ] {
@@ -296,6 +299,15 @@ fn every_protocol_in_sql_out_and_a_clean_shutdown() {
         assert_eq!(reply.status, 400, "{sql}: {}", reply.body);
         assert!(reply.body.contains("\"message\""), "{}", reply.body);
     }
+    assert!(!Path::new("/tmp/sextant-copy-test.csv").exists());
+    // An empty answer is still JSON.
+    let reply = server.request(
+        "POST",
+        "/api/v1/sql",
+        &[],
+        b"SELECT * FROM cpu WHERE host = 'none'",
+    );
+    assert_eq!((reply.status, reply.body.as_str()), (200, "[]"));
 
     // The server's own counters.
     let reply = server.request("GET", "/metrics", &[], b"");
@@ -315,11 +327,23 @@ fn every_protocol_in_sql_out_and_a_clean_shutdown() {
     let (clean, rest) = server.terminate();
     assert!(clean, "{rest}");
     assert!(rest.contains("closed"), "{rest}");
+    // Closed for real: every row is in a segment and the write-ahead log is gone.
+    let wal_files = std::fs::read_dir(data.join("wal"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "wal")
+        })
+        .count();
+    assert_eq!(wal_files, 0);
     // Everything acknowledged is there on the next start.
     let mut server = Server::start(&data, &[]);
     assert_eq!(
-        server.sql_csv("SELECT (SELECT count(*) FROM cpu) AS cpu, (SELECT count(*) FROM signups) AS signups, (SELECT count(*) FROM logs) AS logs"),
-        "cpu,signups,logs\n3,1,1\n"
+        server.sql_csv("SELECT (SELECT count(*) FROM cpu) AS cpu, (SELECT count(*) FROM signups) AS signups, (SELECT count(*) FROM logs) AS logs, (SELECT count(*) FROM http_requests_total) AS remote"),
+        "cpu,signups,logs,remote\n3,1,1,1\n"
     );
     server.kill();
 }
@@ -499,11 +523,36 @@ fn psql_runs_queries_and_is_refused_writes() {
     let out = psql(&server, &["-c", "\\d cpu"]).unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("usage"), "{}", text(&out.stdout));
+    // A driver from PyPI, with the extended protocol's parameters.
+    let has_psycopg = Command::new("python3")
+        .args(["-c", "import psycopg"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_psycopg {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients.py");
+        let out = Command::new("python3")
+            .arg(script)
+            .arg(server.postgres.port().to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    } else {
+        eprintln!("psycopg is not installed: the Python driver test is skipped");
+    }
     // Nothing changes through it.
     for sql in [
         "CREATE TABLE t AS SELECT 1",
         "INSERT INTO cpu (host, usage) VALUES ('c', 1)",
         "SET datafusion.execution.batch_size = 1",
+        "SET \"datafusion.execution.batch_size\" = 1",
+        "SET timezone = 'Europe/Paris'",
+        "EXPLAIN ANALYZE COPY (SELECT * FROM cpu) TO '/tmp/sextant-copy-test.csv'",
+        "SELECT * INTO cpu2 FROM cpu",
         "DROP TABLE cpu",
     ] {
         let out = psql(&server, &["-c", sql]).unwrap();

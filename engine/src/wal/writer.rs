@@ -148,8 +148,10 @@ impl Wal {
         // that a file the manifest names as created exists at every moment; later
         // header-only files go once it is in place.
         let (file, path) = create_file_replacing(dir, next_seq, db_tag, faults.as_deref())?;
+        let mut removed = false;
         for stale in header_only {
             std::fs::remove_file(&stale).map_err(|e| Error::io("removing", &stale, e))?;
+            removed = true;
         }
         // Temporary files of creations a crash or failure interrupted.
         let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
@@ -158,7 +160,11 @@ impl Wal {
             if entry.file_name().to_string_lossy().ends_with(".wal.tmp") {
                 let stale = entry.path();
                 std::fs::remove_file(&stale).map_err(|e| Error::io("removing", &stale, e))?;
+                removed = true;
             }
+        }
+        if removed {
+            sync_dir(dir, faults.as_deref())?;
         }
         let file = Arc::new(file);
         let path: Arc<Path> = path.into();
@@ -474,11 +480,9 @@ fn read_at_most(path: &Path, limit: usize) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Creates the WAL file for `first_seq` (failing if it exists), writes its header and
-/// makes both durable (file and directory `fsync`).
 /// Creates the WAL file named `first_seq` holding only its header, as a temporary file
-/// renamed into place: a file of that name (a header-only leftover) is replaced
-/// atomically, never missing in between.
+/// renamed into place and made durable (file and directory `fsync`): a file of that
+/// name (a header-only leftover) is replaced atomically, never missing in between.
 fn create_file_replacing(
     dir: &Path,
     first_seq: u64,
@@ -513,7 +517,8 @@ fn create_file_replacing(
     Ok((file, path))
 }
 
-/// Creates the WAL file named `first_seq`, which must not exist, holding only its header.
+/// Creates the WAL file for `first_seq` (failing if it exists), writes its header and
+/// makes both durable (file and directory `fsync`).
 fn create_file(
     dir: &Path,
     first_seq: u64,

@@ -184,6 +184,11 @@ impl Refusal {
                 retry_after: Some(retry_after.as_secs().max(1)),
                 ..Refusal::new(StatusCode::SERVICE_UNAVAILABLE, e)
             },
+            EngineError::InvalidInput(ref m)
+                if m.contains("larger than the whole memory budget") =>
+            {
+                Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, e)
+            }
             EngineError::InvalidInput(_)
             | EngineError::SeriesLimit { .. }
             | EngineError::TypeConflict { .. }
@@ -281,17 +286,20 @@ async fn write_line_protocol(
             }
         },
     };
-    let input = match body(&headers, raw, app.max_body) {
-        Ok(b) => b,
-        Err(r) => return r.into_response(),
-    };
+    let max_body = app.max_body;
     let options = line_protocol::Options {
-        max_request_bytes: app.max_body,
+        max_request_bytes: max_body,
         ..line_protocol::Options::default().precision(precision)
     };
     ingest(app, Source::LineProtocol, move |db| {
-        line_protocol::parse(&input, &options, now(), &db.engine().snapshot())
-            .map_err(|e| Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, e))
+        let input = body(&headers, raw, max_body)?;
+        line_protocol::parse(&input, &options, now(), &db.engine().snapshot()).map_err(|e| {
+            let status = match e {
+                line_protocol::Error::RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            Refusal::new(status, e)
+        })
     })
     .await
 }
@@ -305,8 +313,13 @@ async fn write_remote(State(app): State<App>, headers: HeaderMap, raw: Bytes) ->
         ..remote_write::Options::default()
     };
     ingest(app, Source::RemoteWrite, move |db| {
-        remote_write::parse(&raw, &options, &db.engine().snapshot())
-            .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e))
+        remote_write::parse(&raw, &options, &db.engine().snapshot()).map_err(|e| {
+            let status = match e {
+                remote_write::Error::RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            Refusal::new(status, e)
+        })
     })
     .await
 }
@@ -315,17 +328,20 @@ async fn write_logs(State(app): State<App>, headers: HeaderMap, raw: Bytes) -> R
     if let Err(r) = authorize(&app, &headers) {
         return r.into_response();
     }
-    let input = match body(&headers, raw, app.max_body) {
-        Ok(b) => b,
-        Err(r) => return r.into_response(),
-    };
+    let max_body = app.max_body;
     let options = jsonl::Options {
-        max_request_bytes: app.max_body,
+        max_request_bytes: max_body,
         ..jsonl::Options::default()
     };
     ingest(app, Source::JsonLines, move |db| {
-        jsonl::parse(&input, &options, now(), &db.engine().snapshot())
-            .map_err(|e| Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, e))
+        let input = body(&headers, raw, max_body)?;
+        jsonl::parse(&input, &options, now(), &db.engine().snapshot()).map_err(|e| {
+            let status = match e {
+                jsonl::Error::RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            Refusal::new(status, e)
+        })
     })
     .await
 }
@@ -415,21 +431,30 @@ async fn sql_answer(app: App, headers: HeaderMap, sql: String) -> Response {
     app.stats.query(started.elapsed(), result.is_err());
     let batches = match result {
         Ok(b) => b,
-        Err(e) => {
-            let status = match &e {
-                QueryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-                QueryError::Query(datafusion::error::DataFusionError::ResourcesExhausted(_)) => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                QueryError::Query(_) => StatusCode::BAD_REQUEST,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            return error(status, e);
-        }
+        Err(e) => return error(query_status(&e), e),
     };
-    match encode(&batches, answer) {
-        Ok(bytes) => ([(header::CONTENT_TYPE, answer.content_type())], bytes).into_response(),
+    match tokio::task::spawn_blocking(move || encode(&batches, answer)).await {
+        Ok(Ok(bytes)) => ([(header::CONTENT_TYPE, answer.content_type())], bytes).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// The status of a failed query: the client's SQL (400), memory (503), its time (504),
+/// or the server (500).
+fn query_status(e: &QueryError) -> StatusCode {
+    use datafusion::error::DataFusionError as D;
+    match e {
+        QueryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        QueryError::Query(e) => match e.find_root() {
+            D::ResourcesExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
+            D::SQL(..) | D::Plan(_) | D::SchemaError(..) | D::NotImplemented(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            D::Execution(_) => StatusCode::BAD_REQUEST, // a cast of a bad value, say
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -444,7 +469,8 @@ fn encode(batches: &[RecordBatch], answer: Answer) -> Result<Vec<u8>> {
                 w.write(b)?;
             }
             w.finish()?;
-            if batches.is_empty() {
+            // The writer writes nothing for no batches.
+            if out.is_empty() {
                 out.extend_from_slice(b"[]");
             }
         }

@@ -58,6 +58,10 @@ pub struct Options {
     pub query_timeout: Duration,
     /// When a write is acknowledged.
     pub durability: Durability,
+    /// Memory for rows in memory and queries together; past it writes get 503.
+    pub memory_budget: Option<usize>,
+    /// Memory the queries may hold together.
+    pub query_memory: Option<usize>,
 }
 
 /// Parses `--durability`: `always`, `never`, or an interval such as `1s` or `200ms`.
@@ -94,9 +98,13 @@ pub fn run(options: Options) -> Result<ExitCode> {
             "every listener is off: give --http, --postgres or --statsd an address".into(),
         ));
     }
-    let config = Config::new(&options.data).durability(options.durability);
+    let mut config = Config::new(&options.data).durability(options.durability);
+    if let Some(bytes) = options.memory_budget {
+        config = config.memory_budget(bytes);
+    }
     let query = QueryOptions {
         timeout: Some(options.query_timeout),
+        memory_limit: options.query_memory,
         ..QueryOptions::default()
     };
     let db = Arc::new(Database::open_with(config, query)?);
@@ -105,6 +113,10 @@ pub fn run(options: Options) -> Result<ExitCode> {
         "sextant: serving the database in {}",
         options.data.display()
     );
+    // Handlers go in before any listener says it listens: a signal from then on shuts
+    // down cleanly.
+    let runtime = db.runtime().clone();
+    let signals = runtime.block_on(async { Signals::new() })?;
     let statsd = match options.statsd {
         Some(addr) => Some(statsd::Listener::start(
             addr,
@@ -114,11 +126,10 @@ pub fn run(options: Options) -> Result<ExitCode> {
         )?),
         None => None,
     };
-    let runtime = db.runtime().clone();
     let served = runtime.block_on(async {
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(async move {
-            shutdown_signal().await;
+            signals.recv().await;
             let _ = stop.send(true);
         });
         let http = async {
@@ -152,8 +163,8 @@ pub fn run(options: Options) -> Result<ExitCode> {
     stopped?;
     match Arc::try_unwrap(db) {
         Ok(db) => db.close()?,
-        // A request's task still holds the database: make what it wrote durable.
-        Err(db) => db.flush()?,
+        // A request's task still holds the database: closed all the same.
+        Err(db) => db.engine().shutdown()?,
     }
     say!("sextant: closed");
     Ok(ExitCode::SUCCESS)
@@ -173,21 +184,30 @@ async fn until(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("sextant: cannot listen for SIGTERM ({e}); stop with Ctrl-C");
-                let _ = interrupt.await;
-                return;
-            }
+/// SIGINT (Ctrl-C) and SIGTERM, caught from creation on.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let catch = |kind| {
+            signal(kind).map_err(|e| Error::Usage(format!("cannot catch SIGINT and SIGTERM: {e}")))
         };
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate.recv() => {}
+        Ok(Signals {
+            interrupt: catch(SignalKind::interrupt())?,
+            terminate: catch(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves on the first of them.
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }
 

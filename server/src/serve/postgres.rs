@@ -2,10 +2,13 @@
 //! PostgreSQL data source and Postgres drivers run SQL (simple and extended protocol, with
 //! parameters) on the database, read-only.
 //!
-//! Clients share one session of their own, apart from HTTP's, with PostgreSQL's catalog
-//! (`pg_catalog`, so `\d` works). Statements other than queries, `EXPLAIN`, `SHOW`,
-//! cursors, transactions and `SET` of client variables are refused, so that no client
-//! can create tables in the session or change the options others run with.
+//! Clients share one session, a copy of the database's (its options are the clients'
+//! own; its catalog is the database's, with PostgreSQL's `pg_catalog` added, so `\d`
+//! works). Statements other than queries, `EXPLAIN` of them, `SHOW`, cursors,
+//! transactions and `SET` of a client's own variables are refused, so that no client can
+//! create tables, write files or change the options others run with. Connections open at
+//! shutdown are closed. Not yet: the server's query timeout (a client's own
+//! `statement_timeout` bounds planning only) and cancelling a query from the client.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Set, Statement};
+use datafusion::sql::sqlparser::ast::{Set, SetExpr, Statement};
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
@@ -72,7 +75,11 @@ pub async fn serve(
                         let _ = datafusion_postgres::pgwire::tokio::process_socket(socket, None, handlers).await;
                     });
                 }
-                Err(e) => eprintln!("sextant: accepting a PostgreSQL connection: {e}"),
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    eprintln!("sextant: accepting a PostgreSQL connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
             },
             // Finished connections are reaped so the set does not grow.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -113,12 +120,40 @@ impl NoopStartupHandler for NoStartup {}
 /// Refuses every statement that could change something.
 struct ReadOnly;
 
+/// Variables a client may `SET` for itself (datafusion-postgres keeps them per
+/// connection); every other `SET` would change options all clients share.
+const CLIENT_VARIABLES: [&str; 9] = [
+    "application_name",
+    "datestyle",
+    "extra_float_digits",
+    "search_path",
+    "statement_timeout",
+    "client_encoding",
+    "bytea_output",
+    "intervalstyle",
+    "client_min_messages",
+];
+
 impl ReadOnly {
     fn check(statement: &Statement) -> Option<PgWireError> {
-        let allowed = match statement {
-            Statement::Query(_)
-            | Statement::Explain { .. }
-            | Statement::ExplainTable { .. }
+        (!Self::allowed(statement)).then(|| {
+            PgWireError::UserError(Box::new(ErrorInfo::new(
+                "ERROR".to_string(),
+                "25006".to_string(), // read_only_sql_transaction
+                format!(
+                    "this server is read-only: only queries (SELECT, EXPLAIN of a query, SHOW) and SET of a client's own variables run here, not `{}`; write over HTTP or StatsD",
+                    first_words(&statement.to_string())
+                ),
+            )))
+        })
+    }
+
+    fn allowed(statement: &Statement) -> bool {
+        match statement {
+            Statement::Query(query) => !writes_into(&query.body),
+            // What EXPLAIN (ANALYZE) runs must be allowed itself.
+            Statement::Explain { statement, .. } => Self::allowed(statement),
+            Statement::ExplainTable { .. }
             | Statement::ShowTables { .. }
             | Statement::ShowColumns { .. }
             | Statement::ShowVariable { .. }
@@ -131,33 +166,38 @@ impl ReadOnly {
             | Statement::Close { .. }
             | Statement::Discard { .. }
             | Statement::Deallocate { .. } => true,
-            // Client variables (application_name, TimeZone, ...) are the client's own;
-            // DataFusion's options are shared by every client.
-            Statement::Set(set) => !statement_sets_session_options(set),
+            Statement::Set(set) => is_client_set(set),
             _ => false,
-        };
-        (!allowed).then(|| {
-            PgWireError::UserError(Box::new(ErrorInfo::new(
-                "ERROR".to_string(),
-                "25006".to_string(), // read_only_sql_transaction
-                format!(
-                    "this server is read-only: only queries (SELECT, EXPLAIN, SHOW) run here, not `{}`; write over HTTP or StatsD",
-                    first_words(&statement.to_string())
-                ),
-            )))
-        })
+        }
     }
 }
 
-/// Whether `SET` names one of DataFusion's options (`datafusion.*`).
-fn statement_sets_session_options(set: &Set) -> bool {
+/// Whether a query's body is a `SELECT ... INTO` (which creates a table), anywhere in
+/// set operations or parentheses.
+fn writes_into(body: &SetExpr) -> bool {
+    match body {
+        SetExpr::Select(select) => select.into.is_some(),
+        SetExpr::Query(query) => writes_into(&query.body),
+        SetExpr::SetOperation { left, right, .. } => writes_into(left) || writes_into(right),
+        _ => false,
+    }
+}
+
+/// Whether `SET` changes only the client's own variables: `SET TIME ZONE` (kept per
+/// connection) or one of [`CLIENT_VARIABLES`], named without quotes.
+fn is_client_set(set: &Set) -> bool {
     match set {
-        Set::SingleAssignment { variable, .. } => variable
-            .to_string()
-            .to_lowercase()
-            .starts_with("datafusion."),
-        Set::SetTimeZone { .. } | Set::SetNames { .. } | Set::SetNamesDefault { .. } => false,
-        _ => true,
+        Set::SetTimeZone { local: false, .. } => true,
+        Set::SingleAssignment {
+            scope: None,
+            hivevar: false,
+            variable,
+            ..
+        } => {
+            let name = variable.to_string().to_lowercase();
+            CLIENT_VARIABLES.contains(&name.as_str())
+        }
+        _ => false,
     }
 }
 

@@ -4,11 +4,13 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sextant_engine::Error as EngineError;
-use sextant_ingest::statsd::{Aggregator, Options};
+use sextant_ingest::Outcome;
+use sextant_ingest::statsd::{Aggregator, Error as StatsdError, Options};
 use sextant_query::Database;
 
 use super::stats::{Source, Stats};
@@ -18,6 +20,8 @@ use crate::{Error, Result};
 const MAX_PACKET: usize = 65_535;
 /// How long a receive waits before the thread looks at the clock and the stop flag.
 const POLL: Duration = Duration::from_millis(50);
+/// The receive buffer asked of the kernel.
+const RECEIVE_BUFFER: usize = 16 << 20;
 /// How many times a flush refused for back-pressure is retried before its rows are lost.
 const FLUSH_RETRIES: u32 = 20;
 
@@ -37,7 +41,7 @@ impl Listener {
         flush_interval: Duration,
     ) -> Result<Listener> {
         let bind = |e| Error::Usage(format!("cannot listen for StatsD on UDP {addr}: {e}"));
-        let socket = UdpSocket::bind(addr).map_err(bind)?;
+        let socket = bind_udp(addr).map_err(bind)?;
         socket.set_read_timeout(Some(POLL)).map_err(bind)?;
         let local = socket.local_addr().map_err(bind)?;
         super::say!("sextant: StatsD listening on udp://{local}");
@@ -47,9 +51,27 @@ impl Listener {
             ..Options::default()
         };
         let flag = Arc::clone(&stop);
+        // Intervals are written on a thread of their own, so that an fsync or the
+        // database pushing back never stops the receiving.
+        let (intervals, to_write) = std::sync::mpsc::sync_channel::<Outcome<StatsdError>>(4);
+        let writer_stats = Arc::clone(&stats);
+        let reader_db = Arc::clone(&db);
+        let writer = std::thread::Builder::new()
+            .name("sextant-statsd-write".into())
+            .spawn(move || {
+                for outcome in to_write {
+                    write(outcome, &db, &writer_stats);
+                }
+            })
+            .map_err(|e| Error::Usage(format!("cannot start the StatsD thread: {e}")))?;
         let thread = std::thread::Builder::new()
             .name("sextant-statsd".into())
-            .spawn(move || receive(&socket, Aggregator::new(options, now()), &db, &stats, &flag))
+            .spawn(move || {
+                let aggregator = Aggregator::new(options, now());
+                receive(&socket, aggregator, &reader_db, &intervals, &stats, &flag);
+                drop(intervals);
+                let _ = writer.join();
+            })
             .map_err(|e| Error::Usage(format!("cannot start the StatsD thread: {e}")))?;
         Ok(Listener { stop, thread })
     }
@@ -69,10 +91,21 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
+/// The UDP socket, with a receive buffer large enough for a burst of about a second at
+/// 200,000 metrics/s (the kernel may cap it at `net.core.rmem_max`).
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
 fn receive(
     socket: &UdpSocket,
     mut aggregator: Aggregator,
     db: &Database,
+    intervals: &SyncSender<Outcome<StatsdError>>,
     stats: &Stats,
     stop: &AtomicBool,
 ) {
@@ -95,7 +128,9 @@ fn receive(
         let stopping = stop.load(Ordering::Relaxed);
         let now = now();
         if stopping || aggregator.flush_due(now) {
-            flush(&mut aggregator, db, stats, now);
+            let outcome = aggregator.flush(now, &db.engine().snapshot());
+            // Blocks only when the writer is four intervals behind.
+            let _ = intervals.send(outcome);
         }
         if stopping {
             return;
@@ -103,9 +138,8 @@ fn receive(
     }
 }
 
-/// Writes the interval's rows, retrying while the database pushes back.
-fn flush(aggregator: &mut Aggregator, db: &Database, stats: &Stats, now: i64) {
-    let outcome = aggregator.flush(now, &db.engine().snapshot());
+/// Writes an interval's rows, retrying while the database pushes back.
+fn write(outcome: Outcome<StatsdError>, db: &Database, stats: &Stats) {
     stats.rejected(Source::Statsd, outcome.rejected_lines);
     for r in &outcome.rejected {
         eprintln!("sextant: StatsD flush: {}", r.error);

@@ -1,0 +1,42 @@
+"""A Postgres driver from PyPI (psycopg 3) against `sextant serve`.
+
+Run by server/tests/serve.rs where Python and psycopg are installed:
+    python3 server/tests/clients.py PG_PORT
+The server holds cpu rows a (1.5) and b (2.5). Exits non-zero with a message on any
+difference.
+"""
+
+import sys
+
+import psycopg
+
+
+def main(port: int) -> None:
+    with psycopg.connect(host="127.0.0.1", port=port, user="sextant", dbname="sextant",
+                         connect_timeout=10, autocommit=True) as conn:
+        with conn.cursor() as cur:
+            # The extended protocol: a prepared statement with a typed parameter.
+            cur.execute("SELECT host, usage FROM cpu WHERE usage > %s ORDER BY host", (2.0,))
+            rows = cur.fetchall()
+            assert rows == [("b", 2.5)], rows
+            cur.execute("SELECT host FROM cpu WHERE host = %s", ("a",), prepare=True)
+            assert cur.fetchall() == [("a",)]
+            cur.execute("SELECT host FROM cpu WHERE host = %s", ("b",), prepare=True)
+            assert cur.fetchall() == [("b",)]
+            # Timestamps come back as timezone-aware datetimes.
+            cur.execute("SELECT max(time) FROM cpu")
+            (latest,) = cur.fetchone()
+            assert latest.tzinfo is not None and latest.year == 2023, latest
+            # Writes are refused with an error, and the connection goes on.
+            try:
+                cur.execute("INSERT INTO cpu (host, usage) VALUES ('c', 1)")
+                raise AssertionError("an INSERT was accepted")
+            except psycopg.Error as e:
+                assert "read-only" in str(e), e
+            cur.execute("SELECT count(*) FROM cpu")
+            assert cur.fetchone() == (2,)
+    print("psycopg: ok")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
