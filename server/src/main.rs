@@ -137,6 +137,10 @@ enum Command {
         /// past it a query fails. Default: no limit.
         #[arg(long)]
         query_memory: Option<usize>,
+        /// How often the server writes its own counters into the tables sextant_ingest
+        /// and sextant_queries (e.g. 10s), or `off`.
+        #[arg(long, default_value = "10s")]
+        telemetry_interval: Every,
     },
 }
 
@@ -154,6 +158,24 @@ impl std::str::FromStr for Listen {
         s.parse()
             .map(|a| Listen(Some(a)))
             .map_err(|_| format!("{s:?} is not an address such as 127.0.0.1:8086, or `off`"))
+    }
+}
+
+/// An interval, or `off`.
+#[derive(Debug, Clone, Copy)]
+struct Every(Option<std::time::Duration>);
+
+impl std::str::FromStr for Every {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Every, String> {
+        if s == "off" {
+            return Ok(Every(None));
+        }
+        match duration(s)? {
+            d if d.is_zero() => Err("the interval must be more than zero, or `off`".into()),
+            d => Ok(Every(Some(d))),
+        }
     }
 }
 
@@ -202,6 +224,7 @@ fn main() -> ExitCode {
             durability,
             memory_budget,
             query_memory,
+            telemetry_interval,
         } => serve::run(serve::Options {
             data,
             http: http.0,
@@ -214,6 +237,7 @@ fn main() -> ExitCode {
             durability,
             memory_budget,
             query_memory,
+            telemetry_interval: telemetry_interval.0,
         }),
     };
     match result {

@@ -26,7 +26,7 @@ impl Server {
             .args(["serve", "--data", data.to_str().unwrap()])
             .args(["--http", "127.0.0.1:0", "--statsd", "127.0.0.1:0"])
             .args(["--postgres", "127.0.0.1:0"])
-            .args(["--statsd-flush", "100ms"])
+            .args(["--statsd-flush", "100ms", "--telemetry-interval", "100ms"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -323,6 +323,11 @@ fn every_protocol_in_sql_out_and_a_clean_shutdown() {
         assert!(reply.body.contains(line), "{line} missing:\n{}", reply.body);
     }
     assert_eq!(server.request("GET", "/health", &[], b"").status, 200);
+    // The same counters, written into the server's own tables.
+    server.wait_for(
+        "SELECT rows, rejected_lines FROM sextant_ingest WHERE protocol = 'line_protocol' ORDER BY time DESC LIMIT 1",
+        "rows,rejected_lines\n3,1\n",
+    );
 
     let (clean, rest) = server.terminate();
     assert!(clean, "{rest}");

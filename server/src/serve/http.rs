@@ -24,6 +24,7 @@ use serde_json::json;
 use sextant_engine::Error as EngineError;
 use sextant_ingest::{Outcome, jsonl, line_protocol, remote_write};
 use sextant_query::{Database, Error as QueryError};
+use tokio::sync::watch;
 
 use super::Options;
 use super::stats::{Source, Stats};
@@ -49,12 +50,12 @@ impl App {
     }
 }
 
-/// Serves `app` on `addr` until `shutdown` resolves, then lets requests in flight finish.
-pub async fn serve(
-    addr: SocketAddr,
-    app: App,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
+/// How long requests in flight at shutdown get to finish.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `app` on `addr` until `stopped` turns true, then lets requests in flight finish
+/// for up to [`GRACE`] (a client that never finishes does not hold the shutdown).
+pub async fn serve(addr: SocketAddr, app: App, stopped: watch::Receiver<bool>) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::Usage(format!("cannot listen for HTTP on {addr}: {e}")))?;
@@ -73,10 +74,19 @@ pub async fn serve(
         .route("/api/v1/sql", get(sql_get).post(sql_post))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::Usage(format!("the HTTP listener failed: {e}")))
+    let server =
+        axum::serve(listener, router).with_graceful_shutdown(super::until(stopped.clone()));
+    let grace = async {
+        super::until(stopped).await;
+        tokio::time::sleep(GRACE).await;
+    };
+    tokio::select! {
+        served = server => served.map_err(|e| Error::Usage(format!("the HTTP listener failed: {e}"))),
+        () = grace => {
+            eprintln!("sextant: HTTP requests still open {GRACE:?} after shutdown began are dropped");
+            Ok(())
+        }
+    }
 }
 
 /// A JSON error answer: `{"code": ..., "message": ...}`, as InfluxDB answers.

@@ -7,6 +7,10 @@
 //! - The PostgreSQL wire protocol ([`postgres`]), read-only, for psql, Grafana and
 //!   drivers.
 //!
+//! Every `--telemetry-interval` the server writes its own counters (requests, rows,
+//! rejected lines, queries, errors) into the tables `sextant_ingest` and
+//! `sextant_queries`, where they can be queried and charted like any other metric.
+//!
 //! A write is acknowledged (2xx) only once it is in the write-ahead log under the
 //! durability chosen (`--durability`, default `always`: on disk, `fsync`ed, before the
 //! answer). On SIGINT or SIGTERM the listeners stop accepting, requests in flight finish,
@@ -62,6 +66,8 @@ pub struct Options {
     pub memory_budget: Option<usize>,
     /// Memory the queries may hold together.
     pub query_memory: Option<usize>,
+    /// How often the server writes its own counters into its tables; `None`: never.
+    pub telemetry_interval: Option<Duration>,
 }
 
 /// Parses `--durability`: `always`, `never`, or an interval such as `1s` or `200ms`.
@@ -136,7 +142,7 @@ pub fn run(options: Options) -> Result<ExitCode> {
             match options.http {
                 Some(addr) => {
                     let app = http::App::new(Arc::clone(&db), Arc::clone(&stats), &options);
-                    http::serve(addr, app, until(stopped.clone())).await
+                    http::serve(addr, app, stopped.clone()).await
                 }
                 None => Ok(()),
             }
@@ -153,8 +159,14 @@ pub fn run(options: Options) -> Result<ExitCode> {
             }
             Ok(())
         };
+        let telemetry = async {
+            if let Some(every) = options.telemetry_interval {
+                telemetry(&db, &stats, every, stopped.clone()).await;
+            }
+            Ok(())
+        };
         // A listener that fails (cannot bind, say) stops the others.
-        tokio::try_join!(http, postgres, others).map(|_| ())
+        tokio::try_join!(http, postgres, others, telemetry).map(|_| ())
     });
     say!("sextant: shutting down");
     // StatsD's current interval is written before the database closes, whatever HTTP did.
@@ -177,6 +189,41 @@ fn print_line(line: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_fmt(line).and_then(|()| out.write_all(b"\n"));
     let _ = out.flush();
+}
+
+/// Writes the server's counters into its own tables every `every`, and once more when
+/// `stopped` turns true. A failed write is reported and the next one tried.
+async fn telemetry(
+    db: &Arc<Database>,
+    stats: &Arc<Stats>,
+    every: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await; // the first tick is at once
+    loop {
+        let last = tokio::select! {
+            _ = ticks.tick() => false,
+            _ = stopped.wait_for(|stop| *stop) => true,
+        };
+        let (db, stats) = (Arc::clone(db), Arc::clone(stats));
+        let written = tokio::task::spawn_blocking(move || {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i64);
+            db.write_points(&stats.points(now))
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("sextant: writing the server's own telemetry: {e}"),
+            Err(e) => eprintln!("sextant: writing the server's own telemetry: {e}"),
+        }
+        if last {
+            return;
+        }
+    }
 }
 
 /// Resolves once `stopped` turns true (or its sender is gone).

@@ -4,6 +4,8 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use sextant_engine::Point;
+
 /// Where telemetry arrives from: a protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -107,6 +109,39 @@ impl Stats {
     /// A request without the token was refused.
     pub fn unauthorized(&self) {
         self.unauthorized.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters as rows of the server's own tables, stamped `time`: `sextant_ingest`
+    /// (tag `protocol`; fields `requests`, `rows`, `rejected_lines`, `failed_requests`)
+    /// and `sextant_queries` (`queries`, `errors`, `seconds`, `unauthorized_requests`,
+    /// `statsd_metrics`, `statsd_lost_rows`). Counters count from the server's start, as
+    /// Prometheus counters do.
+    pub fn points(&self, time: i64) -> Vec<Point> {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut points: Vec<Point> = Source::ALL
+            .iter()
+            .map(|&source| {
+                let p = self.of(source);
+                Point::metric("sextant_ingest")
+                    .tag("protocol", source.label())
+                    .field("requests", load(&p.requests))
+                    .field("rows", load(&p.rows))
+                    .field("rejected_lines", load(&p.rejected))
+                    .field("failed_requests", load(&p.failed))
+                    .time(time)
+            })
+            .collect();
+        points.push(
+            Point::metric("sextant_queries")
+                .field("queries", load(&self.queries))
+                .field("errors", load(&self.query_errors))
+                .field("seconds", load(&self.query_micros) as f64 / 1e6)
+                .field("unauthorized_requests", load(&self.unauthorized))
+                .field("statsd_metrics", load(&self.statsd_metrics))
+                .field("statsd_lost_rows", load(&self.statsd_lost))
+                .time(time),
+        );
+        points
     }
 
     /// The counters in Prometheus' text exposition format.
