@@ -5,9 +5,10 @@
 //! looking at the whole file: numbers, booleans or text). A CSV file is one table, named
 //! by `--table` or the file's stem.
 //!
-//! A file is read in pieces of at most [`PIECE_BYTES`] cut at line ends, each parsed by
-//! `sextant-ingest` and written as one atomic write; a bad line is reported with its
-//! number in the file and its reason, and the file's good lines are kept.
+//! A file is read in pieces of at most [`PIECE_BYTES`] cut at line ends (a progress bar
+//! on a terminal counts them), each parsed by `sextant-ingest` and written as one atomic
+//! write; a bad line is reported with its number in the file and its reason, and the
+//! file's good lines are kept.
 
 use std::fmt::Display;
 use std::path::Path;
@@ -91,6 +92,7 @@ pub fn run(
             total.rows += summary.rows;
             continue;
         }
+        let bar = progress(file, bytes.len() as u64);
         let mut first_line = 0;
         for piece in pieces(&bytes) {
             let now = SystemTime::now()
@@ -115,7 +117,9 @@ pub fn run(
                 Kind::Csv => unreachable!("CSV files are read whole above"),
             }
             first_line += piece.iter().filter(|&&b| b == b'\n').count();
+            bar.inc(piece.len() as u64);
         }
+        bar.finish_and_clear();
         println!("{}: {summary}", file.display());
         total.rows += summary.rows;
         total.rejected += summary.rejected;
@@ -129,6 +133,24 @@ pub fn run(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A progress bar of a file's bytes on standard error, drawn only when that is a
+/// terminal: bytes done, rate, time left.
+fn progress(file: &Path, bytes: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(bytes);
+    let template = format!(
+        "{} {{elapsed_precise}} [{{bar:40}}] {{binary_bytes}}/{{binary_total_bytes}} ({{binary_bytes_per_sec}}, eta {{eta}})",
+        file.display()
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
 }
 
 /// Writes a CSV file as one table; returns the rows written. A file that does not read
