@@ -11,6 +11,7 @@ mod demo;
 mod error;
 mod import;
 mod inspect;
+mod lines;
 mod output;
 mod serve;
 mod sql;

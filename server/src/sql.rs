@@ -1,12 +1,12 @@
 //! `sextant sql`: statements from `-c`, `-f` or standard input.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use sextant_query::Database;
 
+use crate::lines::{Line, LineSource};
 use crate::output::{self, Format};
 use crate::{Error, Result};
 
@@ -48,30 +48,30 @@ pub fn run(
 }
 
 /// Reads statements from standard input until its end, printing each answer and its time.
+/// On a terminal, lines are edited with history (`~/.sextant_history`) and Ctrl-C drops
+/// the statement being typed.
 fn shell(db: &Database, format: Format) -> Result<ExitCode> {
-    let stdin = std::io::stdin();
-    let interactive = stdin.is_terminal();
+    let mut input = LineSource::open();
+    let interactive = input.is_interactive();
     if interactive {
         println!("Sextant SQL. End statements with ';'. Tables: SHOW TABLES; leave with Ctrl-D.");
     }
     let mut failed = false;
     let mut pending = String::new();
-    let prompt = |pending: &str| {
-        if interactive {
-            print!(
-                "{}",
-                if pending.is_empty() {
-                    "sextant> "
-                } else {
-                    "     ... "
-                }
-            );
-            let _ = std::io::stdout().flush();
-        }
-    };
-    prompt(&pending);
-    for line in stdin.lock().lines() {
-        let line = line.map_err(|e| Error::io("reading", "standard input", e))?;
+    loop {
+        let prompt = if pending.is_empty() {
+            "sextant> "
+        } else {
+            "     ... "
+        };
+        let line = match input.read(prompt)? {
+            Line::Text(line) => line,
+            Line::Interrupted => {
+                pending.clear();
+                continue;
+            }
+            Line::End => break,
+        };
         pending.push_str(&line);
         pending.push('\n');
         if line.trim_end().ends_with(';') {
@@ -92,8 +92,8 @@ fn shell(db: &Database, format: Format) -> Result<ExitCode> {
             }
             pending.clear();
         }
-        prompt(&pending);
     }
+    input.close();
     if !pending.trim().is_empty() {
         eprintln!("error: the input ended inside a statement (no closing ';')");
         failed = true;
