@@ -27,6 +27,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::record::{self, FILE_HEADER_LEN, RECORD_HEADER_LEN};
 use super::{Durability, Faults, WalOptions, file_name, list_files, sync_dir};
 use crate::error::{Error, Result};
+use crate::fs::{Step, fault};
 
 /// Reused record buffers above this capacity are freed after the append, so that one
 /// huge write does not pin its size in memory.
@@ -497,21 +498,8 @@ fn create_file_replacing(
         .truncate(true)
         .open(&tmp)
         .map_err(|e| Error::io("creating", &tmp, e))?;
-    if let Some(f) = faults {
-        f.before_write(&tmp)
-            .map_err(|e| Error::io("writing", &tmp, e))?;
-    }
-    file.write_all(&record::file_header(db_tag))
-        .map_err(|e| Error::io("writing", &tmp, e))?;
-    if let Some(f) = faults {
-        f.before_sync(&tmp)
-            .map_err(|e| Error::io("syncing", &tmp, e))?;
-    }
-    file.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
-    if let Some(f) = faults {
-        f.before_rename(&tmp)
-            .map_err(|e| Error::io("renaming", &tmp, e))?;
-    }
+    write_header(&mut file, &tmp, db_tag, faults)?;
+    fault(faults, Step::Rename, &tmp)?;
     std::fs::rename(&tmp, &path).map_err(|e| Error::io("renaming", &tmp, e))?;
     sync_dir(dir, faults)?;
     Ok((file, path))
@@ -531,18 +519,22 @@ fn create_file(
         .create_new(true)
         .open(&path)
         .map_err(|e| Error::io("creating", &path, e))?;
-    if let Some(f) = faults {
-        f.before_write(&path)
-            .map_err(|e| Error::io("writing", &path, e))?;
-    }
-    file.write_all(&record::file_header(db_tag))
-        .map_err(|e| Error::io("writing", &path, e))?;
-    if let Some(f) = faults {
-        f.before_sync(&path)
-            .map_err(|e| Error::io("syncing", &path, e))?;
-    }
-    file.sync_all()
-        .map_err(|e| Error::io("syncing", &path, e))?;
+    write_header(&mut file, &path, db_tag, faults)?;
     sync_dir(dir, faults)?;
     Ok((file, path))
+}
+
+/// Writes the file header of the database tagged `db_tag` to the new file at `path` and
+/// `fsync`s it, asking the test hook before each step.
+fn write_header(
+    file: &mut File,
+    path: &Path,
+    db_tag: u32,
+    faults: Option<&dyn Faults>,
+) -> Result<()> {
+    fault(faults, Step::Write, path)?;
+    file.write_all(&record::file_header(db_tag))
+        .map_err(|e| Error::io("writing", path, e))?;
+    fault(faults, Step::Sync, path)?;
+    file.sync_all().map_err(|e| Error::io("syncing", path, e))
 }
