@@ -118,6 +118,14 @@ pub enum Error {
         /// What it said.
         message: String,
     },
+    /// A protocol benchmark's input was refused (`crate::protocols`).
+    #[error("{protocol}: {message}")]
+    Protocol {
+        /// The protocol: `line protocol`, `statsd`.
+        protocol: &'static str,
+        /// What went wrong.
+        message: String,
+    },
     /// Building an Arrow batch failed.
     #[error("cannot build an Arrow batch: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),

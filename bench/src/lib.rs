@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod memory;
 pub mod output;
 pub mod peers;
+pub mod protocols;
 pub mod queries;
 pub mod query_bench;
 pub mod run;

@@ -9,6 +9,7 @@
 //! sextant-bench run --workload cpu-only --scale 100 --days 1 --json run.json --plot run.svg
 //! sextant-bench run --workload logs --events-per-second 1000 --days 1 --json logs.json
 //! sextant-bench compare old.json new.json --threshold 5%
+//! sextant-bench protocols --scale 100 --days 1   # line protocol, StatsD, tracing and metrics
 //! sextant-bench query --scale 100 --days 1 --seed 1 --runs 5 --json query.json   # = run, cpu-only
 //! ```
 
@@ -56,6 +57,10 @@ enum Command {
     /// write (--json) and chart (--plot) the figures; exit status 1 if the engines' answers
     /// differ (unless --allow-mismatch).
     Run(RunArgs),
+    /// Measure ingestion: line protocol parsed and written (beside the columnar API),
+    /// StatsD parsed and aggregated, and what the tracing layer and the metrics recorder
+    /// cost the calling thread.
+    Protocols(ProtocolArgs),
     /// Compare two JSON files of `run`: every metric old, new, change, and whether it moved
     /// beyond the threshold.
     Compare(CompareArgs),
@@ -231,6 +236,31 @@ struct IngestArgs {
     flush_mib: Option<usize>,
 }
 
+#[derive(Debug, Args)]
+struct ProtocolArgs {
+    /// Hosts of the cpu-only rows sent as line protocol.
+    #[arg(long, default_value_t = 100)]
+    scale: u32,
+    /// Days of cpu-only rows.
+    #[arg(long, default_value_t = 1.0)]
+    days: f64,
+    /// Seed of the rows and of the StatsD packets.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Lines per line protocol request, and rows per columnar write.
+    #[arg(long, default_value_t = 5_000)]
+    lines: usize,
+    /// StatsD metrics.
+    #[arg(long, default_value_t = 5_000_000)]
+    statsd_metrics: usize,
+    /// Timed calls per facade (after as many untimed ones).
+    #[arg(long, default_value_t = 200_000)]
+    calls: usize,
+    /// Directory of the databases; emptied first, removed at the end.
+    #[arg(long, default_value = "sextant-bench-protocols")]
+    dir: PathBuf,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Workload {
     /// TSBS devops cpu-only: integer-valued random walks (WORKLOADS.md §1).
@@ -300,6 +330,7 @@ fn main() -> ExitCode {
         Command::Query(args) => query(&args),
         Command::Run(args) => run(&args),
         Command::Compare(args) => compare(&args),
+        Command::Protocols(args) => protocols(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -794,4 +825,85 @@ fn report(rows: u64, bytes: Option<u64>, elapsed: Duration, out: &Path) {
             rate / 1e6
         ),
     }
+}
+
+fn protocols(args: &ProtocolArgs) -> Result<()> {
+    use sextant_bench::protocols::{self, BUCKETS_NS, ProtocolOptions};
+    let report = protocols::run(&ProtocolOptions {
+        scale: args.scale,
+        days: args.days,
+        seed: args.seed,
+        lines: args.lines,
+        statsd_metrics: args.statsd_metrics,
+        calls: args.calls,
+        dir: args.dir.clone(),
+    })?;
+    let lp = &report.line_protocol;
+    println!(
+        "line protocol, cpu-only scale {} x {} days ({} rows, {:.0} MB, {}-line requests, one thread):",
+        args.scale,
+        args.days,
+        report.rows,
+        lp.bytes as f64 / 1e6,
+        args.lines
+    );
+    println!(
+        "  parse + write  {:>10.0} rows/s  ({:.2} s; parse alone {:.0} rows/s, {:.0} % of the time)",
+        lp.total.per_sec(),
+        lp.total.secs,
+        lp.parse.per_sec(),
+        100.0 * lp.parse.secs / lp.total.secs.max(1e-9)
+    );
+    println!(
+        "  columnar API   {:>10.0} rows/s  ({:.2} s, the same rows as Arrow batches; line protocol at {:.0} % of it)",
+        lp.columnar.per_sec(),
+        lp.columnar.secs,
+        100.0 * lp.total.per_sec() / lp.columnar.per_sec().max(1e-9)
+    );
+    let s = &report.statsd;
+    println!(
+        "statsd ({} metrics in {} packets, {:.0} MB, one thread):",
+        s.ingest.count,
+        s.packets,
+        s.bytes as f64 / 1e6
+    );
+    println!(
+        "  parse + aggregate {:>10.0} metrics/s ({:.2} s); flush of {} series into rows and their write {:.1} ms",
+        s.ingest.per_sec(),
+        s.ingest.secs,
+        s.series,
+        s.flush_secs * 1e3
+    );
+    let f = &report.facades;
+    println!(
+        "facades, on the calling thread ({} timed calls each, after as many untimed):",
+        args.calls
+    );
+    for c in &f.calls {
+        println!(
+            "  {:<36} p50 {:>5} ns  p90 {:>5}  p99 {:>5}  p99.9 {:>6}  max {:>9}",
+            c.what,
+            c.quantile(0.5),
+            c.quantile(0.9),
+            c.quantile(0.99),
+            c.quantile(0.999),
+            c.quantile(1.0)
+        );
+        let counts = c.distribution();
+        let mut line = String::from("    calls by ns:");
+        let mut lower = 0;
+        for (i, n) in counts.iter().enumerate() {
+            match BUCKETS_NS.get(i) {
+                Some(upper) => line.push_str(&format!(" {lower}-{upper}: {n}")),
+                None => line.push_str(&format!(" >{lower}: {n}")),
+            }
+            lower = BUCKETS_NS.get(i).copied().unwrap_or(lower);
+        }
+        println!("{line}");
+    }
+    println!(
+        "  tracing layer: {} events written, {} dropped because the writer was behind (the drop policy)",
+        f.events_written, f.events_dropped
+    );
+    Ok(())
 }

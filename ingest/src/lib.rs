@@ -9,7 +9,7 @@
 //! | [`remote_write`] | Prometheus remote write 1.0 (snappy protobuf) | metric tables, one per metric name, labels as tags, field `value` |
 //! | [`statsd`] | StatsD with DogStatsD tags, aggregated per flush interval | metric tables, one per metric name, laid out as Telegraf does |
 //! | `metrics_recorder` (feature `metrics`, on by default) | the application's own `metrics` counters, gauges and histograms, in process | as [`statsd`] |
-//! | `tracing_layer` (feature `tracing`, on by default) | the application's own `tracing` events, in process, written off the calling thread | an event table, `logs` by default |
+//! | `tracing_layer` (feature `tracing`, on by default) | the application's own `tracing` events (and closed spans, if asked), in process, written off the calling thread | event tables, `logs` by default (and `spans`) |
 //!
 //! Parsers never panic on any input. A bad line is rejected alone with its 1-based number
 //! and a sentence saying why, and the good lines of the same request are kept, as

@@ -135,3 +135,158 @@ fn a_blocking_layer_drops_nothing() {
     let stored: usize = rows(&e, "app_logs").iter().map(|b| b.num_rows()).sum();
     assert_eq!(stored, 2_000);
 }
+
+#[test]
+fn closed_spans_become_rows_with_their_duration_fields_and_parents() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let options = Options::default().service("api").spans("spans");
+    let (layer, writer) = tracing_layer::layer(Arc::clone(&e), options);
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        let outer = tracing::info_span!(target: "app::http", "request", route = "/pay", status = tracing::field::Empty);
+        {
+            let _o = outer.enter();
+            let inner = tracing::debug_span!(target: "app::db", "query", rows = 3u64);
+            let _i = inner.enter();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            tracing::info!(target: "app::db", "inside");
+        }
+        outer.record("status", 200u64);
+        // Idle time counts in the duration, not in busy time.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(outer);
+    });
+    writer.flush().unwrap();
+    let b = rows(&e, "spans");
+    // By series (target, service, name), then time.
+    assert_eq!(column(&b, "target"), ["app::db", "app::http"]);
+    assert_eq!(column(&b, "name"), ["query", "request"]);
+    assert_eq!(column(&b, "level"), ["debug", "info"]);
+    assert_eq!(column(&b, "spans"), ["request", "-"]);
+    assert_eq!(column(&b, "rows"), ["3", "-"]);
+    assert_eq!(column(&b, "route"), ["-", "/pay"]);
+    assert_eq!(column(&b, "status"), ["-", "200"]);
+    assert_eq!(column(&b, "service"), ["api", "api"]);
+    let nanos = |c| -> Vec<u64> { column(&b, c).iter().map(|s| s.parse().unwrap()).collect() };
+    let (duration, busy) = (nanos("duration_ns"), nanos("busy_ns"));
+    assert!(
+        duration[0] >= 20_000_000 && busy[0] >= 20_000_000,
+        "{duration:?} {busy:?}"
+    );
+    assert!(duration[1] >= 40_000_000, "{duration:?}");
+    assert!(
+        busy[1] >= 20_000_000 && busy[1] < duration[1],
+        "{busy:?} {duration:?}"
+    );
+    // The span's start is its row's time: the outer span started first.
+    let times: Vec<i64> = b
+        .iter()
+        .flat_map(|b| {
+            let t = b.column_by_name("time").unwrap();
+            let t = arrow_cast::cast(t, &arrow_schema::DataType::Int64).unwrap();
+            let t = t
+                .as_any()
+                .downcast_ref::<arrow_array::Int64Array>()
+                .unwrap();
+            t.values().to_vec()
+        })
+        .collect();
+    assert!(times[1] <= times[0], "{times:?}");
+    assert_eq!(column(&rows(&e, "logs"), "spans"), ["request>query"]);
+    assert_eq!((writer.written(), writer.dropped()), (3, 0));
+}
+
+#[test]
+fn events_of_many_threads_are_all_written_even_after_their_thread_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let options = Options {
+        buffer: 64,
+        block_when_full: true,
+        ..Options::default()
+    };
+    let (layer, writer) = tracing_layer::layer(Arc::clone(&e), options);
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let dispatch = dispatch.clone();
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    for i in 0..5_000u64 {
+                        tracing::info!(target: "app", thread = t, i, "tick");
+                    }
+                })
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    writer.flush().unwrap();
+    let stored: usize = rows(&e, "logs").iter().map(|b| b.num_rows()).sum();
+    assert_eq!(stored, 20_000);
+    assert_eq!(
+        (writer.written(), writer.dropped(), writer.refused()),
+        (20_000, 0, 0)
+    );
+}
+
+#[test]
+fn odd_field_names_become_column_names_and_reserved_ones_are_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let (layer, writer) = tracing_layer::layer(Arc::clone(&e), Options::default());
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::warn!(target: "app", größe = 503u64, http.route = "/pay", level = "loud", "unavailable");
+    });
+    writer.flush().unwrap();
+    let b = rows(&e, "logs");
+    assert_eq!(column(&b, "gr__e"), ["503"]);
+    assert_eq!(column(&b, "http.route"), ["/pay"]);
+    assert_eq!(column(&b, "level"), ["warn"]);
+    assert_eq!(column(&b, "message"), ["unavailable"]);
+    assert_eq!(writer.written(), 1);
+}
+
+/// A value whose `Debug` logs: the inner event is not recorded (and does not deadlock).
+struct Chatty;
+
+impl std::fmt::Debug for Chatty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        tracing::error!(target: "app", "from inside Debug");
+        f.write_str("chatty")
+    }
+}
+
+#[test]
+fn an_event_recorded_while_recording_is_dropped_not_deadlocked() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let (layer, writer) = tracing_layer::layer(Arc::clone(&e), Options::default());
+    // A scoped dispatcher does not pass on events recorded while it is dispatching one; a
+    // global default may (when no thread has a scoped one), so the layer guards itself.
+    // No other test of this file sets a global default.
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::set_global_default(dispatch).unwrap();
+    tracing::info!(target: "app", value = ?Chatty, "outer");
+    writer.flush().unwrap();
+    assert_eq!(column(&rows(&e, "logs"), "value"), ["chatty"]);
+    assert_eq!(writer.written(), 1);
+    assert!(writer.dropped() <= 1);
+}
+
+#[test]
+fn events_after_the_writer_stops_are_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let (layer, writer) = tracing_layer::layer(Arc::clone(&e), Options::default());
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!(target: "app", "kept");
+        drop(writer);
+        tracing::info!(target: "app", "after");
+    });
+    assert_eq!(column(&rows(&e, "logs"), "message"), ["kept"]);
+}
