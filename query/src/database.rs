@@ -121,8 +121,9 @@ impl Database {
         })
     }
 
-    /// The storage engine, for everything the handle does not wrap.
-    pub fn engine(&self) -> &Engine {
+    /// The storage engine, for everything the handle does not wrap (cloning the `Arc`
+    /// shares it with another writer, such as a tracing layer).
+    pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
 

@@ -350,6 +350,11 @@ fn every_protocol_in_sql_out_and_a_clean_shutdown() {
         server.sql_csv("SELECT (SELECT count(*) FROM cpu) AS cpu, (SELECT count(*) FROM signups) AS signups, (SELECT count(*) FROM logs) AS logs, (SELECT count(*) FROM http_requests_total) AS remote"),
         "cpu,signups,logs,remote\n3,1,1,1\n"
     );
+    // The first run's own log, in its table.
+    assert_eq!(
+        server.sql_csv("SELECT level, message FROM sextant_logs WHERE service = 'sextant' AND message IN ('serving', 'shutting down') ORDER BY time LIMIT 2"),
+        "level,message\ninfo,serving\ninfo,shutting down\n"
+    );
     server.kill();
 }
 

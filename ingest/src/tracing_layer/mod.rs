@@ -73,8 +73,9 @@
 //!
 //! A row whose field has a type that conflicts with the table's column is not written and
 //! counted in [`LogWriter::refused`]; rows of a write the engine fails (a disk error, the
-//! memory budget) are counted in [`LogWriter::failed`]. Events whose target starts with
-//! `sextant` (Sextant's own) are not recorded, so that writing logs never logs, and
+//! memory budget) are counted in [`LogWriter::failed`]. Events of the library's own crates
+//! (targets starting with `sextant_engine`, `sextant_query`, `sextant_ingest`) and events
+//! recorded on the writer thread are not recorded, so that writing logs never logs, and
 //! neither is an event recorded while the layer is recording another on the same thread
 //! (from inside a field's `Debug` implementation).
 
@@ -343,6 +344,7 @@ impl Drop for LogWriter {
 }
 
 fn write_loop(engine: &Engine, shared: &Shared) {
+    WRITER.with(|w| w.set(true));
     let mut spare = Shard::default();
     loop {
         let stopping = shared.stopped.load(Ordering::Acquire);
@@ -369,6 +371,21 @@ fn write_loop(engine: &Engine, shared: &Shared) {
             std::thread::park_timeout(shared.options.linger);
         }
     }
+}
+
+thread_local! {
+    /// Set on writer threads: what they record is not recorded.
+    static WRITER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether an event of `target` is the library's own (the engine, the query layer, this
+/// crate), or is recorded by a writer thread: recording it could write logs while writing
+/// logs.
+fn is_own(target: &str) -> bool {
+    ["sextant_engine", "sextant_query", "sextant_ingest"]
+        .iter()
+        .any(|own| target.starts_with(own))
+        || WRITER.with(Cell::get)
 }
 
 fn now_nanos() -> i64 {
@@ -462,7 +479,7 @@ where
         let Some(SpanData { row: Some(t), .. }) = span.extensions_mut().remove() else {
             return;
         };
-        if t.row.target.starts_with("sextant") {
+        if is_own(t.row.target) {
             return;
         }
         let duration = t.created.elapsed().as_nanos();
@@ -477,7 +494,7 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
-        if meta.target().starts_with("sextant") {
+        if is_own(meta.target()) {
             return;
         }
         let spans = ctx.event_span(event).and_then(|s| {

@@ -83,7 +83,7 @@ pub async fn serve(addr: SocketAddr, app: App, stopped: watch::Receiver<bool>) -
     tokio::select! {
         served = server => served.map_err(|e| Error::Usage(format!("the HTTP listener failed: {e}"))),
         () = grace => {
-            eprintln!("sextant: HTTP requests still open {GRACE:?} after shutdown began are dropped");
+            tracing::warn!("HTTP requests still open {GRACE:?} after shutdown began are dropped");
             Ok(())
         }
     }

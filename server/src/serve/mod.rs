@@ -9,7 +9,9 @@
 //!
 //! Every `--telemetry-interval` the server writes its own counters (requests, rows,
 //! rejected lines, queries, errors) into the tables `sextant_ingest` and
-//! `sextant_queries`, where they can be queried and charted like any other metric.
+//! `sextant_queries`, where they can be queried and charted like any other metric, and
+//! its log (warnings and errors) into `sextant_logs` as well as on standard error
+//! ([`logs`]).
 //!
 //! A write is acknowledged (2xx) only once it is in the write-ahead log under the
 //! durability chosen (`--durability`, default `always`: on disk, `fsync`ed, before the
@@ -23,6 +25,7 @@ macro_rules! say {
 pub(crate) use say;
 
 mod http;
+pub mod logs;
 mod postgres;
 mod stats;
 mod statsd;
@@ -114,6 +117,8 @@ pub fn run(options: Options) -> Result<ExitCode> {
         ..QueryOptions::default()
     };
     let db = Arc::new(Database::open_with(config, query)?);
+    let log = logs::install(Arc::clone(db.engine()));
+    tracing::info!(data = %options.data.display(), "serving");
     let stats = Arc::new(Stats::default());
     say!(
         "sextant: serving the database in {}",
@@ -169,10 +174,13 @@ pub fn run(options: Options) -> Result<ExitCode> {
         tokio::try_join!(http, postgres, others, telemetry).map(|_| ())
     });
     say!("sextant: shutting down");
+    tracing::info!("shutting down");
     // StatsD's current interval is written before the database closes, whatever HTTP did.
     let stopped = statsd.map(statsd::Listener::stop).transpose();
     served?;
     stopped?;
+    // The log's last rows are written before the database closes.
+    drop(log);
     match Arc::try_unwrap(db) {
         Ok(db) => db.close()?,
         // A request's task still holds the database: closed all the same.
@@ -217,8 +225,8 @@ async fn telemetry(
         .await;
         match written {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("sextant: writing the server's own telemetry: {e}"),
-            Err(e) => eprintln!("sextant: writing the server's own telemetry: {e}"),
+            Ok(Err(e)) => tracing::error!("writing the server's own telemetry: {e}"),
+            Err(e) => tracing::error!("writing the server's own telemetry: {e}"),
         }
         if last {
             return;

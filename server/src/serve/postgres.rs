@@ -77,7 +77,7 @@ pub async fn serve(
                 }
                 Err(e) => {
                     // Out of file descriptors, say: wait rather than spin.
-                    eprintln!("sextant: accepting a PostgreSQL connection: {e}");
+                    tracing::warn!("accepting a PostgreSQL connection: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 }
             },

@@ -123,7 +123,7 @@ fn receive(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) => {}
-            Err(e) => eprintln!("sextant: receiving StatsD: {e}"),
+            Err(e) => tracing::warn!("receiving StatsD: {e}"),
         }
         let stopping = stop.load(Ordering::Relaxed);
         let now = now();
@@ -142,7 +142,7 @@ fn receive(
 fn write(outcome: Outcome<StatsdError>, db: &Database, stats: &Stats) {
     stats.rejected(Source::Statsd, outcome.rejected_lines);
     for r in &outcome.rejected {
-        eprintln!("sextant: StatsD flush: {}", r.error);
+        tracing::warn!("StatsD flush: {}", r.error);
     }
     if outcome.batches.is_empty() {
         return;
@@ -160,7 +160,7 @@ fn write(outcome: Outcome<StatsdError>, db: &Database, stats: &Stats) {
                 std::thread::sleep(retry_after);
             }
             Err(e) => {
-                eprintln!("sextant: StatsD flush of {rows} rows failed: {e}");
+                tracing::error!(rows, "StatsD flush failed: {e}");
                 stats.statsd_lost(rows);
                 stats.failed(Source::Statsd);
                 return;
