@@ -119,6 +119,11 @@ enum Command {
         /// from the environment variable SEXTANT_TOKEN.
         #[arg(long, env = "SEXTANT_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// A password PostgreSQL clients must give (any user name); also read from the
+        /// environment variable SEXTANT_POSTGRES_PASSWORD. It crosses the network as
+        /// clear text: keep the listener on loopback or a trusted network.
+        #[arg(long, env = "SEXTANT_POSTGRES_PASSWORD", hide_env_values = true)]
+        postgres_password: Option<String>,
         /// The largest HTTP request body, in bytes (compressed or not).
         #[arg(long, default_value_t = 25_000_000)]
         max_body: usize,
@@ -220,6 +225,7 @@ fn main() -> ExitCode {
             statsd,
             statsd_flush,
             token,
+            postgres_password,
             max_body,
             query_timeout,
             durability,
@@ -233,6 +239,7 @@ fn main() -> ExitCode {
             statsd: statsd.0,
             statsd_flush,
             token,
+            postgres_password,
             max_body,
             query_timeout,
             durability,

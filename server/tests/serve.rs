@@ -489,6 +489,15 @@ fn killed_servers_keep_every_acknowledged_write() {
 
 /// `psql` with unaligned, tuples-only output; `None` where psql is not installed.
 fn psql(server: &Server, args: &[&str]) -> Option<std::process::Output> {
+    psql_with_password(server, None, args)
+}
+
+/// [`psql`] giving `password` (PGPASSWORD), or none at all (never a prompt).
+fn psql_with_password(
+    server: &Server,
+    password: Option<&str>,
+    args: &[&str],
+) -> Option<std::process::Output> {
     let port = server.postgres.port().to_string();
     let out = Command::new("psql")
         .args([
@@ -503,7 +512,13 @@ fn psql(server: &Server, args: &[&str]) -> Option<std::process::Output> {
         ])
         .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
         .args(args)
+        .args(if password.is_none() {
+            &["-w"][..]
+        } else {
+            &[][..]
+        })
         .env("PGCONNECT_TIMEOUT", "10")
+        .env("PGPASSWORD", password.unwrap_or(""))
         .output();
     match out {
         Ok(out) => Some(out),
@@ -572,5 +587,24 @@ fn psql_runs_queries_and_is_refused_writes() {
             "{sql}: {}",
             text(&out.stderr)
         );
+    }
+}
+
+#[test]
+fn a_postgres_password_is_asked_for_when_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("db"), &["--postgres-password", "s3cret"]);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let Some(out) = psql_with_password(&server, Some("s3cret"), &["-c", "SELECT 1 + 1"]) else {
+        eprintln!("psql is not installed: the PostgreSQL password test is skipped");
+        return;
+    };
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "2\n");
+    for wrong in [Some("guess"), None] {
+        let out = psql_with_password(&server, wrong, &["-c", "SELECT 1"]).unwrap();
+        assert!(!out.status.success(), "{wrong:?}: {}", text(&out.stdout));
+        let stderr = text(&out.stderr).to_lowercase();
+        assert!(stderr.contains("password"), "{wrong:?}: {stderr}");
     }
 }

@@ -111,10 +111,11 @@ pub struct Options {
     pub spans_table: Option<String>,
     /// A `service` tag on every row, if set. Default: none.
     pub service: Option<String>,
-    /// Rows each recording thread's buffer holds. Default: 65,536.
+    /// Rows each recording thread's buffer holds (about 200 bytes each, with two fields).
+    /// Default: 16,384.
     pub buffer: usize,
     /// Bytes of text (messages and string fields) each recording thread's buffer holds
-    /// before it counts as full. Default: 16 MiB.
+    /// before it counts as full. Default: 4 MiB.
     pub buffer_bytes: usize,
     /// Whether a full buffer makes the recording thread wait (`true`) or drops the event
     /// and counts it (`false`, the default).
@@ -132,8 +133,8 @@ impl Default for Options {
             table: "logs".into(),
             spans_table: None,
             service: None,
-            buffer: 65_536,
-            buffer_bytes: 16 << 20,
+            buffer: 16_384,
+            buffer_bytes: 4 << 20,
             block_when_full: false,
             batch_rows: 8_192,
             linger: Duration::from_millis(50),

@@ -59,6 +59,8 @@ pub struct Options {
     pub statsd_flush: Duration,
     /// A bearer token every HTTP request but `/health` must carry.
     pub token: Option<String>,
+    /// A password every PostgreSQL client must give.
+    pub postgres_password: Option<String>,
     /// The largest HTTP request body, compressed or not, in bytes.
     pub max_body: usize,
     /// A query running longer is cancelled.
@@ -154,7 +156,10 @@ pub fn run(options: Options) -> Result<ExitCode> {
         };
         let postgres = async {
             match options.postgres {
-                Some(addr) => postgres::serve(addr, &db, stopped.clone()).await,
+                Some(addr) => {
+                    let password = options.postgres_password.as_deref();
+                    postgres::serve(addr, &db, password, stopped.clone()).await
+                }
                 None => Ok(()),
             }
         };

@@ -7,7 +7,8 @@
 //! works). Statements other than queries, `EXPLAIN` of them, `SHOW`, cursors,
 //! transactions and `SET` of a client's own variables are refused, so that no client can
 //! create tables, write files or change the options others run with. Connections open at
-//! shutdown are closed. Not yet: the server's query timeout (a client's own
+//! shutdown are closed. With a password, clients give it in clear text (PostgreSQL's
+//! `password` method; any user name). Not yet: the server's query timeout (a client's own
 //! `statement_timeout` bounds planning only) and cancelling a query from the client.
 
 use std::net::SocketAddr;
@@ -22,11 +23,17 @@ use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::pgwire::api::auth::cleartext::CleartextPasswordAuthStartupHandler;
 use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
+use datafusion_postgres::pgwire::api::auth::{
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+};
 use datafusion_postgres::pgwire::api::results::Response;
 use datafusion_postgres::pgwire::api::{ClientInfo, PgWireServerHandlers};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::{DfSessionService, QueryHook};
+use futures::Sink;
 use sextant_query::Database;
 use tokio::sync::watch;
 
@@ -37,6 +44,7 @@ use crate::{Error, Result};
 pub async fn serve(
     addr: SocketAddr,
     db: &Database,
+    password: Option<&str>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let bind = |e: std::io::Error| {
@@ -62,6 +70,14 @@ pub async fn serve(
     ];
     let handlers = Arc::new(Handlers {
         service: Arc::new(DfSessionService::new_with_hooks(Arc::new(session), hooks)),
+        startup: Arc::new(Startup {
+            password: password.map(|p| {
+                CleartextPasswordAuthStartupHandler::new(
+                    PasswordSource(p.to_string()),
+                    DefaultServerParameterProvider::default(),
+                )
+            }),
+        }),
     });
     super::say!("sextant: PostgreSQL listening on postgres://{local}");
     let mut connections = tokio::task::JoinSet::new();
@@ -90,9 +106,11 @@ pub async fn serve(
     Ok(())
 }
 
-/// The handlers of every connection: datafusion-postgres' session service, no password.
+/// The handlers of every connection: datafusion-postgres' session service, and the
+/// password check if there is one.
 struct Handlers {
     service: Arc<DfSessionService>,
+    startup: Arc<Startup>,
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -108,14 +126,52 @@ impl PgWireServerHandlers for Handlers {
         Arc::clone(&self.service)
     }
 
-    fn startup_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::auth::StartupHandler> {
-        Arc::new(NoStartup)
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::clone(&self.startup)
     }
 }
 
-struct NoStartup;
+/// Connection startup: no authentication, or the password in clear text.
+struct Startup {
+    password:
+        Option<CleartextPasswordAuthStartupHandler<PasswordSource, DefaultServerParameterProvider>>,
+}
 
-impl NoopStartupHandler for NoStartup {}
+struct NoPassword;
+
+impl NoopStartupHandler for NoPassword {}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match &self.password {
+            Some(check) => check.on_startup(client, message).await,
+            None => NoPassword.on_startup(client, message).await,
+        }
+    }
+}
+
+/// The server's one password, whoever the user.
+#[derive(Debug)]
+struct PasswordSource(String);
+
+// The trait's signature elides LoginInfo's lifetime; naming it does not match it.
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait]
+impl AuthSource for PasswordSource {
+    async fn get_password(&self, _login: &LoginInfo) -> PgWireResult<Password> {
+        Ok(Password::new(None, self.0.as_bytes().to_vec()))
+    }
+}
 
 /// Refuses every statement that could change something.
 struct ReadOnly;
