@@ -51,6 +51,8 @@ pub(super) struct Row {
 /// whole shard for an empty one, so the buffers' capacity is kept and reused.
 #[derive(Debug, Default)]
 pub(super) struct Shard {
+    /// Set by the writer's last pass: nothing more is taken from this shard.
+    pub(super) closed: bool,
     pub(super) rows: Vec<Row>,
     pub(super) values: Vec<(&'static str, Val)>,
     pub(super) text: String,
@@ -235,9 +237,31 @@ pub(super) struct SpanRow {
 }
 
 impl SpanRow {
+    /// A row that only collects fields (for [`SpanRow::merge`]).
+    pub(super) fn fields_only() -> SpanRow {
+        SpanRow {
+            name: "",
+            target: "",
+            level: tracing::Level::INFO,
+            start: 0,
+            parent: None,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Takes `other`'s fields, replacing values of the same name.
+    pub(super) fn merge(&mut self, other: SpanRow) {
+        for (name, value) in other.fields {
+            self.set_named(name, value);
+        }
+    }
+
     fn set(&mut self, field: &Field, value: Owned) {
-        let name = field.name();
-        if is_reserved(name) || matches!(name, "name" | "duration_ns" | "busy_ns") {
+        self.set_named(field.name(), value);
+    }
+
+    fn set_named(&mut self, name: &'static str, value: Owned) {
+        if is_reserved(name) || is_span_column(name) {
             return;
         }
         match self.fields.iter_mut().find(|(n, _)| *n == name) {
@@ -245,6 +269,11 @@ impl SpanRow {
             None => self.fields.push((name, value)),
         }
     }
+}
+
+/// Columns a span's row sets besides those of every row.
+pub(super) fn is_span_column(name: &str) -> bool {
+    matches!(name, "name" | "duration_ns" | "busy_ns")
 }
 
 impl Visit for SpanRow {

@@ -71,9 +71,13 @@
 //! until every event recorded before it is written; dropping the [`LogWriter`] writes the
 //! rest and stops the thread (events recorded later are dropped and counted).
 //!
-//! A row whose field has a type that conflicts with the table's column is not written and
-//! counted in [`LogWriter::refused`]; rows of a write the engine fails (a disk error, the
-//! memory budget) are counted in [`LogWriter::failed`]. Events of the library's own crates
+//! A field whose type conflicts with the table's column is converted when nothing is lost
+//! (an unsigned integer into a signed column and back, an integer a float holds exactly
+//! into a float column); otherwise the row is written without that field. Rows that still
+//! cannot be written (the table is a metric table, has too many columns) are counted in
+//! [`LogWriter::refused`]. A write the memory budget pushes back is retried for up to
+//! about ten seconds; rows of a write the engine fails (a disk error, the budget still
+//! full) are counted in [`LogWriter::failed`], and [`LogWriter::last_error`] says why. Events of the library's own crates
 //! (targets starting with `sextant_engine`, `sextant_query`, `sextant_ingest`) and events
 //! recorded on the writer thread are not recorded, so that writing logs never logs, and
 //! neither is an event recorded while the layer is recording another on the same thread
@@ -191,6 +195,8 @@ struct Shared {
     flushes: Mutex<Vec<SyncSender<()>>>,
     /// The writer thread, to wake it.
     writer: std::sync::OnceLock<Thread>,
+    /// Why the last failed write failed.
+    last_error: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -207,28 +213,45 @@ impl Shared {
         thread_local! {
             static RECORDING: Cell<bool> = const { Cell::new(false) };
         }
-        if self.stopped.load(Ordering::Relaxed) || RECORDING.with(|r| r.replace(true)) {
+        /// Clears the thread's recording flag however `capture` ends (a `Debug` that
+        /// panics included).
+        struct Recording;
+        impl Drop for Recording {
+            fn drop(&mut self) {
+                RECORDING.with(|r| r.set(false));
+            }
+        }
+        if RECORDING.with(|r| r.replace(true)) {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let (rows, bytes) = (self.options.buffer.max(1), self.options.buffer_bytes);
+        let _recording = Recording;
+        let (rows, bytes) = (self.options.buffer.max(1), self.options.buffer_bytes.max(1));
         let shard = self.shards.get_or(|| Mutex::new(Shard::default()));
         let mut guard = shard.lock();
-        while guard.is_full(rows, bytes) {
+        loop {
+            // Checked under the shard's lock: the writer's last pass closes every shard
+            // it takes, so a row is either taken by it or dropped and counted here.
+            if guard.closed || self.stopped.load(Ordering::SeqCst) {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            if !guard.is_full(rows, bytes) {
+                break;
+            }
             drop(guard);
             self.wake_writer();
-            if !self.options.block_when_full || self.stopped.load(Ordering::Relaxed) {
+            if !self.options.block_when_full {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                RECORDING.with(|r| r.set(false));
                 return;
             }
             std::thread::sleep(Duration::from_micros(100));
             guard = shard.lock();
         }
         f(&mut guard);
-        let wake = guard.rows.len() == WAKE_ROWS.min(rows.div_ceil(4));
+        let wake = guard.rows.len() == WAKE_ROWS.min(rows.div_ceil(4))
+            || guard.text.len() >= bytes.div_ceil(4);
         drop(guard);
-        RECORDING.with(|r| r.set(false));
         if wake {
             self.wake_writer();
         }
@@ -276,6 +299,7 @@ pub fn layer(engine: Arc<Engine>, options: Options) -> (SextantLayer, LogWriter)
         stopped: AtomicBool::new(false),
         flushes: Mutex::new(Vec::new()),
         writer: std::sync::OnceLock::new(),
+        last_error: Mutex::new(None),
     });
     let thread = {
         let shared = Arc::clone(&shared);
@@ -296,7 +320,8 @@ pub fn layer(engine: Arc<Engine>, options: Options) -> (SextantLayer, LogWriter)
 }
 
 impl LogWriter {
-    /// Waits until every event recorded before this call is written (or refused).
+    /// Waits until every event recorded before this call has been handled: written, or
+    /// counted as refused or failed.
     pub fn flush(&self) -> Result<(), FlushError> {
         let thread = self.thread.as_ref().ok_or(FlushError::Stopped)?;
         let (done_tx, done_rx) = mpsc::sync_channel(1);
@@ -327,6 +352,11 @@ impl LogWriter {
         self.shared.counters.failed.load(Ordering::Relaxed)
     }
 
+    /// Why the last write counted in [`LogWriter::failed`] failed, if one did.
+    pub fn last_error(&self) -> Option<String> {
+        self.shared.last_error.lock().clone()
+    }
+
     /// Rows written.
     pub fn written(&self) -> u64 {
         self.shared.counters.written.load(Ordering::Relaxed)
@@ -336,7 +366,7 @@ impl LogWriter {
 impl Drop for LogWriter {
     fn drop(&mut self) {
         // The writer's last pass writes everything recorded before this point.
-        self.shared.stopped.store(true, Ordering::Release);
+        self.shared.stopped.store(true, Ordering::SeqCst);
         self.shared.wake_writer();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -345,19 +375,31 @@ impl Drop for LogWriter {
 }
 
 fn write_loop(engine: &Engine, shared: &Shared) {
+    /// However the writer ends (its last pass, or a panic), recording stops: events are
+    /// dropped and counted, and no recording thread waits for room that never comes.
+    struct Exit<'a>(&'a Shared);
+    impl Drop for Exit<'_> {
+        fn drop(&mut self) {
+            self.0.stopped.store(true, Ordering::SeqCst);
+        }
+    }
+    let _exit = Exit(shared);
     WRITER.with(|w| w.set(true));
     let mut spare = Shard::default();
     loop {
-        let stopping = shared.stopped.load(Ordering::Acquire);
+        let stopping = shared.stopped.load(Ordering::SeqCst);
         let flushes = std::mem::take(&mut *shared.flushes.lock());
         let mut pass = write::Pass::new(engine, shared);
         for shard in shared.shards.iter() {
             {
                 let mut guard = shard.lock();
+                guard.closed = stopping;
                 if guard.rows.is_empty() {
                     continue;
                 }
                 std::mem::swap(&mut *guard, &mut spare);
+                // The swap moved the flag into `spare`: set it on what stays.
+                guard.closed = stopping;
             }
             pass.write(&spare);
             spare.clear();
@@ -406,6 +448,9 @@ struct SpanData {
 struct SpanTiming {
     row: SpanRow,
     created: Instant,
+    /// How many times the span is entered now (nested, or on several threads), and
+    /// since when it has been entered at all.
+    depth: u32,
     entered: Option<Instant>,
     busy: Duration,
 }
@@ -441,18 +486,28 @@ where
             Box::new(SpanTiming {
                 row,
                 created: Instant::now(),
+                depth: 0,
                 entered: None,
                 busy: Duration::ZERO,
             })
         });
-        span.extensions_mut().insert(SpanData { path, row });
+        // `replace`, not `insert`: a second layer of this kind on the same registry
+        // shares the data (the latest layer's) rather than panicking.
+        span.extensions_mut().replace(SpanData { path, row });
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        if let Some(span) = ctx.span(id)
-            && let Some(SpanData { row: Some(t), .. }) = span.extensions_mut().get_mut()
-        {
-            values.record(&mut t.row);
+        if self.shared.options.spans_table.is_none() {
+            return;
+        }
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        // Recorded with no lock held: a value's `Debug` may record events in this span.
+        let mut recorded = SpanRow::fields_only();
+        values.record(&mut recorded);
+        if let Some(SpanData { row: Some(t), .. }) = span.extensions_mut().get_mut() {
+            t.row.merge(recorded);
         }
     }
 
@@ -460,16 +515,23 @@ where
         if let Some(span) = ctx.span(id)
             && let Some(SpanData { row: Some(t), .. }) = span.extensions_mut().get_mut()
         {
-            t.entered = Some(Instant::now());
+            if t.depth == 0 {
+                t.entered = Some(Instant::now());
+            }
+            t.depth += 1;
         }
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id)
             && let Some(SpanData { row: Some(t), .. }) = span.extensions_mut().get_mut()
-            && let Some(entered) = t.entered.take()
         {
-            t.busy += entered.elapsed();
+            t.depth = t.depth.saturating_sub(1);
+            if t.depth == 0
+                && let Some(entered) = t.entered.take()
+            {
+                t.busy += entered.elapsed();
+            }
         }
     }
 

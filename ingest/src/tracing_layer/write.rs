@@ -4,12 +4,17 @@
 use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 
-use sextant_engine::schema::validate_name;
-use sextant_engine::{Engine, TableKind};
+use std::time::{Duration, Instant};
+
+use sextant_engine::schema::{MAX_NAME_LEN, TIME_COLUMN};
+use sextant_engine::{ColumnType, Engine, Error as EngineError, TableBatch, TableKind};
 
 use super::Shared;
-use super::capture::{Kind, Shard, Val};
-use crate::columns::{Tables, Value};
+use super::capture::{Kind, Shard, Val, is_reserved, is_span_column};
+use crate::columns::{Conflict, Tables, Value};
+
+/// How long a write pushed back by the memory budget is retried.
+const BACKPRESSURE_WAIT: Duration = Duration::from_secs(10);
 
 /// The rows of one pass, built into column batches and written `batch_rows` at a time.
 pub(super) struct Pass<'e> {
@@ -17,6 +22,8 @@ pub(super) struct Pass<'e> {
     shared: &'e Shared,
     /// Columns of the row being added: reused from row to row.
     scratch: Vec<(Cow<'static, str>, Col)>,
+    /// How many of `scratch`'s columns are the ones every row sets (before its fields).
+    fixed: usize,
 }
 
 /// A column value of the row being added; text is a range of the shard's text.
@@ -40,6 +47,7 @@ impl<'e> Pass<'e> {
             engine,
             shared,
             scratch: Vec::new(),
+            fixed: 0,
         }
     }
 
@@ -61,12 +69,33 @@ impl<'e> Pass<'e> {
             }
             let written = tables
                 .finish()
-                .and_then(|batches| self.engine.write_batches(batches));
+                .and_then(|batches| self.write_batches(batches));
             let counter = match written {
                 Ok(()) => &self.shared.counters.written,
-                Err(_) => &self.shared.counters.failed,
+                Err(e) => {
+                    *self.shared.last_error.lock() = Some(e.to_string());
+                    &self.shared.counters.failed
+                }
             };
             counter.fetch_add(rows, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes `batches`, waiting while the memory budget pushes back, for up to about
+    /// [`BACKPRESSURE_WAIT`].
+    fn write_batches(&self, batches: Vec<TableBatch>) -> sextant_engine::Result<()> {
+        let started = Instant::now();
+        loop {
+            match self.engine.write_batches(batches.clone()) {
+                Err(EngineError::Backpressure { retry_after, .. })
+                    if started.elapsed() < BACKPRESSURE_WAIT =>
+                {
+                    std::thread::sleep(
+                        retry_after.clamp(Duration::from_millis(1), Duration::from_secs(1)),
+                    );
+                }
+                other => return other,
+            }
         }
     }
 
@@ -98,6 +127,7 @@ impl<'e> Pass<'e> {
         if let Some(spans) = &row.spans {
             scratch.push(("spans".into(), Col::Spans(spans.clone())));
         }
+        self.fixed = scratch.len();
         for (name, value) in &shard.values[row.values.clone()] {
             let value = match value {
                 Val::I64(x) => Col::I64(*x),
@@ -107,6 +137,10 @@ impl<'e> Pass<'e> {
                 Val::Str(r) => Col::Text(r.clone()),
             };
             let name = column_name(name);
+            let span = matches!(row.kind, Kind::Span { .. });
+            if is_reserved(&name) || (span && is_span_column(&name)) {
+                continue;
+            }
             match scratch.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, v)) => *v = value,
                 None => scratch.push((name, value)),
@@ -116,7 +150,7 @@ impl<'e> Pass<'e> {
 
     /// Adds the row in `scratch` to its table; false when its columns conflict with the
     /// table's.
-    fn add(&self, tables: &mut Tables<'_>, shard: &Shard, row: &super::capture::Row) -> bool {
+    fn add(&mut self, tables: &mut Tables<'_>, shard: &Shard, row: &super::capture::Row) -> bool {
         let table = match row.kind {
             Kind::Event { .. } => self.shared.options.table.as_str(),
             Kind::Span { .. } => match &self.shared.options.spans_table {
@@ -128,40 +162,82 @@ impl<'e> Pass<'e> {
             return false;
         };
         let service = self.shared.options.service.as_deref().unwrap_or("");
-        let value = |v| value(v, shard, service);
-        let columns = self
-            .scratch
-            .iter()
-            .map(|(n, v)| (n.as_ref(), value(v).column_type()));
-        if tables.check(t, columns).is_err() {
-            return false;
+        // A conflicting field is converted when nothing is lost, else left out; the
+        // columns every row sets (the first `fixed`) are never left out.
+        let fixed = self.fixed;
+        loop {
+            let columns = self
+                .scratch
+                .iter()
+                .map(|(n, v)| (n.as_ref(), value(v, shard, service).column_type()));
+            let (found, conflict) = match tables.check(t, columns) {
+                Ok(()) => break,
+                Err((name, conflict)) => {
+                    let found = self.scratch.iter().position(|(n, _)| n == name);
+                    (found, conflict)
+                }
+            };
+            let Some(i) = found else {
+                return false;
+            };
+            if i < fixed {
+                return false;
+            }
+            match (conflict, &self.scratch[i].1) {
+                (Conflict::Type { existing, .. }, v) if convert(v, existing).is_some() => {
+                    let converted = convert(v, existing).expect("checked");
+                    self.scratch[i].1 = converted;
+                }
+                (Conflict::Type { .. }, _) => {
+                    self.scratch.remove(i);
+                }
+                _ => return false,
+            }
         }
-        let values = self.scratch.iter().map(|(n, v)| (n.as_ref(), value(v)));
+        let values = (self.scratch.iter()).map(|(n, v)| (n.as_ref(), value(v, shard, service)));
         tables.push(t, row.time, values);
         true
     }
 }
 
-/// A field's column name: the field name, with each character the engine does not
-/// accept in names replaced by `_`.
+/// `v` as a value of column type `ty`, when nothing is lost.
+fn convert(v: &Col, ty: ColumnType) -> Option<Col> {
+    match (v, ty) {
+        (Col::U64(x), ColumnType::I64) => i64::try_from(*x).ok().map(Col::I64),
+        (Col::I64(x), ColumnType::U64) => u64::try_from(*x).ok().map(Col::U64),
+        (Col::I64(x), ColumnType::F64) => {
+            let f = *x as f64;
+            (f as i64 == *x && f.abs() < 9.0e15).then_some(Col::F64(f))
+        }
+        (Col::U64(x), ColumnType::F64) => {
+            let f = *x as f64;
+            (f as u64 == *x && f < 9.0e15).then_some(Col::F64(f))
+        }
+        _ => None,
+    }
+}
+
+/// A field's column name: the field name, with control characters (which the engine
+/// does not accept in column names) replaced by `_`, cut to the engine's longest name;
+/// `time` becomes `_time`.
 fn column_name(name: &'static str) -> Cow<'static, str> {
-    if validate_name("column", name).is_ok() {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !name.chars().any(char::is_control)
+        && name != TIME_COLUMN;
+    if ok {
         return Cow::Borrowed(name);
     }
     let mut fixed: String = name
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_control() { '_' } else { c })
         .collect();
-    if fixed.is_empty() || fixed.starts_with('.') {
+    if fixed.is_empty() || fixed == TIME_COLUMN {
         fixed.insert(0, '_');
     }
-    fixed.truncate(sextant_engine::schema::MAX_NAME_LEN);
+    while fixed.len() > MAX_NAME_LEN {
+        fixed.pop();
+    }
     Cow::Owned(fixed)
 }
 

@@ -10,7 +10,8 @@
 //! Every `--telemetry-interval` the server writes its own counters (requests, rows,
 //! rejected lines, queries, errors) into the tables `sextant_ingest` and
 //! `sextant_queries`, where they can be queried and charted like any other metric, and
-//! its log (warnings and errors) into `sextant_logs` as well as on standard error
+//! its log (start, shutdown, warnings and errors: `info` and above) into `sextant_logs`
+//! as well as on standard error
 //! ([`logs`]).
 //!
 //! A write is acknowledged (2xx) only once it is in the write-ahead log under the
