@@ -94,6 +94,11 @@ pub fn backtest(b: &Backtest) -> Value {
     })
 }
 
+/// A time (ns since the Unix epoch) in RFC 3339, UTC, as the APIs show times.
+pub fn format_time(nanos: i64) -> String {
+    rfc3339(nanos)
+}
+
 /// Reads a time: RFC 3339 (`2026-12-01T14:00:00Z`), `now`, or `now-` followed by a
 /// duration (`now-6h`), relative to `now` (ns since the Unix epoch).
 pub fn parse_time(text: &str, now: i64) -> Result<i64, String> {

@@ -10,7 +10,7 @@ use parking_lot::{Condvar, Mutex};
 use sextant_query::Database;
 
 use crate::compiled::{Compiled, register_eval_time};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RuleError};
 use crate::history;
 use crate::notify::{Alert, Delivery, Dispatcher, Notification, Notifier, NotifierStats, Status};
 use crate::rule::{Rule, check_shape};
@@ -54,6 +54,13 @@ impl Options {
     /// Sets the alerts table.
     pub fn table(mut self, table: impl Into<String>) -> Options {
         self.table = table.into();
+        self
+    }
+
+    /// Sets whether active instances are restored from the table (see
+    /// [`Options::restore`]).
+    pub fn restore(mut self, restore: bool) -> Options {
+        self.restore = restore;
         self
     }
 
@@ -165,6 +172,7 @@ pub struct Evaluator {
     table: String,
     slots: Vec<Slot>,
     dispatchers: Vec<Dispatcher>,
+    warnings: Vec<RuleError>,
 }
 
 impl std::fmt::Debug for Evaluator {
@@ -185,10 +193,11 @@ impl Evaluator {
     pub fn new(db: Arc<Database>, rules: Vec<Rule>, options: Options) -> Result<Evaluator> {
         register_eval_time(db.session());
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
         check_shape(&rules, &mut errors);
         let mut slots = Vec::with_capacity(rules.len());
         for rule in rules {
-            if let Some(compiled) = Compiled::new(&db, rule, &mut errors) {
+            if let Some(compiled) = Compiled::new(&db, rule, &mut errors, &mut warnings) {
                 slots.push(Slot {
                     compiled,
                     running: Mutex::new(()),
@@ -221,12 +230,22 @@ impl Evaluator {
                 slot.state.lock().instances.restore(inst);
             }
         }
+        for w in &warnings {
+            tracing::warn!(rule = %w.rule, "{}", w.message);
+        }
         Ok(Evaluator {
             db,
             table: options.table,
             slots,
             dispatchers,
+            warnings,
         })
+    }
+
+    /// What was found doubtful but not wrong when the rules were loaded: rules reading
+    /// tables that do not exist yet (planned once they do).
+    pub fn warnings(&self) -> &[RuleError] {
+        &self.warnings
     }
 
     /// The rules, in the order given.

@@ -67,6 +67,7 @@ pub mod notify;
 pub mod rule;
 pub mod state;
 pub mod template;
+pub mod unit;
 
 pub use backtest::{Backtest, InstanceHistory, Span};
 pub use compiled::{ALERTNAME, SEVERITY};

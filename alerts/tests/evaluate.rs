@@ -313,7 +313,8 @@ fn a_rule_file_is_checked_as_a_whole_against_the_database() {
     let db = Arc::new(Database::open(dir.path()).unwrap());
     cpu(&db);
     let rules = vec![
-        Rule::new("NoTable", "SELECT host FROM nowhere"),
+        Rule::new("NoColumn", "SELECT nohost FROM cpu"),
+        Rule::new("Garbled", "SELEKT host FROM cpu"),
         Rule::new("Words", "SELECT host, 'high' AS value FROM cpu"),
         Rule::new("Typo", "SELECT host, 1 AS value FROM cpu")
             .annotation("summary", "{{ labels.hots }}"),
@@ -334,7 +335,8 @@ fn a_rule_file_is_checked_as_a_whole_against_the_database() {
         found,
         [
             ("Typo", "name"),
-            ("NoTable", "sql"),
+            ("NoColumn", "sql"),
+            ("Garbled", "sql"),
             ("Words", "value_column"),
             ("Typo", "annotations.summary"),
             ("Writes", "sql"),
@@ -342,7 +344,7 @@ fn a_rule_file_is_checked_as_a_whole_against_the_database() {
         ],
         "{e}"
     );
-    assert!(e.to_string().contains("nowhere"), "{e}");
+    assert!(e.to_string().contains("nohost"), "{e}");
 }
 
 #[test]
@@ -409,4 +411,28 @@ fn the_background_thread_evaluates_at_the_interval() {
         0,
         "evaluation times are aligned to the interval"
     );
+}
+
+#[test]
+fn a_rule_over_a_table_not_created_yet_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(Database::open(dir.path()).unwrap());
+    let ev = Evaluator::new(
+        Arc::clone(&db),
+        vec![Rule::new("HighCpu", HIGH_CPU)],
+        Options::default(),
+    )
+    .unwrap();
+    assert_eq!(ev.warnings().len(), 1);
+    assert!(
+        ev.warnings()[0].message.contains("cpu"),
+        "{:?}",
+        ev.warnings()
+    );
+    let o = ev.evaluate_at(MIN).remove(0);
+    assert!(o.error.as_deref().unwrap().contains("no table"), "{o:?}");
+    cpu(&db);
+    let o = ev.evaluate_at(2 * MIN).remove(0);
+    assert!(o.error.is_none(), "{o:?}");
+    assert_eq!(transitions(&o), [Transition::Firing]);
 }

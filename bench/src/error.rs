@@ -44,6 +44,9 @@ pub enum Error {
     /// A query through Sextant's SQL layer failed.
     #[error("sextant query: {0}")]
     Query(#[from] Box<sextant_query::Error>),
+    /// The alert rules of `sextant-bench alerts` were refused.
+    #[error("alerts: {0}")]
+    Alerts(#[from] Box<sextant_alerts::Error>),
     /// A query of the Parquet baseline failed in DataFusion.
     #[error("datafusion: {0}")]
     DataFusion(#[from] Box<datafusion::error::DataFusionError>),

@@ -15,6 +15,7 @@
 //! # Ok::<(), sextant_bench::Error>(())
 //! ```
 
+pub mod alerts;
 pub mod error;
 pub mod ingest;
 pub mod memory;

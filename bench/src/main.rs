@@ -61,6 +61,9 @@ enum Command {
     /// StatsD parsed and aggregated, and what the tracing layer and the metrics recorder
     /// cost the calling thread.
     Protocols(ProtocolArgs),
+    /// Measure alert rules: 100 rules over the last 5 minutes of cpu-only rows,
+    /// evaluated in rounds on one core, beside the same statements planned each time.
+    Alerts(AlertArgs),
     /// Compare two JSON files of `run`: every metric old, new, change, and whether it moved
     /// beyond the threshold.
     Compare(CompareArgs),
@@ -261,6 +264,28 @@ struct ProtocolArgs {
     dir: PathBuf,
 }
 
+#[derive(Debug, Args)]
+struct AlertArgs {
+    /// Hosts of the cpu-only rows.
+    #[arg(long, default_value_t = 100)]
+    scale: u32,
+    /// Days of cpu-only rows.
+    #[arg(long, default_value_t = 1.0)]
+    days: f64,
+    /// Seed of the rows.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Rules.
+    #[arg(long, default_value_t = 100)]
+    rules: usize,
+    /// Timed rounds (after one untimed).
+    #[arg(long, default_value_t = 20)]
+    rounds: usize,
+    /// Directory of the database; emptied first, removed at the end.
+    #[arg(long, default_value = "sextant-bench-alerts")]
+    dir: PathBuf,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Workload {
     /// TSBS devops cpu-only: integer-valued random walks (WORKLOADS.md §1).
@@ -331,6 +356,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(&args),
         Command::Compare(args) => compare(&args),
         Command::Protocols(args) => protocols(&args),
+        Command::Alerts(args) => alerts(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -904,6 +930,46 @@ fn protocols(args: &ProtocolArgs) -> Result<()> {
     println!(
         "  tracing layer: {} events written, {} dropped because the writer was behind (the drop policy), {} of them during the timed calls (the percentiles include those cheaper calls)",
         f.events_written, f.events_dropped, f.events_dropped_timed
+    );
+    Ok(())
+}
+
+fn alerts(args: &AlertArgs) -> Result<()> {
+    use sextant_bench::alerts::{self, AlertBenchOptions};
+    let report = alerts::run(&AlertBenchOptions {
+        scale: args.scale,
+        days: args.days,
+        seed: args.seed,
+        rules: args.rules,
+        rounds: args.rounds,
+        dir: args.dir.clone(),
+    })?;
+    let pct = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize] * 1e3;
+    println!(
+        "sextant-bench alerts --scale {} --days {} --seed {} --rules {} --rounds {}",
+        args.scale, args.days, args.seed, args.rules, args.rounds
+    );
+    println!(
+        "{} rules over the last 5 minutes of cpu-only ({} rows), one core (1 partition, 1 query thread), {} rounds:",
+        args.rules,
+        report.rows,
+        report.rounds.len()
+    );
+    println!(
+        "  evaluator (planned once)   p50 {:>7.1} ms  p90 {:>7.1} ms  max {:>7.1} ms per round",
+        pct(&report.rounds, 0.5),
+        pct(&report.rounds, 0.9),
+        pct(&report.rounds, 1.0)
+    );
+    println!(
+        "  Database::sql (re-planned) p50 {:>7.1} ms  p90 {:>7.1} ms  max {:>7.1} ms per round",
+        pct(&report.replanned, 0.5),
+        pct(&report.replanned, 0.9),
+        pct(&report.replanned, 1.0)
+    );
+    println!(
+        "  instances active after the last round: {}; failed evaluations: {}",
+        report.active, report.errors
     );
     Ok(())
 }

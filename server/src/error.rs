@@ -11,6 +11,9 @@ pub enum Error {
     /// The storage engine.
     #[error("{0}")]
     Engine(#[from] sextant_engine::Error),
+    /// Alert rules refused, or an alert API used wrongly.
+    #[error("{0}")]
+    Alerts(#[from] sextant_alerts::Error),
     /// Reading or writing a file.
     #[error("{action} {path}: {source}")]
     Io {

@@ -7,6 +7,7 @@
 //! - `sextant inspect`: tables, columns, segments and what opening found, for operators.
 //! - `sextant serve`: serves a database over HTTP (writes, SQL) and StatsD over UDP.
 
+mod alerting;
 mod demo;
 mod error;
 mod import;
@@ -38,6 +39,8 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per run: the size of `Serve` costs nothing worth boxing it for.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Write half an hour of telemetry from every layer (host metrics, request latencies,
     /// application logs with an error burst after a deploy, sign-ups) and print the
@@ -147,6 +150,50 @@ enum Command {
         /// and sextant_queries (e.g. 10s), or `off`.
         #[arg(long, default_value = "10s")]
         telemetry_interval: Every,
+        /// A TOML file of alert rules, evaluated each at its interval; the alerts are at
+        /// /api/v1/alerts and their history in the table `alerts`.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// A webhook told of firing and resolved alerts, with Alertmanager's webhook
+        /// payload (may be given more than once).
+        #[arg(long = "alert-webhook", requires = "rules")]
+        alert_webhooks: Vec<String>,
+        /// An Alertmanager (such as http://localhost:9093) sent the alerts (may be given
+        /// more than once).
+        #[arg(long = "alertmanager", requires = "rules")]
+        alertmanagers: Vec<String>,
+    },
+    /// Run an alert rule over a past range of a database, without side effects: when each
+    /// instance would have been pending and firing, the first firing, and how many
+    /// notifications it would have sent.
+    Backtest {
+        /// The database directory (not open in a server: ask a server's
+        /// /api/v1/backtest instead).
+        #[arg(long)]
+        data: PathBuf,
+        /// The TOML rule file.
+        #[arg(long)]
+        rules: PathBuf,
+        /// The rule's name.
+        #[arg(long)]
+        rule: String,
+        /// The start: RFC 3339 (2026-12-01T14:00:00Z), `now`, or `now-6h`.
+        #[arg(long)]
+        from: String,
+        /// The end, likewise.
+        #[arg(long, default_value = "now")]
+        to: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the unit tests of alert rules: input series and events, evaluation times, and
+    /// the alerts expected at each (see sextant-alerts' `unit` module for the file's
+    /// format). Exit status 1 if any expectation is not met.
+    TestRules {
+        /// Test files (TOML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -232,6 +279,9 @@ fn main() -> ExitCode {
             memory_budget,
             query_memory,
             telemetry_interval,
+            rules,
+            alert_webhooks,
+            alertmanagers,
         } => serve::run(serve::Options {
             data,
             http: http.0,
@@ -246,7 +296,19 @@ fn main() -> ExitCode {
             memory_budget,
             query_memory,
             telemetry_interval: telemetry_interval.0,
+            rules,
+            webhooks: alert_webhooks,
+            alertmanagers,
         }),
+        Command::Backtest {
+            data,
+            rules,
+            rule,
+            from,
+            to,
+            json,
+        } => alerting::backtest(&data, &rules, &rule, &from, &to, json),
+        Command::TestRules { files } => alerting::test_rules(&files),
     };
     match result {
         Ok(code) => code,

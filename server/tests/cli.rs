@@ -289,3 +289,83 @@ fn import_reads_csv_with_tags_and_rfc3339_or_integer_times() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn test_rules_passes_a_good_file_and_fails_a_wrong_one_with_the_differences() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../alerts/tests/data");
+    let out = sextant(&["test-rules", path(&data.join("rules_test.toml"))]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("5 of 5 tests passed"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = sextant(&["test-rules", path(&data.join("failing_test.toml"))]);
+    assert!(!out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("FAIL"), "{stdout}");
+    assert!(
+        stdout.contains("firing but not expected: {host=\"a\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 of 2 tests passed"), "{stdout}");
+}
+
+#[test]
+fn backtest_runs_a_rule_over_the_demo_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    assert!(sextant(&["demo", "--data", path(&data)]).status.success());
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        r#"
+[[rule]]
+name = "Errors"
+sql = """
+SELECT service, count(*) AS value FROM logs
+WHERE level >= 'error' AND time > eval_time() - INTERVAL '5 minutes' AND time <= eval_time()
+GROUP BY service HAVING count(*) > 5
+"""
+"#,
+    )
+    .unwrap();
+    let args = [
+        "backtest",
+        "--data",
+        path(&data),
+        "--rules",
+        path(&rules),
+        "--rule",
+        "Errors",
+    ];
+    // The demo's half hour starts at 2026-01-01T12:00:00Z.
+    let range = [
+        "--from",
+        "2026-01-01T12:00:00Z",
+        "--to",
+        "2026-01-01T12:40:00Z",
+    ];
+    let out = sextant(&[&args[..], &range, &["--json"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["rule"], "Errors");
+    assert_eq!(report["evaluations"], 41, "{report}");
+    assert!(
+        report["firstFiring"].is_string(),
+        "the demo's error burst fires: {report}"
+    );
+    assert!(!report["instances"].as_array().unwrap().is_empty());
+    let out = sextant(&[&args[..], &["--from", "yesterday"]].concat());
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not a time"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -608,3 +608,67 @@ fn a_postgres_password_is_asked_for_when_set() {
         assert!(stderr.contains("password"), "{wrong:?}: {stderr}");
     }
 }
+
+#[test]
+fn alert_rules_are_evaluated_and_shown_at_api_v1_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        r#"
+[[rule]]
+name = "HotHost"
+interval = "100ms"
+sql = """
+SELECT host, max(usage_user) AS value FROM cpu
+WHERE time > eval_time() - INTERVAL '1 hour' AND time <= eval_time()
+GROUP BY host HAVING max(usage_user) > 90
+"""
+annotations = { summary = "{{ labels.host }} at {{ value }} %" }
+"#,
+    )
+    .unwrap();
+    let data = dir.path().join("db");
+    let server = Server::start(&data, &["--rules", rules.to_str().unwrap()]);
+    let reply = server.request(
+        "POST",
+        "/api/v2/write",
+        &[],
+        b"cpu,host=a usage_user=95\ncpu,host=b usage_user=5\n",
+    );
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let alerts = loop {
+        let reply = server.request("GET", "/api/v1/alerts", &[], b"");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        if !v["data"]["alerts"].as_array().unwrap().is_empty() {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no alert: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let a = &alerts["data"]["alerts"][0];
+    assert_eq!(a["labels"]["host"], "a");
+    assert_eq!(a["state"], "firing");
+    assert_eq!(a["annotations"]["summary"], "a at 95 %");
+    let reply = server.request("GET", "/api/v1/rules", &[], b"");
+    let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(v["data"]["groups"][0]["rules"][0]["health"], "ok", "{v}");
+    let reply = server.request(
+        "GET",
+        "/api/v1/backtest?rule=HotHost&from=now-10s",
+        &[],
+        b"",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert!(v["firstFiring"].is_string(), "{v}");
+    let reply = server.request("GET", "/api/v1/backtest?rule=Nope&from=now-1m", &[], b"");
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    // Before the first write the rule's table did not exist: an `error` row says so.
+    server.wait_for(
+        "SELECT alertname, state, host FROM alerts WHERE state <> 'error'",
+        "alertname,state,host\nHotHost,firing,a\n",
+    );
+}

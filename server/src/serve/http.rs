@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use datafusion::arrow::array::RecordBatch;
 use serde_json::json;
+use sextant_alerts::Evaluator;
 use sextant_engine::Error as EngineError;
 use sextant_ingest::{Outcome, jsonl, line_protocol, remote_write};
 use sextant_query::{Database, Error as QueryError};
@@ -34,15 +35,22 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct App {
     db: Arc<Database>,
+    alerts: Option<Arc<Evaluator>>,
     stats: Arc<Stats>,
     token: Option<Arc<str>>,
     max_body: usize,
 }
 
 impl App {
-    pub fn new(db: Arc<Database>, stats: Arc<Stats>, options: &Options) -> App {
+    pub fn new(
+        db: Arc<Database>,
+        alerts: Option<Arc<Evaluator>>,
+        stats: Arc<Stats>,
+        options: &Options,
+    ) -> App {
         App {
             db,
+            alerts,
             stats,
             token: options.token.as_deref().map(Arc::from),
             max_body: options.max_body,
@@ -72,6 +80,9 @@ pub async fn serve(addr: SocketAddr, app: App, stopped: watch::Receiver<bool>) -
         .route("/api/v1/write", post(write_remote))
         .route("/api/v1/logs", post(write_logs))
         .route("/api/v1/sql", get(sql_get).post(sql_post))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/rules", get(rules))
+        .route("/api/v1/backtest", get(backtest))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app);
     let server =
@@ -369,6 +380,68 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
         app.stats.prometheus(),
     )
         .into_response()
+}
+
+/// The pending and firing alerts, in the shape of Prometheus' `/api/v1/alerts`.
+async fn alerts(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&app, &headers) {
+        return r.into_response();
+    }
+    match &app.alerts {
+        Some(ev) => axum::Json(sextant_alerts::api::alerts(ev)).into_response(),
+        None => axum::Json(json!({"status": "success", "data": {"alerts": []}})).into_response(),
+    }
+}
+
+/// The rules and their health, in the shape of Prometheus' `/api/v1/rules`.
+async fn rules(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&app, &headers) {
+        return r.into_response();
+    }
+    match &app.alerts {
+        Some(ev) => axum::Json(sextant_alerts::api::rules(ev, "rules")).into_response(),
+        None => axum::Json(json!({"status": "success", "data": {"groups": []}})).into_response(),
+    }
+}
+
+/// A backtest of a loaded rule: `?rule=NAME&from=TIME&to=TIME` (RFC 3339, `now`, or
+/// `now-6h`; `to` defaults to now).
+async fn backtest(
+    State(app): State<App>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&app, &headers) {
+        return r.into_response();
+    }
+    let Some(ev) = app.alerts.clone() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no rules are loaded: start the server with --rules FILE",
+        );
+    };
+    let (Some(rule), Some(from)) = (params.get("rule"), params.get("from")) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "give the rule as `rule` and the range as `from` and `to` (RFC 3339, now, or now-6h)",
+        );
+    };
+    let now = now();
+    let to = params.get("to").map_or("now", String::as_str);
+    let range = sextant_alerts::api::parse_time(from, now)
+        .and_then(|f| Ok((f, sextant_alerts::api::parse_time(to, now)?)));
+    let (from, to) = match range {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let rule = rule.clone();
+    let run = tokio::task::spawn_blocking(move || ev.backtest(&rule, from, to)).await;
+    match run {
+        Ok(Ok(report)) => axum::Json(sextant_alerts::api::backtest(&report)).into_response(),
+        Ok(Err(e @ sextant_alerts::Error::NoSuchRule(_))) => error(StatusCode::NOT_FOUND, e),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
 }
 
 async fn sql_get(

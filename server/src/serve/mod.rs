@@ -37,6 +37,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sextant_alerts::notify::{Alertmanager, Webhook};
+use sextant_alerts::{Evaluator, Options as AlertOptions};
 use sextant_engine::{Config, Durability};
 use sextant_query::{Database, QueryOptions};
 use tokio::sync::watch;
@@ -74,6 +76,12 @@ pub struct Options {
     pub query_memory: Option<usize>,
     /// How often the server writes its own counters into its tables; `None`: never.
     pub telemetry_interval: Option<Duration>,
+    /// A TOML file of alert rules to evaluate; `None`: no alerting.
+    pub rules: Option<PathBuf>,
+    /// Webhooks told of firing and resolved alerts (Alertmanager's webhook payload).
+    pub webhooks: Vec<String>,
+    /// Alertmanagers sent the alerts (`POST /api/v2/alerts`).
+    pub alertmanagers: Vec<String>,
 }
 
 /// Parses `--durability`: `always`, `never`, or an interval such as `1s` or `200ms`.
@@ -123,6 +131,11 @@ pub fn run(options: Options) -> Result<ExitCode> {
     let log = logs::install(Arc::clone(db.engine()));
     tracing::info!(data = %options.data.display(), "serving");
     let stats = Arc::new(Stats::default());
+    let alerts = match &options.rules {
+        Some(path) => Some(alerts(&db, path, &options)?),
+        None => None,
+    };
+    let evaluating = alerts.as_ref().map(|ev| ev.start());
     say!(
         "sextant: serving the database in {}",
         options.data.display()
@@ -149,7 +162,12 @@ pub fn run(options: Options) -> Result<ExitCode> {
         let http = async {
             match options.http {
                 Some(addr) => {
-                    let app = http::App::new(Arc::clone(&db), Arc::clone(&stats), &options);
+                    let app = http::App::new(
+                        Arc::clone(&db),
+                        alerts.clone(),
+                        Arc::clone(&stats),
+                        &options,
+                    );
                     http::serve(addr, app, stopped.clone()).await
                 }
                 None => Ok(()),
@@ -183,6 +201,10 @@ pub fn run(options: Options) -> Result<ExitCode> {
     tracing::info!("shutting down");
     // StatsD's current interval is written before the database closes, whatever HTTP did.
     let stopped = statsd.map(statsd::Listener::stop).transpose();
+    // The evaluations stop and the notifiers send what is queued (for a few seconds at
+    // most) before the database closes.
+    drop(evaluating);
+    drop(alerts);
     served?;
     stopped?;
     // The log's last rows are written before the database closes.
@@ -194,6 +216,29 @@ pub fn run(options: Options) -> Result<ExitCode> {
     }
     say!("sextant: closed");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the rule file and checks it against the database; the evaluator is started by
+/// the caller.
+fn alerts(db: &Arc<Database>, path: &std::path::Path, options: &Options) -> Result<Arc<Evaluator>> {
+    let rules = sextant_alerts::rule::load(path)?;
+    let mut alert_options = AlertOptions::default();
+    for url in &options.webhooks {
+        alert_options = alert_options.notifier(Webhook::new(url.clone()));
+    }
+    for url in &options.alertmanagers {
+        alert_options = alert_options.notifier(Alertmanager::new(url));
+    }
+    let count = rules.len();
+    let ev = Evaluator::new(Arc::clone(db), rules, alert_options)?;
+    for w in ev.warnings() {
+        say!("sextant: rule {}: {}", w.rule, w.message);
+    }
+    say!(
+        "sextant: evaluating {count} alert rules of {} (alerts at /api/v1/alerts, history in the table alerts)",
+        path.display()
+    );
+    Ok(Arc::new(ev))
 }
 
 /// Prints a line of the server's progress on standard output; a closed output (the
