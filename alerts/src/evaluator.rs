@@ -325,22 +325,29 @@ impl Evaluator {
         let started = Instant::now();
         let rule = &slot.compiled.rule;
         let last = slot.state.lock().last_evaluation;
-        let result = if last.is_some_and(|last| t < last) {
-            Err(format!(
-                "the evaluation time is before the rule's last evaluation ({}); a backtest evaluates past times",
-                crate::notify::rfc3339(last.unwrap_or_default())
-            ))
-        } else {
+        if let Some(last) = last.filter(|&last| t < last) {
+            // Refused without touching the rule's state: not an error of the rule.
+            return Outcome {
+                rule: rule.name.clone(),
+                time: t,
+                changes: Vec::new(),
+                error: Some(format!(
+                    "the evaluation time is before the rule's last evaluation ({}); a backtest evaluates past times",
+                    crate::notify::rfc3339(last)
+                )),
+                duration: started.elapsed(),
+            };
+        }
+        let result =
             self.db
                 .runtime()
-                .block_on(slot.compiled.run(self.db.session(), t, rule.interval))
-        };
+                .block_on(slot.compiled.run(self.db.session(), t, rule.interval));
         let mut st = slot.state.lock();
         let stepped = result.and_then(|samples| {
             st.instances
                 .step(samples, t, rule.for_, rule.keep_firing_for)
         });
-        st.last_evaluation = Some(t.max(st.last_evaluation.unwrap_or(i64::MIN)));
+        st.last_evaluation = Some(t);
         st.evaluations += 1;
         let mut outcome = Outcome {
             rule: rule.name.clone(),

@@ -436,3 +436,32 @@ fn a_rule_over_a_table_not_created_yet_waits_for_it() {
     assert!(o.error.is_none(), "{o:?}");
     assert_eq!(transitions(&o), [Transition::Firing]);
 }
+
+#[test]
+fn an_evaluation_before_the_last_one_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(Database::open(dir.path()).unwrap());
+    cpu(&db);
+    let ev = Evaluator::new(
+        Arc::clone(&db),
+        vec![Rule::new("HighCpu", HIGH_CPU)],
+        Options::default(),
+    )
+    .unwrap();
+    ev.evaluate_at(5 * MIN);
+    let o = ev.evaluate_at(MIN).remove(0);
+    assert!(
+        o.error
+            .as_deref()
+            .unwrap()
+            .contains("before the rule's last evaluation"),
+        "{o:?}"
+    );
+    let status = &ev.rules()[0];
+    assert_eq!(status.health, sextant_alerts::Health::Ok);
+    assert_eq!(status.last_evaluation, Some(5 * MIN));
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM alerts WHERE state = 'error'")[0][0],
+        "0"
+    );
+}
