@@ -6,6 +6,9 @@ use crate::error::{Error, Result};
 use crate::evaluator::{Evaluator, nanos};
 use crate::state::{Instances, Labels, Transition};
 
+/// Most evaluations a backtest runs.
+pub const MAX_EVALUATIONS: i64 = 100_000;
+
 /// A time span, ns since the Unix epoch: `start` included, `end` excluded; `end` is
 /// `None` when the span was still open at the end of the range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +66,12 @@ impl Evaluator {
         let (compiled, db) = self.slot_rule(rule)?;
         let r = &compiled.rule;
         let every = nanos(r.interval);
+        let evaluations = (to - from) / every + 1;
+        if evaluations > MAX_EVALUATIONS {
+            return Err(Error::InvalidInput(format!(
+                "the backtest would run {evaluations} evaluations at the rule's interval; at most {MAX_EVALUATIONS} are run at once: shorten the range"
+            )));
+        }
         let mut state = Instances::default();
         let mut report = Backtest {
             rule: r.name.clone(),
@@ -80,7 +89,7 @@ impl Evaluator {
             report.evaluations += 1;
             let stepped = db
                 .runtime()
-                .block_on(compiled.run(db.session(), t, r.interval))
+                .block_on(compiled.run(db.session(), t, self.timeout(r)))
                 .and_then(|samples| state.step(samples, t, r.for_, r.keep_firing_for));
             match stepped {
                 Err(e) => report.errors.push((t, e)),

@@ -194,8 +194,8 @@ impl Compiled {
         }
         let mut ok = true;
         for (name, text) in &rule.annotations {
-            let checked = match planned {
-                Some(_) => template::check(text, &rule.name, &sample),
+            let checked = match &planned {
+                Some(p) => template::check(text, &rule.name, &sample, p.value.map(|_| 0.0)),
                 None => template::render(text, &rule.name, &sample, Some(0.0)),
             };
             if let Err(e) = checked {

@@ -31,6 +31,9 @@ pub struct Options {
     /// Whether the instances active before a restart are read back from the table.
     /// Default: yes.
     pub restore: bool,
+    /// The longest a rule's query may run; a rule's interval is its limit when shorter.
+    /// Default: none (the interval).
+    pub query_timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -40,6 +43,7 @@ impl Default for Options {
             notifiers: Vec::new(),
             delivery: Delivery::default(),
             restore: true,
+            query_timeout: None,
         }
     }
 }
@@ -64,6 +68,12 @@ impl Options {
         self
     }
 
+    /// Sets the longest a rule's query may run (see [`Options::query_timeout`]).
+    pub fn query_timeout(mut self, limit: Duration) -> Options {
+        self.query_timeout = Some(limit);
+        self
+    }
+
     /// Sets the notifiers' queues and retries.
     pub fn delivery(mut self, delivery: Delivery) -> Options {
         self.delivery = delivery;
@@ -81,6 +91,7 @@ impl std::fmt::Debug for Options {
             )
             .field("delivery", &self.delivery)
             .field("restore", &self.restore)
+            .field("query_timeout", &self.query_timeout)
             .finish()
     }
 }
@@ -173,6 +184,8 @@ pub struct Evaluator {
     slots: Vec<Slot>,
     dispatchers: Vec<Dispatcher>,
     warnings: Vec<RuleError>,
+    query_timeout: Option<Duration>,
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Evaluator {
@@ -194,6 +207,13 @@ impl Evaluator {
         register_eval_time(db.session());
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
+        if let Err(e) = sextant_engine::schema::validate_name("table", &options.table) {
+            errors.push(RuleError {
+                rule: "(all)".to_string(),
+                field: "table".to_string(),
+                message: e.to_string(),
+            });
+        }
         check_shape(&rules, &mut errors);
         let mut slots = Vec::with_capacity(rules.len());
         for rule in rules {
@@ -218,7 +238,18 @@ impl Evaluator {
                 .iter()
                 .map(|s| s.compiled.rule.name.as_str())
                 .collect();
-            for (rule, inst) in history::restore(&db, &options.table, &names)? {
+            let restored = history::restore(&db, &options.table, &names).unwrap_or_else(|e| {
+                warnings.push(RuleError {
+                    rule: "(all)".to_string(),
+                    field: "table".to_string(),
+                    message: format!(
+                        "the active alerts could not be read back from the table {}: {e}; they start inactive",
+                        options.table
+                    ),
+                });
+                Vec::new()
+            });
+            for (rule, inst) in restored {
                 let Some(slot) = slots.iter().find(|s| s.compiled.rule.name == rule) else {
                     continue;
                 };
@@ -236,9 +267,11 @@ impl Evaluator {
         Ok(Evaluator {
             db,
             table: options.table,
+            query_timeout: options.query_timeout,
             slots,
             dispatchers,
             warnings,
+            started: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -313,6 +346,12 @@ impl Evaluator {
         Ok((&self.slot(rule)?.compiled, &self.db))
     }
 
+    /// How long a rule's query may run: its interval, or the query timeout if shorter.
+    pub(crate) fn timeout(&self, rule: &Rule) -> Duration {
+        self.query_timeout
+            .map_or(rule.interval, |q| q.min(rule.interval))
+    }
+
     fn slot(&self, rule: &str) -> Result<&Slot> {
         self.slots
             .iter()
@@ -341,7 +380,7 @@ impl Evaluator {
         let result =
             self.db
                 .runtime()
-                .block_on(slot.compiled.run(self.db.session(), t, rule.interval));
+                .block_on(slot.compiled.run(self.db.session(), t, self.timeout(rule)));
         let mut st = slot.state.lock();
         let stepped = result.and_then(|samples| {
             st.instances
@@ -381,7 +420,9 @@ impl Evaluator {
                     && let Err(e) = self.db.write_points(&rows)
                 {
                     tracing::error!(table = %self.table, error = %e, "writing the alerts table failed");
-                    outcome.error = Some(format!("writing the alerts table: {e}"));
+                    let e = format!("writing the alerts table: {e}");
+                    st.last_error = Some(e.clone());
+                    outcome.error = Some(e);
                 }
                 if !self.dispatchers.is_empty() {
                     let n = notification(rule, t, &st.instances, &changes);
@@ -406,8 +447,14 @@ impl Evaluator {
     /// missed are skipped, counted in [`RuleStatus::missed`], and the rule is evaluated
     /// at the latest due time: evaluations are never replayed, and the state machine
     /// counts the gap as time passed.
+    ///
+    /// Only the first call starts a thread; later ones return a handle that does nothing.
     pub fn start(self: &Arc<Self>) -> Running {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        if self.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tracing::warn!("the alert evaluator was started twice; the second start does nothing");
+            return Running { stop, thread: None };
+        }
         let thread = {
             let ev = Arc::clone(self);
             let stop = Arc::clone(&stop);
@@ -441,8 +488,19 @@ impl Evaluator {
                 if behind > 0 {
                     slot.state.lock().missed += behind as u64;
                 }
-                self.evaluate(slot, t);
-                next[i] = t + every;
+                let outcome = self.evaluate(slot, t);
+                if outcome.changes.is_empty()
+                    && slot
+                        .state
+                        .lock()
+                        .last_evaluation
+                        .is_some_and(|last| last > t)
+                {
+                    // Someone evaluated the rule at a later time on request: this time
+                    // is skipped, and counted.
+                    slot.state.lock().missed += 1;
+                }
+                next[i] = t.saturating_add(every);
             }
             let Some(&soonest) = next.iter().min() else {
                 return;

@@ -9,7 +9,7 @@
 //! | `level` | level | `warn` when firing (`error` for severity `critical` or `page`), `error` for a rule error, else `info` |
 //! | `alertname` | tag | the rule |
 //! | `state` | tag | `pending`, `firing`, `resolved`, `inactive` (pending cleared) or `error` |
-//! | *label* | tag | each instance label, but those named like a column of this table |
+//! | *label* | tag | each instance label, but those named like a column of this table or with a name the engine does not take as a column (anything but ASCII letters, digits, `_`, `-`, `.`; such labels are in `labels` only) |
 //! | `message` | string | a sentence: what happened, or the rule's error |
 //! | `value` | f64 | the instance's figure |
 //! | `active_at` | i64 | when the instance became active, ns since the Unix epoch |
@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
+use datafusion::common::TableReference;
+use sextant_engine::schema::validate_name;
 use sextant_engine::{Level, Point};
 use sextant_query::Database;
 
@@ -75,7 +77,7 @@ pub(crate) fn change_row(
         .tag(ALERTNAME, rule)
         .tag("state", change.transition.as_str());
     for (k, v) in &inst.labels {
-        if !RESERVED.contains(&k.as_str()) {
+        if !RESERVED.contains(&k.as_str()) && validate_name("column", k).is_ok() {
             p = p.tag(k.as_str(), v.as_str());
         }
     }
@@ -112,7 +114,8 @@ pub(crate) fn restore(
     table: &str,
     rules: &[&str],
 ) -> Result<Vec<(String, Instance)>> {
-    if rules.is_empty() || !db.session().table_exist(table).unwrap_or(false) {
+    let reference = TableReference::bare(table);
+    if rules.is_empty() || !db.session().table_exist(reference.clone()).unwrap_or(false) {
         return Ok(Vec::new());
     }
     let names = rules
@@ -121,13 +124,21 @@ pub(crate) fn restore(
         .collect::<Vec<_>>()
         .join(", ");
     let quoted = format!("\"{}\"", table.replace('"', "\"\""));
-    // A table whose rules never had a value column has no column `value`.
-    let has_value = db
+    // Columns appear with the first row that has them: a table of rule errors only has
+    // no `fingerprint`, one whose rules never had a value column no `value`.
+    let schema = db
         .runtime()
-        .block_on(db.session().table(quoted.as_str()))
-        .map(|df| df.schema().has_column_with_unqualified_name("value"))
-        .unwrap_or(false);
-    let value = if has_value {
+        .block_on(db.session().table(reference))
+        .map(|df| df.schema().clone())
+        .map_err(sextant_query::Error::from)?;
+    let has = |c: &str| schema.has_column_with_unqualified_name(c);
+    if !["alertname", "state", "fingerprint", "labels", "active_at"]
+        .iter()
+        .all(|c| has(c))
+    {
+        return Ok(Vec::new());
+    }
+    let value = if has("value") {
         "value"
     } else {
         "CAST(NULL AS DOUBLE) AS value"

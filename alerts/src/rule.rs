@@ -35,6 +35,9 @@ use crate::error::{Error, Result, RuleError};
 /// The name of the column holding an instance's figure, unless a rule names another.
 pub const DEFAULT_VALUE_COLUMN: &str = "value";
 
+/// The longest interval, `for` or `keep_firing_for`: 10 years.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 /// Evaluation interval of a rule that gives none, in a file that gives none.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -262,6 +265,19 @@ pub(crate) fn check_shape(rules: &[Rule], errors: &mut Vec<RuleError>) {
         }
         if r.interval.is_zero() {
             errors.push(err(&r.name, "interval", "the interval must be more than 0"));
+        }
+        for (field, d) in [
+            ("interval", r.interval),
+            ("for", r.for_),
+            ("keep_firing_for", r.keep_firing_for),
+        ] {
+            if d > MAX_DURATION {
+                errors.push(err(
+                    &r.name,
+                    field,
+                    "more than 10 years is not a useful duration here",
+                ));
+            }
         }
         if r.sql.trim().is_empty() {
             errors.push(err(&r.name, "sql", "the SQL query is empty"));

@@ -32,8 +32,9 @@ pub(crate) fn check(
     template: &str,
     rule: &str,
     labels: &BTreeMap<String, String>,
+    value: Option<f64>,
 ) -> Result<String, String> {
-    render_with(UndefinedBehavior::Strict, template, rule, labels, Some(0.0))
+    render_with(UndefinedBehavior::Strict, template, rule, labels, value)
 }
 
 fn render_with(
@@ -103,13 +104,13 @@ mod tests {
             render("[{{ labels.hots }}]", "r", &labels(), None).unwrap(),
             "[]"
         );
-        let e = check("[{{ labels.hots }}]", "r", &labels()).unwrap_err();
+        let e = check("[{{ labels.hots }}]", "r", &labels(), None).unwrap_err();
         assert!(e.contains("undefined"), "{e}");
     }
 
     #[test]
     fn a_syntax_error_is_reported() {
-        let e = check("{{ labels.host ", "r", &labels()).unwrap_err();
+        let e = check("{{ labels.host ", "r", &labels(), None).unwrap_err();
         assert!(e.contains("syntax error"), "{e}");
     }
 }

@@ -465,3 +465,51 @@ fn an_evaluation_before_the_last_one_is_refused_and_changes_nothing() {
         "0"
     );
 }
+
+#[test]
+fn a_restart_after_only_rule_errors_starts_with_nothing_active() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(Database::open(dir.path()).unwrap());
+    let rule = || vec![Rule::new("HighCpu", HIGH_CPU)];
+    let ev = Evaluator::new(Arc::clone(&db), rule(), Options::default()).unwrap();
+    assert!(ev.evaluate_at(MIN)[0].error.is_some(), "no table cpu yet");
+    drop(ev);
+    let ev = Evaluator::new(Arc::clone(&db), rule(), Options::default()).unwrap();
+    assert!(ev.alerts().is_empty());
+}
+
+#[test]
+fn labels_the_engine_takes_as_no_column_are_kept_in_the_labels_json_and_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(Database::open(dir.path()).unwrap());
+    cpu(&db);
+    // An unaliased expression as a label column, a name with a space, and `level`.
+    let sql = "SELECT host, upper(host), 'x' AS \"the zone\", 'l' AS level, max(usage_user) AS value \
+        FROM cpu WHERE time > eval_time() - INTERVAL '5 minutes' AND time <= eval_time() \
+        GROUP BY host HAVING max(usage_user) > 90";
+    let rule = || vec![Rule::new("Odd", sql)];
+    let options = || Options::default().table("Alert_History");
+    let ev = Evaluator::new(Arc::clone(&db), rule(), options()).unwrap();
+    let o = ev.evaluate_at(MIN).remove(0);
+    assert!(o.error.is_none(), "{o:?}");
+    assert_eq!(transitions(&o), [Transition::Firing]);
+    let labels = &o.changes[0].instance.labels;
+    assert_eq!(labels["upper(cpu.host)"], "A");
+    assert_eq!(labels["the zone"], "x");
+    let stored = rows(&db, "SELECT host, labels FROM \"Alert_History\"");
+    assert_eq!(stored[0][0], "a");
+    assert!(stored[0][1].contains("\"the zone\":\"x\""), "{stored:?}");
+    drop(ev);
+    let ev = Evaluator::new(Arc::clone(&db), rule(), options()).unwrap();
+    let restored = ev.alerts();
+    assert_eq!(
+        restored.len(),
+        1,
+        "restored from a table whose name has capitals"
+    );
+    assert_eq!(&restored[0].instance.labels, labels);
+    assert!(
+        ev.evaluate_at(2 * MIN)[0].changes.is_empty(),
+        "no second firing"
+    );
+}

@@ -155,8 +155,8 @@ fn a_slow_receiver_delays_no_evaluation_and_a_full_queue_drops_and_counts() {
         // Time for the fast receiver to take each one.
         std::thread::sleep(Duration::from_millis(30));
     }
-    // Twelve evaluations do not wait for twelve 300 ms answers.
-    assert!(evaluating < Duration::from_millis(1500), "{evaluating:?}");
+    // Twelve evaluations do not wait for twelve 300 ms answers (3.6 s).
+    assert!(evaluating < Duration::from_millis(3000), "{evaluating:?}");
     assert_eq!(
         fast.wait_for(12).len(),
         12,

@@ -38,7 +38,8 @@ impl Alertmanager {
 
 /// The body of `POST /api/v2/alerts` for a notification.
 pub fn body(n: &Notification, resend: Duration) -> Value {
-    let ahead = i64::try_from((4 * resend.max(n.interval)).as_nanos()).unwrap_or(i64::MAX);
+    let ahead =
+        i64::try_from(resend.max(n.interval).saturating_mul(4).as_nanos()).unwrap_or(i64::MAX);
     let alerts: Vec<Value> = n
         .alerts
         .iter()

@@ -144,25 +144,22 @@ impl Dispatcher {
         if n.alerts.is_empty() {
             return;
         }
-        {
-            let mut last = self.last_queued.lock();
-            let due = n.changed
-                || match (self.notifier.repeat_interval(), last.get(&n.rule)) {
-                    (_, None) => true,
-                    (None, Some(_)) => false,
-                    (Some(every), Some(&at)) => {
-                        n.time.saturating_sub(at)
-                            >= i64::try_from(every.as_nanos()).unwrap_or(i64::MAX)
-                    }
-                };
-            if !due {
-                return;
-            }
-            last.insert(n.rule.clone(), n.time);
+        let mut last = self.last_queued.lock();
+        let due = n.changed
+            || match (self.notifier.repeat_interval(), last.get(&n.rule)) {
+                (_, None) => true,
+                (None, Some(_)) => false,
+                (Some(every), Some(&at)) => {
+                    n.time.saturating_sub(at) >= i64::try_from(every.as_nanos()).unwrap_or(i64::MAX)
+                }
+            };
+        if !due {
+            return;
         }
         let mut q = self.shared.queue.lock();
         if q.items.len() >= self.delivery.queue {
             drop(q);
+            drop(last);
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 notifier = %self.notifier.name(),
@@ -172,6 +169,9 @@ impl Dispatcher {
             );
             return;
         }
+        // Only what was queued counts as sent: a dropped one is offered again at the next
+        // evaluation that is due.
+        last.insert(n.rule.clone(), n.time);
         q.items.push_back(n.clone());
         self.shared.wake.notify_one();
     }
@@ -214,7 +214,9 @@ fn work(notifier: &dyn Notifier, shared: &Shared, delivery: &Delivery) {
             let mut q = shared.queue.lock();
             loop {
                 if q.stopping && deadline.is_none() {
-                    deadline = Some(Instant::now() + delivery.shutdown_grace);
+                    deadline = Instant::now()
+                        .checked_add(delivery.shutdown_grace)
+                        .or(Some(Instant::now()));
                 }
                 if let Some(n) = q.items.front() {
                     break n.clone();
@@ -253,9 +255,11 @@ fn work(notifier: &dyn Notifier, shared: &Shared, delivery: &Delivery) {
                     };
                     shared.wake.wait_for(&mut q, wait);
                     if q.stopping && deadline.is_none() {
-                        deadline = Some(Instant::now() + delivery.shutdown_grace);
+                        deadline = Instant::now()
+                            .checked_add(delivery.shutdown_grace)
+                            .or(Some(Instant::now()));
                     }
-                    backoff = (backoff * 2).min(delivery.max_backoff);
+                    backoff = backoff.saturating_mul(2).min(delivery.max_backoff);
                 }
             }
         };

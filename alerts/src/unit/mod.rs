@@ -202,15 +202,15 @@ fn write_inputs(db: &Database, file: &TestFile, step: i64) -> Result<()> {
         };
         for (i, c) in counts.into_iter().enumerate() {
             let n = c.unwrap_or(0.0);
-            if n < 0.0 || n.fract() != 0.0 {
+            if n < 0.0 || n.fract() != 0.0 || n > 100_000.0 {
                 return Err(Error::InvalidInput(format!(
-                    "events of table {}: a count must be a whole number, not {n}",
+                    "events of table {}: a count must be a whole number from 0 to 100,000, not {n}",
                     e.table
                 )));
             }
             for _ in 0..n as u64 {
                 let mut r = LogRecord::new(&e.table, level, e.message.clone().unwrap_or_default())
-                    .time(i as i64 * step);
+                    .time(at(i, step)?);
                 for (k, val) in &e.tags {
                     r = r.tag(k.as_str(), val.as_str());
                 }
@@ -222,6 +222,14 @@ fn write_inputs(db: &Database, file: &TestFile, step: i64) -> Result<()> {
         db.write_points(&points)?;
     }
     Ok(())
+}
+
+/// The time of the `i`th value.
+fn at(i: usize, step: i64) -> Result<i64> {
+    i64::try_from(i)
+        .ok()
+        .and_then(|i| i.checked_mul(step))
+        .ok_or_else(|| Error::InvalidInput("an input runs past the year 2262".into()))
 }
 
 fn run_tests(ev: &Evaluator, tests: &[AlertTestToml], step: i64) -> Result<Report> {
@@ -247,6 +255,12 @@ fn run_tests(ev: &Evaluator, tests: &[AlertTestToml], step: i64) -> Result<Repor
     let Some(&last) = checks.keys().next_back() else {
         return Ok(report);
     };
+    if last / step > 1_000_000 {
+        return Err(Error::InvalidInput(format!(
+            "the last eval_time is {} evaluations away; at most 1,000,000 are run",
+            last / step
+        )));
+    }
     let mut t = 0;
     while t <= last {
         ev.evaluate_at(t);
@@ -260,7 +274,10 @@ fn run_tests(ev: &Evaluator, tests: &[AlertTestToml], step: i64) -> Result<Repor
                 });
             }
         }
-        t += step;
+        t = match t.checked_add(step) {
+            Some(next) => next,
+            None => break,
+        };
     }
     Ok(report)
 }

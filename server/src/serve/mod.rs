@@ -222,7 +222,7 @@ pub fn run(options: Options) -> Result<ExitCode> {
 /// the caller.
 fn alerts(db: &Arc<Database>, path: &std::path::Path, options: &Options) -> Result<Arc<Evaluator>> {
     let rules = sextant_alerts::rule::load(path)?;
-    let mut alert_options = AlertOptions::default();
+    let mut alert_options = AlertOptions::default().query_timeout(options.query_timeout);
     for url in &options.webhooks {
         alert_options = alert_options.notifier(Webhook::new(url.clone()));
     }
