@@ -385,6 +385,30 @@ fn a_token_guards_everything_but_health() {
     );
     assert_eq!((reply.status, reply.body.as_str()), (200, r#"[{"n":1}]"#));
     assert_eq!(server.request("GET", "/health", &[], b"").status, 200);
+    // Refused on its headers, before any of the body it announces is sent.
+    let mut stream = TcpStream::connect(server.http).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /api/v2/write HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 10000000\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream
+            .read(&mut buf)
+            .expect("an answer before the body is sent");
+        assert!(n > 0, "closed without an answer");
+        head.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     let (clean, rest) = server.terminate();
     assert!(clean, "{rest}");
 }

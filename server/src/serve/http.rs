@@ -15,8 +15,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use datafusion::arrow::array::RecordBatch;
@@ -84,6 +86,7 @@ pub async fn serve(addr: SocketAddr, app: App, stopped: watch::Receiver<bool>) -
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/backtest", get(backtest))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(app.clone(), require_token))
         .with_state(app);
     let server =
         axum::serve(listener, router).with_graceful_shutdown(super::until(stopped.clone()));
@@ -112,6 +115,17 @@ fn error(status: StatusCode, message: impl Display) -> Response {
     };
     let body = json!({"code": code, "message": message.to_string()});
     (status, axum::Json(body)).into_response()
+}
+
+/// Refuses a request without the server's token before its body is read (every path but
+/// `/health`): a client without it cannot make the server take a body.
+async fn require_token(State(app): State<App>, request: Request, next: Next) -> Response {
+    if request.uri().path() != "/health"
+        && let Err(r) = authorize(&app, request.headers())
+    {
+        return r.into_response();
+    }
+    next.run(request).await
 }
 
 /// Refuses a request without the server's token (`Authorization: Bearer T` or `Token T`).
@@ -292,9 +306,6 @@ async fn write_line_protocol(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    if let Err(r) = authorize(&app, &headers) {
-        return r.into_response();
-    }
     let precision = match params.get("precision").map(String::as_str) {
         None | Some("") => line_protocol::Precision::Nanoseconds,
         Some(p) => match line_protocol::Precision::from_param(p) {
@@ -325,10 +336,7 @@ async fn write_line_protocol(
     .await
 }
 
-async fn write_remote(State(app): State<App>, headers: HeaderMap, raw: Bytes) -> Response {
-    if let Err(r) = authorize(&app, &headers) {
-        return r.into_response();
-    }
+async fn write_remote(State(app): State<App>, raw: Bytes) -> Response {
     let options = remote_write::Options {
         max_request_bytes: app.max_body,
         ..remote_write::Options::default()
@@ -346,9 +354,6 @@ async fn write_remote(State(app): State<App>, headers: HeaderMap, raw: Bytes) ->
 }
 
 async fn write_logs(State(app): State<App>, headers: HeaderMap, raw: Bytes) -> Response {
-    if let Err(r) = authorize(&app, &headers) {
-        return r.into_response();
-    }
     let max_body = app.max_body;
     let options = jsonl::Options {
         max_request_bytes: max_body,
@@ -371,10 +376,7 @@ async fn health() -> Response {
     axum::Json(json!({"status": "pass"})).into_response()
 }
 
-async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&app, &headers) {
-        return r.into_response();
-    }
+async fn metrics(State(app): State<App>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.stats.prometheus(),
@@ -383,10 +385,7 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
 }
 
 /// The pending and firing alerts, in the shape of Prometheus' `/api/v1/alerts`.
-async fn alerts(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&app, &headers) {
-        return r.into_response();
-    }
+async fn alerts(State(app): State<App>) -> Response {
     match &app.alerts {
         Some(ev) => axum::Json(sextant_alerts::api::alerts(ev)).into_response(),
         None => axum::Json(json!({"status": "success", "data": {"alerts": []}})).into_response(),
@@ -394,10 +393,7 @@ async fn alerts(State(app): State<App>, headers: HeaderMap) -> Response {
 }
 
 /// The rules and their health, in the shape of Prometheus' `/api/v1/rules`.
-async fn rules(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&app, &headers) {
-        return r.into_response();
-    }
+async fn rules(State(app): State<App>) -> Response {
     match &app.alerts {
         Some(ev) => axum::Json(sextant_alerts::api::rules(ev, "rules")).into_response(),
         None => axum::Json(json!({"status": "success", "data": {"groups": []}})).into_response(),
@@ -409,11 +405,7 @@ async fn rules(State(app): State<App>, headers: HeaderMap) -> Response {
 async fn backtest(
     State(app): State<App>,
     Query(params): Query<HashMap<String, String>>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&app, &headers) {
-        return r.into_response();
-    }
     let Some(ev) = app.alerts.clone() else {
         return error(
             StatusCode::NOT_FOUND,
@@ -505,9 +497,6 @@ impl Answer {
 }
 
 async fn sql_answer(app: App, headers: HeaderMap, sql: String) -> Response {
-    if let Err(r) = authorize(&app, &headers) {
-        return r.into_response();
-    }
     let answer = Answer::of(&headers);
     let started = Instant::now();
     let result = app.db.sql_read_only(&sql).await;

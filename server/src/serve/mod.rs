@@ -6,6 +6,12 @@
 //! - StatsD over UDP ([`statsd`]), aggregated per flush interval.
 //! - The PostgreSQL wire protocol ([`postgres`]), read-only, for psql, Grafana and
 //!   drivers.
+//! - With `--rules FILE`, alert rules (`sextant-alerts`) evaluated on a thread of their
+//!   own, shown at `/api/v1/alerts` and `/api/v1/rules`, backtested at
+//!   `/api/v1/backtest`, and sent to `--alert-webhook` and `--alertmanager` receivers.
+//!
+//! Every HTTP request but `/health` is checked for `--token` on its headers, before its
+//! body is read.
 //!
 //! Every `--telemetry-interval` the server writes its own counters (requests, rows,
 //! rejected lines, queries, errors) into the tables `sextant_ingest` and
