@@ -59,9 +59,9 @@ proptest! {
             prop_assert_eq!(got.len(), changes.len(), "one change per instance");
 
             let mut want = BTreeMap::new();
-            for h in 0..4 {
+            for (h, &is_present) in present.iter().enumerate() {
                 let name = format!("h{h}");
-                let next = match (model.get(&h).copied(), present[h]) {
+                let next = match (model.get(&h).copied(), is_present) {
                     (None, true) if for_ == 0 => {
                         want.insert(name, Transition::Firing);
                         Some(Model::Firing { absent_since: None })
