@@ -108,7 +108,7 @@ pub fn parse_time(text: &str, now: i64) -> Result<i64, String> {
     }
     if let Some(ago) = text.strip_prefix("now-") {
         let d = crate::rule::parse_duration(ago)?;
-        return Ok(now.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)));
+        return Ok(now.saturating_sub(crate::state::nanos(d)));
     }
     chrono::DateTime::parse_from_rfc3339(text)
         .ok()

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::evaluator::{Evaluator, nanos};
-use crate::state::{Instances, Labels, Transition};
+use crate::evaluator::Evaluator;
+use crate::state::{Instances, Labels, Transition, nanos};
 
 /// Most evaluations a backtest runs.
 pub const MAX_EVALUATIONS: i64 = 100_000;
@@ -65,7 +65,7 @@ impl Evaluator {
         }
         let (compiled, db) = self.slot_rule(rule)?;
         let r = &compiled.rule;
-        let every = nanos(r.interval);
+        let every = nanos(r.interval).max(1);
         let evaluations = (to - from) / every + 1;
         if evaluations > MAX_EVALUATIONS {
             return Err(Error::InvalidInput(format!(

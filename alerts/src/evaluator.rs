@@ -14,7 +14,7 @@ use crate::error::{Error, Result, RuleError};
 use crate::history;
 use crate::notify::{Alert, Delivery, Dispatcher, Notification, Notifier, NotifierStats, Status};
 use crate::rule::{Rule, check_shape};
-use crate::state::{Change, Instance, Instances, Labels, State, Transition};
+use crate::state::{Change, Instance, Instances, Labels, State, Transition, nanos};
 use crate::template;
 
 /// Where alert history goes and who is told.
@@ -424,8 +424,17 @@ impl Evaluator {
                     st.last_error = Some(e.clone());
                     outcome.error = Some(e);
                 }
-                if !self.dispatchers.is_empty() {
-                    let n = notification(rule, t, &st.instances, &changes);
+                let changed = changes
+                    .iter()
+                    .any(|c| matches!(c.transition, Transition::Firing | Transition::Resolved));
+                // Rendering every firing instance's annotations is work only a notifier
+                // that is due needs.
+                if self
+                    .dispatchers
+                    .iter()
+                    .any(|d| d.due(&rule.name, t, changed))
+                {
+                    let n = notification(rule, t, &st.instances, &changes, changed);
                     for d in &self.dispatchers {
                         d.offer(&n);
                     }
@@ -474,7 +483,7 @@ impl Evaluator {
         let mut next: Vec<i64> = self
             .slots
             .iter()
-            .map(|s| next_boundary(now, nanos(s.compiled.rule.interval)))
+            .map(|s| next_boundary(now, nanos(s.compiled.rule.interval).max(1)))
             .collect();
         loop {
             let now = wall_clock();
@@ -482,7 +491,7 @@ impl Evaluator {
                 if next[i] > now {
                     continue;
                 }
-                let every = nanos(slot.compiled.rule.interval);
+                let every = nanos(slot.compiled.rule.interval).max(1);
                 let behind = (now - next[i]) / every;
                 let t = next[i] + behind * every;
                 if behind > 0 {
@@ -563,7 +572,13 @@ pub(crate) fn annotations(
 
 /// The notification of a rule after an evaluation: its firing instances and those that
 /// resolved then.
-fn notification(rule: &Rule, t: i64, instances: &Instances, changes: &[Change]) -> Notification {
+fn notification(
+    rule: &Rule,
+    t: i64,
+    instances: &Instances,
+    changes: &[Change],
+    changed: bool,
+) -> Notification {
     let mut alerts: Vec<Alert> = instances
         .iter()
         .filter(|i| i.state == State::Firing)
@@ -579,9 +594,7 @@ fn notification(rule: &Rule, t: i64, instances: &Instances, changes: &[Change]) 
         rule: rule.name.clone(),
         time: t,
         interval: rule.interval,
-        changed: changes
-            .iter()
-            .any(|c| matches!(c.transition, Transition::Firing | Transition::Resolved)),
+        changed,
         alerts,
     }
 }
@@ -601,11 +614,7 @@ fn alert(rule: &Rule, i: &Instance, status: Status, ends_at: Option<i64>) -> Ale
 fn wall_clock() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
-pub(crate) fn nanos(d: Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX).max(1)
+        .map_or(0, nanos)
 }
 
 /// The first multiple of `every` after `t`.

@@ -236,7 +236,8 @@ impl Instances {
     }
 }
 
-fn nanos(d: Duration) -> i64 {
+/// A duration in ns, as the times here are, saturating at `i64::MAX` (292 years).
+pub(crate) fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 

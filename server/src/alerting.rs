@@ -96,7 +96,7 @@ pub fn test_rules(files: &[PathBuf]) -> Result<ExitCode> {
                 "FAIL {}: {} at {}",
                 f.display(),
                 fail.alertname,
-                humantime_like(fail.eval_time)
+                humantime::format_duration(fail.eval_time)
             );
             for d in &fail.differences {
                 println!("  {d}");
@@ -115,14 +115,4 @@ pub fn test_rules(files: &[PathBuf]) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-fn humantime_like(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    match (s / 3600, s % 3600 / 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, m, s) => format!("{h}h{m}m{s}s"),
-    }
 }

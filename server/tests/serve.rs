@@ -96,6 +96,13 @@ impl Server {
         }
     }
 
+    /// GETs `path`, checks the status, and parses the JSON answer.
+    fn get_json(&self, path: &str, status: u16) -> serde_json::Value {
+        let reply = self.request("GET", path, &[], b"");
+        assert_eq!(reply.status, status, "{path}: {}", reply.body);
+        serde_json::from_str(&reply.body).unwrap()
+    }
+
     fn sql_csv(&self, sql: &str) -> String {
         let reply = self.request(
             "POST",
@@ -663,9 +670,7 @@ annotations = { summary = "{{ labels.host }} at {{ value }} %" }
     assert_eq!(reply.status, 204, "{}", reply.body);
     let deadline = Instant::now() + Duration::from_secs(20);
     let alerts = loop {
-        let reply = server.request("GET", "/api/v1/alerts", &[], b"");
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        let v = server.get_json("/api/v1/alerts", 200);
         if !v["data"]["alerts"].as_array().unwrap().is_empty() {
             break v;
         }
@@ -676,20 +681,11 @@ annotations = { summary = "{{ labels.host }} at {{ value }} %" }
     assert_eq!(a["labels"]["host"], "a");
     assert_eq!(a["state"], "firing");
     assert_eq!(a["annotations"]["summary"], "a at 95 %");
-    let reply = server.request("GET", "/api/v1/rules", &[], b"");
-    let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    let v = server.get_json("/api/v1/rules", 200);
     assert_eq!(v["data"]["groups"][0]["rules"][0]["health"], "ok", "{v}");
-    let reply = server.request(
-        "GET",
-        "/api/v1/backtest?rule=HotHost&from=now-10s",
-        &[],
-        b"",
-    );
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    let v = server.get_json("/api/v1/backtest?rule=HotHost&from=now-10s", 200);
     assert!(v["firstFiring"].is_string(), "{v}");
-    let reply = server.request("GET", "/api/v1/backtest?rule=Nope&from=now-1m", &[], b"");
-    assert_eq!(reply.status, 404, "{}", reply.body);
+    server.get_json("/api/v1/backtest?rule=Nope&from=now-1m", 404);
     // Before the first write the rule's table did not exist: an `error` row says so.
     server.wait_for(
         "SELECT alertname, state, host FROM alerts WHERE state <> 'error'",

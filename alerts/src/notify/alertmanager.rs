@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::webhook::{agent, post};
 use super::{Notification, Notifier, Status, rfc3339};
+use crate::state::nanos;
 
 /// Sends a rule's alerts to an Alertmanager as Prometheus does: every alert firing,
 /// again every minute while it fires (Prometheus' `resend_delay`), with `endsAt` set
@@ -38,8 +39,7 @@ impl Alertmanager {
 
 /// The body of `POST /api/v2/alerts` for a notification.
 pub fn body(n: &Notification, resend: Duration) -> Value {
-    let ahead =
-        i64::try_from(resend.max(n.interval).saturating_mul(4).as_nanos()).unwrap_or(i64::MAX);
+    let ahead = nanos(resend.max(n.interval).saturating_mul(4));
     let alerts: Vec<Value> = n
         .alerts
         .iter()

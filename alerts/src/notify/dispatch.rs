@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::{Notification, Notifier};
+use crate::state::nanos;
 
 /// How notifications are queued and retried.
 #[derive(Debug, Clone)]
@@ -139,21 +140,32 @@ impl Dispatcher {
         }
     }
 
-    /// Queues `n` if the notifier is due to hear of it (see the module's documentation).
+    /// Whether the notifier is due to hear of `rule`'s alerts at evaluation time `time`
+    /// (see the module's documentation): so that a notification is built only when some
+    /// notifier will be offered it.
+    pub fn due(&self, rule: &str, time: i64, changed: bool) -> bool {
+        is_due(
+            &self.last_queued.lock(),
+            self.notifier.repeat_interval(),
+            rule,
+            time,
+            changed,
+        )
+    }
+
+    /// Queues `n` if the notifier is due to hear of it.
     pub fn offer(&self, n: &Notification) {
         if n.alerts.is_empty() {
             return;
         }
         let mut last = self.last_queued.lock();
-        let due = n.changed
-            || match (self.notifier.repeat_interval(), last.get(&n.rule)) {
-                (_, None) => true,
-                (None, Some(_)) => false,
-                (Some(every), Some(&at)) => {
-                    n.time.saturating_sub(at) >= i64::try_from(every.as_nanos()).unwrap_or(i64::MAX)
-                }
-            };
-        if !due {
+        if !is_due(
+            &last,
+            self.notifier.repeat_interval(),
+            &n.rule,
+            n.time,
+            n.changed,
+        ) {
             return;
         }
         let mut q = self.shared.queue.lock();
@@ -205,6 +217,21 @@ impl Drop for Dispatcher {
             let _ = w.join();
         }
     }
+}
+
+fn is_due(
+    last_queued: &HashMap<String, i64>,
+    repeat: Option<std::time::Duration>,
+    rule: &str,
+    time: i64,
+    changed: bool,
+) -> bool {
+    changed
+        || match (repeat, last_queued.get(rule)) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(every), Some(&at)) => time.saturating_sub(at) >= nanos(every),
+        }
 }
 
 fn work(notifier: &dyn Notifier, shared: &Shared, delivery: &Delivery) {

@@ -49,9 +49,9 @@ use sextant_query::Database;
 pub use notation::expand;
 
 use crate::error::{Error, Result};
-use crate::evaluator::{Evaluator, Options, nanos};
+use crate::evaluator::{Evaluator, Options};
 use crate::rule::{self, parse_duration};
-use crate::state::{Labels, State, format_labels};
+use crate::state::{Labels, State, format_labels, nanos};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -148,32 +148,15 @@ pub fn run_file(path: &Path) -> Result<Report> {
         ));
     }
     let step = nanos(interval);
-    let dir = scratch_dir()?;
-    let result = (|| {
-        let db = Arc::new(Database::open(&dir)?);
-        write_inputs(&db, &file, step)?;
-        let options = Options {
-            restore: false,
-            ..Options::default()
-        };
-        let ev = Evaluator::new(Arc::clone(&db), rules, options)?;
-        run_tests(&ev, &file.alert_test, step)
-    })();
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-fn scratch_dir() -> Result<PathBuf> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let dir =
-        std::env::temp_dir().join(format!("sextant-test-rules-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Read {
-        path: dir.clone(),
+    // Removed when dropped, whatever the tests found.
+    let dir = tempfile::tempdir().map_err(|source| Error::Read {
+        path: std::env::temp_dir(),
         source,
     })?;
-    Ok(dir)
+    let db = Arc::new(Database::open(dir.path())?);
+    write_inputs(&db, &file, step)?;
+    let ev = Evaluator::new(Arc::clone(&db), rules, Options::default().restore(false))?;
+    run_tests(&ev, &file.alert_test, step)
 }
 
 fn write_inputs(db: &Database, file: &TestFile, step: i64) -> Result<()> {
@@ -236,7 +219,7 @@ fn run_tests(ev: &Evaluator, tests: &[AlertTestToml], step: i64) -> Result<Repor
     let mut checks: BTreeMap<i64, Vec<&AlertTestToml>> = BTreeMap::new();
     for t in tests {
         let at = parse_duration(&t.eval_time).map_err(Error::InvalidInput)?;
-        let at = i64::try_from(at.as_nanos()).unwrap_or(i64::MAX);
+        let at = nanos(at);
         if at % step != 0 {
             return Err(Error::InvalidInput(format!(
                 "eval_time {} is not a multiple of the evaluation interval",
