@@ -8,6 +8,7 @@
 //! - `sextant serve`: serves a database over HTTP (writes, SQL) and StatsD over UDP.
 
 mod alerting;
+mod config;
 mod demo;
 mod error;
 mod import;
@@ -17,10 +18,11 @@ mod output;
 mod serve;
 mod sql;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 pub use error::{Error, Result};
 
@@ -102,7 +104,12 @@ enum Command {
     /// and SQL over HTTP, SQL over the PostgreSQL wire protocol (read-only), StatsD over
     /// UDP, until SIGINT or SIGTERM. Listeners bind to
     /// loopback unless given another address.
+    #[command(args_override_self = true)]
     Serve {
+        /// A TOML file of these flags (keys: their names without dashes, such as
+        /// `query-timeout = "30s"`); flags given here win over it.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// The database directory (created if missing).
         #[arg(long, default_value = DEFAULT_DATA)]
         data: PathBuf,
@@ -120,16 +127,27 @@ enum Command {
         statsd_flush: std::time::Duration,
         /// A token HTTP clients must send (`Authorization: Bearer <token>`); also read
         /// from the environment variable SEXTANT_TOKEN.
-        #[arg(long, env = "SEXTANT_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[arg(long, env = "SEXTANT_TOKEN", hide_env_values = true, value_parser = serve::Secret::new)]
+        token: Option<serve::Secret>,
         /// A password PostgreSQL clients must give (any user name); also read from the
         /// environment variable SEXTANT_POSTGRES_PASSWORD. It crosses the network as
         /// clear text: keep the listener on loopback or a trusted network.
-        #[arg(long, env = "SEXTANT_POSTGRES_PASSWORD", hide_env_values = true)]
-        postgres_password: Option<String>,
+        #[arg(long, env = "SEXTANT_POSTGRES_PASSWORD", hide_env_values = true, value_parser = serve::Secret::new)]
+        postgres_password: Option<serve::Secret>,
         /// The largest HTTP request body, in bytes (compressed or not).
         #[arg(long, default_value_t = 25_000_000)]
         max_body: usize,
+        /// How long an HTTP client has to send a request's head (an idle keep-alive
+        /// connection is closed after this long) and then its body (408 past it).
+        #[arg(long, default_value = "30s", value_parser = duration)]
+        read_timeout: std::time::Duration,
+        /// The most HTTP connections open at once; the next is answered 503.
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+        http_connections: u32,
+        /// The most PostgreSQL clients connected at once; the next is refused with
+        /// PostgreSQL's "too many connections".
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        postgres_connections: u32,
         /// A SQL query running longer is cancelled (e.g. 60s).
         #[arg(long, default_value = "60s", value_parser = duration)]
         query_timeout: std::time::Duration,
@@ -234,11 +252,32 @@ impl std::str::FromStr for Every {
 
 fn duration(s: &str) -> std::result::Result<std::time::Duration, String> {
     serve::parse_duration(s)
-        .ok_or_else(|| format!("{s:?} is not a duration such as 10s, 500ms or 1m"))
+        .ok_or_else(|| format!("{s:?} is not a duration such as 10s, 500ms, 1m or 1h 30m"))
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let mut cli = Cli::parse_from(&args);
+    if let Command::Serve {
+        config: Some(path), ..
+    } = &cli.command
+    {
+        let command = Cli::command();
+        let Some(serve) = command.find_subcommand("serve") else {
+            unreachable!("serve is a subcommand of Cli");
+        };
+        let args = match config::with_file(&args, path, serve) {
+            Ok(args) => args,
+            Err(e) => {
+                eprintln!("sextant: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        cli = Cli::try_parse_from(args).unwrap_or_else(|e| {
+            eprintln!("sextant: with the flags of {}:", path.display());
+            e.exit()
+        });
+    }
     let result = match cli.command {
         Command::Demo { data } => demo::run(&data),
         Command::Sql {
@@ -266,6 +305,7 @@ fn main() -> ExitCode {
         ),
         Command::Inspect { data } => inspect::run(&data),
         Command::Serve {
+            config: _,
             data,
             http,
             postgres,
@@ -274,6 +314,9 @@ fn main() -> ExitCode {
             token,
             postgres_password,
             max_body,
+            read_timeout,
+            http_connections,
+            postgres_connections,
             query_timeout,
             durability,
             memory_budget,
@@ -291,6 +334,9 @@ fn main() -> ExitCode {
             token,
             postgres_password,
             max_body,
+            read_timeout,
+            http_connections: http_connections as usize,
+            postgres_connections: postgres_connections as usize,
             query_timeout,
             durability,
             memory_budget,

@@ -193,6 +193,28 @@ fn bad_input_is_a_sentence_and_a_failing_exit_code() {
     let out = sextant(&["import", "--data", path(&data), path(&xml)]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("unknown kind of file"));
+
+    // A configuration file with a key that is no flag, or a value a flag refuses.
+    let config = dir.path().join("sextant.toml");
+    std::fs::write(&config, "htp = \"127.0.0.1:0\"\n").unwrap();
+    let out = sextant(&["serve", "--config", path(&config)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("sextant.toml: `htp` is not a flag of `sextant serve`"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&config, "query-timeout = \"soon\"\n").unwrap();
+    let out = sextant(&["serve", "--config", path(&config)]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("with the flags of") && stderr.contains("soon"),
+        "{stderr}"
+    );
+    let out = sextant(&["serve", "--postgres-password", ""]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("empty"), "{}", text(&out.stderr));
 }
 
 #[test]

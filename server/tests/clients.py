@@ -7,6 +7,7 @@ difference.
 """
 
 import sys
+import threading
 
 import psycopg
 
@@ -33,6 +34,20 @@ def main(port: int) -> None:
                 raise AssertionError("an INSERT was accepted")
             except psycopg.Error as e:
                 assert "read-only" in str(e), e
+            cur.execute("SELECT count(*) FROM cpu")
+            assert cur.fetchone() == (2,)
+            # A query cancelled from another thread (a driver's cancel, psql's Ctrl-C)
+            # ends with query_canceled, and the connection goes on.
+            cancel = getattr(conn, "cancel_safe", conn.cancel)
+            timer = threading.Timer(1.0, cancel)
+            timer.start()
+            try:
+                cur.execute("SELECT sum(value) FROM range(1000000000000)")
+                raise AssertionError("the query was not cancelled")
+            except psycopg.errors.QueryCanceled as e:
+                assert "user request" in str(e), e
+            finally:
+                timer.cancel()
             cur.execute("SELECT count(*) FROM cpu")
             assert cur.fetchone() == (2,)
     print("psycopg: ok")

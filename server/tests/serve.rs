@@ -640,6 +640,158 @@ fn a_postgres_password_is_asked_for_when_set() {
     }
 }
 
+/// A query that runs for hours.
+const SLOW: &str = "SELECT sum(value) FROM range(1000000000000)";
+
+#[test]
+fn slow_queries_and_slow_http_clients_are_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    // The limits from a configuration file; the command line's --query-timeout wins.
+    let config = dir.path().join("sextant.toml");
+    std::fs::write(&config, "query-timeout = \"1h\"\nread-timeout = \"2s\"\n").unwrap();
+    let server = Server::start(
+        &dir.path().join("db"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--query-timeout",
+            "1s",
+        ],
+    );
+    // A query past its time: 504.
+    let started = Instant::now();
+    let reply = server.request("POST", "/api/v1/sql", &[], SLOW.as_bytes());
+    assert_eq!(reply.status, 504, "{}", reply.body);
+    assert!(reply.body.contains("timeout"), "{}", reply.body);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // A request head that never ends: the connection is closed after --read-timeout.
+    let mut stalled = TcpStream::connect(server.http).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stalled
+        .write_all(b"POST /api/v2/write HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    // Closed, cleanly or with a reset; a read timeout would be an error of its own kind.
+    match stalled.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // A body that never ends: 408, and the server goes on.
+    let mut stream = TcpStream::connect(server.http).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(b"POST /api/v2/write HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 100\r\n\r\ncpu usage=1")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("--read-timeout"), "{answer}");
+    let reply = server.request("POST", "/api/v2/write", &[], b"cpu usage=1 1\n");
+    assert_eq!(reply.status, 204, "{}", reply.body);
+}
+
+#[test]
+fn connections_past_the_limits_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("db"),
+        &["--http-connections", "2", "--postgres-connections", "1"],
+    );
+    // Two connections held open (idle: --read-timeout is 30 s) fill HTTP's limit.
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(server.http).unwrap())
+        .collect();
+    let reply = server.request("GET", "/health", &[], b"");
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert!(reply.body.contains("--http-connections"), "{}", reply.body);
+    // Once they close, clients are served again.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.request("GET", "/health", &[], b"").status != 200 {
+        assert!(Instant::now() < deadline, "HTTP did not take clients again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // PostgreSQL: one connection held open, the next is told why.
+    let held = TcpStream::connect(server.postgres).unwrap();
+    let Some(out) = psql(&server, &["-c", "SELECT 1"]) else {
+        eprintln!("psql is not installed: the PostgreSQL part is skipped");
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(stderr.contains("too many clients"), "{stderr}");
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !psql(&server, &["-c", "SELECT 1"]).unwrap().status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "PostgreSQL did not take clients again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn postgres_queries_end_at_their_timeout_or_when_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("db"), &["--query-timeout", "3s"]);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    // The server's timeout.
+    let Some(out) = psql(&server, &["-c", SLOW]) else {
+        eprintln!("psql is not installed: the PostgreSQL timeout test is skipped");
+        return;
+    };
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("statement timeout: the query ran longer than 3s"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The client's own, shorter.
+    let out = psql(
+        &server,
+        &["-c", "SET statement_timeout = '200ms'", "-c", SLOW],
+    )
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("longer than 200ms"),
+        "{}",
+        text(&out.stderr)
+    );
+    // psql's Ctrl-C: a cancel request on a connection of its own.
+    let port = server.postgres.port().to_string();
+    let child = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &port, "-U", "sextant", "-X", "-w"])
+        .args(["-c", SLOW])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("canceling statement due to user request"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn alert_rules_are_evaluated_and_shown_at_api_v1_alerts() {
     let dir = tempfile::tempdir().unwrap();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -22,12 +22,16 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use datafusion::arrow::array::RecordBatch;
+use futures::StreamExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use sextant_alerts::Evaluator;
 use sextant_engine::Error as EngineError;
 use sextant_ingest::{Outcome, jsonl, line_protocol, remote_write};
 use sextant_query::{Database, Error as QueryError};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use super::Options;
 use super::stats::{Source, Stats};
@@ -41,6 +45,8 @@ pub struct App {
     stats: Arc<Stats>,
     token: Option<Arc<str>>,
     max_body: usize,
+    read_timeout: std::time::Duration,
+    connections: usize,
 }
 
 impl App {
@@ -54,8 +60,10 @@ impl App {
             db,
             alerts,
             stats,
-            token: options.token.as_deref().map(Arc::from),
+            token: options.token.as_ref().map(|t| Arc::from(t.expose())),
             max_body: options.max_body,
+            read_timeout: options.read_timeout,
+            connections: options.http_connections,
         }
     }
 }
@@ -63,8 +71,17 @@ impl App {
 /// How long requests in flight at shutdown get to finish.
 const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How many refused connections may be in flight at once (each is answered 503, then
+/// closed); past it a connection is closed unanswered.
+const REFUSALS: usize = 64;
+
 /// Serves `app` on `addr` until `stopped` turns true, then lets requests in flight finish
 /// for up to [`GRACE`] (a client that never finishes does not hold the shutdown).
+///
+/// A connection must send each request's head within `--read-timeout` of the server
+/// waiting for it (so an idle keep-alive connection is closed after that long), and its
+/// body within `--read-timeout` of the head; at most `--http-connections` are open at
+/// once, and the next is answered 503 and closed.
 pub async fn serve(addr: SocketAddr, app: App, stopped: watch::Receiver<bool>) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -73,7 +90,7 @@ pub async fn serve(addr: SocketAddr, app: App, stopped: watch::Receiver<bool>) -
         .local_addr()
         .map_err(|e| Error::Usage(format!("cannot listen for HTTP on {addr}: {e}")))?;
     super::say!("sextant: HTTP listening on http://{local}");
-    let max_body = app.max_body;
+    let (max_body, limit, read_timeout) = (app.max_body, app.connections, app.read_timeout);
     let router = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -86,17 +103,67 @@ pub async fn serve(addr: SocketAddr, app: App, stopped: watch::Receiver<bool>) -
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/backtest", get(backtest))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(app.clone(), require_token))
+        .layer(middleware::from_fn_with_state(app.clone(), admit))
         .with_state(app);
-    let server =
-        axum::serve(listener, router).with_graceful_shutdown(super::until(stopped.clone()));
-    let grace = async {
-        super::until(stopped).await;
-        tokio::time::sleep(GRACE).await;
-    };
+    let service = TowerToHyperService::new(router);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(read_timeout)
+        .keep_alive(true);
+    let mut refuse = http.clone();
+    refuse.keep_alive(false);
+    let refusal = hyper::service::service_fn(move |_| async move {
+        let mut answer = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "too many connections: this server takes {limit} at once (--http-connections); try again"
+            ),
+        );
+        answer
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(1));
+        Ok::<_, std::convert::Infallible>(answer)
+    });
+    let admitted = Arc::new(Semaphore::new(limit));
+    let refusing = Arc::new(Semaphore::new(REFUSALS));
+    let graceful = GracefulShutdown::new();
+    let stop = super::until(stopped.clone());
+    tokio::pin!(stop);
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!("accepting an HTTP connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let _ = socket.set_nodelay(true);
+        let io = TokioIo::new(socket);
+        if let Ok(permit) = Arc::clone(&admitted).try_acquire_owned() {
+            let connection = graceful.watch(http.serve_connection(io, service.clone()));
+            tokio::spawn(async move {
+                // A client that goes away or times out ends its connection; nothing to do.
+                let _ = connection.await;
+                drop(permit);
+            });
+        } else if let Ok(permit) = Arc::clone(&refusing).try_acquire_owned() {
+            tracing::warn!(client = %peer, "an HTTP client was refused: {limit} connections are open, the most --http-connections allows");
+            let connection = refuse.serve_connection(io, refusal);
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(read_timeout, connection).await;
+                drop(permit);
+            });
+        }
+    }
+    drop(listener);
     tokio::select! {
-        served = server => served.map_err(|e| Error::Usage(format!("the HTTP listener failed: {e}"))),
-        () = grace => {
+        () = graceful.shutdown() => Ok(()),
+        () = tokio::time::sleep(GRACE) => {
             tracing::warn!("HTTP requests still open {GRACE:?} after shutdown began are dropped");
             Ok(())
         }
@@ -108,6 +175,7 @@ fn error(status: StatusCode, message: impl Display) -> Response {
     let code = match status {
         StatusCode::UNAUTHORIZED => "unauthorized",
         StatusCode::PAYLOAD_TOO_LARGE => "request too large",
+        StatusCode::REQUEST_TIMEOUT => "request timeout",
         StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         StatusCode::GATEWAY_TIMEOUT => "timeout",
         s if s.is_server_error() => "internal error",
@@ -117,15 +185,72 @@ fn error(status: StatusCode, message: impl Display) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// Refuses a request without the server's token before its body is read (every path but
-/// `/health`): a client without it cannot make the server take a body.
-async fn require_token(State(app): State<App>, request: Request, next: Next) -> Response {
+/// Admits a request: refuses one without the server's token before its body is read
+/// (every path but `/health`), so that a client without it cannot make the server take
+/// a body; then reads the body within `--read-timeout` (408 past it) and `--max-body`
+/// (413), so that a client sending slowly holds no handler.
+async fn admit(State(app): State<App>, request: Request, next: Next) -> Response {
     if request.uri().path() != "/health"
         && let Err(r) = authorize(&app, request.headers())
     {
         return r.into_response();
     }
-    next.run(request).await
+    let (parts, body) = request.into_parts();
+    match read_body(body, &parts.headers, app.max_body, app.read_timeout).await {
+        Ok(body) => next.run(Request::from_parts(parts, body)).await,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// The whole body, read by `timeout` from now, of at most `max` bytes.
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    max: usize,
+    timeout: std::time::Duration,
+) -> Result<Body, Refusal> {
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {max} bytes (--max-body)"),
+        )
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut chunks = body.into_data_stream();
+    let mut read = Vec::with_capacity(announced.map_or(0, |n| n as usize));
+    loop {
+        match tokio::time::timeout_at(deadline, chunks.next()).await {
+            Err(_) => {
+                return Err(Refusal::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request's body did not arrive within {} (--read-timeout)",
+                        humantime::format_duration(timeout)
+                    ),
+                ));
+            }
+            Ok(None) => return Ok(Body::from(read)),
+            Ok(Some(Err(e))) => {
+                return Err(Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("reading the request's body: {e}"),
+                ));
+            }
+            Ok(Some(Ok(chunk))) => {
+                if read.len() + chunk.len() > max {
+                    return Err(too_large());
+                }
+                read.extend_from_slice(&chunk);
+            }
+        }
+    }
 }
 
 /// Refuses a request without the server's token (`Authorization: Bearer T` or `Token T`).

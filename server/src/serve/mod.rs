@@ -67,11 +67,19 @@ pub struct Options {
     /// StatsD's flush interval.
     pub statsd_flush: Duration,
     /// A bearer token every HTTP request but `/health` must carry.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// A password every PostgreSQL client must give.
-    pub postgres_password: Option<String>,
+    pub postgres_password: Option<Secret>,
     /// The largest HTTP request body, compressed or not, in bytes.
     pub max_body: usize,
+    /// How long an HTTP client has to send a request's head (from when the server waits
+    /// for it: an idle keep-alive connection is closed after this long) and then its
+    /// body.
+    pub read_timeout: Duration,
+    /// The most HTTP connections open at once.
+    pub http_connections: usize,
+    /// The most PostgreSQL clients connected at once.
+    pub postgres_connections: usize,
     /// A query running longer is cancelled.
     pub query_timeout: Duration,
     /// When a write is acknowledged.
@@ -90,6 +98,33 @@ pub struct Options {
     pub alertmanagers: Vec<String>,
 }
 
+/// A token or password: its `Debug` shows no more than that there is one, so that it
+/// never reaches a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Takes a token or password; an empty one is refused (it would let anyone in while
+    /// looking as if it did not).
+    pub fn new(text: &str) -> std::result::Result<Secret, String> {
+        if text.is_empty() {
+            return Err("an empty token or password lets anyone in: give one, or none".into());
+        }
+        Ok(Secret(text.to_string()))
+    }
+
+    /// The token or password itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// Parses `--durability`: `always`, `never`, or an interval such as `1s` or `200ms`.
 pub fn parse_durability(text: &str) -> std::result::Result<Durability, String> {
     match text {
@@ -104,17 +139,10 @@ pub fn parse_durability(text: &str) -> std::result::Result<Durability, String> {
     }
 }
 
-/// Parses a duration such as `10s`, `200ms`, `1m`.
+/// Parses a duration as alert rules write them (humantime): `10s`, `200ms`, `1m`,
+/// `1h 30m`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits.parse().ok()?;
-    match unit {
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => n.checked_mul(60).map(Duration::from_secs),
-        _ => None,
-    }
+    humantime::parse_duration(text).ok()
 }
 
 /// Serves the database in `options.data` until SIGINT or SIGTERM, then closes it.
@@ -181,10 +209,7 @@ pub fn run(options: Options) -> Result<ExitCode> {
         };
         let postgres = async {
             match options.postgres {
-                Some(addr) => {
-                    let password = options.postgres_password.as_deref();
-                    postgres::serve(addr, &db, password, stopped.clone()).await
-                }
+                Some(addr) => postgres::serve(addr, &db, &options, stopped.clone()).await,
                 None => Ok(()),
             }
         };
@@ -334,7 +359,7 @@ mod tests {
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("10"), None);
         assert_eq!(parse_duration("s"), None);
-        assert_eq!(parse_duration("1h"), None);
+        assert_eq!(parse_duration("1h 30m"), Some(Duration::from_secs(5400)));
         assert_eq!(parse_durability("always"), Ok(Durability::Always));
         assert_eq!(
             parse_durability("1s"),
@@ -342,5 +367,13 @@ mod tests {
         );
         assert!(parse_durability("0s").is_err());
         assert!(parse_durability("sometimes").is_err());
+    }
+
+    #[test]
+    fn secrets_are_not_shown_and_not_empty() {
+        let secret = Secret::new("hunter2").unwrap();
+        assert_eq!(secret.expose(), "hunter2");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+        assert!(Secret::new("").is_err());
     }
 }

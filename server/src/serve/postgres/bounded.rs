@@ -1,0 +1,199 @@
+//! Every PostgreSQL client's query is bounded by the server's query timeout (or the
+//! client's own `statement_timeout`, when shorter) and can be cancelled by the client:
+//! psql's Ctrl-C, or a driver's `cancel()`, sends a CancelRequest on a second connection
+//! with the key the server gave at startup, as PostgreSQL does.
+//!
+//! A query has two phases here. datafusion-postgres plans it in `do_query` (where pgwire
+//! already listens for a cancel) and answers with a stream of rows that runs the plan as
+//! pgwire sends them, after `do_query` has returned. The deadline covers both phases; the
+//! rows' stream listens for a cancel of its own, and ends with PostgreSQL's error 57014
+//! (`query_canceled`) when either comes. Dropping the stream stops the plan.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion_postgres::pgwire::api::portal::Portal;
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::results::{Response, SendableRowStream};
+use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle};
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use datafusion_postgres::pgwire::messages::data::DataRow;
+use datafusion_postgres::{DfSessionService, Parser};
+use futures::{Sink, Stream};
+use tokio::time::Instant;
+
+/// datafusion-postgres' session service with every query bounded in time and
+/// cancellable.
+pub(super) struct Bounded {
+    pub service: Arc<DfSessionService>,
+    /// The server's query timeout.
+    pub timeout: Duration,
+}
+
+/// The key under which datafusion-postgres keeps a client's `SET statement_timeout`, in
+/// milliseconds, in the connection's metadata.
+const STATEMENT_TIMEOUT_KEY: &str = "statement_timeout_ms";
+
+impl Bounded {
+    /// The time the query starting now must end by, and the timeout it is: the server's,
+    /// or the client's `statement_timeout` when that is shorter.
+    fn deadline<C: ClientInfo + ?Sized>(&self, client: &C) -> (Instant, Duration) {
+        let own = client
+            .metadata()
+            .get(STATEMENT_TIMEOUT_KEY)
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .filter(|&ms| ms > 0)
+            .map(Duration::from_millis);
+        let timeout = own.map_or(self.timeout, |own| own.min(self.timeout));
+        (Instant::now() + timeout, timeout)
+    }
+}
+
+/// The connection's cancel handle, registered at startup.
+fn cancel_handle<C: ClientInfo + ?Sized>(client: &C) -> Option<Arc<ConnectionHandle>> {
+    client
+        .session_extensions()
+        .get::<Arc<ConnectionHandle>>()
+        .map(|handle| Arc::clone(&*handle))
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Bounded {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (deadline, timeout) = self.deadline(client);
+        let handle = cancel_handle(client);
+        let planned = tokio::time::timeout_at(
+            deadline,
+            SimpleQueryHandler::do_query(&*self.service, client, query),
+        );
+        let responses = planned.await.map_err(|_| timed_out(timeout))??;
+        Ok(responses
+            .into_iter()
+            .map(|response| bound(response, deadline, timeout, handle.clone()))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Bounded {
+    type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.service.query_parser()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (deadline, timeout) = self.deadline(client);
+        let handle = cancel_handle(client);
+        let planned = tokio::time::timeout_at(
+            deadline,
+            ExtendedQueryHandler::do_query(&*self.service, client, portal, max_rows),
+        );
+        let response = planned.await.map_err(|_| timed_out(timeout))??;
+        Ok(bound(response, deadline, timeout, handle))
+    }
+}
+
+/// A query's answer whose rows stop at `deadline` or at a cancel.
+fn bound(
+    response: Response,
+    deadline: Instant,
+    timeout: Duration,
+    handle: Option<Arc<ConnectionHandle>>,
+) -> Response {
+    let Response::Query(mut answer) = response else {
+        return response;
+    };
+    let rows = std::mem::replace(&mut answer.data_rows, Box::pin(futures::stream::empty()));
+    let stop = async move {
+        let cancelled = async {
+            // pgwire listened for a cancel only while the query was planned; the rows
+            // listen from their first poll on. A handle replaced by the next query's
+            // (its sender dropped) is no cancel.
+            if let Some(handle) = handle
+                && handle.start_query().await.await.is_ok()
+            {
+                return;
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => timed_out(timeout),
+            () = cancelled => cancelled_by_client(),
+        }
+    };
+    answer.data_rows = Box::pin(Stopping {
+        rows,
+        stop: Some(Box::pin(stop)),
+    });
+    Response::Query(answer)
+}
+
+/// Rows until `stop` resolves; then its error, and the end.
+struct Stopping {
+    rows: SendableRowStream,
+    stop: Option<Pin<Box<dyn Future<Output = PgWireError> + Send>>>,
+}
+
+impl Stream for Stopping {
+    type Item = PgWireResult<DataRow>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let Some(stop) = this.stop.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Poll::Ready(error) = stop.as_mut().poll(cx) {
+            this.stop = None;
+            // The plan stops here: its stream is dropped.
+            this.rows = Box::pin(futures::stream::empty());
+            return Poll::Ready(Some(Err(error)));
+        }
+        this.rows.as_mut().poll_next(cx)
+    }
+}
+
+/// PostgreSQL's error for a query past its time (57014, `query_canceled`).
+fn timed_out(timeout: Duration) -> PgWireError {
+    query_canceled(format!(
+        "canceling statement due to statement timeout: the query ran longer than {}",
+        humantime::format_duration(timeout)
+    ))
+}
+
+/// PostgreSQL's error for a query the client cancelled.
+fn cancelled_by_client() -> PgWireError {
+    query_canceled("canceling statement due to user request".to_string())
+}
+
+fn query_canceled(message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_string(),
+        "57014".to_string(),
+        message,
+    )))
+}
