@@ -9,7 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::array_value_to_string;
+use sextant_bench::queries::{DEVOPS, DevopsQuery, Rng, Window};
+use sextant_bench::workload::cpu::{self, CpuConfig, CpuGenerator};
+use sextant_engine::TableKind;
 use sextant_ingest::remote_write::{self, Label, Sample, TimeSeries, WriteRequest};
+use sextant_query::Database;
 
 /// A running server and the addresses it printed.
 struct Server {
@@ -638,6 +644,121 @@ fn a_postgres_password_is_asked_for_when_set() {
         let stderr = text(&out.stderr).to_lowercase();
         assert!(stderr.contains("password"), "{wrong:?}: {stderr}");
     }
+}
+
+#[test]
+fn tsbs_queries_through_psql_answer_as_the_embedded_api() {
+    if Command::new("psql").arg("--version").output().is_err() {
+        eprintln!("psql is not installed: the TSBS-through-psql test is skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("db");
+    // 10 hosts for 16 hours, part in segments and part in memory, written and asked
+    // through the embedded API first.
+    let scale = 10;
+    let config = CpuConfig::new(scale, 16.0 / 24.0);
+    let window = Window::new(config.start_ns, config.end_ns);
+    let generator = CpuGenerator::new(config).unwrap();
+    let hosts = generator.hosts().to_vec();
+    let db = Database::open(&data).unwrap();
+    for (i, batch) in generator.batches(5000).enumerate() {
+        let batch = batch.to_record_batch(&hosts).unwrap();
+        db.write_arrow(cpu::TABLE, TableKind::Metric, &batch)
+            .unwrap();
+        if i == 8 {
+            db.flush().unwrap();
+        }
+    }
+    let mut rng = Rng::new(7);
+    let queries: Vec<(&str, DevopsQuery)> = DEVOPS
+        .iter()
+        .map(|&(name, kind)| (name, DevopsQuery::draw(kind, &mut rng, scale, window)))
+        .collect();
+    let expected: Vec<Vec<Vec<String>>> = queries
+        .iter()
+        .map(|(_, q)| table_cells(&db.sql(&q.sql()).unwrap()))
+        .collect();
+    db.close().unwrap();
+
+    let server = Server::start(&data, &[]);
+    for ((name, query), expected) in queries.iter().zip(expected) {
+        let out = psql(&server, &["-F", "\t", "-c", &query.sql()]).unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Vec<Vec<String>> = stdout
+            .lines()
+            .map(|line| line.split('\t').map(canonical).collect())
+            .collect();
+        let mut expected = expected;
+        let mut got = got;
+        if !query.is_ordered() {
+            expected.sort();
+            got.sort();
+        }
+        assert!(!expected.is_empty(), "{name}: no rows to compare");
+        assert_eq!(got.len(), expected.len(), "{name}: rows");
+        for (g, e) in got.iter().zip(&expected) {
+            assert_eq!(g.len(), e.len(), "{name}: columns of {g:?} and {e:?}");
+            for (a, b) in g.iter().zip(e) {
+                assert!(same_cell(a, b), "{name}: {a} over psql, {b} embedded");
+            }
+        }
+    }
+}
+
+/// Every cell of `batches` as text, in [`canonical`] form.
+fn table_cells(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            rows.push(
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| canonical(&array_value_to_string(c, row).unwrap()))
+                    .collect(),
+            );
+        }
+    }
+    rows
+}
+
+/// A cell as both sides can be compared by: numbers in Rust's shortest form, times as
+/// `YYYY-MM-DD HH:MM:SS[.fraction]` without a zone or trailing zeros (psql's text and
+/// Arrow's differ in all three).
+fn canonical(cell: &str) -> String {
+    if let Ok(x) = cell.parse::<f64>() {
+        return x.to_string();
+    }
+    let looks_like_time = cell.len() >= 19
+        && cell.as_bytes()[4] == b'-'
+        && matches!(cell.as_bytes()[10], b'T' | b' ');
+    if looks_like_time {
+        let mut t = cell.replacen('T', " ", 1);
+        for zone in ["Z", "+00:00", "+00"] {
+            if let Some(stripped) = t.strip_suffix(zone) {
+                t = stripped.to_string();
+            }
+        }
+        // Fractions of a second without their trailing zeros (psql writes `.000000`).
+        if t.contains('.') {
+            t = t.trim_end_matches('0').trim_end_matches('.').to_string();
+        }
+        return t;
+    }
+    cell.to_string()
+}
+
+/// Equal, or numbers within a relative 1e-9 (averages summed in another order).
+fn same_cell(a: &str, b: &str) -> bool {
+    a == b
+        || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y))
+            if (x - y).abs() <= 1e-9 * x.abs().max(y.abs()))
 }
 
 /// A query that runs for hours.
