@@ -187,10 +187,41 @@ fn request(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("no status in {head:?}")))?;
-    Ok(Reply {
-        status,
-        body: body.to_string(),
-    })
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let raw_body = &raw[head.len() + 4..];
+    let body = if chunked {
+        String::from_utf8_lossy(&dechunk(raw_body)?).into_owned()
+    } else {
+        body.to_string()
+    };
+    Ok(Reply { status, body })
+}
+
+/// The bytes of a chunked body; an error where it ends before its last chunk.
+fn dechunk(mut raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    let bad = |what: &str| std::io::Error::other(format!("chunked body: {what}"));
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| bad("ends before its last chunk"))?;
+        let size = std::str::from_utf8(&raw[..line_end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+            .ok_or_else(|| bad("a chunk size that is no number"))?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if raw.len() < size + 2 {
+            return Err(bad("ends inside a chunk"));
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -759,6 +790,60 @@ fn same_cell(a: &str, b: &str) -> bool {
     a == b
         || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y))
             if (x - y).abs() <= 1e-9 * x.abs().max(y.abs()))
+}
+
+#[test]
+fn large_answers_stream_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("db"), &[]);
+    // 100,000 rows: a dozen batches, each sent as it is computed.
+    let sql = b"SELECT value AS n FROM range(100000)";
+    let json = server.request("POST", "/api/v1/sql", &[], sql);
+    assert_eq!(json.status, 200);
+    let rows: serde_json::Value = serde_json::from_str(&json.body).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 100_000);
+    assert_eq!(rows[99_999]["n"], 99_999);
+    let csv = server.request("POST", "/api/v1/sql", &[("Accept", "text/csv")], sql);
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(
+        (lines.len(), lines[0], lines[100_000]),
+        (100_001, "n", "99999")
+    );
+    let jsonl = server.request(
+        "POST",
+        "/api/v1/sql",
+        &[("Accept", "application/x-ndjson")],
+        sql,
+    );
+    assert_eq!(jsonl.body.lines().count(), 100_000);
+    assert_eq!(jsonl.body.lines().last(), Some(r#"{"n":99999}"#));
+    // Arrow IPC, read back by Arrow's own reader.
+    let ipc = arrow_answer(server.http, sql);
+    let reader = datafusion::arrow::ipc::reader::StreamReader::try_new(&ipc[..], None).unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 100_000);
+    // No rows: still an Arrow stream, with its schema.
+    let ipc = arrow_answer(server.http, b"SELECT value AS n FROM range(0)");
+    let reader = datafusion::arrow::ipc::reader::StreamReader::try_new(&ipc[..], None).unwrap();
+    assert_eq!(reader.schema().field(0).name(), "n");
+}
+
+/// The body of `sql`'s answer as Arrow IPC: bytes, where [`request`] reads text.
+fn arrow_answer(addr: SocketAddr, sql: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /api/v1/sql HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAccept: application/vnd.apache.arrow.stream\r\nContent-Length: {}\r\n\r\n",
+        sql.len()
+    )
+    .unwrap();
+    stream.write_all(sql).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(raw.starts_with(b"HTTP/1.1 200"));
+    dechunk(&raw[head_end + 4..]).unwrap()
 }
 
 /// A query that runs for hours.

@@ -46,6 +46,7 @@ pub struct App {
     token: Option<Arc<str>>,
     max_body: usize,
     read_timeout: std::time::Duration,
+    query_timeout: std::time::Duration,
     connections: usize,
 }
 
@@ -63,6 +64,7 @@ impl App {
             token: options.token.as_ref().map(|t| Arc::from(t.expose())),
             max_body: options.max_body,
             read_timeout: options.read_timeout,
+            query_timeout: options.query_timeout,
             connections: options.http_connections,
         }
     }
@@ -621,19 +623,184 @@ impl Answer {
     }
 }
 
+/// Runs a read-only query and streams its answer: the query is planned and its first
+/// batch computed before the answer starts, so that an error up to then (most of them:
+/// bad SQL, memory, time, for aggregations the whole run) gets its own status. An error
+/// or the query's timeout later ends the answer short, its chunked body unterminated,
+/// which clients report as an incomplete answer. Rows are encoded as they come, so a
+/// large answer is never held whole.
 async fn sql_answer(app: App, headers: HeaderMap, sql: String) -> Response {
+    use datafusion::execution::context::SQLOptions;
     let answer = Answer::of(&headers);
     let started = Instant::now();
-    let result = app.db.sql_read_only(&sql).await;
-    app.stats.query(started.elapsed(), result.is_err());
-    let batches = match result {
-        Ok(b) => b,
-        Err(e) => return error(query_status(&e), e),
+    let timeout = app.query_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let read_only = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let session = app.db.session().clone();
+    let opened = tokio::time::timeout_at(deadline, async move {
+        let frame = session.sql_with_options(&sql, read_only).await?;
+        let mut batches = frame.execute_stream().await?;
+        let first = batches.next().await.transpose()?;
+        Ok::<_, datafusion::error::DataFusionError>((batches, first))
+    })
+    .await;
+    let (batches, first) = match opened {
+        Ok(Ok(opened)) => opened,
+        failed => {
+            let e = match failed {
+                Ok(Err(e)) => QueryError::Query(e),
+                _ => QueryError::Timeout(timeout),
+            };
+            app.stats.query(started.elapsed(), true);
+            return error(query_status(&e), e);
+        }
     };
-    match tokio::task::spawn_blocking(move || encode(&batches, answer)).await {
-        Ok(Ok(bytes)) => ([(header::CONTENT_TYPE, answer.content_type())], bytes).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    let state = Answering {
+        encoder: Encoder::new(answer, batches.schema()),
+        batches: Some(batches),
+        first,
+        stats: app.stats,
+    };
+    let body = futures::stream::unfold(state, move |mut state| async move {
+        let batches = state.batches.as_mut()?;
+        if !state.encoder.pending.is_empty() {
+            let head = std::mem::take(&mut state.encoder.pending);
+            return Some((Ok(Bytes::from(head)), state));
+        }
+        let next = match state.first.take() {
+            Some(batch) => Some(Ok(batch)),
+            None => match tokio::time::timeout_at(deadline, batches.next()).await {
+                Ok(next) => next,
+                Err(_) => Some(Err(datafusion::error::DataFusionError::Execution(format!(
+                    "the query ran longer than its timeout of {}",
+                    humantime::format_duration(timeout)
+                )))),
+            },
+        };
+        let chunk = match next {
+            Some(Ok(batch)) => state.encoder.batch(&batch),
+            Some(Err(e)) => {
+                tracing::warn!("a SQL answer over HTTP was cut short: {e}");
+                state.stats.query(started.elapsed(), true);
+                state.batches = None;
+                Err(Error::from(QueryError::Query(e)))
+            }
+            None => {
+                state.stats.query(started.elapsed(), false);
+                state.batches = None;
+                state.encoder.finish()
+            }
+        };
+        Some((chunk.map(Bytes::from), state))
+    });
+    (
+        [(header::CONTENT_TYPE, answer.content_type())],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// A SQL answer being sent.
+struct Answering {
+    encoder: Encoder,
+    /// The query's batches; `None` once they ended or failed.
+    batches: Option<datafusion::execution::SendableRecordBatchStream>,
+    /// The batch computed before the answer started.
+    first: Option<RecordBatch>,
+    stats: Arc<Stats>,
+}
+
+/// An answer's bytes in its format, a batch at a time.
+struct Encoder {
+    answer: Answer,
+    /// Whether a row was written (JSON: the opening bracket is out; CSV: the header).
+    started: bool,
+    /// Arrow IPC's writer, over the bytes not yet sent.
+    arrow: Option<datafusion::arrow::ipc::writer::StreamWriter<Vec<u8>>>,
+    /// Bytes produced before the first batch.
+    pending: Vec<u8>,
+}
+
+impl Encoder {
+    fn new(answer: Answer, schema: datafusion::arrow::datatypes::SchemaRef) -> Encoder {
+        let mut encoder = Encoder {
+            answer,
+            started: false,
+            arrow: None,
+            pending: Vec::new(),
+        };
+        if answer == Answer::ArrowStream {
+            match datafusion::arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema) {
+                Ok(mut w) => {
+                    encoder.pending = std::mem::take(w.get_mut());
+                    encoder.arrow = Some(w);
+                }
+                // A schema Arrow IPC cannot write: reported at the first batch.
+                Err(e) => tracing::warn!("an Arrow IPC answer cannot start: {e}"),
+            }
+        }
+        encoder
+    }
+
+    /// The bytes of one batch.
+    fn batch(&mut self, batch: &RecordBatch) -> Result<Vec<u8>> {
+        use datafusion::arrow::{csv, json};
+        let mut out = Vec::new();
+        match self.answer {
+            Answer::Json => {
+                let mut rows = Vec::new();
+                let mut w = json::ArrayWriter::new(&mut rows);
+                w.write(batch)?;
+                w.finish()?;
+                // `[row,row]`: the rows without their brackets, after `[` or `,`.
+                if rows.len() > 2 {
+                    out.push(if self.started { b',' } else { b'[' });
+                    out.extend_from_slice(&rows[1..rows.len() - 1]);
+                    self.started = true;
+                }
+            }
+            Answer::JsonLines => {
+                crate::output::print(
+                    std::slice::from_ref(batch),
+                    crate::output::Format::Json,
+                    &mut out,
+                )?;
+            }
+            Answer::Csv => {
+                let mut w = csv::WriterBuilder::new()
+                    .with_header(!self.started)
+                    .build(&mut out);
+                w.write(batch)?;
+                self.started = true;
+            }
+            Answer::ArrowStream => {
+                let w = self.arrow.as_mut().ok_or_else(|| {
+                    Error::Usage("the answer's schema cannot be written as Arrow IPC".into())
+                })?;
+                w.write(batch)?;
+                out = std::mem::take(w.get_mut());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The bytes that end the answer.
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        match self.answer {
+            Answer::Json if self.started => Ok(b"]".to_vec()),
+            Answer::Json => Ok(b"[]".to_vec()),
+            Answer::ArrowStream => match self.arrow.as_mut() {
+                Some(w) => {
+                    w.finish()?;
+                    Ok(std::mem::take(w.get_mut()))
+                }
+                None => Ok(Vec::new()),
+            },
+            Answer::JsonLines | Answer::Csv => Ok(Vec::new()),
+        }
     }
 }
 
@@ -653,40 +820,4 @@ fn query_status(e: &QueryError) -> StatusCode {
         },
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
-}
-
-/// The answer's bytes in `answer`'s format.
-fn encode(batches: &[RecordBatch], answer: Answer) -> Result<Vec<u8>> {
-    use datafusion::arrow::{csv, ipc, json};
-    let mut out = Vec::new();
-    match answer {
-        Answer::Json => {
-            let mut w = json::ArrayWriter::new(&mut out);
-            for b in batches {
-                w.write(b)?;
-            }
-            w.finish()?;
-            // The writer writes nothing for no batches.
-            if out.is_empty() {
-                out.extend_from_slice(b"[]");
-            }
-        }
-        Answer::JsonLines => crate::output::print(batches, crate::output::Format::Json, &mut out)?,
-        Answer::Csv => {
-            let mut w = csv::WriterBuilder::new().with_header(true).build(&mut out);
-            for b in batches {
-                w.write(b)?;
-            }
-        }
-        Answer::ArrowStream => {
-            if let Some(first) = batches.first() {
-                let mut w = ipc::writer::StreamWriter::try_new(&mut out, &first.schema())?;
-                for b in batches {
-                    w.write(b)?;
-                }
-                w.finish()?;
-            }
-        }
-    }
-    Ok(out)
 }
