@@ -107,8 +107,8 @@ pub fn run(data: &Path) -> Result<ExitCode> {
     println!(
         "\nThe checkout deploy at 12:15 brought 503s and slow requests until the rollback at \
          12:21.\nAsk your own questions:\n  \
-         cargo run --release -p sextant -- sql --data {dir} -c \"SELECT * FROM logs LIMIT 5\"\n  \
-         cargo run --release -p sextant -- sql --data {dir}    (a prompt; SHOW TABLES; lists them)"
+         cargo run -p sextant -- sql --data {dir} -c \"SELECT * FROM logs LIMIT 5\"\n  \
+         cargo run -p sextant -- sql --data {dir}    (a prompt; SHOW TABLES; lists them)"
     );
     db.close()?;
     Ok(ExitCode::SUCCESS)
