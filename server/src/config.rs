@@ -13,8 +13,8 @@
 //! alert-webhook = ["http://alerts.internal/hook"]
 //! ```
 //!
-//! A flag on the command line wins over the file, and so does the environment variable
-//! a flag reads (`SEXTANT_TOKEN`, `SEXTANT_POSTGRES_PASSWORD`): the file is turned into
+//! A flag on the command line wins over the file (flags given more than once add to
+//! its lists), and so does the environment variable a flag reads (`SEXTANT_TOKEN`, `SEXTANT_POSTGRES_PASSWORD`): the file is turned into
 //! flags placed before the command line's, for clap to read as one.
 
 use std::ffi::OsString;

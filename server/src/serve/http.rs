@@ -154,7 +154,7 @@ pub async fn serve(addr: SocketAddr, app: App, stopped: watch::Receiver<bool>) -
                 drop(permit);
             });
         } else if let Ok(permit) = Arc::clone(&refusing).try_acquire_owned() {
-            tracing::warn!(client = %peer, "an HTTP client was refused: {limit} connections are open, the most --http-connections allows");
+            tracing::warn!(client = %peer, "an HTTP client was refused: as many connections are open as --http-connections allows ({limit})");
             let connection = refuse.serve_connection(io, refusal);
             tokio::spawn(async move {
                 let _ = tokio::time::timeout(read_timeout, connection).await;

@@ -115,7 +115,7 @@ pub async fn serve(
                             drop(permit);
                         });
                     } else if let Ok(permit) = Arc::clone(&refusing).try_acquire_owned() {
-                        tracing::warn!(client = %peer, "a PostgreSQL client was refused: {} connections are open, the most --postgres-connections allows", full.limit);
+                        tracing::warn!(client = %peer, "a PostgreSQL client was refused: as many clients are connected as --postgres-connections allows ({})", full.limit);
                         let full = Arc::clone(&full);
                         connections.spawn(async move {
                             let _ = datafusion_postgres::pgwire::tokio::process_socket(socket, None, full).await;
