@@ -22,6 +22,25 @@ use std::path::Path;
 
 use crate::{Error, Result};
 
+/// The file `sextant serve --config FILE` (or `--config=FILE`) names, found in the raw
+/// command line, before clap checks it.
+pub fn path_in(args: &[OsString]) -> Option<std::path::PathBuf> {
+    let serve = args.iter().position(|a| a == "serve")?;
+    let mut rest = args[serve + 1..].iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--" {
+            return None;
+        }
+        if arg == "--config" {
+            return rest.next().map(std::path::PathBuf::from);
+        }
+        if let Some(path) = arg.to_str().and_then(|a| a.strip_prefix("--config=")) {
+            return Some(path.into());
+        }
+    }
+    None
+}
+
 /// The command line `args` (`sextant serve ...`) with the flags of the TOML file `path`
 /// placed right after `serve`, before the command line's own.
 pub fn with_file(args: &[OsString], path: &Path, serve: &clap::Command) -> Result<Vec<OsString>> {
@@ -125,6 +144,23 @@ mod tests {
         let e = flags("[http]\nport = 1", &serve()).unwrap_err();
         assert!(e.contains("`http` is a table"), "{e}");
         assert!(flags("http = ", &serve()).is_err());
+    }
+
+    #[test]
+    fn the_file_is_found_in_the_raw_command_line() {
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            path_in(&args(&[
+                "sextant", "serve", "--http", "off", "--config", "a.toml"
+            ])),
+            Some("a.toml".into())
+        );
+        assert_eq!(
+            path_in(&args(&["sextant", "serve", "--config=b.toml"])),
+            Some("b.toml".into())
+        );
+        assert_eq!(path_in(&args(&["sextant", "sql", "--config", "c"])), None);
+        assert_eq!(path_in(&args(&["sextant", "serve"])), None);
     }
 
     #[test]

@@ -250,34 +250,39 @@ impl std::str::FromStr for Every {
     }
 }
 
+/// A duration flag: more than zero (a zero timeout or interval would refuse or spin).
 fn duration(s: &str) -> std::result::Result<std::time::Duration, String> {
     serve::parse_duration(s)
-        .ok_or_else(|| format!("{s:?} is not a duration such as 10s, 500ms, 1m or 1h 30m"))
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            format!("{s:?} is not a duration above zero such as 10s, 500ms, 1m or 1h 30m")
+        })
 }
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
-    let mut cli = Cli::parse_from(&args);
-    if let Command::Serve {
-        config: Some(path), ..
-    } = &cli.command
-    {
-        let command = Cli::command();
-        let Some(serve) = command.find_subcommand("serve") else {
-            unreachable!("serve is a subcommand of Cli");
-        };
-        let args = match config::with_file(&args, path, serve) {
-            Ok(args) => args,
-            Err(e) => {
-                eprintln!("sextant: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        cli = Cli::try_parse_from(args).unwrap_or_else(|e| {
-            eprintln!("sextant: with the flags of {}:", path.display());
-            e.exit()
-        });
-    }
+    // The configuration file is found before the command line is checked, so that a
+    // flag given here may need one that only the file gives (--alert-webhook, --rules).
+    let cli = match config::path_in(&args) {
+        None => Cli::parse_from(&args),
+        Some(path) => {
+            let command = Cli::command();
+            let Some(serve) = command.find_subcommand("serve") else {
+                unreachable!("serve is a subcommand of Cli");
+            };
+            let args = match config::with_file(&args, &path, serve) {
+                Ok(args) => args,
+                Err(e) => {
+                    eprintln!("sextant: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            Cli::try_parse_from(args).unwrap_or_else(|e| {
+                eprintln!("sextant: with the flags of {}:", path.display());
+                e.exit()
+            })
+        }
+    };
     let result = match cli.command {
         Command::Demo { data } => demo::run(&data),
         Command::Sql {

@@ -38,16 +38,25 @@ def main(port: int) -> None:
             assert cur.fetchone() == (2,)
             # A query cancelled from another thread (a driver's cancel, psql's Ctrl-C)
             # ends with query_canceled, and the connection goes on.
+            # Cancels are sent every 0.2 s until the query ends: one sent before the
+            # query reached the server would cancel nothing.
             cancel = getattr(conn, "cancel_safe", conn.cancel)
-            timer = threading.Timer(1.0, cancel)
-            timer.start()
+            done = threading.Event()
+
+            def keep_cancelling() -> None:
+                while not done.wait(0.2):
+                    cancel()
+
+            canceller = threading.Thread(target=keep_cancelling)
+            canceller.start()
             try:
                 cur.execute("SELECT sum(value) FROM range(1000000000000)")
                 raise AssertionError("the query was not cancelled")
             except psycopg.errors.QueryCanceled as e:
                 assert "user request" in str(e), e
             finally:
-                timer.cancel()
+                done.set()
+                canceller.join()
             cur.execute("SELECT count(*) FROM cpu")
             assert cur.fetchone() == (2,)
     print("psycopg: ok")

@@ -413,6 +413,10 @@ fn a_token_guards_everything_but_health() {
         assert_eq!(reply.status, 401, "{auth:?}: {}", reply.body);
         let reply = server.request("POST", "/api/v1/sql", &headers, b"SELECT 1");
         assert_eq!(reply.status, 401, "{auth:?}: {}", reply.body);
+        // /health is open to all, and so takes no body.
+        let reply = server.request("POST", "/health", &headers, line);
+        assert_eq!(reply.status, 413, "{auth:?}: {}", reply.body);
+        assert_eq!(server.request("GET", "/health", &headers, b"").status, 200);
     }
     let reply = server.request(
         "POST",
@@ -980,15 +984,15 @@ fn postgres_queries_end_at_their_timeout_or_when_cancelled() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
+    // SIGINT once psql has had a second to connect, then every 0.2 s until it ends: one
+    // sent before its query reached the server would cancel nothing.
+    let mut child = child;
     let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    std::thread::sleep(Duration::from_millis(800));
+    while child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+    }
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     assert!(

@@ -43,7 +43,7 @@ pub struct App {
     db: Arc<Database>,
     alerts: Option<Arc<Evaluator>>,
     stats: Arc<Stats>,
-    token: Option<Arc<str>>,
+    token: Option<super::Secret>,
     max_body: usize,
     read_timeout: std::time::Duration,
     query_timeout: std::time::Duration,
@@ -61,7 +61,7 @@ impl App {
             db,
             alerts,
             stats,
-            token: options.token.as_ref().map(|t| Arc::from(t.expose())),
+            token: options.token.clone(),
             max_body: options.max_body,
             read_timeout: options.read_timeout,
             query_timeout: options.query_timeout,
@@ -192,9 +192,20 @@ fn error(status: StatusCode, message: impl Display) -> Response {
 /// a body; then reads the body within `--read-timeout` (408 past it) and `--max-body`
 /// (413), so that a client sending slowly holds no handler.
 async fn admit(State(app): State<App>, request: Request, next: Next) -> Response {
-    if request.uri().path() != "/health"
-        && let Err(r) = authorize(&app, request.headers())
-    {
+    if request.uri().path() == "/health" {
+        // Open to all, so it takes no body: none is read.
+        let has_body = request.headers().contains_key(header::TRANSFER_ENCODING)
+            || request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|n| n != "0");
+        if has_body {
+            return Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "/health takes no body")
+                .into_response();
+        }
+        return next.run(request).await;
+    }
+    if let Err(r) = authorize(&app, request.headers()) {
         return r.into_response();
     }
     let (parts, body) = request.into_parts();
@@ -267,7 +278,7 @@ fn authorize(app: &App, headers: &HeaderMap) -> Result<(), Refusal> {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("Token "))
         });
-    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.expose().as_bytes())) {
         Ok(())
     } else {
         app.stats.unauthorized();

@@ -87,7 +87,7 @@ pub async fn serve(
         startup: Arc::new(Startup {
             password: options.postgres_password.as_ref().map(|p| {
                 CleartextPasswordAuthStartupHandler::new(
-                    PasswordSource(p.expose().to_string()),
+                    PasswordSource(p.clone()),
                     DefaultServerParameterProvider::default(),
                 )
                 .with_connection_manager(Arc::clone(&connections_by_key))
@@ -96,8 +96,11 @@ pub async fn serve(
         }),
         cancel: Arc::new(DefaultCancelHandler::new(connections_by_key)),
     });
+    // Cancel requests come on connections of their own: at the limit they are still
+    // heard.
     let full = Arc::new(Full {
         limit: options.postgres_connections,
+        cancel: Arc::clone(&handlers.cancel),
     });
     let admitted = Arc::new(Semaphore::new(options.postgres_connections));
     let refusing = Arc::new(Semaphore::new(REFUSALS));
@@ -215,11 +218,16 @@ impl StartupHandler for Startup {
 /// PostgreSQL's "too many connections" (53300), and it is closed.
 struct Full {
     limit: usize,
+    cancel: Arc<DefaultCancelHandler>,
 }
 
 impl PgWireServerHandlers for Full {
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         Arc::new(Refuse { limit: self.limit })
+    }
+
+    fn cancel_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::cancel::CancelHandler> {
+        Arc::clone(&self.cancel)
     }
 }
 
@@ -257,13 +265,13 @@ impl StartupHandler for Refuse {
 
 /// The server's one password, whoever the user.
 #[derive(Debug)]
-struct PasswordSource(String);
+struct PasswordSource(super::Secret);
 
 // The trait's signature elides LoginInfo's lifetime; naming it does not match it.
 #[allow(elided_lifetimes_in_paths)]
 #[async_trait]
 impl AuthSource for PasswordSource {
     async fn get_password(&self, _login: &LoginInfo) -> PgWireResult<Password> {
-        Ok(Password::new(None, self.0.as_bytes().to_vec()))
+        Ok(Password::new(None, self.0.expose().as_bytes().to_vec()))
     }
 }
