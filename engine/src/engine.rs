@@ -93,6 +93,10 @@ struct Inner {
     flushed_memory: Mutex<(u64, Duration)>,
     /// Memory reserved by others sharing the budget (the queries of a `Database`).
     reserved: AtomicUsize,
+    /// The newest WAL file a stored manifest names (`Manifest::wal_newest`): a write
+    /// that lands in a newer one (made by a rotation) stores the manifest before it
+    /// returns.
+    wal_noted: AtomicU64,
     /// Wakes the background compactor.
     wake_compactor: (Mutex<bool>, Condvar),
     /// Clock time (ns) of the last write: background compaction paces itself while writes
@@ -110,7 +114,7 @@ impl Engine {
     /// write-ahead log.
     pub fn open(config: Config) -> Result<Engine> {
         let dir = config.path.clone();
-        crate::fs::create_dir(&dir)?;
+        crate::fs::create_dir(&dir, config.faults.as_deref())?;
         let lock = lock_dir(&dir, config.salvage)?;
         let mut report = RecoveryReport::default();
         let tables_dir = dir.join("tables");
@@ -192,6 +196,7 @@ impl Engine {
         let codec = encoding::Options {
             zstd_level: config.zstd_level,
         };
+        let wal_noted = manifest.wal_newest;
         let inner = Arc::new(Inner {
             dir,
             codec,
@@ -210,6 +215,7 @@ impl Engine {
             behind_since: Mutex::new(None),
             flushed_memory: Mutex::new((0, Duration::ZERO)),
             reserved: AtomicUsize::new(0),
+            wal_noted: AtomicU64::new(wal_noted),
             wake_compactor: (Mutex::new(false), Condvar::new()),
             report,
             _lock: lock,
@@ -412,7 +418,7 @@ impl Engine {
         for (_, path) in wal::list_files(&wal_dir)? {
             std::fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
         }
-        crate::fs::sync_dir(&wal_dir)
+        crate::fs::sync_dir_with(&wal_dir, self.inner.config.faults.as_deref())
     }
 }
 
@@ -429,7 +435,26 @@ impl Inner {
         if let Some(wal) = &self.wal {
             manifest.wal_newest = wal.current_file();
         }
-        manifest.store(&self.dir, self.config.faults.as_deref())
+        manifest.store(&self.dir, self.config.faults.as_deref())?;
+        self.wal_noted
+            .fetch_max(manifest.wal_newest, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Stores the manifest when the WAL appends to a file it does not name yet (a
+    /// rotation made it), so that the file must exist on the next open: deleting it is
+    /// then an error naming it, not writes silently lost. Called after each append,
+    /// before the write returns; it stores the manifest once per rotation (once per
+    /// `Config::wal_file_bytes` of log).
+    fn note_wal_file(&self, wal: &Wal) -> Result<()> {
+        if wal.current_file() <= self.wal_noted.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut manifest = self.manifest.lock();
+        if wal.current_file() <= self.wal_noted.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.store_manifest(&mut manifest)
     }
 
     fn wal(&self) -> Result<&Wal> {
@@ -535,6 +560,10 @@ impl Inner {
             wal.wait_durable(seq)?;
             self.visible.fetch_max(seq, Ordering::AcqRel);
         }
+        // Best effort: the write is logged and visible whatever this returns, and a
+        // failure (the storage failing, which the next flush reports) is tried again by
+        // the next write.
+        let _ = self.note_wal_file(wal);
         if froze && self.config.background_flush {
             self.wake_flusher();
         }
@@ -727,7 +756,7 @@ impl Inner {
             // makes them visible.
             wal.sync()?;
             self.visible.fetch_max(max_seq, Ordering::AcqRel);
-            crate::fs::create_dir(&table.dir)?;
+            crate::fs::create_dir(&table.dir, self.config.faults.as_deref())?;
             let spec = writer::SegmentSpec {
                 table: &frozen.schema.name,
                 kind: frozen.schema.kind,

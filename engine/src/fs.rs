@@ -13,8 +13,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("syncing directory", dir, e))
 }
 
-/// Creates a directory and its missing parents, syncing the parent of each one created.
-pub(crate) fn create_dir(dir: &Path) -> Result<()> {
+/// Creates a directory and its missing parents, syncing the parent of each one created
+/// (asking the test hook first).
+pub(crate) fn create_dir(dir: &Path, faults: Option<&dyn Faults>) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -23,7 +24,7 @@ pub(crate) fn create_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
     for created in missing.iter().rev() {
         if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
-            sync_dir(parent)?;
+            sync_dir_with(parent, faults)?;
         }
     }
     Ok(())

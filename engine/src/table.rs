@@ -112,7 +112,7 @@ pub(crate) fn open_tables(
         }
     };
     if !config.salvage {
-        remove_leftovers(&tables_dir, &manifest, report)?;
+        remove_leftovers(&tables_dir, &manifest, config, report)?;
     }
     let mut tables = BTreeMap::new();
     for (name, entry) in &manifest.tables {
@@ -171,6 +171,7 @@ fn adopt(tables_dir: &Path, salvage: bool, report: &mut RecoveryReport) -> Resul
 fn remove_leftovers(
     tables_dir: &Path,
     manifest: &Manifest,
+    config: &Config,
     report: &mut RecoveryReport,
 ) -> Result<()> {
     for table_dir in list_dirs(tables_dir)? {
@@ -194,7 +195,7 @@ fn remove_leftovers(
             }
         }
         if removed {
-            crate::fs::sync_dir(&table_dir)?;
+            crate::fs::sync_dir_with(&table_dir, config.faults.as_deref())?;
         }
     }
     Ok(())

@@ -5,6 +5,7 @@ use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampNanosecondT
 use arrow_array::{Array, RecordBatch};
 use sextant_engine::{ScanRequest, Snapshot};
 
+pub mod durable;
 pub mod log_queries;
 pub mod tsbs;
 

@@ -155,7 +155,10 @@ impl Default for Durability {
 /// step (in the log, it poisons the log; a flush or compaction fails and is retried).
 ///
 /// Every method defaults to `Ok(())`. Used to test failures of the Nth write, `fsync` or
-/// rename.
+/// rename, and to follow what is durable: every `fsync` the engine makes of a file or a
+/// directory is announced to [`before_sync`](Faults::before_sync) (except recovery's cut
+/// of a torn tail during [`Engine::open`](crate::Engine::open)), so a test can tell the
+/// bytes a power cut would keep from those only written (`tests/src/durable.rs`).
 pub trait Faults: Send + Sync + fmt::Debug {
     /// Called before each write to `path` (a file header or a record).
     fn before_write(&self, path: &Path) -> std::io::Result<()> {
