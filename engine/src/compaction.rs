@@ -61,7 +61,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle::Hide;
 use crate::manifest::SegmentEntry;
 use crate::scan::{Scan, ScanRequest, Source};
-use crate::schema::{ColumnDef, TableSchema};
+use crate::schema::{ColumnDef, ColumnType, TableSchema};
 use crate::segment::Segment;
 use crate::segment::writer::{BlockCut, Writer, WriterSpec};
 
@@ -271,6 +271,54 @@ impl Layout {
             },
         }
     }
+}
+
+/// Bytes a value of a string column is counted at per byte of its encoded block: text
+/// compresses about this well, so a decoded block takes about this many times its
+/// encoded length.
+const TEXT_EXPANSION: usize = 8;
+
+/// Bytes a series key is counted at in a segment's index.
+const SERIES_KEY_BYTES: usize = 64;
+
+/// The memory a merge of `inputs` into blocks of `block_rows` rows holds at most, as the
+/// memory budget counts it: one decoded block of every stored column of every input (the
+/// scan's cursors), one block of output per column being gathered and then encoded
+/// (counted twice), and the inputs' and output's series indexes. A value is counted at 8
+/// bytes, a string column's block at [`TEXT_EXPANSION`] times its encoded length. An
+/// estimate, on the high side; the merge reserves it before it starts.
+pub(crate) fn merge_memory(inputs: &[Arc<Segment>], block_rows: u32) -> usize {
+    let mut total = 0usize;
+    // Bytes per row of each column, the most of any input's.
+    let mut widest: std::collections::HashMap<&str, usize> = Default::default();
+    for s in inputs {
+        let meta = s.meta();
+        let rows = (0..meta.block_count())
+            .map(|b| {
+                let (start, end) = meta.block_rows_range(b);
+                end - start
+            })
+            .max()
+            .unwrap_or(0);
+        for (c, column) in meta.columns.iter().enumerate() {
+            let block = match column.ty {
+                ColumnType::Tag => 0,
+                ColumnType::Str => {
+                    let encoded = meta.blocks[c].iter().map(|b| b.len as usize).max();
+                    rows * 8 + encoded.unwrap_or(0) * TEXT_EXPANSION
+                }
+                _ => rows * 8,
+            };
+            total = total.saturating_add(block);
+            // The output's block of this column: at most `block_rows` of the widest rows.
+            let per_row = block.checked_div(rows).unwrap_or(0);
+            let w = widest.entry(column.name.as_str()).or_default();
+            *w = (*w).max(per_row);
+        }
+        total = total.saturating_add(meta.series.len() * SERIES_KEY_BYTES * 2);
+    }
+    let output: usize = widest.values().sum::<usize>() * block_rows as usize * 2;
+    total.saturating_add(output)
 }
 
 /// Merges `inputs` (adjacent segments of one table, oldest first) into new segment `id`

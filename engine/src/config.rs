@@ -164,7 +164,9 @@ impl Config {
     /// (their heads, and the heads being flushed, in bytes of Arrow arrays) and the
     /// working memory of queries, which the SQL layer reserves through
     /// [`Engine::try_reserve_memory`](crate::Engine::try_reserve_memory) (a query past the
-    /// room left fails naming the budget). A write that would go past
+    /// room left fails naming the budget), and the buffers of each compaction (a
+    /// background merge without room waits; [`Engine::compact`](crate::Engine::compact)
+    /// fails naming the budget). A write that would go past
     /// it first freezes the largest heads for flushing; while those are still being
     /// written it fails with [`Error::Backpressure`](crate::Error::Backpressure), which
     /// says how long to wait, instead of growing memory (without a background flusher the

@@ -338,15 +338,7 @@ impl Engine {
     /// Gives back `bytes` reserved with [`Engine::try_reserve_memory`] or
     /// [`Engine::reserve_memory`].
     pub fn release_memory(&self, bytes: usize) {
-        let r = &self.inner.reserved;
-        let mut current = r.load(Ordering::Relaxed);
-        loop {
-            let next = current.saturating_sub(bytes);
-            match r.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(actual) => current = actual,
-            }
-        }
+        self.inner.release(bytes);
     }
 
     /// Bytes reserved with [`Engine::try_reserve_memory`] and not yet released.

@@ -335,3 +335,46 @@ fn a_span_field_whose_debug_logs_in_the_span_does_not_deadlock() {
     assert_eq!(column(&rows(&e, "spans"), "value"), ["chatty"]);
     assert_eq!(column(&rows(&e, "logs"), "message"), ["from inside Debug"]);
 }
+
+#[test]
+fn the_buffers_are_reserved_in_the_memory_budget_until_the_writer_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let options = Options {
+        buffer: 1000,
+        buffer_bytes: 1 << 20,
+        ..Options::default()
+    };
+    let (layer, writer) = tracing_layer::layer(Arc::clone(&e), options);
+    // The writer's spare buffer, from the start.
+    let spare = e.memory_reserved();
+    assert!(spare > 1 << 20, "reserved: {spare}");
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let dispatch = tracing::Dispatch::new(subscriber);
+    // Three threads recording at once (a thread's buffer is reused by a later thread
+    // once it exits).
+    let all_recorded = Arc::new(std::sync::Barrier::new(3));
+    let threads: Vec<_> = (0..3)
+        .map(|i| {
+            let dispatch = dispatch.clone();
+            let all_recorded = Arc::clone(&all_recorded);
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    tracing::info!(thread = i, "recorded");
+                });
+                all_recorded.wait();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // One buffer more for each recording thread.
+    assert_eq!(e.memory_reserved(), 4 * spare);
+    writer.flush().unwrap();
+    drop(writer);
+    assert_eq!(e.memory_reserved(), 0, "given back when the writer stops");
+    // A thread recording after that reserves nothing.
+    tracing::dispatcher::with_default(&dispatch, || tracing::info!("dropped"));
+    assert_eq!(e.memory_reserved(), 0);
+}

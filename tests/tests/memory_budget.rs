@@ -1,6 +1,6 @@
 //! One memory budget for rows in memory and queries' working memory: a query past the
 //! room left fails naming the budget, memory queries hold pushes back on writes, and
-//! Sextant's own operators (gap filling) are charged too.
+//! Sextant's own operators (gap filling) and compactions are charged too.
 
 use sextant_engine::{Config, Durability, Error, Point};
 use sextant_query::{Database, QueryOptions};
@@ -110,7 +110,8 @@ fn memory_queries_hold_pushes_back_on_writes_until_released() {
         other => panic!("expected Backpressure, got {other:?}"),
     }
     assert!(
-        err.to_string().contains("reserved by running queries"),
+        err.to_string()
+            .contains("reserved by running queries and compactions"),
         "{err}"
     );
     e.release_memory(900 << 10);
@@ -148,4 +149,52 @@ fn gap_filling_is_charged_to_the_pool() {
     let one = sql.replace("GROUP BY", "AND host = 'h00' GROUP BY");
     let filled: usize = db.sql(&one).unwrap().iter().map(|b| b.num_rows()).sum();
     assert_eq!(filled, 86_401);
+}
+
+#[test]
+fn compaction_reserves_its_buffers_in_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), 24 << 20, None);
+    let e = db.engine();
+    // Four segments of 200 hosts.
+    for round in 0..4 {
+        let batch: Vec<Point> = (0..200 * 500)
+            .map(|i| {
+                Point::metric("cpu")
+                    .tag("host", format!("host-{:04}", i % 200))
+                    .field("usage", i as f64)
+                    .time((round * 500 + (i / 200) as i64) * SECOND)
+            })
+            .collect();
+        db.write_points(&batch).unwrap();
+        e.flush().unwrap();
+    }
+    assert_eq!(e.segments("cpu").unwrap().len(), 4);
+    // Rows in memory leave less room than the merge's buffers (blocks of 16,384 rows of
+    // two 8-byte columns, per input and for the output, about 1.5 MiB).
+    let filler: Vec<Point> = (0..1000)
+        .map(|i| {
+            Point::metric("filler")
+                .tag("pad", format!("{i:0>64}"))
+                .field("v", 1.0)
+        })
+        .collect();
+    while e.memory_used() + (1 << 20) < 24 << 20 {
+        match db.write_points(&filler) {
+            Ok(()) => {}
+            Err(err) => panic!("filling: {err}"),
+        }
+    }
+    let err = e.compact("cpu").unwrap_err();
+    assert!(
+        matches!(err, Error::MemoryBudget { needed, .. } if needed > 1 << 20),
+        "{err}"
+    );
+    assert_eq!(e.memory_reserved(), 0, "a refused merge holds nothing");
+    assert_eq!(e.segments("cpu").unwrap().len(), 4, "nothing merged");
+    // Once the rows are flushed there is room, and the reservation is given back.
+    e.flush().unwrap();
+    e.compact("cpu").unwrap();
+    assert_eq!(e.segments("cpu").unwrap().len(), 1);
+    assert_eq!(e.memory_reserved(), 0, "a merge gives its memory back");
 }

@@ -60,6 +60,25 @@ impl Inner {
         }
     }
 
+    /// Gives back `bytes` reserved with [`Inner::try_reserve`] (or past the budget).
+    pub(super) fn release(&self, bytes: usize) {
+        let r = &self.reserved;
+        let mut current = r.load(Ordering::Relaxed);
+        loop {
+            let next = current.saturating_sub(bytes);
+            match r.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// [`Inner::try_reserve`], given back when the reservation is dropped.
+    pub(super) fn reservation(&self, bytes: usize) -> Result<Reservation<'_>> {
+        self.try_reserve(bytes)?;
+        Ok(Reservation { inner: self, bytes })
+    }
+
     /// Makes room for `batches` within `budget`, less what queries have reserved: freezes
     /// the largest heads for flushing (and, without a background flusher, flushes them
     /// here); if what is frozen still holds the memory, refuses the write with a
@@ -142,5 +161,17 @@ impl Inner {
             budget: full,
             retry_after: Duration::from_secs_f64(wait),
         })
+    }
+}
+
+/// Memory reserved in the budget (by a compaction) until dropped.
+pub(super) struct Reservation<'a> {
+    inner: &'a Inner,
+    bytes: usize,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.inner.release(self.bytes);
     }
 }

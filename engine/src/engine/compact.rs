@@ -146,6 +146,14 @@ impl Inner {
                 manifest.next_delete_id.saturating_sub(1),
             )
         };
+        // The merge's memory comes out of the budget, where writes and queries see it.
+        // A background merge that finds no room waits for a later round.
+        let memory = compaction::merge_memory(&inputs, self.config.block_rows);
+        let _memory = match self.reservation(memory) {
+            Ok(r) => r,
+            Err(e) if all => return Err(e),
+            Err(_) => return Ok(false),
+        };
         let started = std::time::Instant::now();
         let schema = Arc::clone(&table.state.read().schema);
         let id = self.manifest.lock().allocate_segment_id();

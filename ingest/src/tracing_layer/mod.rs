@@ -88,9 +88,9 @@ mod write;
 
 use std::cell::Cell;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Weak};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -103,7 +103,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use capture::{Shard, SpanRow};
+use capture::{Row, Shard, SpanRow, Val};
 
 /// How the layer records events.
 #[derive(Debug, Clone)]
@@ -116,7 +116,9 @@ pub struct Options {
     /// A `service` tag on every row, if set. Default: none.
     pub service: Option<String>,
     /// Rows each recording thread's buffer holds (about 200 bytes each, with two fields).
-    /// Default: 16,384.
+    /// Default: 16,384. Each buffer's most memory (these rows, with two fields each, and
+    /// `buffer_bytes`) is reserved in the engine's memory budget from its first event
+    /// until the [`LogWriter`] stops, and so is one more for the writer's.
     pub buffer: usize,
     /// Bytes of text (messages and string fields) each recording thread's buffer holds
     /// before it counts as full. Default: 4 MiB.
@@ -197,9 +199,33 @@ struct Shared {
     writer: std::sync::OnceLock<Thread>,
     /// Why the last failed write failed.
     last_error: Mutex<Option<String>>,
+    /// The engine, to reserve the buffers' memory in its budget (weak: the layer, which
+    /// may outlive the writer, does not keep the engine open).
+    engine: Weak<Engine>,
+    /// Bytes reserved in the engine's budget for the buffers; `None` once given back.
+    reserved: Mutex<Option<usize>>,
 }
 
 impl Shared {
+    /// Reserves one buffer's most memory in the engine's budget, unless the writer has
+    /// given the reservations back (it has stopped).
+    fn reserve_buffer(&self) {
+        let per_row = std::mem::size_of::<Row>() + 2 * std::mem::size_of::<(&str, Val)>();
+        let bytes = self.options.buffer.max(1) * per_row + self.options.buffer_bytes.max(1);
+        let mut reserved = self.reserved.lock();
+        if let (Some(total), Some(engine)) = (reserved.as_mut(), self.engine.upgrade()) {
+            engine.reserve_memory(bytes);
+            *total += bytes;
+        }
+    }
+
+    /// Gives back what [`Shared::reserve_buffer`] reserved.
+    fn release_buffers(&self, engine: &Engine) {
+        if let Some(total) = self.reserved.lock().take() {
+            engine.release_memory(total);
+        }
+    }
+
     fn wake_writer(&self) {
         if let Some(writer) = self.writer.get() {
             writer.unpark();
@@ -227,7 +253,10 @@ impl Shared {
         }
         let _recording = Recording;
         let (rows, bytes) = (self.options.buffer.max(1), self.options.buffer_bytes.max(1));
-        let shard = self.shards.get_or(|| Mutex::new(Shard::default()));
+        let shard = self.shards.get_or(|| {
+            self.reserve_buffer();
+            Mutex::new(Shard::default())
+        });
         let mut guard = shard.lock();
         loop {
             // Checked under the shard's lock: the writer's last pass closes every shard
@@ -300,7 +329,11 @@ pub fn layer(engine: Arc<Engine>, options: Options) -> (SextantLayer, LogWriter)
         flushes: Mutex::new(Vec::new()),
         writer: std::sync::OnceLock::new(),
         last_error: Mutex::new(None),
+        engine: Arc::downgrade(&engine),
+        reserved: Mutex::new(Some(0)),
     });
+    // The writer's spare buffer.
+    shared.reserve_buffer();
     let thread = {
         let shared = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -377,13 +410,14 @@ impl Drop for LogWriter {
 fn write_loop(engine: &Engine, shared: &Shared) {
     /// However the writer ends (its last pass, or a panic), recording stops: events are
     /// dropped and counted, and no recording thread waits for room that never comes.
-    struct Exit<'a>(&'a Shared);
+    struct Exit<'a>(&'a Shared, &'a Engine);
     impl Drop for Exit<'_> {
         fn drop(&mut self) {
             self.0.stopped.store(true, Ordering::SeqCst);
+            self.0.release_buffers(self.1);
         }
     }
-    let _exit = Exit(shared);
+    let _exit = Exit(shared, engine);
     WRITER.with(|w| w.set(true));
     let mut spare = Shard::default();
     loop {
