@@ -1,6 +1,8 @@
-//! A model test: random writes (out of order, repeated, with columns appearing over time),
-//! flushes, compactions (on request and in the background), deletes, retention, reopens,
-//! scans and latest-row look-ups, checked against a plain in-memory model.
+//! A model test: random writes to a metric and an event table (out of order, repeated,
+//! with columns appearing over time, from several threads), flushes (on request, and in
+//! the background in half the cases), compactions (on request and in the background),
+//! deletes, retention, reopens, scans and latest-row look-ups, checked against a plain
+//! in-memory model of each table.
 
 use std::collections::BTreeMap;
 
@@ -8,8 +10,13 @@ use proptest::prelude::*;
 use sextant_engine::{Config, Durability, Engine, Point, ScanRequest, TableKind};
 use sextant_tests::{Cell, scan_rows};
 
+/// The tables written, by a row's `table`.
+const TABLES: [(&str, TableKind); 2] = [("t", TableKind::Metric), ("e", TableKind::Event)];
+
 #[derive(Debug, Clone)]
 struct Row {
+    /// Index into [`TABLES`].
+    table: usize,
     host: Option<u8>,
     dc: Option<u8>,
     time: i64,
@@ -29,10 +36,10 @@ impl Row {
         k
     }
 
-    fn point(&self, kind: TableKind) -> Point {
-        let mut p = match kind {
-            TableKind::Metric => Point::metric("t"),
-            TableKind::Event => Point::event("t"),
+    fn point(&self) -> Point {
+        let mut p = match TABLES[self.table] {
+            (name, TableKind::Metric) => Point::metric(name),
+            (name, TableKind::Event) => Point::event(name),
         };
         if let Some(h) = self.host {
             p = p.tag("host", format!("h{h}"));
@@ -58,9 +65,11 @@ enum Op {
     /// meet, so any interleaving gives the same table), two rows per write.
     Parallel(Vec<Row>),
     Flush,
-    Compact,
+    /// The others name their table by its index into [`TABLES`].
+    Compact(usize),
     /// Deletes the rows in `from..=to` of host `h<host>` (any host, with none).
     Delete {
+        table: usize,
         from: i64,
         to: i64,
         host: Option<u8>,
@@ -69,29 +78,34 @@ enum Op {
     /// none) for `keep` ns before the newest row written. Retention only ever tightens
     /// here (the model drops expired rows for good, as compaction may).
     Retain {
+        table: usize,
         keep: i64,
         host: Option<u8>,
     },
     Reopen,
     Scan {
+        table: usize,
         from: i64,
         to: i64,
         host: Option<u8>,
     },
     Latest {
+        table: usize,
         host: Option<u8>,
     },
 }
 
 fn row() -> impl Strategy<Value = Row> {
     (
+        0..TABLES.len(),
         proptest::option::weighted(0.9, 0u8..3),
         proptest::option::weighted(0.3, 0u8..2),
         0i64..40,
         proptest::option::weighted(0.8, -1e3f64..1e3),
         proptest::option::weighted(0.5, any::<i64>()),
     )
-        .prop_map(|(host, dc, time, v, n)| Row {
+        .prop_map(|(table, host, dc, time, v, n)| Row {
+            table,
             host,
             dc,
             time,
@@ -105,15 +119,16 @@ fn op() -> impl Strategy<Value = Op> {
         6 => proptest::collection::vec(row(), 1..12).prop_map(Op::Write),
         1 => proptest::collection::vec(row(), 1..24).prop_map(Op::Parallel),
         1 => Just(Op::Flush),
-        1 => Just(Op::Compact),
-        1 => (0i64..45, 0i64..45, proptest::option::of(0u8..3))
-            .prop_map(|(a, b, host)| Op::Delete { from: a.min(b), to: a.max(b), host }),
-        1 => (0i64..45, proptest::option::of(0u8..3))
-            .prop_map(|(keep, host)| Op::Retain { keep, host }),
+        1 => (0..TABLES.len()).prop_map(Op::Compact),
+        1 => (0..TABLES.len(), 0i64..45, 0i64..45, proptest::option::of(0u8..3))
+            .prop_map(|(table, a, b, host)| Op::Delete { table, from: a.min(b), to: a.max(b), host }),
+        1 => (0..TABLES.len(), 0i64..45, proptest::option::of(0u8..3))
+            .prop_map(|(table, keep, host)| Op::Retain { table, keep, host }),
         1 => Just(Op::Reopen),
-        2 => (0i64..45, 0i64..45, proptest::option::of(0u8..3))
-            .prop_map(|(a, b, host)| Op::Scan { from: a.min(b), to: a.max(b), host }),
-        1 => proptest::option::of(0u8..3).prop_map(|host| Op::Latest { host }),
+        2 => (0..TABLES.len(), 0i64..45, 0i64..45, proptest::option::of(0u8..3))
+            .prop_map(|(table, a, b, host)| Op::Scan { table, from: a.min(b), to: a.max(b), host }),
+        1 => (0..TABLES.len(), proptest::option::of(0u8..3))
+            .prop_map(|(table, host)| Op::Latest { table, host }),
     ]
 }
 
@@ -253,10 +268,10 @@ fn cells(r: &Row) -> Vec<Cell> {
     ]
 }
 
-fn open(dir: &std::path::Path, flush_bytes: usize) -> Engine {
+fn open(dir: &std::path::Path, flush_bytes: usize, background_flush: bool) -> Engine {
     Config::new(dir)
         .durability(Durability::Never)
-        .background_flush(false)
+        .background_flush(background_flush)
         .flush_bytes(flush_bytes)
         .block_rows(4)
         // Small windows and fanout, so that the background compactor merges often, and
@@ -267,8 +282,8 @@ fn open(dir: &std::path::Path, flush_bytes: usize) -> Engine {
         .unwrap()
 }
 
-fn request(from: i64, to: i64, host: Option<u8>) -> ScanRequest {
-    let mut req = ScanRequest::new("t")
+fn request(table: usize, from: i64, to: i64, host: Option<u8>) -> ScanRequest {
+    let mut req = ScanRequest::new(TABLES[table].0)
         .columns(["time", "host", "dc", "v", "n"])
         .time_range(from, to)
         .batch_rows(5);
@@ -278,20 +293,31 @@ fn request(from: i64, to: i64, host: Option<u8>) -> ScanRequest {
     req
 }
 
-fn run(kind: TableKind, ops: Vec<Op>, flush_bytes: usize) {
+/// Gives each table's model its rows of `rows`, in the order given.
+fn write_models(models: &mut [Model; 2], written: &mut [bool; 2], rows: &[Row]) {
+    for (t, model) in models.iter_mut().enumerate() {
+        let mine: Vec<Row> = rows.iter().filter(|r| r.table == t).cloned().collect();
+        if !mine.is_empty() {
+            model.write(TABLES[t].1, &mine);
+            written[t] = true;
+        }
+        model.expire();
+    }
+}
+
+fn run(ops: Vec<Op>, flush_bytes: usize, background_flush: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let mut engine = Some(open(dir.path(), flush_bytes));
-    let mut model = Model::default();
-    let mut written = false;
+    let reopen = || open(dir.path(), flush_bytes, background_flush);
+    let mut engine = Some(reopen());
+    let mut models = [Model::default(), Model::default()];
+    let mut written = [false; TABLES.len()];
     for op in ops {
         let e = engine.as_ref().unwrap();
         match op {
             Op::Write(rows) => {
-                let points: Vec<Point> = rows.iter().map(|r| r.point(kind)).collect();
+                let points: Vec<Point> = rows.iter().map(Row::point).collect();
                 e.write_points(&points).unwrap();
-                model.write(kind, &rows);
-                model.expire();
-                written = true;
+                write_models(&mut models, &mut written, &rows);
             }
             Op::Parallel(rows) => {
                 let mut by_host: BTreeMap<Option<u8>, Vec<Row>> = BTreeMap::new();
@@ -302,86 +328,97 @@ fn run(kind: TableKind, ops: Vec<Op>, flush_bytes: usize) {
                     for rows in by_host.values() {
                         scope.spawn(move || {
                             for pair in rows.chunks(2) {
-                                let points: Vec<Point> =
-                                    pair.iter().map(|r| r.point(kind)).collect();
+                                let points: Vec<Point> = pair.iter().map(Row::point).collect();
                                 e.write_points(&points).unwrap();
                             }
                         });
                     }
                 });
                 for rows in by_host.values() {
-                    model.write(kind, rows);
+                    write_models(&mut models, &mut written, rows);
                 }
-                model.expire();
-                written = true;
             }
-            Op::Retain { keep, host } => {
+            Op::Retain { table, keep, host } => {
+                let model = &mut models[table];
                 model.retain(keep, host);
-                e.set_retention("t", model.retention()).unwrap();
+                e.set_retention(TABLES[table].0, model.retention()).unwrap();
                 model.expire();
             }
             Op::Flush => e.flush().unwrap(),
-            Op::Compact => e.compact("t").unwrap(),
-            Op::Delete { from, to, host } => {
+            Op::Compact(table) => e.compact(TABLES[table].0).unwrap(),
+            Op::Delete {
+                table,
+                from,
+                to,
+                host,
+            } => {
                 let mut d = sextant_engine::Delete::all().time_range(from, to);
                 if let Some(h) = host {
                     d = d.tag_eq("host", format!("h{h}"));
                 }
-                e.delete("t", &d).unwrap();
-                model.delete(from, to, host);
+                e.delete(TABLES[table].0, &d).unwrap();
+                models[table].delete(from, to, host);
             }
             Op::Reopen => {
                 engine.take().unwrap().close().unwrap();
-                engine = Some(open(dir.path(), flush_bytes));
+                engine = Some(reopen());
             }
-            Op::Scan { from, to, host } if written => {
-                // Columns may not exist yet in an early table: ask only for those that do.
-                let got = scan_columns(e, from, to, host);
+            Op::Scan {
+                table,
+                from,
+                to,
+                host,
+            } if written[table] => {
+                let got = scan_rows(&e.snapshot(), &request(table, from, to, host)).unwrap();
                 assert_eq!(
                     got,
-                    model.expect(from, to, host),
-                    "scan {from}..{to} host {host:?}"
+                    models[table].expect(from, to, host),
+                    "scan of {} {from}..{to} host {host:?}",
+                    TABLES[table].0
                 );
             }
-            Op::Latest { host } if written => {
-                let req = request(i64::MIN, i64::MAX, host);
+            Op::Latest { table, host } if written[table] => {
+                let req = request(table, i64::MIN, i64::MAX, host);
                 let batch = e.snapshot().latest(&req).unwrap();
                 let got = sextant_tests::batch_rows(&[batch]);
-                assert_eq!(got, model.latest(host), "latest host {host:?}");
+                assert_eq!(
+                    got,
+                    models[table].latest(host),
+                    "latest of {} host {host:?}",
+                    TABLES[table].0
+                );
             }
             _ => {}
         }
     }
 }
 
-fn scan_columns(e: &Engine, from: i64, to: i64, host: Option<u8>) -> Vec<Vec<Cell>> {
-    scan_rows(&e.snapshot(), &request(from, to, host)).unwrap()
-}
-
-/// Every case starts by writing one row with every column at a time the scans and
-/// the model see like any other.
-fn run_case(kind: TableKind, mut ops: Vec<Op>, flush_bytes: usize) {
-    let first = Row {
-        host: Some(0),
-        dc: Some(0),
-        time: 0,
-        v: Some(0.5),
-        n: Some(1),
-    };
-    ops.insert(0, Op::Write(vec![first]));
-    run(kind, ops, flush_bytes);
+/// Every case starts by writing one row with every column to each table, at a time the
+/// scans and the models see like any other.
+fn run_case(mut ops: Vec<Op>, flush_bytes: usize, background_flush: bool) {
+    let first: Vec<Row> = (0..TABLES.len())
+        .map(|table| Row {
+            table,
+            host: Some(0),
+            dc: Some(0),
+            time: 0,
+            v: Some(0.5),
+            n: Some(1),
+        })
+        .collect();
+    ops.insert(0, Op::Write(first));
+    run(ops, flush_bytes, background_flush);
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
-    fn metric_table_matches_model(ops in proptest::collection::vec(op(), 1..40), small in any::<bool>()) {
-        run_case(TableKind::Metric, ops, if small { 2048 } else { 64 << 20 });
-    }
-
-    #[test]
-    fn event_table_matches_model(ops in proptest::collection::vec(op(), 1..40), small in any::<bool>()) {
-        run_case(TableKind::Event, ops, if small { 2048 } else { 64 << 20 });
+    fn tables_match_model(
+        ops in proptest::collection::vec(op(), 1..40),
+        small in any::<bool>(),
+        background_flush in any::<bool>(),
+    ) {
+        run_case(ops, if small { 2048 } else { 64 << 20 }, background_flush);
     }
 }
