@@ -105,6 +105,8 @@ impl Database {
             .expect("the default catalog exists");
         let schema = SextantSchema::new(Arc::clone(&engine), options.single_partition_rows);
         catalog.register_schema("public", Arc::new(schema))?;
+        let system = crate::system::SystemSchema::new(Arc::clone(&engine));
+        catalog.register_schema(crate::system::SCHEMA, Arc::new(system))?;
         crate::functions::register(&ctx);
         ctx.add_optimizer_rule(Arc::new(crate::latest::LatestRowRule));
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -363,6 +363,11 @@ fn every_protocol_in_sql_out_and_a_clean_shutdown() {
         "sextant_ingest_rows_total{protocol=\"json_lines\"} 1",
         "sextant_ingest_rejected_lines_total{protocol=\"statsd\"} 1",
         "sextant_statsd_metrics_total 2",
+        // The storage's figures.
+        "# TYPE sextant_write_amplification gauge",
+        "# TYPE sextant_compactions_total counter",
+        "sextant_memory_reserved_bytes ",
+        "# TYPE sextant_segments gauge",
     ] {
         assert!(reply.body.contains(line), "{line} missing:\n{}", reply.body);
     }

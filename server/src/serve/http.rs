@@ -517,7 +517,7 @@ async fn health() -> Response {
 async fn metrics(State(app): State<App>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.stats.prometheus(),
+        app.stats.prometheus() + &super::stats::storage_metrics(app.db.engine()),
     )
         .into_response()
 }

@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sextant_engine::Point;
+use sextant_engine::{Engine, Point};
 
 /// Where telemetry arrives from: a protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,4 +222,117 @@ impl Stats {
         );
         out
     }
+}
+
+/// The storage's figures in Prometheus' text format: flush and compaction work, memory
+/// against the budget, and each table's live segments by compaction level.
+pub fn storage_metrics(engine: &Engine) -> String {
+    let mut out = String::new();
+    let c = engine.compaction_stats();
+    let counters = [
+        (
+            "sextant_compactions_total",
+            "Merges of segments done.",
+            c.compactions as f64,
+        ),
+        (
+            "sextant_compaction_segments_merged_total",
+            "Segments merged away.",
+            c.segments_merged as f64,
+        ),
+        (
+            "sextant_flushed_bytes_total",
+            "Bytes of segment files written by flushes.",
+            c.bytes_flushed as f64,
+        ),
+        (
+            "sextant_compaction_read_bytes_total",
+            "Bytes of segment files read by compaction.",
+            c.bytes_read as f64,
+        ),
+        (
+            "sextant_compaction_written_bytes_total",
+            "Bytes of segment files written by compaction.",
+            c.bytes_written as f64,
+        ),
+        (
+            "sextant_compaction_seconds_total",
+            "Time spent merging.",
+            c.busy.as_secs_f64(),
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+    let mut gauges = vec![
+        (
+            "sextant_write_amplification",
+            "Bytes written to segment files per byte flushed.",
+            c.write_amplification(),
+        ),
+        (
+            "sextant_compaction_behind_seconds",
+            "How long the background compactor has been merging without catching up.",
+            c.behind.as_secs_f64(),
+        ),
+        (
+            "sextant_memory_rows_bytes",
+            "Bytes of rows held in memory, not yet in segments.",
+            engine.memory_used() as f64,
+        ),
+        (
+            "sextant_memory_reserved_bytes",
+            "Bytes of the memory budget reserved by queries, compactions and log buffers.",
+            engine.memory_reserved() as f64,
+        ),
+    ];
+    if let Some(budget) = engine.memory_budget() {
+        gauges.push((
+            "sextant_memory_budget_bytes",
+            "The memory budget.",
+            budget as f64,
+        ));
+    }
+    for (name, help, value) in gauges {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    }
+    // One family's samples together, as the text format asks.
+    let (mut counts, mut sizes) = (String::new(), String::new());
+    let snapshot = engine.snapshot();
+    for table in snapshot.tables() {
+        let Ok(segments) = engine.segments(table) else {
+            continue;
+        };
+        let mut by_level: std::collections::BTreeMap<u8, (u64, u64)> = Default::default();
+        for s in segments {
+            let e = by_level.entry(s.level).or_default();
+            e.0 += 1;
+            e.1 += s.bytes;
+        }
+        // Label values escape backslashes, quotes and newlines.
+        let label = table
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        for (level, (count, bytes)) in by_level {
+            let labels = format!("{{table=\"{label}\",level=\"{level}\"}}");
+            let _ = writeln!(counts, "sextant_segments{labels} {count}");
+            let _ = writeln!(sizes, "sextant_segment_bytes{labels} {bytes}");
+        }
+    }
+    let _ = write!(
+        out,
+        "# HELP sextant_segments Live segments, by table and compaction level.\n# TYPE sextant_segments gauge\n{counts}"
+    );
+    let _ = write!(
+        out,
+        "# HELP sextant_segment_bytes Bytes of live segments, by table and compaction level.\n# TYPE sextant_segment_bytes gauge\n{sizes}"
+    );
+    out
 }

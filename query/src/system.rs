@@ -1,0 +1,150 @@
+//! The `sextant` schema: what the data lifecycle has made of the tables, for operators in
+//! SQL. Built afresh for each query.
+//!
+//! - `sextant.segments`: one row per live segment of every table (`table_name`, `id`,
+//!   `level`, `bytes`, `rows`, `min_time`, `max_time`, `min_seq`, `max_seq`);
+//! - `sextant.compaction`: one row of the work flushes and compactions have done since
+//!   the database was opened (`compactions`, `segments_merged`, `bytes_flushed`,
+//!   `bytes_read`, `bytes_written`, `write_amplification`, `busy_seconds`,
+//!   `behind_seconds`).
+
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt8Array,
+    UInt64Array,
+};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use async_trait::async_trait;
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::datasource::MemTable;
+use datafusion::error::Result;
+use sextant_engine::Engine;
+
+/// The schema's name.
+pub const SCHEMA: &str = "sextant";
+
+const TABLES: [&str; 2] = ["compaction", "segments"];
+
+/// The `sextant` schema of an engine.
+#[derive(Debug)]
+pub struct SystemSchema {
+    engine: Arc<Engine>,
+}
+
+impl SystemSchema {
+    /// The lifecycle tables of `engine`.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        SystemSchema { engine }
+    }
+
+    fn segments(&self) -> Result<RecordBatch> {
+        let snapshot = self.engine.snapshot();
+        let mut table = Vec::new();
+        let (mut id, mut level, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut rows, mut min_time, mut max_time) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut min_seq, mut max_seq) = (Vec::new(), Vec::new());
+        let names: Vec<String> = snapshot.tables().map(str::to_string).collect();
+        for name in names {
+            // Gone since the snapshot (never, today: tables are not dropped).
+            let Ok(infos) = self.engine.segments(&name) else {
+                continue;
+            };
+            let held = snapshot
+                .stats(&name)
+                .map(|s| s.segments)
+                .unwrap_or_default();
+            for info in infos {
+                // The snapshot's segment of the same sequence numbers has the contents
+                // (a merge between the two look-ups leaves these empty).
+                let meta = held
+                    .iter()
+                    .map(|s| s.meta())
+                    .find(|m| (m.min_seq, m.max_seq) == (info.min_seq, info.max_seq));
+                table.push(name.clone());
+                id.push(info.id);
+                level.push(info.level);
+                bytes.push(info.bytes);
+                rows.push(meta.map(|m| m.rows));
+                min_time.push(meta.map(|m| m.min_time));
+                max_time.push(meta.map(|m| m.max_time));
+                min_seq.push(info.min_seq);
+                max_seq.push(info.max_seq);
+            }
+        }
+        let time = || DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+        let schema = Schema::new(vec![
+            Field::new("table_name", DataType::Utf8, false),
+            Field::new("id", DataType::UInt64, false),
+            Field::new("level", DataType::UInt8, false),
+            Field::new("bytes", DataType::UInt64, false),
+            Field::new("rows", DataType::UInt64, true),
+            Field::new("min_time", time(), true),
+            Field::new("max_time", time(), true),
+            Field::new("min_seq", DataType::UInt64, false),
+            Field::new("max_seq", DataType::UInt64, false),
+        ]);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(table)),
+            Arc::new(UInt64Array::from(id)),
+            Arc::new(UInt8Array::from(level)),
+            Arc::new(UInt64Array::from(bytes)),
+            Arc::new(UInt64Array::from(rows)),
+            Arc::new(TimestampNanosecondArray::from(min_time).with_timezone("UTC")),
+            Arc::new(TimestampNanosecondArray::from(max_time).with_timezone("UTC")),
+            Arc::new(UInt64Array::from(min_seq)),
+            Arc::new(UInt64Array::from(max_seq)),
+        ];
+        Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
+    }
+
+    fn compaction(&self) -> Result<RecordBatch> {
+        let s = self.engine.compaction_stats();
+        let u = |name: &str| Field::new(name, DataType::UInt64, false);
+        let f = |name: &str| Field::new(name, DataType::Float64, false);
+        let schema = Schema::new(vec![
+            u("compactions"),
+            u("segments_merged"),
+            u("bytes_flushed"),
+            u("bytes_read"),
+            u("bytes_written"),
+            f("write_amplification"),
+            f("busy_seconds"),
+            f("behind_seconds"),
+        ]);
+        let one_u = |v: u64| Arc::new(UInt64Array::from(vec![v])) as ArrayRef;
+        let one_f = |v: f64| Arc::new(Float64Array::from(vec![v])) as ArrayRef;
+        let columns = vec![
+            one_u(s.compactions),
+            one_u(s.segments_merged),
+            one_u(s.bytes_flushed),
+            one_u(s.bytes_read),
+            one_u(s.bytes_written),
+            one_f(s.write_amplification()),
+            one_f(s.busy.as_secs_f64()),
+            one_f(s.behind.as_secs_f64()),
+        ];
+        Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for SystemSchema {
+    fn table_names(&self) -> Vec<String> {
+        TABLES.iter().map(|t| t.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let batch = match name {
+            "segments" => self.segments()?,
+            "compaction" => self.compaction()?,
+            _ => return Ok(None),
+        };
+        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+        Ok(Some(Arc::new(table)))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        TABLES.contains(&name)
+    }
+}
