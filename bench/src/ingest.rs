@@ -95,6 +95,8 @@ pub struct EngineTuning {
     pub zstd_level: Option<i32>,
     /// Flush a table's rows in memory past this many bytes.
     pub flush_bytes: Option<usize>,
+    /// Whether the background compactor runs (the engine's default: yes).
+    pub background_compaction: bool,
 }
 
 impl EngineTuning {
@@ -110,7 +112,7 @@ impl EngineTuning {
         if let Some(f) = self.flush_bytes {
             config = config.flush_bytes(f);
         }
-        config
+        config.background_compaction(self.background_compaction)
     }
 }
 

@@ -197,6 +197,9 @@ struct WriteArgs {
     /// Engine: zstd level of segment blocks [default: the engine's].
     #[arg(long)]
     zstd_level: Option<i32>,
+    /// Engine: no background compaction while writing (to measure what it costs ingest).
+    #[arg(long)]
+    no_compaction: bool,
 }
 
 #[derive(Debug, Args)]
@@ -628,6 +631,7 @@ fn tuning(w: &WriteArgs, flush_bytes: Option<usize>) -> EngineTuning {
         block_rows: w.block_rows,
         zstd_level: w.zstd_level,
         flush_bytes,
+        background_compaction: !w.no_compaction,
     }
 }
 
@@ -708,6 +712,7 @@ fn run_options(q: &QueryFlags) -> RunOptions {
             block_rows: None,
             zstd_level: None,
             flush_bytes: None,
+            background_compaction: true,
         },
         threads: 1,
         batch_rows: 10_000,

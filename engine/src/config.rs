@@ -164,9 +164,10 @@ impl Config {
     /// (their heads, and the heads being flushed, in bytes of Arrow arrays) and the
     /// working memory of queries, which the SQL layer reserves through
     /// [`Engine::try_reserve_memory`](crate::Engine::try_reserve_memory) (a query past the
-    /// room left fails naming the budget), and the buffers of each compaction (a
-    /// background merge without room waits; [`Engine::compact`](crate::Engine::compact)
-    /// fails naming the budget). A write that would go past
+    /// room left fails naming the budget), the buffers of each compaction (a background
+    /// merge without room waits; [`Engine::compact`](crate::Engine::compact) fails naming
+    /// the budget; a merge takes no more inputs than a quarter of the budget holds) and
+    /// the buffers of `sextant-ingest`'s tracing layer. A write that would go past
     /// it first freezes the largest heads for flushing; while those are still being
     /// written it fails with [`Error::Backpressure`](crate::Error::Backpressure), which
     /// says how long to wait, instead of growing memory (without a background flusher the
@@ -202,8 +203,8 @@ impl Config {
         self
     }
 
-    /// How many adjacent segments of one level, in the window still being written, are
-    /// merged into one of the next level. Default: 8; at least 2.
+    /// How many adjacent flush outputs, in the window still being written, are merged
+    /// into one segment of level 1. Default: 8; at least 2.
     pub fn compaction_fanout(mut self, fanout: usize) -> Self {
         self.compaction.fanout = fanout.max(2);
         self

@@ -396,6 +396,10 @@ impl Engine {
         let Some(wal) = &self.inner.wal else {
             return Ok(());
         };
+        // A write checks `closed` again under `order` before it appends: once this lock
+        // has been taken, every write has either put its rows in a head (flushed below)
+        // or been refused.
+        drop(self.inner.order.lock());
         let flushed = self.inner.flush_all();
         let closed = wal.close();
         flushed.and(closed)?;
@@ -443,7 +447,11 @@ impl Inner {
             return Ok(());
         }
         let mut manifest = self.manifest.lock();
-        if wal.current_file() <= self.wal_noted.load(Ordering::Acquire) {
+        // After shutdown has stored the manifest naming no WAL file (it removes them all),
+        // naming one again would make the next open look for a file that is gone.
+        if self.closed.load(Ordering::SeqCst)
+            || wal.current_file() <= self.wal_noted.load(Ordering::Acquire)
+        {
             return Ok(());
         }
         self.store_manifest(&mut manifest)
@@ -514,6 +522,10 @@ impl Inner {
             }
             if let Some(limit) = self.config.series_limit {
                 self.check_series_limit(&chunks, limit)?;
+            }
+            // Shutdown may have begun since `wal()` was checked (see `Engine::shutdown`).
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(Error::ReadOnly("closed"));
             }
             let seq = wal.append(&bytes)?;
             let visible = self.visible.load(Ordering::Acquire);

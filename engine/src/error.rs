@@ -122,12 +122,12 @@ pub enum Error {
     /// is being flushed reaches disk or queries end. Nothing was written: retry after
     /// `retry_after`.
     #[error(
-        "the database holds {used} bytes in memory ({queries} of them reserved by running queries and compactions) and the write needs {needed} more, past its budget of {budget}: nothing was written; retry in {retry_after:?}, once rows being flushed reach disk or queries and compactions end"
+        "the database holds {used} bytes in memory ({queries} of them reserved by queries, compactions and log buffers) and the write needs {needed} more, past its budget of {budget}: nothing was written; retry in {retry_after:?}, once rows being flushed reach disk or queries and compactions end"
     )]
     Backpressure {
         /// Bytes in memory: rows, and what queries reserved.
         used: usize,
-        /// Of `used`, bytes reserved by queries and compactions.
+        /// Of `used`, bytes reserved by queries, compactions and log buffers.
         queries: usize,
         /// Bytes the write needs.
         needed: usize,
@@ -142,12 +142,12 @@ pub enum Error {
     ///
     /// [`Engine::try_reserve_memory`]: crate::Engine::try_reserve_memory
     #[error(
-        "the database's memory budget of {budget} bytes is spent ({rows} bytes of rows in memory, {reserved} bytes held by queries and compactions): {needed} bytes more were refused"
+        "the database's memory budget of {budget} bytes is spent ({rows} bytes of rows in memory, {reserved} bytes reserved by queries, compactions and log buffers): {needed} bytes more were refused"
     )]
     MemoryBudget {
         /// Bytes of rows in memory.
         rows: usize,
-        /// Bytes already reserved by queries and compactions.
+        /// Bytes already reserved by queries, compactions and log buffers.
         reserved: usize,
         /// Bytes asked for.
         needed: usize,

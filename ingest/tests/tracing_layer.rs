@@ -369,12 +369,71 @@ fn the_buffers_are_reserved_in_the_memory_budget_until_the_writer_stops() {
     for t in threads {
         t.join().unwrap();
     }
-    // One buffer more for each recording thread.
+    // One buffer more for each recording thread, kept through the writer's passes.
     assert_eq!(e.memory_reserved(), 4 * spare);
     writer.flush().unwrap();
+    tracing::dispatcher::with_default(&dispatch, || tracing::info!("again"));
+    writer.flush().unwrap();
+    assert_eq!(e.memory_reserved(), 4 * spare);
     drop(writer);
     assert_eq!(e.memory_reserved(), 0, "given back when the writer stops");
     // A thread recording after that reserves nothing.
     tracing::dispatcher::with_default(&dispatch, || tracing::info!("dropped"));
+    assert_eq!(e.memory_reserved(), 0);
+}
+
+#[test]
+fn a_thread_whose_buffer_the_budget_has_no_room_for_drops_and_counts_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for the writer's spare buffer and one recording thread's, not two.
+    let options = Options {
+        buffer: 1000,
+        buffer_bytes: 1 << 20,
+        ..Options::default()
+    };
+    let probe = {
+        let e = engine(&dir.path().join("probe"));
+        let (_layer, _writer) = tracing_layer::layer(Arc::clone(&e), options.clone());
+        e.memory_reserved()
+    };
+    let e = Arc::new(
+        Config::new(dir.path().join("db"))
+            .background_flush(false)
+            .memory_budget(2 * probe + probe / 2)
+            .open()
+            .unwrap(),
+    );
+    let (layer, writer) = tracing_layer::layer(Arc::clone(&e), options);
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let (recorded_tx, recorded) = std::sync::mpsc::channel::<()>();
+    let record = |n: usize| {
+        let dispatch = dispatch.clone();
+        let recorded = recorded_tx.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                for i in 0..n {
+                    tracing::info!(i, "recorded");
+                }
+            });
+            recorded.send(()).unwrap();
+            // Stay alive (keeping the buffer) until told.
+            let _ = rx.recv();
+        });
+        (t, tx)
+    };
+    let (first, first_done) = record(5);
+    let (second, second_done) = record(5);
+    recorded.recv().unwrap();
+    recorded.recv().unwrap();
+    // One of the two got a buffer; the other's events were dropped.
+    writer.flush().unwrap();
+    assert_eq!((writer.written(), writer.dropped()), (5, 5));
+    assert_eq!(e.memory_reserved(), 2 * probe);
+    for (t, done) in [(first, first_done), (second, second_done)] {
+        drop(done);
+        t.join().unwrap();
+    }
+    drop(writer);
     assert_eq!(e.memory_reserved(), 0);
 }

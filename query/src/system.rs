@@ -6,7 +6,7 @@
 //! - `sextant.compaction`: one row of the work flushes and compactions have done since
 //!   the database was opened (`compactions`, `segments_merged`, `bytes_flushed`,
 //!   `bytes_read`, `bytes_written`, `write_amplification`, `busy_seconds`,
-//!   `behind_seconds`).
+//!   `behind_seconds`, `merges_deferred`: background merges put off for want of memory).
 
 use std::sync::Arc;
 
@@ -111,6 +111,7 @@ impl SystemSchema {
             f("write_amplification"),
             f("busy_seconds"),
             f("behind_seconds"),
+            u("merges_deferred"),
         ]);
         let one_u = |v: u64| Arc::new(UInt64Array::from(vec![v])) as ArrayRef;
         let one_f = |v: f64| Arc::new(Float64Array::from(vec![v])) as ArrayRef;
@@ -123,6 +124,7 @@ impl SystemSchema {
             one_f(s.write_amplification()),
             one_f(s.busy.as_secs_f64()),
             one_f(s.behind.as_secs_f64()),
+            one_u(s.deferred),
         ];
         Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
     }

@@ -10,10 +10,18 @@
 //!
 //! The engine announces every `fsync` to [`Faults::before_sync`] before making it, so the
 //! hook reads the file (or lists the directory) there. Just before applying each `fsync`
-//! it writes out the durable state as it stands, an *image*: every image is a state a
-//! power cut could have left, and together they are every such state of the run (the
-//! durable state changes only at an `fsync`). Everything before [`Durable::arm`] is taken
-//! as durable.
+//! it writes out the durable state as it stands, an *image*, and a second, *torn* image in
+//! which each file that has grown since its last `fsync` (a log being appended to) also
+//! keeps the first half of what was written since, as a power cut in the middle of a
+//! write can. Each is a state a power cut could have left; they are the two extremes of
+//! each moment (the durable state changes only at an `fsync`), not every state in
+//! between (renames and removals not yet made durable are never applied, and bytes
+//! written to the middle of a file are never half kept). Everything before
+//! [`Durable::arm`] is taken as durable.
+//!
+//! A file is known by its inode and birth time, so the file system must keep birth
+//! times (ext4, xfs, btrfs; [`Durable::arm`] checks): an inode reused by a new file is a
+//! new file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
@@ -54,8 +62,10 @@ pub struct Image {
     /// The test's label ([`Durable::label`]) when the image was taken: what the test was
     /// doing then.
     pub label: u64,
-    /// What was about to be synced.
+    /// What was about to be synced (the root, for [`Durable::image_now`]).
     pub before_syncing: PathBuf,
+    /// Whether grown files keep half of what was written since their last `fsync`.
+    pub torn: bool,
 }
 
 /// The hook. Give it to the engine's `Config::faults`, open, then [`arm`](Durable::arm).
@@ -99,7 +109,17 @@ impl Durable {
     }
 
     /// Takes everything in the root as durable and starts following `fsync`s.
+    ///
+    /// # Panics
+    ///
+    /// When the file system keeps no birth times: files could not be told apart.
     pub fn arm(&self) {
+        let meta = fs::metadata(&self.root).unwrap();
+        assert!(
+            meta.created().is_ok(),
+            "{} is on a file system without birth times; put it elsewhere",
+            self.root.display()
+        );
         let mut state = self.state.lock().unwrap();
         let mut stack = vec![PathBuf::new()];
         while let Some(rel) = stack.pop() {
@@ -123,8 +143,27 @@ impl Durable {
         self.state.lock().unwrap().images.clone()
     }
 
-    /// Writes out the durable state as a new image.
-    fn take_image(&self, state: &mut State, before_syncing: &Path) -> std::io::Result<()> {
+    /// Writes out the durable state as it stands now (after the last `fsync`), as two
+    /// more images.
+    pub fn image_now(&self) {
+        let mut state = self.state.lock().unwrap();
+        self.take_images(&mut state, &self.root).unwrap();
+    }
+
+    /// Writes out the durable state as a new image, and its torn variant.
+    fn take_images(&self, state: &mut State, before_syncing: &Path) -> std::io::Result<()> {
+        self.take_image(state, before_syncing, false)?;
+        self.take_image(state, before_syncing, true)
+    }
+
+    /// Writes out the durable state as a new image; `torn`: files grown since their last
+    /// `fsync` keep the first half of what was written since.
+    fn take_image(
+        &self,
+        state: &mut State,
+        before_syncing: &Path,
+        torn: bool,
+    ) -> std::io::Result<()> {
         let dir = self.images_dir.join(state.images.len().to_string());
         fs::create_dir_all(&dir)?;
         let mut stack = vec![PathBuf::new()];
@@ -140,8 +179,13 @@ impl Durable {
                         stack.push(rel.join(name));
                     }
                     Entry::File(id) => {
-                        let bytes = state.files.get(id).map_or(&[][..], |b| &b[..]);
-                        fs::write(&path, bytes)?;
+                        let durable = state.files.get(id).map_or(&[][..], |b| &b[..]);
+                        let live = self.root.join(&rel).join(name);
+                        let grown = torn
+                            .then(|| grown(&live, *id, durable))
+                            .flatten()
+                            .unwrap_or_default();
+                        fs::write(&path, [durable, &grown].concat())?;
                     }
                 }
             }
@@ -151,9 +195,22 @@ impl Durable {
             dir,
             label,
             before_syncing: before_syncing.to_path_buf(),
+            torn,
         });
         Ok(())
     }
+}
+
+/// The first half of what was appended to the file at `live` since it held `durable`,
+/// if it is still the file `id` and has only grown.
+fn grown(live: &Path, id: FileId, durable: &[u8]) -> Option<Vec<u8>> {
+    let meta = fs::metadata(live).ok()?;
+    if self::id(&meta) != id {
+        return None;
+    }
+    let now = fs::read(live).ok()?;
+    let extra = now.strip_prefix(durable)?;
+    Some(extra[..extra.len() / 2].to_vec())
 }
 
 impl Faults for Durable {
@@ -165,7 +222,7 @@ impl Faults for Durable {
         let Ok(rel) = path.strip_prefix(&self.root) else {
             return Ok(());
         };
-        self.take_image(&mut state, path)?;
+        self.take_images(&mut state, path)?;
         let meta = fs::metadata(path)?;
         if meta.is_dir() {
             let entries = listing(path)?;

@@ -111,7 +111,7 @@ fn memory_queries_hold_pushes_back_on_writes_until_released() {
     }
     assert!(
         err.to_string()
-            .contains("reserved by running queries and compactions"),
+            .contains("reserved by queries, compactions and log buffers"),
         "{err}"
     );
     e.release_memory(900 << 10);
@@ -151,27 +151,33 @@ fn gap_filling_is_charged_to_the_pool() {
     assert_eq!(filled, 86_401);
 }
 
-#[test]
-fn compaction_reserves_its_buffers_in_the_budget() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path(), 24 << 20, None);
-    let e = db.engine();
-    // Four segments of 200 hosts.
+/// Four segments of 200 hosts' rows, from second `from` on.
+fn four_segments(db: &Database, from: i64) {
     for round in 0..4 {
         let batch: Vec<Point> = (0..200 * 500)
             .map(|i| {
                 Point::metric("cpu")
                     .tag("host", format!("host-{:04}", i % 200))
                     .field("usage", i as f64)
-                    .time((round * 500 + (i / 200) as i64) * SECOND)
+                    .time((from + round * 500 + (i / 200) as i64) * SECOND)
             })
             .collect();
         db.write_points(&batch).unwrap();
-        e.flush().unwrap();
+        db.engine().flush().unwrap();
     }
+}
+
+#[test]
+fn compaction_reserves_its_buffers_in_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let budget = 24 << 20;
+    let db = open(dir.path(), budget, None);
+    let e = db.engine();
+    four_segments(&db, 0);
     assert_eq!(e.segments("cpu").unwrap().len(), 4);
     // Rows in memory leave less room than the merge's buffers (blocks of 16,384 rows of
-    // two 8-byte columns, per input and for the output, about 1.5 MiB).
+    // two 8-byte columns, per input and for the output, about 1.5 MiB): they are flushed
+    // to make room, as for a write.
     let filler: Vec<Point> = (0..1000)
         .map(|i| {
             Point::metric("filler")
@@ -179,22 +185,31 @@ fn compaction_reserves_its_buffers_in_the_budget() {
                 .field("v", 1.0)
         })
         .collect();
-    while e.memory_used() + (1 << 20) < 24 << 20 {
-        match db.write_points(&filler) {
-            Ok(()) => {}
-            Err(err) => panic!("filling: {err}"),
-        }
+    while e.memory_used() + (1 << 20) < budget {
+        db.write_points(&filler).unwrap();
     }
+    e.compact("cpu").unwrap();
+    assert_eq!(e.segments("cpu").unwrap().len(), 1);
+    assert!(
+        e.memory_used() < 1 << 20,
+        "rows flushed: {}",
+        e.memory_used()
+    );
+    assert_eq!(e.memory_reserved(), 0, "a merge gives its memory back");
+
+    // When queries hold the room, a requested merge fails naming the budget.
+    four_segments(&db, 10_000);
+    let held = budget - (1 << 20);
+    e.try_reserve_memory(held).unwrap();
     let err = e.compact("cpu").unwrap_err();
     assert!(
         matches!(err, Error::MemoryBudget { needed, .. } if needed > 1 << 20),
         "{err}"
     );
-    assert_eq!(e.memory_reserved(), 0, "a refused merge holds nothing");
-    assert_eq!(e.segments("cpu").unwrap().len(), 4, "nothing merged");
-    // Once the rows are flushed there is room, and the reservation is given back.
-    e.flush().unwrap();
+    assert_eq!(e.memory_reserved(), held, "a refused merge holds nothing");
+    assert_eq!(e.segments("cpu").unwrap().len(), 5, "nothing merged");
+    e.release_memory(held);
     e.compact("cpu").unwrap();
     assert_eq!(e.segments("cpu").unwrap().len(), 1);
-    assert_eq!(e.memory_reserved(), 0, "a merge gives its memory back");
+    assert_eq!(e.memory_reserved(), 0);
 }

@@ -294,12 +294,11 @@ fn request(table: usize, from: i64, to: i64, host: Option<u8>) -> ScanRequest {
 }
 
 /// Gives each table's model its rows of `rows`, in the order given.
-fn write_models(models: &mut [Model; 2], written: &mut [bool; 2], rows: &[Row]) {
+fn write_models(models: &mut [Model; 2], rows: &[Row]) {
     for (t, model) in models.iter_mut().enumerate() {
         let mine: Vec<Row> = rows.iter().filter(|r| r.table == t).cloned().collect();
         if !mine.is_empty() {
             model.write(TABLES[t].1, &mine);
-            written[t] = true;
         }
         model.expire();
     }
@@ -310,14 +309,13 @@ fn run(ops: Vec<Op>, flush_bytes: usize, background_flush: bool) {
     let reopen = || open(dir.path(), flush_bytes, background_flush);
     let mut engine = Some(reopen());
     let mut models = [Model::default(), Model::default()];
-    let mut written = [false; TABLES.len()];
     for op in ops {
         let e = engine.as_ref().unwrap();
         match op {
             Op::Write(rows) => {
                 let points: Vec<Point> = rows.iter().map(Row::point).collect();
                 e.write_points(&points).unwrap();
-                write_models(&mut models, &mut written, &rows);
+                write_models(&mut models, &rows);
             }
             Op::Parallel(rows) => {
                 let mut by_host: BTreeMap<Option<u8>, Vec<Row>> = BTreeMap::new();
@@ -335,7 +333,7 @@ fn run(ops: Vec<Op>, flush_bytes: usize, background_flush: bool) {
                     }
                 });
                 for rows in by_host.values() {
-                    write_models(&mut models, &mut written, rows);
+                    write_models(&mut models, rows);
                 }
             }
             Op::Retain { table, keep, host } => {
@@ -368,7 +366,7 @@ fn run(ops: Vec<Op>, flush_bytes: usize, background_flush: bool) {
                 from,
                 to,
                 host,
-            } if written[table] => {
+            } => {
                 let got = scan_rows(&e.snapshot(), &request(table, from, to, host)).unwrap();
                 assert_eq!(
                     got,
@@ -377,7 +375,7 @@ fn run(ops: Vec<Op>, flush_bytes: usize, background_flush: bool) {
                     TABLES[table].0
                 );
             }
-            Op::Latest { table, host } if written[table] => {
+            Op::Latest { table, host } => {
                 let req = request(table, i64::MIN, i64::MAX, host);
                 let batch = e.snapshot().latest(&req).unwrap();
                 let got = sextant_tests::batch_rows(&[batch]);
@@ -388,7 +386,6 @@ fn run(ops: Vec<Op>, flush_bytes: usize, background_flush: bool) {
                     TABLES[table].0
                 );
             }
-            _ => {}
         }
     }
 }

@@ -90,6 +90,14 @@ impl Inner {
                 "one write of {needed} bytes is larger than the whole memory budget of {budget} bytes; split it into smaller writes"
             )));
         }
+        self.room_for(needed, budget)
+    }
+
+    /// Makes room for `needed` more bytes within `budget`, less what is reserved:
+    /// freezes the largest heads for flushing (and, without a background flusher, flushes
+    /// them here); if what is frozen still holds the memory, a back-pressure error saying
+    /// how long to wait.
+    pub(super) fn room_for(&self, needed: usize, budget: usize) -> Result<()> {
         // Memory queries hold is not the heads' to take; it comes back when they end.
         let reserved = self.reserved.load(Ordering::Relaxed);
         let full = budget;

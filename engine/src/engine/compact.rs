@@ -29,6 +29,7 @@ impl Inner {
             if self.closed.load(Ordering::SeqCst) {
                 return;
             }
+            let deferred = self.stats.lock().deferred;
             let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
             for t in &tables {
                 let now = self.config.clock.now_nanos();
@@ -41,8 +42,11 @@ impl Inner {
                     }
                 }
             }
-            // Caught up (or failed, to be tried again next round).
-            *self.behind_since.lock() = None;
+            // Caught up (or failed, to be tried again next round); still behind when a
+            // merge was put off for want of memory.
+            if self.stats.lock().deferred == deferred {
+                *self.behind_since.lock() = None;
+            }
         }
     }
 
@@ -119,7 +123,7 @@ impl Inner {
                             && expired_before.is_some_and(|c| min_times[i] < c))
                 })
                 .collect();
-            let Some(pick) = compaction::pick(
+            let Some(mut pick) = compaction::pick(
                 &entry.segments,
                 &min_times,
                 &dirty,
@@ -128,6 +132,18 @@ impl Inner {
             ) else {
                 return Ok(false);
             };
+            // Under a budget, a merge takes no more inputs (at least two) than a quarter
+            // of the budget holds the buffers of; the rest of the run is merged later
+            // (the output stays adjacent to it, in the same window).
+            if let Some(budget) = self.config.memory_budget {
+                let block_rows = self.config.block_rows;
+                while pick.inputs.len() > 2
+                    && compaction::merge_memory(&state.segments[pick.inputs.clone()], block_rows)
+                        > budget / 4
+                {
+                    pick.inputs.end -= 1;
+                }
+            }
             if !all {
                 self.behind_since
                     .lock()
@@ -147,12 +163,21 @@ impl Inner {
             )
         };
         // The merge's memory comes out of the budget, where writes and queries see it.
-        // A background merge that finds no room waits for a later round.
+        // Rows in memory make way for it as for a write (heads are frozen and flushed).
+        // When queries hold the room, a background merge is put off to a later round
+        // (counted in `deferred`, and the compactor counts as behind), and a requested
+        // one fails naming the budget.
         let memory = compaction::merge_memory(&inputs, self.config.block_rows);
+        if let Some(budget) = self.config.memory_budget {
+            let _ = self.room_for(memory, budget);
+        }
         let _memory = match self.reservation(memory) {
             Ok(r) => r,
             Err(e) if all => return Err(e),
-            Err(_) => return Ok(false),
+            Err(_) => {
+                self.stats.lock().deferred += 1;
+                return Ok(false);
+            }
         };
         let started = std::time::Instant::now();
         let schema = Arc::clone(&table.state.read().schema);

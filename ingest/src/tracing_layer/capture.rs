@@ -53,6 +53,9 @@ pub(super) struct Row {
 pub(super) struct Shard {
     /// Set by the writer's last pass: nothing more is taken from this shard.
     pub(super) closed: bool,
+    /// Whether the shard's memory is reserved in the engine's budget (kept by the
+    /// writer's swaps: see `write_loop`).
+    pub(super) reserved: bool,
     pub(super) rows: Vec<Row>,
     pub(super) values: Vec<(&'static str, Val)>,
     pub(super) text: String,

@@ -117,8 +117,9 @@ pub struct Options {
     pub service: Option<String>,
     /// Rows each recording thread's buffer holds (about 200 bytes each, with two fields).
     /// Default: 16,384. Each buffer's most memory (these rows, with two fields each, and
-    /// `buffer_bytes`) is reserved in the engine's memory budget from its first event
-    /// until the [`LogWriter`] stops, and so is one more for the writer's.
+    /// `buffer_bytes`) is reserved in the engine's memory budget from its thread's first
+    /// event until the [`LogWriter`] stops, and so is one more for the writer's. While
+    /// the budget has no room for a thread's buffer, its events are dropped and counted.
     pub buffer: usize,
     /// Bytes of text (messages and string fields) each recording thread's buffer holds
     /// before it counts as full. Default: 4 MiB.
@@ -207,16 +208,25 @@ struct Shared {
 }
 
 impl Shared {
-    /// Reserves one buffer's most memory in the engine's budget, unless the writer has
-    /// given the reservations back (it has stopped).
-    fn reserve_buffer(&self) {
+    /// Reserves one buffer's most memory in the engine's budget; false when the budget
+    /// has no room (or the writer has stopped and given the reservations back).
+    fn reserve_buffer(&self) -> bool {
         let per_row = std::mem::size_of::<Row>() + 2 * std::mem::size_of::<(&str, Val)>();
         let bytes = self.options.buffer.max(1) * per_row + self.options.buffer_bytes.max(1);
         let mut reserved = self.reserved.lock();
-        if let (Some(total), Some(engine)) = (reserved.as_mut(), self.engine.upgrade()) {
-            engine.reserve_memory(bytes);
+        let Some(total) = reserved.as_mut() else {
+            return false;
+        };
+        let Some(engine) = self.engine.upgrade() else {
+            return false;
+        };
+        let fits = engine.try_reserve_memory(bytes).is_ok();
+        if fits {
             *total += bytes;
         }
+        // The engine is dropped after the lock: never inside it.
+        drop(reserved);
+        fits
     }
 
     /// Gives back what [`Shared::reserve_buffer`] reserved.
@@ -253,11 +263,17 @@ impl Shared {
         }
         let _recording = Recording;
         let (rows, bytes) = (self.options.buffer.max(1), self.options.buffer_bytes.max(1));
-        let shard = self.shards.get_or(|| {
-            self.reserve_buffer();
-            Mutex::new(Shard::default())
-        });
+        let shard = self.shards.get_or(|| Mutex::new(Shard::default()));
         let mut guard = shard.lock();
+        // A buffer is used once its memory is reserved in the engine's budget; until the
+        // budget has room, the thread's events are dropped and counted.
+        if !guard.reserved {
+            if !self.reserve_buffer() {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            guard.reserved = true;
+        }
         loop {
             // Checked under the shard's lock: the writer's last pass closes every shard
             // it takes, so a row is either taken by it or dropped and counted here.
@@ -332,7 +348,8 @@ pub fn layer(engine: Arc<Engine>, options: Options) -> (SextantLayer, LogWriter)
         engine: Arc::downgrade(&engine),
         reserved: Mutex::new(Some(0)),
     });
-    // The writer's spare buffer.
+    // The writer's spare buffer: if the budget has no room for it, rows are written
+    // from it all the same (it is the buffers of recording threads that wait for room).
     shared.reserve_buffer();
     let thread = {
         let shared = Arc::clone(&shared);
@@ -432,8 +449,9 @@ fn write_loop(engine: &Engine, shared: &Shared) {
                     continue;
                 }
                 std::mem::swap(&mut *guard, &mut spare);
-                // The swap moved the flag into `spare`: set it on what stays.
+                // The swap moved the flags into `spare`: set them on what stays.
                 guard.closed = stopping;
+                guard.reserved = spare.reserved;
             }
             pass.write(&spare);
             spare.clear();

@@ -260,6 +260,11 @@ pub fn storage_metrics(engine: &Engine) -> String {
             "Time spent merging.",
             c.busy.as_secs_f64(),
         ),
+        (
+            "sextant_compactions_deferred_total",
+            "Background merges put off because the memory budget had no room for them.",
+            c.deferred as f64,
+        ),
     ];
     for (name, help, value) in counters {
         let _ = writeln!(
