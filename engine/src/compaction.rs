@@ -268,7 +268,7 @@ pub(crate) struct Layout {
 
 impl Layout {
     /// Blocks of at most `block_rows` rows; a block of a series with at least a 16th of
-    /// that within one span (a quarter of the window) holds that series and span alone.
+    /// that within one span (half the window) holds that series and span alone.
     pub fn of(policy: &Policy, block_rows: u32) -> Layout {
         let window = i64::try_from(policy.window.as_nanos()).unwrap_or(i64::MAX);
         Layout {

@@ -1,7 +1,6 @@
 //! The engine: open, write, flush, read, close.
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +14,9 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::batch::{Point, TableBatch, payload, point::batches_from_points};
 mod budget;
 mod compact;
+mod flush;
 mod forget;
+mod write;
 
 use crate::compaction::CompactionStats;
 use crate::config::Config;
@@ -23,13 +24,12 @@ use crate::encoding;
 use crate::error::{Error, Result};
 use crate::head::Chunk;
 use crate::lifecycle::Lifecycles;
-use crate::manifest::{Manifest, SegmentEntry, TableEntry};
+use crate::manifest::Manifest;
 use crate::scan::Source;
-use crate::schema::{TableKind, TableSchema, validate_name};
-use crate::segment::{Segment, writer};
+use crate::schema::TableKind;
 use crate::snapshot::{Snapshot, TableView};
 use crate::table::{Table, check_kind, freeze, new_table};
-use crate::wal::{self, Durability, TornTail, Wal, WalOptions};
+use crate::wal::{self, TornTail, Wal, WalOptions};
 
 /// An open database. `Send + Sync`: share it (`Arc<Engine>`) among writing and reading
 /// threads.
@@ -437,26 +437,6 @@ impl Inner {
         Ok(())
     }
 
-    /// Stores the manifest when the WAL appends to a file it does not name yet (a
-    /// rotation made it), so that the file must exist on the next open: deleting it is
-    /// then an error naming it, not writes silently lost. Called after each append,
-    /// before the write returns; it stores the manifest once per rotation (once per
-    /// `Config::wal_file_bytes` of log).
-    fn note_wal_file(&self, wal: &Wal) -> Result<()> {
-        if wal.current_file() <= self.wal_noted.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let mut manifest = self.manifest.lock();
-        // After shutdown has stored the manifest naming no WAL file (it removes them all),
-        // naming one again would make the next open look for a file that is gone.
-        if self.closed.load(Ordering::SeqCst)
-            || wal.current_file() <= self.wal_noted.load(Ordering::Acquire)
-        {
-            return Ok(());
-        }
-        self.store_manifest(&mut manifest)
-    }
-
     fn wal(&self) -> Result<&Wal> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::ReadOnly("closed"));
@@ -464,160 +444,6 @@ impl Inner {
         self.wal
             .as_ref()
             .ok_or(Error::ReadOnly("open read-only for salvage"))
-    }
-
-    fn write(&self, batches: Vec<TableBatch>) -> Result<()> {
-        let wal = self.wal()?;
-        let batches: Vec<TableBatch> = batches.into_iter().filter(|b| b.rows() > 0).collect();
-        if batches.is_empty() {
-            return Ok(());
-        }
-        if batches.len() > usize::from(u16::MAX) {
-            return Err(Error::InvalidInput(format!(
-                "one write names {} tables; split it into writes of at most {}",
-                batches.len(),
-                u16::MAX
-            )));
-        }
-        if let Some(b) = batches.iter().find(|b| b.rows() > u32::MAX as usize) {
-            return Err(Error::InvalidInput(format!(
-                "table {:?}: one write of {} rows; split it into writes of at most {} rows",
-                b.table,
-                b.rows(),
-                u32::MAX
-            )));
-        }
-        let now = self.config.clock.now_nanos();
-        self.last_write.store(now, Ordering::Relaxed);
-        self.make_room(&batches, now)?;
-        let mut bytes = Vec::new();
-        payload::encode(&batches, &mut bytes);
-        let chunks: Vec<Chunk> = batches.into_iter().map(|b| Chunk::new(0, b)).collect();
-
-        let mut froze = false;
-        let seq = {
-            let _order = self.order.lock();
-            // Check every batch before the WAL append, against its table's schema as
-            // extended by the batches before it, so that a rejected write leaves no trace.
-            let mut schemas: HashMap<String, TableSchema> = HashMap::new();
-            for chunk in &chunks {
-                let b = &chunk.batch;
-                let schema = match schemas.entry(b.table.clone()) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => {
-                        let existing = self.tables.read().get(&b.table).cloned();
-                        let schema = match existing {
-                            Some(t) => (*t.state.read().schema).clone(),
-                            None => {
-                                validate_name("table", &b.table)?;
-                                TableSchema::new(&b.table, b.kind)
-                            }
-                        };
-                        e.insert(schema)
-                    }
-                };
-                check_kind(schema, b.kind)?;
-                let new = schema.check_extension(&b.columns)?;
-                schema.extend(new);
-            }
-            if let Some(limit) = self.config.series_limit {
-                self.check_series_limit(&chunks, limit)?;
-            }
-            // Shutdown may have begun since `wal()` was checked (see `Engine::shutdown`).
-            if self.closed.load(Ordering::SeqCst) {
-                return Err(Error::ReadOnly("closed"));
-            }
-            let seq = wal.append(&bytes)?;
-            let visible = self.visible.load(Ordering::Acquire);
-            for mut chunk in chunks {
-                chunk.min_seq = seq;
-                chunk.max_seq = seq;
-                let name = chunk.batch.table.clone();
-                let table = self.tables.read().get(&name).cloned();
-                let table = table.unwrap_or_else(|| {
-                    let t = Arc::new(new_table(&self.dir.join("tables"), &name, chunk.batch.kind));
-                    self.tables.write().entry(name.clone()).or_insert(t).clone()
-                });
-                let mut state = table.state.write();
-                if let Some(&t) = chunk.batch.time().values().iter().max() {
-                    state.newest = state.newest.max(t);
-                }
-                if self.config.series_limit.is_some() {
-                    state.series.extend(chunk.series.iter().cloned());
-                }
-                let schema = &schemas[&name];
-                if state.schema.columns.len() != schema.columns.len() {
-                    state.schema = Arc::new(schema.clone());
-                }
-                state.head.push(chunk, now, visible);
-                if state.head.bytes >= self.config.flush_bytes {
-                    freeze(&mut state);
-                    froze = true;
-                }
-            }
-            if !matches!(self.config.durability, Durability::Always) {
-                self.visible.fetch_max(seq, Ordering::AcqRel);
-            }
-            seq
-        };
-        if matches!(self.config.durability, Durability::Always) {
-            wal.wait_durable(seq)?;
-            self.visible.fetch_max(seq, Ordering::AcqRel);
-        }
-        // Best effort: the write is logged and visible whatever this returns, and a
-        // failure (the storage failing, which the next flush reports) is tried again by
-        // the next write.
-        let _ = self.note_wal_file(wal);
-        if froze && self.config.background_flush {
-            self.wake_flusher();
-        }
-        Ok(())
-    }
-
-    /// Refuses a write (before it is logged) that would take a table past `limit` series.
-    fn check_series_limit(&self, chunks: &[Chunk], limit: usize) -> Result<()> {
-        let mut added: HashMap<&str, HashSet<&crate::series::SeriesKey>> = HashMap::new();
-        for chunk in chunks {
-            let name = chunk.batch.table.as_str();
-            let table = self.tables.read().get(name).cloned();
-            let state = table.as_ref().map(|t| t.state.read());
-            let known =
-                |k: &crate::series::SeriesKey| state.as_ref().is_some_and(|s| s.series.contains(k));
-            let new = added.entry(name).or_default();
-            new.extend(chunk.series.iter().filter(|k| !known(k)));
-            let held = state.as_ref().map_or(0, |s| s.series.len());
-            if let Some(first) = new.iter().next().filter(|_| held + new.len() > limit) {
-                return Err(Error::SeriesLimit {
-                    table: name.to_string(),
-                    limit,
-                    series: format!("{first:?}"),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Before a write: flushes the frozen heads of the tables written when two are already
-    /// queued (backpressure, bounding memory), or at once without a background flusher,
-    /// which also makes this the place where old heads are flushed. Doing it before the
-    /// write means an error here leaves nothing written.
-    fn make_room(&self, batches: &[TableBatch], now: i64) -> Result<()> {
-        if let Some(budget) = self.config.memory_budget {
-            self.fit_budget(batches, budget)?;
-        }
-        for b in batches {
-            let Some(table) = self.tables.read().get(&b.table).cloned() else {
-                continue;
-            };
-            let backlog = table.state.read().frozen.len();
-            if backlog >= 2 || (backlog > 0 && !self.config.background_flush) {
-                self.flush_table(&table)?;
-            }
-        }
-        if !self.config.background_flush {
-            self.flush_aged(now)?;
-        }
-        Ok(())
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -661,200 +487,6 @@ impl Inner {
             );
         }
         Snapshot { tables: views }
-    }
-
-    fn wake_flusher(&self) {
-        let (lock, cv) = &self.wake;
-        *lock.lock() = true;
-        cv.notify_one();
-    }
-
-    /// The background flusher: writes frozen heads, and freezes heads that grew old.
-    fn background(self: Arc<Self>) {
-        let tick =
-            (self.config.flush_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-        loop {
-            {
-                let (lock, cv) = &self.wake;
-                let mut woken = lock.lock();
-                if !*woken {
-                    cv.wait_for(&mut woken, tick);
-                }
-                *woken = false;
-            }
-            if self.closed.load(Ordering::SeqCst) {
-                return;
-            }
-            let now = self.config.clock.now_nanos();
-            // Errors stay with the frozen heads, which are retried on the next tick and
-            // reported by the next flush() or close().
-            let _ = self.flush_aged(now);
-            let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
-            for t in tables {
-                if !t.state.read().frozen.is_empty() {
-                    let _ = self.flush_table(&t);
-                }
-            }
-        }
-    }
-
-    /// Freezes and flushes heads whose oldest row arrived more than `flush_age` ago.
-    fn flush_aged(&self, now: i64) -> Result<()> {
-        let age = i64::try_from(self.config.flush_age.as_nanos()).unwrap_or(i64::MAX);
-        let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
-        for t in tables {
-            let due = {
-                let mut state = t.state.write();
-                let old = state
-                    .head
-                    .since
-                    .is_some_and(|s| now.saturating_sub(s) >= age);
-                if old {
-                    freeze(&mut state);
-                }
-                old
-            };
-            if due {
-                self.flush_table(&t)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn flush_all(&self) -> Result<()> {
-        let wal = self
-            .wal
-            .as_ref()
-            .ok_or(Error::ReadOnly("open read-only for salvage"))?;
-        let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
-        {
-            let _order = self.order.lock();
-            for t in &tables {
-                freeze(&mut t.state.write());
-            }
-        }
-        for t in &tables {
-            self.flush_table(t)?;
-        }
-        wal.sync()
-    }
-
-    /// Writes the table's frozen heads into segments, oldest first, and removes WAL
-    /// files no longer needed.
-    fn flush_table(&self, table: &Table) -> Result<()> {
-        let wal = self
-            .wal
-            .as_ref()
-            .ok_or(Error::ReadOnly("open read-only for salvage"))?;
-        let _flushing = self.flush_lock.lock();
-        loop {
-            let Some(frozen) = table.state.read().frozen.front().cloned() else {
-                break;
-            };
-            let started = std::time::Instant::now();
-            let max_seq = frozen.chunks.last().map_or(0, |c| c.max_seq);
-            // The WAL is synced before any segment is written, so that it is never behind
-            // the segments: a power cut then cannot leave one table's share of a write in
-            // a segment while its other tables' share is lost from the WAL. It also makes
-            // rows still waiting for their sync (under Always) durable before a segment
-            // makes them visible.
-            wal.sync()?;
-            self.visible.fetch_max(max_seq, Ordering::AcqRel);
-            crate::fs::create_dir(&table.dir, self.config.faults.as_deref())?;
-            let spec = writer::SegmentSpec {
-                table: &frozen.schema.name,
-                kind: frozen.schema.kind,
-                columns: &frozen.schema.columns,
-                chunks: &frozen.chunks,
-                block_rows: self.config.block_rows,
-                codec: &self.codec,
-                faults: self.config.faults.as_ref(),
-            };
-            let name = &frozen.schema.name;
-            // A head whose rows were all deleted leaves no segment, only its sequence
-            // numbers covered.
-            let rows: usize = frozen.chunks.iter().map(|c| c.rows()).sum();
-            let segment = if rows == 0 {
-                None
-            } else {
-                let id = self.manifest.lock().allocate_segment_id();
-                let (path, _) = writer::write(&table.dir, id, &spec)?;
-                Some((id, Arc::new(Segment::open(&path)?)))
-            };
-            let mut manifest = self.manifest.lock();
-            let applied = manifest.next_delete_id.saturating_sub(1);
-            let before = manifest.tables.get(name).cloned();
-            let entry = manifest
-                .tables
-                .entry(name.clone())
-                .or_insert_with(|| TableEntry {
-                    kind: frozen.schema.kind,
-                    flushed_seq: 0,
-                    newest: i64::MIN,
-                    columns: Vec::new(),
-                    segments: Vec::new(),
-                });
-            entry.flushed_seq = max_seq;
-            entry.columns = frozen.schema.columns.clone();
-            entry.newest = entry.newest.max(table.state.read().newest);
-            if let Some((id, segment)) = &segment {
-                let mut e = SegmentEntry::of(*id, segment);
-                e.deletes_applied = applied;
-                entry.segments.push(e);
-            }
-            if let Err(e) = self.store_manifest(&mut manifest) {
-                // The file stays: if the new manifest did reach the disk it is live there,
-                // else the next open removes it. The frozen head is retried.
-                match before {
-                    Some(b) => manifest.tables.insert(name.clone(), b),
-                    None => manifest.tables.remove(name),
-                };
-                return Err(e);
-            }
-            let mut state = table.state.write();
-            state.frozen.pop_front();
-            state.flushed_seq = max_seq;
-            if let Some((_, segment)) = segment {
-                self.stats.lock().bytes_flushed += segment.file_len();
-                state.segments.push(segment);
-                state.applied.push(applied);
-            }
-            {
-                let mut m = self.flushed_memory.lock();
-                m.0 += frozen.bytes as u64;
-                m.1 += started.elapsed();
-            }
-            if self.forget_applied_deletes(&mut manifest, name, &state) {
-                drop(state);
-                // Only tidying: a manifest still listing the deletes is as right.
-                let _ = self.store_manifest(&mut manifest);
-                self.publish_lifecycles(&manifest);
-            } else {
-                drop(state);
-            }
-            drop(manifest);
-            let (lock, cv) = &self.wake_compactor;
-            *lock.lock() = true;
-            cv.notify_one();
-        }
-        self.remove_obsolete_wal(wal)
-    }
-
-    fn remove_obsolete_wal(&self, wal: &Wal) -> Result<()> {
-        let mut min_live = wal.next_seq();
-        for t in self.tables.read().values() {
-            let state = t.state.read();
-            let oldest = state
-                .frozen
-                .front()
-                .and_then(|f| f.chunks.first().map(|c| c.min_seq))
-                .or(state.head.min_seq());
-            if let Some(s) = oldest {
-                min_live = min_live.min(s);
-            }
-        }
-        wal.remove_obsolete(min_live)?;
-        Ok(())
     }
 }
 
