@@ -14,10 +14,16 @@
 //! The newest window is still being written. There, as soon as [`fanout`] adjacent
 //! segments are flush outputs (level 0), they are merged into one segment of level 1;
 //! level-1 segments wait for the window to close. Once a later window has begun, an older
-//! window's adjacent segments are merged into one. A row is so written three times at
-//! most: by its flush, into a level-1 segment, and into its window's final segment (and
-//! an open window holds at most `fanout - 1` flush outputs besides its level-1
-//! segments).
+//! window's adjacent segments are merged into one. Without a memory budget, a row is so
+//! written three times at most: by its flush, into a level-1 segment, and into its
+//! window's final segment. An open window holds at most `fanout - 1` flush outputs
+//! besides its level-1 segments, one for each `fanout` flushes (at the defaults, one per
+//! 8 flushes of 64 MiB or 10 minutes).
+//!
+//! Under a memory budget, a merge takes only the first of its inputs (at least two) whose
+//! buffers fit in a quarter of the budget, and the rest are merged with its output later:
+//! a tight budget makes a closed window's merge a series of steps, each rewriting the
+//! previous step's output.
 //!
 //! A segment holding rows a delete removed is rewritten without them, on its own if no
 //! merge takes it first; so is one holding rows expired under every retention rule, on

@@ -166,7 +166,8 @@ impl Config {
     /// [`Engine::try_reserve_memory`](crate::Engine::try_reserve_memory) (a query past the
     /// room left fails naming the budget), the buffers of each compaction (a background
     /// merge without room waits; [`Engine::compact`](crate::Engine::compact) fails naming
-    /// the budget; a merge takes no more inputs than a quarter of the budget holds) and
+    /// the budget; a merge takes no more inputs than a quarter of the budget holds the
+    /// buffers of, but at least two) and
     /// the buffers of `sextant-ingest`'s tracing layer. A write that would go past
     /// it first freezes the largest heads for flushing; while those are still being
     /// written it fails with [`Error::Backpressure`](crate::Error::Backpressure), which

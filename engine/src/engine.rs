@@ -97,6 +97,9 @@ struct Inner {
     /// that lands in a newer one (made by a rotation) stores the manifest before it
     /// returns.
     wal_noted: AtomicU64,
+    /// Set by shutdown's last manifest store (under the manifest lock), which names no
+    /// WAL file because it removes them all: no later store may name one again.
+    manifest_final: AtomicBool,
     /// Wakes the background compactor.
     wake_compactor: (Mutex<bool>, Condvar),
     /// Clock time (ns) of the last write: background compaction paces itself while writes
@@ -216,6 +219,7 @@ impl Engine {
             flushed_memory: Mutex::new((0, Duration::ZERO)),
             reserved: AtomicUsize::new(0),
             wal_noted: AtomicU64::new(wal_noted),
+            manifest_final: AtomicBool::new(false),
             wake_compactor: (Mutex::new(false), Condvar::new()),
             report,
             _lock: lock,
@@ -407,6 +411,7 @@ impl Engine {
         // manifest stops asking for one, and they go.
         {
             let mut manifest = self.inner.manifest.lock();
+            self.inner.manifest_final.store(true, Ordering::SeqCst);
             manifest.wal_newest = 0;
             manifest.store(&self.inner.dir, self.inner.config.faults.as_deref())?;
         }
@@ -427,7 +432,12 @@ impl Drop for Engine {
 impl Inner {
     /// Writes the manifest, recording the WAL file appended to now as one that must
     /// exist on the next open.
+    /// Refused once shutdown has stored its last manifest (a retention change, delete or
+    /// compaction asked for after close).
     fn store_manifest(&self, manifest: &mut Manifest) -> Result<()> {
+        if self.manifest_final.load(Ordering::SeqCst) {
+            return Err(Error::ReadOnly("closed"));
+        }
         if let Some(wal) = &self.wal {
             manifest.wal_newest = wal.current_file();
         }

@@ -150,10 +150,28 @@ impl Durable {
         self.take_images(&mut state, &self.root).unwrap();
     }
 
-    /// Writes out the durable state as a new image, and its torn variant.
+    /// Writes out the durable state as a new image, and its torn variant where a file
+    /// has grown.
     fn take_images(&self, state: &mut State, before_syncing: &Path) -> std::io::Result<()> {
         self.take_image(state, before_syncing, false)?;
-        self.take_image(state, before_syncing, true)
+        if self.any_grown(state) {
+            self.take_image(state, before_syncing, true)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a file of the durable state has grown since its last `fsync`.
+    fn any_grown(&self, state: &State) -> bool {
+        state.dirs.iter().any(|(rel, entries)| {
+            entries.iter().any(|(name, entry)| match entry {
+                Entry::File(id) => {
+                    let durable = state.files.get(id).map_or(&[][..], |b| &b[..]);
+                    let live = self.root.join(rel).join(name);
+                    grown(&live, *id, durable).is_some_and(|g| !g.is_empty())
+                }
+                Entry::Dir => false,
+            })
+        })
     }
 
     /// Writes out the durable state as a new image; `torn`: files grown since their last

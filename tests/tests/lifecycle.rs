@@ -395,3 +395,24 @@ fn scans_without_the_time_column_count_every_row_not_hidden() {
     .unwrap();
     assert_eq!(rows(&e), 480 - 24);
 }
+
+#[test]
+fn lifecycle_changes_after_shutdown_are_refused_and_the_database_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Config::new(dir.path()).open().unwrap();
+    let point = Point::metric("cpu")
+        .tag("host", "a")
+        .field("usage", 1.0)
+        .time(0);
+    e.write_points(std::slice::from_ref(&point)).unwrap();
+    e.shutdown().unwrap();
+    // Each would store a manifest naming a WAL file shutdown has removed.
+    let keep = sextant_engine::Retention::keep(std::time::Duration::from_secs(60));
+    assert!(e.set_retention("cpu", keep).is_err());
+    assert!(e.delete("cpu", &sextant_engine::Delete::all()).is_err());
+    assert!(e.compact("cpu").is_err());
+    assert!(e.write_points(&[point]).is_err());
+    drop(e);
+    let e = Config::new(dir.path()).open().unwrap();
+    assert_eq!(sextant_tests::scan_all(&e).unwrap().len(), 1);
+}

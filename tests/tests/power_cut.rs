@@ -91,6 +91,8 @@ fn config(dir: &Path, background: bool) -> Config {
         .background_flush(background)
         .background_compaction(background)
         .flush_bytes(if background { 4096 } else { 64 << 20 })
+        // Background merges between the requested ones.
+        .compaction_fanout(2)
         .block_rows(16)
         // A rotation every few writes.
         .wal_file_bytes(4096)
@@ -135,10 +137,23 @@ fn run(background: bool) {
         apply(&e, op);
         hook.label.store(2 * (k as u64 + 1), Ordering::SeqCst);
     }
+    if background {
+        let work = e.compaction_stats();
+        assert!(
+            work.compactions > 2 * ops.iter().filter(|o| matches!(o, Op::Compact)).count() as u64,
+            "no background merge: {work:?}"
+        );
+    }
     e.close().unwrap();
     hook.image_now();
     let taken = hook.images();
-    assert!(taken.len() >= 100, "only {} images", taken.len());
+    assert!(taken.len() >= 50, "only {} images", taken.len());
+    assert!(
+        taken
+            .iter()
+            .any(|i| i.torn && i.before_syncing.extension().is_some_and(|x| x == "wal")),
+        "no torn image before a WAL fsync"
+    );
     let wal_files: std::collections::BTreeSet<_> = taken
         .iter()
         .filter(|i| i.before_syncing.extension().is_some_and(|x| x == "wal"))

@@ -84,9 +84,7 @@ impl Inner {
         now: i64,
         fresh_from: u64,
     ) -> Result<bool> {
-        if self.wal.is_none() {
-            return Err(Error::ReadOnly("open read-only for salvage"));
-        }
+        self.wal()?;
         let _compacting = self.compact_lock.lock();
         let (name, pick, inputs, hide, applied) = {
             let manifest = self.manifest.lock();
@@ -137,11 +135,19 @@ impl Inner {
             // (the output stays adjacent to it, in the same window).
             if let Some(budget) = self.config.memory_budget {
                 let block_rows = self.config.block_rows;
+                let whole = pick.inputs.clone();
                 while pick.inputs.len() > 2
                     && compaction::merge_memory(&state.segments[pick.inputs.clone()], block_rows)
                         > budget / 4
                 {
                     pick.inputs.end -= 1;
+                }
+                if pick.inputs != whole {
+                    let top = entry.segments[pick.inputs.clone()]
+                        .iter()
+                        .map(|s| s.level)
+                        .max();
+                    pick.level = top.unwrap_or(0).saturating_add(1);
                 }
             }
             if !all {
@@ -171,7 +177,19 @@ impl Inner {
         if let Some(budget) = self.config.memory_budget {
             let _ = self.room_for(memory, budget);
         }
-        let _memory = match self.reservation(memory) {
+        let mut reserved = self.reservation(memory);
+        if reserved.is_err() && all {
+            // A requested merge does not wait for the background flusher: it writes the
+            // heads frozen to make room itself.
+            let frozen: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
+            for t in frozen {
+                if !t.state.read().frozen.is_empty() {
+                    self.flush_table(&t)?;
+                }
+            }
+            reserved = self.reservation(memory);
+        }
+        let _memory = match reserved {
             Ok(r) => r,
             Err(e) if all => return Err(e),
             Err(_) => {

@@ -118,8 +118,9 @@ pub struct Options {
     /// Rows each recording thread's buffer holds (about 200 bytes each, with two fields).
     /// Default: 16,384. Each buffer's most memory (these rows, with two fields each, and
     /// `buffer_bytes`) is reserved in the engine's memory budget from its thread's first
-    /// event until the [`LogWriter`] stops, and so is one more for the writer's. While
-    /// the budget has no room for a thread's buffer, its events are dropped and counted.
+    /// event until the [`LogWriter`] stops, and so is one more for the writer's when the
+    /// budget has room for it. While the budget has no room for a thread's buffer, its
+    /// events are dropped and counted.
     pub buffer: usize,
     /// Bytes of text (messages and string fields) each recording thread's buffer holds
     /// before it counts as full. Default: 4 MiB.
