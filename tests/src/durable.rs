@@ -20,8 +20,8 @@
 //! [`Durable::arm`] is taken as durable.
 //!
 //! A file is known by its inode and birth time, so the file system must keep birth
-//! times (ext4, xfs, btrfs; [`Durable::arm`] checks): an inode reused by a new file is a
-//! new file.
+//! times (ext4, xfs, btrfs; [`Durable::birth_times_kept`] tells): an inode reused by a
+//! new file is a new file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
@@ -108,16 +108,21 @@ impl Durable {
         }
     }
 
+    /// Whether the file system holding `dir` keeps birth times, which the hook needs to
+    /// tell a new file from an old one of the same inode.
+    pub fn birth_times_kept(dir: &Path) -> bool {
+        fs::metadata(dir).and_then(|m| m.created()).is_ok()
+    }
+
     /// Takes everything in the root as durable and starts following `fsync`s.
     ///
     /// # Panics
     ///
-    /// When the file system keeps no birth times: files could not be told apart.
+    /// When the file system keeps no birth times ([`Durable::birth_times_kept`]).
     pub fn arm(&self) {
-        let meta = fs::metadata(&self.root).unwrap();
         assert!(
-            meta.created().is_ok(),
-            "{} is on a file system without birth times; put it elsewhere",
+            Durable::birth_times_kept(&self.root),
+            "{} is on a file system without birth times",
             self.root.display()
         );
         let mut state = self.state.lock().unwrap();

@@ -576,3 +576,30 @@ pub fn rewrite(path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
     f(&mut bytes);
     std::fs::write(path, bytes).unwrap();
 }
+
+/// The points of write `i` of the lifecycle tests: ten new rows of a `cpu` metric for
+/// each of `hosts` hosts, and three warnings in a `logs` event table, at seconds
+/// `10 i ..`.
+pub fn two_table_write(i: usize, hosts: usize) -> Vec<Point> {
+    const SECOND: i64 = 1_000_000_000;
+    let mut out = Vec::new();
+    for h in 0..hosts {
+        for j in 0..10 {
+            out.push(
+                Point::metric("cpu")
+                    .tag("host", format!("h{h}"))
+                    .field("usage", (i * 100 + h * 10 + j) as f64)
+                    .time((i * 10 + j) as i64 * SECOND),
+            );
+        }
+    }
+    for j in 0..3 {
+        out.push(
+            sextant_engine::LogRecord::new("logs", Level::Warn, format!("event {i}.{j}"))
+                .tag("service", "api")
+                .time((i * 10 + j) as i64 * SECOND)
+                .into(),
+        );
+    }
+    out
+}

@@ -11,9 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use sextant_engine::{Config, Delete, Durability, Engine, Level, LogRecord, Point};
+use sextant_engine::{Config, Delete, Durability, Engine};
 use sextant_tests::durable::Durable;
-use sextant_tests::{Failures, scan_all};
+use sextant_tests::{Failures, scan_all, two_table_write};
 
 const SECOND: i64 = 1_000_000_000;
 
@@ -43,32 +43,9 @@ fn ops() -> Vec<Op> {
     out
 }
 
-fn points(i: usize) -> Vec<Point> {
-    let mut out = Vec::new();
-    for h in 0..3 {
-        for j in 0..10 {
-            out.push(
-                Point::metric("cpu")
-                    .tag("host", format!("h{h}"))
-                    .field("usage", (i * 100 + h * 10 + j) as f64)
-                    .time((i * 10 + j) as i64 * SECOND),
-            );
-        }
-    }
-    for j in 0..3 {
-        out.push(
-            LogRecord::new("logs", Level::Warn, format!("event {i}.{j}"))
-                .tag("service", "api")
-                .time((i * 10 + j) as i64 * SECOND)
-                .into(),
-        );
-    }
-    out
-}
-
 fn apply(e: &Engine, op: Op) {
     match op {
-        Op::Write(i) => e.write_points(&points(i)).unwrap(),
+        Op::Write(i) => e.write_points(&two_table_write(i, 3)).unwrap(),
         Op::Delete(secs) => e
             .delete(
                 "cpu",
@@ -126,6 +103,13 @@ fn run(background: bool) {
 
     // On the target directory's disk: the hook needs a file system with birth times.
     let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    if !Durable::birth_times_kept(root.path()) {
+        eprintln!(
+            "skipped: {} is on a file system without birth times, which the power-cut model needs",
+            root.path().display()
+        );
+        return;
+    }
     let db = root.path().join("db");
     let images = root.path().join("images");
     let hook = Arc::new(Durable::new(&db, &images));

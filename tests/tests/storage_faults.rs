@@ -10,10 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use sextant_engine::{Config, Durability, Engine, Faults, Level, LogRecord, Point};
-use sextant_tests::{Failures, copy_dir, scan_all};
+use sextant_engine::{Config, Durability, Engine, Faults};
+use sextant_tests::{Failures, copy_dir, scan_all, two_table_write};
 
-const SECOND: i64 = 1_000_000_000;
 const ROUNDS: usize = 12;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,38 +91,13 @@ fn open(dir: &Path, faults: Option<Arc<FailNth>>) -> Engine {
     e
 }
 
-/// The points of write `i`: metrics of four hosts and a few log events, each row new.
-fn write(i: usize) -> Vec<Point> {
-    let mut out = Vec::new();
-    for h in 0..4 {
-        for j in 0..10 {
-            let t = (i * 10 + j) as i64 * SECOND;
-            out.push(
-                Point::metric("cpu")
-                    .tag("host", format!("h{h}"))
-                    .field("usage", (i * 100 + h * 10 + j) as f64)
-                    .time(t),
-            );
-        }
-    }
-    for j in 0..3 {
-        out.push(
-            LogRecord::new("logs", Level::Warn, format!("event {i}.{j}"))
-                .tag("service", "api")
-                .time((i * 10 + j) as i64 * SECOND)
-                .into(),
-        );
-    }
-    out
-}
-
 /// Runs the workload: writes, a flush every other round, a compaction of both tables
 /// every sixth. Returns which writes were acknowledged; flush and compaction errors are
 /// the injected failures and are ignored.
 fn workload(e: &Engine) -> Vec<usize> {
     let mut acked = Vec::new();
     for i in 0..ROUNDS {
-        if e.write_points(&write(i)).is_ok() {
+        if e.write_points(&two_table_write(i, 4)).is_ok() {
             acked.push(i);
         }
         if i % 2 == 1 {
@@ -142,7 +116,7 @@ fn expected(acked: &[usize]) -> std::collections::BTreeMap<String, Vec<String>> 
     let dir = tempfile::tempdir().unwrap();
     let e = open(dir.path(), None);
     for &i in acked {
-        e.write_points(&write(i)).unwrap();
+        e.write_points(&two_table_write(i, 4)).unwrap();
     }
     scan_all(&e).unwrap()
 }
