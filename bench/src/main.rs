@@ -52,8 +52,8 @@ enum Command {
     /// Run the 15 TSBS devops query types on Sextant and its peers over the same rows:
     /// `run --workload cpu-only` under its older name and flags.
     Query(QueryArgs),
-    /// Ingest a workload into Sextant and its peers (DataFusion over Parquet; tsink in a
-    /// build with the `tsink` feature), run the workload's queries on each, and print,
+    /// Ingest a workload into Sextant and its peers (DataFusion over Parquet; DuckDB where
+    /// python3 imports duckdb and pyarrow; tsink in a build with the `tsink` feature), run the workload's queries on each, and print,
     /// write (--json) and chart (--plot) the figures; exit status 1 if the engines' answers
     /// differ (unless --allow-mismatch).
     Run(RunArgs),
@@ -80,7 +80,7 @@ struct QueryArgs {
     /// The seed of the data and of the query parameters.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Data directory: `sextant/` and `cpu.parquet` in it are replaced.
+    /// Data directory: `sextant/`, `cpu.parquet` and `duckdb/` in it are replaced.
     #[arg(long, default_value = "sextant-bench-query")]
     dir: PathBuf,
     #[command(flatten)]
@@ -106,7 +106,8 @@ struct QueryFlags {
     /// Write a chart (SVG) of query latencies and the loading rate to this file.
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// DataFusion target partitions of every engine [default: the number of cores].
+    /// Query threads of every engine: DataFusion's target partitions (Sextant, Parquet), DuckDB's
+    /// `threads` [default: the number of cores].
     #[arg(long)]
     partitions: Option<usize>,
     /// Most rows per Parquet row group (the parquet crate's default).
@@ -115,6 +116,10 @@ struct QueryFlags {
     /// Leave out the Parquet peer.
     #[arg(long)]
     no_parquet: bool,
+    /// Leave out the DuckDB peer (which runs where `python3` imports duckdb and pyarrow;
+    /// elsewhere its queries are n/a with the reason).
+    #[arg(long)]
+    no_duckdb: bool,
     /// Leave out the tsink peer (no effect in a build without the `tsink` feature, which has
     /// no tsink peer).
     #[arg(long)]
@@ -692,6 +697,7 @@ fn peers(q: &QueryFlags) -> Vec<Peer> {
         .copied()
         .filter(|peer| match peer {
             Peer::Parquet => !q.no_parquet,
+            Peer::DuckDb => !q.no_duckdb,
             #[cfg(feature = "tsink")]
             Peer::Tsink => !q.no_tsink,
         })

@@ -1,5 +1,7 @@
 //! `sextant-bench run` end to end at a tiny scale, through the binary: cpu-only and logs on
-//! Sextant and the Parquet peer (and tsink, built with the `tsink` feature), the JSON's
+//! Sextant, the Parquet peer and DuckDB (answering where `python3` imports duckdb and
+//! pyarrow, as `.ci/run` installs them; `n/a` with the reason elsewhere), and tsink with
+//! the `tsink` feature, the JSON's
 //! schema fields, agreeing checksums; then `compare` of the two files, `--fail-if-worse`,
 //! and a file of another schema version.
 
@@ -51,9 +53,23 @@ fn run(dir: &Path, name: &str, data: &[&str]) -> (Value, String) {
     (value, stdout)
 }
 
+/// Whether the DuckDB peer can run here: the bench's Python imports duckdb and pyarrow.
+/// With `SEXTANT_REQUIRE_DUCKDB=1` (set by `.ci/run` once it installed them) it must.
+fn duckdb_available() -> bool {
+    let available = Command::new(sextant_bench::peers::duckdb::python())
+        .args(["-c", "import duckdb, pyarrow"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    assert!(
+        available || std::env::var_os("SEXTANT_REQUIRE_DUCKDB").is_none_or(|v| v != "1"),
+        "SEXTANT_REQUIRE_DUCKDB=1, but python3 cannot import duckdb and pyarrow"
+    );
+    available
+}
+
 /// The engines of a run in this build.
 fn engines() -> Vec<&'static str> {
-    let mut engines = vec!["sextant", "parquet"];
+    let mut engines = vec!["sextant", "parquet", "duckdb"];
     if cfg!(feature = "tsink") {
         engines.push("tsink");
     }
@@ -89,6 +105,10 @@ fn check_report(r: &Value, workload: &str, queries: usize) {
         ("sextant", "compact"),
         ("parquet", "write"),
     ];
+    let duckdb = duckdb_available();
+    if duckdb {
+        expected.push(("duckdb", "load"));
+    }
     // tsink holds the metrics workloads only.
     if cfg!(feature = "tsink") && workload != "logs" {
         expected.extend([("tsink", "write"), ("tsink", "flush")]);
@@ -109,8 +129,17 @@ fn check_report(r: &Value, workload: &str, queries: usize) {
         assert_eq!(s["runs_ms"].as_array().unwrap().len(), 2);
         assert!(s["p50_ms"].as_f64().unwrap() <= s["max_ms"].as_f64().unwrap());
         assert!(p["sextant_ratio"].as_f64().unwrap() > 0.0);
+        let d = &q["engines"][2];
+        assert_eq!(d["engine"], "duckdb");
+        if duckdb {
+            assert_eq!(d["status"], "ok", "{q}");
+            assert_eq!(s["checksum"], d["checksum"], "{}", q["name"]);
+        } else {
+            assert_eq!(d["status"], "n/a", "{q}");
+            assert!(d["reason"].as_str().unwrap().contains("duckdb"), "{q}");
+        }
         if cfg!(feature = "tsink") {
-            let t = &q["engines"][2];
+            let t = &q["engines"][3];
             assert_eq!(t["engine"], "tsink");
             let name = q["name"].as_str().unwrap();
             if workload == "logs" || name.starts_with("high-cpu") {
@@ -122,6 +151,15 @@ fn check_report(r: &Value, workload: &str, queries: usize) {
         }
     }
     assert_eq!(r["all_agree"], true);
+    // Agreement means something only where there are rows: most answers have some.
+    let nonempty = qs
+        .iter()
+        .filter(|q| q["engines"][0]["rows"].as_u64().unwrap() > 0)
+        .count();
+    assert!(
+        nonempty * 3 >= queries * 2,
+        "{nonempty} of {queries} answers have rows"
+    );
 }
 
 #[test]
@@ -168,6 +206,7 @@ fn run_cpu_only_and_logs_end_to_end_then_compare() {
             "--queries",
             "lastpoint",
             "--no-parquet",
+            "--no-duckdb",
             "--no-tsink",
         ],
     );

@@ -1,11 +1,15 @@
-//! Other embedded engines that the benchmarks set beside Sextant, each behind a cargo
-//! feature of its own so that the default build compiles none of them.
+//! Other embedded engines that the benchmarks set beside Sextant. Those linked into the
+//! binary are each behind a cargo feature of its own, so that the default build compiles
+//! none of them (tsink); DuckDB runs in a Python child process and needs no feature
+//! ([`duckdb`]).
 //!
-//! A peer loads the cpu-only rows through its own API, as a competent user would, and
-//! answers the TSBS devops queries ([`crate::queries`]) through its native API as an
+//! A peer loads a workload's rows through its own API, as a competent user would (tsink
+//! the cpu workloads, DuckDB the cpu and log workloads), and answers its queries
+//! ([`crate::queries`]) through its native API (or SQL) as an
 //! [`crate::query_bench::Answer`], so that answers compare across engines by checksum. A
 //! query its API cannot express is [`Unanswered::NotAvailable`], never a made-up figure.
 
+pub mod duckdb;
 #[cfg(feature = "tsink")]
 pub mod tsink;
 

@@ -1,15 +1,16 @@
 //! The engines a run queries: Sextant, and the peers it is compared with.
 //!
 //! A peer is loaded from the same generated rows as Sextant and then answers the same
-//! [`BenchQuery`]s through [`Engine`]. DataFusion over a Parquet file is always on; tsink
-//! (the embedded Rust TSDB) joins with the `tsink` cargo feature and answers through its
-//! native API.
+//! [`BenchQuery`]s through [`Engine`]. DataFusion over a Parquet file is always on; DuckDB
+//! (through its Python package, [`crate::peers::duckdb`]) joins where `python3` imports
+//! duckdb and pyarrow, and is `n/a` with the reason elsewhere; tsink (the embedded Rust
+//! TSDB) joins with the `tsink` cargo feature and answers through its native API.
 //!
 //! # Adding a peer
 //!
 //! A peer is a self-contained module (see [`crate::peers`]) with a loader and a type
 //! implementing [`Engine`]; wiring it in takes:
-//! 1. a variant of [`Peer`] (under `#[cfg(feature = "...")]`), in [`Peer::ALL`] and
+//! 1. a variant of [`Peer`] (under `#[cfg(feature = "...")]` if it has a feature), in [`Peer::ALL`] and
 //!    [`Peer::name`], and a `--no-<peer>` flag in `src/main.rs` (its `peers` function);
 //! 2. an arm in [`Peer::load`] that loads the workload and returns the engine and its
 //!    [`Phase`] figures (or [`Unavailable`] for a workload it cannot hold);
@@ -17,6 +18,7 @@
 //!    then prints `n/a` with the reason instead of a figure.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
@@ -41,6 +43,19 @@ pub trait Engine {
 
     /// Runs `query`, whose statement [`Engine::statement`] gave, and returns all its batches.
     fn execute(&self, query: &BenchQuery, statement: &str) -> Result<Vec<RecordBatch>>;
+
+    /// Runs `query` as [`Engine::execute`] does, and returns its batches and how long it
+    /// took: by default the wall time of [`Engine::execute`] in this process; an engine
+    /// that runs in another process (DuckDB's driver) gives the time it measured there.
+    fn execute_timed(
+        &self,
+        query: &BenchQuery,
+        statement: &str,
+    ) -> Result<(Vec<RecordBatch>, Duration)> {
+        let started = Instant::now();
+        let batches = self.execute(query, statement)?;
+        Ok((batches, started.elapsed()))
+    }
 
     /// The `EXPLAIN ANALYZE` text of a statement; `None` where the engine has none.
     fn explain(&self, statement: &str) -> Result<Option<String>> {
@@ -95,7 +110,11 @@ impl Engine for Sextant {
     }
 
     fn explain(&self, statement: &str) -> Result<Option<String>> {
-        plan_text(&self.0.sql(&format!("EXPLAIN ANALYZE {statement}"))?).map(Some)
+        plan_text(
+            &self.0.sql(&format!("EXPLAIN ANALYZE {statement}"))?,
+            "plan",
+        )
+        .map(Some)
     }
 }
 
@@ -122,7 +141,11 @@ impl Engine for Parquet {
     }
 
     fn explain(&self, statement: &str) -> Result<Option<String>> {
-        plan_text(&self.0.sql(&format!("EXPLAIN ANALYZE {statement}"))?).map(Some)
+        plan_text(
+            &self.0.sql(&format!("EXPLAIN ANALYZE {statement}"))?,
+            "plan",
+        )
+        .map(Some)
     }
 }
 
@@ -131,6 +154,9 @@ impl Engine for Parquet {
 pub enum Peer {
     /// DataFusion over a Parquet file ([`Parquet`]).
     Parquet,
+    /// DuckDB through its Python package ([`crate::peers::duckdb`]); `n/a` where Python
+    /// cannot import duckdb and pyarrow.
+    DuckDb,
     /// tsink through its native API ([`Tsink`]).
     #[cfg(feature = "tsink")]
     Tsink,
@@ -141,8 +167,11 @@ pub enum Peer {
 pub struct PeerOptions<'a> {
     /// The directory of the run; each peer keeps its files under it.
     pub dir: &'a Path,
-    /// DataFusion target partitions (and runtime threads) of SQL peers.
+    /// DataFusion target partitions (and runtime threads) of SQL peers; DuckDB's threads
+    /// for the queries.
     pub target_partitions: usize,
+    /// Sextant's writer threads (`--threads`), for peers whose load can use several.
+    pub write_threads: usize,
     /// Most rows per Parquet row group.
     pub row_group_rows: usize,
     /// Rows per write call, for peers loaded through write calls (as Sextant's).
@@ -157,6 +186,7 @@ impl Peer {
     /// Every peer this build has.
     pub const ALL: &'static [Peer] = &[
         Peer::Parquet,
+        Peer::DuckDb,
         #[cfg(feature = "tsink")]
         Peer::Tsink,
     ];
@@ -165,6 +195,7 @@ impl Peer {
     pub fn name(self) -> &'static str {
         match self {
             Peer::Parquet => "parquet",
+            Peer::DuckDb => "duckdb",
             #[cfg(feature = "tsink")]
             Peer::Tsink => "tsink",
         }
@@ -194,6 +225,7 @@ impl Peer {
                 let baseline = Baseline::open(&path, spec.table(), opts.target_partitions)?;
                 Ok((Box::new(Parquet(baseline)), vec![phase]))
             }
+            Peer::DuckDb => crate::peers::duckdb::DuckDbPeer::engine(spec, opts),
             #[cfg(feature = "tsink")]
             Peer::Tsink => Tsink::load(spec, opts),
         }
@@ -308,11 +340,12 @@ impl Engine for Tsink {
     }
 }
 
-/// The plan column of an `EXPLAIN ANALYZE` answer.
-fn plan_text(batches: &[RecordBatch]) -> Result<String> {
+/// The text in `column` of an `EXPLAIN ANALYZE` answer (DataFusion's `plan`, DuckDB's
+/// `explain_value`).
+pub(crate) fn plan_text(batches: &[RecordBatch], column: &str) -> Result<String> {
     let mut out = String::new();
     for batch in batches {
-        let Some(plan) = batch.column_by_name("plan") else {
+        let Some(plan) = batch.column_by_name(column) else {
             continue;
         };
         let plan = arrow_cast::cast(plan, &DataType::Utf8)?;

@@ -7,7 +7,8 @@
 //!    compaction's note has the segments before and after, the bytes rewritten and the
 //!    write amplification.
 //! 2. Each peer ([`engines::Peer`]) loads the same rows: DataFusion over a Parquet file,
-//!    and tsink with the `tsink` feature.
+//!    DuckDB (through its Python package, where installed), and tsink with the `tsink`
+//!    feature.
 //! 3. The workload's queries ([`QuerySet`]) run on every engine: `warmup` untimed runs
 //!    (the first one's answer is kept), then `runs` timed runs, the engines taking turns.
 //!    Each peer's answer is compared with Sextant's by checksum.
@@ -87,6 +88,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let peer_options = PeerOptions {
         dir: &opts.dir,
         target_partitions: opts.target_partitions,
+        write_threads: opts.threads,
         row_group_rows: opts.row_group_rows,
         batch_rows: opts.batch_rows,
         durability: opts.tuning.durability,
@@ -269,25 +271,37 @@ fn run_query(
     engines: &[Box<dyn Engine>],
     opts: &RunOptions,
 ) -> Result<QueryResult> {
-    // Per engine: the statement, or why there is none.
-    let statements: Vec<Result<String, String>> =
+    // Per engine: the statement, or why there is none (a peer whose query fails is then
+    // shown as n/a with the error, and the run goes on; Sextant's failures end the run).
+    let mut statements: Vec<Result<String, String>> =
         engines.iter().map(|e| e.statement(query)).collect();
     let mut answers: Vec<Option<Answer>> = vec![None; engines.len()];
     for (i, engine) in engines.iter().enumerate() {
-        if let Ok(sql) = &statements[i] {
-            for w in 0..opts.warmup.max(1) {
-                let batches = engine.execute(query, sql)?;
-                if w == 0 {
-                    answers[i] = Some(Answer::new(&batches, query.ordered)?);
-                }
+        let Ok(sql) = &statements[i] else { continue };
+        let warmed = (0..opts.warmup.max(1)).try_fold(None, |first, _| {
+            let batches = engine.execute(query, sql)?;
+            match first {
+                None => Answer::new(&batches, query.ordered).map(Some),
+                kept => Ok(kept),
             }
+        });
+        match warmed {
+            Ok(answer) => answers[i] = answer,
+            Err(e) if i > 0 => statements[i] = Err(peer_failed(engine.name(), query, &e)),
+            Err(e) => return Err(e),
         }
     }
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); engines.len()];
     for _ in 0..opts.runs.max(1) {
         for (i, engine) in engines.iter().enumerate() {
             if let (Ok(sql), Some(answer)) = (&statements[i], &answers[i]) {
-                times[i].push(timed(engine.as_ref(), query, sql, answer.rows())?);
+                match timed(engine.as_ref(), query, sql, answer.rows()) {
+                    Ok(t) => times[i].push(t),
+                    Err(e) if i > 0 => {
+                        statements[i] = Err(peer_failed(engine.name(), query, &e));
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
@@ -344,12 +358,16 @@ fn run_query(
     })
 }
 
-/// Runs `query` (as `sql`) once and returns how long it took; checks that it returned
+/// Why a peer has no figure for `query`: it failed with `error` (also printed).
+fn peer_failed(peer: &str, query: &BenchQuery, error: &Error) -> String {
+    eprintln!("sextant-bench: {peer} failed on {}: {error}", query.name);
+    format!("the query failed: {error}")
+}
+
+/// Runs `query` (as `sql`) once and returns how long it took ([`Engine::execute_timed`]); checks that it returned
 /// `rows` rows, as its warm-up run did.
 fn timed(engine: &dyn Engine, query: &BenchQuery, sql: &str, rows: usize) -> Result<Duration> {
-    let started = Instant::now();
-    let batches = engine.execute(query, sql)?;
-    let elapsed = started.elapsed();
+    let (batches, elapsed) = engine.execute_timed(query, sql)?;
     let got: usize = batches.iter().map(RecordBatch::num_rows).sum();
     if got != rows {
         return Err(Error::RowCountChanged {

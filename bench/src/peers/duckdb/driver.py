@@ -1,0 +1,196 @@
+"""The DuckDB peer's driver: sextant-bench starts it as `python3 driver.py` and talks to it
+over standard input and output (see `bench/src/peers/duckdb/mod.rs`).
+
+Requests are JSON objects, one a line, on standard input. Each gets one reply on standard
+output: a JSON header line, then as many bytes as its `ipc_bytes` says (an Arrow IPC stream;
+0 for replies without a table). A failure is a header `{"ok": false, "error": "..."}`;
+the driver then waits for the next request. Nothing else is written to standard output.
+
+  {"op": "hello"}
+      -> {"ok": true, "duckdb": "2.0.1", "pyarrow": "...", "python": "..."}
+  {"op": "load", "db": PATH, "parquet": PATH, "table": "cpu", "order": [COLUMN, ...],
+   "enums": {COLUMN: [VALUE, ...]}, "time_type": "TIMESTAMP" | "TIMESTAMP_NS",
+   "load_threads": N, "threads": M}
+      -> {"ok": true, "rows": R, "secs": S, "reopen_secs": S2, "peak_rss_bytes": B,
+          "peak_scope": "phase" | "process" | "unavailable"}
+      Creates the database file PATH (removed first), bulk-loads the Parquet file into
+      TABLE sorted by the ORDER columns (each ENUMS column as an ENUM of its values, in
+      that order) with `load_threads` threads, checkpoints, closes, and reopens the file
+      for the queries with `threads` threads. `secs` times all of it up to the reopening:
+      connecting, creating the types and the table, counting its rows, the checkpoint and
+      closing.
+  {"op": "query", "sql": SQL}
+      -> {"ok": true, "secs": S, "rows": R, "ipc_bytes": N} and N bytes
+      `secs` times running the statement and fetching its whole answer as an Arrow table.
+  {"op": "quit"}
+      -> no reply; the driver closes the database and exits.
+"""
+
+import json
+import os
+import sys
+import time
+import traceback
+
+# The protocol owns standard output: it keeps a copy of the descriptor, and descriptor 1
+# (where DuckDB's C++ or a library would print) and Python's `print` go to standard error.
+PROTOCOL = os.fdopen(os.dup(1), "wb")
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+
+try:
+    import duckdb
+    import pyarrow
+    import pyarrow.ipc
+except ImportError as e:  # reported as the reply to `hello`, then exit
+    duckdb = None
+    IMPORT_ERROR = f"python3 ({sys.executable}) cannot import {e.name}: {e}"
+else:
+    IMPORT_ERROR = None
+
+
+def reply(header, payload=b""):
+    header = dict(header, ipc_bytes=len(payload))
+    PROTOCOL.write(json.dumps(header).encode() + b"\n")
+    PROTOCOL.write(payload)
+    PROTOCOL.flush()
+
+
+def quote_ident(name):
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text):
+    return "'" + text.replace("'", "''") + "'"
+
+
+def peak_reset():
+    """Resets this process's peak resident size, as sextant-bench does for its own phases."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    except Exception:
+        return None
+
+
+class Peer:
+    def __init__(self):
+        self.con = None
+
+    def connect(self, path, threads):
+        con = duckdb.connect(path)
+        con.execute(f"SET threads = {int(threads)}")
+        con.execute("SET enable_progress_bar = false")
+        # Timestamps are stored as TIMESTAMP (UTC, no zone); literals read the same way.
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    def hello(self, _request):
+        return {
+            "ok": True,
+            "duckdb": duckdb.__version__,
+            "pyarrow": pyarrow.__version__,
+            "python": sys.version.split()[0],
+        }, b""
+
+    def load(self, request):
+        path = request["db"]
+        for p in (path, path + ".wal"):
+            if os.path.exists(p):
+                os.remove(p)
+        threads = request["threads"]
+        load_threads = request.get("load_threads", threads)
+        table = quote_ident(request["table"])
+        order = ", ".join(quote_ident(c) for c in request["order"])
+        reset = peak_reset()
+        started = time.perf_counter()
+        con = self.connect(path, load_threads)
+        time_type = {"TIMESTAMP": "TIMESTAMP", "TIMESTAMP_NS": "TIMESTAMP_NS"}[
+            request.get("time_type", "TIMESTAMP")
+        ]
+        replace = [f"CAST(time AS {time_type}) AS time"]
+        for column, values in request.get("enums", {}).items():
+            name = quote_ident(f"{column}_enum")
+            labels = ", ".join(quote_literal(v) for v in values)
+            con.execute(f"CREATE TYPE {name} AS ENUM ({labels})")
+            replace.append(f"CAST({quote_ident(column)} AS {name}) AS {quote_ident(column)}")
+        # The Parquet file's `time` is a UTC instant (TIMESTAMP WITH TIME ZONE to DuckDB);
+        # it is kept as a plain TIMESTAMP (or TIMESTAMP_NS), as TimescaleDB's TSBS schema
+        # does.
+        con.execute(
+            f"CREATE TABLE {table} AS SELECT * REPLACE ({', '.join(replace)}) "
+            f"FROM read_parquet({quote_literal(request['parquet'])}) ORDER BY {order}"
+        )
+        rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        con.execute("CHECKPOINT")
+        con.close()
+        secs = time.perf_counter() - started
+        peak = peak_rss()
+        started = time.perf_counter()
+        self.con = self.connect(path, threads)
+        reopen_secs = time.perf_counter() - started
+        scope = "unavailable" if peak is None else ("phase" if reset else "process")
+        return {
+            "ok": True,
+            "rows": rows,
+            "secs": secs,
+            "reopen_secs": reopen_secs,
+            "peak_rss_bytes": peak,
+            "peak_scope": scope,
+        }, b""
+
+    def query(self, request):
+        if self.con is None:
+            raise RuntimeError("no database is loaded: send `load` before `query`")
+        started = time.perf_counter()
+        answer = self.con.sql(request["sql"]).to_arrow_table()
+        secs = time.perf_counter() - started
+        sink = pyarrow.BufferOutputStream()
+        with pyarrow.ipc.new_stream(sink, answer.schema) as writer:
+            writer.write_table(answer)
+        return {"ok": True, "secs": secs, "rows": answer.num_rows}, sink.getvalue().to_pybytes()
+
+
+def main():
+    peer = Peer()
+    for line in sys.stdin.buffer:
+        try:
+            request = json.loads(line)
+            op = request.get("op")
+            if op == "quit":
+                break
+            if IMPORT_ERROR is not None:
+                reply({"ok": False, "error": IMPORT_ERROR})
+                return 1
+            handler = {"hello": peer.hello, "load": peer.load, "query": peer.query}.get(op)
+            if handler is None:
+                raise ValueError(f"unknown request {op!r}")
+            header, payload = handler(request)
+        except Exception as e:  # one failed request does not end the driver
+            traceback.print_exc(file=sys.stderr)
+            header, payload = {"ok": False, "error": f"{type(e).__name__}: {e}"}, b""
+        reply(header, payload)
+    if peer.con is not None:
+        peer.con.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
