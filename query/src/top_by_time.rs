@@ -12,19 +12,29 @@
 //! scheduling wrappers between the sort
 //! and the scan: a filter DataFusion evaluates (say `level >= 'error'`) just makes the
 //! ranges grow until enough rows pass it, or the table's whole range is read.
+//!
+//! The sort's first key may also be a time bucket an aggregate groups by
+//! (`GROUP BY time_bucket('1 minute', time) ... ORDER BY minute DESC LIMIT 5`, TSBS
+//! groupby-orderby-limit): the aggregate then runs on each range, and each range starts
+//! and ends on bucket boundaries, so that every group a range yields holds all of its
+//! bucket's rows and no bucket is split between two ranges. The rows counted are then
+//! groups, and every group left unread lies in an older (newer) bucket than every group
+//! read.
 
 use std::fmt;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::DataType;
+use datafusion::common::ScalarValue;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::expressions::{Column, Literal};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::coop::CooperativeExec;
 use datafusion::physical_plan::execution_plan::{
@@ -71,10 +81,13 @@ impl PhysicalOptimizerRule for TopByTimeRule {
                 return Ok(Transformed::no(node));
             };
             let input = sort.input();
-            if input.is::<RecentFirstExec>() || !reaches_time(input, column.index()) {
+            if input.is::<RecentFirstExec>() {
                 return Ok(Transformed::no(node));
             }
-            let recent = RecentFirstExec::new(input.clone(), fetch, first.options.descending);
+            let Some(key) = time_key(input, column.index()) else {
+                return Ok(Transformed::no(node));
+            };
+            let recent = RecentFirstExec::new(input.clone(), fetch, first.options.descending, key);
             let new_sort = SortExec::new(sort.expr().clone(), Arc::new(recent))
                 .with_fetch(Some(fetch))
                 .with_preserve_partitioning(false);
@@ -94,37 +107,117 @@ impl PhysicalOptimizerRule for TopByTimeRule {
     }
 }
 
-/// Whether output column `index` of `plan` is the `time` column of a Sextant scan that
-/// returns every row, through nodes that pass rows and that column along unchanged.
-fn reaches_time(plan: &Arc<dyn ExecutionPlan>, index: usize) -> bool {
+/// What a top-n sort's first key is, as far as the ranges are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeKey {
+    /// The scan's `time`: a range may start and end anywhere.
+    Time,
+    /// `date_bin(stride, time, origin)` (`time_bucket`) that an aggregate groups by: a
+    /// range starts and ends on the buckets' boundaries.
+    Bucket {
+        /// The buckets' width, ns (positive).
+        stride: i64,
+        /// A bucket boundary, ns.
+        origin: i64,
+    },
+}
+
+impl TimeKey {
+    /// The start of the bucket holding `t` (`t` itself for [`TimeKey::Time`]).
+    fn floor(self, t: i128) -> i128 {
+        match self {
+            TimeKey::Time => t,
+            TimeKey::Bucket { stride, origin } => {
+                let (stride, origin) = (i128::from(stride), i128::from(origin));
+                origin + (t - origin).div_euclid(stride) * stride
+            }
+        }
+    }
+
+    /// The last instant of the bucket holding `t` (`t` itself for [`TimeKey::Time`]).
+    fn ceil(self, t: i128) -> i128 {
+        match self {
+            TimeKey::Time => t,
+            TimeKey::Bucket { stride, .. } => self.floor(t) + i128::from(stride) - 1,
+        }
+    }
+}
+
+/// How output column `index` of `plan` follows the `time` column of a Sextant scan that
+/// returns every row: that column itself, passed along unchanged, or a time bucket of it
+/// that an aggregate groups by; `None` when it is neither.
+fn time_key(plan: &Arc<dyn ExecutionPlan>, index: usize) -> Option<TimeKey> {
     if let Some(scan) = plan.downcast_ref::<SextantScanExec>() {
-        let field = scan.schema().fields().get(index).cloned();
-        return scan.is_plain()
-            && field.is_some_and(|f| {
-                f.name() == "time" && matches!(f.data_type(), DataType::Timestamp(..))
-            });
+        let field = scan.schema().fields().get(index).cloned()?;
+        let is_time = scan.is_plain()
+            && field.name() == "time"
+            && matches!(field.data_type(), DataType::Timestamp(..));
+        return is_time.then_some(TimeKey::Time);
     }
     if let Some(p) = plan.downcast_ref::<ProjectionExec>() {
-        return p
-            .expr()
-            .get(index)
-            .and_then(|e| e.expr.downcast_ref::<Column>())
-            .is_some_and(|c| reaches_time(p.input(), c.index()));
+        let c = p.expr().get(index)?.expr.downcast_ref::<Column>()?;
+        return time_key(p.input(), c.index());
     }
     if let Some(f) = plan.downcast_ref::<FilterExec>() {
         let index = match f.projection() {
-            Some(p) => match p.get(index) {
-                Some(&i) => i,
-                None => return false,
-            },
+            Some(p) => *p.get(index)?,
             None => index,
         };
-        return reaches_time(f.input(), index);
+        return time_key(f.input(), index);
+    }
+    if let Some(a) = plan.downcast_ref::<AggregateExec>() {
+        // The aggregate's first columns are its groups; a group of a partial aggregate
+        // (or a plain column) is passed along, a bucket of the time is made here.
+        let group_by = a.group_expr();
+        if !group_by.is_single() || a.limit_options().is_some() {
+            return None;
+        }
+        let expr = &group_by.expr().get(index)?.0;
+        if let Some(c) = expr.downcast_ref::<Column>() {
+            return time_key(a.input(), c.index());
+        }
+        let (column, key) = date_bin(expr)?;
+        return (time_key(a.input(), column)? == TimeKey::Time).then_some(key);
     }
     let passes = plan.is::<CoalescePartitionsExec>()
         || plan.is::<RepartitionExec>()
         || plan.is::<CooperativeExec>();
-    passes && reaches_time(plan.children()[0], index)
+    if passes {
+        time_key(plan.children()[0], index)
+    } else {
+        None
+    }
+}
+
+/// `date_bin(stride, column [, origin])` with a literal stride of a fixed number of
+/// nanoseconds (no months) and a literal nanosecond origin: the column's index and the
+/// buckets.
+fn date_bin(expr: &Arc<dyn PhysicalExpr>) -> Option<(usize, TimeKey)> {
+    let f = expr.downcast_ref::<ScalarFunctionExpr>()?;
+    if f.fun().name() != "date_bin" {
+        return None;
+    }
+    let args = f.args();
+    let literal = |i: usize| args.get(i)?.downcast_ref::<Literal>().map(Literal::value);
+    let stride = match literal(0)? {
+        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => i64::from(v.days)
+            .checked_mul(86_400_000_000_000)?
+            .checked_add(v.nanoseconds)?,
+        ScalarValue::IntervalDayTime(Some(v)) => i64::from(v.days)
+            .checked_mul(86_400_000_000_000)?
+            .checked_add(i64::from(v.milliseconds).checked_mul(1_000_000)?)?,
+        _ => return None,
+    };
+    let origin = match args.len() {
+        2 => 0,
+        3 => match literal(2)? {
+            ScalarValue::TimestampNanosecond(Some(v), _) => *v,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let column = args.get(1)?.downcast_ref::<Column>()?.index();
+    (stride > 0).then_some((column, TimeKey::Bucket { stride, origin }))
 }
 
 /// Runs its input on widening time ranges from the newest (or oldest) row until the rows
@@ -134,13 +227,20 @@ pub struct RecentFirstExec {
     input: Arc<dyn ExecutionPlan>,
     fetch: usize,
     descending: bool,
+    key: TimeKey,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
 
 impl RecentFirstExec {
-    /// Reads `input` newest first (`descending`) or oldest first until it has `fetch` rows.
-    pub fn new(input: Arc<dyn ExecutionPlan>, fetch: usize, descending: bool) -> Self {
+    /// Reads `input` newest first (`descending`) or oldest first until it has `fetch` rows,
+    /// each range aligned to `key`'s buckets.
+    pub fn new(
+        input: Arc<dyn ExecutionPlan>,
+        fetch: usize,
+        descending: bool,
+        key: TimeKey,
+    ) -> Self {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(input.schema()),
             Partitioning::UnknownPartitioning(1),
@@ -151,6 +251,7 @@ impl RecentFirstExec {
             input,
             fetch,
             descending,
+            key,
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
         }
@@ -164,7 +265,11 @@ impl DisplayAs for RecentFirstExec {
             f,
             "RecentFirstExec: {order} time ranges first, until {} rows",
             self.fetch
-        )
+        )?;
+        if let TimeKey::Bucket { stride, origin } = self.key {
+            write!(f, ", ranges on {stride} ns buckets from {origin}")?;
+        }
+        Ok(())
     }
 }
 
@@ -197,6 +302,7 @@ impl ExecutionPlan for RecentFirstExec {
                 children.remove(0),
                 self.fetch,
                 self.descending,
+                self.key,
             ))),
             n => Err(DataFusionError::Internal(format!(
                 "RecentFirstExec has one child, was given {n}"
@@ -218,6 +324,7 @@ impl ExecutionPlan for RecentFirstExec {
             input: self.input.clone(),
             fetch: self.fetch,
             descending: self.descending,
+            key: self.key,
             context,
             baseline: BaselineMetrics::new(&self.metrics, partition),
             counters: RunCounters::new(&self.metrics, partition),
@@ -295,6 +402,7 @@ struct Run {
     input: Arc<dyn ExecutionPlan>,
     fetch: usize,
     descending: bool,
+    key: TimeKey,
     context: Arc<TaskContext>,
     baseline: BaselineMetrics,
     counters: RunCounters,
@@ -343,7 +451,8 @@ impl Run {
     }
 
     /// The first range: from the table's end, as wide as should hold twice the rows asked
-    /// for if the matching series' rows were spread evenly over the table's time.
+    /// for if the matching series' rows were spread evenly over the table's time (for
+    /// buckets: as many buckets as groups asked for), aligned to the buckets.
     fn first_range(&self) -> Result<Option<Ranges>> {
         let Some(scan) = find_scan(&self.input) else {
             return Err(DataFusionError::Internal(
@@ -365,16 +474,24 @@ impl Run {
         if lo > hi {
             return Ok(None);
         }
-        // Rows of the series and time range the scan reads (not the whole table's).
-        let rows = scan
-            .snapshot()
-            .estimate_rows(request, u64::MAX)
-            .map_err(crate::error::to_datafusion)?
-            .unwrap_or(u64::MAX);
-        let rows = (rows as i128).max(1);
         let span = hi - lo + 1;
-        let width = (span * 2 * self.fetch as i128 / rows).clamp(1, span);
-        Ok(Some(if self.descending {
+        let width = match self.key {
+            TimeKey::Time => {
+                // Rows of the series and time range the scan reads (not the whole
+                // table's).
+                let rows = scan
+                    .snapshot()
+                    .estimate_rows(request, u64::MAX)
+                    .map_err(crate::error::to_datafusion)?
+                    .unwrap_or(u64::MAX);
+                let rows = (rows as i128).max(1);
+                span * 2 * self.fetch as i128 / rows
+            }
+            // As many buckets as groups asked for: enough when every bucket has a row.
+            TimeKey::Bucket { stride, .. } => i128::from(stride) * self.fetch as i128,
+        }
+        .clamp(1, span);
+        let first = if self.descending {
             Ranges {
                 lo,
                 hi,
@@ -388,11 +505,28 @@ impl Run {
                 a: lo,
                 b: lo + width - 1,
             }
-        }))
+        };
+        Ok(Some(self.aligned(first)))
     }
 
-    /// After a range: the next one, three times as wide as all read so far, unless the
-    /// rows reached `fetch` or the table's end was read.
+    /// `r` with its open end moved out to a bucket boundary (within the table's times),
+    /// so that no bucket is split between two ranges.
+    fn aligned(&self, r: Ranges) -> Ranges {
+        if self.descending {
+            Ranges {
+                a: self.key.floor(r.a).max(r.lo),
+                ..r
+            }
+        } else {
+            Ranges {
+                b: self.key.ceil(r.b).min(r.hi),
+                ..r
+            }
+        }
+    }
+
+    /// After a range: the next one, three times as wide as all read so far (and aligned),
+    /// unless the rows reached `fetch` or the table's end was read.
     fn advance(&mut self) {
         let Some(Some(r)) = self.next.take() else {
             self.next = Some(None);
@@ -424,7 +558,7 @@ impl Run {
                 ..r
             }
         };
-        self.next = Some(Some(next));
+        self.next = Some(Some(self.aligned(next)));
     }
 }
 

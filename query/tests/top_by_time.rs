@@ -1,6 +1,8 @@
-//! `ORDER BY time DESC LIMIT n` (and `ASC`) reads only the newest (oldest) time ranges,
-//! and answers exactly as a full sort would.
+//! `ORDER BY time DESC LIMIT n` (and `ASC`), and the same over a time bucket an aggregate
+//! groups by, reads only the newest (oldest) time ranges, and answers exactly as a full
+//! sort would.
 
+use proptest::prelude::*;
 use sextant_engine::{Level, LogRecord, Point};
 use sextant_query::Database;
 
@@ -176,6 +178,134 @@ fn other_sorts_are_left_alone() {
             !explain_analyze(&db, sql).contains("RecentFirstExec"),
             "{sql} uses RecentFirstExec"
         );
+    }
+}
+
+/// The same query with the sort on `minute` moved to an expression the rule does not
+/// touch.
+fn full_sort_of(sql: &str, key: &str) -> String {
+    sql.replace(
+        &format!("ORDER BY {key}"),
+        &format!("ORDER BY {key} + INTERVAL '0 seconds'"),
+    )
+}
+
+#[test]
+fn newest_buckets_of_an_aggregate_come_from_the_newest_ranges_only() {
+    let (_dir, db) = setup();
+    // TSBS groupby-orderby-limit: the first range holds five whole minutes.
+    let sql = "SELECT time_bucket('60 seconds', time) AS minute, max(usage) FROM cpu \
+               GROUP BY minute ORDER BY minute DESC LIMIT 5";
+    let got = text(&db.sql(sql).unwrap());
+    assert_eq!(got, text(&db.sql(&full_sort_of(sql, "minute")).unwrap()));
+    assert_eq!(got.len(), 5);
+    // The newest minute holds seconds 1980..1999: h3's usage at 1999 s.
+    assert_eq!(got[0], vec!["1970-01-01T00:33:00Z", "19993.0"]);
+    let plan = explain_analyze(&db, sql);
+    assert!(plan.contains("ranges on 60000000000 ns buckets"), "{plan}");
+    let groups = metric(&plan, "RecentFirstExec", "output_rows");
+    assert!((5..10).contains(&groups), "read {groups} groups:\n{plan}");
+    assert_eq!(metric(&plan, "RecentFirstExec", "time_ranges_read"), 1);
+
+    for sql in [
+        // Oldest first, a tag as a second group, avg and count.
+        "SELECT time_bucket('60 seconds', time) AS minute, hostname, avg(usage), count(*) \
+         FROM cpu GROUP BY minute, hostname ORDER BY minute, hostname LIMIT 7",
+        // A bucket whose origin is not the epoch, and a time range in WHERE that cuts the
+        // newest bucket short.
+        "SELECT date_bin(INTERVAL '7 seconds', time, TIMESTAMP '1970-01-01T00:00:03Z') AS b, \
+         min(usage) FROM cpu WHERE time < '1970-01-01T00:10:05Z' \
+         GROUP BY b ORDER BY b DESC LIMIT 4",
+        // Few groups pass HAVING: the ranges grow until enough do, or the table ends.
+        "SELECT time_bucket(INTERVAL '10 seconds', time) AS b, min(usage) AS m FROM cpu \
+         GROUP BY b HAVING min(usage) < 0 ORDER BY b DESC LIMIT 3",
+        "SELECT time_bucket(INTERVAL '10 seconds', time) AS b, min(usage) AS m FROM cpu \
+         GROUP BY b HAVING min(usage) < 0 ORDER BY b DESC LIMIT 30",
+        // The bucket under a projection that renames it, more groups than exist.
+        "SELECT b AS bucket, n FROM (SELECT time_bucket('1 day', time) AS b, count(*) AS n \
+         FROM cpu GROUP BY b) ORDER BY bucket DESC LIMIT 3",
+    ] {
+        let key = sql.split("ORDER BY ").nth(1).unwrap();
+        let key = key.split([' ', ',']).next().unwrap();
+        let got = text(&db.sql(sql).unwrap());
+        assert_eq!(
+            got,
+            text(&db.sql(&full_sort_of(sql, key)).unwrap()),
+            "{sql}"
+        );
+        assert!(
+            explain_analyze(&db, sql).contains("RecentFirstExec"),
+            "{sql} does not use RecentFirstExec"
+        );
+    }
+    let negatives = "SELECT time_bucket(INTERVAL '10 seconds', time) AS b, min(usage) FROM cpu \
+                     GROUP BY b HAVING min(usage) < 0 ORDER BY b DESC LIMIT 30";
+    assert_eq!(text(&db.sql(negatives).unwrap()).len(), 4);
+}
+
+#[test]
+fn buckets_of_months_and_sorts_on_aggregates_are_left_alone() {
+    let (_dir, db) = setup();
+    for sql in [
+        "SELECT time_bucket(INTERVAL '1 month', time) AS m, count(*) FROM cpu \
+         GROUP BY m ORDER BY m DESC LIMIT 2",
+        "SELECT time_bucket('60 seconds', time) AS minute, max(usage) AS top FROM cpu \
+         GROUP BY minute ORDER BY top DESC LIMIT 2",
+        "SELECT time_bucket('60 seconds', time) AS minute, hostname, max(usage) FROM cpu \
+         GROUP BY minute, hostname ORDER BY hostname, minute DESC LIMIT 2",
+    ] {
+        assert!(
+            !explain_analyze(&db, sql).contains("RecentFirstExec"),
+            "{sql} uses RecentFirstExec"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Newest (oldest) buckets through the ranges equal a full sort's, whatever the
+    /// buckets' width and origin, the gaps in the data, the limit and the time range.
+    #[test]
+    fn bucketed_top_n_equals_a_full_sort(
+        // Sparse (a row every 100 s on average): many buckets are empty, so that most
+        // answers take several ranges.
+        times in proptest::collection::vec((0i64..20_000, 0u8..3), 1..200),
+        stride in 1i64..400,
+        origin in -500i64..500,
+        limit in 1usize..12,
+        descending in any::<bool>(),
+        until in proptest::option::of(0i64..20_000),
+        flush_at in 0usize..200,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        let points: Vec<Point> = times
+            .iter()
+            .map(|&(t, h)| {
+                Point::metric("cpu")
+                    .tag("hostname", format!("h{h}"))
+                    .field("usage", (t % 97) as f64)
+                    .time(t * 1_000_000_000)
+            })
+            .collect();
+        let (older, newer) = points.split_at(flush_at.min(points.len()));
+        db.write_points(older).unwrap();
+        db.flush().unwrap();
+        db.write_points(newer).unwrap();
+        let filter = until
+            .map(|u| format!("WHERE time < TIMESTAMP '1970-01-01T00:00:00Z' + INTERVAL '{u} seconds'"))
+            .unwrap_or_default();
+        let sql = format!(
+            "SELECT date_bin(INTERVAL '{stride} seconds', time, \
+             TIMESTAMP '1970-01-01T00:00:00Z' + INTERVAL '{origin} seconds') AS b, hostname, \
+             max(usage), count(*) FROM cpu {filter} GROUP BY b, hostname \
+             ORDER BY b {}, hostname LIMIT {limit}",
+            if descending { "DESC" } else { "ASC" },
+        );
+        let got = text(&db.sql(&sql).unwrap());
+        prop_assert_eq!(&got, &text(&db.sql(&full_sort_of(&sql, "b")).unwrap()), "{}", sql);
+        prop_assert!(explain_analyze(&db, &sql).contains("RecentFirstExec"), "{}", sql);
     }
 }
 
