@@ -98,6 +98,8 @@ impl Database {
             .with_default_features()
             .with_query_planner(Arc::new(SextantQueryPlanner))
             .with_physical_optimizer_rule(Arc::new(crate::top_by_time::TopByTimeRule))
+            // After the top-by-time rule, which looks through DataFusion's aggregates.
+            .with_physical_optimizer_rule(Arc::new(crate::run_aggregate::RunAggregateRule))
             .build();
         let ctx = SessionContext::new_with_state(state);
         let catalog = ctx

@@ -16,7 +16,7 @@ use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskCo
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
-    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, RecordOutput,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
@@ -214,7 +214,7 @@ impl ExecutionPlan for SextantScanExec {
                 Some(l) if batch.num_rows() > l => batch.slice(0, l),
                 _ => batch,
             };
-            baseline.record_output(batch.num_rows());
+            RecordOutput::record_output(&batch, &baseline);
             baseline.done();
             let stream = futures::stream::iter([Ok(batch)]);
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
@@ -348,7 +348,7 @@ impl Stream for ScanStream {
                     }
                     *left -= batch.num_rows();
                 }
-                this.baseline.record_output(batch.num_rows());
+                RecordOutput::record_output(&batch, &this.baseline);
                 Poll::Ready(Some(Ok(batch)))
             }
         }

@@ -29,6 +29,7 @@ pub mod functions;
 pub mod latest;
 pub mod memory;
 pub mod provider;
+pub mod run_aggregate;
 pub mod system;
 pub mod top_by_time;
 

@@ -42,7 +42,7 @@ use datafusion::physical_plan::execution_plan::{
 };
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::metrics::{
-    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, RecordOutput,
 };
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
@@ -192,7 +192,7 @@ fn time_key(plan: &Arc<dyn ExecutionPlan>, index: usize) -> Option<TimeKey> {
 /// `date_bin(stride, column [, origin])` with a literal stride of a fixed number of
 /// nanoseconds (no months) and a literal nanosecond origin: the column's index and the
 /// buckets.
-fn date_bin(expr: &Arc<dyn PhysicalExpr>) -> Option<(usize, TimeKey)> {
+pub(crate) fn date_bin(expr: &Arc<dyn PhysicalExpr>) -> Option<(usize, TimeKey)> {
     let f = expr.downcast_ref::<ScalarFunctionExpr>()?;
     if f.fun().name() != "date_bin" {
         return None;
@@ -421,7 +421,7 @@ impl Run {
                 match stream.next().await {
                     Some(Ok(batch)) => {
                         self.got += batch.num_rows();
-                        self.baseline.record_output(batch.num_rows());
+                        RecordOutput::record_output(&batch, &self.baseline);
                         return Ok(Some(batch));
                     }
                     Some(Err(e)) => {

@@ -1,0 +1,430 @@
+//! Partial aggregation over runs of the scan's order, in place of hashing every row.
+//!
+//! A Sextant scan returns each series' rows together, in time order. When a query groups
+//! by tags (constant within a series) and a time bucket (`time_bucket`/`date_bin` of the
+//! time, which only grows within a series), the rows of a group follow one another, so
+//! that the groups of a batch are its runs of equal keys. [`RunAggregateRule`] puts a
+//! [`RunAggregateExec`] in place of DataFusion's partial `AggregateExec` over such a scan:
+//! it finds the runs ([`partition`], on the dictionaries' keys for tags) and folds each
+//! run's values in a tight loop, emitting one partial row per run with the partial
+//! aggregate's own schema, which the final aggregate above merges as before. A group cut
+//! by a batch boundary (or a series whose key repeats) gives two partial rows; the final
+//! aggregate adds them up, so the answer is the same, and only the hashing of every input
+//! row is saved.
+//!
+//! Taken: `min`, `max`, `sum` and `avg` of a `DOUBLE` expression, and `count` of any
+//! expression, none `DISTINCT`, ordered or filtered; groups that are tag columns or a
+//! bucket of fixed width of the scan's `time`. Anything else keeps DataFusion's
+//! aggregation.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::{
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array, UInt64Array,
+};
+use arrow_schema::{DataType, SchemaRef};
+use datafusion::arrow::compute::kernels::partition::partition;
+use datafusion::arrow::compute::take;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, RecordOutput,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+};
+use futures::StreamExt;
+use sextant_engine::schema::ROLE_KEY;
+
+use crate::exec::SextantScanExec;
+use crate::top_by_time::date_bin;
+
+/// Puts a [`RunAggregateExec`] in place of each partial aggregate it can take.
+#[derive(Debug, Default)]
+pub struct RunAggregateRule;
+
+impl PhysicalOptimizerRule for RunAggregateRule {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(aggregate) = node.downcast_ref::<AggregateExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            Ok(match RunAggregateExec::try_new(aggregate)? {
+                Some(exec) => Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>),
+                None => Transformed::no(node),
+            })
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "sextant_run_aggregate"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// What an aggregate folds a run into: its partial state's columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fold {
+    /// `min`: one `DOUBLE`, null for a run without values.
+    Min,
+    /// `max`: one `DOUBLE`, null for a run without values.
+    Max,
+    /// `sum`: one `DOUBLE`, null for a run without values.
+    Sum,
+    /// `avg`: the values' count (`UBIGINT`) and sum (`DOUBLE`), both null when none.
+    Avg,
+    /// `count`: the non-null values (`BIGINT`).
+    Count,
+}
+
+impl Fold {
+    /// The fold of aggregate function `name` over an argument of type `arg`, if its
+    /// partial state is `state` (the types this module builds).
+    fn of(name: &str, arg: &DataType, state: &[DataType]) -> Option<Fold> {
+        use DataType::{Float64, Int64, UInt64};
+        let fold = match name {
+            "min" => Fold::Min,
+            "max" => Fold::Max,
+            "sum" => Fold::Sum,
+            "avg" => Fold::Avg,
+            "count" => Fold::Count,
+            _ => return None,
+        };
+        let fits = match fold {
+            Fold::Min | Fold::Max | Fold::Sum => *arg == Float64 && state == [Float64],
+            Fold::Avg => *arg == Float64 && state == [UInt64, Float64],
+            Fold::Count => state == [Int64],
+        };
+        fits.then_some(fold)
+    }
+}
+
+/// One aggregate: its argument and fold.
+#[derive(Debug, Clone)]
+struct Aggregate {
+    arg: Arc<dyn PhysicalExpr>,
+    fold: Fold,
+}
+
+/// A partial aggregate computed run by run; see the [module](self) documentation.
+#[derive(Debug)]
+pub struct RunAggregateExec {
+    input: Arc<dyn ExecutionPlan>,
+    groups: Vec<Arc<dyn PhysicalExpr>>,
+    aggregates: Vec<Aggregate>,
+    /// What it shows: the partial aggregate's groups and aggregates.
+    display: String,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl RunAggregateExec {
+    /// The exec in place of `aggregate`, if it can take it.
+    fn try_new(aggregate: &AggregateExec) -> Result<Option<Self>> {
+        let input = aggregate.input();
+        let plain_scan = input
+            .downcast_ref::<SextantScanExec>()
+            .is_some_and(SextantScanExec::is_plain);
+        let group_by = aggregate.group_expr();
+        if *aggregate.mode() != AggregateMode::Partial
+            || !plain_scan
+            || !group_by.is_single()
+            || group_by.is_empty()
+            || aggregate.limit_options().is_some()
+            || aggregate.filter_expr().iter().any(Option::is_some)
+        {
+            return Ok(None);
+        }
+        let input_schema = input.schema();
+        let follows_series = |expr: &Arc<dyn PhysicalExpr>| {
+            if let Some(c) = expr.downcast_ref::<Column>() {
+                let field = input_schema.field(c.index());
+                return field.metadata().get(ROLE_KEY).is_some_and(|r| r == "tag");
+            }
+            date_bin(expr).is_some_and(|(c, _)| input_schema.field(c).name() == "time")
+        };
+        if !group_by.expr().iter().all(|(e, _)| follows_series(e)) {
+            return Ok(None);
+        }
+        let mut aggregates = Vec::new();
+        for expr in aggregate.aggr_expr() {
+            let args = expr.expressions();
+            if expr.is_distinct() || !expr.order_bys().is_empty() || args.len() != 1 {
+                return Ok(None);
+            }
+            let state: Vec<DataType> = expr
+                .state_fields()?
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect();
+            let arg = args[0].data_type(&input_schema)?;
+            let Some(fold) = Fold::of(expr.fun().name(), &arg, &state) else {
+                return Ok(None);
+            };
+            aggregates.push(Aggregate {
+                arg: Arc::clone(&args[0]),
+                fold,
+            });
+        }
+        let schema = aggregate.schema();
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            input.output_partitioning().clone(),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        let display = format!(
+            "gby=[{}], aggr=[{}]",
+            group_by
+                .expr()
+                .iter()
+                .map(|(_, name)| name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            aggregate
+                .aggr_expr()
+                .iter()
+                .map(|a| a.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(Some(RunAggregateExec {
+            input: Arc::clone(input),
+            groups: group_by.expr().iter().map(|(e, _)| Arc::clone(e)).collect(),
+            aggregates,
+            display,
+            schema,
+            properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
+        }))
+    }
+}
+
+impl DisplayAs for RunAggregateExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RunAggregateExec: mode=Partial, {}", self.display)
+    }
+}
+
+impl ExecutionPlan for RunAggregateExec {
+    fn name(&self) -> &str {
+        "RunAggregateExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        for expr in self
+            .groups
+            .iter()
+            .chain(self.aggregates.iter().map(|a| &a.arg))
+        {
+            if f(expr)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return Err(DataFusionError::Internal(format!(
+                "RunAggregateExec has one child, was given {}",
+                children.len()
+            )));
+        }
+        let input = children.remove(0);
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&self.schema)),
+            input.output_partitioning().clone(),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(Arc::new(RunAggregateExec {
+            input,
+            groups: self.groups.clone(),
+            aggregates: self.aggregates.clone(),
+            display: self.display.clone(),
+            schema: Arc::clone(&self.schema),
+            properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
+        }))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, context)?;
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
+        let input_rows: Count = MetricBuilder::new(&self.metrics).counter("input_rows", partition);
+        let runs = Runs {
+            groups: self.groups.clone(),
+            aggregates: self.aggregates.clone(),
+            schema: Arc::clone(&self.schema),
+        };
+        let batches = input.filter_map(move |batch| {
+            let out = batch.and_then(|batch| {
+                let timer = baseline.elapsed_compute().timer();
+                input_rows.add(batch.num_rows());
+                let out = runs.fold(&batch);
+                timer.done();
+                if let Ok(Some(b)) = &out {
+                    RecordOutput::record_output(b, &baseline);
+                }
+                out
+            });
+            futures::future::ready(out.transpose())
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            batches,
+        )))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+/// What a partition's stream folds each batch with.
+struct Runs {
+    groups: Vec<Arc<dyn PhysicalExpr>>,
+    aggregates: Vec<Aggregate>,
+    schema: SchemaRef,
+}
+
+impl Runs {
+    /// One partial row per run of equal group keys in `batch`; `None` for an empty batch.
+    fn fold(&self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(None);
+        }
+        let keys = self
+            .groups
+            .iter()
+            .map(|g| g.evaluate(batch)?.into_array(rows))
+            .collect::<Result<Vec<_>>>()?;
+        // Runs are found on a dictionary's keys: equal keys are equal values, and equal
+        // values under two keys only cut a run in two.
+        let comparable: Vec<ArrayRef> = keys
+            .iter()
+            .map(|k| match k.as_any_dictionary_opt() {
+                Some(d) => d.keys().slice(0, d.keys().len()),
+                None => Arc::clone(k),
+            })
+            .collect();
+        let ranges = partition(&comparable)?.ranges();
+        let starts = UInt32Array::from_iter_values(ranges.iter().map(|r| r.start as u32));
+        let mut columns = keys
+            .iter()
+            .map(|k| Ok(take(k.as_ref(), &starts, None)?))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        for aggregate in &self.aggregates {
+            let values = aggregate.arg.evaluate(batch)?.into_array(rows)?;
+            if aggregate.fold == Fold::Count {
+                let counts = ranges
+                    .iter()
+                    .map(|r| (r.len() - values.slice(r.start, r.len()).null_count()) as i64);
+                columns.push(Arc::new(Int64Array::from_iter_values(counts)));
+                continue;
+            }
+            let values = values.as_primitive::<Float64Type>();
+            let runs = ranges.iter().map(|r| values.slice(r.start, r.len()));
+            match aggregate.fold {
+                Fold::Min => columns.push(Arc::new(
+                    runs.map(|run| extreme(&run, f64::total_cmp, std::cmp::Ordering::Less))
+                        .collect::<Float64Array>(),
+                )),
+                Fold::Max => columns.push(Arc::new(
+                    runs.map(|run| extreme(&run, f64::total_cmp, std::cmp::Ordering::Greater))
+                        .collect::<Float64Array>(),
+                )),
+                Fold::Sum => columns.push(Arc::new(
+                    runs.map(|run| sum(&run).map(|(_, s)| s))
+                        .collect::<Float64Array>(),
+                )),
+                Fold::Avg => {
+                    // A run without values has a null count as well as a null sum, as
+                    // DataFusion's partial state does: the final aggregate takes a
+                    // non-null count for a value seen.
+                    let (counts, sums): (Vec<Option<u64>>, Vec<Option<f64>>) = runs
+                        .map(|run| sum(&run).map_or((None, None), |(n, s)| (Some(n), Some(s))))
+                        .unzip();
+                    columns.push(Arc::new(UInt64Array::from(counts)));
+                    columns.push(Arc::new(Float64Array::from(sums)));
+                }
+                Fold::Count => unreachable!("counted above"),
+            }
+        }
+        Ok(Some(RecordBatch::try_new(
+            Arc::clone(&self.schema),
+            columns,
+        )?))
+    }
+}
+
+/// The value of `run` that compares `wanted` to every other under `cmp` (the first of
+/// equals), `None` when it has no values.
+fn extreme(
+    run: &Float64Array,
+    cmp: fn(&f64, &f64) -> std::cmp::Ordering,
+    wanted: std::cmp::Ordering,
+) -> Option<f64> {
+    let better = |best: f64, v: f64| if cmp(&v, &best) == wanted { v } else { best };
+    if run.null_count() == 0 {
+        let values = run.values();
+        let (&first, rest) = values.split_first()?;
+        Some(rest.iter().fold(first, |best, &v| better(best, v)))
+    } else {
+        run.iter().flatten().reduce(better)
+    }
+}
+
+/// The count and sum of `run`'s values, `None` when it has none.
+fn sum(run: &Float64Array) -> Option<(u64, f64)> {
+    if run.null_count() == 0 {
+        let values = run.values();
+        (!values.is_empty()).then(|| (values.len() as u64, values.iter().sum()))
+    } else {
+        let (n, s) = run
+            .iter()
+            .flatten()
+            .fold((0u64, 0.0), |(n, s), v| (n + 1, s + v));
+        (n > 0).then_some((n, s))
+    }
+}

@@ -1,0 +1,177 @@
+//! Partial aggregation over the scan's runs (`RunAggregateExec`) answers as DataFusion's
+//! hash aggregation does, and is used only where the groups follow the scan's order.
+
+use proptest::prelude::*;
+use sextant_engine::{Config, Point};
+use sextant_query::{Database, QueryOptions};
+
+mod common;
+use common::{plan_text, text};
+
+/// A database whose scans always run in two partitions, so that DataFusion plans a
+/// partial aggregate for the rule to replace.
+fn open(dir: &std::path::Path) -> Database {
+    let options = QueryOptions {
+        target_partitions: 2,
+        single_partition_rows: 0,
+        ..QueryOptions::default()
+    };
+    Database::open_with(Config::new(dir), options).unwrap()
+}
+
+/// Rows of `(second, host, usage, extra)`; `extra` is missing (null) where `None`. The
+/// first `flush_at` rows are flushed to a segment, the rest stay in memory.
+fn load(db: &Database, rows: &[(i64, u8, i8, Option<i8>)], flush_at: usize) {
+    let points: Vec<Point> = rows
+        .iter()
+        .map(|&(t, h, usage, extra)| {
+            let mut p = Point::metric("cpu")
+                .tag("hostname", format!("h{h}"))
+                .tag("region", format!("r{}", h % 2))
+                .field("usage", f64::from(usage))
+                .time(t * 1_000_000_000);
+            if let Some(e) = extra {
+                p = p.field("extra", f64::from(e));
+            }
+            p
+        })
+        .collect();
+    let (older, newer) = points.split_at(flush_at.min(points.len()));
+    db.write_points(older).unwrap();
+    db.flush().unwrap();
+    db.write_points(newer).unwrap();
+}
+
+const AGGREGATES: &str = "min(usage) AS lo, max(usage) AS hi, sum(usage) AS s, \
+     avg(usage) AS a, count(extra) AS ne, count(*) AS n, avg(extra) AS ae, max(extra) AS he";
+
+/// The answer of `sql` through runs, checked to have used them, and through DataFusion's
+/// aggregation (the tag grouped by as an expression, which the rule leaves alone).
+fn both(db: &Database, sql: &str, tag: &str) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    let plan = plan_text(db, &format!("EXPLAIN {sql}"));
+    assert!(plan.contains("RunAggregateExec"), "{sql}\n{plan}");
+    let general = sql.replace(tag, &format!("concat({tag}, '')"));
+    let plan = plan_text(db, &format!("EXPLAIN {general}"));
+    assert!(!plan.contains("RunAggregateExec"), "{general}\n{plan}");
+    (
+        text(&db.sql(sql).unwrap()),
+        text(&db.sql(&general).unwrap()),
+    )
+}
+
+#[test]
+fn tsbs_shapes_answer_as_hash_aggregation_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let rows: Vec<_> = (0..3000i64)
+        .map(|i| {
+            let usage = ((i * 37) % 101) as i8;
+            let extra = (i % 7 != 0).then_some((i % 13) as i8);
+            (i / 4 * 10, (i % 4) as u8, usage, extra)
+        })
+        .collect();
+    load(&db, &rows, 1700);
+    for sql in [
+        // double-groupby
+        format!(
+            "SELECT time_bucket('3600 seconds', time) AS hour, hostname, {AGGREGATES} \
+             FROM cpu WHERE time >= '1970-01-01T00:10:00Z' GROUP BY hour, hostname \
+             ORDER BY hour, hostname"
+        ),
+        // single-groupby over two hosts, minutes
+        format!(
+            "SELECT time_bucket('60 seconds', time) AS minute, {AGGREGATES} FROM cpu \
+             WHERE hostname IN ('h1', 'h2') GROUP BY minute, hostname ORDER BY minute, hostname"
+        ),
+        // a tag shared by several series
+        format!("SELECT region, {AGGREGATES} FROM cpu GROUP BY region ORDER BY region"),
+    ] {
+        let tag = if sql.contains("GROUP BY region") {
+            "region"
+        } else {
+            "hostname"
+        };
+        let (runs, general) = both(&db, &sql, tag);
+        assert!(!runs.is_empty());
+        assert_eq!(runs, general, "{sql}");
+    }
+    // EXPLAIN ANALYZE shows the rows in and the runs out.
+    let plan = plan_text(
+        &db,
+        "EXPLAIN ANALYZE SELECT time_bucket('3600 seconds', time) AS hour, hostname, \
+         max(usage) FROM cpu GROUP BY hour, hostname",
+    );
+    // 3 hours x 4 hosts, each group one run: nothing split.
+    let line = plan
+        .lines()
+        .find(|l| l.contains("RunAggregateExec"))
+        .unwrap();
+    assert!(
+        line.contains("output_rows=12") && line.contains("input_rows=3.00 K"),
+        "{line}"
+    );
+    assert!(!line.contains("output_batches=0"), "{line}");
+    let scan = plan
+        .lines()
+        .find(|l| l.contains("SextantScanExec"))
+        .unwrap();
+    assert!(!scan.contains("output_batches=0"), "{scan}");
+}
+
+#[test]
+fn other_groups_and_aggregates_keep_hash_aggregation() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    load(
+        &db,
+        &[(1, 0, 5, Some(1)), (2, 1, 6, None), (3, 0, 7, Some(2))],
+        1,
+    );
+    for sql in [
+        // A field as a group: no runs to find.
+        "SELECT usage, count(*) FROM cpu GROUP BY usage",
+        // A month bucket has no fixed width.
+        "SELECT time_bucket(INTERVAL '1 month', time) AS m, max(usage) FROM cpu GROUP BY m",
+        // DISTINCT, FILTER, and an aggregate it does not fold.
+        "SELECT hostname, count(DISTINCT usage) FROM cpu GROUP BY hostname",
+        "SELECT hostname, count(*) FILTER (WHERE usage > 5) FROM cpu GROUP BY hostname",
+        "SELECT hostname, stddev(usage) FROM cpu GROUP BY hostname",
+        // No group at all.
+        "SELECT max(usage) FROM cpu",
+    ] {
+        let plan = plan_text(&db, &format!("EXPLAIN {sql}"));
+        assert!(!plan.contains("RunAggregateExec"), "{sql}\n{plan}");
+        assert!(!text(&db.sql(sql).unwrap()).is_empty(), "{sql}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Whatever the rows, gaps, nulls, bucket width and origin, runs answer as hashing.
+    #[test]
+    fn runs_equal_hash_aggregation(
+        rows in proptest::collection::vec(
+            (0i64..5_000, 0u8..4, any::<i8>(), proptest::option::of(any::<i8>())),
+            1..400,
+        ),
+        stride in 1i64..900,
+        origin in -500i64..500,
+        by_region in any::<bool>(),
+        flush_at in 0usize..400,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        // One row with `extra`, so that the column exists.
+        let rows: Vec<_> = std::iter::once((0, 0, 0, Some(1))).chain(rows).collect();
+        load(&db, &rows, flush_at);
+        let tag = if by_region { "region" } else { "hostname" };
+        let sql = format!(
+            "SELECT date_bin(INTERVAL '{stride} seconds', time, \
+             TIMESTAMP '1970-01-01T00:00:00Z' + INTERVAL '{origin} seconds') AS b, {tag}, \
+             {AGGREGATES} FROM cpu GROUP BY b, {tag} ORDER BY b, {tag}"
+        );
+        let (runs, general) = both(&db, &sql, tag);
+        prop_assert_eq!(runs, general, "{}", sql);
+    }
+}
