@@ -376,3 +376,41 @@ fn a_query_over_its_memory_limit_fails_naming_the_limit() {
         "{err}"
     );
 }
+
+#[test]
+fn series_without_a_tag_read_it_as_null_beside_series_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let mut points = Vec::new();
+    for t in 0..4i64 {
+        points.push(
+            Point::metric("cpu")
+                .tag("host", "a")
+                .field("usage", 1.0)
+                .time(t),
+        );
+        points.push(Point::metric("cpu").field("usage", 2.0).time(t));
+        points.push(
+            Point::metric("cpu")
+                .tag("host", "b")
+                .tag("dc", "x")
+                .field("usage", 3.0)
+                .time(t),
+        );
+    }
+    db.write_points(&points).unwrap();
+    let sql = "SELECT host, dc, count(*) AS n, sum(usage) AS s FROM cpu \
+               GROUP BY host, dc ORDER BY host NULLS FIRST, dc";
+    assert_eq!(
+        text(&db.sql(sql).unwrap()),
+        [
+            ["", "", "4", "8.0"],
+            ["a", "", "4", "4.0"],
+            ["b", "x", "4", "12.0"]
+        ]
+    );
+    let nulls = "SELECT count(*) FROM cpu WHERE host IS NULL OR dc IS NULL";
+    assert_eq!(text(&db.sql(nulls).unwrap()), [["8"]]);
+    db.flush().unwrap();
+    assert_eq!(text(&db.sql(nulls).unwrap()), [["8"]]);
+}

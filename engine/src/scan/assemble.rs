@@ -9,6 +9,7 @@ use arrow_array::{
     Array, ArrayRef, DictionaryArray, Int32Array, RecordBatch, RecordBatchOptions, StringArray,
     TimestampNanosecondArray,
 };
+use arrow_buffer::NullBufferBuilder;
 use arrow_schema::SchemaRef;
 
 use crate::error::Result;
@@ -114,7 +115,10 @@ fn tag_column(name: &str, pieces: &[Piece]) -> Result<ArrayRef> {
     let mut values: Vec<&str> = Vec::new();
     let mut index: HashMap<&str, i32> = HashMap::new();
     let rows: usize = pieces.iter().map(Piece::len).sum();
-    let mut keys: Vec<Option<i32>> = Vec::with_capacity(rows);
+    // A piece is one series: its key repeats over its rows. Nulls (series without the
+    // tag) are tracked only once one appears.
+    let mut keys: Vec<i32> = Vec::with_capacity(rows);
+    let mut nulls: Option<NullBufferBuilder> = None;
     for p in pieces {
         let k = p.key.get(name).map(|v| {
             *index.entry(v).or_insert_with(|| {
@@ -122,9 +126,20 @@ fn tag_column(name: &str, pieces: &[Piece]) -> Result<ArrayRef> {
                 values.len() as i32 - 1
             })
         });
-        keys.extend(std::iter::repeat_n(k, p.len()));
+        if k.is_none() && nulls.is_none() {
+            let mut builder = NullBufferBuilder::new(rows);
+            builder.append_n_non_nulls(keys.len());
+            nulls = Some(builder);
+        }
+        if let Some(builder) = nulls.as_mut() {
+            match k {
+                Some(_) => builder.append_n_non_nulls(p.len()),
+                None => builder.append_n_nulls(p.len()),
+            }
+        }
+        keys.extend(std::iter::repeat_n(k.unwrap_or(0), p.len()));
     }
-    let keys = Int32Array::from(keys);
+    let keys = Int32Array::new(keys.into(), nulls.and_then(|mut b| b.finish()));
     Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
         keys,
         Arc::new(StringArray::from(values)),
