@@ -58,7 +58,7 @@ pub use config::{Clock, Config, SystemClock};
 pub use engine::{Engine, RecoveryReport};
 pub use error::{Error, Result};
 pub use lifecycle::{Delete, Retention, RowMatch};
-pub use scan::{Scan, ScanMetrics, ScanRequest};
+pub use scan::{CmpOp, FieldFilter, Scan, ScanMetrics, ScanRequest};
 pub use schema::{ColumnDef, ColumnType, Level, TableKind, TableSchema};
 pub use series::SeriesKey;
 pub use snapshot::{Snapshot, TableStats};

@@ -148,6 +148,13 @@ impl DisplayAs for SextantScanExec {
         for (tag, values) in &r.tags {
             write!(f, ", {tag} IN ({})", values.join(", "))?;
         }
+        for field in &r.fields {
+            write!(
+                f,
+                ", blocks where {} {} {:?}",
+                field.column, field.op, field.value
+            )?;
+        }
         if let Some(l) = self.limit {
             write!(f, ", limit={l}")?;
         }
@@ -269,6 +276,7 @@ struct Counters {
     segments_read: Count,
     blocks_read: Count,
     blocks_pruned: Count,
+    blocks_filtered: Count,
     values_decoded: Count,
     chunks_read: Count,
 }
@@ -282,6 +290,7 @@ impl Counters {
             segments_read: metric("segments_read"),
             blocks_read: metric("blocks_read"),
             blocks_pruned: metric("blocks_pruned"),
+            blocks_filtered: metric("blocks_filtered"),
             values_decoded: metric("values_decoded"),
             chunks_read: metric("memory_chunks_read"),
         }
@@ -293,6 +302,7 @@ impl Counters {
         self.segments_read.add(m.segments_read);
         self.blocks_read.add(m.blocks_read);
         self.blocks_pruned.add(m.blocks_pruned);
+        self.blocks_filtered.add(m.blocks_filtered);
         self.values_decoded.add(m.values_decoded);
         self.chunks_read.add(m.chunks_read);
     }

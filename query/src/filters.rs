@@ -6,11 +6,15 @@
 //! - an equality or `IN` list of a tag with string constants: the engine returns exactly
 //!   the matching series (Exact).
 //!
+//! A comparison of a field with a constant of its type (`usage_user > 90`, `trace_id =
+//! 'abc'`) is pushed as a hint (Inexact): the engine skips blocks in which no row meets
+//! it, and DataFusion still filters the rows ([`field_filter`]).
+//!
 //! Anything else is left to DataFusion.
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, expr::InList};
-use sextant_engine::{ColumnType, TableSchema};
+use sextant_engine::{CmpOp, ColumnType, FieldFilter, FieldValue, TableSchema};
 
 /// What the pushed filters ask of a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +99,40 @@ fn apply(expr: &Expr, schema: &TableSchema, p: &mut Pushed) -> bool {
 
 /// `tag IN (...)`, `tag = 'x'`, and ORs of those on one tag (DataFusion turns short IN
 /// lists into ORs): the tag and the values it may take.
+/// `expr` as a field filter the scan can skip blocks by: a comparison of a field (not
+/// the level) with a non-null constant of exactly its type.
+pub fn field_filter(expr: &Expr, schema: &TableSchema) -> Option<FieldFilter> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
+        return None;
+    };
+    let (col, op, value) = match (column(left, schema), literal(right)) {
+        (Some(col), Some(value)) => (col, *op, value),
+        _ => (column(right, schema)?, op.swap()?, literal(left)?),
+    };
+    let op = match op {
+        Operator::Eq => CmpOp::Eq,
+        Operator::NotEq => CmpOp::NotEq,
+        Operator::Lt => CmpOp::Lt,
+        Operator::LtEq => CmpOp::LtEq,
+        Operator::Gt => CmpOp::Gt,
+        Operator::GtEq => CmpOp::GtEq,
+        _ => return None,
+    };
+    let value = match (col.1, value) {
+        (ColumnType::F64, ScalarValue::Float64(Some(v))) => FieldValue::F64(v),
+        (ColumnType::I64, ScalarValue::Int64(Some(v))) => FieldValue::I64(v),
+        (ColumnType::U64, ScalarValue::UInt64(Some(v))) => FieldValue::U64(v),
+        (ColumnType::Bool, ScalarValue::Boolean(Some(v))) => FieldValue::Bool(v),
+        (ColumnType::Str, v) => FieldValue::Str(string_value(&v)?),
+        _ => return None,
+    };
+    Some(FieldFilter {
+        column: col.0.to_string(),
+        op,
+        value,
+    })
+}
+
 fn tag_values<'a>(expr: &Expr, schema: &'a TableSchema) -> Option<(&'a str, Vec<String>)> {
     match expr {
         Expr::InList(InList {

@@ -153,6 +153,8 @@ impl TableProvider for SextantTable {
             .map(|f| {
                 if filters::supported(f, &self.schema) {
                     TableProviderFilterPushDown::Exact
+                } else if filters::field_filter(f, &self.schema).is_some() {
+                    TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
                 }
@@ -186,6 +188,13 @@ impl TableProvider for SextantTable {
             .time_between(pushed.min_time, pushed.max_time);
         for (tag, values) in pushed.tags {
             request = request.tag_in(tag, values);
+        }
+        for f in filters {
+            if !filters::supported(f, &self.schema)
+                && let Some(field) = filters::field_filter(f, &self.schema)
+            {
+                request.fields.push(field);
+            }
         }
         // A small scan runs as one partition: splitting it costs more than it saves. The
         // estimate is only compared with that threshold and with DataFusion's batch size

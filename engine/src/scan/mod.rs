@@ -20,7 +20,7 @@ use arrow_array::types::Int64Type;
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::{Schema, SchemaRef};
 
-pub use request::{ScanMetrics, ScanRequest};
+pub use request::{CmpOp, FieldFilter, ScanMetrics, ScanRequest};
 
 use crate::error::{Error, Result};
 use crate::lifecycle::{Hide, SeriesHide};
@@ -96,6 +96,9 @@ pub struct Scan {
     /// How many of `needed` the output asked for (the level column may follow, read
     /// only to hide rows by level).
     out_needed: usize,
+    /// The request's field filters on columns it returns, each with its index among
+    /// `needed`.
+    filters: Vec<(usize, FieldFilter)>,
 }
 
 /// Resolves the output columns of a request against a table's schema.
@@ -194,6 +197,7 @@ impl Scan {
                 });
             }
         }
+        let filters = field_filters(schema, req, &needed[..out_needed])?;
         let colmap = sources
             .iter()
             .map(|s| needed.iter().map(|c| s.column_index(&c.name)).collect())
@@ -229,6 +233,7 @@ impl Scan {
             level_index,
             series_hide: None,
             out_needed,
+            filters,
         })
     }
 
@@ -391,14 +396,17 @@ impl Scan {
     }
 
     /// Rows `[lo, hi)` of a segment (one block) whose time is within `window`
-    /// (inclusive).
+    /// (inclusive). `for_merge`: the rows go into a merge of overlapping sources, which
+    /// needs their time, and all of them: a block is skipped by the field filters only
+    /// when it is passed through alone (in a merge, a newer row that fails a filter still
+    /// replaces an older one of its time).
     fn segment_rows(
         &mut self,
         run: &Run,
         block: usize,
         lo: usize,
         hi: usize,
-        need_time: bool,
+        for_merge: bool,
         window: (i64, i64),
     ) -> Result<Option<(usize, Vec<ArrayRef>)>> {
         let Source::Segment(seg) = &self.sources[run.source] else {
@@ -414,7 +422,7 @@ impl Scan {
         let (mut a, mut b) = (lo - bs, hi - bs);
         let inside = run.min_time >= window.0 && run.max_time <= window.1;
         // The time column is decoded only when it is returned or needed to filter.
-        let time = if need_time || self.time_wanted || !inside || self.hide.is_some() {
+        let time = if for_merge || self.time_wanted || !inside || self.hide.is_some() {
             let time = self
                 .block(run.source, 0, block)?
                 .expect("every segment has time");
@@ -429,6 +437,10 @@ impl Scan {
             None
         };
         if a == b {
+            return Ok(None);
+        }
+        if !for_merge && !self.block_may_match(run.source, block, a, b)? {
+            self.metrics.blocks_filtered += 1;
             return Ok(None);
         }
         let len = b - a;
@@ -453,6 +465,22 @@ impl Scan {
             }
             _ => Ok(Some((len, arrays))),
         }
+    }
+
+    /// Whether a row in `[a, b)` of block `block` of a segment meets every field filter;
+    /// only the filters' columns are decoded.
+    fn block_may_match(&mut self, source: usize, block: usize, a: usize, b: usize) -> Result<bool> {
+        for i in 0..self.filters.len() {
+            let k = self.filters[i].0;
+            // A column the segment lacks is null in every row: no row meets the filter.
+            let Some(array) = self.block(source, k, block)? else {
+                return Ok(false);
+            };
+            if !any_meets(&array.slice(a, b - a), &self.filters[i].1)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// A chunk's rows of one series with time within `window`, in time order; for a
@@ -648,6 +676,91 @@ impl Iterator for Scan {
         }
         Some(batch)
     }
+}
+
+/// The request's field filters that can be used: each checked to name a field of a
+/// matching type, paired with the index of its column among `returned` (the needed
+/// columns the output asked for); filters on columns not returned are left out.
+fn field_filters(
+    schema: &TableSchema,
+    req: &ScanRequest,
+    returned: &[ColumnDef],
+) -> Result<Vec<(usize, FieldFilter)>> {
+    let mut out = Vec::new();
+    for f in &req.fields {
+        let Some(def) = schema.column(&f.column) else {
+            return Err(Error::NoSuchColumn {
+                table: schema.name.clone(),
+                column: f.column.clone(),
+            });
+        };
+        let ty = f.value.column_type();
+        if !def.ty.is_field() || def.ty == ColumnType::Level || def.ty != ty {
+            return Err(Error::InvalidInput(format!(
+                "table {:?}: a field filter compares {:?}, a {} column, with a {ty} value; it \
+                 takes a field and a value of the field's type",
+                schema.name, f.column, def.ty
+            )));
+        }
+        if let Some(k) = returned.iter().position(|c| c.name == f.column) {
+            out.push((k, f.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a row of `array` (a field's stored values) may meet `filter`. Integers,
+/// strings and booleans compare with Arrow's kernels, as DataFusion compares them.
+/// Floats are compared both as IEEE 754 does and in total order (NaN above every
+/// number, -0.0 below 0.0), a zero also as its opposite, and a row may meet the filter if
+/// it meets it in any of these: DataFusion's own comparison of floats is one of them,
+/// and a skipped block must hold no row it would keep.
+fn any_meets(array: &ArrayRef, filter: &FieldFilter) -> Result<bool> {
+    use crate::batch::FieldValue;
+    use arrow_array::types::Float64Type;
+    use arrow_array::{BooleanArray, Int64Array, Scalar, StringArray, UInt64Array};
+    use arrow_ord::cmp;
+    let value: ArrayRef = match &filter.value {
+        FieldValue::F64(v) => {
+            let floats = array.as_primitive::<Float64Type>();
+            return Ok(floats
+                .iter()
+                .flatten()
+                .any(|x| float_may_meet(x, filter.op, *v)));
+        }
+        FieldValue::I64(v) => Arc::new(Int64Array::from(vec![*v])),
+        FieldValue::U64(v) => Arc::new(UInt64Array::from(vec![*v])),
+        FieldValue::Bool(v) => Arc::new(BooleanArray::from(vec![*v])),
+        FieldValue::Str(v) => Arc::new(StringArray::from(vec![v.as_str()])),
+    };
+    let value = Scalar::new(value);
+    let met = match filter.op {
+        CmpOp::Eq => cmp::eq(array, &value),
+        CmpOp::NotEq => cmp::neq(array, &value),
+        CmpOp::Lt => cmp::lt(array, &value),
+        CmpOp::LtEq => cmp::lt_eq(array, &value),
+        CmpOp::Gt => cmp::gt(array, &value),
+        CmpOp::GtEq => cmp::gt_eq(array, &value),
+    }?;
+    Ok(met.true_count() > 0)
+}
+
+/// `x op v` under IEEE 754 comparison or total order, `v` a zero taken as either zero.
+fn float_may_meet(x: f64, op: CmpOp, v: f64) -> bool {
+    use std::cmp::Ordering;
+    let holds = |o: Ordering| match op {
+        CmpOp::Eq => o == Ordering::Equal,
+        CmpOp::NotEq => o != Ordering::Equal,
+        CmpOp::Lt => o == Ordering::Less,
+        CmpOp::LtEq => o != Ordering::Greater,
+        CmpOp::Gt => o == Ordering::Greater,
+        CmpOp::GtEq => o != Ordering::Less,
+    };
+    let ieee = match x.partial_cmp(&v) {
+        Some(o) => holds(o),
+        None => op == CmpOp::NotEq,
+    };
+    ieee || holds(x.total_cmp(&v)) || (v == 0.0 && holds(x.total_cmp(&-v)))
 }
 
 fn concat_parts(needed: &[ColumnDef], parts: Vec<Vec<ArrayRef>>) -> Result<Vec<ArrayRef>> {

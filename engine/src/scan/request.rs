@@ -1,5 +1,7 @@
 //! What a scan asks for.
 
+use crate::batch::FieldValue;
+
 /// A scan of one table: which columns, which time range, which series.
 ///
 /// ```
@@ -22,6 +24,11 @@ pub struct ScanRequest {
     /// Tag predicates, all of which a series must meet: the tag's value is one of the
     /// listed values (a series without the tag never matches).
     pub tags: Vec<(String, Vec<String>)>,
+    /// Field filters, a hint: a block of a segment in which no row meets every one of
+    /// them is skipped, but the rows of other blocks (and of memory) are returned whether
+    /// they meet them or not; the caller filters them. A filter whose column the scan
+    /// does not return is not used.
+    pub fields: Vec<FieldFilter>,
     /// Rows per returned batch, at most. Default: 8192.
     pub batch_rows: usize,
     /// Return only the series of partition `.0` out of `.1` (by a stable hash of the series
@@ -38,6 +45,7 @@ impl ScanRequest {
             min_time: i64::MIN,
             max_time: i64::MAX,
             tags: Vec::new(),
+            fields: Vec::new(),
             batch_rows: 8192,
             partition: (0, 1),
         }
@@ -83,6 +91,17 @@ impl ScanRequest {
         self.tag_in(tag, [value.into()])
     }
 
+    /// Skips blocks of segments in which no row has `column op value` (see
+    /// [`ScanRequest::fields`]).
+    pub fn field_filter(mut self, column: impl Into<String>, op: CmpOp, value: FieldValue) -> Self {
+        self.fields.push(FieldFilter {
+            column: column.into(),
+            op,
+            value,
+        });
+        self
+    }
+
     /// Sets the most rows per batch.
     pub fn batch_rows(mut self, rows: usize) -> Self {
         self.batch_rows = rows.max(1);
@@ -94,6 +113,50 @@ impl ScanRequest {
     pub fn partition(mut self, index: usize, count: usize) -> Self {
         self.partition = (index, count);
         self
+    }
+}
+
+/// A comparison of a field with a value of the field's type (see [`ScanRequest::fields`]).
+/// A null meets no filter. Floats are taken to meet it if they do under IEEE 754
+/// comparison or in total order (NaN above every number, -0.0 below 0.0), a zero value
+/// also as its opposite: a block is skipped only when no row meets it in any of these.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldFilter {
+    /// The field (not `time`, a tag or the level).
+    pub column: String,
+    /// How the field compares with the value.
+    pub op: CmpOp,
+    /// A value of the field's type.
+    pub value: FieldValue,
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `=`
+    Eq,
+    /// `<>`
+    NotEq,
+    /// `<`
+    Lt,
+    /// `<=`
+    LtEq,
+    /// `>`
+    Gt,
+    /// `>=`
+    GtEq,
+}
+
+impl std::fmt::Display for CmpOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CmpOp::Eq => "=",
+            CmpOp::NotEq => "<>",
+            CmpOp::Lt => "<",
+            CmpOp::LtEq => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::GtEq => ">=",
+        })
     }
 }
 
@@ -111,6 +174,9 @@ pub struct ScanMetrics {
     pub blocks_read: usize,
     /// Blocks of matching series skipped by their time statistics.
     pub blocks_pruned: usize,
+    /// Blocks skipped because no row met the field filters (their filter columns were
+    /// decoded, the others not).
+    pub blocks_filtered: usize,
     /// Values decoded from segment blocks.
     pub values_decoded: usize,
     /// In-memory chunks read.

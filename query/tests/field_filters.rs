@@ -1,0 +1,158 @@
+//! Field filters (`usage > 90`, `trace = 'x'`) skip the blocks in which no row meets
+//! them, and the answers stay those of the same filter evaluated by DataFusion alone.
+
+use proptest::prelude::*;
+use sextant_engine::{Config, Point};
+use sextant_query::{Database, QueryOptions};
+
+mod common;
+use common::{plan_text, text};
+
+/// Blocks of 16 rows, so that a few hundred rows make many blocks.
+fn open(dir: &std::path::Path) -> Database {
+    Database::open_with(Config::new(dir).block_rows(16), QueryOptions::default()).unwrap()
+}
+
+fn point(t: i64, host: u8, usage: f64, trace: &str) -> Point {
+    Point::metric("cpu")
+        .tag("host", format!("h{host}"))
+        .field("usage", usage)
+        .field("n", t % 7)
+        .field("trace", trace)
+        .time(t * 1_000_000_000)
+}
+
+/// The figure `name=` summed over the lines of `plan` that mention `node`.
+fn metric(plan: &str, node: &str, name: &str) -> usize {
+    plan.lines()
+        .filter(|l| l.contains(node))
+        .filter_map(|l| {
+            let at = l.find(&format!("{name}="))?;
+            l[at + name.len() + 1..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .sum()
+}
+
+#[test]
+fn a_selective_filter_skips_blocks_and_answers_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let points: Vec<Point> = (0..2000i64)
+        .map(|t| {
+            let usage = if t == 1234 { 99.0 } else { (t % 50) as f64 };
+            point(t, (t % 2) as u8, usage, &format!("trace-{}", t / 3))
+        })
+        .collect();
+    db.write_points(&points).unwrap();
+    db.flush().unwrap();
+    for (sql, rows) in [
+        ("SELECT time, host, usage FROM cpu WHERE usage > 90", 1),
+        (
+            "SELECT time, trace FROM cpu WHERE trace = 'trace-411' ORDER BY time",
+            3,
+        ),
+        ("SELECT count(*) FROM cpu WHERE 49 <= usage AND n <> 3", 1),
+    ] {
+        let got = text(&db.sql(sql).unwrap());
+        assert_eq!(got.len(), rows, "{sql}");
+        let plain = sql
+            .replace("WHERE ", "WHERE 1 = 1 AND ")
+            .replace("usage", "(usage + 0)");
+        let plain = plain.replace("trace =", "(trace || '') =");
+        assert_eq!(got, text(&db.sql(&plain).unwrap()), "{sql}");
+    }
+    let plan = plan_text(
+        &db,
+        "EXPLAIN ANALYZE SELECT time, host, usage, n, trace FROM cpu WHERE usage > 90",
+    );
+    assert!(plan.contains("blocks where usage > F64(90.0)"), "{plan}");
+    // 2000 rows of two series in 16-row blocks: 126 blocks, one holding the match. The
+    // others have their time and usage decoded, not their n and trace.
+    assert_eq!(
+        metric(&plan, "SextantScanExec", "blocks_filtered"),
+        125,
+        "{plan}"
+    );
+    let decoded = metric(&plan, "SextantScanExec", "values_decoded");
+    assert!(decoded <= 2 * 2000 + 2 * 16, "{plan}");
+}
+
+#[test]
+fn a_newer_row_that_fails_the_filter_still_replaces_an_older_one_that_meets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    db.write_points(&[point(5, 0, 95.0, "a"), point(6, 0, 1.0, "a")])
+        .unwrap();
+    db.flush().unwrap();
+    // Same series and times, later: the metric table keeps these.
+    db.write_points(&[point(5, 0, 10.0, "b"), point(6, 0, 96.0, "b")])
+        .unwrap();
+    let sql = "SELECT time, usage FROM cpu WHERE usage > 90";
+    assert_eq!(
+        text(&db.sql(sql).unwrap()),
+        [["1970-01-01T00:00:06Z", "96.0"]]
+    );
+    db.flush().unwrap();
+    assert_eq!(
+        text(&db.sql(sql).unwrap()),
+        [["1970-01-01T00:00:06Z", "96.0"]]
+    );
+    let sql = "SELECT time FROM cpu WHERE trace = 'a'";
+    assert!(text(&db.sql(sql).unwrap()).is_empty());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Whatever the rows (NaN, -0.0 and missing values included), the filters and the
+    /// flushes, the answer is DataFusion's.
+    #[test]
+    fn field_filters_answer_as_datafusion_alone(
+        rows in proptest::collection::vec(
+            (0i64..400, 0u8..3, prop_oneof![
+                Just(f64::NAN), Just(-0.0), Just(0.0), (-5i8..5).prop_map(f64::from)
+            ], 0u8..4, any::<bool>()),
+            1..300,
+        ),
+        value in prop_oneof![Just(f64::NAN), Just(-0.0), Just(0.0), (-5i8..5).prop_map(f64::from)],
+        op in prop_oneof![Just("="), Just("<>"), Just("<"), Just("<="), Just(">"), Just(">=")],
+        flush_at in 0usize..300,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        let points: Vec<Point> = rows
+            .iter()
+            .map(|&(t, h, usage, trace, with_usage)| {
+                let mut p = Point::metric("cpu")
+                    .tag("host", format!("h{h}"))
+                    .field("trace", format!("t{trace}"))
+                    .time(t * 1_000_000_000);
+                if with_usage {
+                    p = p.field("usage", usage);
+                }
+                p
+            })
+            .collect();
+        // `usage` must exist even if no generated row has it.
+        db.write_points(&[Point::metric("cpu").tag("host", "h9").field("usage", 1.0).time(0)])
+            .unwrap();
+        let (older, newer) = points.split_at(flush_at.min(points.len()));
+        db.write_points(older).unwrap();
+        db.flush().unwrap();
+        db.write_points(newer).unwrap();
+        let literal = if value.is_nan() { "'NaN'::double".to_owned() } else { format!("{value:?}") };
+        for sql in [
+            format!("SELECT time, host, usage FROM cpu WHERE usage {op} {literal} ORDER BY host, time"),
+            format!("SELECT time, host FROM cpu WHERE trace {op} 't2' ORDER BY host, time"),
+        ] {
+            let plain = sql
+                .replace("WHERE usage", "WHERE (usage + 0.0)")
+                .replace("WHERE trace", "WHERE (trace || '')");
+            prop_assert_eq!(text(&db.sql(&sql).unwrap()), text(&db.sql(&plain).unwrap()), "{}", sql);
+        }
+    }
+}
