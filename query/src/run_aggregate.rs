@@ -9,8 +9,9 @@
 //! run's values in a tight loop, emitting one partial row per run with the partial
 //! aggregate's own schema, which the final aggregate above merges as before. A group cut
 //! by a batch boundary (or a series whose key repeats) gives two partial rows; the final
-//! aggregate adds them up, so the answer is the same, and only the hashing of every input
-//! row is saved.
+//! aggregate adds them up, so the answer is the same (up to the order in which floats
+//! are summed, as with another partitioning), and only the hashing of every input row
+//! is saved.
 //!
 //! Taken: `min`, `max`, `sum` and `avg` of a `DOUBLE` expression, and `count` of any
 //! expression, none `DISTINCT`, ordered or filtered; groups that are tag columns or a
@@ -357,9 +358,14 @@ impl Runs {
         for aggregate in &self.aggregates {
             let values = aggregate.arg.evaluate(batch)?.into_array(rows)?;
             if aggregate.fold == Fold::Count {
-                let counts = ranges
-                    .iter()
-                    .map(|r| (r.len() - values.slice(r.start, r.len()).null_count()) as i64);
+                // Logical nulls: an untyped NULL is a NullArray without a null buffer.
+                let nulls = values.logical_nulls();
+                let counts = ranges.iter().map(|r| {
+                    let null = nulls
+                        .as_ref()
+                        .map_or(0, |n| n.slice(r.start, r.len()).null_count());
+                    (r.len() - null) as i64
+                });
                 columns.push(Arc::new(Int64Array::from_iter_values(counts)));
                 continue;
             }
@@ -367,11 +373,11 @@ impl Runs {
             let runs = ranges.iter().map(|r| values.slice(r.start, r.len()));
             match aggregate.fold {
                 Fold::Min => columns.push(Arc::new(
-                    runs.map(|run| extreme(&run, f64::total_cmp, std::cmp::Ordering::Less))
+                    runs.map(|run| extreme(&run, std::cmp::Ordering::Less))
                         .collect::<Float64Array>(),
                 )),
                 Fold::Max => columns.push(Arc::new(
-                    runs.map(|run| extreme(&run, f64::total_cmp, std::cmp::Ordering::Greater))
+                    runs.map(|run| extreme(&run, std::cmp::Ordering::Greater))
                         .collect::<Float64Array>(),
                 )),
                 Fold::Sum => columns.push(Arc::new(
@@ -398,20 +404,30 @@ impl Runs {
     }
 }
 
-/// The value of `run` that compares `wanted` to every other under `cmp` (the first of
-/// equals), `None` when it has no values.
-fn extreme(
-    run: &Float64Array,
-    cmp: fn(&f64, &f64) -> std::cmp::Ordering,
-    wanted: std::cmp::Ordering,
-) -> Option<f64> {
-    let better = |best: f64, v: f64| if cmp(&v, &best) == wanted { v } else { best };
+/// The min (`wanted` Less) or max (Greater) of `run`'s values, `None` when it has none,
+/// folded exactly as DataFusion's grouped min/max folds: from `f64::MAX` (`f64::MIN`),
+/// taking a value that compares `wanted` with the current one, or does not compare
+/// (NaN), so that -0.0 against 0.0 and NaN come out as they do through hashing.
+fn extreme(run: &Float64Array, wanted: std::cmp::Ordering) -> Option<f64> {
+    let start = if wanted == std::cmp::Ordering::Less {
+        f64::MAX
+    } else {
+        f64::MIN
+    };
+    let fold = |cur: f64, new: f64| match new.partial_cmp(&cur) {
+        Some(o) if o != wanted => cur,
+        _ => new,
+    };
     if run.null_count() == 0 {
         let values = run.values();
-        let (&first, rest) = values.split_first()?;
-        Some(rest.iter().fold(first, |best, &v| better(best, v)))
+        (!values.is_empty()).then(|| values.iter().fold(start, |c, &v| fold(c, v)))
     } else {
-        run.iter().flatten().reduce(better)
+        let mut seen = false;
+        let folded = run.iter().flatten().fold(start, |c, v| {
+            seen = true;
+            fold(c, v)
+        });
+        seen.then_some(folded)
     }
 }
 

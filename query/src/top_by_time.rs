@@ -488,7 +488,19 @@ impl Run {
                 span * 2 * self.fetch as i128 / rows
             }
             // As many buckets as groups asked for: enough when every bucket has a row.
-            TimeKey::Bucket { stride, .. } => i128::from(stride) * self.fetch as i128,
+            // Where date_bin overflows at an end of the range it gives NULL buckets,
+            // which sort first (DESC) or last (ASC): then everything is read at once.
+            TimeKey::Bucket { origin, .. } => {
+                let fits = |t: i128| {
+                    i64::try_from(t - i128::from(origin)).is_ok()
+                        && i64::try_from(self.key.floor(t)).is_ok()
+                };
+                if fits(lo) && fits(hi) {
+                    i128::from(self.key_stride()) * self.fetch as i128
+                } else {
+                    span
+                }
+            }
         }
         .clamp(1, span);
         let first = if self.descending {
@@ -507,6 +519,14 @@ impl Run {
             }
         };
         Ok(Some(self.aligned(first)))
+    }
+
+    /// The buckets' width (1 for the time itself).
+    fn key_stride(&self) -> i64 {
+        match self.key {
+            TimeKey::Time => 1,
+            TimeKey::Bucket { stride, .. } => stride,
+        }
     }
 
     /// `r` with its open end moved out to a bucket boundary (within the table's times),
@@ -562,7 +582,7 @@ impl Run {
     }
 }
 
-/// The Sextant scan under `plan` (the one [`reaches_time`] found).
+/// The Sextant scan under `plan` (the one [`time_key`] found).
 fn find_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<&SextantScanExec> {
     if let Some(scan) = plan.downcast_ref::<SextantScanExec>() {
         return Some(scan);

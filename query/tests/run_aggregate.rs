@@ -119,6 +119,37 @@ fn tsbs_shapes_answer_as_hash_aggregation_does() {
 }
 
 #[test]
+fn count_of_null_zeros_nan_and_missing_tags_answer_as_hashing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let mut points = Vec::new();
+    for (t, usage) in [
+        (1, 0.0),
+        (2, -0.0),
+        (3, 1.0),
+        (4, f64::NAN),
+        (5, 2.0),
+        (6, -0.0),
+    ] {
+        points.push(
+            Point::metric("cpu")
+                .tag("hostname", "h0")
+                .field("usage", usage)
+                .time(t),
+        );
+        // A series without the tag: a null group key.
+        points.push(Point::metric("cpu").field("usage", usage).time(t));
+    }
+    db.write_points(&points).unwrap();
+    db.flush().unwrap();
+    let sql = "SELECT hostname, min(usage) AS lo, max(usage) AS hi, count(NULL) AS nothing, \
+               count(*) AS n FROM cpu GROUP BY hostname ORDER BY hostname NULLS FIRST";
+    let (runs, general) = both(&db, sql, "hostname");
+    assert_eq!(runs, general);
+    assert_eq!(runs[0][3], "0", "{runs:?}");
+}
+
+#[test]
 fn other_groups_and_aggregates_keep_hash_aggregation() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path());

@@ -244,6 +244,30 @@ fn newest_buckets_of_an_aggregate_come_from_the_newest_ranges_only() {
 }
 
 #[test]
+fn a_time_whose_bucket_overflows_is_a_null_bucket_in_its_place() {
+    let (_dir, db) = setup();
+    // An "unset" time: date_bin overflows and gives it a NULL bucket, which sorts first
+    // in DESC and last in ASC.
+    db.write_points(&[Point::metric("cpu")
+        .tag("hostname", "unset")
+        .field("usage", 7.0)
+        .time(i64::MIN + 1)])
+        .unwrap();
+    for order in ["DESC", "ASC"] {
+        let sql = format!(
+            "SELECT time_bucket('60 seconds', time) AS b, max(usage) FROM cpu \
+             GROUP BY b ORDER BY b {order} LIMIT 3"
+        );
+        let got = text(&db.sql(&sql).unwrap());
+        assert_eq!(
+            got,
+            text(&db.sql(&full_sort_of(&sql, "b")).unwrap()),
+            "{sql}"
+        );
+    }
+}
+
+#[test]
 fn buckets_of_months_and_sorts_on_aggregates_are_left_alone() {
     let (_dir, db) = setup();
     for sql in [
