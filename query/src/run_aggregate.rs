@@ -188,12 +188,7 @@ impl RunAggregateExec {
             });
         }
         let schema = aggregate.schema();
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
-            input.output_partitioning().clone(),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        );
+        let properties = properties(&schema, input);
         let display = format!(
             "gby=[{}], aggr=[{}]",
             group_by
@@ -215,10 +210,20 @@ impl RunAggregateExec {
             aggregates,
             display,
             schema,
-            properties: Arc::new(properties),
+            properties,
             metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
+}
+
+/// The exec's properties: its schema, and the partitions of its input.
+fn properties(schema: &SchemaRef, input: &Arc<dyn ExecutionPlan>) -> Arc<PlanProperties> {
+    Arc::new(PlanProperties::new(
+        EquivalenceProperties::new(Arc::clone(schema)),
+        input.output_partitioning().clone(),
+        EmissionType::Incremental,
+        Boundedness::Bounded,
+    ))
 }
 
 impl DisplayAs for RunAggregateExec {
@@ -267,19 +272,14 @@ impl ExecutionPlan for RunAggregateExec {
             )));
         }
         let input = children.remove(0);
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&self.schema)),
-            input.output_partitioning().clone(),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        );
+        let properties = properties(&self.schema, &input);
         Ok(Arc::new(RunAggregateExec {
             input,
             groups: self.groups.clone(),
             aggregates: self.aggregates.clone(),
             display: self.display.clone(),
             schema: Arc::clone(&self.schema),
-            properties: Arc::new(properties),
+            properties,
             metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
