@@ -513,3 +513,29 @@ fn labels_the_engine_takes_as_no_column_are_kept_in_the_labels_json_and_restored
         "no second firing"
     );
 }
+
+#[test]
+fn rows_written_after_the_rules_were_loaded_are_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(Database::open(dir.path()).unwrap());
+    // The table exists, with host b only, when the rule is planned.
+    db.write_points(&[Point::metric("cpu")
+        .tag("host", "b")
+        .field("usage_user", 10.0)
+        .time(0)])
+        .unwrap();
+    let ev = Evaluator::new(
+        Arc::clone(&db),
+        vec![Rule::new("HighCpu", HIGH_CPU)],
+        Options::default(),
+    )
+    .unwrap();
+    assert!(transitions(&ev.evaluate_at(MIN).remove(0)).is_empty());
+    cpu(&db);
+    let o = ev.evaluate_at(2 * MIN).remove(0);
+    assert!(o.error.is_none(), "{o:?}");
+    assert_eq!(transitions(&o), [Transition::Firing], "{o:?}");
+    db.flush().unwrap();
+    let o = ev.evaluate_at(15 * MIN).remove(0);
+    assert_eq!(transitions(&o), [Transition::Resolved], "{o:?}");
+}

@@ -196,14 +196,21 @@ impl TableProvider for SextantTable {
                 request.fields.push(field);
             }
         }
+        // The rows are those of the moment the scan is planned, not of the moment the
+        // table was looked up: a logical plan kept and planned again (an alert rule, a
+        // prepared statement) sees the rows written since. Tables are never dropped and
+        // columns never removed, so the names looked up are still there.
+        let snapshot = match &self.engine {
+            Some(engine) => Arc::new(engine.snapshot()),
+            None => Arc::clone(&self.snapshot),
+        };
         // A small scan runs as one partition: splitting it costs more than it saves. The
         // estimate is only compared with that threshold and with DataFusion's batch size
         // (see SextantScanExec::with_estimated_rows), so counting stops past both.
         let batch_size = state.config().batch_size() as u64;
         let cap = self.single_partition_rows.max(batch_size + 1);
         let estimate = match self.rows {
-            Rows::All => self
-                .snapshot
+            Rows::All => snapshot
                 .estimate_rows(&request, cap)
                 .map_err(crate::error::to_datafusion)?,
             Rows::Latest { .. } => None,
@@ -212,8 +219,7 @@ impl TableProvider for SextantTable {
             Some(n) if n < self.single_partition_rows => 1,
             _ => state.config().target_partitions(),
         };
-        let mut exec =
-            SextantScanExec::new(self.snapshot.clone(), request, schema, partitions, limit);
+        let mut exec = SextantScanExec::new(snapshot, request, schema, partitions, limit);
         if let Some(rows) = estimate {
             exec = exec.with_estimated_rows(usize::try_from(rows).unwrap_or(usize::MAX));
         }

@@ -7,6 +7,9 @@
 //!   the database was opened (`compactions`, `segments_merged`, `bytes_flushed`,
 //!   `bytes_read`, `bytes_written`, `write_amplification`, `busy_seconds`,
 //!   `behind_seconds`, `merges_deferred`: background merges put off for want of memory).
+//!
+//! A table's rows are read when its scan is planned, so a plan kept and planned again
+//! (a prepared statement, an alert rule) sees the state of that moment.
 
 use std::sync::Arc;
 
@@ -14,11 +17,14 @@ use arrow_array::{
     ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt8Array,
     UInt64Array,
 };
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
-use datafusion::catalog::{SchemaProvider, TableProvider};
-use datafusion::datasource::MemTable;
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
 use sextant_engine::Engine;
 
 /// The schema's name.
@@ -37,97 +43,139 @@ impl SystemSchema {
     pub fn new(engine: Arc<Engine>) -> Self {
         SystemSchema { engine }
     }
+}
 
-    fn segments(&self) -> Result<RecordBatch> {
-        let snapshot = self.engine.snapshot();
-        let mut table = Vec::new();
-        let (mut id, mut level, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut rows, mut min_time, mut max_time) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut min_seq, mut max_seq) = (Vec::new(), Vec::new());
-        let names: Vec<String> = snapshot.tables().map(str::to_string).collect();
-        for name in names {
-            // Gone since the snapshot (never, today: tables are not dropped).
-            let Ok(infos) = self.engine.segments(&name) else {
-                continue;
-            };
-            let held = snapshot
-                .stats(&name)
-                .map(|s| s.segments)
-                .unwrap_or_default();
-            for info in infos {
-                // The snapshot's segment of the same sequence numbers has the contents
-                // (a merge between the two look-ups leaves these empty).
-                let meta = held
-                    .iter()
-                    .map(|s| s.meta())
-                    .find(|m| (m.min_seq, m.max_seq) == (info.min_seq, info.max_seq));
-                table.push(name.clone());
-                id.push(info.id);
-                level.push(info.level);
-                bytes.push(info.bytes);
-                rows.push(meta.map(|m| m.rows));
-                min_time.push(meta.map(|m| m.min_time));
-                max_time.push(meta.map(|m| m.max_time));
-                min_seq.push(info.min_seq);
-                max_seq.push(info.max_seq);
-            }
+/// One table of the schema, read afresh by each scan.
+#[derive(Debug)]
+struct SystemTable {
+    engine: Arc<Engine>,
+    name: &'static str,
+    schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for SystemTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = build(&self.engine, self.name)?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            Arc::clone(&self.schema),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// The rows of table `name` (one of [`TABLES`]) now.
+fn build(engine: &Engine, name: &str) -> Result<RecordBatch> {
+    match name {
+        "segments" => segments(engine),
+        _ => compaction(engine),
+    }
+}
+
+fn segments(engine: &Engine) -> Result<RecordBatch> {
+    let snapshot = engine.snapshot();
+    let mut table = Vec::new();
+    let (mut id, mut level, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut rows, mut min_time, mut max_time) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut min_seq, mut max_seq) = (Vec::new(), Vec::new());
+    let names: Vec<String> = snapshot.tables().map(str::to_string).collect();
+    for name in names {
+        // Gone since the snapshot (never, today: tables are not dropped).
+        let Ok(infos) = engine.segments(&name) else {
+            continue;
+        };
+        let held = snapshot
+            .stats(&name)
+            .map(|s| s.segments)
+            .unwrap_or_default();
+        for info in infos {
+            // The snapshot's segment of the same sequence numbers has the contents
+            // (a merge between the two look-ups leaves these empty).
+            let meta = held
+                .iter()
+                .map(|s| s.meta())
+                .find(|m| (m.min_seq, m.max_seq) == (info.min_seq, info.max_seq));
+            table.push(name.clone());
+            id.push(info.id);
+            level.push(info.level);
+            bytes.push(info.bytes);
+            rows.push(meta.map(|m| m.rows));
+            min_time.push(meta.map(|m| m.min_time));
+            max_time.push(meta.map(|m| m.max_time));
+            min_seq.push(info.min_seq);
+            max_seq.push(info.max_seq);
         }
-        let time = || DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
-        let schema = Schema::new(vec![
-            Field::new("table_name", DataType::Utf8, false),
-            Field::new("id", DataType::UInt64, false),
-            Field::new("level", DataType::UInt8, false),
-            Field::new("bytes", DataType::UInt64, false),
-            Field::new("rows", DataType::UInt64, true),
-            Field::new("min_time", time(), true),
-            Field::new("max_time", time(), true),
-            Field::new("min_seq", DataType::UInt64, false),
-            Field::new("max_seq", DataType::UInt64, false),
-        ]);
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from(table)),
-            Arc::new(UInt64Array::from(id)),
-            Arc::new(UInt8Array::from(level)),
-            Arc::new(UInt64Array::from(bytes)),
-            Arc::new(UInt64Array::from(rows)),
-            Arc::new(TimestampNanosecondArray::from(min_time).with_timezone("UTC")),
-            Arc::new(TimestampNanosecondArray::from(max_time).with_timezone("UTC")),
-            Arc::new(UInt64Array::from(min_seq)),
-            Arc::new(UInt64Array::from(max_seq)),
-        ];
-        Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
     }
+    let time = || DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+    let schema = Schema::new(vec![
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("id", DataType::UInt64, false),
+        Field::new("level", DataType::UInt8, false),
+        Field::new("bytes", DataType::UInt64, false),
+        Field::new("rows", DataType::UInt64, true),
+        Field::new("min_time", time(), true),
+        Field::new("max_time", time(), true),
+        Field::new("min_seq", DataType::UInt64, false),
+        Field::new("max_seq", DataType::UInt64, false),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(table)),
+        Arc::new(UInt64Array::from(id)),
+        Arc::new(UInt8Array::from(level)),
+        Arc::new(UInt64Array::from(bytes)),
+        Arc::new(UInt64Array::from(rows)),
+        Arc::new(TimestampNanosecondArray::from(min_time).with_timezone("UTC")),
+        Arc::new(TimestampNanosecondArray::from(max_time).with_timezone("UTC")),
+        Arc::new(UInt64Array::from(min_seq)),
+        Arc::new(UInt64Array::from(max_seq)),
+    ];
+    Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
+}
 
-    fn compaction(&self) -> Result<RecordBatch> {
-        let s = self.engine.compaction_stats();
-        let u = |name: &str| Field::new(name, DataType::UInt64, false);
-        let f = |name: &str| Field::new(name, DataType::Float64, false);
-        let schema = Schema::new(vec![
-            u("compactions"),
-            u("segments_merged"),
-            u("bytes_flushed"),
-            u("bytes_read"),
-            u("bytes_written"),
-            f("write_amplification"),
-            f("busy_seconds"),
-            f("behind_seconds"),
-            u("merges_deferred"),
-        ]);
-        let one_u = |v: u64| Arc::new(UInt64Array::from(vec![v])) as ArrayRef;
-        let one_f = |v: f64| Arc::new(Float64Array::from(vec![v])) as ArrayRef;
-        let columns = vec![
-            one_u(s.compactions),
-            one_u(s.segments_merged),
-            one_u(s.bytes_flushed),
-            one_u(s.bytes_read),
-            one_u(s.bytes_written),
-            one_f(s.write_amplification()),
-            one_f(s.busy.as_secs_f64()),
-            one_f(s.behind.as_secs_f64()),
-            one_u(s.deferred),
-        ];
-        Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
-    }
+fn compaction(engine: &Engine) -> Result<RecordBatch> {
+    let s = engine.compaction_stats();
+    let u = |name: &str| Field::new(name, DataType::UInt64, false);
+    let f = |name: &str| Field::new(name, DataType::Float64, false);
+    let schema = Schema::new(vec![
+        u("compactions"),
+        u("segments_merged"),
+        u("bytes_flushed"),
+        u("bytes_read"),
+        u("bytes_written"),
+        f("write_amplification"),
+        f("busy_seconds"),
+        f("behind_seconds"),
+        u("merges_deferred"),
+    ]);
+    let one_u = |v: u64| Arc::new(UInt64Array::from(vec![v])) as ArrayRef;
+    let one_f = |v: f64| Arc::new(Float64Array::from(vec![v])) as ArrayRef;
+    let columns = vec![
+        one_u(s.compactions),
+        one_u(s.segments_merged),
+        one_u(s.bytes_flushed),
+        one_u(s.bytes_read),
+        one_u(s.bytes_written),
+        one_f(s.write_amplification()),
+        one_f(s.busy.as_secs_f64()),
+        one_f(s.behind.as_secs_f64()),
+        one_u(s.deferred),
+    ];
+    Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
 }
 
 #[async_trait]
@@ -137,13 +185,15 @@ impl SchemaProvider for SystemSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        let batch = match name {
-            "segments" => self.segments()?,
-            "compaction" => self.compaction()?,
-            _ => return Ok(None),
+        let Some(&name) = TABLES.iter().find(|t| **t == name) else {
+            return Ok(None);
         };
-        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
-        Ok(Some(Arc::new(table)))
+        let schema = build(&self.engine, name)?.schema();
+        Ok(Some(Arc::new(SystemTable {
+            engine: Arc::clone(&self.engine),
+            name,
+            schema,
+        })))
     }
 
     fn table_exist(&self, name: &str) -> bool {
