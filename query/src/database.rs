@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::SQLOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -15,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::functions::gapfill::SextantQueryPlanner;
 use crate::memory::BudgetPool;
 use crate::provider::SextantSchema;
+use crate::statement::Statement;
 
 /// Limits and parallelism of queries.
 #[derive(Debug, Clone)]
@@ -177,12 +180,71 @@ impl Database {
         self.with_timeout(run).await
     }
 
+    /// Parses `sql` and resolves its tables and functions once, for
+    /// [`execute`](Database::execute) to run many times with parameters (`$1`, `$2`,
+    /// ...). Statements that create, change or drop tables or set options cannot be
+    /// prepared (run them with [`sql`](Database::sql)).
+    ///
+    /// ```
+    /// # use sextant_query::Database;
+    /// # use sextant_engine::Point;
+    /// # use datafusion::common::ScalarValue;
+    /// # fn main() -> sextant_query::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::open(dir.path())?;
+    /// db.write_points(&[Point::metric("cpu").tag("host", "a").field("usage", 95.0).time(1)])?;
+    /// let hot = db.prepare("SELECT count(*) FROM cpu WHERE host = $1 AND usage > $2")?;
+    /// let batches = db.execute(&hot, &[ScalarValue::from("a"), ScalarValue::from(90.0)])?;
+    /// assert_eq!(batches[0].num_rows(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn prepare(&self, sql: &str) -> Result<Statement> {
+        self.runtime.block_on(self.prepare_async(sql))
+    }
+
+    /// [`prepare`](Database::prepare), in async code.
+    pub async fn prepare_async(&self, sql: &str) -> Result<Statement> {
+        let plan = self.ctx.state().create_logical_plan(sql).await?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)?;
+        Statement::new(sql, plan)
+    }
+
+    /// Runs a prepared statement with `params` as `$1`, `$2`, ...; each value is cast to
+    /// its parameter's type where the statement shows one (a string to a timestamp, an
+    /// integer to a double), with an error naming the parameter if it cannot be. The
+    /// statement is optimized and planned for this run, over the rows of this moment.
+    pub fn execute(
+        &self,
+        statement: &Statement,
+        params: &[ScalarValue],
+    ) -> Result<Vec<RecordBatch>> {
+        self.runtime.block_on(self.execute_async(statement, params))
+    }
+
+    /// [`execute`](Database::execute), in async code.
+    pub async fn execute_async(
+        &self,
+        statement: &Statement,
+        params: &[ScalarValue],
+    ) -> Result<Vec<RecordBatch>> {
+        let plan = statement.bind(params)?;
+        let run = async {
+            let state = self.ctx.state();
+            let physical = state.create_physical_plan(&plan).await?;
+            Ok(datafusion::physical_plan::collect(physical, state.task_ctx()).await?)
+        };
+        self.with_timeout(run).await
+    }
+
     /// Runs a SQL query that may only read: statements that would create, change or drop
     /// tables, insert rows, or set the session's options (shared by every caller of a
     /// server) are refused with an error naming what is not allowed. For a server's
     /// clients.
     pub async fn sql_read_only(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        let options = datafusion::execution::context::SQLOptions::new()
+        let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);

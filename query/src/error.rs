@@ -15,6 +15,11 @@ pub enum Error {
     #[error("{0}")]
     Query(#[from] datafusion::error::DataFusionError),
 
+    /// A prepared statement's parameters are wrong: numbered with gaps, named, too few or
+    /// too many values, or a value that cannot be cast to its parameter's type.
+    #[error("{0}")]
+    Parameter(String),
+
     /// The query ran longer than its timeout and was cancelled.
     #[error("the query was cancelled after its timeout of {0:?}")]
     Timeout(Duration),

@@ -29,9 +29,11 @@ pub mod functions;
 pub mod latest;
 pub mod memory;
 pub mod provider;
-pub mod run_aggregate;
+mod run_aggregate;
+mod statement;
 pub mod system;
-pub mod top_by_time;
+mod top_by_time;
 
 pub use database::{Database, QueryOptions};
 pub use error::{Error, Result};
+pub use statement::Statement;

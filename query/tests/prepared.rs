@@ -1,0 +1,216 @@
+//! Prepared statements: the same answers as the SQL with the values written in, rows
+//! written after preparing seen, parameters pushed into scans, and errors for bad
+//! parameters.
+
+use datafusion::common::ScalarValue;
+use sextant_engine::Point;
+use sextant_query::{Database, Error};
+
+mod common;
+use common::text;
+
+const MIN: i64 = 60_000_000_000;
+
+/// Hosts a, b, c; one row a minute for minutes `minutes`, usage 10 * host index + minute.
+fn write(db: &Database, minutes: std::ops::Range<i64>) {
+    let mut points = Vec::new();
+    for (i, host) in ["a", "b", "c"].iter().enumerate() {
+        for m in minutes.clone() {
+            points.push(
+                Point::metric("cpu")
+                    .tag("host", *host)
+                    .field("usage", (i as i64 * 10 + m) as f64)
+                    .time(m * MIN),
+            );
+        }
+    }
+    db.write_points(&points).unwrap();
+}
+
+fn timestamp(ns: i64) -> ScalarValue {
+    ScalarValue::TimestampNanosecond(Some(ns), Some("UTC".into()))
+}
+
+const HOST_WINDOW: &str = "SELECT date_bin(INTERVAL '2 minutes', time) AS t, max(usage) AS m, count(*) AS n \
+    FROM cpu WHERE host = $1 AND time >= $2 AND time < $3 GROUP BY t ORDER BY t";
+
+fn literal_sql(host: &str, from: i64, to: i64) -> String {
+    HOST_WINDOW
+        .replace("$1", &format!("'{host}'"))
+        .replace("$2", &format!("to_timestamp_nanos({from})"))
+        .replace("$3", &format!("to_timestamp_nanos({to})"))
+}
+
+#[test]
+fn a_statement_answers_as_its_sql_with_the_values_written_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    write(&db, 0..10);
+    db.flush().unwrap();
+    write(&db, 10..20);
+    let statement = db.prepare(HOST_WINDOW).unwrap();
+    assert_eq!(statement.parameter_types().len(), 3);
+    assert_eq!(statement.schema().fields().len(), 3);
+    for (host, from, to) in [
+        ("a", 0, 20 * MIN),
+        ("b", 3 * MIN, 13 * MIN),
+        ("c", 19 * MIN, 40 * MIN),
+        ("d", 0, 20 * MIN),
+        ("a", 30 * MIN, 40 * MIN),
+    ] {
+        let got = db
+            .execute(
+                &statement,
+                &[ScalarValue::from(host), timestamp(from), timestamp(to)],
+            )
+            .unwrap();
+        let want = db.sql(&literal_sql(host, from, to)).unwrap();
+        assert_eq!(text(&got), text(&want), "{host} {from} {to}");
+    }
+}
+
+#[test]
+fn rows_written_after_preparing_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    write(&db, 0..5);
+    let count = db
+        .prepare("SELECT count(*) FROM cpu WHERE host = $1")
+        .unwrap();
+    let run = |host: &str| text(&db.execute(&count, &[ScalarValue::from(host)]).unwrap());
+    assert_eq!(run("a"), [["5"]]);
+    write(&db, 5..8);
+    assert_eq!(run("a"), [["8"]]);
+    db.flush().unwrap();
+    db.compact("cpu").unwrap();
+    write(&db, 8..9);
+    assert_eq!(run("a"), [["9"]]);
+    // A column added since: the statement's columns are those it was prepared with.
+    let all = db.prepare("SELECT * FROM cpu WHERE host = 'a'").unwrap();
+    db.write_points(&[Point::metric("cpu")
+        .tag("host", "a")
+        .field("usage", 1.0)
+        .field("idle", 2.0)
+        .time(100 * MIN)])
+        .unwrap();
+    let rows = db.execute(&all, &[]).unwrap();
+    assert_eq!(text(&rows).len(), 10);
+    assert_eq!(rows[0].num_columns(), 3, "{:?}", rows[0].schema());
+}
+
+#[test]
+fn parameters_reach_the_scan_as_written_values_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    write(&db, 0..10);
+    let explain = db
+        .prepare("EXPLAIN SELECT usage FROM cpu WHERE host = $1 AND time >= $2 AND usage > $3")
+        .unwrap();
+    let plan = text(
+        &db.execute(
+            &explain,
+            &[
+                ScalarValue::from("b"),
+                timestamp(MIN),
+                ScalarValue::from(15.0),
+            ],
+        )
+        .unwrap(),
+    )
+    .concat()
+    .join("\n");
+    assert!(plan.contains("host IN (b)"), "{plan}");
+    assert!(
+        plan.contains(&format!("time=[{MIN}, {}]", i64::MAX)),
+        "{plan}"
+    );
+    assert!(plan.contains("blocks where usage >"), "{plan}");
+}
+
+#[test]
+fn values_are_cast_to_their_parameters_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    write(&db, 0..10);
+    let statement = db
+        .prepare("SELECT count(*) FROM cpu WHERE time >= $1 AND usage > $2")
+        .unwrap();
+    let got = db
+        .execute(
+            &statement,
+            &[
+                ScalarValue::from("1970-01-01T00:05:00Z"),
+                ScalarValue::Int64(Some(13)),
+            ],
+        )
+        .unwrap();
+    // Minutes 5 to 9; usage above 13: b (15..19) and c (25..29), 5 each.
+    assert_eq!(text(&got), [["10"]]);
+}
+
+#[test]
+fn bad_parameters_are_errors_that_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    write(&db, 0..2);
+    let statement = db
+        .prepare("SELECT count(*) FROM cpu WHERE time >= $1 AND host = $2")
+        .unwrap();
+    let err = db.execute(&statement, &[timestamp(0)]).unwrap_err();
+    assert!(matches!(err, Error::Parameter(_)), "{err}");
+    assert!(
+        err.to_string().contains("takes 2 parameter(s); 1 given"),
+        "{err}"
+    );
+    let err = db
+        .execute(
+            &statement,
+            &[ScalarValue::from("yesterday-ish"), ScalarValue::from("a")],
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Parameter(_)), "{err}");
+    assert!(err.to_string().starts_with("parameter $1: "), "{err}");
+
+    let err = db
+        .prepare("SELECT count(*) FROM cpu WHERE host = $2")
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("$1 is not used while $2 is"),
+        "{err}"
+    );
+    let err = db
+        .prepare("SELECT count(*) FROM cpu WHERE host = $host")
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("named ones are not supported"),
+        "{err}"
+    );
+    let err = db.prepare("CREATE TABLE t (x INT)").unwrap_err();
+    assert!(matches!(err, Error::Query(_)), "{err}");
+    assert!(db.prepare("SELECT * FROM nowhere").is_err());
+    assert!(db.prepare("SELEKT 1").is_err());
+}
+
+#[test]
+fn now_is_the_time_of_each_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let statement = db.prepare("SELECT now() AS t").unwrap();
+    let first = text(&db.execute(&statement, &[]).unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let second = text(&db.execute(&statement, &[]).unwrap());
+    assert_ne!(first, second);
+}
+
+#[test]
+fn system_tables_are_read_at_each_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    write(&db, 0..2);
+    let segments = db
+        .prepare("SELECT count(*) FROM sextant.segments WHERE table_name = 'cpu'")
+        .unwrap();
+    assert_eq!(text(&db.execute(&segments, &[]).unwrap()), [["0"]]);
+    db.flush().unwrap();
+    assert_eq!(text(&db.execute(&segments, &[]).unwrap()), [["1"]]);
+}
