@@ -33,6 +33,8 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::functions_aggregate::{average::Avg, count, min_max::Max, min_max::Min, sum::Sum};
+use datafusion::logical_expr::AggregateUDFImpl;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -98,17 +100,23 @@ enum Fold {
 }
 
 impl Fold {
-    /// The fold of aggregate function `name` over an argument of type `arg`, if its
-    /// partial state is `state` (the types this module builds).
-    fn of(name: &str, arg: &DataType, state: &[DataType]) -> Option<Fold> {
+    /// The fold of aggregate function `fun` over an argument of type `arg`, if its
+    /// partial state is `state` (the types this module builds). The function is known by
+    /// its type, not its name, which a registered function could take.
+    fn of(fun: &dyn AggregateUDFImpl, arg: &DataType, state: &[DataType]) -> Option<Fold> {
         use DataType::{Float64, Int64, UInt64};
-        let fold = match name {
-            "min" => Fold::Min,
-            "max" => Fold::Max,
-            "sum" => Fold::Sum,
-            "avg" => Fold::Avg,
-            "count" => Fold::Count,
-            _ => return None,
+        let fold = if fun.is::<Min>() {
+            Fold::Min
+        } else if fun.is::<Max>() {
+            Fold::Max
+        } else if fun.is::<Sum>() {
+            Fold::Sum
+        } else if fun.is::<Avg>() {
+            Fold::Avg
+        } else if fun.is::<count::Count>() {
+            Fold::Count
+        } else {
+            return None;
         };
         let fits = match fold {
             Fold::Min | Fold::Max | Fold::Sum => *arg == Float64 && state == [Float64],
@@ -179,7 +187,7 @@ impl RunAggregateExec {
                 .map(|f| f.data_type().clone())
                 .collect();
             let arg = args[0].data_type(&input_schema)?;
-            let Some(fold) = Fold::of(expr.fun().name(), &arg, &state) else {
+            let Some(fold) = Fold::of(expr.fun().inner().as_ref(), &arg, &state) else {
                 return Ok(None);
             };
             aggregates.push(Aggregate {
@@ -272,6 +280,14 @@ impl ExecutionPlan for RunAggregateExec {
             )));
         }
         let input = children.remove(0);
+        // The groups and arguments are columns of the old input, by index.
+        if input.schema() != self.input.schema() {
+            return Err(DataFusionError::Internal(format!(
+                "RunAggregateExec's new input has the schema {}, not {}",
+                input.schema(),
+                self.input.schema()
+            )));
+        }
         let properties = properties(&self.schema, &input);
         Ok(Arc::new(RunAggregateExec {
             input,

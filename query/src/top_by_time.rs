@@ -606,3 +606,44 @@ fn narrow(plan: &Arc<dyn ExecutionPlan>, a: i64, b: i64) -> Result<Arc<dyn Execu
         ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TimeKey;
+
+    const MIN: i64 = 60_000_000_000;
+
+    #[test]
+    fn a_bucket_floors_and_ceils_to_its_boundaries_on_both_sides_of_the_origin() {
+        let key = TimeKey::Bucket {
+            stride: 5 * MIN,
+            origin: MIN,
+        };
+        let m = i128::from(MIN);
+        // Boundaries at ..., -4, 1, 6, 11, ... minutes.
+        for (t, floor, ceil) in [
+            (m, m, 6 * m - 1),
+            (6 * m - 1, m, 6 * m - 1),
+            (6 * m, 6 * m, 11 * m - 1),
+            (0, -4 * m, m - 1),
+            (-4 * m, -4 * m, m - 1),
+            (-4 * m - 1, -9 * m, -4 * m - 1),
+        ] {
+            assert_eq!(key.floor(t), floor, "floor of {t}");
+            assert_eq!(key.ceil(t), ceil, "ceil of {t}");
+        }
+        // The extremes of the time column, which ranges start and end at, in i128.
+        let lowest = key.floor(i128::from(i64::MIN));
+        assert!(lowest <= i128::from(i64::MIN) && lowest > i128::from(i64::MIN) - 5 * m);
+        let highest = key.ceil(i128::from(i64::MAX));
+        assert!(highest >= i128::from(i64::MAX) && highest < i128::from(i64::MAX) + 5 * m);
+    }
+
+    #[test]
+    fn the_time_itself_is_its_own_floor_and_ceil() {
+        for t in [i128::from(i64::MIN), -1, 0, 1, i128::from(i64::MAX)] {
+            assert_eq!(TimeKey::Time.floor(t), t);
+            assert_eq!(TimeKey::Time.ceil(t), t);
+        }
+    }
+}
