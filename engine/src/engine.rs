@@ -26,7 +26,7 @@ use crate::head::Chunk;
 use crate::lifecycle::Lifecycles;
 use crate::manifest::Manifest;
 use crate::scan::Source;
-use crate::schema::TableKind;
+use crate::schema::{TableKind, TableSchema};
 use crate::snapshot::{Snapshot, TableView};
 use crate::table::{Table, check_kind, freeze, new_table};
 use crate::wal::{self, TornTail, Wal, WalOptions};
@@ -277,6 +277,14 @@ impl Engine {
     /// A consistent view of every table for reading, including rows not yet flushed.
     pub fn snapshot(&self) -> Snapshot {
         self.inner.snapshot()
+    }
+
+    /// The schema `table` has now, if it exists; cheaper than a snapshot, which waits for
+    /// writers.
+    pub fn schema(&self, table: &str) -> Option<Arc<TableSchema>> {
+        let tables = self.inner.tables.read();
+        let schema = Arc::clone(&tables.get(table)?.state.read().schema);
+        Some(schema)
     }
 
     /// Writes every table's in-memory rows into segments and waits until they are durable.

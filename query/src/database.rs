@@ -10,14 +10,25 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use parking_lot::Mutex;
 use sextant_engine::{Config, Engine, Point, TableKind};
 
 use crate::error::{Error, Result};
 use crate::functions::gapfill::SextantQueryPlanner;
 use crate::memory::BudgetPool;
+use crate::plan_cache::PlanCache;
 use crate::provider::SextantSchema;
 use crate::statement::Statement;
+
+/// What a client of a server may run: queries, not statements that create, change or
+/// drop tables, insert rows, or set the session's options (shared by every caller).
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
 
 /// Limits and parallelism of queries.
 #[derive(Debug, Clone)]
@@ -58,6 +69,8 @@ impl Default for QueryOptions {
 pub struct Database {
     engine: Arc<Engine>,
     ctx: SessionContext,
+    /// The statements of SQL text run before (see [`crate::plan_cache`]).
+    plans: Mutex<PlanCache>,
     options: QueryOptions,
     runtime: tokio::runtime::Runtime,
 }
@@ -123,6 +136,7 @@ impl Database {
         Ok(Database {
             engine,
             ctx,
+            plans: Mutex::new(PlanCache::default()),
             options,
             runtime,
         })
@@ -140,7 +154,9 @@ impl Database {
         self.runtime.handle()
     }
 
-    /// The DataFusion session, to register more functions or tables.
+    /// The DataFusion session, to register more functions or tables. SQL text run before
+    /// through [`sql`](Database::sql) keeps its resolved tables and functions (see
+    /// [`forget_plans`](Database::forget_plans)).
     pub fn session(&self) -> &SessionContext {
         &self.ctx
     }
@@ -172,12 +188,48 @@ impl Database {
     }
 
     /// Runs a SQL statement and returns all its batches (async).
+    ///
+    /// A query's text is kept with its tables and functions resolved, so that running
+    /// the same text again skips parsing it (see [`forget_plans`](Database::forget_plans));
+    /// each run still reads the rows of its moment.
     pub async fn sql_async(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        let run = async {
-            let df = self.ctx.sql(sql).await?;
-            Ok::<_, Error>(df.collect().await?)
-        };
-        self.with_timeout(run).await
+        self.with_timeout(async { Ok(self.frame(sql, SQLOptions::new()).await?.collect().await?) })
+            .await
+    }
+
+    /// Forgets the SQL text kept by [`sql`](Database::sql): for a program that changed
+    /// the session (a function registered again under the same name) and wants SQL run
+    /// before to see it. Statements run through `sql` that create or change tables or
+    /// set options do this themselves.
+    pub fn forget_plans(&self) {
+        self.plans.lock().clear();
+    }
+
+    /// The number of SQL texts kept.
+    #[cfg(test)]
+    pub(crate) fn plans_kept(&self) -> usize {
+        self.plans.lock().len()
+    }
+
+    /// The DataFrame of `sql` under `options`: a query's plan from the cache or kept in
+    /// it; any other statement executed, forgetting the cache.
+    async fn frame(&self, sql: &str, options: SQLOptions) -> Result<DataFrame> {
+        let kept = self.plans.lock().get(sql, &self.engine);
+        if let Some(statement) = kept {
+            return Ok(DataFrame::new(self.ctx.state(), statement.bind(&[])?));
+        }
+        let plan = self.ctx.state().create_logical_plan(sql).await?;
+        options.verify_plan(&plan)?;
+        if read_only().verify_plan(&plan).is_ok() {
+            if let Ok(statement) = Statement::new(sql, plan.clone())
+                && statement.parameter_types().is_empty()
+            {
+                self.plans.lock().insert(sql, statement);
+            }
+        } else {
+            self.plans.lock().clear();
+        }
+        Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
     /// Parses `sql` and resolves its tables and functions once, for
@@ -244,15 +296,8 @@ impl Database {
     /// server) are refused with an error naming what is not allowed. For a server's
     /// clients.
     pub async fn sql_read_only(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let run = async {
-            let df = self.ctx.sql_with_options(sql, options).await?;
-            Ok::<_, Error>(df.collect().await?)
-        };
-        self.with_timeout(run).await
+        self.with_timeout(async { Ok(self.frame(sql, read_only()).await?.collect().await?) })
+            .await
     }
 
     async fn with_timeout(
@@ -272,7 +317,7 @@ impl Database {
     /// pulled; dropping the stream cancels the query. The timeout does not apply: the
     /// caller controls how long it pulls.
     pub async fn sql_stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
-        let df = self.ctx.sql(sql).await?;
+        let df = self.frame(sql, SQLOptions::new()).await?;
         Ok(df.execute_stream().await?)
     }
 

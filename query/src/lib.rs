@@ -28,6 +28,7 @@ pub mod filters;
 pub mod functions;
 pub mod latest;
 pub mod memory;
+mod plan_cache;
 pub mod provider;
 mod run_aggregate;
 mod statement;

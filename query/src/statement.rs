@@ -75,6 +75,11 @@ impl Statement {
         self.plan.schema().inner().clone()
     }
 
+    /// The plan, parameters in place.
+    pub(crate) fn plan(&self) -> &LogicalPlan {
+        &self.plan
+    }
+
     /// The plan with `values` in place of the parameters, each cast to its parameter's
     /// type.
     pub(crate) fn bind(&self, values: &[ScalarValue]) -> Result<LogicalPlan> {

@@ -214,3 +214,50 @@ fn system_tables_are_read_at_each_run() {
     db.flush().unwrap();
     assert_eq!(text(&db.execute(&segments, &[]).unwrap()), [["1"]]);
 }
+
+/// SQL run again through `Database::sql` skips parsing (its plan is kept); these check
+/// that it answers as new SQL would.
+#[test]
+fn sql_run_again_sees_new_rows_new_columns_and_new_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    write(&db, 0..2);
+    let all = "SELECT * FROM cpu WHERE host = 'a' ORDER BY time";
+    assert_eq!(text(&db.sql(all).unwrap()).len(), 2);
+    write(&db, 2..3);
+    assert_eq!(text(&db.sql(all).unwrap()).len(), 3);
+    db.write_points(&[Point::metric("cpu")
+        .tag("host", "a")
+        .field("usage", 1.0)
+        .field("idle", 2.0)
+        .time(100 * MIN)])
+        .unwrap();
+    let batches = db.sql(all).unwrap();
+    assert_eq!(batches[0].num_columns(), 4, "{:?}", batches[0].schema());
+    assert_eq!(text(&batches).len(), 4);
+
+    // A failed query is not kept; once its table exists it runs.
+    let missing = "SELECT count(*) FROM mem";
+    assert!(db.sql(missing).is_err());
+    db.write_points(&[Point::metric("mem").field("used", 1.0).time(1)])
+        .unwrap();
+    assert_eq!(text(&db.sql(missing).unwrap()), [["1"]]);
+}
+
+#[test]
+fn read_only_sql_is_refused_whether_or_not_its_text_was_run_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    write(&db, 0..2);
+    let delete = "DELETE FROM cpu WHERE host = 'c'";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    assert!(rt.block_on(db.sql_read_only(delete)).is_err());
+    db.sql(delete).unwrap();
+    assert!(rt.block_on(db.sql_read_only(delete)).is_err());
+    let count = "SELECT count(*) FROM cpu";
+    assert_eq!(
+        text(&rt.block_on(db.sql_read_only(count)).unwrap()),
+        [["4"]]
+    );
+    assert_eq!(text(&db.sql(count).unwrap()), [["4"]]);
+}

@@ -1,7 +1,10 @@
 //! SQL through sextant-query: planning TSBS queries (SQL text to an optimized physical plan,
-//! nothing executed) and executing a small one, on the fixture's 100 hosts x 1 day.
+//! nothing executed), the stages of planning a small one (parsing and resolving names,
+//! the logical optimizer, physical planning with its optimizer), and executing it as SQL
+//! text and as a prepared statement, on the fixture's 100 hosts x 1 day.
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use datafusion::common::ScalarValue;
 use sextant_bench::queries::DEVOPS;
 use sextant_bench::queries::draw;
 
@@ -39,6 +42,36 @@ pub fn bench(c: &mut Criterion, fixture: &Fixture) {
         });
     }
     let sql = sql_of(EXECUTED);
+    // The stages of planning it.
+    let state = session.state();
+    group.bench_function(BenchmarkId::new("plan-parse", EXECUTED), |b| {
+        b.iter(|| {
+            runtime
+                .block_on(state.create_logical_plan(&sql))
+                .expect("the query parses")
+        })
+    });
+    let logical = runtime
+        .block_on(state.create_logical_plan(&sql))
+        .expect("the query parses");
+    group.bench_function(BenchmarkId::new("plan-optimize", EXECUTED), |b| {
+        b.iter(|| state.optimize(&logical).expect("the plan optimizes"))
+    });
+    let optimized = state.optimize(&logical).expect("the plan optimizes");
+    group.bench_function(BenchmarkId::new("plan-physical", EXECUTED), |b| {
+        b.iter(|| {
+            runtime
+                .block_on(
+                    state
+                        .query_planner()
+                        .create_physical_plan(&optimized, &state),
+                )
+                .expect("a physical plan")
+        })
+    });
+    group.bench_function(BenchmarkId::new("session-state", EXECUTED), |b| {
+        b.iter(|| session.state())
+    });
     let rows: usize = fixture
         .db
         .sql(&sql)
@@ -47,8 +80,49 @@ pub fn bench(c: &mut Criterion, fixture: &Fixture) {
         .map(|b| b.num_rows())
         .sum();
     println!("query/execute/{EXECUTED}: {rows} rows: {sql}");
+    let analyzed = fixture
+        .db
+        .sql(&format!("EXPLAIN ANALYZE {sql}"))
+        .expect("the query runs");
+    println!(
+        "{}",
+        datafusion::arrow::util::pretty::pretty_format_batches(&analyzed).expect("printable")
+    );
     group.bench_function(BenchmarkId::new("execute", EXECUTED), |b| {
         b.iter(|| fixture.db.sql(&sql).expect("the query runs"))
+    });
+    // The same query prepared once, its host and window as parameters.
+    let index = DEVOPS
+        .iter()
+        .position(|(n, _)| *n == EXECUTED)
+        .expect("a TSBS query type");
+    let drawn = draw(index, SEED, &fixture.config);
+    let prepared = fixture
+        .db
+        .prepare(
+            "SELECT time_bucket('60 seconds', time) AS minute, max(usage_user) AS max_usage_user \
+             FROM cpu WHERE hostname = $1 AND time >= $2 AND time < $3 \
+             GROUP BY minute ORDER BY minute",
+        )
+        .expect("the statement prepares");
+    let time = |ns| ScalarValue::TimestampNanosecond(Some(ns), Some("UTC".into()));
+    let params = [
+        ScalarValue::from(drawn.hostnames()[0].as_str()),
+        time(drawn.window.start_ns),
+        time(drawn.window.end_ns),
+    ];
+    let answer = |batches: &[arrow_array::RecordBatch]| {
+        datafusion::arrow::util::pretty::pretty_format_batches(batches)
+            .expect("printable")
+            .to_string()
+    };
+    assert_eq!(
+        answer(&fixture.db.execute(&prepared, &params).expect("it runs")),
+        answer(&fixture.db.sql(&sql).expect("the query runs")),
+        "the prepared statement answers as the SQL does"
+    );
+    group.bench_function(BenchmarkId::new("execute-prepared", EXECUTED), |b| {
+        b.iter(|| fixture.db.execute(&prepared, &params).expect("it runs"))
     });
     group.finish();
 }
