@@ -9,7 +9,7 @@ use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use parking_lot::Mutex;
 use sextant_engine::{Config, Engine, Point, TableKind};
@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::functions::gapfill::SextantQueryPlanner;
 use crate::memory::BudgetPool;
 use crate::plan_cache::PlanCache;
-use crate::provider::SextantSchema;
+use crate::provider::{QuerySnapshot, SextantSchema};
 use crate::statement::Statement;
 
 /// What a client of a server may run: queries, not statements that create, change or
@@ -216,7 +216,8 @@ impl Database {
     async fn frame(&self, sql: &str, options: SQLOptions) -> Result<DataFrame> {
         let kept = self.plans.lock().get(sql, &self.engine);
         if let Some(statement) = kept {
-            return Ok(DataFrame::new(self.ctx.state(), statement.bind(&[])?));
+            options.verify_plan(statement.plan())?;
+            return Ok(DataFrame::new(self.query_state(), statement.bind(&[])?));
         }
         let plan = self.ctx.state().create_logical_plan(sql).await?;
         options.verify_plan(&plan)?;
@@ -226,10 +227,20 @@ impl Database {
             {
                 self.plans.lock().insert(sql, statement);
             }
+            Ok(DataFrame::new(self.query_state(), plan))
         } else {
             self.plans.lock().clear();
+            Ok(self.ctx.execute_logical_plan(plan).await?)
         }
-        Ok(self.ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// The session state a query runs in: `now()` is this moment, and its scans read one
+    /// snapshot of the tables taken now.
+    fn query_state(&self) -> SessionState {
+        let mut state = self.ctx.state();
+        let snapshot = QuerySnapshot(Arc::new(self.engine.snapshot()));
+        state.config_mut().set_extension(Arc::new(snapshot));
+        state
     }
 
     /// Parses `sql` and resolves its tables and functions once, for
@@ -284,7 +295,7 @@ impl Database {
     ) -> Result<Vec<RecordBatch>> {
         let plan = statement.bind(params)?;
         let run = async {
-            let state = self.ctx.state();
+            let state = self.query_state();
             let physical = state.create_physical_plan(&plan).await?;
             Ok(datafusion::physical_plan::collect(physical, state.task_ctx()).await?)
         };

@@ -64,6 +64,13 @@ impl SchemaProvider for SextantSchema {
     }
 }
 
+/// The rows a query reads, taken once when it is planned so that every scan of it (two
+/// tables, or one table twice as in a self-join) reads the same moment. The
+/// [`Database`](crate::Database) puts it in the session state of each query it runs;
+/// without it each scan takes its own.
+#[derive(Debug)]
+pub struct QuerySnapshot(pub Arc<Snapshot>);
+
 /// One table of a snapshot.
 #[derive(Debug, Clone)]
 pub struct SextantTable {
@@ -196,13 +203,18 @@ impl TableProvider for SextantTable {
                 request.fields.push(field);
             }
         }
-        // The rows are those of the moment the scan is planned, not of the moment the
-        // table was looked up: a logical plan kept and planned again (an alert rule, a
-        // prepared statement) sees the rows written since. Tables are never dropped and
-        // columns never removed, so the names looked up are still there.
-        let snapshot = match &self.engine {
-            Some(engine) => Arc::new(engine.snapshot()),
-            None => Arc::clone(&self.snapshot),
+        // The rows are those of the moment the query is planned (its QuerySnapshot, or
+        // now), not of the moment the table was looked up: a logical plan kept and
+        // planned again (an alert rule, a prepared statement) sees the rows written
+        // since. Tables are never dropped and columns never removed, so the names looked
+        // up are still there.
+        let snapshot = match (
+            &self.engine,
+            state.config().get_extension::<QuerySnapshot>(),
+        ) {
+            (Some(_), Some(query)) => Arc::clone(&query.0),
+            (Some(engine), None) => Arc::new(engine.snapshot()),
+            (None, _) => Arc::clone(&self.snapshot),
         };
         // A small scan runs as one partition: splitting it costs more than it saves. The
         // estimate is only compared with that threshold and with DataFusion's batch size
