@@ -9,7 +9,8 @@ use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use parking_lot::Mutex;
 use sextant_engine::{Config, Engine, Point, TableKind};
@@ -18,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::functions::gapfill::SextantQueryPlanner;
 use crate::memory::BudgetPool;
 use crate::plan_cache::PlanCache;
-use crate::provider::{QuerySnapshot, SextantSchema};
+use crate::provider::{SextantSchema, SnapshotPlanner};
 use crate::statement::Statement;
 
 /// What a client of a server may run: queries, not statements that create, change or
@@ -49,6 +50,9 @@ pub struct QueryOptions {
     /// one-partition input of more than `batch_size` (8192) rows round-robin for the
     /// operators above it. Default: 100,000; 0 splits every scan.
     pub single_partition_rows: u64,
+    /// Queries whose resolved plans [`Database::sql`] keeps by their text, so that
+    /// running the same text again skips parsing it. Default: 256; 0 keeps none.
+    pub plan_cache_size: usize,
 }
 
 impl Default for QueryOptions {
@@ -58,6 +62,7 @@ impl Default for QueryOptions {
             memory_limit: None,
             target_partitions: std::thread::available_parallelism().map_or(1, |n| n.get()),
             single_partition_rows: 100_000,
+            plan_cache_size: 256,
         }
     }
 }
@@ -112,7 +117,10 @@ impl Database {
             .with_config(session)
             .with_runtime_env(runtime_env.build_arc()?)
             .with_default_features()
-            .with_query_planner(Arc::new(SextantQueryPlanner))
+            .with_query_planner(Arc::new(SnapshotPlanner {
+                engine: Arc::clone(&engine),
+                inner: Arc::new(SextantQueryPlanner),
+            }))
             .with_physical_optimizer_rule(Arc::new(crate::top_by_time::TopByTimeRule))
             // After the top-by-time rule, which looks through DataFusion's aggregates.
             .with_physical_optimizer_rule(Arc::new(crate::run_aggregate::RunAggregateRule))
@@ -136,7 +144,7 @@ impl Database {
         Ok(Database {
             engine,
             ctx,
-            plans: Mutex::new(PlanCache::default()),
+            plans: Mutex::new(PlanCache::new(options.plan_cache_size)),
             options,
             runtime,
         })
@@ -211,42 +219,53 @@ impl Database {
         self.plans.lock().len()
     }
 
-    /// The DataFrame of `sql` under `options`: a query's plan from the cache or kept in
-    /// it; any other statement executed, forgetting the cache.
-    async fn frame(&self, sql: &str, options: SQLOptions) -> Result<DataFrame> {
-        let kept = self.plans.lock().get(sql, &self.engine);
-        if let Some(statement) = kept {
-            options.verify_plan(statement.plan())?;
-            return Ok(DataFrame::new(self.query_state(), statement.bind(&[])?));
-        }
-        let plan = self.ctx.state().create_logical_plan(sql).await?;
-        options.verify_plan(&plan)?;
-        if read_only().verify_plan(&plan).is_ok() {
-            if let Ok(statement) = Statement::new(sql, plan.clone())
-                && statement.parameter_types().is_empty()
-            {
-                self.plans.lock().insert(sql, statement);
-            }
-            Ok(DataFrame::new(self.query_state(), plan))
-        } else {
-            self.plans.lock().clear();
-            Ok(self.ctx.execute_logical_plan(plan).await?)
-        }
+    /// Whether the SQL text is kept.
+    #[cfg(test)]
+    pub(crate) fn plan_kept(&self, sql: &str) -> bool {
+        self.plans.lock().contains(sql)
     }
 
-    /// The session state a query runs in: `now()` is this moment, and its scans read one
-    /// snapshot of the tables taken now.
-    fn query_state(&self) -> SessionState {
-        let mut state = self.ctx.state();
-        let snapshot = QuerySnapshot(Arc::new(self.engine.snapshot()));
-        state.config_mut().set_extension(Arc::new(snapshot));
-        state
+    /// The DataFrame of `sql` under `options`: a query's plan from the cache or kept in
+    /// it; any other statement executed (clearing the cache if it sets options or creates
+    /// or drops something).
+    async fn frame(&self, sql: &str, options: SQLOptions) -> Result<DataFrame> {
+        let kept = self.plans.lock().get(sql);
+        if let Some(entry) = kept {
+            // Checked without the cache's lock, which would otherwise wait on writers.
+            let unchanged = entry.tables.iter().all(|(name, columns)| {
+                self.engine
+                    .schema(name)
+                    .is_some_and(|s| s.columns.len() == *columns)
+            });
+            if unchanged {
+                options.verify_plan(entry.statement.plan())?;
+                return Ok(DataFrame::new(self.ctx.state(), entry.statement.bind(&[])?));
+            }
+            self.plans.lock().remove(sql);
+        }
+        let generation = self.plans.lock().generation();
+        let plan = self.ctx.state().create_logical_plan(sql).await?;
+        options.verify_plan(&plan)?;
+        if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) {
+            let frame = self.ctx.execute_logical_plan(plan).await;
+            self.plans.lock().clear();
+            return Ok(frame?);
+        }
+        if read_only().verify_plan(&plan).is_ok()
+            && let Ok(statement) = Statement::new(sql, plan.clone())
+            && statement.parameter_types().is_empty()
+        {
+            self.plans.lock().insert(sql, statement, generation);
+        }
+        Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
     /// Parses `sql` and resolves its tables and functions once, for
     /// [`execute`](Database::execute) to run many times with parameters (`$1`, `$2`,
-    /// ...). Statements that create, change or drop tables or set options cannot be
-    /// prepared (run them with [`sql`](Database::sql)).
+    /// ...). Only queries can be prepared: statements that create, change or drop tables,
+    /// insert or delete rows, or set options cannot (run them with [`sql`](Database::sql)).
+    /// A statement holds the engine: the database cannot be opened again in this process
+    /// while one is kept after [`close`](Database::close).
     ///
     /// ```
     /// # use sextant_query::Database;
@@ -268,10 +287,7 @@ impl Database {
     /// [`prepare`](Database::prepare), in async code.
     pub async fn prepare_async(&self, sql: &str) -> Result<Statement> {
         let plan = self.ctx.state().create_logical_plan(sql).await?;
-        SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_statements(false)
-            .verify_plan(&plan)?;
+        read_only().verify_plan(&plan)?;
         Statement::new(sql, plan)
     }
 
@@ -295,7 +311,7 @@ impl Database {
     ) -> Result<Vec<RecordBatch>> {
         let plan = statement.bind(params)?;
         let run = async {
-            let state = self.query_state();
+            let state = self.ctx.state();
             let physical = state.create_physical_plan(&plan).await?;
             Ok(datafusion::physical_plan::collect(physical, state.task_ctx()).await?)
         };
@@ -337,9 +353,12 @@ impl Database {
         let Database {
             engine,
             ctx,
+            plans,
             runtime,
             ..
         } = self;
+        // Kept plans hold the engine.
+        drop(plans);
         drop(ctx);
         drop(runtime);
         match Arc::try_unwrap(engine) {

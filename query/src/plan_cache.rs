@@ -1,62 +1,84 @@
 //! The statements of recently run SQL text, so that SQL run again (a dashboard's refresh,
 //! a script's loop) is not parsed and resolved again.
 //!
-//! Only queries are kept (not statements that create or change tables or set options,
-//! which clear the cache). An entry is used only while every Sextant table it reads has
+//! Only queries over Sextant's own tables (the engine's, `sextant.*`,
+//! `information_schema`) are kept: not `DESCRIBE`, whose answer is made at planning, and
+//! not queries over tables an embedder registered, which it may replace. Statements
+//! that set options or create or drop anything clear the cache; a query planned while
+//! one runs is not kept. An entry is used only while every engine table it reads has
 //! the columns it had when the entry was made: a table that gained a column is looked up
 //! again, so `SELECT *` returns the new column as fresh SQL would. Rows are never stale:
-//! scans read the rows of the moment they are planned (see [`crate::provider`]).
+//! scans read the rows of the moment their query is planned (see [`crate::provider`]).
 
 use std::collections::HashMap;
 
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::LogicalPlan;
-use sextant_engine::Engine;
 
 use crate::provider::SextantTable;
 use crate::statement::Statement;
-
-/// Statements kept at most; past it the least recently used goes.
-pub(crate) const CAPACITY: usize = 256;
+use crate::system::SystemTable;
 
 /// SQL text to its statement; see the [module](self) documentation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct PlanCache {
     entries: HashMap<String, Entry>,
+    /// Statements kept at most; past it the least recently used goes. 0 keeps none.
+    capacity: usize,
     /// Incremented at each use, to find the least recently used entry.
     clock: u64,
+    /// Incremented when the cache is cleared: a query planned before is not kept.
+    generation: u64,
 }
 
-#[derive(Debug)]
-struct Entry {
-    statement: Statement,
-    /// The Sextant tables the plan reads, with their number of columns then.
-    tables: Vec<(String, usize)>,
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub statement: Statement,
+    /// The engine tables the plan reads, with their number of columns then.
+    pub tables: Vec<(String, usize)>,
     used: u64,
 }
 
 impl PlanCache {
-    /// The statement of `sql`, if kept and still valid against `engine`'s tables.
-    pub fn get(&mut self, sql: &str, engine: &Engine) -> Option<Statement> {
-        self.clock += 1;
-        let entry = self.entries.get_mut(sql)?;
-        let valid = entry.tables.iter().all(|(name, columns)| {
-            engine
-                .schema(name)
-                .is_some_and(|s| s.columns.len() == *columns)
-        });
-        if !valid {
-            self.entries.remove(sql);
-            return None;
+    /// An empty cache keeping at most `capacity` statements.
+    pub fn new(capacity: usize) -> Self {
+        PlanCache {
+            entries: HashMap::new(),
+            capacity,
+            clock: 0,
+            generation: 0,
         }
-        entry.used = self.clock;
-        Some(entry.statement.clone())
     }
 
-    /// Keeps `statement` (of a query without parameters) for `sql`.
-    pub fn insert(&mut self, sql: &str, statement: Statement) {
-        if self.entries.len() >= CAPACITY
+    /// The entry of `sql`, if kept; the caller checks its tables (without this lock).
+    pub fn get(&mut self, sql: &str) -> Option<Entry> {
+        self.clock += 1;
+        let entry = self.entries.get_mut(sql)?;
+        entry.used = self.clock;
+        Some(entry.clone())
+    }
+
+    /// Forgets the entry of `sql` (its tables changed).
+    pub fn remove(&mut self, sql: &str) {
+        self.entries.remove(sql);
+    }
+
+    /// What a query must be planned under to be kept: see [`PlanCache::insert`].
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Keeps `statement` for `sql` if it can be kept and nothing was cleared since
+    /// `generation` (read before planning it).
+    pub fn insert(&mut self, sql: &str, statement: Statement, generation: u64) {
+        if generation != self.generation || self.capacity == 0 {
+            return;
+        }
+        let Some(tables) = engine_tables(statement.plan()) else {
+            return;
+        };
+        if self.entries.len() >= self.capacity
             && !self.entries.contains_key(sql)
             && let Some(oldest) = self
                 .entries
@@ -67,7 +89,6 @@ impl PlanCache {
             self.entries.remove(&oldest);
         }
         self.clock += 1;
-        let tables = sextant_tables(statement.plan());
         self.entries.insert(
             sql.to_string(),
             Entry {
@@ -78,9 +99,10 @@ impl PlanCache {
         );
     }
 
-    /// Forgets every statement.
+    /// Forgets every statement, and any query being planned meanwhile.
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.generation += 1;
     }
 
     /// Statements kept.
@@ -88,51 +110,94 @@ impl PlanCache {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
+
+    /// Whether `sql` is kept.
+    #[cfg(test)]
+    pub fn contains(&self, sql: &str) -> bool {
+        self.entries.contains_key(sql)
+    }
 }
 
-/// The Sextant tables `plan` scans (subqueries included), with their number of columns.
-fn sextant_tables(plan: &LogicalPlan) -> Vec<(String, usize)> {
+/// The engine tables `plan` scans (subqueries included), with their number of columns;
+/// `None` if it cannot be kept: a `DESCRIBE`, or a scan of a table that is not Sextant's.
+fn engine_tables(plan: &LogicalPlan) -> Option<Vec<(String, usize)>> {
+    if matches!(plan, LogicalPlan::DescribeTable(_)) {
+        return None;
+    }
     let mut tables = Vec::new();
+    let mut keep = true;
     let _ = plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node
-            && let Ok(provider) = source_as_provider(&scan.source)
-            && let Some(table) = provider.downcast_ref::<SextantTable>()
-        {
-            let schema = table.table_schema();
-            tables.push((schema.name.clone(), schema.columns.len()));
+        if let LogicalPlan::TableScan(scan) = node {
+            let provider = source_as_provider(&scan.source).ok();
+            let provider = provider.as_deref();
+            let sextant = provider.and_then(|p| p.downcast_ref::<SextantTable>());
+            if let Some(table) = sextant.filter(|t| t.reads_engine()) {
+                let schema = table.table_schema();
+                tables.push((schema.name.clone(), schema.columns.len()));
+            } else if provider.is_some_and(|p| p.downcast_ref::<SystemTable>().is_some())
+                || scan.table_name.schema() == Some("information_schema")
+            {
+                // Built when scanned.
+            } else {
+                keep = false;
+                return Ok(TreeNodeRecursion::Stop);
+            }
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    tables
+    keep.then_some(tables)
 }
 
 #[cfg(test)]
 mod tests {
     use sextant_engine::Point;
 
-    use super::CAPACITY;
-    use crate::Database;
+    use crate::{Database, QueryOptions};
 
     #[test]
-    fn queries_are_kept_up_to_the_capacity_and_statements_clear_them() {
+    fn the_least_recently_used_goes_and_statements_clear_the_cache() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path()).unwrap();
+        let options = QueryOptions {
+            plan_cache_size: 4,
+            ..QueryOptions::default()
+        };
+        let db = Database::open_with(sextant_engine::Config::new(dir.path()), options).unwrap();
         db.write_points(&[Point::metric("cpu").field("usage", 1.0).time(1)])
             .unwrap();
-        for i in 0..CAPACITY + 10 {
-            db.sql(&format!("SELECT usage + {i} FROM cpu")).unwrap();
+        let q = |i: usize| format!("SELECT usage + {i} FROM cpu");
+        for i in 0..4 {
+            db.sql(&q(i)).unwrap();
         }
-        assert_eq!(db.plans_kept(), CAPACITY);
-        // The most recently used survive: run one kept early again, then add more.
-        db.sql("SELECT usage + 20 FROM cpu").unwrap();
-        db.sql("SELECT 'one more'").unwrap();
-        db.sql("SELECT usage + 20 FROM cpu").unwrap();
-        assert_eq!(db.plans_kept(), CAPACITY);
-        // Parameters are not kept (the run fails: no values); nor statements, which clear.
-        assert!(db.sql("SELECT usage FROM cpu WHERE usage > $1").is_err());
-        assert_eq!(db.plans_kept(), CAPACITY);
+        db.sql(&q(0)).unwrap();
+        db.sql(&q(4)).unwrap();
+        assert_eq!(db.plans_kept(), 4);
+        assert!(db.plan_kept(&q(0)), "used again, so kept");
+        assert!(!db.plan_kept(&q(1)), "the least recently used goes");
+        // Parameters are not kept (the run fails: no values); nor DESCRIBE.
+        let with_parameter = "SELECT usage FROM cpu WHERE usage > $1";
+        assert!(db.sql(with_parameter).is_err());
+        assert!(!db.plan_kept(with_parameter));
+        db.sql("DESCRIBE cpu").unwrap();
+        assert!(!db.plan_kept("DESCRIBE cpu"));
+        // A statement clears.
         db.sql("SET datafusion.execution.batch_size = 4096")
             .unwrap();
+        assert_eq!(db.plans_kept(), 0);
+        // A DELETE does not.
+        db.sql(&q(0)).unwrap();
+        db.sql("DELETE FROM cpu WHERE time < '1970-01-01'").unwrap();
+        assert!(db.plan_kept(&q(0)));
+    }
+
+    #[test]
+    fn none_are_kept_with_a_size_of_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = QueryOptions {
+            plan_cache_size: 0,
+            ..QueryOptions::default()
+        };
+        let db = Database::open_with(sextant_engine::Config::new(dir.path()), options).unwrap();
+        db.sql("SELECT 1").unwrap();
         assert_eq!(db.plans_kept(), 0);
     }
 }

@@ -6,11 +6,14 @@ use arrow_array::{RecordBatch, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{not_impl_err, plan_err};
-use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableType, source_as_provider};
 use datafusion::error::Result;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::execution::context::QueryPlanner;
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use sextant_engine::{Delete, Engine, ScanRequest, Snapshot, TableSchema};
@@ -48,41 +51,94 @@ impl SchemaProvider for SextantSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        let snapshot = Arc::new(self.engine.snapshot());
-        Ok(SextantTable::new(snapshot, name).map(|t| {
-            let t = SextantTable {
-                engine: Some(Arc::clone(&self.engine)),
-                ..t
-            };
-            Arc::new(t.with_single_partition_rows(self.single_partition_rows))
-                as Arc<dyn TableProvider>
-        }))
+        Ok(
+            SextantTable::of_engine(Arc::clone(&self.engine), name).map(|t| {
+                Arc::new(t.with_single_partition_rows(self.single_partition_rows))
+                    as Arc<dyn TableProvider>
+            }),
+        )
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.engine.snapshot().schema(name).is_some()
+        self.engine.schema(name).is_some()
     }
 }
 
-/// The rows a query reads, taken once when it is planned so that every scan of it (two
-/// tables, or one table twice as in a self-join) reads the same moment. The
-/// [`Database`](crate::Database) puts it in the session state of each query it runs;
-/// without it each scan takes its own.
+/// The rows a query reads, taken once when it is planned (by [`SnapshotPlanner`]) so
+/// that every scan of it (two tables, or one table twice as in a self-join) reads the
+/// same moment.
 #[derive(Debug)]
-pub struct QuerySnapshot(pub Arc<Snapshot>);
+pub(crate) struct QuerySnapshot(pub Arc<Snapshot>);
 
-/// One table of a snapshot.
+/// The session's query planner: takes the [`QuerySnapshot`] of a query that reads an
+/// engine's tables (unless its session state already has one), then plans with `inner`.
+/// Every way a query is planned goes through it: `Database`, a server's sessions, alert
+/// rules.
+#[derive(Debug)]
+pub(crate) struct SnapshotPlanner {
+    pub engine: Arc<Engine>,
+    pub inner: Arc<dyn QueryPlanner + Send + Sync>,
+}
+
+#[async_trait]
+impl QueryPlanner for SnapshotPlanner {
+    async fn create_physical_plan(
+        &self,
+        plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let has_one = session.config().get_extension::<QuerySnapshot>().is_some();
+        let state = session.as_any().downcast_ref::<SessionState>();
+        match state {
+            Some(state) if !has_one && reads_engine(plan) => {
+                let mut state = state.clone();
+                let snapshot = QuerySnapshot(Arc::new(self.engine.snapshot()));
+                state.config_mut().set_extension(Arc::new(snapshot));
+                self.inner.create_physical_plan(plan, &state).await
+            }
+            _ => self.inner.create_physical_plan(plan, session).await,
+        }
+    }
+}
+
+/// Whether `plan` scans a table that reads the engine.
+fn reads_engine(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+            && provider
+                .downcast_ref::<SextantTable>()
+                .is_some_and(SextantTable::reads_engine)
+        {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// Where a table's rows come from.
+#[derive(Debug, Clone)]
+enum Reads {
+    /// The engine, as of the moment the query is planned (its [`QuerySnapshot`]); also
+    /// what `DELETE` deletes from.
+    Engine(Arc<Engine>),
+    /// A snapshot, always the same rows.
+    Snapshot(Arc<Snapshot>),
+}
+
+/// One table of an engine or of a snapshot.
 #[derive(Debug, Clone)]
 pub struct SextantTable {
-    snapshot: Arc<Snapshot>,
+    reads: Reads,
     schema: TableSchema,
     arrow: SchemaRef,
     /// What scans return: every row, or only latest rows (see [`crate::latest`]).
     rows: Rows,
     /// Scans expected to read fewer rows run as one partition.
     single_partition_rows: u64,
-    /// The engine, for `DELETE`; `None` for a table made from a snapshot alone.
-    engine: Option<Arc<Engine>>,
 }
 
 /// What a table's scans return.
@@ -99,18 +155,30 @@ pub enum Rows {
 }
 
 impl SextantTable {
-    /// The table `name` of the snapshot, if it exists.
+    /// The table `name` of the snapshot, if it exists: its scans read that snapshot.
     pub fn new(snapshot: Arc<Snapshot>, name: &str) -> Option<Self> {
         let schema = snapshot.schema(name)?.clone();
+        Some(SextantTable::with(Reads::Snapshot(snapshot), schema))
+    }
+
+    /// The table `name` of the engine, if it exists: each query's scans read the rows of
+    /// the moment it is planned, and `DELETE` deletes from it. A plan kept (a prepared
+    /// statement, an alert rule) holds the engine, not a snapshot, so segments merged
+    /// away since can be removed.
+    pub fn of_engine(engine: Arc<Engine>, name: &str) -> Option<Self> {
+        let schema = TableSchema::clone(engine.schema(name)?.as_ref());
+        Some(SextantTable::with(Reads::Engine(engine), schema))
+    }
+
+    fn with(reads: Reads, schema: TableSchema) -> Self {
         let arrow = schema.arrow_schema();
-        Some(SextantTable {
-            snapshot,
+        SextantTable {
+            reads,
             schema,
             arrow,
             rows: Rows::All,
             single_partition_rows: 0,
-            engine: None,
-        })
+        }
     }
 
     /// The same table, whose scans expected to read fewer than `rows` rows run as one
@@ -133,6 +201,11 @@ impl SextantTable {
     /// What scans of this table return.
     pub fn rows(&self) -> &Rows {
         &self.rows
+    }
+
+    /// Whether scans read the engine (rather than a snapshot).
+    pub(crate) fn reads_engine(&self) -> bool {
+        matches!(self.reads, Reads::Engine(_))
     }
 
     /// The engine's schema of the table.
@@ -203,18 +276,17 @@ impl TableProvider for SextantTable {
                 request.fields.push(field);
             }
         }
-        // The rows are those of the moment the query is planned (its QuerySnapshot, or
-        // now), not of the moment the table was looked up: a logical plan kept and
-        // planned again (an alert rule, a prepared statement) sees the rows written
-        // since. Tables are never dropped and columns never removed, so the names looked
-        // up are still there.
-        let snapshot = match (
-            &self.engine,
-            state.config().get_extension::<QuerySnapshot>(),
-        ) {
-            (Some(_), Some(query)) => Arc::clone(&query.0),
-            (Some(engine), None) => Arc::new(engine.snapshot()),
-            (None, _) => Arc::clone(&self.snapshot),
+        // The rows are those of the moment the query is planned (its QuerySnapshot),
+        // not of the moment the table was looked up: a logical plan kept and planned
+        // again (an alert rule, a prepared statement) sees the rows written since.
+        // Tables are never dropped and columns never removed, so the names looked up are
+        // still there.
+        let snapshot = match &self.reads {
+            Reads::Engine(engine) => match state.config().get_extension::<QuerySnapshot>() {
+                Some(query) => Arc::clone(&query.0),
+                None => Arc::new(engine.snapshot()),
+            },
+            Reads::Snapshot(snapshot) => Arc::clone(snapshot),
         };
         // A small scan runs as one partition: splitting it costs more than it saves. The
         // estimate is only compared with that threshold and with DataFusion's batch size
@@ -250,7 +322,7 @@ impl TableProvider for SextantTable {
         _state: &dyn Session,
         filters: Vec<Expr>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let Some(engine) = &self.engine else {
+        let Reads::Engine(engine) = &self.reads else {
             return not_impl_err!("DELETE is not supported on a table read from a snapshot");
         };
         let name = &self.schema.name;

@@ -2,9 +2,13 @@
 //! times with parameters (`$1`, `$2`, ...), as dashboards, alert rules and the Postgres
 //! wire protocol run the same statement again and again.
 
+use std::collections::HashMap;
+
 use arrow_schema::{DataType, SchemaRef};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ParamValues, ScalarValue};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::expr::Placeholder;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 
 use crate::error::{Error, Result};
 
@@ -27,13 +31,12 @@ pub struct Statement {
 impl Statement {
     /// The statement of `plan`, checking its parameters are `$1` to `$n` without gaps.
     pub(crate) fn new(sql: &str, plan: LogicalPlan) -> Result<Statement> {
-        let types = plan.get_parameter_types()?;
+        let types = parameter_types(&plan)?;
         let mut numbered = Vec::with_capacity(types.len());
         for (id, ty) in types {
             let n = id
                 .strip_prefix('$')
                 .and_then(|n| n.parse::<usize>().ok())
-                .filter(|&n| n >= 1)
                 .ok_or_else(|| {
                     Error::Parameter(format!(
                         "parameter {id}: parameters are numbered $1, $2, ...; named ones are not supported"
@@ -96,7 +99,7 @@ impl Statement {
         let mut bound = Vec::with_capacity(values.len());
         for (i, (value, ty)) in values.iter().zip(&self.params).enumerate() {
             let value = match ty {
-                Some(ty) if value.data_type() != *ty => value.cast_to(ty).map_err(|e| {
+                Some(ty) if value.data_type() != *ty => bind_as(value, ty).map_err(|e| {
                     Error::Parameter(format!(
                         "parameter ${}: {value} (of type {}) cannot be read as {ty}: {e}",
                         i + 1,
@@ -112,4 +115,49 @@ impl Statement {
             .clone()
             .with_param_values(ParamValues::from(bound))?)
     }
+}
+
+/// `value` for a parameter DataFusion typed `ty`. Text (as text protocols send every
+/// value) is read as `ty`, or refused. Any other value is cast only when nothing is lost,
+/// else bound as it is, for the statement's own type rules to decide: DataFusion types a
+/// parameter after the other side of its operator, which an interval beside a
+/// timestamp (`now() - $1`) or a fraction beside an integer column does not match, and a
+/// cast would truncate 2.5 to 2.
+fn bind_as(value: &ScalarValue, ty: &DataType) -> datafusion::error::Result<ScalarValue> {
+    if matches!(
+        value.data_type(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    ) {
+        return value.cast_to(ty);
+    }
+    match value.cast_to(ty) {
+        Ok(cast)
+            if cast
+                .cast_to(&value.data_type())
+                .is_ok_and(|back| back == *value) =>
+        {
+            Ok(cast)
+        }
+        _ => Ok(value.clone()),
+    }
+}
+
+/// The type of each parameter of `plan` (by id, `$1`), from the first of its uses that
+/// shows one: DataFusion's own look-up keeps the last use's, none if that use shows none.
+fn parameter_types(plan: &LogicalPlan) -> Result<HashMap<String, Option<DataType>>> {
+    let mut types: HashMap<String, Option<DataType>> = HashMap::new();
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                if let Expr::Placeholder(Placeholder { id, field }) = e {
+                    let known = types.entry(id.clone()).or_insert(None);
+                    if known.is_none() {
+                        *known = field.as_ref().map(|f| f.data_type().clone());
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    Ok(types)
 }

@@ -47,7 +47,7 @@ impl SystemSchema {
 
 /// One table of the schema, read afresh by each scan.
 #[derive(Debug)]
-struct SystemTable {
+pub(crate) struct SystemTable {
     engine: Arc<Engine>,
     name: &'static str,
     schema: SchemaRef,
@@ -60,7 +60,7 @@ impl TableProvider for SystemTable {
     }
 
     fn table_type(&self) -> TableType {
-        TableType::View
+        TableType::Base
     }
 
     async fn scan(

@@ -261,3 +261,94 @@ fn read_only_sql_is_refused_whether_or_not_its_text_was_run_before() {
     );
     assert_eq!(text(&db.sql(count).unwrap()), [["4"]]);
 }
+
+#[test]
+fn describe_run_again_shows_a_new_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    write(&db, 0..1);
+    assert_eq!(text(&db.sql("DESCRIBE cpu").unwrap()).len(), 3);
+    db.write_points(&[Point::metric("cpu").field("idle", 2.0).time(1)])
+        .unwrap();
+    assert_eq!(text(&db.sql("DESCRIBE cpu").unwrap()).len(), 4);
+}
+
+#[test]
+fn values_that_would_lose_something_are_bound_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let points: Vec<Point> = (1..=3i64)
+        .map(|n| Point::metric("jobs").field("n", n).time(n * MIN))
+        .collect();
+    db.write_points(&points).unwrap();
+    // `$1` is typed BIGINT after `n`; 2.5 cast to it would be 2.
+    let at_least = db
+        .prepare("SELECT count(*) FROM jobs WHERE n >= $1")
+        .unwrap();
+    let got = db.execute(&at_least, &[ScalarValue::from(2.5)]).unwrap();
+    let want = db.sql("SELECT count(*) FROM jobs WHERE n >= 2.5").unwrap();
+    assert_eq!(text(&got), text(&want));
+    assert_eq!(text(&got), [["1"]]);
+    // `$1` is typed as a timestamp after now(); an interval is what the SQL means.
+    let recent = db
+        .prepare("SELECT count(*) FROM jobs WHERE time > now() - $1")
+        .unwrap();
+    let day = ScalarValue::new_interval_mdn(0, 1, 0);
+    assert_eq!(text(&db.execute(&recent, &[day]).unwrap()), [["0"]]);
+}
+
+#[test]
+fn a_kept_statement_does_not_keep_merged_segments_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    write(&db, 0..1);
+    db.flush().unwrap();
+    let count = db
+        .prepare("SELECT count(*) FROM cpu WHERE host = $1")
+        .unwrap();
+    let kept_sql = "SELECT count(*) FROM cpu";
+    for m in 1..3 {
+        write(&db, m..m + 1);
+        db.flush().unwrap();
+        db.execute(&count, &[ScalarValue::from("a")]).unwrap();
+        db.sql(kept_sql).unwrap();
+    }
+    let segments = || {
+        walk(dir.path())
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+            .count()
+    };
+    assert_eq!(segments(), 3);
+    db.compact("cpu").unwrap();
+    assert_eq!(segments(), 1, "the merged segments are removed");
+    assert_eq!(
+        text(&db.execute(&count, &[ScalarValue::from("a")]).unwrap()),
+        [["3"]]
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn only_queries_can_be_prepared() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    write(&db, 0..1);
+    assert!(db.prepare("DELETE FROM cpu WHERE host = $1").is_err());
+    assert!(
+        db.prepare("SET datafusion.execution.batch_size = 1")
+            .is_err()
+    );
+}
