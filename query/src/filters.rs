@@ -97,8 +97,6 @@ fn apply(expr: &Expr, schema: &TableSchema, p: &mut Pushed) -> bool {
     }
 }
 
-/// `tag IN (...)`, `tag = 'x'`, and ORs of those on one tag (DataFusion turns short IN
-/// lists into ORs): the tag and the values it may take.
 /// `expr` as a field filter the scan can skip blocks by: a comparison of a field (not
 /// the level) with a non-null constant of exactly its type.
 pub fn field_filter(expr: &Expr, schema: &TableSchema) -> Option<FieldFilter> {
@@ -133,6 +131,8 @@ pub fn field_filter(expr: &Expr, schema: &TableSchema) -> Option<FieldFilter> {
     })
 }
 
+/// `tag IN (...)`, `tag = 'x'`, and ORs of those on one tag (DataFusion turns short IN
+/// lists into ORs): the tag and the values it may take.
 fn tag_values<'a>(expr: &Expr, schema: &'a TableSchema) -> Option<(&'a str, Vec<String>)> {
     match expr {
         Expr::InList(InList {
@@ -211,7 +211,8 @@ fn compare(col: (&str, ColumnType), op: Operator, value: ScalarValue, p: &mut Pu
     }
 }
 
-/// The column an expression names, possibly through casts, with its engine type.
+/// The column an expression names, with its engine type; not through casts, which
+/// [`field_filter`] relies on (a cast column compares differently from its values).
 fn column<'a>(expr: &Expr, schema: &'a TableSchema) -> Option<(&'a str, ColumnType)> {
     match expr {
         Expr::Column(c) => schema.column(&c.name).map(|d| (d.name.as_str(), d.ty)),
