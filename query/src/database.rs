@@ -327,6 +327,14 @@ impl Database {
             .await
     }
 
+    /// [`sql_read_only`](Database::sql_read_only) as a stream, computed as it is pulled;
+    /// dropping it cancels the query. The timeout does not apply: the caller controls how
+    /// long it pulls.
+    pub async fn sql_read_only_stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        let df = self.frame(sql, read_only()).await?;
+        Ok(df.execute_stream().await?)
+    }
+
     async fn with_timeout(
         &self,
         run: impl Future<Output = Result<Vec<RecordBatch>>>,

@@ -37,6 +37,7 @@ impl Statement {
             let n = id
                 .strip_prefix('$')
                 .and_then(|n| n.parse::<usize>().ok())
+                .filter(|&n| n >= 1)
                 .ok_or_else(|| {
                     Error::Parameter(format!(
                         "parameter {id}: parameters are numbered $1, $2, ...; named ones are not supported"
@@ -73,7 +74,9 @@ impl Statement {
         &self.params
     }
 
-    /// The columns a run returns.
+    /// The columns a run returns, when each value is of its parameter's type (a value
+    /// bound as it is, such as 2.5 for a parameter typed BIGINT, can change the type of
+    /// a column computed from it).
     pub fn schema(&self) -> SchemaRef {
         self.plan.schema().inner().clone()
     }

@@ -290,11 +290,25 @@ fn values_that_would_lose_something_are_bound_as_they_are() {
     assert_eq!(text(&got), text(&want));
     assert_eq!(text(&got), [["1"]]);
     // `$1` is typed as a timestamp after now(); an interval is what the SQL means.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let hour = 60 * MIN;
+    db.write_points(&[
+        Point::metric("events").field("n", 1i64).time(now - hour),
+        Point::metric("events")
+            .field("n", 1i64)
+            .time(now - 48 * hour),
+    ])
+    .unwrap();
     let recent = db
-        .prepare("SELECT count(*) FROM jobs WHERE time > now() - $1")
+        .prepare("SELECT count(*) FROM events WHERE time > now() - $1")
         .unwrap();
     let day = ScalarValue::new_interval_mdn(0, 1, 0);
-    assert_eq!(text(&db.execute(&recent, &[day]).unwrap()), [["0"]]);
+    assert_eq!(text(&db.execute(&recent, &[day]).unwrap()), [["1"]]);
+    let week = ScalarValue::new_interval_mdn(0, 7, 0);
+    assert_eq!(text(&db.execute(&recent, &[week]).unwrap()), [["2"]]);
 }
 
 #[test]

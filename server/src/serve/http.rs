@@ -641,28 +641,22 @@ impl Answer {
 /// which clients report as an incomplete answer. Rows are encoded as they come, so a
 /// large answer is never held whole.
 async fn sql_answer(app: App, headers: HeaderMap, sql: String) -> Response {
-    use datafusion::execution::context::SQLOptions;
     let answer = Answer::of(&headers);
     let started = Instant::now();
     let timeout = app.query_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
-    let read_only = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
-    let session = app.db.session().clone();
+    let db = Arc::clone(&app.db);
     let opened = tokio::time::timeout_at(deadline, async move {
-        let frame = session.sql_with_options(&sql, read_only).await?;
-        let mut batches = frame.execute_stream().await?;
+        let mut batches = db.sql_read_only_stream(&sql).await?;
         let first = batches.next().await.transpose()?;
-        Ok::<_, datafusion::error::DataFusionError>((batches, first))
+        Ok::<_, QueryError>((batches, first))
     })
     .await;
     let (batches, first) = match opened {
         Ok(Ok(opened)) => opened,
         failed => {
             let e = match failed {
-                Ok(Err(e)) => QueryError::Query(e),
+                Ok(Err(e)) => e,
                 _ => QueryError::Timeout(timeout),
             };
             app.stats.query(started.elapsed(), true);
