@@ -26,13 +26,13 @@
 //! `query/tests/functions_doc.rs`.
 
 pub mod counters;
+mod date_bin;
 pub mod first_last;
 pub mod gapfill;
 pub mod level;
 
 use std::sync::Arc;
 
-use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 
 /// Registers Sextant's functions and rules on a session: `time_bucket` (an alias of
@@ -44,9 +44,7 @@ use datafusion::prelude::SessionContext;
 /// FROM cpu GROUP BY minute, host ORDER BY host, minute
 /// ```
 pub fn register(ctx: &SessionContext) {
-    let date_bin = datafusion::functions::datetime::date_bin();
-    let time_bucket = ScalarUDF::clone(&date_bin).with_aliases(["time_bucket"]);
-    ctx.register_udf(time_bucket);
+    ctx.register_udf(date_bin::DateBin::udf());
     ctx.register_udf(level::LevelRank::udf());
     ctx.add_analyzer_rule(Arc::new(level::LevelComparisons));
     ctx.register_udf(gapfill::DateBinGapFill::udf());
