@@ -70,8 +70,10 @@ fn a_selective_filter_skips_blocks_and_answers_exactly() {
         "EXPLAIN ANALYZE SELECT time, host, usage, n, trace FROM cpu WHERE usage > 90",
     );
     assert!(plan.contains("blocks where usage > F64(90.0)"), "{plan}");
-    // 2000 rows of two series in 16-row blocks: 126 blocks, one holding the match. The
-    // others have their time and usage decoded, not their n and trace.
+    // 2000 rows of two series in 16-row blocks: 125 blocks, one of them holding the end
+    // of one series and the start of the other, so 126 stretches of one series in one
+    // block, one holding the match. The others have their time and usage decoded, not
+    // their n and trace.
     assert_eq!(
         metric(&plan, "SextantScanExec", "blocks_filtered"),
         125,
@@ -154,5 +156,42 @@ proptest! {
                 .replace("WHERE trace", "WHERE (trace || '')");
             prop_assert_eq!(text(&db.sql(&sql).unwrap()), text(&db.sql(&plain).unwrap()), "{}", sql);
         }
+    }
+}
+
+#[test]
+fn a_segment_without_the_filter_column_is_skipped_and_answers_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    // The first segment has no `usage`; the second has it.
+    let before: Vec<Point> = (0..100i64)
+        .map(|t| {
+            Point::metric("cpu")
+                .tag("host", "h0")
+                .field("n", t % 7)
+                .time(t * 1_000_000_000)
+        })
+        .collect();
+    db.write_points(&before).unwrap();
+    db.flush().unwrap();
+    let after: Vec<Point> = (100..200i64)
+        .map(|t| point(t, 0, (t % 10) as f64, "x"))
+        .collect();
+    db.write_points(&after).unwrap();
+    db.flush().unwrap();
+    for filter in ["usage > 0", "usage <> 1", "usage < 5", "usage = 3"] {
+        let pushed = format!("SELECT time, n FROM cpu WHERE {filter} ORDER BY time");
+        // `usage + 0.0` is not a bare column: DataFusion alone evaluates it.
+        let reference = pushed.replace("usage", "(usage + 0.0)");
+        assert_eq!(
+            text(&db.sql(&pushed).unwrap()),
+            text(&db.sql(&reference).unwrap()),
+            "{filter}"
+        );
+        let plan = plan_text(&db, &format!("EXPLAIN ANALYZE {pushed}"));
+        assert!(
+            metric(&plan, "SextantScanExec", "blocks_filtered") >= 7,
+            "the 7 blocks without usage are skipped: {plan}"
+        );
     }
 }

@@ -172,10 +172,13 @@ pub struct ScanMetrics {
     pub segments_read: usize,
     /// Blocks decoded (per column).
     pub blocks_read: usize,
-    /// Blocks of matching series skipped by their time statistics.
+    /// Stretches of blocks (one series' rows in one block: a block holding several
+    /// series counts once per series read) skipped by the block's time statistics.
     pub blocks_pruned: usize,
-    /// Blocks skipped because no row met the field filters (their filter columns were
-    /// decoded, the others not).
+    /// Stretches of blocks (as for `blocks_pruned`) skipped because none of their rows met
+    /// the field filters: the filter columns were decoded (and time, when the query
+    /// returns it, rows are hidden, or the stretch crosses the time range), the others
+    /// not.
     pub blocks_filtered: usize,
     /// Values decoded from segment blocks.
     pub values_decoded: usize,
