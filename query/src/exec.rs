@@ -151,7 +151,7 @@ impl DisplayAs for SextantScanExec {
         for field in &r.fields {
             write!(
                 f,
-                ", blocks where {} {} {:?}",
+                ", blocks where {} {} {}",
                 field.column, field.op, field.value
             )?;
         }

@@ -296,6 +296,35 @@ mod tests {
     }
 
     #[test]
+    fn field_comparisons_with_a_constant_of_their_type_become_field_filters() {
+        let s = schema();
+        let f = field_filter(&lit(90.0).lt(col("usage")), &s).expect("a field filter");
+        assert_eq!(
+            (f.column.as_str(), f.op, f.value.to_string()),
+            ("usage", CmpOp::Gt, "90.0".to_string())
+        );
+        let f = field_filter(&col("usage").not_eq(lit(1.5)), &s).expect("a field filter");
+        assert_eq!(f.op, CmpOp::NotEq);
+        // Left to DataFusion: a cast column, another type, NULL, a tag, time, arithmetic,
+        // OR.
+        let cast = Expr::Cast(datafusion::logical_expr::Cast::new(
+            Box::new(col("usage")),
+            arrow_schema::DataType::Int64,
+        ));
+        for expr in [
+            cast.gt(lit(2i64)),
+            col("usage").gt(lit(90i64)),
+            col("usage").gt(lit(ScalarValue::Float64(None))),
+            col("host").eq(lit("a")),
+            col("time").gt(ts(1)),
+            (col("usage") + lit(1.0)).gt(lit(2.0)),
+            col("usage").gt(lit(1.0)).or(col("usage").lt(lit(0.0))),
+        ] {
+            assert!(field_filter(&expr, &s).is_none(), "{expr}");
+        }
+    }
+
+    #[test]
     fn other_filters_are_left_to_datafusion() {
         let s = schema();
         assert!(!supported(&col("usage").gt(lit(90.0)), &s));

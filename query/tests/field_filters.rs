@@ -69,7 +69,7 @@ fn a_selective_filter_skips_blocks_and_answers_exactly() {
         &db,
         "EXPLAIN ANALYZE SELECT time, host, usage, n, trace FROM cpu WHERE usage > 90",
     );
-    assert!(plan.contains("blocks where usage > F64(90.0)"), "{plan}");
+    assert!(plan.contains("blocks where usage > 90.0"), "{plan}");
     // 2000 rows of two series in 16-row blocks: 125 blocks, one of them holding the end
     // of one series and the start of the other, so 126 stretches of one series in one
     // block, one holding the match. The others have their time and usage decoded, not

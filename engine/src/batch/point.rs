@@ -27,6 +27,19 @@ pub enum FieldValue {
     Str(String),
 }
 
+/// As a SQL literal: `90.0`, `-3`, `true`, `'it''s'`.
+impl std::fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldValue::F64(v) => write!(f, "{v:?}"),
+            FieldValue::I64(v) => write!(f, "{v}"),
+            FieldValue::U64(v) => write!(f, "{v}"),
+            FieldValue::Bool(v) => write!(f, "{v}"),
+            FieldValue::Str(v) => write!(f, "'{}'", v.replace('\'', "''")),
+        }
+    }
+}
+
 impl FieldValue {
     /// The column type this value is stored in.
     pub fn column_type(&self) -> ColumnType {
@@ -324,6 +337,22 @@ fn batch_for_table(table: &str, points: &[&Point], now: i64) -> Result<TableBatc
 mod tests {
     use super::*;
     use arrow_array::Array;
+
+    #[test]
+    fn field_values_print_as_sql_literals() {
+        let shown: Vec<String> = [
+            FieldValue::F64(90.0),
+            FieldValue::F64(f64::NAN),
+            FieldValue::I64(-3),
+            FieldValue::U64(7),
+            FieldValue::Bool(true),
+            FieldValue::Str("it's".into()),
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(shown, ["90.0", "NaN", "-3", "7", "true", "'it''s'"]);
+    }
 
     #[test]
     fn points_group_by_table_and_fill_nulls() {
