@@ -150,6 +150,15 @@ fn bind_as(value: &ScalarValue, ty: &DataType) -> datafusion::error::Result<Scal
 fn parameter_types(plan: &LogicalPlan) -> Result<HashMap<String, Option<DataType>>> {
     let mut types: HashMap<String, Option<DataType>> = HashMap::new();
     plan.apply_with_subqueries(|node| {
+        // DataFusion gives `LIMIT $1` and `OFFSET $1` no type: a count of rows.
+        if let LogicalPlan::Limit(limit) = node {
+            for e in [&limit.skip, &limit.fetch].into_iter().flatten() {
+                if let Expr::Placeholder(Placeholder { id, field: None }) = e.as_ref() {
+                    let known = types.entry(id.clone()).or_insert(None);
+                    known.get_or_insert(DataType::Int64);
+                }
+            }
+        }
         node.apply_expressions(|expr| {
             expr.apply(|e| {
                 if let Expr::Placeholder(Placeholder { id, field }) = e {

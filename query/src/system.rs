@@ -121,18 +121,6 @@ fn segments(engine: &Engine) -> Result<RecordBatch> {
             max_seq.push(info.max_seq);
         }
     }
-    let time = || DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
-    let schema = Schema::new(vec![
-        Field::new("table_name", DataType::Utf8, false),
-        Field::new("id", DataType::UInt64, false),
-        Field::new("level", DataType::UInt8, false),
-        Field::new("bytes", DataType::UInt64, false),
-        Field::new("rows", DataType::UInt64, true),
-        Field::new("min_time", time(), true),
-        Field::new("max_time", time(), true),
-        Field::new("min_seq", DataType::UInt64, false),
-        Field::new("max_seq", DataType::UInt64, false),
-    ]);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(table)),
         Arc::new(UInt64Array::from(id)),
@@ -144,24 +132,26 @@ fn segments(engine: &Engine) -> Result<RecordBatch> {
         Arc::new(UInt64Array::from(min_seq)),
         Arc::new(UInt64Array::from(max_seq)),
     ];
-    Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
+    Ok(RecordBatch::try_new(segments_schema(), columns)?)
+}
+
+fn segments_schema() -> SchemaRef {
+    let time = || DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("id", DataType::UInt64, false),
+        Field::new("level", DataType::UInt8, false),
+        Field::new("bytes", DataType::UInt64, false),
+        Field::new("rows", DataType::UInt64, true),
+        Field::new("min_time", time(), true),
+        Field::new("max_time", time(), true),
+        Field::new("min_seq", DataType::UInt64, false),
+        Field::new("max_seq", DataType::UInt64, false),
+    ]))
 }
 
 fn compaction(engine: &Engine) -> Result<RecordBatch> {
     let s = engine.compaction_stats();
-    let u = |name: &str| Field::new(name, DataType::UInt64, false);
-    let f = |name: &str| Field::new(name, DataType::Float64, false);
-    let schema = Schema::new(vec![
-        u("compactions"),
-        u("segments_merged"),
-        u("bytes_flushed"),
-        u("bytes_read"),
-        u("bytes_written"),
-        f("write_amplification"),
-        f("busy_seconds"),
-        f("behind_seconds"),
-        u("merges_deferred"),
-    ]);
     let one_u = |v: u64| Arc::new(UInt64Array::from(vec![v])) as ArrayRef;
     let one_f = |v: f64| Arc::new(Float64Array::from(vec![v])) as ArrayRef;
     let columns = vec![
@@ -175,7 +165,23 @@ fn compaction(engine: &Engine) -> Result<RecordBatch> {
         one_f(s.behind.as_secs_f64()),
         one_u(s.deferred),
     ];
-    Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
+    Ok(RecordBatch::try_new(compaction_schema(), columns)?)
+}
+
+fn compaction_schema() -> SchemaRef {
+    let u = |name: &str| Field::new(name, DataType::UInt64, false);
+    let f = |name: &str| Field::new(name, DataType::Float64, false);
+    Arc::new(Schema::new(vec![
+        u("compactions"),
+        u("segments_merged"),
+        u("bytes_flushed"),
+        u("bytes_read"),
+        u("bytes_written"),
+        f("write_amplification"),
+        f("busy_seconds"),
+        f("behind_seconds"),
+        u("merges_deferred"),
+    ]))
 }
 
 #[async_trait]
@@ -188,7 +194,10 @@ impl SchemaProvider for SystemSchema {
         let Some(&name) = TABLES.iter().find(|t| **t == name) else {
             return Ok(None);
         };
-        let schema = build(&self.engine, name)?.schema();
+        let schema = match name {
+            "segments" => segments_schema(),
+            _ => compaction_schema(),
+        };
         Ok(Some(Arc::new(SystemTable {
             engine: Arc::clone(&self.engine),
             name,

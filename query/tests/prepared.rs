@@ -366,3 +366,25 @@ fn only_queries_can_be_prepared() {
             .is_err()
     );
 }
+
+#[test]
+fn limit_and_offset_take_parameters_as_numbers_or_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    write(&db, 0..5);
+    let page = db
+        .prepare("SELECT time FROM cpu WHERE host = 'a' ORDER BY time LIMIT $1 OFFSET $2")
+        .unwrap();
+    for (limit, offset) in [
+        (ScalarValue::Int64(Some(2)), ScalarValue::Int64(Some(1))),
+        (ScalarValue::from("2"), ScalarValue::from("1")),
+    ] {
+        let rows = text(&db.execute(&page, &[limit, offset]).unwrap());
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0][0], "1970-01-01T00:01:00Z");
+    }
+    let err = db
+        .execute(&page, &[ScalarValue::from("two"), ScalarValue::from("1")])
+        .unwrap_err();
+    assert!(err.to_string().starts_with("parameter $1: "), "{err}");
+}
