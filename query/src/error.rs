@@ -15,10 +15,47 @@ pub enum Error {
     #[error("{0}")]
     Query(#[from] datafusion::error::DataFusionError),
 
-    /// A prepared statement's parameters are wrong: numbered with gaps, named, too few or
-    /// too many values, or a value that cannot be cast to its parameter's type.
-    #[error("{0}")]
-    Parameter(String),
+    /// A statement names a parameter (`$host`): parameters are numbered `$1`, `$2`, ...
+    #[error("parameter {name}: parameters are numbered $1, $2, ...; named ones are not supported")]
+    NamedParameter {
+        /// The parameter as written.
+        name: String,
+    },
+
+    /// A statement skips a parameter's number: `$missing` is not used while `$used` is.
+    #[error(
+        "parameter ${missing} is not used while ${used} is: parameters are numbered $1 to $n without gaps"
+    )]
+    ParameterGap {
+        /// The number skipped.
+        missing: usize,
+        /// A larger number in use.
+        used: usize,
+    },
+
+    /// A prepared statement was run with the wrong number of values.
+    #[error("the statement takes {expected} parameter(s); {given} given")]
+    ParameterCount {
+        /// Its parameters.
+        expected: usize,
+        /// The values given.
+        given: usize,
+    },
+
+    /// A value given for a parameter cannot be read as the parameter's type.
+    #[error("parameter ${index}: {value} (of type {found}) cannot be read as {expected}: {reason}")]
+    ParameterType {
+        /// The parameter's number (1 for `$1`).
+        index: usize,
+        /// The value, as text.
+        value: String,
+        /// The value's type.
+        found: arrow_schema::DataType,
+        /// The parameter's type.
+        expected: arrow_schema::DataType,
+        /// Why the value cannot be read so.
+        reason: String,
+    },
 
     /// The query ran longer than its timeout and was cancelled.
     #[error("the query was cancelled after its timeout of {0:?}")]

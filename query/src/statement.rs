@@ -38,21 +38,17 @@ impl Statement {
                 .strip_prefix('$')
                 .and_then(|n| n.parse::<usize>().ok())
                 .filter(|&n| n >= 1)
-                .ok_or_else(|| {
-                    Error::Parameter(format!(
-                        "parameter {id}: parameters are numbered $1, $2, ...; named ones are not supported"
-                    ))
-                })?;
+                .ok_or_else(|| Error::NamedParameter { name: id.clone() })?;
             numbered.push((n, ty));
         }
         numbered.sort_by_key(|(n, _)| *n);
         let mut params = Vec::with_capacity(numbered.len());
         for (n, ty) in numbered {
             if n != params.len() + 1 {
-                return Err(Error::Parameter(format!(
-                    "parameter ${} is not used while ${n} is: parameters are numbered $1 to $n without gaps",
-                    params.len() + 1
-                )));
+                return Err(Error::ParameterGap {
+                    missing: params.len() + 1,
+                    used: n,
+                });
             }
             params.push(ty);
         }
@@ -90,11 +86,10 @@ impl Statement {
     /// type.
     pub(crate) fn bind(&self, values: &[ScalarValue]) -> Result<LogicalPlan> {
         if values.len() != self.params.len() {
-            return Err(Error::Parameter(format!(
-                "the statement takes {} parameter(s); {} given",
-                self.params.len(),
-                values.len()
-            )));
+            return Err(Error::ParameterCount {
+                expected: self.params.len(),
+                given: values.len(),
+            });
         }
         if values.is_empty() {
             return Ok(self.plan.clone());
@@ -102,13 +97,15 @@ impl Statement {
         let mut bound = Vec::with_capacity(values.len());
         for (i, (value, ty)) in values.iter().zip(&self.params).enumerate() {
             let value = match ty {
-                Some(ty) if value.data_type() != *ty => bind_as(value, ty).map_err(|e| {
-                    Error::Parameter(format!(
-                        "parameter ${}: {value} (of type {}) cannot be read as {ty}: {e}",
-                        i + 1,
-                        value.data_type()
-                    ))
-                })?,
+                Some(ty) if value.data_type() != *ty => {
+                    bind_as(value, ty).map_err(|e| Error::ParameterType {
+                        index: i + 1,
+                        value: value.to_string(),
+                        found: value.data_type(),
+                        expected: ty.clone(),
+                        reason: e.to_string(),
+                    })?
+                }
                 _ => value.clone(),
             };
             bound.push(value);

@@ -157,7 +157,16 @@ fn bad_parameters_are_errors_that_say_what_is_wrong() {
         .prepare("SELECT count(*) FROM cpu WHERE time >= $1 AND host = $2")
         .unwrap();
     let err = db.execute(&statement, &[timestamp(0)]).unwrap_err();
-    assert!(matches!(err, Error::Parameter(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::ParameterCount {
+                expected: 2,
+                given: 1
+            }
+        ),
+        "{err}"
+    );
     assert!(
         err.to_string().contains("takes 2 parameter(s); 1 given"),
         "{err}"
@@ -168,12 +177,25 @@ fn bad_parameters_are_errors_that_say_what_is_wrong() {
             &[ScalarValue::from("yesterday-ish"), ScalarValue::from("a")],
         )
         .unwrap_err();
-    assert!(matches!(err, Error::Parameter(_)), "{err}");
+    assert!(
+        matches!(err, Error::ParameterType { index: 1, .. }),
+        "{err}"
+    );
     assert!(err.to_string().starts_with("parameter $1: "), "{err}");
 
     let err = db
         .prepare("SELECT count(*) FROM cpu WHERE host = $2")
         .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ParameterGap {
+                missing: 1,
+                used: 2
+            }
+        ),
+        "{err}"
+    );
     assert!(
         err.to_string().contains("$1 is not used while $2 is"),
         "{err}"
@@ -181,6 +203,10 @@ fn bad_parameters_are_errors_that_say_what_is_wrong() {
     let err = db
         .prepare("SELECT count(*) FROM cpu WHERE host = $host")
         .unwrap_err();
+    assert!(
+        matches!(&err, Error::NamedParameter { name } if name == "$host"),
+        "{err}"
+    );
     assert!(
         err.to_string().contains("named ones are not supported"),
         "{err}"
