@@ -413,4 +413,48 @@ fn series_without_a_tag_read_it_as_null_beside_series_with_it() {
     assert_eq!(text(&db.sql(nulls).unwrap()), [["8"]]);
     db.flush().unwrap();
     assert_eq!(text(&db.sql(nulls).unwrap()), [["8"]]);
+    assert_eq!(
+        text(&db.sql(sql).unwrap()),
+        [
+            ["", "", "4", "8.0"],
+            ["a", "", "4", "4.0"],
+            ["b", "x", "4", "12.0"]
+        ]
+    );
+}
+
+/// A series lacking a tag after series that have it (`{a=1, host=x}` sorts before
+/// `{b=1}`): the tag column's nulls come after its values, in memory and from segments.
+#[test]
+fn a_series_without_a_tag_after_series_with_it_reads_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let mut points = Vec::new();
+    for t in 0..3i64 {
+        points.push(
+            Point::metric("m")
+                .tag("a", "1")
+                .tag("host", "x")
+                .field("v", 1.0)
+                .time(t),
+        );
+        points.push(Point::metric("m").tag("b", "1").field("v", 2.0).time(t));
+        points.push(
+            Point::metric("m")
+                .tag("c", "1")
+                .tag("host", "y")
+                .field("v", 3.0)
+                .time(t),
+        );
+    }
+    db.write_points(&points).unwrap();
+    let sql = "SELECT host, count(*), sum(v) FROM m GROUP BY host ORDER BY host NULLS FIRST";
+    let want = [["", "3", "6.0"], ["x", "3", "3.0"], ["y", "3", "9.0"]];
+    assert_eq!(text(&db.sql(sql).unwrap()), want);
+    let rows = "SELECT host, v FROM m WHERE time = to_timestamp_nanos(0) ORDER BY v";
+    let want_rows = [["x", "1.0"], ["", "2.0"], ["y", "3.0"]];
+    assert_eq!(text(&db.sql(rows).unwrap()), want_rows);
+    db.flush().unwrap();
+    assert_eq!(text(&db.sql(sql).unwrap()), want);
+    assert_eq!(text(&db.sql(rows).unwrap()), want_rows);
 }
