@@ -279,8 +279,8 @@ impl Engine {
         self.inner.snapshot()
     }
 
-    /// The schema `table` has now, if it exists; cheaper than a snapshot, which waits for
-    /// writers.
+    /// The schema `table` has now, if it exists; cheaper than a snapshot, which also
+    /// waits for writers between tables and gathers every table's segments and chunks.
     pub fn schema(&self, table: &str) -> Option<Arc<TableSchema>> {
         let tables = self.inner.tables.read();
         let schema = Arc::clone(&tables.get(table)?.state.read().schema);

@@ -275,9 +275,13 @@ impl Database {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let db = Database::open(dir.path())?;
     /// db.write_points(&[Point::metric("cpu").tag("host", "a").field("usage", 95.0).time(1)])?;
-    /// let hot = db.prepare("SELECT count(*) FROM cpu WHERE host = $1 AND usage > $2")?;
-    /// let batches = db.execute(&hot, &[ScalarValue::from("a"), ScalarValue::from(90.0)])?;
-    /// assert_eq!(batches[0].num_rows(), 1);
+    /// let hot = db.prepare("SELECT count(*) AS n FROM cpu WHERE host = $1 AND usage > $2")?;
+    /// let count = |host: &str| -> sextant_query::Result<String> {
+    ///     let batches = db.execute(&hot, &[ScalarValue::from(host), ScalarValue::from(90.0)])?;
+    ///     Ok(arrow_cast::display::array_value_to_string(batches[0].column(0), 0).unwrap())
+    /// };
+    /// assert_eq!(count("a")?, "1");
+    /// assert_eq!(count("b")?, "0");
     /// # Ok(()) }
     /// ```
     pub fn prepare(&self, sql: &str) -> Result<Statement> {

@@ -130,8 +130,7 @@ fn engine_tables(plan: &LogicalPlan) -> Option<Vec<(String, usize)>> {
         if let LogicalPlan::TableScan(scan) = node {
             let provider = source_as_provider(&scan.source).ok();
             let provider = provider.as_deref();
-            let sextant = provider.and_then(|p| p.downcast_ref::<SextantTable>());
-            if let Some(table) = sextant.filter(|t| t.reads_engine()) {
+            if let Some(table) = provider.and_then(|p| p.downcast_ref::<SextantTable>()) {
                 let schema = table.table_schema();
                 tables.push((schema.name.clone(), schema.columns.len()));
             } else if provider.is_some_and(|p| p.downcast_ref::<SystemTable>().is_some())

@@ -6,8 +6,8 @@ use arrow_array::{RecordBatch, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::common::plan_err;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{not_impl_err, plan_err};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableType, source_as_provider};
 use datafusion::error::Result;
@@ -51,12 +51,10 @@ impl SchemaProvider for SextantSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        Ok(
-            SextantTable::of_engine(Arc::clone(&self.engine), name).map(|t| {
-                Arc::new(t.with_single_partition_rows(self.single_partition_rows))
-                    as Arc<dyn TableProvider>
-            }),
-        )
+        Ok(SextantTable::new(Arc::clone(&self.engine), name).map(|t| {
+            Arc::new(t.with_single_partition_rows(self.single_partition_rows))
+                as Arc<dyn TableProvider>
+        }))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -101,15 +99,13 @@ impl QueryPlanner for SnapshotPlanner {
     }
 }
 
-/// Whether `plan` scans a table that reads the engine.
+/// Whether `plan` scans a table of the engine.
 fn reads_engine(plan: &LogicalPlan) -> bool {
     let mut found = false;
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node
             && let Ok(provider) = source_as_provider(&scan.source)
-            && provider
-                .downcast_ref::<SextantTable>()
-                .is_some_and(SextantTable::reads_engine)
+            && provider.downcast_ref::<SextantTable>().is_some()
         {
             found = true;
             return Ok(TreeNodeRecursion::Stop);
@@ -119,20 +115,11 @@ fn reads_engine(plan: &LogicalPlan) -> bool {
     found
 }
 
-/// Where a table's rows come from.
-#[derive(Debug, Clone)]
-enum Reads {
-    /// The engine, as of the moment the query is planned (its [`QuerySnapshot`]); also
-    /// what `DELETE` deletes from.
-    Engine(Arc<Engine>),
-    /// A snapshot, always the same rows.
-    Snapshot(Arc<Snapshot>),
-}
-
-/// One table of an engine or of a snapshot.
+/// One table of an engine: each query's scans read the rows of the moment it is
+/// planned, and `DELETE` deletes from it.
 #[derive(Debug, Clone)]
 pub struct SextantTable {
-    reads: Reads,
+    engine: Arc<Engine>,
     schema: TableSchema,
     arrow: SchemaRef,
     /// What scans return: every row, or only latest rows (see [`crate::latest`]).
@@ -155,30 +142,19 @@ pub enum Rows {
 }
 
 impl SextantTable {
-    /// The table `name` of the snapshot, if it exists: its scans read that snapshot.
-    pub fn new(snapshot: Arc<Snapshot>, name: &str) -> Option<Self> {
-        let schema = snapshot.schema(name)?.clone();
-        Some(SextantTable::with(Reads::Snapshot(snapshot), schema))
-    }
-
-    /// The table `name` of the engine, if it exists: each query's scans read the rows of
-    /// the moment it is planned, and `DELETE` deletes from it. A plan kept (a prepared
-    /// statement, an alert rule) holds the engine, not a snapshot, so segments merged
-    /// away since can be removed.
-    pub fn of_engine(engine: Arc<Engine>, name: &str) -> Option<Self> {
+    /// The table `name` of the engine, if it exists. A plan kept (a prepared statement,
+    /// an alert rule) holds the engine, not a snapshot, so segments merged away since
+    /// can be removed.
+    pub fn new(engine: Arc<Engine>, name: &str) -> Option<Self> {
         let schema = TableSchema::clone(engine.schema(name)?.as_ref());
-        Some(SextantTable::with(Reads::Engine(engine), schema))
-    }
-
-    fn with(reads: Reads, schema: TableSchema) -> Self {
         let arrow = schema.arrow_schema();
-        SextantTable {
-            reads,
+        Some(SextantTable {
+            engine,
             schema,
             arrow,
             rows: Rows::All,
             single_partition_rows: 0,
-        }
+        })
     }
 
     /// The same table, whose scans expected to read fewer than `rows` rows run as one
@@ -201,11 +177,6 @@ impl SextantTable {
     /// What scans of this table return.
     pub fn rows(&self) -> &Rows {
         &self.rows
-    }
-
-    /// Whether scans read the engine (rather than a snapshot).
-    pub(crate) fn reads_engine(&self) -> bool {
-        matches!(self.reads, Reads::Engine(_))
     }
 
     /// The engine's schema of the table.
@@ -281,12 +252,9 @@ impl TableProvider for SextantTable {
         // again (an alert rule, a prepared statement) sees the rows written since.
         // Tables are never dropped and columns never removed, so the names looked up are
         // still there.
-        let snapshot = match &self.reads {
-            Reads::Engine(engine) => match state.config().get_extension::<QuerySnapshot>() {
-                Some(query) => Arc::clone(&query.0),
-                None => Arc::new(engine.snapshot()),
-            },
-            Reads::Snapshot(snapshot) => Arc::clone(snapshot),
+        let snapshot = match state.config().get_extension::<QuerySnapshot>() {
+            Some(query) => Arc::clone(&query.0),
+            None => Arc::new(self.engine.snapshot()),
         };
         // A small scan runs as one partition: splitting it costs more than it saves. The
         // estimate is only compared with that threshold and with DataFusion's batch size
@@ -322,9 +290,7 @@ impl TableProvider for SextantTable {
         _state: &dyn Session,
         filters: Vec<Expr>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let Reads::Engine(engine) = &self.reads else {
-            return not_impl_err!("DELETE is not supported on a table read from a snapshot");
-        };
+        let engine = &self.engine;
         let name = &self.schema.name;
         // An empty list is also what DataFusion passes for a WHERE clause it folded away
         // (`WHERE false`, or a subquery it turned into a join): never read it as "all".
