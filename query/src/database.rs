@@ -295,9 +295,10 @@ impl Database {
         Statement::new(sql, plan)
     }
 
-    /// Runs a prepared statement with `params` as `$1`, `$2`, ...; each value is cast to
-    /// its parameter's type where the statement shows one (a string to a timestamp, an
-    /// integer to a double), with an error naming the parameter if it cannot be. The
+    /// Runs a prepared statement with `params` as `$1`, `$2`, .... Where the statement
+    /// shows a parameter's type, text is read as that type (a string to a timestamp), with
+    /// an error naming the parameter if it cannot be, and another value is cast to it when
+    /// nothing is lost (an integer to a double; 2.5 stays 2.5 beside a BIGINT). The
     /// statement is optimized and planned for this run, over the rows of this moment.
     pub fn execute(
         &self,

@@ -65,7 +65,8 @@ impl Statement {
     }
 
     /// The types of `$1`, `$2`, ..., where the statement's use of them shows one (`None`
-    /// where it does not, as in `SELECT $1`). A value of another type is cast to it.
+    /// where it does not, as in `SELECT $1`). Text given for one is read as that type;
+    /// another value is cast to it only when nothing is lost, else bound as it is.
     pub fn parameter_types(&self) -> &[Option<DataType>] {
         &self.params
     }
@@ -82,8 +83,8 @@ impl Statement {
         &self.plan
     }
 
-    /// The plan with `values` in place of the parameters, each cast to its parameter's
-    /// type.
+    /// The plan with `values` in place of the parameters, each bound as [`bind_as`]
+    /// says.
     pub(crate) fn bind(&self, values: &[ScalarValue]) -> Result<LogicalPlan> {
         if values.len() != self.params.len() {
             return Err(Error::ParameterCount {
