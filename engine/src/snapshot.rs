@@ -90,6 +90,21 @@ impl Snapshot {
         Ok(crate::scan::estimate_rows(&view.sources, req, cap))
     }
 
+    /// About how many rows a scan of `req` reads, without walking the series index:
+    /// each source's rows times the share of its time range that the request covers,
+    /// whatever its tags ask (so at least as many as [`Snapshot::estimate_rows`] counts).
+    pub fn estimate_rows_coarse(&self, req: &ScanRequest) -> Result<u64> {
+        let view = self.view(&req.table)?;
+        Ok(crate::scan::estimate_rows_coarse(&view.sources, req))
+    }
+
+    /// About how many series a scan of `req` reads: at least the matching series of the
+    /// source (segment or chunk in memory) that holds the most of them.
+    pub fn estimate_series(&self, req: &ScanRequest) -> Result<u64> {
+        let view = self.view(&req.table)?;
+        Ok(crate::scan::estimate_series(&view.sources, req))
+    }
+
     /// The latest row (within the request's time range) of every matching series, one
     /// row per series in key order, read from the end of each source without scanning
     /// history.

@@ -9,12 +9,16 @@ use std::task::{Context, Poll};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use datafusion::common::Statistics;
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
+};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, RecordOutput,
 };
@@ -40,6 +44,10 @@ pub struct SextantScanExec {
     latest: Option<Option<Vec<String>>>,
     /// About how many rows the scan returns, from the series index.
     estimated_rows: Option<usize>,
+    /// Filters pushed into the scan while the plan was optimized, filled while the query
+    /// runs (a hash join's keys); read when a partition starts (see
+    /// [`crate::runtime_filter`]).
+    runtime_filters: Vec<Arc<dyn PhysicalExpr>>,
 }
 
 impl SextantScanExec {
@@ -63,6 +71,7 @@ impl SextantScanExec {
             metrics: ExecutionPlanMetricsSet::new(),
             latest: None,
             estimated_rows: None,
+            runtime_filters: Vec::new(),
         }
     }
 
@@ -118,6 +127,7 @@ impl SextantScanExec {
             metrics: ExecutionPlanMetricsSet::new(),
             latest: self.latest.clone(),
             estimated_rows: None,
+            runtime_filters: self.runtime_filters.clone(),
         }
     }
 }
@@ -158,6 +168,9 @@ impl DisplayAs for SextantScanExec {
         if let Some(l) = self.limit {
             write!(f, ", limit={l}")?;
         }
+        for filter in &self.runtime_filters {
+            write!(f, ", runtime filter {filter}")?;
+        }
         match &self.latest {
             None => {}
             Some(None) => write!(f, ", mode=latest row per series")?,
@@ -181,11 +194,60 @@ impl ExecutionPlan for SextantScanExec {
         Vec::new()
     }
 
+    /// The runtime filters: DataFusion fills a hash join's filter only when it finds the
+    /// filter among the expressions of the join's probe side.
     fn apply_expressions(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
+        for filter in &self.runtime_filters {
+            if f(filter)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
         Ok(TreeNodeRecursion::Continue)
+    }
+
+    /// The same scan without its runtime filters. A plan run again (a recursive query's
+    /// step) gets new operators above it, which do not fill the filters this one kept:
+    /// their values would be those of the last run.
+    fn reset_state(self: Arc<Self>) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut exec = self.with_time_range(i64::MIN, i64::MAX);
+        exec.estimated_rows = self.estimated_rows;
+        exec.runtime_filters.clear();
+        Ok(Arc::new(exec))
+    }
+
+    /// Keeps the filters pushed after the plan is built (a hash join's keys, filled while
+    /// the query runs), to narrow the scan by when it starts. They are reported as not
+    /// pushed down, so the operators above still apply them to every row.
+    fn handle_child_pushdown_result(
+        &self,
+        phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        let filters: Vec<Arc<dyn PhysicalExpr>> = child_pushdown_result
+            .parent_filters
+            .into_iter()
+            .map(|f| f.filter)
+            .collect();
+        let unapplied = vec![PushedDown::No; filters.len()];
+        let propagation = FilterPushdownPropagation::with_parent_pushdown_result(unapplied);
+        // Filters known when the plan is built reached the scan as logical filters; only
+        // those filled while the query runs are new, and only a plain scan reads rows it
+        // could skip.
+        let filters: Vec<_> = filters
+            .into_iter()
+            .filter(crate::runtime_filter::is_runtime)
+            .collect();
+        if phase != FilterPushdownPhase::Post || filters.is_empty() || !self.is_plain() {
+            return Ok(propagation);
+        }
+        let mut exec = self.with_time_range(i64::MIN, i64::MAX);
+        exec.estimated_rows = self.estimated_rows;
+        exec.runtime_filters.extend(filters);
+        Ok(propagation.with_updated_node(Arc::new(exec)))
     }
 
     fn with_new_children(
@@ -229,12 +291,25 @@ impl ExecutionPlan for SextantScanExec {
                 stream,
             )));
         }
-        let scan = self
-            .snapshot
-            .scan(&request)
-            .map_err(crate::error::to_datafusion)?;
+        // With runtime filters the scan starts at the first poll, when an operator above
+        // (a hash join that has built its table) has filled them.
+        let (scan, start) = if self.runtime_filters.is_empty() {
+            let scan = self
+                .snapshot
+                .scan(&request)
+                .map_err(crate::error::to_datafusion)?;
+            (Some(scan), None)
+        } else {
+            let start = Start {
+                snapshot: Arc::clone(&self.snapshot),
+                request,
+                filters: self.runtime_filters.clone(),
+            };
+            (None, Some(start))
+        };
         Ok(Box::pin(ScanStream {
-            scan: Some(scan),
+            scan,
+            start,
             schema: self.schema.clone(),
             remaining: self.limit,
             baseline,
@@ -308,10 +383,31 @@ impl Counters {
     }
 }
 
+/// A scan to start at the first poll, narrowed by runtime filters.
+struct Start {
+    snapshot: Arc<Snapshot>,
+    request: ScanRequest,
+    filters: Vec<Arc<dyn PhysicalExpr>>,
+}
+
+impl Start {
+    /// The scan of the request narrowed by the filters as they are now.
+    fn scan(mut self, schema: &SchemaRef) -> Result<Scan> {
+        for filter in &self.filters {
+            crate::runtime_filter::narrow(&mut self.request, schema, filter)?;
+        }
+        self.snapshot
+            .scan(&self.request)
+            .map_err(crate::error::to_datafusion)
+    }
+}
+
 /// One partition's batches, pulled from the engine as DataFusion asks; dropping the
 /// stream drops the scan.
 struct ScanStream {
     scan: Option<Scan>,
+    /// The scan not yet started (see [`Start`]).
+    start: Option<Start>,
     schema: SchemaRef,
     remaining: Option<usize>,
     baseline: BaselineMetrics,
@@ -332,6 +428,18 @@ impl Stream for ScanStream {
 
     fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if let Some(start) = this.start.take() {
+            let timer = this.baseline.elapsed_compute().timer();
+            let scan = start.scan(&this.schema);
+            timer.done();
+            match scan {
+                Ok(scan) => this.scan = Some(scan),
+                Err(e) => {
+                    this.finish();
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
         let Some(scan) = this.scan.as_mut() else {
             return Poll::Ready(None);
         };

@@ -31,6 +31,7 @@ pub mod memory;
 mod plan_cache;
 pub mod provider;
 mod run_aggregate;
+mod runtime_filter;
 mod statement;
 pub mod system;
 mod top_by_time;

@@ -271,13 +271,25 @@ impl TableProvider for SextantTable {
             Some(n) if n < self.single_partition_rows => 1,
             _ => state.config().target_partitions(),
         };
-        let mut exec = SextantScanExec::new(snapshot, request, schema, partitions, limit);
-        if let Some(rows) = estimate {
-            exec = exec.with_estimated_rows(usize::try_from(rows).unwrap_or(usize::MAX));
-        }
+        // DataFusion puts the smaller side of a join (by these estimates) into its hash
+        // table. Past the cap the rows are counted by source, not series; a scan of
+        // latest rows returns one row per series at most.
+        let rows = match (&self.rows, estimate) {
+            (Rows::All, Some(rows)) => rows,
+            (Rows::All, None) => snapshot
+                .estimate_rows_coarse(&request)
+                .map_err(crate::error::to_datafusion)?,
+            (Rows::Latest { .. }, _) => snapshot
+                .estimate_series(&request)
+                .map_err(crate::error::to_datafusion)?,
+        };
+        let rows = usize::try_from(rows).unwrap_or(usize::MAX);
+        let exec = SextantScanExec::new(snapshot, request, schema, partitions, limit);
         Ok(Arc::new(match &self.rows {
-            Rows::All => exec,
-            Rows::Latest { group_by } => exec.latest_rows(group_by.clone()),
+            Rows::All => exec.with_estimated_rows(rows),
+            Rows::Latest { group_by } => {
+                exec.latest_rows(group_by.clone()).with_estimated_rows(rows)
+            }
         }))
     }
 

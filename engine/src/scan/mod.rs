@@ -858,6 +858,64 @@ pub(crate) fn estimate_rows(sources: &[Source], req: &ScanRequest, cap: u64) -> 
     Some(rows.ceil() as u64)
 }
 
+/// About how many rows a scan of `req` reads, counted coarsely for when
+/// [`estimate_rows`] stops at its cap: every row of each source, times the share of the
+/// source's time range that the request covers, whatever the tags ask.
+pub(crate) fn estimate_rows_coarse(sources: &[Source], req: &ScanRequest) -> u64 {
+    let mut rows = 0.0;
+    for source in sources {
+        let (min, max) = source.time_range();
+        let (lo, hi) = (min.max(req.min_time), max.min(req.max_time));
+        if lo > hi {
+            continue;
+        }
+        let all = match source {
+            Source::Segment(seg) => seg.meta().rows,
+            Source::Chunk(c) => c
+                .index()
+                .runs
+                .iter()
+                .map(|r| (r.end - r.start) as u64)
+                .sum(),
+        };
+        let part = (hi as f64 - lo as f64 + 1.0) / (max as f64 - min as f64 + 1.0);
+        rows += all as f64 * part.min(1.0);
+    }
+    rows.ceil() as u64
+}
+
+/// About how many series a scan of `req` reads: the most matching series of any one
+/// source whose time range meets the request's (a series in several sources is counted
+/// once, and one in no source that holds the most is missed).
+pub(crate) fn estimate_series(sources: &[Source], req: &ScanRequest) -> u64 {
+    let mut most = 0;
+    for source in sources {
+        let (lo, hi) = source.time_range();
+        if hi < req.min_time || lo > req.max_time {
+            continue;
+        }
+        let series = match source {
+            Source::Segment(seg) => {
+                let series = &seg.meta().series;
+                if req.tags.is_empty() {
+                    series.len()
+                } else {
+                    series.iter().filter(|m| matches(&m.key, &req.tags)).count()
+                }
+            }
+            Source::Chunk(c) => {
+                if req.tags.is_empty() {
+                    c.series.len()
+                } else {
+                    c.series.iter().filter(|k| matches(k, &req.tags)).count()
+                }
+            }
+        };
+        most = most.max(series as u64);
+    }
+    most
+}
+
 /// Finds, per matching series in key order, the runs of every source.
 fn plan(
     sources: &[Source],
