@@ -176,11 +176,11 @@ fn decode_scaled(r: &mut Reader<'_>, count: usize) -> Result<Vec<f64>, DecodeErr
     let mut low = Vec::with_capacity(low_len + 8);
     low.extend_from_slice(src);
     low.resize(low_len + 8, 0);
-    let mut keys = vec![0u64; count];
-    read_pack(r, &mut keys[1..])?;
+    let mut keys = Vec::with_capacity(count);
+    keys.push(first);
+    read_pack(r, count - 1, &mut keys)?;
     let mut bit = 0usize;
     let mut prev = first;
-    keys[0] = first;
     let mut raw_bits = [0u8; 2048];
     for (e, k) in raw_bits.iter_mut().enumerate() {
         *k = scaled_bits(e as u32, bias) as u8;

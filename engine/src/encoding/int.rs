@@ -134,10 +134,10 @@ pub(super) fn decode_int_body(
         }
         codec::INT_DELTA => {
             let first = r.u64()?;
-            let mut out = vec![0u64; count];
-            read_pack(r, &mut out[1..])?;
+            let mut out = Vec::with_capacity(count);
+            out.push(first);
+            read_pack(r, count - 1, &mut out)?;
             let mut v = first;
-            out[0] = first;
             for o in &mut out[1..] {
                 v = v.wrapping_add(unzigzag(*o));
                 *o = v;
@@ -146,11 +146,10 @@ pub(super) fn decode_int_body(
         }
         codec::INT_DOD => {
             let (first, step) = (r.u64()?, r.u64()?);
-            let mut out = vec![0u64; count];
-            read_pack(r, &mut out[2..])?;
-            out[0] = first;
             let mut v = first.wrapping_add(step);
-            out[1] = v;
+            let mut out = Vec::with_capacity(count);
+            out.extend([first, v]);
+            read_pack(r, count - 2, &mut out)?;
             let mut d = step;
             for o in &mut out[2..] {
                 d = d.wrapping_add(unzigzag(*o));
@@ -161,8 +160,8 @@ pub(super) fn decode_int_body(
         }
         _ => {
             let base = r.u64()?;
-            let mut out = vec![0u64; count];
-            read_pack(r, &mut out)?;
+            let mut out = Vec::with_capacity(count);
+            read_pack(r, count, &mut out)?;
             for o in &mut out {
                 *o = o.wrapping_add(base);
             }

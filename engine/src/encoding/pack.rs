@@ -417,8 +417,12 @@ enum Held<'a> {
     Fill(u8),
 }
 
-/// Reads a PACK of `out.len()` residuals into `out`.
-pub(super) fn read_pack(r: &mut Reader<'_>, out: &mut [u64]) -> Result<(), DecodeError> {
+/// Reads a PACK of `n` residuals and appends them to `out`.
+pub(super) fn read_pack(
+    r: &mut Reader<'_>,
+    n: usize,
+    out: &mut Vec<u64>,
+) -> Result<(), DecodeError> {
     let k = u32::from(r.u8()?);
     let planes = u32::from(r.u8()?);
     if k > 64 {
@@ -431,7 +435,6 @@ pub(super) fn read_pack(r: &mut Reader<'_>, out: &mut [u64]) -> Result<(), Decod
             "{planes} byte planes above {k} raw low bits do not fit in 64 bits"
         )));
     }
-    let n = out.len();
     let mut low = Vec::new();
     if k > 0 {
         let low_len = n
@@ -452,14 +455,34 @@ pub(super) fn read_pack(r: &mut Reader<'_>, out: &mut [u64]) -> Result<(), Decod
             Plane::Fill(b) => Held::Fill(b),
         });
     }
-    for (t, tile) in out.chunks_mut(TILE).enumerate() {
-        let first = t * TILE;
+    let short = || DecodeError::malformed(format!("a byte plane holds fewer than {n} bytes"));
+    out.reserve(n);
+    for first in (0..n).step_by(TILE) {
+        let len = TILE.min(n - first);
+        let start = out.len();
+        // The tile's first layer is written, the others are added to it: the raw low
+        // bits, or without them the first plane (which then has no shift), so that no
+        // tile is zeroed only to be overwritten.
+        let mut layers = held.iter().enumerate();
         if k > 0 {
-            unpack_low(&low, k, first, tile);
+            out.resize(start + len, 0);
+            unpack_low(&low, k, first, &mut out[start..]);
         } else {
-            tile.fill(0);
+            match layers.next() {
+                None => out.resize(start + len, 0),
+                Some((_, Held::Fill(b))) => out.resize(start + len, u64::from(*b)),
+                Some((_, Held::Raw(bytes))) => {
+                    let bytes = bytes.get(first..first + len).ok_or_else(short)?;
+                    out.extend(bytes.iter().map(|&b| u64::from(b)));
+                }
+                Some((_, Held::Owned(bytes))) => {
+                    let bytes = bytes.get(first..first + len).ok_or_else(short)?;
+                    out.extend(bytes.iter().map(|&b| u64::from(b)));
+                }
+            }
         }
-        for (p, plane) in held.iter().enumerate() {
+        let tile = &mut out[start..];
+        for (p, plane) in layers {
             let shift = k + 8 * p as u32;
             let bytes = match plane {
                 Held::Raw(b) => *b,
@@ -470,7 +493,7 @@ pub(super) fn read_pack(r: &mut Reader<'_>, out: &mut [u64]) -> Result<(), Decod
                     continue;
                 }
             };
-            let bytes = bytes.get(first..first + tile.len()).unwrap_or(&[]);
+            let bytes = bytes.get(first..first + len).ok_or_else(short)?;
             for (o, &b) in tile.iter_mut().zip(bytes) {
                 *o |= u64::from(b) << shift;
             }
