@@ -56,6 +56,53 @@ pub struct AlertBenchReport {
     pub errors: usize,
 }
 
+impl AlertBenchReport {
+    /// The figures for people, as `sextant-bench alerts` prints them, of a run with `opts`.
+    pub fn text(&self, opts: &AlertBenchOptions) -> String {
+        let mut out = String::new();
+        self.write_text(opts, &mut out)
+            .expect("writing to a String does not fail");
+        out
+    }
+
+    fn write_text(&self, opts: &AlertBenchOptions, out: &mut String) -> std::fmt::Result {
+        use std::fmt::Write;
+        let pct = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize] * 1e3;
+        writeln!(
+            out,
+            "sextant-bench alerts --scale {} --days {} --seed {} --rules {} --rounds {}",
+            opts.scale, opts.days, opts.seed, opts.rules, opts.rounds
+        )?;
+        writeln!(
+            out,
+            "{} rules over the last 5 minutes of cpu-only ({} rows), one core (1 partition, 1 query thread), {} rounds:",
+            opts.rules,
+            self.rows,
+            self.rounds.len()
+        )?;
+        writeln!(
+            out,
+            "  evaluator (planned once)   p50 {:>7.1} ms  p90 {:>7.1} ms  max {:>7.1} ms per round",
+            pct(&self.rounds, 0.5),
+            pct(&self.rounds, 0.9),
+            pct(&self.rounds, 1.0)
+        )?;
+        writeln!(
+            out,
+            "  Database::sql (re-planned) p50 {:>7.1} ms  p90 {:>7.1} ms  max {:>7.1} ms per round",
+            pct(&self.replanned, 0.5),
+            pct(&self.replanned, 0.9),
+            pct(&self.replanned, 1.0)
+        )?;
+        writeln!(
+            out,
+            "  instances active after the last round: {}; failed evaluations: {}",
+            self.active, self.errors
+        )?;
+        Ok(())
+    }
+}
+
 /// The rules of the benchmark: `n` of them, cycling through the shapes.
 pub fn rules(n: usize) -> Vec<Rule> {
     const WINDOW: &str = "time > eval_time() - INTERVAL '5 minutes' AND time <= eval_time()";
@@ -135,7 +182,7 @@ pub fn rules(n: usize) -> Vec<Rule> {
 
 /// Runs the benchmark.
 pub fn run(opts: &AlertBenchOptions) -> Result<AlertBenchReport> {
-    crate::query_bench::remove(&opts.dir)?;
+    crate::measure::remove(&opts.dir)?;
     let config = CpuConfig::new(opts.scale, opts.days).with_seed(opts.seed);
     let rows = {
         let engine = Config::new(&opts.dir).open()?;
@@ -196,7 +243,7 @@ pub fn run(opts: &AlertBenchOptions) -> Result<AlertBenchReport> {
     if let Ok(db) = Arc::try_unwrap(db) {
         db.close().map_err(|e| Error::Query(Box::new(e)))?;
     }
-    crate::query_bench::remove(&opts.dir)?;
+    crate::measure::remove(&opts.dir)?;
     rounds.sort_by(f64::total_cmp);
     replanned.sort_by(f64::total_cmp);
     Ok(AlertBenchReport {

@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use sextant_engine::{Config, Durability, Engine, ScanRequest};
 
+use crate::Result;
+use crate::measure::disk_usage;
 use crate::memory;
 use crate::workload::cpu::{self, CpuConfig, CpuVariant};
 use crate::workload::source::{RawBatch, WorkloadSpec};
-use crate::{Error, Result};
 
 /// What to ingest and how.
 #[derive(Debug, Clone)]
@@ -73,6 +74,56 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
+    /// The figures for people, as `sextant-bench ingest` prints them after its settings.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        self.write_text(&mut out)
+            .expect("writing to a String does not fail");
+        out
+    }
+
+    fn write_text(&self, out: &mut String) -> std::fmt::Result {
+        use std::fmt::Write;
+        writeln!(out, "rows: {}  values: {}", self.rows, self.values)?;
+        writeln!(
+            out,
+            "ingest: {:.0} rows/s ({:.1} M values/s) in engine calls ({:.2} s); {:.0} rows/s wall-clock with generation ({:.2} s)",
+            self.rows_per_sec(),
+            self.rows_per_sec() * 10.0 / 1e6,
+            self.write_secs,
+            self.rows as f64 / self.wall_secs.max(1e-9),
+            self.wall_secs
+        )?;
+        writeln!(out, "final flush and close: {:.2} s", self.close_secs)?;
+        writeln!(
+            out,
+            "on disk: {} bytes in {} segment(s) = {:.3} bytes/value; directory total {} bytes",
+            self.segment_bytes,
+            self.segments,
+            self.bytes_per_value(),
+            self.dir_bytes
+        )?;
+        match self.peak_rss {
+            Some(b) => writeln!(out, "peak RSS: {:.1} MiB", b as f64 / (1 << 20) as f64)?,
+            None => writeln!(out, "peak RSS: n/a (no /proc/self/status)")?,
+        }
+        writeln!(
+            out,
+            "scan one field, every row: {:.1} M values/s ({} values, {:.3} s)",
+            self.scan.0 as f64 / self.scan.1.max(1e-9) / 1e6,
+            self.scan.0,
+            self.scan.1
+        )?;
+        writeln!(
+            out,
+            "decode one field's blocks: {:.1} M values/s ({} values, {:.3} s)",
+            self.decode.0 as f64 / self.decode.1.max(1e-9) / 1e6,
+            self.decode.0,
+            self.decode.1
+        )?;
+        Ok(())
+    }
+
     /// Rows per second of engine time.
     pub fn rows_per_sec(&self) -> f64 {
         self.rows as f64 / self.write_secs.max(1e-9)
@@ -122,7 +173,7 @@ fn open_engine(opts: &IngestOptions) -> Result<Engine> {
 
 /// Runs the ingest benchmark.
 pub fn run(opts: &IngestOptions) -> Result<IngestReport> {
-    crate::query_bench::remove(&opts.dir)?;
+    crate::measure::remove(&opts.dir)?;
     let mut config = CpuConfig::new(opts.scale, opts.days).with_seed(opts.seed);
     config.variant = opts.variant;
     let spec = WorkloadSpec::Cpu(config);
@@ -360,43 +411,6 @@ fn decode_field(engine: &Engine, field: &str) -> Result<(u64, f64)> {
         }
     }
     Ok((values, t.elapsed().as_secs_f64()))
-}
-
-/// Bytes of segment files, their number, and bytes of every file under `dir`.
-pub(crate) fn disk_usage(dir: &Path) -> Result<(u64, usize, u64)> {
-    let mut seg_bytes = 0;
-    let mut segs = 0;
-    let mut all = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|source| Error::Io {
-            action: "listing",
-            path: d.clone(),
-            source,
-        })?;
-        for e in entries {
-            let e = e.map_err(|source| Error::Io {
-                action: "listing",
-                path: d.clone(),
-                source,
-            })?;
-            let meta = e.metadata().map_err(|source| Error::Io {
-                action: "reading",
-                path: e.path(),
-                source,
-            })?;
-            if meta.is_dir() {
-                stack.push(e.path());
-            } else {
-                all += meta.len();
-                if e.path().extension().is_some_and(|x| x == "seg") {
-                    seg_bytes += meta.len();
-                    segs += 1;
-                }
-            }
-        }
-    }
-    Ok((seg_bytes, segs, all))
 }
 
 /// A progress bar of `total` rows on standard error (hidden unless `show`).

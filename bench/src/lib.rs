@@ -1,9 +1,11 @@
-//! Sextant's benchmark harness: the reference workloads of `WORKLOADS.md`, generated
-//! deterministically from a seed and streamed in columnar batches, and writers for CSV and
-//! InfluxDB line protocol; the workloads' queries ([`queries`]); `sextant-bench run`
-//! ([`run`]), which loads a workload into Sextant and its peers (DataFusion over Parquet),
-//! runs the queries on each, and reports, charts and compares the figures; and other
-//! engines to compare with, each behind a cargo feature ([`peers`]).
+//! Sextant's benchmark harness, as a set of parts: the reference workloads of
+//! `WORKLOADS.md`, generated deterministically from a seed and streamed in columnar batches
+//! ([`workload`]), and writers for CSV, InfluxDB line protocol and Parquet ([`output`]);
+//! the workloads' queries ([`queries`]); the engines that answer them, Sextant and its
+//! peers, each in its own module behind one trait ([`peers`]); what every benchmark
+//! measures with ([`measure`]); and `sextant-bench run` ([`run`]), which loads a workload
+//! into Sextant and its peers, runs the queries on each, and reports, charts and compares
+//! the figures.
 //!
 //! ```
 //! use sextant_bench::workload::cpu::{CpuConfig, CpuGenerator};
@@ -18,12 +20,12 @@
 pub mod alerts;
 pub mod error;
 pub mod ingest;
+pub mod measure;
 pub mod memory;
 pub mod output;
 pub mod peers;
 pub mod protocols;
 pub mod queries;
-pub mod query_bench;
 pub mod run;
 pub mod time;
 pub mod workload;

@@ -13,20 +13,18 @@
 //! sextant-bench query --scale 100 --days 1 --seed 1 --runs 5 --json query.json   # = run, cpu-only
 //! ```
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sextant_bench::ingest::{EngineTuning, IngestOptions, progress};
-use sextant_bench::output::{CpuWriter, Format, LogsWriter, parquet};
-use sextant_bench::run::engines::Peer;
+use sextant_bench::ingest::{EngineTuning, IngestOptions};
+use sextant_bench::output::{Format, generate, parquet};
+use sextant_bench::peers::Peer;
 use sextant_bench::run::{RunOptions, RunReport, compare};
 use sextant_bench::time::{NANOS_PER_DAY, NANOS_PER_SECOND, parse_rfc3339};
-use sextant_bench::workload::cpu::{CpuBatch, CpuConfig, CpuGenerator, CpuVariant};
-use sextant_bench::workload::logs::{LogBatch, LogsConfig, LogsGenerator};
+use sextant_bench::workload::cpu::{CpuConfig, CpuVariant};
+use sextant_bench::workload::logs::LogsConfig;
 use sextant_bench::workload::source::WorkloadSpec;
 use sextant_bench::{Error, Result};
 use sextant_engine::Durability;
@@ -375,30 +373,28 @@ fn main() -> ExitCode {
     }
 }
 
-/// Where rows go: a writer of one of the formats, or nowhere.
-enum Sink<T> {
-    Discard,
-    Write(T),
-}
-
 fn generate(args: &GenerateArgs) -> Result<()> {
     let start_ns = match &args.start {
         Some(text) => parse_rfc3339(text)?,
         None => sextant_bench::time::REFERENCE_START_NS,
     };
+    let spec = generate_spec(args, start_ns)?;
     let format = match args.format {
         OutputFormat::Csv => Some(Format::Csv),
         OutputFormat::Influx => Some(Format::Influx),
-        OutputFormat::Parquet => return generate_parquet(args, start_ns),
+        OutputFormat::Parquet => return generate_parquet(args, &spec),
         OutputFormat::None => None,
     };
-    let out_path = args.out.clone().unwrap_or_else(|| PathBuf::from("-"));
-    let write_err = |source: io::Error| Error::Write {
-        path: out_path.clone(),
-        source,
-    };
-    let started = Instant::now();
-    let (rows, bytes) = match args.workload {
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("-"));
+    let generated = generate::generate(&spec, format, &out, args.batch_rows, true)?;
+    eprintln!("{generated}");
+    Ok(())
+}
+
+/// The workload `generate` writes: cpu, 4000 hosts for 3 days, or logs for 1 day, from
+/// `start_ns` unless the flags say otherwise.
+fn generate_spec(args: &GenerateArgs, start_ns: i64) -> Result<WorkloadSpec> {
+    Ok(match args.workload {
         Workload::CpuOnly | Workload::NoisyFloats => {
             reject(
                 args.events_per_second.is_some(),
@@ -410,31 +406,14 @@ fn generate(args: &GenerateArgs) -> Result<()> {
                 "--services/--hosts",
                 "logs",
             )?;
-            let config = generate_cpu_config(args, start_ns);
-            let mut generator = CpuGenerator::new(config)?;
-            let progress = progress(true, generator.remaining_rows());
-            let mut sink = match format {
-                None => Sink::Discard,
-                Some(f) => Sink::Write(
-                    CpuWriter::new(open(&out_path).map_err(write_err)?, f, generator.hosts())
-                        .map_err(write_err)?,
-                ),
-            };
-            let mut batch = CpuBatch::default();
-            let mut rows = 0u64;
-            while generator.fill(&mut batch, args.batch_rows) > 0 {
-                if let Sink::Write(w) = &mut sink {
-                    w.write(&batch).map_err(write_err)?;
-                }
-                rows += batch.len() as u64;
-                progress.inc(batch.len() as u64);
+            let days = args.days.unwrap_or(3.0);
+            let mut config = CpuConfig::new(args.scale.unwrap_or(4000), days).with_seed(args.seed);
+            config.start_ns = start_ns;
+            config.end_ns = start_ns + days_ns(days);
+            if args.workload == Workload::NoisyFloats {
+                config.variant = CpuVariant::NoisyFloats;
             }
-            progress.finish_and_clear();
-            let bytes = match sink {
-                Sink::Discard => None,
-                Sink::Write(w) => Some(w.finish().map_err(write_err)?.count),
-            };
-            (rows, bytes)
+            WorkloadSpec::Cpu(config)
         }
         Workload::Logs => {
             reject(args.scale.is_some(), "--scale", "cpu-only and noisy-floats")?;
@@ -445,51 +424,13 @@ fn generate(args: &GenerateArgs) -> Result<()> {
             config.end_ns = start_ns + days_ns(days) / NANOS_PER_SECOND * NANOS_PER_SECOND;
             config.services = args.services.unwrap_or(config.services);
             config.hosts = args.hosts.unwrap_or(config.hosts);
-            let mut generator = LogsGenerator::new(config)?;
-            let progress = progress(true, generator.remaining_rows());
-            let mut sink = match format {
-                None => Sink::Discard,
-                Some(f) => Sink::Write(
-                    LogsWriter::new(open(&out_path).map_err(write_err)?, f, generator.tags())
-                        .map_err(write_err)?,
-                ),
-            };
-            let mut batch = LogBatch::default();
-            let mut rows = 0u64;
-            while generator.fill(&mut batch, args.batch_rows) > 0 {
-                if let Sink::Write(w) = &mut sink {
-                    w.write(&batch).map_err(write_err)?;
-                }
-                rows += batch.len() as u64;
-                progress.inc(batch.len() as u64);
-            }
-            progress.finish_and_clear();
-            let bytes = match sink {
-                Sink::Discard => None,
-                Sink::Write(w) => Some(w.finish().map_err(write_err)?.count),
-            };
-            (rows, bytes)
+            WorkloadSpec::Logs(config)
         }
-    };
-    report(rows, bytes, started.elapsed(), &out_path);
-    Ok(())
-}
-
-/// The cpu workload (cpu-only or noisy floats) `generate` writes: 4000 hosts for 3 days
-/// from `start_ns` unless the flags say otherwise.
-fn generate_cpu_config(args: &GenerateArgs, start_ns: i64) -> CpuConfig {
-    let days = args.days.unwrap_or(3.0);
-    let mut config = CpuConfig::new(args.scale.unwrap_or(4000), days).with_seed(args.seed);
-    config.start_ns = start_ns;
-    config.end_ns = start_ns + days_ns(days);
-    if args.workload == Workload::NoisyFloats {
-        config.variant = CpuVariant::NoisyFloats;
-    }
-    config
+    })
 }
 
 /// `generate --format parquet`: the workload as a sorted Parquet file (streamed).
-fn generate_parquet(args: &GenerateArgs, start_ns: i64) -> Result<()> {
+fn generate_parquet(args: &GenerateArgs, spec: &WorkloadSpec) -> Result<()> {
     let out = match &args.out {
         Some(path) if path != Path::new("-") => path.clone(),
         _ => {
@@ -499,41 +440,19 @@ fn generate_parquet(args: &GenerateArgs, start_ns: i64) -> Result<()> {
             });
         }
     };
-    let load = match args.workload {
-        Workload::CpuOnly | Workload::NoisyFloats => {
-            reject(
-                args.events_per_second.is_some() || args.services.is_some() || args.hosts.is_some(),
-                "--events-per-second/--services/--hosts",
-                "logs",
-            )?;
-            let config = generate_cpu_config(args, start_ns);
-            parquet::write_cpu(&config, &out, parquet::DEFAULT_ROW_GROUP_ROWS, true)?
+    let load = match spec {
+        WorkloadSpec::Cpu(config) => {
+            parquet::write_cpu(config, &out, parquet::DEFAULT_ROW_GROUP_ROWS, true)?
         }
-        Workload::Logs => {
-            reject(args.scale.is_some(), "--scale", "cpu-only and noisy-floats")?;
-            let days = args.days.unwrap_or(1.0);
-            let mut config = LogsConfig::new(args.events_per_second.unwrap_or(10_000), days)
-                .with_seed(args.seed);
-            config.start_ns = start_ns;
-            config.end_ns = start_ns + days_ns(days) / NANOS_PER_SECOND * NANOS_PER_SECOND;
-            config.services = args.services.unwrap_or(config.services);
-            config.hosts = args.hosts.unwrap_or(config.hosts);
+        WorkloadSpec::Logs(config) => {
             let opts = parquet::LogsParquetOptions {
                 progress: true,
                 ..Default::default()
             };
-            parquet::write_logs(&config, &out, &opts)?
+            parquet::write_logs(config, &out, &opts)?
         }
     };
-    eprintln!(
-        "wrote {} rows, {:.1} MB in {} row group(s), to {} in {:.2} s ({:.2} M rows/s)",
-        load.rows,
-        load.bytes as f64 / 1e6,
-        load.row_groups,
-        out.display(),
-        load.write_secs,
-        load.rows as f64 / load.write_secs.max(1e-9) / 1e6
-    );
+    eprintln!("{}", load.summary(&out));
     Ok(())
 }
 
@@ -570,39 +489,7 @@ fn ingest(args: &IngestArgs) -> Result<()> {
         "workload: {:?}, scale {} x {} days, seed {}, batches of {} rows, sync {:?}, {} writer thread(s)",
         d.workload, opts.scale, d.days, d.seed, opts.batch_rows, w.sync, opts.threads
     );
-    println!("rows: {}  values: {}", r.rows, r.values);
-    println!(
-        "ingest: {:.0} rows/s ({:.1} M values/s) in engine calls ({:.2} s); {:.0} rows/s wall-clock with generation ({:.2} s)",
-        r.rows_per_sec(),
-        r.rows_per_sec() * 10.0 / 1e6,
-        r.write_secs,
-        r.rows as f64 / r.wall_secs.max(1e-9),
-        r.wall_secs
-    );
-    println!("final flush and close: {:.2} s", r.close_secs);
-    println!(
-        "on disk: {} bytes in {} segment(s) = {:.3} bytes/value; directory total {} bytes",
-        r.segment_bytes,
-        r.segments,
-        r.bytes_per_value(),
-        r.dir_bytes
-    );
-    match r.peak_rss {
-        Some(b) => println!("peak RSS: {:.1} MiB", b as f64 / (1 << 20) as f64),
-        None => println!("peak RSS: n/a (no /proc/self/status)"),
-    }
-    println!(
-        "scan one field, every row: {:.1} M values/s ({} values, {:.3} s)",
-        r.scan.0 as f64 / r.scan.1.max(1e-9) / 1e6,
-        r.scan.0,
-        r.scan.1
-    );
-    println!(
-        "decode one field's blocks: {:.1} M values/s ({} values, {:.3} s)",
-        r.decode.0 as f64 / r.decode.1.max(1e-9) / 1e6,
-        r.decode.0,
-        r.decode.1
-    );
+    print!("{}", r.text());
     Ok(())
 }
 
@@ -812,61 +699,9 @@ fn days_ns(days: f64) -> i64 {
     (days * NANOS_PER_DAY as f64).round() as i64
 }
 
-/// A writer that counts the bytes it passes on.
-struct Counting<W> {
-    inner: W,
-    count: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl<W> std::fmt::Debug for Counting<W> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Counting")
-            .field("count", &self.count)
-            .finish()
-    }
-}
-
-fn open(path: &Path) -> io::Result<Counting<Box<dyn Write>>> {
-    let inner: Box<dyn Write> = if path == Path::new("-") {
-        Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock()))
-    } else {
-        Box::new(BufWriter::with_capacity(1 << 20, File::create(path)?))
-    };
-    Ok(Counting { inner, count: 0 })
-}
-
-fn report(rows: u64, bytes: Option<u64>, elapsed: Duration, out: &Path) {
-    let secs = elapsed.as_secs_f64();
-    let rate = rows as f64 / secs.max(1e-9);
-    match bytes {
-        Some(bytes) => eprintln!(
-            "wrote {rows} rows, {:.1} MB, to {} in {secs:.2} s ({:.2} M rows/s)",
-            bytes as f64 / 1e6,
-            out.display(),
-            rate / 1e6
-        ),
-        None => eprintln!(
-            "generated {rows} rows in {secs:.2} s ({:.2} M rows/s)",
-            rate / 1e6
-        ),
-    }
-}
-
 fn protocols(args: &ProtocolArgs) -> Result<()> {
-    use sextant_bench::protocols::{self, BUCKETS_NS, ProtocolOptions};
-    let report = protocols::run(&ProtocolOptions {
+    use sextant_bench::protocols::{self, ProtocolOptions};
+    let options = ProtocolOptions {
         scale: args.scale,
         days: args.days,
         seed: args.seed,
@@ -874,113 +709,23 @@ fn protocols(args: &ProtocolArgs) -> Result<()> {
         statsd_metrics: args.statsd_metrics,
         calls: args.calls,
         dir: args.dir.clone(),
-    })?;
-    let lp = &report.line_protocol;
-    println!(
-        "line protocol, cpu-only scale {} x {} days ({} rows, {:.0} MB, {}-line requests, one thread):",
-        args.scale,
-        args.days,
-        report.rows,
-        lp.bytes as f64 / 1e6,
-        args.lines
-    );
-    println!(
-        "  parse + write  {:>10.0} rows/s  ({:.2} s; parse alone {:.0} rows/s, {:.0} % of the time)",
-        lp.total.per_sec(),
-        lp.total.secs,
-        lp.parse.per_sec(),
-        100.0 * lp.parse.secs / lp.total.secs.max(1e-9)
-    );
-    println!(
-        "  columnar API   {:>10.0} rows/s  ({:.2} s, the same rows as Arrow batches; line protocol at {:.0} % of it)",
-        lp.columnar.per_sec(),
-        lp.columnar.secs,
-        100.0 * lp.total.per_sec() / lp.columnar.per_sec().max(1e-9)
-    );
-    let s = &report.statsd;
-    println!(
-        "statsd ({} metrics in {} packets, {:.0} MB, one thread):",
-        s.ingest.count,
-        s.packets,
-        s.bytes as f64 / 1e6
-    );
-    println!(
-        "  parse + aggregate {:>10.0} metrics/s ({:.2} s); flush of {} series into rows and their write {:.1} ms",
-        s.ingest.per_sec(),
-        s.ingest.secs,
-        s.series,
-        s.flush_secs * 1e3
-    );
-    let f = &report.facades;
-    println!(
-        "facades, on the calling thread ({} timed calls each, after as many untimed):",
-        args.calls
-    );
-    for c in &f.calls {
-        println!(
-            "  {:<36} p50 {:>5} ns  p90 {:>5}  p99 {:>5}  p99.9 {:>6}  max {:>9}",
-            c.what,
-            c.quantile(0.5),
-            c.quantile(0.9),
-            c.quantile(0.99),
-            c.quantile(0.999),
-            c.quantile(1.0)
-        );
-        let counts = c.distribution();
-        let mut line = String::from("    calls by ns:");
-        let mut lower = 0;
-        for (i, n) in counts.iter().enumerate() {
-            match BUCKETS_NS.get(i) {
-                Some(upper) => line.push_str(&format!(" {lower}-{upper}: {n}")),
-                None => line.push_str(&format!(" >{lower}: {n}")),
-            }
-            lower = BUCKETS_NS.get(i).copied().unwrap_or(lower);
-        }
-        println!("{line}");
-    }
-    println!(
-        "  tracing layer: {} events written, {} dropped because the writer was behind (the drop policy), {} of them during the timed calls (the percentiles include those cheaper calls)",
-        f.events_written, f.events_dropped, f.events_dropped_timed
-    );
+    };
+    let report = protocols::run(&options)?;
+    print!("{}", report.text(&options));
     Ok(())
 }
 
 fn alerts(args: &AlertArgs) -> Result<()> {
     use sextant_bench::alerts::{self, AlertBenchOptions};
-    let report = alerts::run(&AlertBenchOptions {
+    let options = AlertBenchOptions {
         scale: args.scale,
         days: args.days,
         seed: args.seed,
         rules: args.rules,
         rounds: args.rounds,
         dir: args.dir.clone(),
-    })?;
-    let pct = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize] * 1e3;
-    println!(
-        "sextant-bench alerts --scale {} --days {} --seed {} --rules {} --rounds {}",
-        args.scale, args.days, args.seed, args.rules, args.rounds
-    );
-    println!(
-        "{} rules over the last 5 minutes of cpu-only ({} rows), one core (1 partition, 1 query thread), {} rounds:",
-        args.rules,
-        report.rows,
-        report.rounds.len()
-    );
-    println!(
-        "  evaluator (planned once)   p50 {:>7.1} ms  p90 {:>7.1} ms  max {:>7.1} ms per round",
-        pct(&report.rounds, 0.5),
-        pct(&report.rounds, 0.9),
-        pct(&report.rounds, 1.0)
-    );
-    println!(
-        "  Database::sql (re-planned) p50 {:>7.1} ms  p90 {:>7.1} ms  max {:>7.1} ms per round",
-        pct(&report.replanned, 0.5),
-        pct(&report.replanned, 0.9),
-        pct(&report.replanned, 1.0)
-    );
-    println!(
-        "  instances active after the last round: {}; failed evaluations: {}",
-        report.active, report.errors
-    );
+    };
+    let report = alerts::run(&options)?;
+    print!("{}", report.text(&options));
     Ok(())
 }

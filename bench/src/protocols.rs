@@ -154,14 +154,104 @@ pub struct ProtocolReport {
     pub facades: FacadeReport,
 }
 
+impl ProtocolReport {
+    /// The figures for people, as `sextant-bench protocols` prints them, of a run with `opts`.
+    pub fn text(&self, opts: &ProtocolOptions) -> String {
+        let mut out = String::new();
+        self.write_text(opts, &mut out)
+            .expect("writing to a String does not fail");
+        out
+    }
+
+    fn write_text(&self, opts: &ProtocolOptions, out: &mut String) -> std::fmt::Result {
+        use std::fmt::Write;
+        let lp = &self.line_protocol;
+        writeln!(
+            out,
+            "line protocol, cpu-only scale {} x {} days ({} rows, {:.0} MB, {}-line requests, one thread):",
+            opts.scale,
+            opts.days,
+            self.rows,
+            lp.bytes as f64 / 1e6,
+            opts.lines
+        )?;
+        writeln!(
+            out,
+            "  parse + write  {:>10.0} rows/s  ({:.2} s; parse alone {:.0} rows/s, {:.0} % of the time)",
+            lp.total.per_sec(),
+            lp.total.secs,
+            lp.parse.per_sec(),
+            100.0 * lp.parse.secs / lp.total.secs.max(1e-9)
+        )?;
+        writeln!(
+            out,
+            "  columnar API   {:>10.0} rows/s  ({:.2} s, the same rows as Arrow batches; line protocol at {:.0} % of it)",
+            lp.columnar.per_sec(),
+            lp.columnar.secs,
+            100.0 * lp.total.per_sec() / lp.columnar.per_sec().max(1e-9)
+        )?;
+        let s = &self.statsd;
+        writeln!(
+            out,
+            "statsd ({} metrics in {} packets, {:.0} MB, one thread):",
+            s.ingest.count,
+            s.packets,
+            s.bytes as f64 / 1e6
+        )?;
+        writeln!(
+            out,
+            "  parse + aggregate {:>10.0} metrics/s ({:.2} s); flush of {} series into rows and their write {:.1} ms",
+            s.ingest.per_sec(),
+            s.ingest.secs,
+            s.series,
+            s.flush_secs * 1e3
+        )?;
+        let f = &self.facades;
+        writeln!(
+            out,
+            "facades, on the calling thread ({} timed calls each, after as many untimed):",
+            opts.calls
+        )?;
+        for c in &f.calls {
+            writeln!(
+                out,
+                "  {:<36} p50 {:>5} ns  p90 {:>5}  p99 {:>5}  p99.9 {:>6}  max {:>9}",
+                c.what,
+                c.quantile(0.5),
+                c.quantile(0.9),
+                c.quantile(0.99),
+                c.quantile(0.999),
+                c.quantile(1.0)
+            )?;
+            let counts = c.distribution();
+            let mut line = String::from("    calls by ns:");
+            let mut lower = 0;
+            for (i, n) in counts.iter().enumerate() {
+                match BUCKETS_NS.get(i) {
+                    Some(upper) => line.push_str(&format!(" {lower}-{upper}: {n}")),
+                    None => line.push_str(&format!(" >{lower}: {n}")),
+                }
+                lower = BUCKETS_NS.get(i).copied().unwrap_or(lower);
+            }
+            writeln!(out, "{line}")?;
+        }
+        writeln!(
+            out,
+            "  tracing layer: {} events written, {} dropped because the writer was behind (the drop policy), {} of them during the timed calls (the percentiles include those cheaper calls)",
+            f.events_written, f.events_dropped, f.events_dropped_timed
+        )?;
+        Ok(())
+    }
+}
+
 /// Runs the protocol benchmark.
 pub fn run(opts: &ProtocolOptions) -> Result<ProtocolReport> {
-    crate::query_bench::remove(&opts.dir)?;
+    crate::measure::remove(&opts.dir)?;
     let config = CpuConfig::new(opts.scale, opts.days).with_seed(opts.seed);
     let line_protocol = line_protocol_rate(opts, &config)?;
     let statsd = statsd_rate(opts)?;
     let facades = facades(opts)?;
-    crate::query_bench::remove(&opts.dir)?;
+    crate::measure::remove(&opts.dir)?;
     Ok(ProtocolReport {
         rows: config.rows(),
         line_protocol,

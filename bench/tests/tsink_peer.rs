@@ -2,11 +2,11 @@
 //! API can express, on a tiny cpu-only workload. Only with `--features tsink`.
 #![cfg(feature = "tsink")]
 
+use sextant_bench::measure::Answer;
 use sextant_bench::peers::Unanswered;
 use sextant_bench::peers::tsink::{LoadOptions, TsinkPeer};
 use sextant_bench::queries::draw;
 use sextant_bench::queries::{DEVOPS, DevopsKind, DevopsQuery, HOUR, MINUTE, Window};
-use sextant_bench::query_bench::Answer;
 use sextant_bench::workload::cpu::{self, CpuBatch, CpuConfig, CpuGenerator};
 use sextant_engine::{Config, TableKind};
 use sextant_query::{Database, QueryOptions};

@@ -1,7 +1,9 @@
-//! Writers of workload batches as CSV (with a header row) or InfluxDB line protocol, and of
-//! whole workloads as Parquet files sorted by series then time ([`parquet`]).
+//! Writers of workload batches as CSV (with a header row) or InfluxDB line protocol, of
+//! whole workloads in those formats ([`generate`]), and of whole workloads as Parquet
+//! files sorted by series then time ([`parquet`]).
 
 pub mod csv;
+pub mod generate;
 pub mod influx;
 pub mod parquet;
 

@@ -52,6 +52,22 @@ pub struct ParquetLoad {
     pub row_groups: usize,
 }
 
+impl ParquetLoad {
+    /// One line for people: rows, megabytes, row groups, the file `out`, seconds and
+    /// millions of rows per second.
+    pub fn summary(&self, out: &Path) -> String {
+        format!(
+            "wrote {} rows, {:.1} MB in {} row group(s), to {} in {:.2} s ({:.2} M rows/s)",
+            self.rows,
+            self.bytes as f64 / 1e6,
+            self.row_groups,
+            out.display(),
+            self.write_secs,
+            self.rows as f64 / self.write_secs.max(1e-9) / 1e6
+        )
+    }
+}
+
 /// A Parquet file being written: zstd at `level` (the parquet crate's default level 1
 /// unless told), at most `row_group_rows` rows per row group, `schema` without field
 /// metadata (Sextant's `sextant.role` markers mean nothing to a Parquet reader).

@@ -1,12 +1,16 @@
 //! `sextant-bench run`: one workload end to end on Sextant and its peers.
 //!
+//! The engines are in [`crate::peers`]; this module is the run itself: the order of the
+//! loads and the queries, the report ([`report`]), its table ([`table`]), chart ([`plot`])
+//! and comparison ([`compare`]).
+//!
 //! 1. Sextant ingests the workload (writer threads, batch size, durability and engine
 //!    options from [`RunOptions`]; background compaction runs meanwhile), then closes,
 //!    which flushes everything to segments, then reopens and compacts every table whole:
 //!    three phases, each with its rate, peak memory and, after the flush, size on disk; the
 //!    compaction's note has the segments before and after, the bytes rewritten and the
-//!    write amplification.
-//! 2. Each peer ([`engines::Peer`]) loads the same rows: DataFusion over a Parquet file,
+//!    write amplification ([`Sextant::load`]).
+//! 2. Each peer ([`Peer`]) loads the same rows: DataFusion over a Parquet file,
 //!    DuckDB (through its Python package, where installed), and tsink with the `tsink`
 //!    feature.
 //! 3. The workload's queries ([`QuerySet`]) run on every engine: `warmup` untimed runs
@@ -17,24 +21,22 @@
 //! chart ([`plot`]), and two reports side by side ([`compare`]).
 
 pub mod compare;
-pub mod engines;
 pub mod plot;
 pub mod report;
 pub mod table;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrow_array::RecordBatch;
-use sextant_query::{Database, QueryOptions};
 
-use crate::ingest::{EngineTuning, WriteOptions, disk_usage, write_workload};
-use crate::memory::PhaseMemory;
+use crate::ingest::{EngineTuning, WriteOptions};
+use crate::measure::{Answer, Latency};
+use crate::peers::sextant::Sextant;
+use crate::peers::{Engine, Peer, PeerOptions};
 use crate::queries::{BenchQuery, QuerySet};
-use crate::query_bench::{Answer, Latency, remove};
 use crate::workload::source::WorkloadSpec;
 use crate::{Error, Result};
-use engines::{Engine, Peer, PeerOptions, Sextant};
 pub use report::{EngineResult, Phase, QueryResult, RunReport, SCHEMA_VERSION};
 
 /// What to run.
@@ -83,7 +85,16 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         path: opts.dir.clone(),
         source,
     })?;
-    let mut ingest = load_sextant(opts)?;
+    let mut ingest = Sextant::load(
+        spec,
+        &opts.dir,
+        &opts.tuning,
+        &WriteOptions {
+            batch_rows: opts.batch_rows,
+            threads: opts.threads,
+            progress: opts.progress,
+        },
+    )?;
     let mut peers = Vec::new();
     let peer_options = PeerOptions {
         dir: &opts.dir,
@@ -101,14 +112,8 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     }
     // Sextant is opened for the queries only now, so that the peers' loading phases do
     // not carry its memory.
-    let sextant = Database::open_with(
-        opts.tuning.config(&opts.dir.join("sextant")),
-        QueryOptions {
-            target_partitions: opts.target_partitions,
-            ..QueryOptions::default()
-        },
-    )?;
-    let mut engines: Vec<Box<dyn Engine>> = vec![Box::new(Sextant(sextant))];
+    let sextant = Sextant::open(&opts.dir, &opts.tuning, opts.target_partitions)?;
+    let mut engines: Vec<Box<dyn Engine>> = vec![Box::new(sextant)];
     engines.extend(peers);
     let bar = crate::ingest::progress_of(opts.progress, set.queries.len() as u64, "queries");
     let mut queries = Vec::with_capacity(set.queries.len());
@@ -182,86 +187,6 @@ fn sync_name(d: sextant_engine::Durability) -> &'static str {
         sextant_engine::Durability::Never => "never",
         _ => "interval",
     }
-}
-
-/// Ingests the workload into a fresh Sextant database and closes it (the final flush).
-fn load_sextant(opts: &RunOptions) -> Result<Vec<Phase>> {
-    let spec = &opts.spec;
-    let dir = opts.dir.join("sextant");
-    remove(&dir)?;
-    let memory = PhaseMemory::start();
-    let engine = opts.tuning.config(&dir).open()?;
-    let written = write_workload(
-        &engine,
-        spec,
-        &WriteOptions {
-            batch_rows: opts.batch_rows,
-            threads: opts.threads,
-            progress: opts.progress,
-        },
-    )?;
-    let mut write = Phase::new("sextant", "write", spec, written.rows, written.wall_secs);
-    write.engine_secs = Some(written.engine_secs);
-    write.set_memory(memory.peak());
-    write.samples = written.samples;
-    write.note = Some(format!(
-        "{} rows/s counting only the time inside write calls (rows/s above includes generation)",
-        table::count((written.rows as f64 / written.engine_secs.max(1e-9)).round() as u64)
-    ));
-
-    let memory = PhaseMemory::start();
-    let started = Instant::now();
-    engine.flush()?;
-    let during_load = engine.compaction_stats();
-    engine.close()?;
-    let mut flush = Phase::new(
-        "sextant",
-        "flush",
-        spec,
-        written.rows,
-        started.elapsed().as_secs_f64(),
-    );
-    flush.set_memory(memory.peak());
-    let (segment_bytes, segments, dir_bytes) = disk_usage(&dir)?;
-    flush.set_disk(segment_bytes, spec);
-    flush.note = Some(format!(
-        "close = final flush; {segments} segment(s) = bytes on disk; whole directory {} bytes; background compaction during the load: {} merge(s), {} bytes rewritten in {:.2} s",
-        table::count(dir_bytes),
-        during_load.compactions,
-        table::count(during_load.bytes_written),
-        during_load.busy.as_secs_f64(),
-    ));
-
-    // Compaction of what the load left, every window merged whole, as `Engine::compact`.
-    let memory = PhaseMemory::start();
-    let started = Instant::now();
-    let engine = opts.tuning.config(&dir).open()?;
-    let open_before = started.elapsed();
-    let tables: Vec<String> = engine.snapshot().tables().map(str::to_owned).collect();
-    for table in &tables {
-        engine.compact(table)?;
-    }
-    let compacted = engine.compaction_stats();
-    engine.close()?;
-    let compact_secs = started.elapsed().as_secs_f64();
-    let reopened = Instant::now();
-    opts.tuning.config(&dir).open()?.close()?;
-    let open_after = reopened.elapsed();
-    let mut compact = Phase::new("sextant", "compact", spec, written.rows, compact_secs);
-    compact.set_memory(memory.peak());
-    let (after_bytes, after, _) = disk_usage(&dir)?;
-    compact.set_disk(after_bytes, spec);
-    let flushed = during_load.bytes_flushed.max(1);
-    let rewritten = during_load.bytes_written + compacted.bytes_written;
-    compact.note = Some(format!(
-        "{segments} -> {after} segment(s); {} bytes rewritten ({} during the load); write amplification {:.2} (segment bytes written per byte flushed); open took {:.1} ms before compaction, {:.1} ms after",
-        table::count(rewritten),
-        table::count(during_load.bytes_written),
-        (flushed + rewritten) as f64 / flushed as f64,
-        open_before.as_secs_f64() * 1e3,
-        open_after.as_secs_f64() * 1e3,
-    ));
-    Ok(vec![write, flush, compact])
 }
 
 /// Runs one query on every engine: warm-up runs, then timed runs with the engines taking

@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use super::report::{NOT_AVAILABLE, RunReport};
+use crate::measure::geometric_mean;
 use crate::memory::PeakScope;
-use crate::query_bench::geometric_mean;
 
 /// Milliseconds, printed with about 3 significant digits.
 pub fn ms(ms: f64) -> String {

@@ -59,10 +59,11 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use child::{Driver, Reply};
 pub use child::{SCRIPT, python};
 
+use crate::measure::remove;
 use crate::memory::PeakScope;
+use crate::peers::parquet::write_parquet;
+use crate::peers::{Engine, PeerOptions, Unavailable, plan_text};
 use crate::queries::BenchQuery;
-use crate::query_bench::{remove, write_parquet};
-use crate::run::engines::{Engine, PeerOptions, Unavailable};
 use crate::run::{Phase, table};
 use crate::workload::source::WorkloadSpec;
 use crate::{Error, Result};
@@ -355,6 +356,6 @@ impl Engine for DuckDbPeer {
 
     fn explain(&self, statement: &str) -> Result<Option<String>> {
         let (batches, _) = self.sql(&format!("EXPLAIN ANALYZE {statement}"))?;
-        crate::run::engines::plan_text(&batches, "explain_value").map(Some)
+        plan_text(&batches, "explain_value").map(Some)
     }
 }

@@ -6,10 +6,10 @@ use std::path::Path;
 
 use parquet::basic::ZstdLevel;
 
+use crate::Result;
 use crate::ingest::{RateSampler, progress};
 use crate::output::parquet::ParquetSink;
 use crate::workload::source::{RawBatch, WorkloadSpec};
-use crate::{Error, Result};
 
 /// Rows generated per batch while the file is written.
 const BATCH_ROWS: usize = 65_536;
@@ -153,22 +153,6 @@ fn group_ranks(counts: impl IntoIterator<Item = u64>, budget: u64) -> Vec<(u32, 
         groups.push((lo, end));
     }
     groups
-}
-
-/// Removes `path` (a directory or a file) if it exists.
-pub fn remove(path: &Path) -> Result<()> {
-    let result = if path.is_dir() {
-        std::fs::remove_dir_all(path)
-    } else if path.exists() {
-        std::fs::remove_file(path)
-    } else {
-        return Ok(());
-    };
-    result.map_err(|source| Error::Io {
-        action: "removing",
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 #[cfg(test)]
