@@ -118,6 +118,10 @@ struct QueryFlags {
     /// elsewhere its queries are n/a with the reason).
     #[arg(long)]
     no_duckdb: bool,
+    /// Leave out DuckDB's second load, in --batch-rows batches each committed (its `insert`
+    /// phase), keeping the bulk load the queries run on.
+    #[arg(long)]
+    no_duckdb_batches: bool,
     /// Leave out the tsink peer (no effect in a build without the `tsink` feature, which has
     /// no tsink peer).
     #[arg(long)]
@@ -611,6 +615,7 @@ fn run_options(q: &QueryFlags) -> RunOptions {
         batch_rows: 10_000,
         queries: q.queries.clone(),
         peers: peers(q),
+        duckdb_batches: !q.no_duckdb_batches,
         target_partitions: q
             .partitions
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))

@@ -107,7 +107,7 @@ fn check_report(r: &Value, workload: &str, queries: usize) {
     ];
     let duckdb = duckdb_available();
     if duckdb {
-        expected.push(("duckdb", "load"));
+        expected.extend([("duckdb", "load"), ("duckdb", "insert")]);
     }
     // tsink holds the metrics workloads only.
     if cfg!(feature = "tsink") && workload != "logs" {
@@ -220,6 +220,36 @@ fn run_cpu_only_and_logs_end_to_end_then_compare() {
             .iter()
             .all(|p| p["engine"] == "sextant")
     );
+    // --no-duckdb-batches keeps DuckDB's bulk load (and its queries) without the second
+    // load in batches.
+    if duckdb_available() {
+        let (bulk, _) = run(
+            dir.path(),
+            "bulk",
+            &[
+                "--workload",
+                "cpu-only",
+                "--scale",
+                "2",
+                "--days",
+                "0.05",
+                "--queries",
+                "lastpoint",
+                "--no-parquet",
+                "--no-tsink",
+                "--no-duckdb-batches",
+            ],
+        );
+        let phases: Vec<(&str, &str)> = bulk["ingest"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["engine"].as_str().unwrap(), p["phase"].as_str().unwrap()))
+            .filter(|(engine, _)| *engine == "duckdb")
+            .collect();
+        assert_eq!(phases, [("duckdb", "load")]);
+        assert_eq!(bulk["queries"][0]["engines"][1]["status"], "ok");
+    }
     let (a, b) = (dir.path().join("cpu.json"), dir.path().join("cpu2.json"));
     let out = bench(&[
         "compare",

@@ -162,6 +162,9 @@ pub struct PeerOptions<'a> {
     pub batch_rows: usize,
     /// Sextant's durability, for peers with a write-ahead log of their own.
     pub durability: sextant_engine::Durability,
+    /// Also load DuckDB in batches of `batch_rows`, each committed (its `insert` phase,
+    /// beside the bulk `load`); `--no-duckdb-batches` leaves it out.
+    pub duckdb_batches: bool,
     /// Show progress bars.
     pub progress: bool,
 }

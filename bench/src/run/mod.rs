@@ -63,6 +63,8 @@ pub struct RunOptions {
     pub queries: Vec<String>,
     /// The peers to compare with, in order (see [`Peer::ALL`]).
     pub peers: Vec<Peer>,
+    /// Also load DuckDB in Sextant's batches and durability ([`PeerOptions::duckdb_batches`]).
+    pub duckdb_batches: bool,
     /// DataFusion target partitions of every SQL engine.
     pub target_partitions: usize,
     /// Most rows per Parquet row group.
@@ -103,6 +105,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         row_group_rows: opts.row_group_rows,
         batch_rows: opts.batch_rows,
         durability: opts.tuning.durability,
+        duckdb_batches: opts.duckdb_batches,
         progress: opts.progress,
     };
     for peer in &opts.peers {

@@ -178,11 +178,26 @@ impl Driver {
     /// Sends `request` and reads its reply; a reply with `ok: false` is an error with the
     /// driver's message.
     pub fn request(&mut self, request: &Value) -> Result<Reply> {
+        self.request_with(request, &[])
+    }
+
+    /// Sends `request` followed by `payload` (an Arrow IPC stream; its length is put in the
+    /// request as `ipc_bytes`), and reads the reply as [`Driver::request`] does.
+    pub fn request_with(&mut self, request: &Value, payload: &[u8]) -> Result<Reply> {
         let op = request["op"].as_str().unwrap_or("?").to_owned();
-        let mut line = serde_json::to_vec(request).map_err(|e| protocol(e.to_string()))?;
+        let mut request = request.clone();
+        if !payload.is_empty()
+            && let Some(fields) = request.as_object_mut()
+        {
+            fields.insert("ipc_bytes".to_owned(), Value::from(payload.len()));
+        }
+        let mut line = serde_json::to_vec(&request).map_err(|e| protocol(e.to_string()))?;
         line.push(b'\n');
         let sent = match self.stdin.as_mut() {
-            Some(stdin) => stdin.write_all(&line).and_then(|()| stdin.flush()),
+            Some(stdin) => stdin
+                .write_all(&line)
+                .and_then(|()| stdin.write_all(payload))
+                .and_then(|()| stdin.flush()),
             None => Err(std::io::ErrorKind::BrokenPipe.into()),
         };
         if let Err(e) = sent {

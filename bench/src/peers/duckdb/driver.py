@@ -1,7 +1,8 @@
 """The DuckDB peer's driver: sextant-bench starts it as `python3 driver.py` and talks to it
 over standard input and output (see `bench/src/peers/duckdb/mod.rs`).
 
-Requests are JSON objects, one a line, on standard input. Each gets one reply on standard
+Requests are JSON objects, one a line, on standard input; a request with `ipc_bytes` is
+followed by that many bytes (an Arrow IPC stream). Each gets one reply on standard
 output: a JSON header line, then as many bytes as its `ipc_bytes` says (an Arrow IPC stream;
 0 for replies without a table). A failure is a header `{"ok": false, "error": "..."}`;
 the driver then waits for the next request. Nothing else is written to standard output.
@@ -19,6 +20,23 @@ the driver then waits for the next request. Nothing else is written to standard 
       for the queries with `threads` threads. `secs` times all of it up to the reopening:
       connecting, creating the types and the table, counting its rows, the checkpoint and
       closing.
+  {"op": "batches_begin", "db": PATH, "table": "cpu", "enums": {...}, "time_type": ...,
+   "fsync_mode": "STANDARD" | "NONE", "threads": N}
+      -> {"ok": true, "secs": S}
+      Starts the load in batches (a separate database from `load`'s, whose connection
+      stays as it is): creates the database file PATH (removed first), connects with
+      `threads` threads and DuckDB's `fsync_mode`, and creates the ENUM types. `secs` times
+      all of it; the peak resident size is reset here.
+  {"op": "insert", "ipc_bytes": N} and N bytes (an Arrow IPC stream of one batch)
+      -> {"ok": true, "rows": R, "secs": S}
+      Appends the batch to TABLE with one `INSERT INTO TABLE SELECT * REPLACE (...) FROM
+      batch` in autocommit (one transaction, committed), `time` and the ENUM columns cast
+      as `load` casts them; the first batch creates TABLE from its columns. `secs` times
+      the statements (not reading the bytes); `rows` is the rows inserted.
+  {"op": "batches_end"}
+      -> {"ok": true, "rows": R, "secs": S, "peak_rss_bytes": B, "peak_scope": ...}
+      Counts TABLE's rows, checkpoints and closes the database of the batches; `secs`
+      times all three, `peak_rss_bytes` is the peak since `batches_begin`.
   {"op": "query", "sql": SQL}
       -> {"ok": true, "secs": S, "rows": R, "ipc_bytes": N} and N bytes
       `secs` times running the statement and fetching its whole answer as an Arrow table.
@@ -90,9 +108,26 @@ def peak_rss():
         return None
 
 
+def casts(con, request):
+    """Creates REQUEST's ENUM types on CON; the `SELECT * REPLACE` list that casts `time`
+    to the requested type and each ENUM column to its type."""
+    time_type = {"TIMESTAMP": "TIMESTAMP", "TIMESTAMP_NS": "TIMESTAMP_NS"}[
+        request.get("time_type", "TIMESTAMP")
+    ]
+    replace = [f"CAST(time AS {time_type}) AS time"]
+    for column, values in request.get("enums", {}).items():
+        name = quote_ident(f"{column}_enum")
+        labels = ", ".join(quote_literal(v) for v in values)
+        con.execute(f"CREATE TYPE {name} AS ENUM ({labels})")
+        replace.append(f"CAST({quote_ident(column)} AS {name}) AS {quote_ident(column)}")
+    return ", ".join(replace)
+
+
 class Peer:
     def __init__(self):
         self.con = None
+        # The load in batches: its connection, table, casts and whether the table exists.
+        self.batches = None
 
     def connect(self, path, threads):
         con = duckdb.connect(path)
@@ -122,20 +157,12 @@ class Peer:
         reset = peak_reset()
         started = time.perf_counter()
         con = self.connect(path, load_threads)
-        time_type = {"TIMESTAMP": "TIMESTAMP", "TIMESTAMP_NS": "TIMESTAMP_NS"}[
-            request.get("time_type", "TIMESTAMP")
-        ]
-        replace = [f"CAST(time AS {time_type}) AS time"]
-        for column, values in request.get("enums", {}).items():
-            name = quote_ident(f"{column}_enum")
-            labels = ", ".join(quote_literal(v) for v in values)
-            con.execute(f"CREATE TYPE {name} AS ENUM ({labels})")
-            replace.append(f"CAST({quote_ident(column)} AS {name}) AS {quote_ident(column)}")
         # The Parquet file's `time` is a UTC instant (TIMESTAMP WITH TIME ZONE to DuckDB);
         # it is kept as a plain TIMESTAMP (or TIMESTAMP_NS), as TimescaleDB's TSBS schema
         # does.
+        replace = casts(con, request)
         con.execute(
-            f"CREATE TABLE {table} AS SELECT * REPLACE ({', '.join(replace)}) "
+            f"CREATE TABLE {table} AS SELECT * REPLACE ({replace}) "
             f"FROM read_parquet({quote_literal(request['parquet'])}) ORDER BY {order}"
         )
         rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -152,6 +179,69 @@ class Peer:
             "rows": rows,
             "secs": secs,
             "reopen_secs": reopen_secs,
+            "peak_rss_bytes": peak,
+            "peak_scope": scope,
+        }, b""
+
+    def batches_begin(self, request):
+        if self.batches is not None:
+            raise RuntimeError("a load in batches is already under way")
+        path = request["db"]
+        for p in (path, path + ".wal"):
+            if os.path.exists(p):
+                os.remove(p)
+        fsync_mode = {"STANDARD": "STANDARD", "NONE": "NONE"}[request["fsync_mode"]]
+        reset = peak_reset()
+        started = time.perf_counter()
+        con = self.connect(path, request["threads"])
+        con.execute(f"SET fsync_mode = '{fsync_mode}'")
+        self.batches = {
+            "con": con,
+            "table": quote_ident(request["table"]),
+            "casts": casts(con, request),
+            "created": False,
+            "reset": reset,
+        }
+        return {"ok": True, "secs": time.perf_counter() - started}, b""
+
+    def insert(self, request, payload):
+        if self.batches is None:
+            raise RuntimeError("no load in batches: send `batches_begin` before `insert`")
+        b = self.batches
+        batch = pyarrow.ipc.open_stream(payload).read_all()
+        con, table = b["con"], b["table"]
+        started = time.perf_counter()
+        con.register("batch", batch)
+        try:
+            if not b["created"]:
+                con.execute(
+                    f"CREATE TABLE {table} AS SELECT * REPLACE ({b['casts']}) FROM batch LIMIT 0"
+                )
+                b["created"] = True
+            con.execute(f"INSERT INTO {table} SELECT * REPLACE ({b['casts']}) FROM batch")
+        finally:
+            con.unregister("batch")
+        secs = time.perf_counter() - started
+        return {"ok": True, "rows": batch.num_rows, "secs": secs}, b""
+
+    def batches_end(self, _request):
+        if self.batches is None:
+            raise RuntimeError("no load in batches: send `batches_begin` before `batches_end`")
+        b, self.batches = self.batches, None
+        con = b["con"]
+        started = time.perf_counter()
+        rows = 0
+        if b["created"]:
+            rows = con.execute(f"SELECT count(*) FROM {b['table']}").fetchone()[0]
+        con.execute("CHECKPOINT")
+        con.close()
+        secs = time.perf_counter() - started
+        peak = peak_rss()
+        scope = "unavailable" if peak is None else ("phase" if b["reset"] else "process")
+        return {
+            "ok": True,
+            "rows": rows,
+            "secs": secs,
             "peak_rss_bytes": peak,
             "peak_scope": scope,
         }, b""
@@ -173,20 +263,34 @@ def main():
     for line in sys.stdin.buffer:
         try:
             request = json.loads(line)
+            # The bytes after the line are read first, so that the stream stays in step
+            # whatever the request makes of them.
+            payload = sys.stdin.buffer.read(request.get("ipc_bytes", 0))
             op = request.get("op")
             if op == "quit":
                 break
             if IMPORT_ERROR is not None:
                 reply({"ok": False, "error": IMPORT_ERROR})
                 return 1
-            handler = {"hello": peer.hello, "load": peer.load, "query": peer.query}.get(op)
-            if handler is None:
-                raise ValueError(f"unknown request {op!r}")
-            header, payload = handler(request)
+            if op == "insert":
+                header, payload = peer.insert(request, payload)
+            else:
+                handler = {
+                    "hello": peer.hello,
+                    "load": peer.load,
+                    "batches_begin": peer.batches_begin,
+                    "batches_end": peer.batches_end,
+                    "query": peer.query,
+                }.get(op)
+                if handler is None:
+                    raise ValueError(f"unknown request {op!r}")
+                header, payload = handler(request)
         except Exception as e:  # one failed request does not end the driver
             traceback.print_exc(file=sys.stderr)
             header, payload = {"ok": False, "error": f"{type(e).__name__}: {e}"}, b""
         reply(header, payload)
+    if peer.batches is not None:
+        peer.batches["con"].close()
     if peer.con is not None:
         peer.con.close()
     return 0
