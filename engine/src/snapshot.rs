@@ -92,14 +92,16 @@ impl Snapshot {
 
     /// About how many rows a scan of `req` reads, without walking the series index:
     /// each source's rows times the share of its time range that the request covers,
-    /// whatever its tags ask (so at least as many as [`Snapshot::estimate_rows`] counts).
+    /// whatever its tags ask. Rough: rows bunched in part of a source's time range are
+    /// counted as if spread over it.
     pub fn estimate_rows_coarse(&self, req: &ScanRequest) -> Result<u64> {
         let view = self.view(&req.table)?;
         Ok(crate::scan::estimate_rows_coarse(&view.sources, req))
     }
 
-    /// About how many series a scan of `req` reads: at least the matching series of the
-    /// source (segment or chunk in memory) that holds the most of them.
+    /// About how many series a scan of `req` reads: the matching series of the source
+    /// (segment or chunk in memory) that holds the most of them. An underestimate when
+    /// series come and go from one source to the next.
     pub fn estimate_series(&self, req: &ScanRequest) -> Result<u64> {
         let view = self.view(&req.table)?;
         Ok(crate::scan::estimate_series(&view.sources, req))

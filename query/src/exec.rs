@@ -42,7 +42,9 @@ pub struct SextantScanExec {
     /// Return only the latest row of each series (`Some(None)`), or of each group of
     /// series sharing the values of the given tags.
     latest: Option<Option<Vec<String>>>,
-    /// About how many rows the scan returns, from the series index.
+    /// About how many rows the scan returns (see `SextantTable::scan`): DataFusion
+    /// splits only scans worth splitting and builds a join's hash table on its smaller
+    /// side by it.
     estimated_rows: Option<usize>,
     /// Filters pushed into the scan while the plan was optimized, filled while the query
     /// runs (a hash join's keys); read when a partition starts (see
@@ -218,9 +220,12 @@ impl ExecutionPlan for SextantScanExec {
         Ok(Arc::new(exec))
     }
 
-    /// Keeps the filters pushed after the plan is built (a hash join's keys, filled while
-    /// the query runs), to narrow the scan by when it starts. They are reported as not
-    /// pushed down, so the operators above still apply them to every row.
+    /// Keeps the filters pushed after the plan is built that are filled while the query
+    /// runs over the scan's time or tags (a hash join's keys), to narrow the scan by when
+    /// it starts if they are complete by then (see [`crate::runtime_filter::narrow`] for
+    /// why that is sound). They are reported as not pushed down: a `FilterExec` above
+    /// still applies its own; the operators that make such filters (hash joins, sorts,
+    /// aggregates) never apply them again.
     fn handle_child_pushdown_result(
         &self,
         phase: FilterPushdownPhase,
@@ -239,7 +244,7 @@ impl ExecutionPlan for SextantScanExec {
         // could skip.
         let filters: Vec<_> = filters
             .into_iter()
-            .filter(crate::runtime_filter::is_runtime)
+            .filter(|f| crate::runtime_filter::is_runtime(f, &self.schema))
             .collect();
         if phase != FilterPushdownPhase::Post || filters.is_empty() || !self.is_plain() {
             return Ok(propagation);
@@ -291,8 +296,9 @@ impl ExecutionPlan for SextantScanExec {
                 stream,
             )));
         }
-        // With runtime filters the scan starts at the first poll, when an operator above
-        // (a hash join that has built its table) has filled them.
+        // With runtime filters the scan starts at the first poll: a hash join above has
+        // usually built its table and filled them by then (not always, for example when
+        // the join buffers its probe side; the scan then reads its whole range).
         let (scan, start) = if self.runtime_filters.is_empty() {
             let scan = self
                 .snapshot

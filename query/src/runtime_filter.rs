@@ -8,10 +8,11 @@
 //! it starts reads only the times and series that can join, where it would otherwise
 //! read the whole table for the join to discard.
 //!
-//! [`narrow`] takes from such a filter what the engine answers exactly: bounds of the
-//! `time` column and `IN` lists of one tag. Everything else in it is left alone. The
-//! filter is never reported as applied, so the operator that pushed it still applies it
-//! to every row: narrowing only ever drops rows that the filter drops.
+//! [`narrow`] takes from such a filter, once it is complete, what the engine answers
+//! exactly: bounds of the `time` column and `IN` lists of one tag. Everything else in it
+//! is left alone. The rows it drops are rows that cannot join; filters that are still
+//! changing when the scan starts (an aggregate's running min or max, a sort's top
+//! values) do not narrow it (see [`narrow`] for why).
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use datafusion::physical_expr::expressions::{
 };
 use datafusion::physical_expr::{PhysicalExpr, split_conjunction};
 use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
+use futures::FutureExt;
 use sextant_engine::ScanRequest;
 use sextant_engine::schema::{ROLE_KEY, TIME_COLUMN};
 
@@ -32,28 +34,57 @@ use sextant_engine::schema::{ROLE_KEY, TIME_COLUMN};
 /// series' tag with every value, so a long list costs more than it saves.
 pub const MAX_TAG_VALUES: usize = 256;
 
-/// Whether `filter` is filled while the query runs (holds a DataFusion dynamic filter).
-pub fn is_runtime(filter: &Arc<dyn PhysicalExpr>) -> bool {
-    let mut found = false;
-    // The closure never fails.
-    let _ = filter.apply(|e| {
-        found = e.downcast_ref::<DynamicFilterPhysicalExpr>().is_some();
-        Ok(if found {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
+/// Whether `filter` is filled while the query runs over the scan's time or tags: it holds
+/// a DataFusion dynamic filter whose keys include the `time` column or a tag of `schema`.
+/// Filters over fields only (a sort's top values of a field) could never narrow the scan,
+/// and the operator that fills one does so only while something reads it.
+pub fn is_runtime(filter: &Arc<dyn PhysicalExpr>, schema: &Schema) -> bool {
+    dynamic_parts(filter).iter().any(|d| {
+        d.children().iter().any(|key| {
+            key.downcast_ref::<Column>().is_some_and(|c| {
+                is_column(schema, c, TIME_COLUMN, None)
+                    || is_column(schema, c, c.name(), Some("tag"))
+            })
         })
-    });
-    found
+    })
 }
 
-/// Narrows `request` to what `filter`, as it is now, lets through. `schema` is the
-/// scan's output schema, which the filter's columns index.
+/// The dynamic filters inside `filter`.
+fn dynamic_parts(filter: &Arc<dyn PhysicalExpr>) -> Vec<&DynamicFilterPhysicalExpr> {
+    let mut parts = Vec::new();
+    // The closure never fails.
+    let _ = filter.apply(|e| {
+        if let Some(d) = e.downcast_ref::<DynamicFilterPhysicalExpr>() {
+            parts.push(d);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    parts
+}
+
+/// Narrows `request` to what `filter` lets through, if every dynamic filter in it is
+/// complete (will not change again); otherwise leaves it as it is.
+///
+/// Narrowing is sound only for a filter that no row outside it can pass through to the
+/// answer. A hash join's filter is such a filter once complete: DataFusion completes it
+/// when the join has read its whole build side, before it reads the probe side, and a
+/// probe row outside the build side's key bounds or keys has no match (DataFusion pushes
+/// it only for joins that drop unmatched probe rows). Filters that DataFusion updates
+/// while rows flow (an aggregate's running min or max, a sort's top values) are not:
+/// they describe the rows read so far, and an aggregate's leaves out arguments other
+/// than bare columns. They never complete before the scan ends, so they are skipped.
+/// `schema` is the scan's output schema, which the filter's columns index.
 pub fn narrow(
     request: &mut ScanRequest,
     schema: &Schema,
     filter: &Arc<dyn PhysicalExpr>,
 ) -> Result<()> {
+    let complete = dynamic_parts(filter)
+        .iter()
+        .all(|d| d.wait_complete().now_or_never().is_some());
+    if !complete {
+        return Ok(());
+    }
     let current = snapshot_physical_expr(Arc::clone(filter))?;
     for conjunct in split_conjunction(&current) {
         if let Some(binary) = conjunct.downcast_ref::<BinaryExpr>() {
@@ -302,13 +333,36 @@ mod tests {
         );
     }
 
+    fn dynamic(keys: &[&str]) -> Arc<DynamicFilterPhysicalExpr> {
+        Arc::new(DynamicFilterPhysicalExpr::new(
+            keys.iter().map(|k| col(k)).collect(),
+            lit(true),
+        ))
+    }
+
     #[test]
-    fn only_filters_holding_a_dynamic_filter_are_runtime_filters() {
+    fn runtime_filters_hold_a_dynamic_filter_over_time_or_a_tag() {
+        let s = schema();
         let fixed = cmp(col("time"), Operator::Gt, ns(5));
-        assert!(!is_runtime(&fixed));
-        let dynamic: Arc<dyn PhysicalExpr> =
-            Arc::new(DynamicFilterPhysicalExpr::new(vec![col("time")], lit(true)));
-        assert!(is_runtime(&dynamic));
-        assert!(is_runtime(&cmp(fixed, Operator::And, dynamic)));
+        assert!(!is_runtime(&fixed, &s));
+        let over_time: Arc<dyn PhysicalExpr> = dynamic(&["time"]);
+        assert!(is_runtime(&over_time, &s));
+        assert!(is_runtime(&cmp(fixed, Operator::And, over_time), &s));
+        let over_tag: Arc<dyn PhysicalExpr> = dynamic(&["usage", "rack"]);
+        assert!(is_runtime(&over_tag, &s));
+        let over_field: Arc<dyn PhysicalExpr> = dynamic(&["usage"]);
+        assert!(!is_runtime(&over_field, &s));
+    }
+
+    #[test]
+    fn a_filter_narrows_only_once_complete() {
+        let filter = dynamic(&["time"]);
+        filter
+            .update(cmp(col("time"), Operator::Gt, ns(5)))
+            .unwrap();
+        let as_pushed: Arc<dyn PhysicalExpr> = Arc::clone(&filter) as _;
+        assert_eq!(range(Arc::clone(&as_pushed)), (i64::MIN, i64::MAX));
+        filter.mark_complete();
+        assert_eq!(range(as_pushed), (6, i64::MAX));
     }
 }
