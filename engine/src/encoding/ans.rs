@@ -138,13 +138,17 @@ pub(super) fn decode(input: &[u8], out: &mut [u8]) -> Result<(), DecodeError> {
             "has frequencies summing to {sum}, not {TOTAL}"
         )));
     }
-    // slot -> symbol | (frequency - 1) << 8 | (slot - start of the symbol's slots) << 20
+    // slot -> frequency | (slot - start of the symbol's slots) << 16, and slot -> symbol:
+    // two tables, so that the step reads each part without shifting and masking.
     let mut table = [0u32; TOTAL as usize];
+    let mut symbols = [0u8; TOTAL as usize];
     let mut at = 0usize;
     for (s, &f) in freq.iter().enumerate() {
-        for (k, slot) in table[at..at + f as usize].iter_mut().enumerate() {
-            *slot = s as u32 | (f - 1) << 8 | (k as u32) << 20;
+        let slots = at..at + f as usize;
+        for (k, slot) in table[slots.clone()].iter_mut().enumerate() {
+            *slot = f | (k as u32) << 16;
         }
+        symbols[slots].fill(s as u8);
         at += f as usize;
     }
     let mut x = [0u32; LANES];
@@ -168,7 +172,7 @@ pub(super) fn decode(input: &[u8], out: &mut [u8]) -> Result<(), DecodeError> {
         .collect();
     // Reads past the end yield 0 and are caught by the position check below.
     let mut at = 0usize;
-    let step = |lane: &mut u32, at: &mut usize| step(&table, &words, lane, at);
+    let step = |lane: &mut u32, at: &mut usize| step(&table, &symbols, &words, lane, at);
     let [mut x0, mut x1, mut x2, mut x3] = x;
     let mut chunks = out.chunks_exact_mut(LANES);
     for c in &mut chunks {
@@ -196,15 +200,23 @@ pub(super) fn decode(input: &[u8], out: &mut [u8]) -> Result<(), DecodeError> {
 
 /// Decodes one symbol with `lane`, refilling it from `words[*at]` when it runs low.
 #[inline(always)]
-fn step(table: &[u32; TOTAL as usize], words: &[u32], lane: &mut u32, at: &mut usize) -> u8 {
-    let entry = table[(*lane & (TOTAL - 1)) as usize];
-    let f = ((entry >> 8) & (TOTAL - 1)) + 1;
-    let y = f.wrapping_mul(*lane >> PROB_BITS).wrapping_add(entry >> 20);
+fn step(
+    table: &[u32; TOTAL as usize],
+    symbols: &[u8; TOTAL as usize],
+    words: &[u32],
+    lane: &mut u32,
+    at: &mut usize,
+) -> u8 {
+    let slot = (*lane & (TOTAL - 1)) as usize;
+    let entry = table[slot];
+    let y = (entry & 0xffff)
+        .wrapping_mul(*lane >> PROB_BITS)
+        .wrapping_add(entry >> 16);
     let refill = y < LOW;
     let word = words.get(*at).copied().unwrap_or(0);
     *lane = if refill { (y << 16) | word } else { y };
     *at += usize::from(refill);
-    entry as u8
+    symbols[slot]
 }
 
 #[cfg(test)]
