@@ -159,6 +159,9 @@ fn tag_list(list: &InListExpr, schema: &Schema) -> Option<(String, Vec<String>)>
             values.push(v);
         }
     }
+    // A join's keys repeat a value once per build row that has it.
+    values.sort_unstable();
+    values.dedup();
     Some((field.name().clone(), values))
 }
 
