@@ -5,7 +5,9 @@ Requests are JSON objects, one a line, on standard input; a request with `ipc_by
 followed by that many bytes (an Arrow IPC stream). Each gets one reply on standard
 output: a JSON header line, then as many bytes as its `ipc_bytes` says (an Arrow IPC stream;
 0 for replies without a table). A failure is a header `{"ok": false, "error": "..."}`;
-the driver then waits for the next request. Nothing else is written to standard output.
+the driver then waits for the next request. A request whose `ipc_bytes` is not a
+non-negative integer leaves the driver unable to tell where the next request starts: it
+replies with the error and exits. Nothing else is written to standard output.
 
   {"op": "hello"}
       -> {"ok": true, "duckdb": "2.0.1", "pyarrow": "...", "python": "..."}
@@ -22,11 +24,12 @@ the driver then waits for the next request. Nothing else is written to standard 
       closing.
   {"op": "batches_begin", "db": PATH, "table": "cpu", "enums": {...}, "time_type": ...,
    "fsync_mode": "STANDARD" | "NONE", "threads": N}
-      -> {"ok": true, "secs": S}
-      Starts the load in batches (a separate database from `load`'s, whose connection
-      stays as it is): creates the database file PATH (removed first), connects with
+      -> {"ok": true, "secs": S, "fsync_mode": MODE}
+      Starts the load in batches (sextant-bench runs it in a driver of its own, before or
+      without `load`): creates the database file PATH (removed first), connects with
       `threads` threads and DuckDB's `fsync_mode`, and creates the ENUM types. `secs` times
-      all of it; the peak resident size is reset here.
+      all of it; `fsync_mode` is DuckDB's setting as applied (`current_setting`); the peak
+      resident size is reset here.
   {"op": "insert", "ipc_bytes": N} and N bytes (an Arrow IPC stream of one batch)
       -> {"ok": true, "rows": R, "secs": S}
       Appends the batch to TABLE with one `INSERT INTO TABLE SELECT * REPLACE (...) FROM
@@ -35,8 +38,9 @@ the driver then waits for the next request. Nothing else is written to standard 
       the statements (not reading the bytes); `rows` is the rows inserted.
   {"op": "batches_end"}
       -> {"ok": true, "rows": R, "secs": S, "peak_rss_bytes": B, "peak_scope": ...}
-      Counts TABLE's rows, checkpoints and closes the database of the batches; `secs`
-      times all three, `peak_rss_bytes` is the peak since `batches_begin`.
+      Counts TABLE's rows, checkpoints and closes the database of the batches (closed
+      even if the count or checkpoint fails); `secs` times all three, `peak_rss_bytes` is
+      the peak since `batches_begin`.
   {"op": "query", "sql": SQL}
       -> {"ok": true, "secs": S, "rows": R, "ipc_bytes": N} and N bytes
       `secs` times running the statement and fetching its whole answer as an Arrow table.
@@ -108,12 +112,44 @@ def peak_rss():
         return None
 
 
+class RequestError(Exception):
+    """A request that lacks a field or holds a value the driver does not take."""
+
+
+def field(request, name, expected, valid, default=None):
+    """REQUEST's NAME, checked by VALID; a sentence naming the field and EXPECTED (the
+    values it takes) if it is missing (without a DEFAULT) or not valid."""
+    if name not in request:
+        if default is not None:
+            return default
+        raise RequestError(f"the `{request.get('op')}` request has no `{name}`; expected {expected}")
+    value = request[name]
+    if not valid(value):
+        raise RequestError(
+            f"the `{request.get('op')}` request's `{name}` is {json.dumps(value)}; expected {expected}"
+        )
+    return value
+
+
+def count(value):
+    """Whether VALUE is a JSON integer of at least 1 (a bool is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def text(value):
+    return isinstance(value, str) and value != ""
+
+
+TIME_TYPES = ("TIMESTAMP", "TIMESTAMP_NS")
+FSYNC_MODES = ("STANDARD", "NONE")
+
+
 def casts(con, request):
     """Creates REQUEST's ENUM types on CON; the `SELECT * REPLACE` list that casts `time`
     to the requested type and each ENUM column to its type."""
-    time_type = {"TIMESTAMP": "TIMESTAMP", "TIMESTAMP_NS": "TIMESTAMP_NS"}[
-        request.get("time_type", "TIMESTAMP")
-    ]
+    time_type = field(
+        request, "time_type", '"TIMESTAMP" or "TIMESTAMP_NS"', TIME_TYPES.__contains__, "TIMESTAMP"
+    )
     replace = [f"CAST(time AS {time_type}) AS time"]
     for column, values in request.get("enums", {}).items():
         name = quote_ident(f"{column}_enum")
@@ -146,13 +182,15 @@ class Peer:
         }, b""
 
     def load(self, request):
-        path = request["db"]
+        path = field(request, "db", "the database file's path", text)
+        threads = field(request, "threads", "a whole number of threads, at least 1", count)
+        load_threads = field(
+            request, "load_threads", "a whole number of threads, at least 1", count, threads
+        )
+        table = quote_ident(field(request, "table", "a table name", text))
         for p in (path, path + ".wal"):
             if os.path.exists(p):
                 os.remove(p)
-        threads = request["threads"]
-        load_threads = request.get("load_threads", threads)
-        table = quote_ident(request["table"])
         order = ", ".join(quote_ident(c) for c in request["order"])
         reset = peak_reset()
         started = time.perf_counter()
@@ -184,25 +222,36 @@ class Peer:
         }, b""
 
     def batches_begin(self, request):
+        path = field(request, "db", "the database file's path", text)
+        fsync_mode = field(
+            request, "fsync_mode", '"STANDARD" or "NONE" (DuckDB\'s fsync_mode)', FSYNC_MODES.__contains__
+        )
+        threads = field(request, "threads", "a whole number of threads, at least 1", count)
+        table = quote_ident(field(request, "table", "a table name", text))
         if self.batches is not None:
             raise RuntimeError("a load in batches is already under way")
-        path = request["db"]
         for p in (path, path + ".wal"):
             if os.path.exists(p):
                 os.remove(p)
-        fsync_mode = {"STANDARD": "STANDARD", "NONE": "NONE"}[request["fsync_mode"]]
         reset = peak_reset()
         started = time.perf_counter()
-        con = self.connect(path, request["threads"])
-        con.execute(f"SET fsync_mode = '{fsync_mode}'")
+        con = self.connect(path, threads)
+        try:
+            con.execute(f"SET fsync_mode = '{fsync_mode}'")
+            applied = con.execute("SELECT current_setting('fsync_mode')").fetchall()[0][0]
+            replace = casts(con, request)
+        except BaseException:
+            con.close()
+            raise
         self.batches = {
             "con": con,
-            "table": quote_ident(request["table"]),
-            "casts": casts(con, request),
+            "table": table,
+            "casts": replace,
             "created": False,
             "reset": reset,
         }
-        return {"ok": True, "secs": time.perf_counter() - started}, b""
+        secs = time.perf_counter() - started
+        return {"ok": True, "secs": secs, "fsync_mode": applied}, b""
 
     def insert(self, request, payload):
         if self.batches is None:
@@ -231,10 +280,12 @@ class Peer:
         con = b["con"]
         started = time.perf_counter()
         rows = 0
-        if b["created"]:
-            rows = con.execute(f"SELECT count(*) FROM {b['table']}").fetchone()[0]
-        con.execute("CHECKPOINT")
-        con.close()
+        try:
+            if b["created"]:
+                rows = con.execute(f"SELECT count(*) FROM {b['table']}").fetchone()[0]
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
         secs = time.perf_counter() - started
         peak = peak_rss()
         scope = "unavailable" if peak is None else ("phase" if b["reset"] else "process")
@@ -260,12 +311,27 @@ class Peer:
 
 def main():
     peer = Peer()
+    status = 0
     for line in sys.stdin.buffer:
         try:
             request = json.loads(line)
+            if not isinstance(request, dict):
+                raise RequestError(f"a request is a JSON object, not {line[:200]!r}")
+            ipc_bytes = request.get("ipc_bytes", 0)
+            if not (isinstance(ipc_bytes, int) and not isinstance(ipc_bytes, bool) and ipc_bytes >= 0):
+                # Without the payload's length, the next request's start is unknown.
+                reply({
+                    "ok": False,
+                    "error": f"the `{request.get('op')}` request's `ipc_bytes` is "
+                    f"{json.dumps(ipc_bytes)}; expected a non-negative integer (the bytes "
+                    "of the Arrow IPC stream after the request line), so the driver cannot "
+                    "tell where the next request starts and exits",
+                })
+                status = 2
+                break
             # The bytes after the line are read first, so that the stream stays in step
             # whatever the request makes of them.
-            payload = sys.stdin.buffer.read(request.get("ipc_bytes", 0))
+            payload = sys.stdin.buffer.read(ipc_bytes)
             op = request.get("op")
             if op == "quit":
                 break
@@ -287,13 +353,14 @@ def main():
                 header, payload = handler(request)
         except Exception as e:  # one failed request does not end the driver
             traceback.print_exc(file=sys.stderr)
-            header, payload = {"ok": False, "error": f"{type(e).__name__}: {e}"}, b""
+            error = str(e) if isinstance(e, RequestError) else f"{type(e).__name__}: {e}"
+            header, payload = {"ok": False, "error": error}, b""
         reply(header, payload)
     if peer.batches is not None:
         peer.batches["con"].close()
     if peer.con is not None:
         peer.con.close()
-    return 0
+    return status
 
 
 if __name__ == "__main__":
