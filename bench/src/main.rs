@@ -118,8 +118,9 @@ struct QueryFlags {
     /// elsewhere its queries are n/a with the reason).
     #[arg(long)]
     no_duckdb: bool,
-    /// Leave out DuckDB's second load, in --batch-rows batches each committed (its `insert`
-    /// phase), keeping the bulk load the queries run on.
+    /// Leave out DuckDB's second load, in Sextant's batches each committed (its `insert`
+    /// phase; `run --batch-rows`, 10,000 rows in `query`), keeping the bulk load the
+    /// queries run on.
     #[arg(long)]
     no_duckdb_batches: bool,
     /// Leave out the tsink peer (no effect in a build without the `tsink` feature, which has

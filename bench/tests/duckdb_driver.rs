@@ -25,7 +25,6 @@ fn load_with(dir: &Path, name: &str, body: &str) -> String {
         threads: 1,
         row_group_rows: 1024,
         progress: false,
-        batches: None,
     };
     let started = std::time::Instant::now();
     let err = DuckDbPeer::load(&spec, &dir.join(name), &opts)

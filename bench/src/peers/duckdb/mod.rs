@@ -32,24 +32,26 @@
 //!   memory the child's peak resident memory (`VmHWM`, reset before the load, the
 //!   interpreter's own included). The staging file is then deleted and the database
 //!   reopened for the queries.
-//! - Load in batches (the `insert` phase; `--no-duckdb-batches` leaves it out): the same
-//!   rows loaded a second time, as Sextant is loaded, into a database file of its own
-//!   (`<run dir>/duckdb/<table>_batches.duckdb`, so the bulk-loaded table the queries run on
-//!   is unchanged). The rows are generated in Sextant's batches (`--batch-rows`), in
-//!   generation (time) order; each batch is sent to the driver as an Arrow IPC stream and
-//!   appended with one `INSERT INTO <table> SELECT * REPLACE (<the casts of the bulk
-//!   load>) FROM <the Arrow batch>`, committed on its own (autocommit); the first batch
+//! - Load in batches (the `insert` phase, in [`batches`]; `--no-duckdb-batches` leaves it
+//!   out): after the bulk load, the same rows loaded a second time, as Sextant is loaded,
+//!   by a driver of its own (another `python3` process, in `<run dir>/duckdb/batches/`),
+//!   so the bulk load's driver, its figures and the queries are as they are without it.
+//!   The rows are generated in Sextant's batches (`--batch-rows`), in generation (time)
+//!   order; each batch is sent to that driver as an Arrow IPC stream and appended with one
+//!   `INSERT INTO <table> SELECT * REPLACE (<the casts of the bulk load>) FROM <the Arrow
+//!   batch>`, committed on its own (autocommit), from one client thread; the first batch
 //!   creates the table, with the bulk table's columns and types. Durability as close to
-//!   Sextant's `--sync` as DuckDB allows, through its `fsync_mode` ([`fsync_mode`] says
-//!   what each maps to: DuckDB has no periodic sync, so `interval` syncs at every commit
-//!   as `always` does, and `never` is DuckDB's `NONE`). It ends with a count, a
-//!   `CHECKPOINT` and closing; its bytes are then the file's, its memory the driver's peak
-//!   from the start of this load (it runs before the bulk load, while the driver holds no
-//!   other database). Its rows/s counts from generation to the checkpoint, and so
+//!   Sextant's `--sync` as DuckDB allows, through its `fsync_mode` ([`batches::fsync_mode`]
+//!   says what each maps to: DuckDB has no periodic sync, so `interval` syncs at every
+//!   commit as `always` does, and `never` is DuckDB's `NONE`). It ends with a `count(*)`,
+//!   a `CHECKPOINT` and closing; its bytes are then the file's (which is then deleted, so
+//!   that a run does not keep a second database on disk through the queries), its memory
+//!   that driver's peak. Its rows/s counts from generation to the checkpoint, and so
 //!   includes encoding each batch as Arrow IPC and sending it through the pipe;
 //!   `engine_secs` is DuckDB's time in the driver alone (connecting, every `INSERT` with
 //!   its commit, the count, checkpoint and close; not reading the bytes from the pipe). A
-//!   failure of this load (as of the bulk one) makes the peer `n/a` with the reason.
+//!   failure of this load is printed and leaves its phase out; the bulk load and the
+//!   queries go on.
 //! - Threads: DuckDB's `SET threads` is Sextant's writer threads (`--threads`) for the
 //!   load, and the run's query parallelism (`--partitions`, the number of cores by
 //!   default) for the queries, as DataFusion's target partitions are for Sextant and the
@@ -61,6 +63,7 @@
 //!   nanoseconds (UTC) before the answer is checksummed (ENUMs come as Arrow dictionaries,
 //!   which an answer renders as their strings).
 
+pub mod batches;
 mod child;
 pub mod dialect;
 
@@ -71,19 +74,19 @@ use std::time::Duration;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 
+use batches::Batches;
 use child::{Driver, Reply};
 pub use child::{SCRIPT, python};
 
-use crate::ingest::{RateSampler, progress};
 use crate::measure::remove;
 use crate::memory::PeakScope;
 use crate::peers::parquet::write_parquet;
 use crate::peers::{Engine, PeerOptions, Unavailable, plan_text};
 use crate::queries::BenchQuery;
 use crate::run::{Phase, table};
-use crate::workload::source::{RawBatch, WorkloadSpec};
+use crate::workload::source::WorkloadSpec;
 use crate::{Error, Result};
-use sextant_engine::{Durability, Level};
+use sextant_engine::Level;
 
 pub(crate) const PEER: &str = "duckdb";
 
@@ -96,65 +99,8 @@ pub struct LoadOptions {
     pub threads: usize,
     /// Most rows per row group of the staging Parquet file.
     pub row_group_rows: usize,
-    /// Show a progress bar while the staging file (and the batches) are written.
+    /// Show a progress bar while the staging file is written.
     pub progress: bool,
-    /// Also load the rows in batches, into a database of their own ([`Batches`]); `None`:
-    /// the bulk load only.
-    pub batches: Option<Batches>,
-}
-
-/// The load in batches: the rows sent to DuckDB in Sextant's batches, each appended by
-/// one `INSERT` and committed.
-#[derive(Debug, Clone, Copy)]
-pub struct Batches {
-    /// Rows per batch (Sextant's `--batch-rows`).
-    pub batch_rows: usize,
-    /// Sextant's durability, mapped to DuckDB's `fsync_mode` ([`fsync_mode`]).
-    pub durability: Durability,
-}
-
-/// DuckDB's `fsync_mode` for Sextant's `durability`. DuckDB commits through its WAL (a
-/// commit too large for it, past `auto_checkpoint_skip_wal_threshold`, checkpoints
-/// instead), and has no periodic sync:
-/// - `Always` (Sextant returns after an fsync): `STANDARD`, DuckDB's default, which syncs
-///   at every commit;
-/// - `Interval(d)` (Sextant syncs in the background, losing at most `d` to an operating
-///   system crash): also `STANDARD`, the closest mode that promises no less, so DuckDB
-///   syncs at every commit where Sextant syncs once per interval;
-/// - `Never` (syncing left to the operating system): `NONE`, DuckDB's mode without fsync
-///   (which, DuckDB warns, may also leave a corrupt database after an operating system
-///   crash, where Sextant's WAL loses only its unsynced tail).
-pub fn fsync_mode(durability: Durability) -> &'static str {
-    match durability {
-        Durability::Never => "NONE",
-        _ => "STANDARD",
-    }
-}
-
-/// What the load in batches took.
-#[derive(Debug, Clone)]
-pub struct BatchLoad {
-    /// Rows in the table of the batches.
-    pub rows: u64,
-    /// `INSERT` statements (batches) sent.
-    pub batches: u64,
-    /// Rows per batch.
-    pub batch_rows: usize,
-    /// DuckDB's `fsync_mode`.
-    pub fsync_mode: &'static str,
-    /// Seconds from the first row generated to the database checkpointed and closed.
-    pub wall_secs: f64,
-    /// Seconds of DuckDB's part, measured in the driver: connecting and creating the
-    /// types, every `INSERT` (and its commit), and the count, checkpoint and close.
-    pub engine_secs: f64,
-    /// Seconds of the final count, checkpoint and close, in the driver.
-    pub checkpoint_secs: f64,
-    /// Bytes of the database file (and its WAL, if one is left) after the checkpoint.
-    pub bytes: u64,
-    /// Peak resident memory of the driver during this load, and its scope.
-    pub memory: (Option<u64>, PeakScope),
-    /// Rows sent per second over time, as [`crate::ingest::RateSampler::samples`].
-    pub samples: Vec<[f64; 2]>,
 }
 
 /// What loading DuckDB took.
@@ -174,8 +120,6 @@ pub struct DuckDbLoad {
     pub memory: (Option<u64>, PeakScope),
     /// duckdb, pyarrow and Python versions, as the driver reported them.
     pub versions: String,
-    /// The load in batches, if [`LoadOptions::batches`] asked for it.
-    pub batches: Option<BatchLoad>,
 }
 
 /// A DuckDB database holding a workload, open for queries in a driver process.
@@ -183,16 +127,16 @@ pub struct DuckDbLoad {
 pub struct DuckDbPeer {
     driver: Mutex<Driver>,
     path: PathBuf,
-    /// The database of the load in batches, if there was one.
-    batches_path: Option<PathBuf>,
     /// Whether the table's `time` is a `TIMESTAMP_NS`.
     nanoseconds: bool,
 }
 
 impl DuckDbPeer {
-    /// Starts a driver in `dir` (emptied first), loads the workload of `spec` into
-    /// `dir/<table>.duckdb`, and leaves it open for queries. Errors of the driver (Python or
-    /// its packages missing, DuckDB failing) are [`Error::Peer`] with what the driver said.
+    /// Starts a driver in `dir` (emptied first), bulk-loads the workload of `spec` into
+    /// `dir/<table>.duckdb` (the `load` phase), and leaves it open for queries. The load in
+    /// batches is not part of it: [`batches::load`] runs it in a driver of its own. Errors
+    /// of the driver (Python or its packages missing, DuckDB failing) are [`Error::Peer`]
+    /// with what the driver said.
     pub fn load(
         spec: &WorkloadSpec,
         dir: &Path,
@@ -200,18 +144,6 @@ impl DuckDbPeer {
     ) -> Result<(DuckDbPeer, DuckDbLoad)> {
         remove(dir)?;
         let mut driver = Driver::start(dir)?;
-        // The batches first, while the driver holds no other database, so that its peak
-        // memory is this load's.
-        let (batches, batches_path) = match &opts.batches {
-            Some(b) => {
-                let path = dir.join(format!("{}_batches.duckdb", spec.table()));
-                (
-                    Some(load_batches(&mut driver, spec, &path, b, opts)?),
-                    Some(path),
-                )
-            }
-            None => (None, None),
-        };
         let staging = dir.join(format!("{}.parquet", spec.table()));
         let staged = write_parquet(spec, &staging, opts.row_group_rows, opts.progress)?;
         let path = dir.join(format!("{}.duckdb", spec.table()));
@@ -250,12 +182,10 @@ impl DuckDbPeer {
             bytes,
             memory,
             versions: driver.versions.clone(),
-            batches,
         };
         let peer = DuckDbPeer {
             driver: Mutex::new(driver),
             path,
-            batches_path,
             nanoseconds: time_type == "TIMESTAMP_NS",
         };
         Ok((peer, load))
@@ -264,12 +194,6 @@ impl DuckDbPeer {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The database of the load in batches (checkpointed and closed; the queries run on
-    /// [`DuckDbPeer::path`]'s), if there was one.
-    pub fn batches_path(&self) -> Option<&Path> {
-        self.batches_path.as_deref()
     }
 
     /// The driver's process id.
@@ -300,9 +224,11 @@ impl DuckDbPeer {
         Ok((batches, took))
     }
 
-    /// Loads `spec` for `sextant-bench run`: the engine and its loading phase. A driver
-    /// that cannot start or load gives an [`Unavailable`] engine
-    /// whose reason is shown for every query (the reason is also printed once).
+    /// Loads `spec` for `sextant-bench run`: the engine and its loading phases, the bulk
+    /// `load` and then (unless `--no-duckdb-batches`) the `insert` phase of the load in
+    /// batches ([`batches::load_for_run`]). A driver that cannot start or bulk-load gives an
+    /// [`Unavailable`] engine whose reason is shown for every query (the reason is also
+    /// printed once); a failed load in batches is printed and only its phase left out.
     pub(crate) fn engine(
         spec: &WorkloadSpec,
         opts: &PeerOptions<'_>,
@@ -313,10 +239,6 @@ impl DuckDbPeer {
             threads: opts.target_partitions,
             row_group_rows: opts.row_group_rows,
             progress: opts.progress,
-            batches: opts.duckdb_batches.then_some(Batches {
-                batch_rows: opts.batch_rows,
-                durability: opts.durability,
-            }),
         };
         let (peer, load) = match DuckDbPeer::load(spec, &dir, &load_options) {
             Ok(loaded) => loaded,
@@ -359,111 +281,22 @@ impl DuckDbPeer {
             load.reopen_secs * 1e3,
         ));
         let mut phases = vec![phase];
-        phases.extend(load.batches.as_ref().map(|b| batches_phase(spec, b)));
+        if opts.duckdb_batches {
+            let b = Batches {
+                batch_rows: opts.batch_rows,
+                durability: opts.durability,
+                threads: opts.write_threads,
+                progress: opts.progress,
+            };
+            phases.extend(batches::load_for_run(spec, &dir.join("batches"), &b));
+        }
         Ok((Box::new(peer), phases))
     }
 }
 
-/// The `insert` phase of the load in batches.
-fn batches_phase(spec: &WorkloadSpec, b: &BatchLoad) -> Phase {
-    let mut phase = Phase::new(PEER, "insert", spec, b.rows, b.wall_secs);
-    phase.engine_secs = Some(b.engine_secs);
-    phase.set_memory(b.memory);
-    phase.set_disk(b.bytes, spec);
-    phase.samples = b.samples.clone();
-    phase.note = Some(format!(
-        "{} rows/s counting only DuckDB's time in the driver: {} batch(es) of up to {} rows, \
-         each one INSERT INTO ... SELECT ... FROM the Arrow batch, committed (autocommit), \
-         fsync_mode {}, then CHECKPOINT ({:.2} s); rows/s above also includes generating \
-         the rows, encoding each batch as Arrow IPC and sending it through the driver's pipe; \
-         peak memory is the Python driver's (its interpreter included); a database of its \
-         own (the queries run on the bulk-loaded one)",
-        table::count((b.rows as f64 / b.engine_secs.max(1e-9)).round() as u64),
-        table::count(b.batches),
-        b.batch_rows,
-        b.fsync_mode,
-        b.checkpoint_secs,
-    ));
-    phase
-}
-
-/// Generates `spec` in batches of `batches.batch_rows` rows and sends each to the driver
-/// to be appended to a new database at `path`; checkpoints and closes it.
-fn load_batches(
-    driver: &mut Driver,
-    spec: &WorkloadSpec,
-    path: &Path,
-    batches: &Batches,
-    opts: &LoadOptions,
-) -> Result<BatchLoad> {
-    let batch_rows = batches.batch_rows.max(1);
-    let fsync_mode = fsync_mode(batches.durability);
-    let mut sampler = RateSampler::new();
-    let mut generator = spec.generator()?;
-    let tags = generator.tags();
-    let bar = progress(opts.progress, generator.remaining_rows());
-    let begun = driver.request(&serde_json::json!({
-        "op": "batches_begin",
-        "db": path_str(path)?,
-        "table": spec.table(),
-        "enums": enums(spec),
-        "time_type": time_type(spec),
-        "fsync_mode": fsync_mode,
-        "threads": opts.load_threads.max(1),
-    }))?;
-    let mut engine_secs = begun.number("secs")?;
-    let (mut rows, mut sent) = (0u64, 0u64);
-    let mut raw = RawBatch::empty(spec);
-    let insert = serde_json::json!({"op": "insert"});
-    while generator.fill(&mut raw, batch_rows) > 0 {
-        let batch = tags.to_record_batch(&raw)?;
-        let reply = driver.request_with(&insert, &ipc_stream(&batch)?)?;
-        engine_secs += reply.number("secs")?;
-        rows += raw.len() as u64;
-        sent += 1;
-        bar.inc(raw.len() as u64);
-        sampler.observe(rows);
-    }
-    let end = driver.request(&serde_json::json!({"op": "batches_end"}))?;
-    sampler.finish(rows);
-    bar.finish_and_clear();
-    let checkpoint_secs = end.number("secs")?;
-    let held = end.number("rows")? as u64;
-    if held != rows {
-        return Err(Error::Peer {
-            peer: PEER,
-            message: format!(
-                "DuckDB's table of the batches holds {held} rows after {rows} were sent"
-            ),
-        });
-    }
-    Ok(BatchLoad {
-        rows,
-        batches: sent,
-        batch_rows,
-        fsync_mode,
-        wall_secs: sampler.elapsed(),
-        engine_secs: engine_secs + checkpoint_secs,
-        checkpoint_secs,
-        bytes: database_bytes(path),
-        memory: peak_memory(&end),
-        samples: sampler.samples,
-    })
-}
-
-/// `batch` as an Arrow IPC stream.
-fn ipc_stream(batch: &RecordBatch) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut writer = arrow_ipc::writer::StreamWriter::try_new(&mut out, &batch.schema())?;
-    writer.write(batch)?;
-    writer.finish()?;
-    drop(writer);
-    Ok(out)
-}
-
 /// The ENUM columns of `spec`'s table and their values: a log level is an ENUM in severity
 /// order, as a DuckDB user would declare it.
-fn enums(spec: &WorkloadSpec) -> serde_json::Value {
+pub(super) fn enums(spec: &WorkloadSpec) -> serde_json::Value {
     match spec {
         WorkloadSpec::Cpu(_) => serde_json::json!({}),
         WorkloadSpec::Logs(_) => serde_json::json!({ "level": Level::NAMES }),
@@ -473,7 +306,7 @@ fn enums(spec: &WorkloadSpec) -> serde_json::Value {
 /// The type of `time`: the cpu rows fall on whole seconds, so a `TIMESTAMP`
 /// (microseconds), as TSBS's TimescaleDB schema has it; log events carry nanoseconds,
 /// which need `TIMESTAMP_NS`.
-fn time_type(spec: &WorkloadSpec) -> &'static str {
+pub(super) fn time_type(spec: &WorkloadSpec) -> &'static str {
     match spec {
         WorkloadSpec::Cpu(_) => "TIMESTAMP",
         WorkloadSpec::Logs(_) => "TIMESTAMP_NS",
@@ -481,7 +314,7 @@ fn time_type(spec: &WorkloadSpec) -> &'static str {
 }
 
 /// The driver's peak memory in `reply`, and its scope.
-fn peak_memory(reply: &Reply) -> (Option<u64>, PeakScope) {
+pub(super) fn peak_memory(reply: &Reply) -> (Option<u64>, PeakScope) {
     match (
         reply.header["peak_rss_bytes"].as_u64(),
         reply.header["peak_scope"].as_str(),
@@ -493,7 +326,7 @@ fn peak_memory(reply: &Reply) -> (Option<u64>, PeakScope) {
 }
 
 /// Bytes of the database file at `path` and of its WAL, if one is left.
-fn database_bytes(path: &Path) -> u64 {
+pub(super) fn database_bytes(path: &Path) -> u64 {
     [path.to_path_buf(), path.with_extension("duckdb.wal")]
         .iter()
         .filter_map(|file| std::fs::metadata(file).ok())
@@ -501,7 +334,7 @@ fn database_bytes(path: &Path) -> u64 {
         .sum()
 }
 
-fn path_str(path: &Path) -> Result<&str> {
+pub(super) fn path_str(path: &Path) -> Result<&str> {
     path.to_str().ok_or_else(|| Error::InvalidParameter {
         parameter: "dir",
         reason: format!(
