@@ -132,6 +132,15 @@ impl SextantScanExec {
             runtime_filters: self.runtime_filters.clone(),
         }
     }
+
+    /// The same scan (with fresh metrics) keeping `filters` as its runtime filters.
+    fn with_runtime_filters(&self, filters: Vec<Arc<dyn PhysicalExpr>>) -> Self {
+        SextantScanExec {
+            estimated_rows: self.estimated_rows,
+            runtime_filters: filters,
+            ..self.with_time_range(i64::MIN, i64::MAX)
+        }
+    }
 }
 
 fn properties(schema: &SchemaRef, partitions: usize) -> Arc<PlanProperties> {
@@ -214,10 +223,7 @@ impl ExecutionPlan for SextantScanExec {
     /// step) gets new operators above it, which do not fill the filters this one kept:
     /// their values would be those of the last run.
     fn reset_state(self: Arc<Self>) -> Result<Arc<dyn ExecutionPlan>> {
-        let mut exec = self.with_time_range(i64::MIN, i64::MAX);
-        exec.estimated_rows = self.estimated_rows;
-        exec.runtime_filters.clear();
-        Ok(Arc::new(exec))
+        Ok(Arc::new(self.with_runtime_filters(Vec::new())))
     }
 
     /// Keeps the filters pushed after the plan is built that are filled while the query
@@ -249,10 +255,9 @@ impl ExecutionPlan for SextantScanExec {
         if phase != FilterPushdownPhase::Post || filters.is_empty() || !self.is_plain() {
             return Ok(propagation);
         }
-        let mut exec = self.with_time_range(i64::MIN, i64::MAX);
-        exec.estimated_rows = self.estimated_rows;
-        exec.runtime_filters.extend(filters);
-        Ok(propagation.with_updated_node(Arc::new(exec)))
+        let mut kept = self.runtime_filters.clone();
+        kept.extend(filters);
+        Ok(propagation.with_updated_node(Arc::new(self.with_runtime_filters(kept))))
     }
 
     fn with_new_children(

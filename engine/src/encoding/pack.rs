@@ -6,6 +6,7 @@
 //! one repeated byte, or as a zstd frame, whichever is smallest. The encoder picks `k` from
 //! an order-0 entropy estimate of the planes (see [`plan`]).
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use super::DecodeError;
@@ -412,8 +413,8 @@ const TILE: usize = 1024;
 
 /// A plane kept for assembly.
 enum Held<'a> {
-    Raw(&'a [u8]),
-    Owned(Vec<u8>),
+    /// Bytes in the block, or decoded into a buffer of their own.
+    Bytes(Cow<'a, [u8]>),
     Fill(u8),
 }
 
@@ -450,8 +451,8 @@ pub(super) fn read_pack(
     for _ in 0..planes {
         let mut scratch = Vec::new();
         held.push(match read_plane(r, n, &mut scratch)? {
-            Plane::Raw(bytes) => Held::Raw(bytes),
-            Plane::Scratch => Held::Owned(scratch),
+            Plane::Raw(bytes) => Held::Bytes(Cow::Borrowed(bytes)),
+            Plane::Scratch => Held::Bytes(Cow::Owned(scratch)),
             Plane::Fill(b) => Held::Fill(b),
         });
     }
@@ -471,11 +472,7 @@ pub(super) fn read_pack(
             match layers.next() {
                 None => out.resize(start + len, 0),
                 Some((_, Held::Fill(b))) => out.resize(start + len, u64::from(*b)),
-                Some((_, Held::Raw(bytes))) => {
-                    let bytes = bytes.get(first..first + len).ok_or_else(short)?;
-                    out.extend(bytes.iter().map(|&b| u64::from(b)));
-                }
-                Some((_, Held::Owned(bytes))) => {
+                Some((_, Held::Bytes(bytes))) => {
                     let bytes = bytes.get(first..first + len).ok_or_else(short)?;
                     out.extend(bytes.iter().map(|&b| u64::from(b)));
                 }
@@ -485,8 +482,7 @@ pub(super) fn read_pack(
         for (p, plane) in layers {
             let shift = k + 8 * p as u32;
             let bytes = match plane {
-                Held::Raw(b) => *b,
-                Held::Owned(b) => b.as_slice(),
+                Held::Bytes(b) => b,
                 Held::Fill(b) => {
                     let add = u64::from(*b) << shift;
                     tile.iter_mut().for_each(|o| *o |= add);
