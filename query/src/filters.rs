@@ -7,14 +7,15 @@
 //!   the matching series (Exact).
 //!
 //! A comparison of a field with a constant of its type (`usage_user > 90`, `trace_id =
-//! 'abc'`) is pushed as a hint (Inexact): the engine skips blocks in which no row meets
-//! it, and DataFusion still filters the rows ([`field_filter`]).
+//! 'abc'`), or of the level with a level (`level >= 'warn'`), is pushed as a hint
+//! (Inexact): the engine skips blocks in which no row meets it and leaves out the rows
+//! that cannot, and DataFusion still filters the rows ([`field_filter`]).
 //!
 //! Anything else is left to DataFusion.
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, expr::InList};
-use sextant_engine::{CmpOp, ColumnType, FieldFilter, FieldValue, TableSchema};
+use sextant_engine::{CmpOp, ColumnType, FieldFilter, FieldValue, Level, TableSchema};
 
 /// What the pushed filters ask of a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,15 +98,16 @@ fn apply(expr: &Expr, schema: &TableSchema, p: &mut Pushed) -> bool {
     }
 }
 
-/// `expr` as a field filter the scan can skip blocks by: a comparison of a field (not
-/// the level) with a non-null constant of exactly its type.
+/// `expr` as a field filter the scan can skip blocks and rows by: a comparison of a field
+/// with a non-null constant of exactly its type, or of a level's rank with a rank (the
+/// form [`crate::functions::level`] gives `level >= 'warn'`).
 pub fn field_filter(expr: &Expr, schema: &TableSchema) -> Option<FieldFilter> {
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
         return None;
     };
-    let (col, op, value) = match (column(left, schema), literal(right)) {
+    let (col, op, value) = match (compared(left, schema), literal(right)) {
         (Some(col), Some(value)) => (col, *op, value),
-        _ => (column(right, schema)?, op.swap()?, literal(left)?),
+        _ => (compared(right, schema)?, op.swap()?, literal(left)?),
     };
     let op = match op {
         Operator::Eq => CmpOp::Eq,
@@ -122,6 +124,9 @@ pub fn field_filter(expr: &Expr, schema: &TableSchema) -> Option<FieldFilter> {
         (ColumnType::U64, ScalarValue::UInt64(Some(v))) => FieldValue::U64(v),
         (ColumnType::Bool, ScalarValue::Boolean(Some(v))) => FieldValue::Bool(v),
         (ColumnType::Str, v) => FieldValue::Str(string_value(&v)?),
+        (ColumnType::Level, ScalarValue::UInt8(Some(rank))) => {
+            FieldValue::Str(Level::from_rank(rank)?.as_str().to_string())
+        }
         _ => return None,
     };
     Some(FieldFilter {
@@ -129,6 +134,17 @@ pub fn field_filter(expr: &Expr, schema: &TableSchema) -> Option<FieldFilter> {
         op,
         value,
     })
+}
+
+/// The field a field filter compares: a field's column, or `level_rank(level)` (a level
+/// column compares by its rank alone).
+fn compared<'a>(expr: &Expr, schema: &'a TableSchema) -> Option<(&'a str, ColumnType)> {
+    match expr {
+        Expr::ScalarFunction(f) if f.func.name() == "level_rank" && f.args.len() == 1 => {
+            column(&f.args[0], schema).filter(|c| c.1 == ColumnType::Level)
+        }
+        _ => column(expr, schema).filter(|c| c.1 != ColumnType::Level),
+    }
 }
 
 /// `tag IN (...)`, `tag = 'x'`, and ORs of those on one tag (DataFusion turns short IN

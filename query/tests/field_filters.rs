@@ -81,6 +81,13 @@ fn a_selective_filter_skips_blocks_and_answers_exactly() {
     );
     let decoded = metric(&plan, "SextantScanExec", "values_decoded");
     assert!(decoded <= 2 * 2000 + 2 * 16, "{plan}");
+    // Of the 16 rows of the block that holds the match, the other 15 are left out in the
+    // scan.
+    assert_eq!(
+        metric(&plan, "SextantScanExec", "rows_filtered"),
+        15,
+        "{plan}"
+    );
 }
 
 #[test]
@@ -197,18 +204,28 @@ fn a_segment_without_the_filter_column_is_skipped_and_answers_stay_exact() {
 }
 
 /// The cases the property test found: zeros of either sign and NaN, under every
-/// comparison, with a block of each kind of value.
+/// comparison, with a block of each kind of value (blocks skipped whole) and with every
+/// kind of value in each block (rows left out one by one).
 #[test]
 fn signed_zeros_and_nan_are_compared_as_datafusion_compares_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path());
     let values = [0.0, -0.0, f64::NAN, -3.0, 4.0, f64::INFINITY];
-    let points: Vec<Point> = values
+    let blockwise: Vec<Point> = values
         .iter()
         .enumerate()
         .flat_map(|(k, &v)| (0..16i64).map(move |i| point(k as i64 * 16 + i, 0, v, "x")))
         .collect();
-    db.write_points(&points).unwrap();
+    let mixed: Vec<Point> = (0..96i64)
+        .map(|t| point(t, 0, values[t as usize % values.len()], "x"))
+        .collect();
+    for points in [blockwise, mixed] {
+        compare_zeros_and_nan(&points);
+    }
+}
+
+fn compare_zeros_and_nan(points: &[Point]) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    db.write_points(points).unwrap();
     db.flush().unwrap();
     for op in ["=", "<>", "<", "<=", ">", ">="] {
         for constant in ["0.0", "-0.0", "'NaN'::double", "-3.0", "'inf'::double"] {
@@ -225,4 +242,63 @@ fn signed_zeros_and_nan_are_compared_as_datafusion_compares_them() {
             );
         }
     }
+}
+
+/// Level comparisons (`level >= 'warn'`, which compare by severity) reach the scan as
+/// filters on the level's rank: blocks without such a level are skipped, rows that fail
+/// are left out in the scan, and the answers stay DataFusion's.
+#[test]
+fn level_filters_skip_blocks_and_rows_by_severity() {
+    use sextant_engine::{Level, LogRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    // 640 events of one service: the first 320 only trace and debug (20 blocks no
+    // `level >= 'warn'` can meet), then every level in turn.
+    let points: Vec<Point> = (0..640i64)
+        .map(|t| {
+            let level = match t < 320 {
+                true => Level::ALL[(t % 2) as usize],
+                false => Level::ALL[(t % 6) as usize],
+            };
+            LogRecord::new("logs", level, format!("m{t}"))
+                .tag("service", "api")
+                .time(t * 1_000_000_000)
+                .into()
+        })
+        .collect();
+    db.write_points(&points).unwrap();
+    db.flush().unwrap();
+    for op in ["=", "<>", "<", "<=", ">", ">="] {
+        for level in Level::ALL {
+            let name = level.as_str().to_uppercase();
+            let pushed =
+                format!("SELECT time, message FROM logs WHERE level {op} '{name}' ORDER BY time");
+            // `level_rank(level) + 1` is no bare rank: DataFusion alone evaluates it.
+            let reference = format!(
+                "SELECT time, message FROM logs WHERE level_rank(level) + 1 {op} {} ORDER BY time",
+                level.rank() + 1
+            );
+            assert_eq!(
+                text(&db.sql(&pushed).unwrap()),
+                text(&db.sql(&reference).unwrap()),
+                "{pushed}"
+            );
+        }
+    }
+    let plan = plan_text(
+        &db,
+        "EXPLAIN ANALYZE SELECT time, message FROM logs WHERE level >= 'warn'",
+    );
+    assert!(plan.contains("blocks where level >= 'warn'"), "{plan}");
+    assert_eq!(
+        metric(&plan, "SextantScanExec", "blocks_filtered"),
+        20,
+        "{plan}"
+    );
+    // Of the other 320 rows, those of trace, debug and info (half) are left out.
+    assert_eq!(
+        metric(&plan, "SextantScanExec", "rows_filtered"),
+        160,
+        "{plan}"
+    );
 }

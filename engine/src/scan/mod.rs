@@ -17,8 +17,10 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow_buffer::BooleanBuffer;
 use arrow_schema::{Schema, SchemaRef};
+use arrow_select::filter::FilterBuilder;
 
 pub use request::{CmpOp, FieldFilter, ScanMetrics, ScanRequest};
 
@@ -439,10 +441,17 @@ impl Scan {
         if a == b {
             return Ok(None);
         }
-        if !for_merge && !self.block_may_match(run.source, block, a, b)? {
-            self.metrics.blocks_filtered += 1;
-            return Ok(None);
-        }
+        let mask = match for_merge {
+            true => None,
+            false => match self.rows_meeting(run.source, block, a, b)? {
+                Meets::None => {
+                    self.metrics.blocks_filtered += 1;
+                    return Ok(None);
+                }
+                Meets::All => None,
+                Meets::Some(mask) => Some(mask),
+            },
+        };
         let len = b - a;
         let mut arrays = Vec::with_capacity(self.needed.len());
         for k in 0..self.needed.len() {
@@ -457,6 +466,27 @@ impl Scan {
             let whole = array.len() == len || (k == 0 && time.is_none());
             arrays.push(if whole { array } else { array.slice(a, len) });
         }
+        // Rows that cannot meet the field filters are left out before the other columns
+        // go further; the time stand-in (time neither returned nor read) has no rows.
+        let (len, arrays) = match mask {
+            None => (len, arrays),
+            Some(mask) => {
+                let keep = FilterBuilder::new(&BooleanArray::new(mask, None))
+                    .optimize()
+                    .build();
+                let stand_in = time.is_none();
+                let arrays = arrays
+                    .iter()
+                    .enumerate()
+                    .map(|(k, array)| match k == 0 && stand_in {
+                        true => Ok(array.clone()),
+                        false => Ok(keep.filter(array)?),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                self.metrics.rows_filtered += len - keep.count();
+                (keep.count(), arrays)
+            }
+        };
         // With rows hidden, time was read (above), so its length is the rows' count.
         match self.hidden(run) {
             Some(h) if !h.is_empty() => {
@@ -467,20 +497,30 @@ impl Scan {
         }
     }
 
-    /// Whether a row in `[a, b)` of block `block` of a segment meets every field filter;
+    /// Which rows in `[a, b)` of block `block` of a segment may meet every field filter;
     /// only the filters' columns are decoded.
-    fn block_may_match(&mut self, source: usize, block: usize, a: usize, b: usize) -> Result<bool> {
+    fn rows_meeting(&mut self, source: usize, block: usize, a: usize, b: usize) -> Result<Meets> {
+        let mut mask: Option<BooleanBuffer> = None;
         for i in 0..self.filters.len() {
             let k = self.filters[i].0;
             // A column the segment lacks is null in every row: no row meets the filter.
             let Some(array) = self.block(source, k, block)? else {
-                return Ok(false);
+                return Ok(Meets::None);
             };
-            if !any_meets(&array.slice(a, b - a), &self.filters[i].1)? {
-                return Ok(false);
+            let met = may_meet(&array.slice(a, b - a), &self.filters[i].1)?;
+            let met = match mask {
+                Some(before) => &before & &met,
+                None => met,
+            };
+            if met.count_set_bits() == 0 {
+                return Ok(Meets::None);
             }
+            mask = Some(met);
         }
-        Ok(true)
+        Ok(match mask {
+            Some(mask) if mask.count_set_bits() < mask.len() => Meets::Some(mask),
+            _ => Meets::All,
+        })
     }
 
     /// A chunk's rows of one series with time within `window`, in time order; for a
@@ -686,6 +726,7 @@ fn field_filters(
     req: &ScanRequest,
     returned: &[ColumnDef],
 ) -> Result<Vec<(usize, FieldFilter)>> {
+    use crate::batch::FieldValue;
     let mut out = Vec::new();
     for f in &req.fields {
         let Some(def) = schema.column(&f.column) else {
@@ -695,7 +736,19 @@ fn field_filters(
             });
         };
         let ty = f.value.column_type();
-        if !def.ty.is_field() || def.ty == ColumnType::Level || def.ty != ty {
+        if def.ty == ColumnType::Level {
+            let named = match &f.value {
+                FieldValue::Str(name) => crate::schema::Level::parse(name).is_ok(),
+                _ => false,
+            };
+            if !named {
+                return Err(Error::InvalidInput(format!(
+                    "table {:?}: a filter on the level column {:?} compares it with a level \
+                     name (trace, debug, info, warn, error or fatal), not {}",
+                    schema.name, f.column, f.value
+                )));
+            }
+        } else if !def.ty.is_field() || def.ty != ty {
             return Err(Error::InvalidInput(format!(
                 "table {:?}: a field filter compares {:?}, a {} column, with a {ty} value; it \
                  takes a field and a value of the field's type",
@@ -709,28 +762,47 @@ fn field_filters(
     Ok(out)
 }
 
-/// Whether a row of `array` (a field's stored values) may meet `filter`. Integers,
-/// strings and booleans compare with Arrow's kernels, as DataFusion compares them.
-/// Floats are compared both as IEEE 754 does and in total order (NaN above every
+/// Which rows of a stretch of a block may meet the field filters.
+enum Meets {
+    /// No row: the stretch is skipped.
+    None,
+    /// Every row.
+    All,
+    /// The rows set in the mask (some, not all).
+    Some(BooleanBuffer),
+}
+
+/// Which rows of `array` (a field's stored values) may meet `filter`; a null meets none.
+/// Integers, strings and booleans compare with Arrow's kernels, as DataFusion compares
+/// them. Floats are compared both as IEEE 754 does and in total order (NaN above every
 /// number, -0.0 below 0.0), a zero also as its opposite, and a row may meet the filter if
 /// it meets it in any of these: DataFusion's own comparison of floats is one of them,
-/// and a skipped block must hold no row it would keep.
-fn any_meets(array: &ArrayRef, filter: &FieldFilter) -> Result<bool> {
+/// and a row left out must be one it would not keep.
+fn may_meet(array: &ArrayRef, filter: &FieldFilter) -> Result<BooleanBuffer> {
     use crate::batch::FieldValue;
     use arrow_array::types::Float64Type;
-    use arrow_array::{BooleanArray, Int64Array, Scalar, StringArray, UInt64Array};
+    use arrow_array::{Int64Array, Scalar, StringArray, UInt8Array, UInt64Array};
     use arrow_ord::cmp;
+    let valid = |met: BooleanBuffer, nulls: Option<&arrow_buffer::NullBuffer>| match nulls {
+        Some(n) => &met & n.inner(),
+        None => met,
+    };
     let value: ArrayRef = match &filter.value {
         FieldValue::F64(v) => {
             let floats = array.as_primitive::<Float64Type>();
-            return Ok(floats
-                .iter()
-                .flatten()
-                .any(|x| float_may_meet(x, filter.op, *v)));
+            let x = floats.values();
+            let met = BooleanBuffer::collect_bool(x.len(), |i| float_may_meet(x[i], filter.op, *v));
+            return Ok(valid(met, floats.nulls()));
         }
         FieldValue::I64(v) => Arc::new(Int64Array::from(vec![*v])),
         FieldValue::U64(v) => Arc::new(UInt64Array::from(vec![*v])),
         FieldValue::Bool(v) => Arc::new(BooleanArray::from(vec![*v])),
+        // A level column holds ranks, and compares by severity with a level's name.
+        FieldValue::Str(v) if array.data_type() == &arrow_schema::DataType::UInt8 => {
+            Arc::new(UInt8Array::from(vec![
+                crate::schema::Level::parse(v)?.rank(),
+            ]))
+        }
         FieldValue::Str(v) => Arc::new(StringArray::from(vec![v.as_str()])),
     };
     let value = Scalar::new(value);
@@ -742,7 +814,7 @@ fn any_meets(array: &ArrayRef, filter: &FieldFilter) -> Result<bool> {
         CmpOp::Gt => cmp::gt(array, &value),
         CmpOp::GtEq => cmp::gt_eq(array, &value),
     }?;
-    Ok(met.true_count() > 0)
+    Ok(valid(met.values().clone(), met.nulls()))
 }
 
 /// `x op v` under IEEE 754 comparison or total order, `v` a zero taken as either zero.

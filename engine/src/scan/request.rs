@@ -24,10 +24,12 @@ pub struct ScanRequest {
     /// Tag predicates, all of which a series must meet: the tag's value is one of the
     /// listed values (a series without the tag never matches).
     pub tags: Vec<(String, Vec<String>)>,
-    /// Field filters, a hint: a block of a segment in which no row meets every one of
-    /// them is skipped, but the rows of other blocks (and of memory) are returned whether
-    /// they meet them or not; the caller filters them. A filter whose column the scan
-    /// does not return is not used.
+    /// Field filters, a hint: a segment's rows that cannot meet every one of them are
+    /// left out (a block in which none can is skipped, the columns other than the
+    /// filters' not decoded), but other rows (of memory, of stretches merged with
+    /// overlapping sources, and floats that meet a filter only in one of the orders
+    /// [`FieldFilter`] names) are returned whether they meet them or not; the caller
+    /// filters them. A filter whose column the scan does not return is not used.
     pub fields: Vec<FieldFilter>,
     /// Rows per returned batch, at most. Default: 8192.
     pub batch_rows: usize,
@@ -116,17 +118,18 @@ impl ScanRequest {
     }
 }
 
-/// A comparison of a field with a value of the field's type (see [`ScanRequest::fields`]).
+/// A comparison of a field with a value of the field's type (see [`ScanRequest::fields`]),
+/// or of the level column with a level's name ([`FieldValue::Str`]), by severity.
 /// A null meets no filter. Floats are taken to meet it if they do under IEEE 754
 /// comparison or in total order (NaN above every number, -0.0 below 0.0), a zero value
 /// also as its opposite: a block is skipped only when no row meets it in any of these.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldFilter {
-    /// The field (not `time`, a tag or the level).
+    /// The field or the level column (not `time` or a tag).
     pub column: String,
     /// How the field compares with the value.
     pub op: CmpOp,
-    /// A value of the field's type.
+    /// A value of the field's type; for the level, a level's name (any case).
     pub value: FieldValue,
 }
 
@@ -180,6 +183,9 @@ pub struct ScanMetrics {
     /// returns it, rows are hidden, or the stretch crosses the time range), the others
     /// not.
     pub blocks_filtered: usize,
+    /// Rows of segment blocks read but left out because they cannot meet the field
+    /// filters.
+    pub rows_filtered: usize,
     /// Values decoded from segment blocks.
     pub values_decoded: usize,
     /// In-memory chunks read.

@@ -91,7 +91,18 @@ fn rank_of(name: &str) -> Result<u8> {
 
 fn ranks(array: &ArrayRef) -> Result<ArrayRef> {
     let strings = match array.data_type() {
-        DataType::Dictionary(_, _) => arrow_cast::cast(array, &DataType::Utf8)?,
+        DataType::Dictionary(_, _) => {
+            // The names are ranked once each and the keys look their ranks up; a
+            // dictionary with a name that is no level (perhaps one no row uses) is ranked
+            // row by row, so that only a row holding such a name is an error.
+            let dict = array.as_any_dictionary();
+            match ranks(dict.values()) {
+                Ok(names) => {
+                    return Ok(datafusion::arrow::compute::take(&names, dict.keys(), None)?);
+                }
+                Err(_) => arrow_cast::cast(array, &DataType::Utf8)?,
+            }
+        }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             arrow_cast::cast(array, &DataType::Utf8)?
         }
@@ -483,6 +494,27 @@ mod tests {
         );
         let r = ranks(&dict).unwrap();
         assert_eq!(r.as_primitive::<UInt8Type>().values().as_ref(), &[4, 0, 3]);
+        // A name no row uses is no error; a null key is a null rank.
+        let unused: ArrayRef = Arc::new(
+            DictionaryArray::<UInt8Type>::try_new(
+                UInt8Array::from(vec![Some(1), None]),
+                Arc::new(StringArray::from(vec!["loud", "ERROR"])),
+            )
+            .unwrap(),
+        );
+        let r = ranks(&unused).unwrap();
+        assert_eq!(
+            r.as_primitive::<UInt8Type>().iter().collect::<Vec<_>>(),
+            [Some(4), None]
+        );
+        let used: ArrayRef = Arc::new(
+            DictionaryArray::<UInt8Type>::try_new(
+                UInt8Array::from(vec![1, 0]),
+                Arc::new(StringArray::from(vec!["loud", "ERROR"])),
+            )
+            .unwrap(),
+        );
+        assert!(ranks(&used).is_err());
         let bad: ArrayRef = Arc::new(StringArray::from(vec!["loud"]));
         assert!(
             ranks(&bad)
