@@ -1,6 +1,6 @@
-//! Field filters on a scan: rows of segments that cannot meet them are left out, rows in
-//! memory are returned for the caller to filter, and a filter that compares a column with
-//! a value of another kind is an error that says so.
+//! Field filters on a scan: rows that cannot meet them are left out, in segments and in
+//! memory, except where sources overlap in time (the caller filters those), and a filter
+//! that compares a column with a value of another kind is an error that says so.
 
 use std::time::Duration;
 
@@ -50,9 +50,18 @@ fn segment_rows_that_cannot_meet_the_filters_are_left_out() {
     assert_eq!(rows(&engine, &req), 300);
     let req = req.field_filter("ms", CmpOp::Lt, FieldValue::F64(60.0));
     assert_eq!(rows(&engine, &req), 30);
-    // Rows in memory are the caller's to filter.
+    // Rows in memory are left out as well: none of these has `ms < 60`, half are at
+    // least warn.
     engine.write_points(&events(600..660)).unwrap();
-    assert_eq!(rows(&engine, &req), 30 + 60);
+    assert_eq!(rows(&engine, &req), 30);
+    let warn = ScanRequest::new("logs")
+        .columns(["time", "level"])
+        .field_filter("level", CmpOp::GtEq, FieldValue::Str("warn".into()));
+    assert_eq!(rows(&engine, &warn), 330);
+    // New rows overlap the segment in time: the merged stretch (the segment's 600 rows
+    // and these 6) is the caller's to filter; the rows 600..660 are still left out.
+    engine.write_points(&events(0..6)).unwrap();
+    assert_eq!(rows(&engine, &req), 606);
 }
 
 #[test]

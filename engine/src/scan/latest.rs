@@ -127,7 +127,7 @@ impl Scan {
             return Ok(Some((run.max_time, arrays)));
         }
         let arrays = match &self.sources[run.source] {
-            Source::Chunk(_) => Some(self.chunk_run(run, window)?),
+            Source::Chunk(_) => Some(self.chunk_run(run, window, false)?),
             Source::Segment(seg) => {
                 let blocks = series_blocks(seg, run.entry);
                 let mut found = None;

@@ -362,7 +362,7 @@ impl Scan {
                 self.segment_rows(&run, block, lo, hi, false, window)?
             }
             Work::ChunkRun { run, window } => {
-                let arrays = self.chunk_run(&run, window)?;
+                let arrays = self.chunk_run(&run, window, true)?;
                 Some((arrays[0].len(), arrays))
             }
             Work::Merge { runs, window } => self.merge(&runs, window)?.map(|a| (a[0].len(), a)),
@@ -524,8 +524,14 @@ impl Scan {
     }
 
     /// A chunk's rows of one series with time within `window`, in time order; for a
-    /// metric table only the last row of each time.
-    fn chunk_run(&mut self, run: &Run, window: (i64, i64)) -> Result<Vec<ArrayRef>> {
+    /// metric table only the last row of each time. `filtered`: rows that cannot meet the
+    /// field filters are left out (not so for a merge, as in [`Scan::segment_rows`]).
+    fn chunk_run(
+        &mut self,
+        run: &Run,
+        window: (i64, i64),
+        filtered: bool,
+    ) -> Result<Vec<ArrayRef>> {
         let Source::Chunk(chunk) = &self.sources[run.source] else {
             unreachable!("chunk source")
         };
@@ -547,7 +553,10 @@ impl Scan {
                 keep.push(i);
             }
         }
-        let indices = UInt32Array::from(keep);
+        let mut indices = UInt32Array::from(keep);
+        if filtered {
+            indices = self.chunk_rows_meeting(run.source, indices)?;
+        }
         let mut arrays = Vec::with_capacity(self.needed.len());
         for (k, col) in self.needed.iter().enumerate() {
             arrays.push(match self.colmap[run.source][k] {
@@ -558,6 +567,38 @@ impl Scan {
             });
         }
         self.unhidden(run, arrays)
+    }
+
+    /// The rows among `indices` of a chunk source that may meet every field filter.
+    fn chunk_rows_meeting(&mut self, source: usize, indices: UInt32Array) -> Result<UInt32Array> {
+        let Source::Chunk(chunk) = &self.sources[source] else {
+            unreachable!("chunk source")
+        };
+        let mut mask: Option<BooleanBuffer> = None;
+        for (k, filter) in &self.filters {
+            let met = match self.colmap[source][*k] {
+                Some(c) => {
+                    let values = arrow_select::take::take(&chunk.batch.arrays[c], &indices, None)?;
+                    may_meet(&values, filter)?
+                }
+                // A column the chunk lacks is null in every row: no row meets the filter.
+                None => BooleanBuffer::new_unset(indices.len()),
+            };
+            mask = Some(match mask {
+                Some(before) => &before & &met,
+                None => met,
+            });
+        }
+        match mask {
+            Some(mask) if mask.count_set_bits() < mask.len() => {
+                self.metrics.rows_filtered += mask.len() - mask.count_set_bits();
+                let kept = arrow_select::filter::filter(&indices, &BooleanArray::new(mask, None))?;
+                Ok(kept
+                    .as_primitive::<arrow_array::types::UInt32Type>()
+                    .clone())
+            }
+            _ => Ok(indices),
+        }
     }
 
     /// What is hidden of the series of `run` in its source.
@@ -591,7 +632,7 @@ impl Scan {
     /// concatenated.
     fn run_rows(&mut self, run: &Run, window: (i64, i64)) -> Result<Vec<ArrayRef>> {
         match &self.sources[run.source] {
-            Source::Chunk(_) => self.chunk_run(run, window),
+            Source::Chunk(_) => self.chunk_run(run, window, false),
             Source::Segment(seg) => {
                 let seg = seg.clone();
                 let mut parts: Vec<Vec<ArrayRef>> = Vec::new();

@@ -24,12 +24,12 @@ pub struct ScanRequest {
     /// Tag predicates, all of which a series must meet: the tag's value is one of the
     /// listed values (a series without the tag never matches).
     pub tags: Vec<(String, Vec<String>)>,
-    /// Field filters, a hint: a segment's rows that cannot meet every one of them are
-    /// left out (a block in which none can is skipped, the columns other than the
-    /// filters' not decoded), but other rows (of memory, of stretches merged with
-    /// overlapping sources, and floats that meet a filter only in one of the orders
-    /// [`FieldFilter`] names) are returned whether they meet them or not; the caller
-    /// filters them. A filter whose column the scan does not return is not used.
+    /// Field filters, a hint: rows that cannot meet every one of them are left out (a
+    /// segment's block in which none can is skipped, the columns other than the filters'
+    /// not decoded), but the rows of stretches merged with overlapping sources are
+    /// returned whether they meet them or not, and so are floats that meet a filter only
+    /// in one of the orders [`FieldFilter`] names; the caller filters them. A filter
+    /// whose column the scan does not return is not used.
     pub fields: Vec<FieldFilter>,
     /// Rows per returned batch, at most. Default: 8192.
     pub batch_rows: usize,
@@ -183,8 +183,8 @@ pub struct ScanMetrics {
     /// returns it, rows are hidden, or the stretch crosses the time range), the others
     /// not.
     pub blocks_filtered: usize,
-    /// Rows of segment blocks read but left out because they cannot meet the field
-    /// filters.
+    /// Rows read (of segment blocks and memory) but left out because they cannot meet
+    /// the field filters.
     pub rows_filtered: usize,
     /// Values decoded from segment blocks.
     pub values_decoded: usize,
