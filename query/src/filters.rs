@@ -98,10 +98,85 @@ fn apply(expr: &Expr, schema: &TableSchema, p: &mut Pushed) -> bool {
     }
 }
 
-/// `expr` as a field filter the scan can skip blocks and rows by: a comparison of a field
-/// with a non-null constant of exactly its type, or of a level's rank with a rank (the
-/// form [`crate::functions::level`] gives `level >= 'warn'`).
-pub fn field_filter(expr: &Expr, schema: &TableSchema) -> Option<FieldFilter> {
+/// `expr` as field filters the scan can skip blocks and rows by (none if it cannot): a
+/// comparison of a field with a non-null constant of exactly its type, or of a level's
+/// rank with a rank (the form [`crate::functions::level`] gives `level >= 'warn'`), or a
+/// set of ranks (`level IN ('error', 'fatal')`, which DataFusion may turn into ORs), as
+/// the range from the least to the greatest. A filter is a hint, so a range wider than
+/// the set is sound.
+pub fn field_filters(expr: &Expr, schema: &TableSchema) -> Vec<FieldFilter> {
+    if let Some(filter) = field_filter(expr, schema) {
+        return vec![filter];
+    }
+    let Some((column, ranks)) = level_ranks(expr, schema) else {
+        return vec![];
+    };
+    let (Some(&lo), Some(&hi)) = (ranks.iter().min(), ranks.iter().max()) else {
+        return vec![];
+    };
+    let bound = |op, rank| {
+        let level = Level::from_rank(rank)?;
+        Some(FieldFilter {
+            column: column.to_string(),
+            op,
+            value: FieldValue::Str(level.as_str().to_string()),
+        })
+    };
+    let top = Level::ALL.len() as u8 - 1;
+    let filters = match lo == hi {
+        true => vec![bound(CmpOp::Eq, lo)],
+        false => vec![
+            (lo > 0).then(|| bound(CmpOp::GtEq, lo)).flatten(),
+            (hi < top).then(|| bound(CmpOp::LtEq, hi)).flatten(),
+        ],
+    };
+    filters.into_iter().flatten().collect()
+}
+
+/// `level_rank(level) IN (ranks)` or ORs of `level_rank(level) = rank` on one level
+/// column: the column and the ranks.
+fn level_ranks<'a>(expr: &Expr, schema: &'a TableSchema) -> Option<(&'a str, Vec<u8>)> {
+    let rank = |e: &Expr| match literal(e)? {
+        ScalarValue::UInt8(Some(r)) => Some(r),
+        _ => None,
+    };
+    let level = |e: &Expr| compared(e, schema).filter(|c| c.1 == ColumnType::Level);
+    match expr {
+        Expr::InList(InList {
+            expr,
+            list,
+            negated: false,
+        }) => Some((
+            level(expr)?.0,
+            list.iter().map(rank).collect::<Option<_>>()?,
+        )),
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) => match (level(left), level(right)) {
+            (Some(c), None) => Some((c.0, vec![rank(right)?])),
+            (None, Some(c)) => Some((c.0, vec![rank(left)?])),
+            _ => None,
+        },
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
+            let (a, mut ra) = level_ranks(left, schema)?;
+            let (b, rb) = level_ranks(right, schema)?;
+            (a == b).then(|| {
+                ra.extend(rb);
+                (a, ra)
+            })
+        }
+        _ => None,
+    }
+}
+
+/// One comparison as a field filter; see [`field_filters`].
+fn field_filter(expr: &Expr, schema: &TableSchema) -> Option<FieldFilter> {
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
         return None;
     };
@@ -337,6 +412,42 @@ mod tests {
             col("usage").gt(lit(1.0)).or(col("usage").lt(lit(0.0))),
         ] {
             assert!(field_filter(&expr, &s).is_none(), "{expr}");
+        }
+    }
+
+    #[test]
+    fn sets_of_level_ranks_become_their_range() {
+        let mut s = schema();
+        s.columns.push(ColumnDef::new("level", ColumnType::Level));
+        let rank = |r: u8| lit(ScalarValue::UInt8(Some(r)));
+        let ranked = || crate::functions::level::LevelRank::udf().call(vec![col("level")]);
+        let shown = |e: &Expr| -> Vec<String> {
+            field_filters(e, &s)
+                .iter()
+                .map(|f| format!("{} {:?} {}", f.column, f.op, f.value))
+                .collect()
+        };
+        let in_list =
+            |r: &[u8], negated| ranked().in_list(r.iter().map(|&r| rank(r)).collect(), negated);
+        assert_eq!(shown(&in_list(&[4, 5], false)), ["level GtEq 'error'"]);
+        assert_eq!(
+            shown(&in_list(&[1, 3], false)),
+            ["level GtEq 'debug'", "level LtEq 'warn'"]
+        );
+        assert_eq!(shown(&in_list(&[0, 2], false)), ["level LtEq 'info'"]);
+        assert_eq!(shown(&in_list(&[2, 2], false)), ["level Eq 'info'"]);
+        let ors = ranked().eq(rank(4)).or(rank(5).eq(ranked()));
+        assert_eq!(shown(&ors), ["level GtEq 'error'"]);
+        // A rank that is no level meets nothing: the range of the others is enough.
+        assert_eq!(shown(&in_list(&[4, 9], false)), ["level GtEq 'error'"]);
+        // Every level, a negated list, another column in the ORs, a rank that is no
+        // level: nothing for the scan.
+        for expr in [
+            in_list(&[0, 1, 2, 3, 4, 5], false),
+            in_list(&[4, 5], true),
+            ranked().eq(rank(4)).or(col("usage").eq(lit(1.0))),
+        ] {
+            assert!(shown(&expr).is_empty(), "{expr}");
         }
     }
 

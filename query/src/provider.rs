@@ -204,7 +204,7 @@ impl TableProvider for SextantTable {
             .map(|f| {
                 if filters::supported(f, &self.schema) {
                     TableProviderFilterPushDown::Exact
-                } else if filters::field_filter(f, &self.schema).is_some() {
+                } else if !filters::field_filters(f, &self.schema).is_empty() {
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
@@ -241,10 +241,10 @@ impl TableProvider for SextantTable {
             request = request.tag_in(tag, values);
         }
         for f in filters {
-            if !filters::supported(f, &self.schema)
-                && let Some(field) = filters::field_filter(f, &self.schema)
-            {
-                request.fields.push(field);
+            if !filters::supported(f, &self.schema) {
+                request
+                    .fields
+                    .extend(filters::field_filters(f, &self.schema));
             }
         }
         // The rows are those of the moment the query is planned (its QuerySnapshot),

@@ -13,16 +13,23 @@
 //! are summed, as with another partitioning), and only the hashing of every input row
 //! is saved.
 //!
+//! A filter between the scan and the aggregate (`WHERE level = 'error'`) keeps the order,
+//! so the runs are still there. A log table's `level` column may be a group too, though it
+//! changes from row to row: it has at most six values, so each run's rows are put in
+//! order of level (a counting sort) and the runs of (other groups, level) folded as
+//! before.
+//!
 //! Taken: `min`, `max`, `sum` and `avg` of a `DOUBLE` expression, and `count` of any
 //! expression, none `DISTINCT`, ordered or filtered; groups that are tag columns or a
-//! bucket of fixed width of the scan's `time`. Anything else keeps DataFusion's
-//! aggregation.
+//! bucket of fixed width of the scan's `time`, and at most one `level` column. Anything
+//! else keeps DataFusion's aggregation. (The answer does not depend on the order, only
+//! the work: a group cut into many runs still adds up.)
 
 use std::fmt;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::Float64Type;
+use arrow_array::types::{Float64Type, UInt8Type};
 use arrow_array::{
     Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array, UInt64Array,
 };
@@ -40,6 +47,7 @@ use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, RecordOutput,
 };
@@ -139,6 +147,8 @@ struct Aggregate {
 pub struct RunAggregateExec {
     input: Arc<dyn ExecutionPlan>,
     groups: Vec<Arc<dyn PhysicalExpr>>,
+    /// Which group is a `level` column, whose values change within a run.
+    level: Option<usize>,
     aggregates: Vec<Aggregate>,
     /// What it shows: the partial aggregate's groups and aggregates.
     display: String,
@@ -151,12 +161,9 @@ impl RunAggregateExec {
     /// The exec in place of `aggregate`, if it can take it.
     fn try_new(aggregate: &AggregateExec) -> Result<Option<Self>> {
         let input = aggregate.input();
-        let plain_scan = input
-            .downcast_ref::<SextantScanExec>()
-            .is_some_and(SextantScanExec::is_plain);
         let group_by = aggregate.group_expr();
         if *aggregate.mode() != AggregateMode::Partial
-            || !plain_scan
+            || !in_scan_order(input)
             || !group_by.is_single()
             || group_by.is_empty()
             || aggregate.limit_options().is_some()
@@ -165,15 +172,32 @@ impl RunAggregateExec {
             return Ok(None);
         }
         let input_schema = input.schema();
-        let follows_series = |expr: &Arc<dyn PhysicalExpr>| {
-            if let Some(c) = expr.downcast_ref::<Column>() {
-                let field = input_schema.field(c.index());
-                return field.metadata().get(ROLE_KEY).is_some_and(|r| r == "tag");
-            }
-            date_bin(expr).is_some_and(|(c, _)| input_schema.field(c).name() == "time")
+        let role = |expr: &Arc<dyn PhysicalExpr>| {
+            let c = expr.downcast_ref::<Column>()?;
+            input_schema
+                .field(c.index())
+                .metadata()
+                .get(ROLE_KEY)
+                .cloned()
         };
-        if !group_by.expr().iter().all(|(e, _)| follows_series(e)) {
-            return Ok(None);
+        let follows_series = |expr: &Arc<dyn PhysicalExpr>| {
+            role(expr).is_some_and(|r| r == "tag")
+                || date_bin(expr).is_some_and(|(c, _)| input_schema.field(c).name() == "time")
+        };
+        let mut level = None;
+        for (i, (expr, _)) in group_by.expr().iter().enumerate() {
+            if follows_series(expr) {
+                continue;
+            }
+            let small = role(expr).is_some_and(|r| r == "level")
+                && matches!(
+                    expr.data_type(&input_schema)?,
+                    DataType::Dictionary(k, _) if *k == DataType::UInt8
+                );
+            if !small || level.is_some() {
+                return Ok(None);
+            }
+            level = Some(i);
         }
         let mut aggregates = Vec::new();
         for expr in aggregate.aggr_expr() {
@@ -215,6 +239,7 @@ impl RunAggregateExec {
         Ok(Some(RunAggregateExec {
             input: Arc::clone(input),
             groups: group_by.expr().iter().map(|(e, _)| Arc::clone(e)).collect(),
+            level,
             aggregates,
             display,
             schema,
@@ -292,6 +317,7 @@ impl ExecutionPlan for RunAggregateExec {
         Ok(Arc::new(RunAggregateExec {
             input,
             groups: self.groups.clone(),
+            level: self.level,
             aggregates: self.aggregates.clone(),
             display: self.display.clone(),
             schema: Arc::clone(&self.schema),
@@ -310,6 +336,7 @@ impl ExecutionPlan for RunAggregateExec {
         let input_rows: Count = MetricBuilder::new(&self.metrics).counter("input_rows", partition);
         let runs = Runs {
             groups: self.groups.clone(),
+            level: self.level,
             aggregates: self.aggregates.clone(),
             schema: Arc::clone(&self.schema),
         };
@@ -340,6 +367,8 @@ impl ExecutionPlan for RunAggregateExec {
 /// What a partition's stream folds each batch with.
 struct Runs {
     groups: Vec<Arc<dyn PhysicalExpr>>,
+    /// Which group is a `level` column (a dictionary with `u8` keys).
+    level: Option<usize>,
     aggregates: Vec<Aggregate>,
     schema: SchemaRef,
 }
@@ -351,28 +380,54 @@ impl Runs {
         if rows == 0 {
             return Ok(None);
         }
-        let keys = self
+        let mut keys = self
             .groups
             .iter()
             .map(|g| g.evaluate(batch)?.into_array(rows))
             .collect::<Result<Vec<_>>>()?;
         // Runs are found on a dictionary's keys: equal keys are equal values, and equal
         // values under two keys only cut a run in two.
-        let comparable: Vec<ArrayRef> = keys
-            .iter()
-            .map(|k| match k.as_any_dictionary_opt() {
-                Some(d) => d.keys().slice(0, d.keys().len()),
-                None => Arc::clone(k),
-            })
-            .collect();
-        let ranges = partition(&comparable)?.ranges();
+        let comparable = |keys: &[ArrayRef]| -> Vec<ArrayRef> {
+            keys.iter()
+                .map(|k| match k.as_any_dictionary_opt() {
+                    Some(d) => d.keys().slice(0, d.keys().len()),
+                    None => Arc::clone(k),
+                })
+                .collect()
+        };
+        // With a level group, each run of the other groups is put in order of level
+        // first, and the rows (keys and arguments alike) taken in that order.
+        let order = match self.level {
+            None => None,
+            Some(level) => {
+                let others: Vec<ArrayRef> = keys
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != level)
+                    .map(|(_, k)| Arc::clone(k))
+                    .collect();
+                let runs = match others.is_empty() {
+                    true => vec![0..rows],
+                    false => partition(&comparable(&others))?.ranges(),
+                };
+                let order = by_level(keys[level].as_ref(), &runs)?;
+                for k in &mut keys {
+                    *k = take(k.as_ref(), &order, None)?;
+                }
+                Some(order)
+            }
+        };
+        let ranges = partition(&comparable(&keys))?.ranges();
         let starts = UInt32Array::from_iter_values(ranges.iter().map(|r| r.start as u32));
         let mut columns = keys
             .iter()
             .map(|k| Ok(take(k.as_ref(), &starts, None)?))
             .collect::<Result<Vec<ArrayRef>>>()?;
         for aggregate in &self.aggregates {
-            let values = aggregate.arg.evaluate(batch)?.into_array(rows)?;
+            let mut values = aggregate.arg.evaluate(batch)?.into_array(rows)?;
+            if let Some(order) = &order {
+                values = take(values.as_ref(), order, None)?;
+            }
             if aggregate.fold == Fold::Count {
                 // Logical nulls: an untyped NULL is a NullArray without a null buffer.
                 let nulls = values.logical_nulls();
@@ -417,6 +472,56 @@ impl Runs {
             Arc::clone(&self.schema),
             columns,
         )?))
+    }
+}
+
+/// The rows of each of `runs` (ranges that tile the batch, in order) in order of the
+/// key of `level` (a dictionary with `u8` keys), nulls last, otherwise as they were: a
+/// counting sort within each run.
+fn by_level(level: &dyn Array, runs: &[std::ops::Range<usize>]) -> Result<UInt32Array> {
+    let Some(level) = level.as_dictionary_opt::<UInt8Type>() else {
+        return Err(DataFusionError::Internal(format!(
+            "RunAggregateExec's level group is {}, not a dictionary with u8 keys",
+            level.data_type()
+        )));
+    };
+    // A dictionary's keys index its values; nulls go in the slot after the last value.
+    let null = level.values().len();
+    let keys = level.keys();
+    let slot = |row: usize| match keys.is_null(row) {
+        true => null,
+        false => usize::from(keys.value(row)).min(null),
+    };
+    let mut order = Vec::with_capacity(keys.len());
+    let mut starts = vec![0usize; null + 2];
+    for run in runs {
+        starts.fill(0);
+        for row in run.clone() {
+            starts[slot(row) + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let base = order.len();
+        order.resize(base + run.len(), 0u32);
+        for row in run.clone() {
+            let s = &mut starts[slot(row)];
+            order[base + *s] = row as u32;
+            *s += 1;
+        }
+    }
+    Ok(UInt32Array::from(order))
+}
+
+/// Whether `plan` returns a plain Sextant scan's rows in its order: the scan itself, or
+/// a filter over such (which leaves out rows but keeps the order).
+fn in_scan_order(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    if let Some(scan) = plan.downcast_ref::<SextantScanExec>() {
+        return scan.is_plain();
+    }
+    match plan.downcast_ref::<FilterExec>() {
+        Some(filter) => in_scan_order(filter.input()),
+        None => false,
     }
 }
 

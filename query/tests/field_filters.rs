@@ -285,6 +285,50 @@ fn level_filters_skip_blocks_and_rows_by_severity() {
             );
         }
     }
+    // Sets of levels, contiguous or not, short (DataFusion's ORs) and long (IN lists),
+    // negated, and with a null level: the scan gets their range.
+    let names = |l: &[usize]| {
+        l.iter()
+            .map(|&i| format!("'{}'", Level::ALL[i].as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for set in [
+        vec![4, 5],
+        vec![1, 3],
+        vec![0, 2, 5],
+        vec![2],
+        vec![0, 1, 2, 3, 4, 5],
+        vec![1, 2, 3, 4],
+    ] {
+        for not in ["", "NOT "] {
+            let pushed = format!(
+                "SELECT time, message FROM logs WHERE level {not}IN ({}) ORDER BY time",
+                names(&set)
+            );
+            let ranks: Vec<String> = set.iter().map(|i| (i + 1).to_string()).collect();
+            let reference = format!(
+                "SELECT time, message FROM logs WHERE level_rank(level) + 1 {not}IN ({}) \
+                 ORDER BY time",
+                ranks.join(", ")
+            );
+            assert_eq!(
+                text(&db.sql(&pushed).unwrap()),
+                text(&db.sql(&reference).unwrap()),
+                "{pushed}"
+            );
+        }
+    }
+    let plan = plan_text(
+        &db,
+        "EXPLAIN ANALYZE SELECT time FROM logs WHERE level IN ('error', 'fatal')",
+    );
+    assert!(plan.contains("blocks where level >= 'error'"), "{plan}");
+    assert_eq!(
+        metric(&plan, "SextantScanExec", "blocks_filtered"),
+        20,
+        "{plan}"
+    );
     let plan = plan_text(
         &db,
         "EXPLAIN ANALYZE SELECT time, message FROM logs WHERE level >= 'warn'",

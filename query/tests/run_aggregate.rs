@@ -2,7 +2,7 @@
 //! hash aggregation does, and is used only where the groups follow the scan's order.
 
 use proptest::prelude::*;
-use sextant_engine::{Config, Point};
+use sextant_engine::{Config, Level, Point};
 use sextant_query::{Database, QueryOptions};
 
 mod common;
@@ -50,13 +50,39 @@ const AGGREGATES: &str = "min(usage) AS lo, max(usage) AS hi, sum(usage) AS s, \
 fn both(db: &Database, sql: &str, tag: &str) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
     let plan = plan_text(db, &format!("EXPLAIN {sql}"));
     assert!(plan.contains("RunAggregateExec"), "{sql}\n{plan}");
-    let general = sql.replace(tag, &format!("concat({tag}, '')"));
+    // `concat` would make a null level '', which is not a level to rank.
+    let general = match tag {
+        "level" => replace_word(sql, tag, "nullif(level, '')"),
+        _ => replace_word(sql, tag, &format!("concat({tag}, '')")),
+    };
     let plan = plan_text(db, &format!("EXPLAIN {general}"));
     assert!(!plan.contains("RunAggregateExec"), "{general}\n{plan}");
     (
         text(&db.sql(sql).unwrap()),
         text(&db.sql(&general).unwrap()),
     )
+}
+
+/// `sql` with each whole word `word` (not `level` in `level_rank`) put as `with`.
+fn replace_word(sql: &str, word: &str, with: &str) -> String {
+    let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut out = String::new();
+    let mut rest = sql;
+    while let Some(i) = rest.find(word) {
+        let before = match i {
+            0 => out.chars().last(),
+            _ => rest[..i].chars().last(),
+        };
+        let after = rest[i + word.len()..].chars().next();
+        out.push_str(&rest[..i]);
+        out.push_str(match is_word(before) || is_word(after) {
+            true => word,
+            false => with,
+        });
+        rest = &rest[i + word.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[test]
@@ -204,5 +230,124 @@ proptest! {
         );
         let (runs, general) = both(&db, &sql, tag);
         prop_assert_eq!(runs, general, "{}", sql);
+    }
+
+    /// Whatever the levels (or none), services and times, log queries with a level
+    /// group or a filter answer as hashing.
+    #[test]
+    fn log_runs_equal_hash_aggregation(
+        rows in proptest::collection::vec(
+            (0i64..2_000, 0u8..3, proptest::option::of(0u8..6)),
+            1..300,
+        ),
+        stride in 1i64..600,
+        flush_at in 0usize..300,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        load_logs(&db, &rows, flush_at);
+        for (sql, group) in log_queries(stride) {
+            let (runs, general) = both(&db, &sql, group);
+            prop_assert_eq!(runs, general, "{}", sql);
+        }
+    }
+}
+
+/// Log rows `(second, service, level)`, level `None` for a row without one; the first
+/// `flush_at` flushed to a segment, the rest in memory.
+fn load_logs(db: &Database, rows: &[(i64, u8, Option<u8>)], flush_at: usize) {
+    let points: Vec<Point> = rows
+        .iter()
+        .map(|&(t, service, level)| {
+            let mut p = Point::event("logs")
+                .tag("service", format!("s{service}"))
+                .field("latency", f64::from(t as i32 % 97))
+                .time(t * 1_000_000_000);
+            if let Some(l) = level {
+                p = p.level(Level::ALL[usize::from(l) % Level::ALL.len()]);
+            }
+            p
+        })
+        .collect();
+    let (older, newer) = points.split_at(flush_at.min(points.len()));
+    db.write_points(older).unwrap();
+    db.flush().unwrap();
+    db.write_points(newer).unwrap();
+}
+
+/// The log queries the rule takes: a level group (changing within runs) and a filter
+/// between the scan and the aggregate. Each answer is checked against hashing.
+fn log_queries(stride: i64) -> Vec<(String, &'static str)> {
+    let bucket = format!("time_bucket(INTERVAL '{stride} seconds', time)");
+    vec![
+        // count-per-level-per-hour
+        (
+            format!(
+                "SELECT {bucket} AS b, level, count(*) AS n, max(latency) AS hi FROM logs \
+                 GROUP BY b, level ORDER BY b, level_rank(level) NULLS FIRST"
+            ),
+            "level",
+        ),
+        // errors-per-service-per-minute
+        (
+            format!(
+                "SELECT {bucket} AS b, service, count(*) AS n, avg(latency) AS a FROM logs \
+                 WHERE level = 'error' GROUP BY b, service ORDER BY b, service"
+            ),
+            "service",
+        ),
+        // A tag, the level and a filter together; the level alone.
+        (
+            "SELECT service, level, count(*) AS n, sum(latency) AS s FROM logs \
+             WHERE latency > 10 GROUP BY service, level ORDER BY service, level_rank(level) NULLS FIRST"
+                .to_string(),
+            "service",
+        ),
+        (
+            "SELECT level, count(*) AS n, min(latency) AS lo FROM logs GROUP BY level \
+             ORDER BY level_rank(level) NULLS FIRST"
+                .to_string(),
+            "level",
+        ),
+    ]
+}
+
+#[test]
+fn log_levels_and_filters_answer_as_hash_aggregation_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let rows: Vec<_> = (0..3000i64)
+        .map(|i| {
+            let level = (i % 11 != 0).then_some(((i * 7) % 6) as u8);
+            (i / 3, (i % 3) as u8, level)
+        })
+        .collect();
+    load_logs(&db, &rows, 1900);
+    for (sql, group) in log_queries(60) {
+        let (runs, general) = both(&db, &sql, group);
+        assert!(!runs.is_empty(), "{sql}");
+        assert_eq!(runs, general, "{sql}");
+    }
+    // The level group's six values and the rows without one, each counted once.
+    let levels = text(
+        &db.sql("SELECT level, count(*) FROM logs GROUP BY level ORDER BY level_rank(level) NULLS FIRST")
+            .unwrap(),
+    );
+    assert_eq!(levels.len(), 7, "{levels:?}");
+    let total: u64 = levels.iter().map(|r| r[1].parse::<u64>().unwrap()).sum();
+    assert_eq!(total, 3000);
+}
+
+#[test]
+fn a_second_changing_group_keeps_hash_aggregation() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    load_logs(&db, &[(1, 0, Some(1)), (2, 1, Some(4)), (3, 0, None)], 1);
+    for sql in [
+        "SELECT level, latency, count(*) FROM logs GROUP BY level, latency",
+        "SELECT level, concat(service, '') AS s, count(*) FROM logs GROUP BY level, s",
+    ] {
+        let plan = plan_text(&db, &format!("EXPLAIN {sql}"));
+        assert!(!plan.contains("RunAggregateExec"), "{sql}\n{plan}");
     }
 }

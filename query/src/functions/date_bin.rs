@@ -4,13 +4,22 @@
 //! combination it accepts, and the optimizer hashes expressions many times per query
 //! (`optimize_projections` collects them into sets): in a profile of planning
 //! single-groupby-1-1-1, hashing that signature was about 14 % of the logical optimizer's
-//! time. One `date_bin` is registered per session, so its name identifies it. Every
-//! other method is DataFusion's.
+//! time. One `date_bin` is registered per session, so its name identifies it.
+//!
+//! Evaluation takes a shortcut for the common case, a nanosecond timestamp column binned
+//! by a fixed width (no months): rows come from a scan in series and time order, so most
+//! rows fall in the bucket of the row before, which a comparison finds without the
+//! division DataFusion does for every row (a quarter of count-per-level-per-hour's time
+//! in a profile). Where a bucket would overflow `i64`, the batch goes to DataFusion's
+//! code, which gives NULL there. Every other method is DataFusion's.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use arrow_schema::{DataType, FieldRef};
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampNanosecondType;
+use arrow_array::{Array, PrimitiveArray};
+use arrow_schema::{DataType, FieldRef, TimeUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::{ExprSchema, Result, ScalarValue};
 use datafusion::logical_expr::interval_arithmetic::Interval;
@@ -92,6 +101,9 @@ impl ScalarUDFImpl for DateBin {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if let Some(binned) = fixed_width(&args.args) {
+            return Ok(binned);
+        }
         self.inner.invoke_with_args(args)
     }
 
@@ -168,5 +180,141 @@ impl ScalarUDFImpl for DateBin {
 
     fn placement(&self, args: &[ExpressionPlacement]) -> ExpressionPlacement {
         self.inner.placement(args)
+    }
+}
+
+/// `date_bin(stride, time [, origin])` of a nanosecond timestamp array by a literal stride
+/// of a fixed, positive width and a literal nanosecond origin, as DataFusion bins it;
+/// `None` for any other arguments, or where a bucket overflows `i64` (DataFusion gives
+/// NULL there).
+fn fixed_width(args: &[ColumnarValue]) -> Option<ColumnarValue> {
+    let stride = match args.first()? {
+        ColumnarValue::Scalar(s) => stride_nanos(s)?,
+        ColumnarValue::Array(_) => return None,
+    };
+    let origin = match args.get(2) {
+        None => 0,
+        Some(ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(Some(v), _))) => *v,
+        Some(_) => return None,
+    };
+    let ColumnarValue::Array(array) = args.get(1)? else {
+        return None;
+    };
+    if args.len() > 3
+        || !matches!(
+            array.data_type(),
+            DataType::Timestamp(TimeUnit::Nanosecond, _)
+        )
+    {
+        return None;
+    }
+    let times = array.as_primitive::<TimestampNanosecondType>();
+    let values = bin(times.values(), stride, origin)?;
+    let binned =
+        PrimitiveArray::<TimestampNanosecondType>::new(values.into(), times.nulls().cloned())
+            .with_data_type(array.data_type().clone());
+    Some(ColumnarValue::Array(Arc::new(binned)))
+}
+
+/// The width in nanoseconds of a literal stride without months, if positive.
+fn stride_nanos(stride: &ScalarValue) -> Option<i64> {
+    const NANOS_PER_DAY: i64 = 86_400_000_000_000;
+    let nanos = match stride {
+        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => i64::from(v.days)
+            .checked_mul(NANOS_PER_DAY)?
+            .checked_add(v.nanoseconds)?,
+        ScalarValue::IntervalDayTime(Some(v)) => i64::from(v.days)
+            .checked_mul(NANOS_PER_DAY)?
+            .checked_add(i64::from(v.milliseconds).checked_mul(1_000_000)?)?,
+        _ => return None,
+    };
+    (nanos > 0).then_some(nanos)
+}
+
+/// The start of the bucket of each of `times`: `origin + floor((t - origin) / stride) *
+/// stride`, `None` if one overflows. A row in the bucket of the row before takes its start
+/// without dividing. Null rows are binned too: their values are arbitrary, and one that
+/// overflows sends the batch to DataFusion like any other.
+fn bin(times: &[i64], stride: i64, origin: i64) -> Option<Vec<i64>> {
+    // The bucket [lo, hi) of the last row binned; empty to start with.
+    let (mut lo, mut hi) = (0i64, 0i64);
+    let mut out = Vec::with_capacity(times.len());
+    for &t in times {
+        if !(lo <= t && t < hi) {
+            let diff = t.checked_sub(origin)?;
+            lo = origin.checked_add(diff.checked_sub(diff.rem_euclid(stride))?)?;
+            // A saturated end leaves out the end's instant, which is binned anew.
+            hi = lo.saturating_add(stride);
+        }
+        out.push(lo);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DataFusion's binning of one value (`date_bin_nanos_interval`), for comparison.
+    fn reference(t: i64, stride: i64, origin: i64) -> Option<i64> {
+        let diff = t.checked_sub(origin)?;
+        let rem = diff.checked_rem(stride)?;
+        let mut delta = diff.checked_sub(rem)?;
+        if diff < 0 && stride > 1 && delta != diff {
+            delta = delta.checked_sub(stride)?;
+        }
+        origin.checked_add(delta)
+    }
+
+    #[test]
+    fn bins_as_datafusion_does_in_and_out_of_order() {
+        let minute = 60_000_000_000;
+        let times = [
+            0,
+            1,
+            minute - 1,
+            minute,
+            minute + 5,
+            -1,
+            -minute,
+            -minute - 1,
+            3 * minute + 7,
+            2 * minute,
+            i64::MAX - 3,
+            i64::MAX,
+        ];
+        for stride in [1, 7, minute, 86_400_000_000_000] {
+            for origin in [0, 13, -minute / 2] {
+                let expected: Option<Vec<i64>> = times
+                    .iter()
+                    .map(|&t| reference(t, stride, origin))
+                    .collect();
+                assert_eq!(
+                    bin(&times, stride, origin),
+                    expected,
+                    "stride {stride} origin {origin}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_overflowing_bucket_is_left_to_datafusion() {
+        // origin far below: t - origin overflows.
+        assert_eq!(bin(&[i64::MAX], 10, -10), None);
+        // The bucket of i64::MIN + 1 starts below i64::MIN.
+        assert_eq!(bin(&[i64::MIN + 1], 10, 0), None);
+        assert_eq!(reference(i64::MIN + 1, 10, 0), None);
+    }
+
+    #[test]
+    fn months_and_non_positive_strides_are_left_to_datafusion() {
+        use arrow_array::types::IntervalMonthDayNano;
+        let months = ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(1, 0, 0)));
+        assert_eq!(stride_nanos(&months), None);
+        let zero = ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(0, 0, 0)));
+        assert_eq!(stride_nanos(&zero), None);
+        let day = ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(0, 1, 5)));
+        assert_eq!(stride_nanos(&day), Some(86_400_000_000_005));
     }
 }
