@@ -407,7 +407,7 @@ impl Runs {
                     .map(|(_, k)| Arc::clone(k))
                     .collect();
                 let runs = match others.is_empty() {
-                    true => vec![0..rows],
+                    true => std::iter::once(0..rows).collect(),
                     false => partition(&comparable(&others))?.ranges(),
                 };
                 let order = by_level(keys[level].as_ref(), &runs)?;
