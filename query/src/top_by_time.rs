@@ -199,15 +199,7 @@ pub(crate) fn date_bin(expr: &Arc<dyn PhysicalExpr>) -> Option<(usize, TimeKey)>
     }
     let args = f.args();
     let literal = |i: usize| args.get(i)?.downcast_ref::<Literal>().map(Literal::value);
-    let stride = match literal(0)? {
-        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => i64::from(v.days)
-            .checked_mul(86_400_000_000_000)?
-            .checked_add(v.nanoseconds)?,
-        ScalarValue::IntervalDayTime(Some(v)) => i64::from(v.days)
-            .checked_mul(86_400_000_000_000)?
-            .checked_add(i64::from(v.milliseconds).checked_mul(1_000_000)?)?,
-        _ => return None,
-    };
+    let stride = crate::functions::date_bin::stride_nanos(literal(0)?)?;
     let origin = match args.len() {
         2 => 0,
         3 => match literal(2)? {
@@ -217,7 +209,7 @@ pub(crate) fn date_bin(expr: &Arc<dyn PhysicalExpr>) -> Option<(usize, TimeKey)>
         _ => return None,
     };
     let column = args.get(1)?.downcast_ref::<Column>()?.index();
-    (stride > 0).then_some((column, TimeKey::Bucket { stride, origin }))
+    Some((column, TimeKey::Bucket { stride, origin }))
 }
 
 /// Runs its input on widening time ranges from the newest (or oldest) row until the rows

@@ -217,7 +217,7 @@ fn fixed_width(args: &[ColumnarValue]) -> Option<ColumnarValue> {
 }
 
 /// The width in nanoseconds of a literal stride without months, if positive.
-fn stride_nanos(stride: &ScalarValue) -> Option<i64> {
+pub(crate) fn stride_nanos(stride: &ScalarValue) -> Option<i64> {
     const NANOS_PER_DAY: i64 = 86_400_000_000_000;
     let nanos = match stride {
         ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => i64::from(v.days)

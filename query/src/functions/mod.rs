@@ -26,7 +26,7 @@
 //! `query/tests/functions_doc.rs`.
 
 pub mod counters;
-mod date_bin;
+pub(crate) mod date_bin;
 pub mod first_last;
 pub mod gapfill;
 pub mod level;
