@@ -24,11 +24,18 @@ fn rows(segment: i64) -> Vec<Point> {
                 Point::metric("cpu")
                     .tag("host", format!("h{host}"))
                     .field("usage", (host * 1000 + segment * 10 + i) as f64)
+                    .field("note", note(host * 1000 + segment * 10 + i))
                     .time(t),
             );
         }
     }
     points
+}
+
+/// The string field of the row whose usage is `usage` (from `tests/data/db-v2` on; the
+/// version-1 fixture has no string field).
+fn note(usage: i64) -> String {
+    format!("note-{}", usage % 7)
 }
 
 fn open(dir: &Path) -> Engine {
