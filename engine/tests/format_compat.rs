@@ -2,7 +2,8 @@
 //!
 //! `tests/data/db-v1/` was written by segment format 1 (fixed-size blocks) with
 //! [`write_fixture`]; it holds a metric table of two hosts, two segments and blocks of 4
-//! rows, so that series cross block boundaries. Regenerate a fixture only for a new
+//! rows, so that series cross block boundaries. `tests/data/db-v2/` was written by format
+//! 2 (no block filters) the same way, with a string field `note` besides. Regenerate a fixture only for a new
 //! format version, into a new folder: `SEXTANT_WRITE_FIXTURE=tests/data/db-vN cargo test
 //! -p sextant-engine --test format_compat -- --ignored`.
 
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
-use sextant_engine::{Config, Engine, Point, ScanRequest};
+use sextant_engine::{CmpOp, Config, Engine, FieldValue, Point, ScanRequest};
 
 const SECOND: i64 = 1_000_000_000;
 
@@ -134,4 +135,54 @@ fn a_version_1_database_opens_and_answers() {
     engine.close().unwrap();
     let engine = open(tmp.path());
     assert_eq!(scan(&engine, 3, 15), expected(3, 15));
+}
+
+/// (host, time in seconds) of the rows whose note is `want`, and how many block stretches
+/// the string block filters excluded.
+fn rows_with_note(engine: &Engine, want: &str) -> (Vec<(String, i64)>, usize) {
+    let req = ScanRequest::new("cpu")
+        .columns(["time", "host", "note"])
+        .field_filter("note", CmpOp::Eq, FieldValue::Str(want.into()));
+    let mut scan = engine.snapshot().scan(&req).unwrap();
+    let mut out = Vec::new();
+    for batch in scan.by_ref() {
+        let batch = batch.unwrap();
+        let time = arrow_cast::cast(batch.column(0), &arrow_schema::DataType::Int64).unwrap();
+        let host = arrow_cast::cast(batch.column(1), &arrow_schema::DataType::Utf8).unwrap();
+        let note = batch.column(2).as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            if note.value(i) == want {
+                out.push((
+                    host.as_string::<i32>().value(i).to_string(),
+                    time.as_primitive::<Int64Type>().value(i) / SECOND,
+                ));
+            }
+        }
+    }
+    out.sort();
+    (out, scan.metrics().blocks_excluded)
+}
+
+#[test]
+fn a_version_2_database_opens_and_answers_string_filters_without_block_filters() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/db-v2");
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixture, tmp.path());
+    let engine = open(tmp.path());
+    assert_eq!(scan(&engine, 0, 20), expected(0, 20));
+    let want: Vec<(String, i64)> = expected(0, 20)
+        .into_iter()
+        .filter(|(_, _, usage)| note(*usage as i64) == "note-3")
+        .map(|(host, t, _)| (host, t))
+        .collect();
+    assert_eq!(want.len(), 6);
+    // Format 2 has no block filters: every block is read.
+    assert_eq!(rows_with_note(&engine, "note-3"), (want.clone(), 0));
+    // Compaction writes the current format, whose string blocks have filters: blocks of
+    // 4 rows hold 4 of the 7 notes, and most blocks without note-3 are passed over.
+    engine.compact("cpu").unwrap();
+    let (rows, excluded) = rows_with_note(&engine, "note-3");
+    assert_eq!(rows, want);
+    assert!(excluded >= 3, "{excluded} blocks excluded");
+    engine.close().unwrap();
 }

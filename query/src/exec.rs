@@ -363,6 +363,7 @@ struct Counters {
     blocks_read: Count,
     blocks_pruned: Count,
     blocks_filtered: Count,
+    blocks_excluded: Count,
     rows_filtered: Count,
     values_decoded: Count,
     chunks_read: Count,
@@ -378,6 +379,7 @@ impl Counters {
             blocks_read: metric("blocks_read"),
             blocks_pruned: metric("blocks_pruned"),
             blocks_filtered: metric("blocks_filtered"),
+            blocks_excluded: metric("blocks_excluded"),
             rows_filtered: metric("rows_filtered"),
             values_decoded: metric("values_decoded"),
             chunks_read: metric("memory_chunks_read"),
@@ -391,6 +393,7 @@ impl Counters {
         self.blocks_read.add(m.blocks_read);
         self.blocks_pruned.add(m.blocks_pruned);
         self.blocks_filtered.add(m.blocks_filtered);
+        self.blocks_excluded.add(m.blocks_excluded);
         self.rows_filtered.add(m.rows_filtered);
         self.values_decoded.add(m.values_decoded);
         self.chunks_read.add(m.chunks_read);

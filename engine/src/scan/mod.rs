@@ -420,24 +420,25 @@ impl Scan {
             self.metrics.blocks_pruned += 1;
             return Ok(None);
         }
+        if !for_merge && self.filters_rule_out(&seg, run.source, block)? {
+            self.metrics.blocks_excluded += 1;
+            return Ok(None);
+        }
         let (bs, _) = meta.block_rows_range(block);
         let (mut a, mut b) = (lo - bs, hi - bs);
         let inside = run.min_time >= window.0 && run.max_time <= window.1;
-        // The time column is decoded only when it is returned or needed to filter.
-        let time = if for_merge || self.time_wanted || !inside || self.hide.is_some() {
-            let time = self
+        // Time is decoded first only to find the rows within the window.
+        let mut time = None;
+        if !inside {
+            let t = self
                 .block(run.source, 0, block)?
                 .expect("every segment has time");
-            if !inside {
-                let t = &time.as_primitive::<Int64Type>().values()[a..b];
-                let first = t.partition_point(|&x| x < window.0);
-                let last = t.partition_point(|&x| x <= window.1);
-                (a, b) = (a + first, a + last.max(first));
-            }
-            Some(time)
-        } else {
-            None
-        };
+            let values = &t.as_primitive::<Int64Type>().values()[a..b];
+            let first = values.partition_point(|&x| x < window.0);
+            let last = values.partition_point(|&x| x <= window.1);
+            (a, b) = (a + first, a + last.max(first));
+            time = Some(t);
+        }
         if a == b {
             return Ok(None);
         }
@@ -452,6 +453,11 @@ impl Scan {
                 Meets::Some(mask) => Some(mask),
             },
         };
+        // Otherwise time is decoded, after the field filters, only when it is returned or
+        // needed to hide rows.
+        if time.is_none() && (for_merge || self.time_wanted || self.hide.is_some()) {
+            time = self.block(run.source, 0, block)?;
+        }
         let len = b - a;
         let mut arrays = Vec::with_capacity(self.needed.len());
         for k in 0..self.needed.len() {
@@ -495,6 +501,26 @@ impl Scan {
             }
             _ => Ok(Some((len, arrays))),
         }
+    }
+
+    /// Whether the block filters of the equality filters on string fields rule out every
+    /// row of block `block` of segment source `source`: nothing is decoded.
+    fn filters_rule_out(
+        &self,
+        seg: &crate::segment::Segment,
+        source: usize,
+        block: usize,
+    ) -> Result<bool> {
+        use crate::batch::FieldValue;
+        for (k, f) in &self.filters {
+            if let (CmpOp::Eq, FieldValue::Str(v), ColumnType::Str, Some(col)) =
+                (f.op, &f.value, self.needed[*k].ty, self.colmap[source][*k])
+                && !seg.block_may_contain(col, block, v.as_bytes())?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Which rows in `[a, b)` of block `block` of a segment may meet every field filter;

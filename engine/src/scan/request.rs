@@ -179,10 +179,12 @@ pub struct ScanMetrics {
     /// series counts once per series read) skipped by the block's time statistics.
     pub blocks_pruned: usize,
     /// Stretches of blocks (as for `blocks_pruned`) skipped because none of their rows met
-    /// the field filters: the filter columns were decoded (and time, when the query
-    /// returns it, rows are hidden, or the stretch crosses the time range), the others
-    /// not.
+    /// the field filters: the filter columns were decoded (and time, when the stretch
+    /// crosses the time range), the others not.
     pub blocks_filtered: usize,
+    /// Stretches of blocks (as for `blocks_pruned`) skipped because a string field's block
+    /// filter rules out the value an equality filter asks for: nothing was decoded.
+    pub blocks_excluded: usize,
     /// Rows read (of segment blocks and memory) but left out because they cannot meet
     /// the field filters.
     pub rows_filtered: usize,

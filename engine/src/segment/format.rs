@@ -11,11 +11,14 @@ use crate::series::SeriesKey;
 /// First 8 bytes of every segment file, and its last 8.
 pub const MAGIC: [u8; 8] = *b"SXTSEG\0\0";
 /// The segment format version this build writes.
-pub const VERSION: u32 = 2;
-/// The oldest segment format version this build reads: version 1 differs only in its
-/// block layout (every block but the last holds exactly `block_rows` rows, so the block
-/// index lists no row counts).
+pub const VERSION: u32 = 3;
+/// The oldest segment format version this build reads. Version 2 differs only in having
+/// no block filters (the block index has no `filter_len`); version 1 also in its block
+/// layout (every block but the last holds exactly `block_rows` rows, so the block index
+/// lists no row counts).
 pub const OLDEST_VERSION: u32 = 1;
+/// The first version whose block entries have a `filter_len`.
+const FILTERS_SINCE: u32 = 3;
 /// Bytes in the header: magic, version, 4 reserved.
 pub const HEADER_LEN: usize = 16;
 /// Bytes in the trailer.
@@ -47,6 +50,17 @@ pub struct BlockMeta {
     pub null_count: u32,
     /// Min/max of the non-null values, if any (none for strings and all-null blocks).
     pub stats: Option<Stats>,
+    /// Length of the block's filter including its trailing crc32, 0 for none: string
+    /// blocks with a non-null value have one (from format 3), right after the block.
+    pub filter_len: u32,
+}
+
+impl BlockMeta {
+    /// Where the block's filter lies (its crc32 included), if it has one.
+    pub fn filter_range(&self) -> Option<std::ops::Range<u64>> {
+        let start = self.offset + self.len as u64;
+        (self.filter_len > 0).then(|| start..start + self.filter_len as u64)
+    }
 }
 
 /// One series in a segment: its key, its rows and their time range.
@@ -234,6 +248,7 @@ pub(crate) fn encode_meta(meta: &SegmentMeta) -> Vec<u8> {
             out.put_u32(b.len);
             out.put_u32(b.null_count);
             put_stats(&mut out, b.stats);
+            out.put_u32(b.filter_len);
         }
     }
     out
@@ -364,7 +379,8 @@ pub(crate) fn decode_meta(bytes: &[u8], data_end: u64, version: u32) -> Result<S
         }
         starts
     };
-    if nblocks.saturating_mul(stored).saturating_mul(33) > r.remaining() {
+    let entry_len = if version >= FILTERS_SINCE { 37 } else { 33 };
+    if nblocks.saturating_mul(stored).saturating_mul(entry_len) > r.remaining() {
         return r.fail("the block index is shorter than its count says");
     }
     let mut blocks = Vec::with_capacity(columns.len());
@@ -381,14 +397,34 @@ pub(crate) fn decode_meta(bytes: &[u8], data_end: u64, version: u32) -> Result<S
                 len: r.u32()?,
                 null_count: r.u32()?,
                 stats: get_stats(&mut r)?,
+                filter_len: match version >= FILTERS_SINCE {
+                    true => r.u32()?,
+                    false => 0,
+                },
             };
-            let end = b.offset.checked_add(b.len as u64);
+            let end = (b.offset.checked_add(b.len as u64))
+                .and_then(|e| e.checked_add(b.filter_len as u64));
             if b.offset < HEADER_LEN as u64 || b.len < 4 || end.is_none_or(|e| e > data_end) {
                 return Err(Short {
                     offset: at,
                     what: format!(
                         "a block of column {:?} lies outside the data section",
                         c.name
+                    ),
+                });
+            }
+            let whole_buckets = (b.filter_len as usize)
+                .checked_sub(4)
+                .is_some_and(|n| n > 0 && n.is_multiple_of(super::filter::BUCKET_BYTES));
+            if b.filter_len > 0 && (c.ty != ColumnType::Str || !whole_buckets) {
+                return Err(Short {
+                    offset: at,
+                    what: format!(
+                        "a block of column {:?} has a filter of {} bytes: only string \
+                         columns have one, of whole {}-byte buckets and a crc32",
+                        c.name,
+                        b.filter_len,
+                        super::filter::BUCKET_BYTES
                     ),
                 });
             }

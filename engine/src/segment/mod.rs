@@ -5,6 +5,7 @@
 //! ```
 //! See docs/FORMAT.md for every byte.
 
+pub(crate) mod filter;
 pub mod format;
 mod reader;
 pub(crate) mod writer;

@@ -72,11 +72,13 @@ impl Segment {
         self.map.len() as u64
     }
 
-    /// Checks the checksum of every block, without decoding: salvage uses it to skip a
-    /// segment whose damage would otherwise surface only when a block is read.
+    /// Checks the checksum of every block and block filter, without decoding: salvage
+    /// uses it to skip a segment whose damage would otherwise surface only when a block is
+    /// read.
     pub fn verify(&self) -> Result<()> {
         for (c, blocks) in self.meta.blocks.iter().enumerate() {
             for (i, b) in blocks.iter().enumerate() {
+                self.filter(c, i)?;
                 let bytes = &self.map[b.offset as usize..(b.offset + b.len as u64) as usize];
                 let (body, crc) = bytes.split_at(bytes.len() - 4);
                 if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
@@ -92,6 +94,37 @@ impl Segment {
             }
         }
         Ok(())
+    }
+
+    /// The bits of the filter of block `block` of column `col`, checksum checked; `None`
+    /// if the block has none.
+    fn filter(&self, col: usize, block: usize) -> Result<Option<&[u8]>> {
+        let Some(range) = self.meta.blocks[col][block].filter_range() else {
+            return Ok(None);
+        };
+        let bytes = &self.map[range.start as usize..range.end as usize];
+        let (bits, crc) = bytes.split_at(bytes.len() - 4);
+        if crc32fast::hash(bits) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+            return Err(Error::corrupt(
+                &self.path,
+                range.start,
+                format!(
+                    "the filter of block {block} of column {:?}: the checksum does not match",
+                    self.meta.columns[col].name
+                ),
+            ));
+        }
+        Ok(Some(bits))
+    }
+
+    /// Whether block `block` of column `col` may hold `value`: false only when the
+    /// block's filter rules it out. A block without a filter (not a string column, no
+    /// non-null value, or a segment older than format 3) may hold anything.
+    pub fn block_may_contain(&self, col: usize, block: usize, value: &[u8]) -> Result<bool> {
+        Ok(match self.filter(col, block)? {
+            Some(bits) => super::filter::may_contain(bits, value),
+            None => true,
+        })
     }
 
     /// Decodes block `block` of column `col` (an index into `meta().columns`; not a tag)

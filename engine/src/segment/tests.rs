@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef};
 use proptest::prelude::*;
 
@@ -251,6 +252,7 @@ proptest! {
         let seg = write_segment(dir.path(), &chunks, kind, block_rows);
         prop_assert_eq!(sorted_values(read_all(&seg)), expected(&chunks, kind));
         assert_last_values(&seg);
+        assert_filters(&seg);
     }
 
     #[test]
@@ -424,4 +426,130 @@ fn a_crafted_row_count_in_a_version_1_index_is_an_error_not_an_allocation() {
     raw[at..].copy_from_slice(&u32::MAX.to_le_bytes());
     let err = format::decode_meta(&raw, seg.file_len(), 1).unwrap_err();
     assert!(err.what.contains("shorter than its count"), "{}", err.what);
+}
+
+/// Every string block with a value has a filter that passes each of its values; no other
+/// block has one.
+fn assert_filters(seg: &Segment) {
+    let meta = seg.meta();
+    for (c, col) in meta.columns.iter().enumerate() {
+        if col.ty == ColumnType::Tag {
+            continue;
+        }
+        for b in 0..meta.block_count() {
+            let entry = &meta.blocks[c][b];
+            let array = seg.read_block(c, b).unwrap();
+            let has_value = array.null_count() < array.len();
+            assert_eq!(
+                entry.filter_len > 0,
+                col.ty == ColumnType::Str && has_value,
+                "column {:?} block {b}: filter of {} bytes",
+                col.name,
+                entry.filter_len
+            );
+            if col.ty == ColumnType::Str {
+                for v in array.as_string::<i32>().iter().flatten() {
+                    assert!(seg.block_may_contain(c, b, v.as_bytes()).unwrap(), "{v:?}");
+                }
+            }
+        }
+    }
+}
+
+fn string_rows(n: usize) -> Vec<Row> {
+    (0..n)
+        .map(|i| Row {
+            host: Some((i % 2) as u8),
+            time: i as i64,
+            fields: vec![(4, FieldValue::Str(format!("trace-{i:04}")))],
+        })
+        .collect()
+}
+
+#[test]
+fn a_string_block_filter_rules_out_values_it_does_not_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = write_segment(dir.path(), &[string_rows(400)], TableKind::Event, 50);
+    let c = seg
+        .meta()
+        .columns
+        .iter()
+        .position(|c| c.name == "f4")
+        .unwrap();
+    let blocks = seg.meta().block_count();
+    assert_eq!(blocks, 8);
+    // Each value passes the filter of its own block and, but for the odd false
+    // positive, of no other.
+    let mut passes = 0;
+    for i in 0..400 {
+        let v = format!("trace-{i:04}");
+        for b in 0..blocks {
+            passes += usize::from(seg.block_may_contain(c, b, v.as_bytes()).unwrap());
+        }
+    }
+    // 2800 lookups of values a block does not hold: about 1 % pass.
+    assert!(
+        (400..480).contains(&passes),
+        "{passes} block lookups passed"
+    );
+    assert!(!(0..blocks).all(|b| seg.block_may_contain(c, b, b"absent").unwrap()));
+}
+
+#[test]
+fn a_damaged_block_filter_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = write_segment(dir.path(), &[string_rows(100)], TableKind::Event, 50);
+    let c = seg
+        .meta()
+        .columns
+        .iter()
+        .position(|c| c.name == "f4")
+        .unwrap();
+    let range = seg.meta().blocks[c][1].filter_range().unwrap();
+    let path = seg.path().to_path_buf();
+    drop(seg);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[range.start as usize + 3] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+    let seg = Segment::open(&path).unwrap();
+    assert!(
+        seg.block_may_contain(c, 0, b"x").is_ok(),
+        "block 0 is intact"
+    );
+    for err in [
+        seg.block_may_contain(c, 1, b"x").unwrap_err(),
+        seg.verify().unwrap_err(),
+    ] {
+        let text = err.to_string();
+        assert!(
+            text.contains("filter of block 1") && text.contains("checksum"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_filter_on_a_column_other_than_a_string_or_of_part_of_a_bucket_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = write_segment(dir.path(), &[string_rows(100)], TableKind::Event, 50);
+    let meta = seg.meta();
+    let str_col = meta.columns.iter().position(|c| c.name == "f4").unwrap();
+    let time_col = 0;
+    let (str_len, time_len) = (
+        meta.blocks[str_col][0].filter_len,
+        meta.blocks[time_col][0].filter_len,
+    );
+    assert!(str_len > 0 && time_len == 0);
+    // Keep every block inside the data section: shrink a filter, or move one onto time.
+    for (c, len, what) in [
+        (str_col, str_len - 8, "whole"),
+        (str_col, 4, "whole"),
+        (time_col, 36, "only string"),
+    ] {
+        let mut bad = meta.clone();
+        bad.blocks[c][0].filter_len = len;
+        let raw = format::encode_meta(&bad);
+        let err = format::decode_meta(&raw, seg.file_len(), format::VERSION).unwrap_err();
+        assert!(err.what.contains(what), "{}", err.what);
+    }
 }

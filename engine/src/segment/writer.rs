@@ -22,6 +22,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt8Type, UInt64Type};
 use arrow_array::{Array, ArrayRef};
 
+use super::filter;
 use super::format::{self, BlockMeta, SegmentMeta, SeriesMeta, Stats, Trailer};
 use crate::encoding::{self, Options};
 use crate::error::{Error, Result};
@@ -314,6 +315,16 @@ impl Writer {
             let stats = encode_block(ty, part.as_ref(), &self.codec, &mut self.buf);
             let crc = crc32fast::hash(&self.buf);
             self.buf.extend_from_slice(&crc.to_le_bytes());
+            let block_len = self.buf.len();
+            // A string block's filter follows it, with a crc32 of its own.
+            if ty == ColumnType::Str
+                && let Some(bits) =
+                    filter::build(part.as_string::<i32>().iter().flatten().map(str::as_bytes))
+            {
+                self.buf.extend_from_slice(&bits);
+                self.buf
+                    .extend_from_slice(&crc32fast::hash(&bits).to_le_bytes());
+            }
             fault(self.faults.as_deref(), Step::Write, &self.tmp)?;
             self.out
                 .write_all(&self.buf)
@@ -328,9 +339,10 @@ impl Writer {
             })?;
             self.blocks[c].push(BlockMeta {
                 offset: self.offset,
-                len,
+                len: block_len as u32,
                 null_count: part.null_count() as u32,
                 stats,
+                filter_len: len - block_len as u32,
             });
             self.offset += self.buf.len() as u64;
         }
