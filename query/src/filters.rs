@@ -9,7 +9,7 @@
 //! A comparison of a field with a constant of its type (`usage_user > 90`, `trace_id =
 //! 'abc'`), or of the level with a level (`level >= 'warn'`), is pushed as a hint
 //! (Inexact): the engine skips blocks in which no row meets it and leaves out the rows
-//! that cannot, and DataFusion still filters the rows ([`field_filter`]).
+//! that cannot, and DataFusion still filters the rows ([`field_filters`]).
 //!
 //! Anything else is left to DataFusion.
 
@@ -123,12 +123,13 @@ pub fn field_filters(expr: &Expr, schema: &TableSchema) -> Vec<FieldFilter> {
         })
     };
     let top = Level::ALL.len() as u8 - 1;
-    let filters = match lo == hi {
-        true => vec![bound(CmpOp::Eq, lo)],
-        false => vec![
+    let filters = if lo == hi {
+        vec![bound(CmpOp::Eq, lo)]
+    } else {
+        vec![
             (lo > 0).then(|| bound(CmpOp::GtEq, lo)).flatten(),
             (hi < top).then(|| bound(CmpOp::LtEq, hi)).flatten(),
-        ],
+        ]
     };
     filters.into_iter().flatten().collect()
 }
@@ -212,10 +213,13 @@ fn field_filter(expr: &Expr, schema: &TableSchema) -> Option<FieldFilter> {
 }
 
 /// The field a field filter compares: a field's column, or `level_rank(level)` (a level
-/// column compares by its rank alone).
+/// column compares by its rank alone). The function is recognised by its type, not its
+/// name: a function a user registers under that name is not ours.
 fn compared<'a>(expr: &Expr, schema: &'a TableSchema) -> Option<(&'a str, ColumnType)> {
     match expr {
-        Expr::ScalarFunction(f) if f.func.name() == "level_rank" && f.args.len() == 1 => {
+        Expr::ScalarFunction(f)
+            if f.func.inner().is::<crate::functions::level::LevelRank>() && f.args.len() == 1 =>
+        {
             column(&f.args[0], schema).filter(|c| c.1 == ColumnType::Level)
         }
         _ => column(expr, schema).filter(|c| c.1 != ColumnType::Level),
@@ -446,6 +450,7 @@ mod tests {
             in_list(&[0, 1, 2, 3, 4, 5], false),
             in_list(&[4, 5], true),
             ranked().eq(rank(4)).or(col("usage").eq(lit(1.0))),
+            in_list(&[9], false),
         ] {
             assert!(shown(&expr).is_empty(), "{expr}");
         }

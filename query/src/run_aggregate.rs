@@ -406,9 +406,10 @@ impl Runs {
                     .filter(|(i, _)| *i != level)
                     .map(|(_, k)| Arc::clone(k))
                     .collect();
-                let runs = match others.is_empty() {
-                    true => std::iter::once(0..rows).collect(),
-                    false => partition(&comparable(&others))?.ranges(),
+                let runs = if others.is_empty() {
+                    std::iter::once(0..rows).collect()
+                } else {
+                    partition(&comparable(&others))?.ranges()
                 };
                 let order = by_level(keys[level].as_ref(), &runs)?;
                 for k in &mut keys {
@@ -488,9 +489,12 @@ fn by_level(level: &dyn Array, runs: &[std::ops::Range<usize>]) -> Result<UInt32
     // A dictionary's keys index its values; nulls go in the slot after the last value.
     let null = level.values().len();
     let keys = level.keys();
-    let slot = |row: usize| match keys.is_null(row) {
-        true => null,
-        false => usize::from(keys.value(row)).min(null),
+    let slot = |row: usize| {
+        if keys.is_null(row) {
+            null
+        } else {
+            usize::from(keys.value(row)).min(null)
+        }
     };
     let mut order = Vec::with_capacity(keys.len());
     let mut starts = vec![0usize; null + 2];

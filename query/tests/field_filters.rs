@@ -281,18 +281,25 @@ fn compare_zeros_and_nan(points: &[Point]) {
 /// Level comparisons (`level >= 'warn'`, which compare by severity) reach the scan as
 /// filters on the level's rank: blocks without such a level are skipped, rows that fail
 /// are left out in the scan, and the answers stay DataFusion's.
+/// The filters of `sql` reach no scan: DataFusion alone evaluates them.
+fn assert_not_pushed(db: &Database, sql: &str) {
+    let plan = plan_text(db, &format!("EXPLAIN ANALYZE {sql}"));
+    assert!(!plan.contains("blocks where"), "{plan}");
+}
+
 #[test]
 fn level_filters_skip_blocks_and_rows_by_severity() {
     use sextant_engine::{Level, LogRecord};
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path());
     // 640 events of one service: the first 320 only trace and debug (20 blocks no
-    // `level >= 'warn'` can meet), then every level in turn.
-    let points: Vec<Point> = (0..640i64)
+    // `level >= 'warn'` can meet), then every level in turn; then 40 without a level.
+    let mut points: Vec<Point> = (0..640i64)
         .map(|t| {
-            let level = match t < 320 {
-                true => Level::ALL[(t % 2) as usize],
-                false => Level::ALL[(t % 6) as usize],
+            let level = if t < 320 {
+                Level::ALL[(t % 2) as usize]
+            } else {
+                Level::ALL[(t % 6) as usize]
             };
             LogRecord::new("logs", level, format!("m{t}"))
                 .tag("service", "api")
@@ -300,6 +307,12 @@ fn level_filters_skip_blocks_and_rows_by_severity() {
                 .into()
         })
         .collect();
+    points.extend((640..680i64).map(|t| {
+        Point::event("logs")
+            .tag("service", "api")
+            .field("message", format!("m{t}"))
+            .time(t * 1_000_000_000)
+    }));
     db.write_points(&points).unwrap();
     db.flush().unwrap();
     for op in ["=", "<>", "<", "<=", ">", ">="] {
@@ -317,6 +330,7 @@ fn level_filters_skip_blocks_and_rows_by_severity() {
                 text(&db.sql(&reference).unwrap()),
                 "{pushed}"
             );
+            assert_not_pushed(&db, &reference);
         }
     }
     // Sets of levels, contiguous or not, short (DataFusion's ORs) and long (IN lists),
@@ -351,16 +365,33 @@ fn level_filters_skip_blocks_and_rows_by_severity() {
                 text(&db.sql(&reference).unwrap()),
                 "{pushed}"
             );
+            assert_not_pushed(&db, &reference);
         }
     }
+    // A null in the list: `IN` meets what the rest meets, `NOT IN` nothing.
+    for not in ["", "NOT "] {
+        let pushed = format!(
+            "SELECT time, message FROM logs WHERE level {not}IN ('error', NULL) ORDER BY time"
+        );
+        let reference = format!(
+            "SELECT time, message FROM logs WHERE level_rank(level) + 1 {not}IN (5, NULL) ORDER BY time"
+        );
+        let got = text(&db.sql(&pushed).unwrap());
+        assert_eq!(got.len(), if not.is_empty() { 53 } else { 0 }, "{pushed}");
+        assert_eq!(got, text(&db.sql(&reference).unwrap()), "{pushed}");
+    }
+    // Rows without a level meet no comparison of it.
+    let sql = "SELECT count(*) FROM logs WHERE level <> 'fatal'";
+    assert_eq!(text(&db.sql(sql).unwrap()), [["587"]], "{sql}");
     let plan = plan_text(
         &db,
         "EXPLAIN ANALYZE SELECT time FROM logs WHERE level IN ('error', 'fatal')",
     );
     assert!(plan.contains("blocks where level >= 'error'"), "{plan}");
+    // The 20 blocks of trace and debug, and the 3 that hold the 40 rows without a level.
     assert_eq!(
         metric(&plan, "SextantScanExec", "blocks_filtered"),
-        20,
+        23,
         "{plan}"
     );
     let plan = plan_text(
@@ -370,10 +401,10 @@ fn level_filters_skip_blocks_and_rows_by_severity() {
     assert!(plan.contains("blocks where level >= 'warn'"), "{plan}");
     assert_eq!(
         metric(&plan, "SextantScanExec", "blocks_filtered"),
-        20,
+        23,
         "{plan}"
     );
-    // Of the other 320 rows, those of trace, debug and info (half) are left out.
+    // Of the 320 rows of every level, those of trace, debug and info (half) are left out.
     assert_eq!(
         metric(&plan, "SextantScanExec", "rows_filtered"),
         160,

@@ -442,16 +442,17 @@ impl Scan {
         if a == b {
             return Ok(None);
         }
-        let mask = match for_merge {
-            true => None,
-            false => match self.rows_meeting(run.source, block, a, b)? {
+        let mask = if for_merge {
+            None
+        } else {
+            match self.rows_meeting(run.source, block, a, b)? {
                 Meets::None => {
                     self.metrics.blocks_filtered += 1;
                     return Ok(None);
                 }
                 Meets::All => None,
                 Meets::Some(mask) => Some(mask),
-            },
+            }
         };
         // Otherwise time is decoded, after the field filters, only when it is returned or
         // needed to hide rows.
@@ -484,9 +485,12 @@ impl Scan {
                 let arrays = arrays
                     .iter()
                     .enumerate()
-                    .map(|(k, array)| match k == 0 && stand_in {
-                        true => Ok(array.clone()),
-                        false => Ok(keep.filter(array)?),
+                    .map(|(k, array)| {
+                        if k == 0 && stand_in {
+                            Ok(array.clone())
+                        } else {
+                            Ok(keep.filter(array)?)
+                        }
                     })
                     .collect::<Result<Vec<_>>>()?;
                 self.metrics.rows_filtered += len - keep.count();

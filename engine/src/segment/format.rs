@@ -397,9 +397,10 @@ pub(crate) fn decode_meta(bytes: &[u8], data_end: u64, version: u32) -> Result<S
                 len: r.u32()?,
                 null_count: r.u32()?,
                 stats: get_stats(&mut r)?,
-                filter_len: match version >= FILTERS_SINCE {
-                    true => r.u32()?,
-                    false => 0,
+                filter_len: if version >= FILTERS_SINCE {
+                    r.u32()?
+                } else {
+                    0
                 },
             };
             let end = (b.offset.checked_add(b.len as u64))

@@ -236,17 +236,20 @@ pub(crate) fn stride_nanos(stride: &ScalarValue) -> Option<i64> {
 /// without dividing. Null rows are binned too: their values are arbitrary, and one that
 /// overflows sends the batch to DataFusion like any other.
 fn bin(times: &[i64], stride: i64, origin: i64) -> Option<Vec<i64>> {
-    // The bucket [lo, hi) of the last row binned; empty to start with.
+    // The bucket of the last row binned, as [lo, hi) of `t - origin`, which every row
+    // computes (DataFusion gives NULL where it overflows); empty to start with.
     let (mut lo, mut hi) = (0i64, 0i64);
+    let mut start = 0i64;
     let mut out = Vec::with_capacity(times.len());
     for &t in times {
-        if !(lo <= t && t < hi) {
-            let diff = t.checked_sub(origin)?;
-            lo = origin.checked_add(diff.checked_sub(diff.rem_euclid(stride))?)?;
+        let diff = t.checked_sub(origin)?;
+        if !(lo <= diff && diff < hi) {
+            lo = diff.checked_sub(diff.rem_euclid(stride))?;
+            start = origin.checked_add(lo)?;
             // A saturated end leaves out the end's instant, which is binned anew.
             hi = lo.saturating_add(stride);
         }
-        out.push(lo);
+        out.push(start);
     }
     Some(out)
 }
@@ -302,9 +305,93 @@ mod tests {
     fn an_overflowing_bucket_is_left_to_datafusion() {
         // origin far below: t - origin overflows.
         assert_eq!(bin(&[i64::MAX], 10, -10), None);
+        // ... also for a row in the bucket of a row before it that does not overflow.
+        assert_eq!(reference(i64::MAX - 9, 1000, -10), None);
+        assert_eq!(bin(&[i64::MAX - 20, i64::MAX - 9], 1000, -10), None);
         // The bucket of i64::MIN + 1 starts below i64::MIN.
         assert_eq!(bin(&[i64::MIN + 1], 10, 0), None);
         assert_eq!(reference(i64::MIN + 1, 10, 0), None);
+    }
+
+    /// `f(stride, times [, origin])`, `times` nanosecond timestamps with or without a
+    /// time zone.
+    fn invoke(
+        f: &dyn ScalarUDFImpl,
+        stride: i64,
+        times: &dyn Array,
+        origin: Option<i64>,
+    ) -> Result<ColumnarValue> {
+        use arrow_array::types::IntervalMonthDayNano;
+        use arrow_schema::Field;
+        let mut args = vec![
+            ColumnarValue::Scalar(ScalarValue::IntervalMonthDayNano(Some(
+                IntervalMonthDayNano::new(0, 0, stride),
+            ))),
+            ColumnarValue::Array(arrow_array::make_array(times.to_data())),
+        ];
+        let tz = match times.data_type() {
+            DataType::Timestamp(_, tz) => tz.clone(),
+            other => panic!("{other}"),
+        };
+        if let Some(o) = origin {
+            args.push(ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(
+                Some(o),
+                tz,
+            )));
+        }
+        let arg_fields = args
+            .iter()
+            .map(|a| Arc::new(Field::new("a", a.data_type(), true)))
+            .collect();
+        f.invoke_with_args(ScalarFunctionArgs {
+            args,
+            arg_fields,
+            number_rows: times.len(),
+            return_field: Arc::new(Field::new("r", times.data_type().clone(), true)),
+            config_options: Arc::new(ConfigOptions::default()),
+        })
+    }
+
+    #[test]
+    fn evaluates_as_datafusion_on_arrays_with_nulls_slices_and_time_zones() {
+        let ours = DateBin::udf();
+        let theirs = datafusion::functions::datetime::date_bin();
+        let minute = 60_000_000_000i64;
+        let times = arrow_array::TimestampNanosecondArray::from(vec![
+            Some(-minute - 1),
+            None,
+            Some(-1),
+            Some(0),
+            Some(minute + 5),
+            Some(minute + 6),
+            None,
+            Some(3 * minute),
+            Some(i64::MAX - 20),
+            Some(i64::MAX - 9),
+        ]);
+        for tz in [None, Some("UTC")] {
+            let times = times.clone().with_timezone_opt(tz);
+            for (offset, len) in [(0, 10), (1, 6), (3, 4), (8, 2)] {
+                let slice = times.slice(offset, len);
+                for stride in [1, 7, minute] {
+                    for origin in [None, Some(13), Some(-10), Some(-minute / 2)] {
+                        let want = invoke(theirs.inner().as_ref(), stride, &slice, origin)
+                            .unwrap()
+                            .into_array(len)
+                            .unwrap();
+                        let got = invoke(ours.inner().as_ref(), stride, &slice, origin)
+                            .unwrap()
+                            .into_array(len)
+                            .unwrap();
+                        assert_eq!(
+                            got.as_ref(),
+                            want.as_ref(),
+                            "tz {tz:?} rows {offset}+{len} stride {stride} origin {origin:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
