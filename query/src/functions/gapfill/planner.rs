@@ -19,8 +19,6 @@ use super::exec::GapFillExec;
 use super::fill::{GapFillParams, unit_nanos};
 use super::node::{GapFill, TimeBound};
 
-const NANOS_PER_DAY: i64 = 86_400_000_000_000;
-
 /// The session's query planner: DataFusion's, plus Sextant's extension nodes.
 #[derive(Debug, Default)]
 pub struct SextantQueryPlanner;
@@ -144,30 +142,21 @@ fn nanos(v: &ScalarValue, what: &str) -> Result<i64> {
     }
 }
 
-/// An interval constant in nanoseconds; months are refused (their length varies).
+/// An interval constant in nanoseconds, as `date_bin` reads its stride; months are
+/// refused (their length varies).
 fn stride_nanos(v: &ScalarValue) -> Result<i64> {
-    let nanos = match v {
-        ScalarValue::IntervalMonthDayNano(Some(i)) => {
-            if i.months != 0 {
-                return plan_err!(
-                    "date_bin_gapfill does not support intervals of months or years ({v}); use days, hours, minutes or seconds"
-                );
-            }
-            (i.days as i64)
-                .checked_mul(NANOS_PER_DAY)
-                .and_then(|d| d.checked_add(i.nanoseconds))
+    if let Some(n) = crate::functions::date_bin::stride_nanos(v) {
+        return Ok(n);
+    }
+    match v {
+        ScalarValue::IntervalMonthDayNano(Some(i)) if i.months != 0 => plan_err!(
+            "date_bin_gapfill does not support intervals of months or years ({v}); use days, hours, minutes or seconds"
+        ),
+        ScalarValue::IntervalMonthDayNano(Some(_)) | ScalarValue::IntervalDayTime(Some(_)) => {
+            plan_err!("date_bin_gapfill needs a positive interval, not {v}")
         }
-        ScalarValue::IntervalDayTime(Some(i)) => (i.days as i64)
-            .checked_mul(NANOS_PER_DAY)
-            .and_then(|d| d.checked_add(i.milliseconds as i64 * 1_000_000)),
         other => {
-            return plan_err!(
-                "the first argument of date_bin_gapfill must be an interval, not {other}"
-            );
+            plan_err!("the first argument of date_bin_gapfill must be an interval, not {other}")
         }
-    };
-    match nanos {
-        Some(n) if n > 0 => Ok(n),
-        _ => plan_err!("date_bin_gapfill needs a positive interval, not {v}"),
     }
 }
