@@ -28,6 +28,19 @@ def main(port: int) -> None:
             cur.execute("SELECT max(time) FROM cpu")
             (latest,) = cur.fetchone()
             assert latest.tzinfo is not None and latest.year == 2023, latest
+            # Without parameters the rows are Sextant's own text; in binary, arrow-pg's.
+            # Both read back as the same values.
+            for binary in (False, True):
+                cur.execute("SELECT host, usage, time, 7 AS n, host = 'a' AS first "
+                            "FROM cpu ORDER BY host", binary=binary)
+                rows = cur.fetchall()
+                assert [(h, u, n, f) for h, u, _, n, f in rows] == [
+                    ("a", 1.5, 7, True), ("b", 2.5, 7, False)], rows
+                assert [t.timestamp() for _, _, t, _, _ in rows] == [
+                    1700000000.0, 1700000001.0], rows
+            # An answer of many batches, all its rows in order.
+            cur.execute("SELECT value FROM range(100000)")
+            assert [v for (v,) in cur.fetchall()] == list(range(100000))
             # Writes are refused with an error, and the connection goes on.
             try:
                 cur.execute("INSERT INTO cpu (host, usage) VALUES ('c', 1)")

@@ -16,7 +16,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use datafusion_postgres::pgwire::api::portal::Portal;
+use datafusion::prelude::SessionContext;
+use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use datafusion_postgres::pgwire::api::results::{Response, SendableRowStream};
 use datafusion_postgres::pgwire::api::store::PortalStore;
@@ -24,14 +26,22 @@ use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, Connection
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::messages::data::DataRow;
+use datafusion_postgres::pgwire::types::format::FormatOptions;
 use datafusion_postgres::{DfSessionService, Parser};
 use futures::{Sink, Stream};
 use tokio::time::Instant;
 
-/// datafusion-postgres' session service with every query bounded in time and
-/// cancellable.
+use super::answer;
+
+/// datafusion-postgres' session service, with queries answered by Sextant
+/// ([`answer`]), every query bounded in time and cancellable.
 pub(super) struct Bounded {
     pub service: Arc<DfSessionService>,
+    /// The service's session, which queries answered here run in.
+    pub session: Arc<SessionContext>,
+    /// The parser datafusion-postgres parses with (PostgreSQL's dialect, with rewrites
+    /// for what clients send that DataFusion does not know).
+    pub parser: PostgresCompatibilityParser,
     /// The server's query timeout.
     pub timeout: Duration,
 }
@@ -74,10 +84,27 @@ impl SimpleQueryHandler for Bounded {
     {
         let (deadline, timeout) = self.deadline(client);
         let handle = cancel_handle(client);
-        let planned = tokio::time::timeout_at(
-            deadline,
-            SimpleQueryHandler::do_query(&*self.service, client, query),
-        );
+        let planned = tokio::time::timeout_at(deadline, async {
+            // Queries only, answered here; anything else (or SQL that does not parse, for
+            // datafusion-postgres' error) is datafusion-postgres'.
+            let statements = match self.parser.parse(query) {
+                Ok(statements)
+                    if !statements.is_empty() && statements.iter().all(answer::is_query) =>
+                {
+                    statements
+                }
+                _ => return SimpleQueryHandler::do_query(&*self.service, client, query).await,
+            };
+            let mut responses = Vec::with_capacity(statements.len());
+            for statement in statements {
+                let plan = answer::plan(&self.session, statement).await?;
+                let options = FormatOptions::from_client_metadata(client.metadata());
+                let answer =
+                    answer::answer(&self.session, plan, &Format::UnifiedText, options).await?;
+                responses.push(Response::Query(answer));
+            }
+            Ok(responses)
+        });
         let responses = planned.await.map_err(|_| timed_out(timeout))??;
         Ok(responses
             .into_iter()
@@ -109,10 +136,23 @@ impl ExtendedQueryHandler for Bounded {
     {
         let (deadline, timeout) = self.deadline(client);
         let handle = cancel_handle(client);
-        let planned = tokio::time::timeout_at(
-            deadline,
-            ExtendedQueryHandler::do_query(&*self.service, client, portal, max_rows),
-        );
+        let planned = tokio::time::timeout_at(deadline, async {
+            // A query without parameters, planned at Parse, is answered here; with
+            // parameters, datafusion-postgres binds them.
+            if let (_, Some((statement, plan))) = &portal.statement.statement
+                && answer::is_query(statement)
+                && portal.parameters.is_empty()
+                && plan
+                    .get_parameter_types()
+                    .is_ok_and(|types| types.is_empty())
+            {
+                let options = FormatOptions::from_client_metadata(client.metadata());
+                let format = &portal.result_column_format;
+                let answer = answer::answer(&self.session, plan.clone(), format, options);
+                return Ok(Response::Query(answer.await?));
+            }
+            ExtendedQueryHandler::do_query(&*self.service, client, portal, max_rows).await
+        });
         let response = planned.await.map_err(|_| timed_out(timeout))??;
         Ok(bound(response, deadline, timeout, handle))
     }
@@ -149,14 +189,21 @@ fn bound(
     answer.data_rows = Box::pin(Stopping {
         rows,
         stop: Some(Box::pin(stop)),
+        unchecked: 0,
     });
     Response::Query(answer)
 }
+
+/// How many rows [`Stopping`] passes on before it looks at its stop again, while rows
+/// come without waiting: a batch's rows come at once, and looking costs more than a row.
+const ROWS_BETWEEN_CHECKS: u32 = 256;
 
 /// Rows until `stop` resolves; then its error, and the end.
 struct Stopping {
     rows: SendableRowStream,
     stop: Option<Pin<Box<dyn Future<Output = PgWireError> + Send>>>,
+    /// Rows passed on since `stop` was last polled.
+    unchecked: u32,
 }
 
 impl Stream for Stopping {
@@ -167,11 +214,23 @@ impl Stream for Stopping {
         let Some(stop) = this.stop.as_mut() else {
             return Poll::Ready(None);
         };
+        // The stop is polled before every wait for rows (so that it wakes the task) and
+        // every ROWS_BETWEEN_CHECKS rows between.
+        let polled_rows = this.unchecked < ROWS_BETWEEN_CHECKS;
+        if polled_rows && let Poll::Ready(row) = this.rows.as_mut().poll_next(cx) {
+            this.unchecked += 1;
+            return Poll::Ready(row);
+        }
+        this.unchecked = 0;
         if let Poll::Ready(error) = stop.as_mut().poll(cx) {
             this.stop = None;
             // The plan stops here: its stream is dropped.
             this.rows = Box::pin(futures::stream::empty());
             return Poll::Ready(Some(Err(error)));
+        }
+        if polled_rows {
+            // The rows were polled above, and will wake the task.
+            return Poll::Pending;
         }
         this.rows.as_mut().poll_next(cx)
     }

@@ -14,14 +14,17 @@
 //! shutdown are closed. With a password, clients give it in clear text (PostgreSQL's
 //! `password` method; any user name); a wrong one is logged with the client's address.
 
+mod answer;
 mod bounded;
 mod read_only;
+mod text;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::prelude::SessionContext;
+use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
@@ -64,7 +67,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
     let local = listener.local_addr().map_err(bind)?;
     // Its own session: a copy of the database's state (catalog, functions, rules).
-    let session = SessionContext::new_with_state(db.session().state());
+    let session = Arc::new(SessionContext::new_with_state(db.session().state()));
     datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog(
         &session,
         "datafusion",
@@ -81,7 +84,12 @@ pub async fn serve(
     let connections_by_key = Arc::new(ConnectionManager::new());
     let handlers = Arc::new(Handlers {
         queries: Arc::new(Bounded {
-            service: Arc::new(DfSessionService::new_with_hooks(Arc::new(session), hooks)),
+            service: Arc::new(DfSessionService::new_with_hooks(
+                Arc::clone(&session),
+                hooks,
+            )),
+            session,
+            parser: PostgresCompatibilityParser::new(),
             timeout: options.query_timeout,
         }),
         startup: Arc::new(Startup {

@@ -69,7 +69,7 @@ impl ReadOnly {
 
 /// Whether a query's body is a `SELECT ... INTO` (which creates a table), anywhere in
 /// set operations or parentheses.
-fn writes_into(body: &SetExpr) -> bool {
+pub(super) fn writes_into(body: &SetExpr) -> bool {
     match body {
         SetExpr::Select(select) => select.into.is_some(),
         SetExpr::Query(query) => writes_into(&query.body),

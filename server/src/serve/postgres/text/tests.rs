@@ -1,0 +1,264 @@
+//! [`TextRows`] against arrow-pg: the same batches, the same rows, byte for byte.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Decimal128Array, DictionaryArray, Float32Array, Float64Array,
+    Int8Array, Int16Array, Int32Array, Int64Array, LargeStringArray, RecordBatch, StringArray,
+    StringViewArray, TimestampMicrosecondArray, TimestampMillisecondArray,
+    TimestampNanosecondArray, TimestampSecondArray, UInt8Array, UInt16Array, UInt32Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, UInt8Type};
+use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion_postgres::pgwire::api::portal::Format;
+use datafusion_postgres::pgwire::messages::data::DataRow;
+use datafusion_postgres::pgwire::types::format::FormatOptions;
+use proptest::prelude::*;
+
+use super::TextRows;
+
+/// Both writers' rows of `batch`, which [`TextRows`] must take.
+fn both(batch: &RecordBatch) -> (Vec<DataRow>, Vec<DataRow>) {
+    let options = Arc::new(FormatOptions::default());
+    let fields = Arc::new(
+        arrow_schema_to_pg_fields(&batch.schema(), &Format::UnifiedText, Some(options.clone()))
+            .unwrap(),
+    );
+    let ours = TextRows::new(&batch.schema(), &fields, &options)
+        .expect("these types are written by TextRows")
+        .encode(batch)
+        .unwrap();
+    let theirs = encode_recordbatch(fields, batch.clone())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    (ours, theirs)
+}
+
+fn assert_same(batch: &RecordBatch) {
+    let (ours, theirs) = both(batch);
+    assert_eq!(ours.len(), theirs.len());
+    for (row, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(
+            a,
+            b,
+            "row {row}: {:?} written, arrow-pg writes {:?}",
+            String::from_utf8_lossy(&a.data),
+            String::from_utf8_lossy(&b.data)
+        );
+    }
+    // A slice: arrays with an offset.
+    if batch.num_rows() > 2 {
+        let slice = batch.slice(1, batch.num_rows() - 2);
+        let (ours, theirs) = both(&slice);
+        assert_eq!(ours, theirs, "a slice");
+    }
+}
+
+fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+    RecordBatch::try_from_iter_with_nullable(
+        columns.into_iter().map(|(name, array)| (name, array, true)),
+    )
+    .unwrap()
+}
+
+/// Times near the ends of every unit's range, around 1970 and year 0, and with
+/// fractions of a second before 1970.
+const EDGE_TIMES: [i64; 12] = [
+    i64::MIN,
+    i64::MIN + 1,
+    -62_167_219_200,
+    -62_167_219_201,
+    -1,
+    0,
+    1,
+    1_451_606_400,
+    253_402_300_799,
+    253_402_300_800,
+    i64::MAX - 1,
+    i64::MAX,
+];
+
+#[test]
+fn timestamps_of_every_unit_and_zone_at_their_edges() {
+    for zone in [None, Some("UTC"), Some("+00:00")] {
+        let zone = zone.map(Arc::<str>::from);
+        let mut times: Vec<Option<i64>> = Vec::new();
+        for base in EDGE_TIMES {
+            for scale in [1, 1_000, 1_000_000, 1_000_000_000] {
+                times.push(Some(base.saturating_mul(scale)));
+                times.push(Some(base.saturating_mul(scale).saturating_add(scale / 2)));
+            }
+        }
+        times.push(None);
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            (
+                "s",
+                Arc::new(TimestampSecondArray::from(times.clone()).with_timezone_opt(zone.clone())),
+            ),
+            (
+                "ms",
+                Arc::new(
+                    TimestampMillisecondArray::from(times.clone()).with_timezone_opt(zone.clone()),
+                ),
+            ),
+            (
+                "us",
+                Arc::new(
+                    TimestampMicrosecondArray::from(times.clone()).with_timezone_opt(zone.clone()),
+                ),
+            ),
+            (
+                "ns",
+                Arc::new(
+                    TimestampNanosecondArray::from(times.clone()).with_timezone_opt(zone.clone()),
+                ),
+            ),
+        ];
+        assert_same(&batch(columns));
+    }
+}
+
+#[test]
+fn floats_that_ryu_does_not_write() {
+    let doubles = [
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        0.0,
+        -0.0,
+        f64::MIN_POSITIVE,
+        5e-324,
+        f64::MAX,
+        f64::MIN,
+        1.0,
+        0.1,
+        1e15,
+        1e16,
+        123_456.789,
+    ];
+    let singles: Vec<f32> = doubles.iter().map(|&d| d as f32).collect();
+    assert_same(&batch(vec![
+        ("f64", Arc::new(Float64Array::from(doubles.to_vec()))),
+        ("f32", Arc::new(Float32Array::from(singles))),
+    ]));
+}
+
+#[test]
+fn dictionaries_with_null_keys_and_null_values() {
+    let values = StringArray::from(vec![Some("web-1"), None, Some(""), Some("é")]);
+    let keys = Int32Array::from(vec![Some(0), Some(1), None, Some(2), Some(3), Some(0)]);
+    let wide = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values)).unwrap();
+    let levels = DictionaryArray::<UInt8Type>::try_new(
+        UInt8Array::from(vec![Some(1), Some(0), Some(1), None, Some(0), Some(1)]),
+        Arc::new(StringArray::from(vec!["info", "error"])),
+    )
+    .unwrap();
+    assert_same(&batch(vec![
+        ("hostname", Arc::new(wide)),
+        ("level", Arc::new(levels)),
+    ]));
+}
+
+#[test]
+fn answers_it_does_not_write_are_left_to_arrow_pg() {
+    let default = FormatOptions::default();
+    let schema_of = |data_type: DataType| Schema::new(vec![Field::new("c", data_type, true)]);
+    let fields =
+        |schema: &Schema, format: &Format| arrow_schema_to_pg_fields(schema, format, None).unwrap();
+    let text = Format::UnifiedText;
+
+    // Types it writes, as the control.
+    let ints = schema_of(DataType::Int64);
+    assert!(TextRows::new(&ints, &fields(&ints, &text), &default).is_some());
+
+    // Another type.
+    let decimal = schema_of(DataType::Decimal128(10, 2));
+    assert!(TextRows::new(&decimal, &fields(&decimal, &text), &default).is_none());
+    let paris = schema_of(DataType::Timestamp(
+        datafusion::arrow::datatypes::TimeUnit::Nanosecond,
+        Some("Europe/Paris".into()),
+    ));
+    assert!(TextRows::new(&paris, &fields(&paris, &text), &default).is_none());
+    // A column in binary.
+    let binary = Format::UnifiedBinary;
+    assert!(TextRows::new(&ints, &fields(&ints, &binary), &default).is_none());
+    // Session options other than the defaults it writes.
+    for (date_style, digits) in [("SQL, DMY", 1), ("Postgres", 1), ("german", 1), ("ISO", 0)] {
+        let mut options = FormatOptions::default();
+        options.date_style = date_style.to_string();
+        options.extra_float_digits = digits;
+        assert!(
+            TextRows::new(&ints, &fields(&ints, &text), &options).is_none(),
+            "{date_style}, {digits}"
+        );
+    }
+    // ISO with an order, and a style pgwire does not know (it writes ISO then).
+    for date_style in ["ISO, MDY", "iso", "nonsense"] {
+        let mut options = FormatOptions::default();
+        options.date_style = date_style.to_string();
+        assert!(TextRows::new(&ints, &fields(&ints, &text), &options).is_some());
+    }
+    // Metadata (PostgreSQL's own types in the catalog's tables).
+    let oid =
+        Schema::new(vec![Field::new("c", DataType::Int32, true).with_metadata(
+            [("pg.oid_alias".to_string(), "oid".to_string())].into(),
+        )]);
+    assert!(TextRows::new(&oid, &fields(&oid, &text), &default).is_none());
+    // A decimal column in a batch where the schema had integers is an error, not a panic.
+    let writer = TextRows::new(&ints, &fields(&ints, &text), &default).unwrap();
+    let wrong = batch(vec![(
+        "c",
+        Arc::new(
+            Decimal128Array::from(vec![1_i128])
+                .with_precision_and_scale(10, 2)
+                .unwrap(),
+        ),
+    )]);
+    assert!(writer.encode(&wrong).is_err());
+}
+
+fn times() -> impl Strategy<Value = Vec<Option<i64>>> {
+    prop::collection::vec(
+        prop_oneof![
+            Just(None),
+            any::<i64>().prop_map(Some),
+            // 1900 to 2100, in nanoseconds.
+            (-2_208_988_800_000_000_000_i64..4_102_444_800_000_000_000).prop_map(Some),
+        ],
+        0..40,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn every_type_as_arrow_pg_writes_it(
+        booleans in prop::collection::vec(any::<Option<bool>>(), 40),
+        ints in prop::collection::vec(any::<Option<i64>>(), 40),
+        floats in prop::collection::vec(any::<Option<f64>>(), 40),
+        strings in prop::collection::vec(any::<Option<String>>(), 40),
+        time in times(),
+    ) {
+        let n = 40;
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("bool", Arc::new(BooleanArray::from(booleans.clone()))),
+            ("i8", Arc::new(Int8Array::from(ints.iter().map(|v| v.map(|v| v as i8)).collect::<Vec<_>>()))),
+            ("i16", Arc::new(Int16Array::from(ints.iter().map(|v| v.map(|v| v as i16)).collect::<Vec<_>>()))),
+            ("i32", Arc::new(Int32Array::from(ints.iter().map(|v| v.map(|v| v as i32)).collect::<Vec<_>>()))),
+            ("i64", Arc::new(Int64Array::from(ints.clone()))),
+            ("u8", Arc::new(UInt8Array::from(ints.iter().map(|v| v.map(|v| v as u8)).collect::<Vec<_>>()))),
+            ("u16", Arc::new(UInt16Array::from(ints.iter().map(|v| v.map(|v| v as u16)).collect::<Vec<_>>()))),
+            ("u32", Arc::new(UInt32Array::from(ints.iter().map(|v| v.map(|v| v as u32)).collect::<Vec<_>>()))),
+            ("f64", Arc::new(Float64Array::from(floats.clone()))),
+            ("f32", Arc::new(Float32Array::from(floats.iter().map(|v| v.map(|v| v as f32)).collect::<Vec<_>>()))),
+            ("utf8", Arc::new(StringArray::from(strings.clone()))),
+            ("large", Arc::new(LargeStringArray::from(strings.clone()))),
+            ("view", Arc::new(StringViewArray::from(strings.clone()))),
+        ];
+        prop_assert_eq!(columns[0].1.len(), n);
+        assert_same(&batch(columns));
+        let time = TimestampNanosecondArray::from(time).with_timezone("UTC");
+        assert_same(&batch(vec![("time", Arc::new(time))]));
+    }
+}
