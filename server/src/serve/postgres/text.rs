@@ -20,7 +20,7 @@ use datafusion::arrow::array::{
     RecordBatch, StringViewArray,
 };
 use datafusion::arrow::datatypes::{
-    ArrowPrimitiveType, ArrowTimestampType, DataType, Float32Type, Float64Type, Int8Type,
+    ArrowPrimitiveType, ArrowTimestampType, DataType, Field, Float32Type, Float64Type, Int8Type,
     Int16Type, Int32Type, Int64Type, Schema, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type,
     UInt32Type,
@@ -70,9 +70,7 @@ impl TextRows {
             .iter()
             .zip(fields)
             .map(|(field, info)| {
-                // Metadata marks PostgreSQL's own types (`oid`, `"char"`) and Arrow's
-                // extension types, which arrow-pg writes its own way.
-                if info.format() != FieldFormat::Text || !field.metadata().is_empty() {
+                if info.format() != FieldFormat::Text || marks_a_type(field) {
                     return None;
                 }
                 let kind = kind_of(field.data_type())?;
@@ -126,6 +124,16 @@ impl TextRows {
             })
             .collect())
     }
+}
+
+/// Whether `field`'s metadata makes it a type arrow-pg writes its own way: PostgreSQL's
+/// `oid`, `"char"` and pgvector's `vector` (keys `pg.`), or an Arrow extension type.
+/// Other metadata, such as the role Sextant gives tag and level columns, changes nothing.
+fn marks_a_type(field: &Field) -> bool {
+    field
+        .metadata()
+        .keys()
+        .any(|key| key.starts_with("pg.") || key.starts_with("ARROW:extension"))
 }
 
 /// Whether pgwire reads `date_style` as ISO: its first word, before `, `, is `ISO`, or
@@ -273,7 +281,7 @@ struct Floats<'a, T: ArrowPrimitiveType>(&'a PrimitiveArray<T>);
 
 impl<T: ArrowPrimitiveType> Cells for Floats<'_, T>
 where
-    T::Native: ryu::Float + num_like::Float,
+    T::Native: zmij::Float + num_like::Float,
 {
     fn write(&self, row: usize, out: &mut BytesMut) -> bool {
         if self.0.is_null(row) {
@@ -281,7 +289,8 @@ where
         }
         let value = self.0.value(row);
         // pgwire's text for `extra_float_digits` >= 1: Ryu's shortest form, with its own
-        // words for the values Ryu does not write.
+        // words for the values Ryu does not write. zmij writes the same digits twice as
+        // fast, and a positive exponent with a sign (`1e+300`) where Ryu has none.
         if value.is_nan() {
             out.put_slice(b"NaN");
         } else if value.is_infinite() {
@@ -289,7 +298,15 @@ where
         } else if value.is_zero() {
             out.put_u8(b'0');
         } else {
-            out.put_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+            let mut buffer = zmij::Buffer::new();
+            let text = buffer.format_finite(value).as_bytes();
+            match text.windows(2).position(|pair| pair == b"e+") {
+                Some(e) => {
+                    out.put_slice(&text[..=e]);
+                    out.put_slice(&text[e + 2..]);
+                }
+                None => out.put_slice(text),
+            }
         }
         true
     }
@@ -394,13 +411,15 @@ impl<T: ArrowTimestampType> Cells for Timestamps<'_, T> {
         }
         let of_day = seconds.rem_euclid(86_400);
         let mut text = *b"0000-00-00 00:00:00.000000+00";
-        put_digits(&mut text[0..4], year as u64);
-        put_digits(&mut text[5..7], month as u64);
-        put_digits(&mut text[8..10], day as u64);
-        put_digits(&mut text[11..13], (of_day / 3_600) as u64);
-        put_digits(&mut text[14..16], (of_day / 60 % 60) as u64);
-        put_digits(&mut text[17..19], (of_day % 60) as u64);
-        put_digits(&mut text[20..26], (nanos / 1_000) as u64);
+        // All below 10^6, and of_day below 86,400: u32 arithmetic.
+        let of_day = of_day as u32;
+        put_digits(&mut text[0..4], year as u32);
+        put_digits(&mut text[5..7], month);
+        put_digits(&mut text[8..10], day);
+        put_digits(&mut text[11..13], of_day / 3_600);
+        put_digits(&mut text[14..16], of_day / 60 % 60);
+        put_digits(&mut text[17..19], of_day % 60);
+        put_digits(&mut text[20..26], (nanos / 1_000) as u32);
         out.put_slice(if self.utc { &text } else { &text[..26] });
         true
     }
@@ -425,7 +444,7 @@ fn write_with_chrono<T: ArrowTimestampType>(value: i64, utc: bool, out: &mut Byt
 }
 
 /// `value`'s last `digits.len()` decimal digits, zero-padded.
-fn put_digits(digits: &mut [u8], mut value: u64) {
+fn put_digits(digits: &mut [u8], mut value: u32) {
     for digit in digits.iter_mut().rev() {
         *digit = b'0' + (value % 10) as u8;
         value /= 10;

@@ -8,7 +8,7 @@ use datafusion::arrow::array::{
     StringViewArray, TimestampMicrosecondArray, TimestampMillisecondArray,
     TimestampNanosecondArray, TimestampSecondArray, UInt8Array, UInt16Array, UInt32Array,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, UInt8Type};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit, UInt8Type};
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use datafusion_postgres::pgwire::api::portal::Format;
 use datafusion_postgres::pgwire::messages::data::DataRow;
@@ -160,6 +160,40 @@ fn dictionaries_with_null_keys_and_null_values() {
 }
 
 #[test]
+fn sextant_columns_with_their_roles_in_metadata() {
+    // The schema of a table as Sextant's scans give it: roles in the fields' metadata.
+    let role = |role: &str| [("sextant.role".to_string(), role.to_string())].into();
+    let tag_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("hostname", tag_type, true).with_metadata(role("tag")),
+        Field::new(
+            "time",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("usage", DataType::Float64, true),
+    ]));
+    let hosts = DictionaryArray::<Int32Type>::try_new(
+        Int32Array::from(vec![0, 1]),
+        Arc::new(StringArray::from(vec!["host_0", "host_1"])),
+    )
+    .unwrap();
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(hosts),
+            Arc::new(
+                TimestampNanosecondArray::from(vec![1_451_606_400_000_000_000, 1])
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(Float64Array::from(vec![Some(58.1), None])),
+        ],
+    )
+    .unwrap();
+    assert_same(&batch);
+}
+
+#[test]
 fn answers_it_does_not_write_are_left_to_arrow_pg() {
     let default = FormatOptions::default();
     let schema_of = |data_type: DataType| Schema::new(vec![Field::new("c", data_type, true)]);
@@ -175,7 +209,7 @@ fn answers_it_does_not_write_are_left_to_arrow_pg() {
     let decimal = schema_of(DataType::Decimal128(10, 2));
     assert!(TextRows::new(&decimal, &fields(&decimal, &text), &default).is_none());
     let paris = schema_of(DataType::Timestamp(
-        datafusion::arrow::datatypes::TimeUnit::Nanosecond,
+        TimeUnit::Nanosecond,
         Some("Europe/Paris".into()),
     ));
     assert!(TextRows::new(&paris, &fields(&paris, &text), &default).is_none());
