@@ -278,15 +278,15 @@ fn compare_zeros_and_nan(points: &[Point]) {
     }
 }
 
-/// Level comparisons (`level >= 'warn'`, which compare by severity) reach the scan as
-/// filters on the level's rank: blocks without such a level are skipped, rows that fail
-/// are left out in the scan, and the answers stay DataFusion's.
 /// The filters of `sql` reach no scan: DataFusion alone evaluates them.
 fn assert_not_pushed(db: &Database, sql: &str) {
     let plan = plan_text(db, &format!("EXPLAIN ANALYZE {sql}"));
     assert!(!plan.contains("blocks where"), "{plan}");
 }
 
+/// Level comparisons (`level >= 'warn'`, which compare by severity) reach the scan as
+/// filters on the level's rank: blocks without such a level are skipped, rows that fail
+/// are left out in the scan, and the answers stay DataFusion's.
 #[test]
 fn level_filters_skip_blocks_and_rows_by_severity() {
     use sextant_engine::{Level, LogRecord};

@@ -4,17 +4,19 @@
 //! A split-block Bloom filter as Parquet specifies it: buckets of eight 32-bit words
 //! (256 bits); a value's XXH64 hash (seed 0) of its bytes picks a bucket with its upper
 //! 32 bits and sets one bit in each of the bucket's words with its lower 32 bits. The
-//! hash, the salts and the bucket layout are Parquet's, so a Parquet export can carry a
-//! block's filter over as it is. See docs/FORMAT.md, "Block filter".
+//! hash, the salts and the bucket layout are Parquet's, so that a reader knowing Parquet's
+//! knows these; a Parquet export still builds its own per row group (and Parquet's
+//! writers size filters in powers of two, which these are not). See docs/FORMAT.md,
+//! "4.9 Block filters".
 
 use twox_hash::XxHash64;
 
 /// Bytes of one bucket.
 pub const BUCKET_BYTES: usize = 32;
 
-/// Bits of filter per distinct value: a block that holds neither value is read anyway
-/// about once in 100 lookups (Parquet's sizing for a 1 % false-positive rate asks
-/// 9.7 bits).
+/// Bits of filter per distinct value: a block that does not hold the value looked up is
+/// read anyway about once in 100 lookups (Parquet's sizing for a 1 % false-positive rate
+/// asks 9.7 bits).
 const BITS_PER_VALUE: usize = 10;
 
 /// Parquet's salts: one odd multiplier per word of a bucket.
@@ -64,9 +66,12 @@ pub fn build<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
 }
 
 /// Whether a block with filter `filter` (as [`build`] made it: a whole number of
-/// buckets, at least one) may hold `value`; false only if it does not.
+/// buckets, at least one) may hold `value`; false only if it does not. A filter of any
+/// other length (which the segment's index check rules out) rules nothing out.
 pub fn may_contain(filter: &[u8], value: &[u8]) -> bool {
-    debug_assert!(!filter.is_empty() && filter.len().is_multiple_of(BUCKET_BYTES));
+    if filter.is_empty() || !filter.len().is_multiple_of(BUCKET_BYTES) {
+        return true;
+    }
     let buckets = filter.len() / BUCKET_BYTES;
     let h = hash(value);
     let at = bucket(h, buckets) * BUCKET_BYTES;

@@ -417,12 +417,22 @@ pub(crate) fn decode_meta(bytes: &[u8], data_end: u64, version: u32) -> Result<S
             let whole_buckets = (b.filter_len as usize)
                 .checked_sub(4)
                 .is_some_and(|n| n > 0 && n.is_multiple_of(super::filter::BUCKET_BYTES));
-            if b.filter_len > 0 && (c.ty != ColumnType::Str || !whole_buckets) {
+            if b.filter_len > 0 && c.ty != ColumnType::Str {
                 return Err(Short {
                     offset: at,
                     what: format!(
                         "a block of column {:?} has a filter of {} bytes: only string \
-                         columns have one, of whole {}-byte buckets and a crc32",
+                         columns have one",
+                        c.name, b.filter_len,
+                    ),
+                });
+            }
+            if b.filter_len > 0 && !whole_buckets {
+                return Err(Short {
+                    offset: at,
+                    what: format!(
+                        "a block of column {:?} has a filter of {} bytes, not whole {}-byte \
+                         buckets (at least one) and a crc32",
                         c.name,
                         b.filter_len,
                         super::filter::BUCKET_BYTES

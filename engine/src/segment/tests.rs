@@ -542,8 +542,8 @@ fn a_filter_on_a_column_other_than_a_string_or_of_part_of_a_bucket_is_rejected()
     assert!(str_len > 0 && time_len == 0);
     // Keep every block inside the data section: shrink a filter, or move one onto time.
     for (c, len, what) in [
-        (str_col, str_len - 8, "whole"),
-        (str_col, 4, "whole"),
+        (str_col, str_len - 8, "not whole"),
+        (str_col, 4, "not whole"),
         (time_col, 36, "only string"),
     ] {
         let mut bad = meta.clone();

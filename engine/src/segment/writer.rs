@@ -331,7 +331,7 @@ impl Writer {
                 .map_err(|e| Error::io("writing", &self.tmp, e))?;
             let len = u32::try_from(self.buf.len()).map_err(|_| {
                 Error::InvalidInput(format!(
-                    "table {:?}: a block of column {:?} encodes to {} bytes, more than a segment block holds; lower block_rows",
+                    "table {:?}: a block of column {:?} encodes to {} bytes (its filter included), more than a segment block holds; lower block_rows",
                     self.table,
                     self.columns[c].name,
                     self.buf.len()
