@@ -16,16 +16,21 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
-use datafusion_postgres::pgwire::api::portal::{Format, Portal};
+use datafusion_postgres::pgwire::api::portal::{Format, Portal, PortalExecutionState};
+use datafusion_postgres::pgwire::api::query::send_query_response;
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::results::{Response, SendableRowStream};
+use datafusion_postgres::pgwire::api::results::{QueryResponse, Response, SendableRowStream};
+use datafusion_postgres::pgwire::api::store::Entry;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle};
+use datafusion_postgres::pgwire::api::{DEFAULT_NAME, PgWireConnectionState};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::messages::data::DataRow;
+use datafusion_postgres::pgwire::messages::extendedquery::Execute;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use datafusion_postgres::{DfSessionService, Parser};
 use futures::{Sink, Stream};
@@ -139,13 +144,7 @@ impl ExtendedQueryHandler for Bounded {
         let planned = tokio::time::timeout_at(deadline, async {
             // A query without parameters, planned at Parse, is answered here; with
             // parameters, datafusion-postgres binds them.
-            if let (_, Some((statement, plan))) = &portal.statement.statement
-                && answer::is_query(statement)
-                && portal.parameters.is_empty()
-                && plan
-                    .get_parameter_types()
-                    .is_ok_and(|types| types.is_empty())
-            {
+            if let Some(plan) = answered_here(portal) {
                 let options = FormatOptions::from_client_metadata(client.metadata());
                 let format = &portal.result_column_format;
                 let answer = answer::answer(&self.session, plan.clone(), format, options);
@@ -155,6 +154,63 @@ impl ExtendedQueryHandler for Bounded {
         });
         let response = planned.await.map_err(|_| timed_out(timeout))??;
         Ok(bound(response, deadline, timeout, handle))
+    }
+
+    /// pgwire collects all of a portal's rows before it sends the first. A query
+    /// answered here and executed to its end (no row limit, the usual Execute) sends its
+    /// rows as they are written instead, so that the client reads while the server
+    /// writes; anything else is pgwire's.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal = match client.portal_store().get_portal(name) {
+            Some(Entry::Value(portal))
+                if message.max_rows == 0
+                    && matches!(client.state(), PgWireConnectionState::ReadyForQuery)
+                    && answered_here(&portal).is_some()
+                    && matches!(*portal.state().lock().await, PortalExecutionState::Initial) =>
+            {
+                portal
+            }
+            _ => return self._on_execute(client, message).await,
+        };
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let response = ExtendedQueryHandler::do_query(self, client, &portal, 0).await?;
+        // Executed again, the portal has no rows left, as after pgwire's own Execute.
+        let rest = QueryResponse::new(Arc::new(Vec::new()), futures::stream::empty());
+        portal.start(rest).await;
+        let Response::Query(answer) = response else {
+            return Err(PgWireError::ApiError(
+                "a query answered here gave no rows".into(),
+            ));
+        };
+        send_query_response(client, answer, false).await?;
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        Ok(())
+    }
+}
+
+/// The plan of a portal Sextant answers itself: a query without parameters (planned at
+/// Parse). Others are datafusion-postgres'.
+fn answered_here(
+    portal: &Portal<<DfSessionService as ExtendedQueryHandler>::Statement>,
+) -> Option<&LogicalPlan> {
+    match &portal.statement.statement {
+        (_, Some((statement, plan)))
+            if answer::is_query(statement)
+                && portal.parameters.is_empty()
+                && plan
+                    .get_parameter_types()
+                    .is_ok_and(|types| types.is_empty()) =>
+        {
+            Some(plan)
+        }
+        _ => None,
     }
 }
 
