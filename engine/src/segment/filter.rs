@@ -112,6 +112,28 @@ mod tests {
     }
 
     proptest! {
+        /// The filters are Parquet's: parquet-rs reading our bytes finds what we find, and
+        /// inserting the values into an empty filter of the same size sets the same bits.
+        #[test]
+        fn parquet_reads_and_builds_the_same_filters(
+            values in prop::collection::vec(".{0,12}", 1..300),
+            probes in prop::collection::vec(".{0,12}", 0..100),
+        ) {
+            use parquet::bloom_filter::Sbbf;
+            let ours = build(values.iter().map(|s| s.as_bytes())).unwrap();
+            let read = Sbbf::new(&ours);
+            for v in values.iter().chain(&probes) {
+                prop_assert_eq!(read.check(v.as_bytes()), may_contain(&ours, v.as_bytes()), "{:?}", v);
+            }
+            let mut built = Sbbf::new(&vec![0u8; ours.len()]);
+            for v in &values {
+                built.insert(v.as_bytes());
+            }
+            let mut bytes = Vec::new();
+            built.write_bitset(&mut bytes).unwrap();
+            prop_assert_eq!(bytes, ours);
+        }
+
         #[test]
         fn every_value_held_passes(values in prop::collection::vec(".{0,12}", 1..300)) {
             let filter = build(values.iter().map(|s| s.as_bytes())).unwrap();
