@@ -133,6 +133,16 @@ struct TableBuilder<'s> {
 }
 
 impl TableBuilder<'_> {
+    /// Appends `value` to column `c` as row `row`, nulls before it where rows lacked it.
+    fn put(&mut self, c: usize, row: usize, value: Value<'_>) {
+        let missing = row - self.filled[c];
+        if missing > 0 {
+            self.builders[c].append_nulls(missing);
+        }
+        self.builders[c].append(value);
+        self.filled[c] = row + 1;
+    }
+
     fn position(&self, name: &str, hint: usize) -> Option<usize> {
         match self.columns.get(hint) {
             Some(c) if c.name == name => Some(hint),
@@ -255,6 +265,19 @@ impl<'s> Tables<'s> {
         time: i64,
         values: impl Iterator<Item = (&'v str, Value<'v>)>,
     ) {
+        self.push_noting(t, time, values, None);
+    }
+
+    /// [`Tables::push`], leaving in `positions` (if given) the column each value went
+    /// to: a row with the same names in the same order can then be pushed to the same
+    /// table with [`Tables::push_at`], its names not looked up.
+    pub(crate) fn push_noting<'v>(
+        &mut self,
+        t: usize,
+        time: i64,
+        values: impl Iterator<Item = (&'v str, Value<'v>)>,
+        mut positions: Option<&mut Vec<usize>>,
+    ) {
         let table = &mut self.tables[t];
         let row = table.times.len();
         table.times.push(time);
@@ -275,12 +298,27 @@ impl<'s> Tables<'s> {
                     table.columns.len() - 1
                 }
             };
-            let missing = row - table.filled[c];
-            if missing > 0 {
-                table.builders[c].append_nulls(missing);
+            if let Some(positions) = positions.as_deref_mut() {
+                positions.push(c);
             }
-            table.builders[c].append(value);
-            table.filled[c] = row + 1;
+            table.put(c, row, value);
+        }
+    }
+
+    /// Appends a row to table `t` whose values go to columns `positions`, as
+    /// [`Tables::push_noting`] found them for a row of the same names in the same order.
+    pub(crate) fn push_at<'v>(
+        &mut self,
+        t: usize,
+        time: i64,
+        positions: &[usize],
+        values: impl Iterator<Item = Value<'v>>,
+    ) {
+        let table = &mut self.tables[t];
+        let row = table.times.len();
+        table.times.push(time);
+        for (&c, value) in positions.iter().zip(values) {
+            table.put(c, row, value);
         }
     }
 

@@ -21,6 +21,9 @@ pub(super) struct Shape {
     table: String,
     tags: Vec<String>,
     fields: Vec<(String, ColumnType)>,
+    /// The column of the request's table each tag and field of the last line of this
+    /// shape went to: the next line of the shape is pushed there without name lookups.
+    positions: Vec<usize>,
     /// Scratch: the indices of the fields a line keeps.
     keep: Vec<usize>,
 }
@@ -103,16 +106,22 @@ pub(super) fn add(
         let (k, v) = &line.fields[i];
         (k.as_ref(), v.value())
     });
-    if !same {
+    if same {
+        let values = tags.chain(fields).map(|(_, v)| v);
+        tables.push_at(t, time, &shape.positions, values);
+    } else {
         let types = tags.clone().chain(fields.clone());
         tables
             .check(t, types.map(|(k, v)| (k, v.column_type())))
             .map_err(|(column, c)| conflict(table, column, c))?;
         if keep.len() == line.fields.len() {
             shape.remember(line);
+            shape.positions.clear();
+            tables.push_noting(t, time, tags.chain(fields), Some(&mut shape.positions));
+        } else {
+            tables.push(t, time, tags.chain(fields));
         }
     }
-    tables.push(t, time, tags.chain(fields));
     shape.keep = keep;
     Ok(())
 }
