@@ -41,8 +41,10 @@ const TIMESTAMP_UTC: &str = "%Y-%m-%d %H:%M:%S%.6f%:::z";
 /// Writes the rows of an answer's batches; built once per answer from its schema.
 #[derive(Debug)]
 pub(super) struct TextRows {
-    /// How each column is written: checked once, so that a batch only looks up arrays.
-    columns: Vec<Kind>,
+    /// The type the client is told each column has. A batch's arrays are written by
+    /// their own Arrow type (a plan may give a string column as plain, view or
+    /// dictionary whatever its schema says), which must be one that becomes this type.
+    types: Vec<Type>,
 }
 
 /// The column types [`TextRows`] writes.
@@ -65,7 +67,7 @@ impl TextRows {
         if schema.fields().len() != fields.len() {
             return None;
         }
-        let columns = schema
+        let types = schema
             .fields()
             .iter()
             .zip(fields)
@@ -74,26 +76,35 @@ impl TextRows {
                     return None;
                 }
                 let kind = kind_of(field.data_type())?;
-                (expected_type(kind, field.data_type()) == *info.datatype()).then_some(kind)
+                let pg_type = expected_type(kind, field.data_type());
+                (pg_type == *info.datatype()).then_some(pg_type)
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(Self { columns })
+        Some(Self { types })
     }
 
     /// The rows of `batch`, as the messages that carry them.
     pub fn encode(&self, batch: &RecordBatch) -> PgWireResult<Vec<DataRow>> {
-        if batch.num_columns() != self.columns.len() {
+        if batch.num_columns() != self.types.len() {
             return Err(encoding_error(format!(
                 "a batch of {} columns in an answer of {}",
                 batch.num_columns(),
-                self.columns.len()
+                self.types.len()
             )));
         }
         let cells = batch
             .columns()
             .iter()
-            .zip(&self.columns)
-            .map(|(array, &kind)| cells(array, kind))
+            .zip(&self.types)
+            .map(|(array, pg_type)| {
+                let data_type = array.data_type();
+                match kind_of(data_type) {
+                    Some(kind) if expected_type(kind, data_type) == *pg_type => cells(array, kind),
+                    _ => Err(encoding_error(format!(
+                        "a column of {data_type} in an answer whose schema makes it {pg_type}"
+                    ))),
+                }
+            })
             .collect::<PgWireResult<Vec<_>>>()?;
         let field_count = i16::try_from(cells.len())
             .map_err(|_| encoding_error(format!("{} columns are too many", cells.len())))?;
@@ -200,7 +211,7 @@ trait Cells {
 fn cells<'a>(array: &'a ArrayRef, kind: Kind) -> PgWireResult<Box<dyn Cells + 'a>> {
     let unexpected = || {
         encoding_error(format!(
-            "a column of {} where the answer's schema has another type",
+            "a column of {} written as another kind of value",
             array.data_type()
         ))
     };

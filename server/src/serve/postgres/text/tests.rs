@@ -194,6 +194,33 @@ fn sextant_columns_with_their_roles_in_metadata() {
 }
 
 #[test]
+fn strings_come_as_the_plan_gives_them_whatever_the_schema_says() {
+    // The schema says plain strings; the batches hold views and dictionaries.
+    let schema = Schema::new(vec![Field::new("s", DataType::Utf8, true)]);
+    let options = Arc::new(FormatOptions::default());
+    let fields = Arc::new(
+        arrow_schema_to_pg_fields(&schema, &Format::UnifiedText, Some(options.clone())).unwrap(),
+    );
+    let writer = TextRows::new(&schema, &fields, &options).unwrap();
+    let dictionary = DictionaryArray::<Int32Type>::try_new(
+        Int32Array::from(vec![Some(1), None, Some(0)]),
+        Arc::new(StringArray::from(vec!["a", "b"])),
+    )
+    .unwrap();
+    let columns: [ArrayRef; 2] = [
+        Arc::new(StringViewArray::from(vec![Some("x"), None, Some("")])),
+        Arc::new(dictionary),
+    ];
+    for array in columns {
+        let batch = batch(vec![("s", array)]);
+        let theirs = encode_recordbatch(Arc::clone(&fields), batch.clone())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        assert_eq!(writer.encode(&batch).unwrap(), theirs);
+    }
+}
+
+#[test]
 fn answers_it_does_not_write_are_left_to_arrow_pg() {
     let default = FormatOptions::default();
     let schema_of = |data_type: DataType| Schema::new(vec![Field::new("c", data_type, true)]);
