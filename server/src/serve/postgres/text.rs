@@ -99,7 +99,7 @@ impl TextRows {
             .map(|(array, pg_type)| {
                 let data_type = array.data_type();
                 match kind_of(data_type) {
-                    Some(kind) if expected_type(kind, data_type) == *pg_type => cells(array, kind),
+                    Some(kind) if expected_type(kind, data_type) == *pg_type => cells(array),
                     _ => Err(encoding_error(format!(
                         "a column of {data_type} in an answer whose schema makes it {pg_type}"
                     ))),
@@ -208,58 +208,51 @@ trait Cells {
     fn write(&self, row: usize, out: &mut BytesMut) -> bool;
 }
 
-fn cells<'a>(array: &'a ArrayRef, kind: Kind) -> PgWireResult<Box<dyn Cells + 'a>> {
-    let unexpected = || {
-        encoding_error(format!(
-            "a column of {} written as another kind of value",
-            array.data_type()
-        ))
-    };
-    Ok(match (kind, array.data_type()) {
-        (Kind::Boolean, DataType::Boolean) => Box::new(array.as_boolean()),
-        (Kind::Integer, DataType::Int8) => Box::new(Integers(array.as_primitive::<Int8Type>())),
-        (Kind::Integer, DataType::Int16) => Box::new(Integers(array.as_primitive::<Int16Type>())),
-        (Kind::Integer, DataType::Int32) => Box::new(Integers(array.as_primitive::<Int32Type>())),
-        (Kind::Integer, DataType::Int64) => Box::new(Integers(array.as_primitive::<Int64Type>())),
-        (Kind::Integer, DataType::UInt8) => Box::new(Integers(array.as_primitive::<UInt8Type>())),
-        (Kind::Integer, DataType::UInt16) => Box::new(Integers(array.as_primitive::<UInt16Type>())),
-        (Kind::Integer, DataType::UInt32) => Box::new(Integers(array.as_primitive::<UInt32Type>())),
-        (Kind::Float, DataType::Float32) => Box::new(Floats(array.as_primitive::<Float32Type>())),
-        (Kind::Float, DataType::Float64) => Box::new(Floats(array.as_primitive::<Float64Type>())),
-        (Kind::Text, DataType::Utf8) => Box::new(array.as_string::<i32>()),
-        (Kind::Text, DataType::LargeUtf8) => Box::new(array.as_string::<i64>()),
-        (Kind::Text, DataType::Utf8View) => Box::new(array.as_string_view()),
-        (Kind::Text, DataType::Dictionary(..)) => {
+/// The writer of `array`'s values, by its Arrow type: one [`kind_of`] takes.
+fn cells<'a>(array: &'a ArrayRef) -> PgWireResult<Box<dyn Cells + 'a>> {
+    Ok(match array.data_type() {
+        DataType::Boolean => Box::new(array.as_boolean()),
+        DataType::Int8 => Box::new(Integers(array.as_primitive::<Int8Type>())),
+        DataType::Int16 => Box::new(Integers(array.as_primitive::<Int16Type>())),
+        DataType::Int32 => Box::new(Integers(array.as_primitive::<Int32Type>())),
+        DataType::Int64 => Box::new(Integers(array.as_primitive::<Int64Type>())),
+        DataType::UInt8 => Box::new(Integers(array.as_primitive::<UInt8Type>())),
+        DataType::UInt16 => Box::new(Integers(array.as_primitive::<UInt16Type>())),
+        DataType::UInt32 => Box::new(Integers(array.as_primitive::<UInt32Type>())),
+        DataType::Float32 => Box::new(Floats(array.as_primitive::<Float32Type>())),
+        DataType::Float64 => Box::new(Floats(array.as_primitive::<Float64Type>())),
+        DataType::Utf8 => Box::new(array.as_string::<i32>()),
+        DataType::LargeUtf8 => Box::new(array.as_string::<i64>()),
+        DataType::Utf8View => Box::new(array.as_string_view()),
+        DataType::Dictionary(..) => {
             let dictionary = array.as_any_dictionary();
-            let values = dictionary.values();
-            if !matches!(kind_of(values.data_type()), Some(Kind::Text)) {
-                return Err(unexpected());
-            }
             Box::new(Dictionary {
                 keys: array,
                 rows: dictionary.normalized_keys(),
-                values: cells(values, Kind::Text)?,
+                values: cells(dictionary.values())?,
             })
         }
-        (Kind::Timestamp { utc }, DataType::Timestamp(unit, _)) => match unit {
-            TimeUnit::Second => Box::new(Timestamps {
-                array: array.as_primitive::<TimestampSecondType>(),
-                utc,
-            }),
-            TimeUnit::Millisecond => Box::new(Timestamps {
-                array: array.as_primitive::<TimestampMillisecondType>(),
-                utc,
-            }),
-            TimeUnit::Microsecond => Box::new(Timestamps {
-                array: array.as_primitive::<TimestampMicrosecondType>(),
-                utc,
-            }),
-            TimeUnit::Nanosecond => Box::new(Timestamps {
-                array: array.as_primitive::<TimestampNanosecondType>(),
-                utc,
-            }),
-        },
-        _ => return Err(unexpected()),
+        DataType::Timestamp(unit, zone) => {
+            let utc = zone.is_some();
+            match unit {
+                TimeUnit::Second => timestamps::<TimestampSecondType>(array, utc),
+                TimeUnit::Millisecond => timestamps::<TimestampMillisecondType>(array, utc),
+                TimeUnit::Microsecond => timestamps::<TimestampMicrosecondType>(array, utc),
+                TimeUnit::Nanosecond => timestamps::<TimestampNanosecondType>(array, utc),
+            }
+        }
+        other => {
+            return Err(encoding_error(format!(
+                "a column of {other}, which is not written here"
+            )));
+        }
+    })
+}
+
+fn timestamps<'a, T: ArrowTimestampType>(array: &'a ArrayRef, utc: bool) -> Box<dyn Cells + 'a> {
+    Box::new(Timestamps {
+        array: array.as_primitive::<T>(),
+        utc,
     })
 }
 
