@@ -49,6 +49,23 @@ def main(port: int) -> None:
                 assert "read-only" in str(e), e
             cur.execute("SELECT count(*) FROM cpu")
             assert cur.fetchone() == (2,)
+            # In a failed transaction, queries are refused until it ends (25P01, as
+            # datafusion-postgres answers for PostgreSQL's 25P02).
+            conn.autocommit = False
+            try:
+                cur.execute("SELECT 1/0")
+                raise AssertionError("1/0 was answered")
+            except psycopg.Error:
+                pass
+            try:
+                cur.execute("SELECT count(*) FROM cpu")
+                raise AssertionError("a query in a failed transaction was answered")
+            except psycopg.Error as e:
+                assert e.sqlstate == "25P01", e
+            conn.rollback()
+            conn.autocommit = True
+            cur.execute("SELECT count(*) FROM cpu")
+            assert cur.fetchone() == (2,)
             # A query cancelled from another thread (a driver's cancel, psql's Ctrl-C)
             # ends with query_canceled, and the connection goes on.
             # Cancels are sent every 0.2 s until the query ends: one sent before the

@@ -625,6 +625,32 @@ fn psql_runs_queries_and_is_refused_writes() {
     let out = psql(&server, &["-c", "\\d cpu"]).unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("usage"), "{}", text(&out.stdout));
+    // An outer join's missing side: tags that are all NULL.
+    let sql = "SELECT a.host, b.host FROM cpu a LEFT JOIN cpu b \
+               ON a.host = b.host AND b.usage < 0 ORDER BY a.host";
+    let out = psql(&server, &["-c", sql]).unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "a|\nb|\n");
+    // In a failed transaction, queries are refused until it ends (psql told to go on
+    // after an error).
+    let script = dir.path().join("failed.sql");
+    std::fs::write(&script, "BEGIN;\nSELECT 1/0;\nSELECT 1;\nROLLBACK;\n").unwrap();
+    let script = script.to_str().unwrap();
+    let out = psql(&server, &["-v", "ON_ERROR_STOP=0", "-f", script]).unwrap();
+    assert!(
+        text(&out.stderr).contains("current transaction is aborted"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        !text(&out.stdout).lines().any(|line| line == "1"),
+        "{}",
+        text(&out.stdout)
+    );
+    // What psycopg sends after a rollback.
+    let out = psql(&server, &["-c", "DEALLOCATE ALL"]).unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
     // A driver from PyPI, with the extended protocol's parameters.
     let has_psycopg = Command::new("python3")
         .args(["-c", "import psycopg"])

@@ -18,11 +18,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use datafusion_postgres::pgwire::api::query::send_query_response;
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::results::{QueryResponse, Response, SendableRowStream};
+use datafusion_postgres::pgwire::api::results::{QueryResponse, Response, SendableRowStream, Tag};
 use datafusion_postgres::pgwire::api::store::Entry;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle};
@@ -31,6 +32,7 @@ use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::messages::data::DataRow;
 use datafusion_postgres::pgwire::messages::extendedquery::Execute;
+use datafusion_postgres::pgwire::messages::response::TransactionStatus;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use datafusion_postgres::{DfSessionService, Parser};
 use futures::{Sink, Stream};
@@ -70,6 +72,22 @@ impl Bounded {
     }
 }
 
+/// Whether `statement` is `DEALLOCATE ALL`, which drivers (psycopg after a rollback)
+/// send to drop the statements they prepared. DataFusion reads `ALL` as the name of one
+/// of its own SQL-level statements and fails; the protocol's statements cannot be listed
+/// to drop, and a name prepared again replaces its statement, so it is answered as done.
+fn is_deallocate_all(statement: &Statement) -> bool {
+    matches!(statement, Statement::Deallocate { name, .. }
+        if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all"))
+}
+
+/// Whether the client's transaction has failed: datafusion-postgres' hooks then refuse
+/// every statement but the transaction's end (PostgreSQL's 25P01), so such statements
+/// are left to it.
+fn in_failed_transaction<C: ClientInfo + ?Sized>(client: &C) -> bool {
+    client.transaction_status() == TransactionStatus::Error
+}
+
 /// The connection's cancel handle, registered at startup.
 fn cancel_handle<C: ClientInfo + ?Sized>(client: &C) -> Option<Arc<ConnectionHandle>> {
     client
@@ -91,10 +109,16 @@ impl SimpleQueryHandler for Bounded {
         let handle = cancel_handle(client);
         let planned = tokio::time::timeout_at(deadline, async {
             // Queries only, answered here; anything else (or SQL that does not parse, for
-            // datafusion-postgres' error) is datafusion-postgres'.
+            // datafusion-postgres' error) is datafusion-postgres', and so is everything in
+            // a failed transaction (its hooks refuse all but its end).
             let statements = match self.parser.parse(query) {
+                Ok(statements) if matches!(&statements[..], [one] if is_deallocate_all(one)) => {
+                    return Ok(vec![Response::Execution(Tag::new("DEALLOCATE ALL"))]);
+                }
                 Ok(statements)
-                    if !statements.is_empty() && statements.iter().all(answer::is_query) =>
+                    if !statements.is_empty()
+                        && statements.iter().all(answer::is_query)
+                        && !in_failed_transaction(client) =>
                 {
                     statements
                 }
@@ -144,7 +168,9 @@ impl ExtendedQueryHandler for Bounded {
         let planned = tokio::time::timeout_at(deadline, async {
             // A query without parameters, planned at Parse, is answered here; with
             // parameters, datafusion-postgres binds them.
-            if let Some(plan) = answered_here(portal) {
+            if let Some(plan) = answered_here(portal)
+                && !in_failed_transaction(client)
+            {
                 let options = FormatOptions::from_client_metadata(client.metadata());
                 let format = &portal.result_column_format;
                 let answer = answer::answer(&self.session, plan.clone(), format, options);
@@ -180,7 +206,24 @@ impl ExtendedQueryHandler for Bounded {
             _ => return self._on_execute(client, message).await,
         };
         client.set_state(PgWireConnectionState::QueryInProgress);
-        let response = ExtendedQueryHandler::do_query(self, client, &portal, 0).await?;
+        // A cancel while the query is planned, as pgwire's own Execute listens for.
+        let cancel = match cancel_handle(client) {
+            Some(handle) => Some(handle.start_query().await),
+            None => None,
+        };
+        let cancelled = async {
+            // A receiver whose sender was replaced or dropped is no cancel.
+            if let Some(cancel) = cancel
+                && cancel.await.is_ok()
+            {
+                return;
+            }
+            std::future::pending::<()>().await
+        };
+        let response = tokio::select! {
+            response = ExtendedQueryHandler::do_query(self, client, &portal, 0) => response?,
+            () = cancelled => return Err(cancelled_by_client()),
+        };
         // Executed again, the portal has no rows left, as after pgwire's own Execute.
         let rest = QueryResponse::new(Arc::new(Vec::new()), futures::stream::empty());
         portal.start(rest).await;
@@ -245,7 +288,8 @@ fn bound(
     answer.data_rows = Box::pin(Stopping {
         rows,
         stop: Some(Box::pin(stop)),
-        unchecked: 0,
+        // The stop is polled first, so that it listens for a cancel from the start.
+        unchecked: ROWS_BETWEEN_CHECKS,
     });
     Response::Query(answer)
 }

@@ -172,10 +172,8 @@ fn kind_of(data_type: &DataType) -> Option<Kind> {
         | DataType::UInt32 => Kind::Integer,
         DataType::Float32 | DataType::Float64 => Kind::Float,
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Kind::Text,
-        DataType::Dictionary(key, value) if key.is_dictionary_key_type() => match kind_of(value)? {
-            Kind::Text => Kind::Text,
-            _ => return None,
-        },
+        // Written as their values; arrow-pg gives them their values' type.
+        DataType::Dictionary(key, value) if key.is_dictionary_key_type() => kind_of(value)?,
         // Zones whose offset is always zero; arrow-pg looks each value's offset up.
         DataType::Timestamp(_, None) => Kind::Timestamp { utc: false },
         DataType::Timestamp(_, Some(zone)) if matches!(zone.as_ref(), "UTC" | "+00:00") => {
@@ -188,6 +186,9 @@ fn kind_of(data_type: &DataType) -> Option<Kind> {
 /// The PostgreSQL type arrow-pg gives a column: the client is told it, and what is
 /// written must be what it reads.
 fn expected_type(kind: Kind, data_type: &DataType) -> Type {
+    if let DataType::Dictionary(_, value) = data_type {
+        return expected_type(kind, value);
+    }
     match (kind, data_type) {
         (Kind::Boolean, _) => Type::BOOL,
         (Kind::Integer, DataType::Int8 | DataType::Int16 | DataType::UInt8) => Type::INT2,
@@ -226,9 +227,16 @@ fn cells<'a>(array: &'a ArrayRef) -> PgWireResult<Box<dyn Cells + 'a>> {
         DataType::Utf8View => Box::new(array.as_string_view()),
         DataType::Dictionary(..) => {
             let dictionary = array.as_any_dictionary();
+            // An all-null dictionary may have no values (an outer join's missing side,
+            // `new_null_array`), which `normalized_keys` refuses.
+            let rows = if dictionary.values().is_empty() {
+                Vec::new()
+            } else {
+                dictionary.normalized_keys()
+            };
             Box::new(Dictionary {
                 keys: array,
-                rows: dictionary.normalized_keys(),
+                rows,
                 values: cells(dictionary.values())?,
             })
         }
@@ -379,7 +387,13 @@ struct Dictionary<'a> {
 
 impl Cells for Dictionary<'_> {
     fn write(&self, row: usize, out: &mut BytesMut) -> bool {
-        !self.keys.is_null(row) && self.values.write(self.rows[row], out)
+        // A key with no value to point at (possible only with no values) is written as
+        // NULL, as the row has nothing else to show.
+        !self.keys.is_null(row)
+            && self
+                .rows
+                .get(row)
+                .is_some_and(|&value| self.values.write(value, out))
     }
 }
 

@@ -7,6 +7,7 @@ use datafusion::arrow::array::{
     Int8Array, Int16Array, Int32Array, Int64Array, LargeStringArray, RecordBatch, StringArray,
     StringViewArray, TimestampMicrosecondArray, TimestampMillisecondArray,
     TimestampNanosecondArray, TimestampSecondArray, UInt8Array, UInt16Array, UInt32Array,
+    new_null_array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit, UInt8Type};
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
@@ -160,6 +161,22 @@ fn dictionaries_with_null_keys_and_null_values() {
 }
 
 #[test]
+fn dictionaries_without_values_and_empty_batches() {
+    // An outer join's missing side: all-null dictionaries with no values at all.
+    let tag_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let nulls = new_null_array(&tag_type, 3);
+    let ints = DictionaryArray::<Int32Type>::try_new(
+        Int32Array::from(vec![Some(1), None, Some(0)]),
+        Arc::new(Int64Array::from(vec![Some(-7), None])),
+    )
+    .unwrap();
+    let full = batch(vec![("hostname", nulls), ("n", Arc::new(ints))]);
+    assert_same(&full);
+    assert_same(&full.slice(0, 0));
+    assert_same(&RecordBatch::new_empty(full.schema()));
+}
+
+#[test]
 fn sextant_columns_with_their_roles_in_metadata() {
     // The schema of a table as Sextant's scans give it: roles in the fields' metadata.
     let role = |role: &str| [("sextant.role".to_string(), role.to_string())].into();
@@ -218,6 +235,26 @@ fn strings_come_as_the_plan_gives_them_whatever_the_schema_says() {
             .unwrap();
         assert_eq!(writer.encode(&batch).unwrap(), theirs);
     }
+}
+
+#[test]
+fn dictionaries_of_numbers_under_a_plain_schema() {
+    let schema = Schema::new(vec![Field::new("n", DataType::Int64, true)]);
+    let options = Arc::new(FormatOptions::default());
+    let fields = Arc::new(
+        arrow_schema_to_pg_fields(&schema, &Format::UnifiedText, Some(options.clone())).unwrap(),
+    );
+    let writer = TextRows::new(&schema, &fields, &options).unwrap();
+    let dictionary = DictionaryArray::<Int32Type>::try_new(
+        Int32Array::from(vec![Some(1), None, Some(0)]),
+        Arc::new(Int64Array::from(vec![Some(i64::MIN), Some(42)])),
+    )
+    .unwrap();
+    let batch = batch(vec![("n", Arc::new(dictionary) as ArrayRef)]);
+    let theirs = encode_recordbatch(Arc::clone(&fields), batch.clone())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    assert_eq!(writer.encode(&batch).unwrap(), theirs);
 }
 
 #[test]
