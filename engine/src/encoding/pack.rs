@@ -305,7 +305,7 @@ fn plane_histogram(z: &[u64], shift: u32) -> [u32; 256] {
 ///
 /// Planning measures the residuals' lengths and counts a histogram per plane of every
 /// candidate split, for every codec an encoder tries: about an eighth of a server's core
-/// while it took line protocol. The lengths and order-0 entropy of 4,096 to 8,191 evenly
+/// while it took line protocol. The lengths and order-0 entropy of 4,096 to 6,144 evenly
 /// spaced residuals choose about as well as the whole block's.
 const SAMPLE: usize = 4096;
 
