@@ -62,8 +62,10 @@ def main(port: int) -> None:
                 raise AssertionError("a query in a failed transaction was answered")
             except psycopg.Error as e:
                 assert e.sqlstate == "25P01", e
-            conn.rollback()
+            conn.rollback()  # psycopg sends DEALLOCATE ALL here
             conn.autocommit = True
+            # DEALLOCATE over the extended protocol too.
+            cur.execute("DEALLOCATE ALL")
             cur.execute("SELECT count(*) FROM cpu")
             assert cur.fetchone() == (2,)
             # A query cancelled from another thread (a driver's cancel, psql's Ctrl-C)

@@ -651,6 +651,12 @@ fn psql_runs_queries_and_is_refused_writes() {
     // What psycopg sends after a rollback.
     let out = psql(&server, &["-c", "DEALLOCATE ALL"]).unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = psql(&server, &["-c", "DEALLOCATE nosuch"]).unwrap();
+    assert!(
+        text(&out.stderr).contains("prepared statement \"nosuch\" does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
     // A driver from PyPI, with the extended protocol's parameters.
     let has_psycopg = Command::new("python3")
         .args(["-c", "import psycopg"])

@@ -72,13 +72,39 @@ impl Bounded {
     }
 }
 
-/// Whether `statement` is `DEALLOCATE ALL`, which drivers (psycopg after a rollback)
-/// send to drop the statements they prepared. DataFusion reads `ALL` as the name of one
-/// of its own SQL-level statements and fails; the protocol's statements cannot be listed
-/// to drop, and a name prepared again replaces its statement, so it is answered as done.
-fn is_deallocate_all(statement: &Statement) -> bool {
-    matches!(statement, Statement::Deallocate { name, .. }
-        if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all"))
+/// Answers `DEALLOCATE [PREPARE] name | ALL`, which drivers send to drop statements
+/// they prepared over the protocol (psycopg after a rollback, or past its cache).
+/// DataFusion would read the name as one of its SQL-level statements, which Sextant
+/// refuses to make, and fail. `None` for other statements.
+///
+/// A name is dropped from the connection's statements (unquoted, it is folded to lower
+/// case, as PostgreSQL does); one not there is PostgreSQL's error 26000. `ALL` is
+/// answered as done but drops nothing: the store cannot list its statements. A name
+/// prepared again replaces its statement, so clients that prepare again see no
+/// difference; an old name still binds until the connection ends.
+fn deallocate<S: PortalStore + ?Sized>(
+    store: &S,
+    statement: &Statement,
+) -> PgWireResult<Option<Response>> {
+    let Statement::Deallocate { name, .. } = statement else {
+        return Ok(None);
+    };
+    let name = match name.quote_style {
+        Some(_) => name.value.clone(),
+        None => name.value.to_lowercase(),
+    };
+    if name == "all" {
+        return Ok(Some(Response::Execution(Tag::new("DEALLOCATE ALL"))));
+    }
+    if store.get_statement(&name).is_none() {
+        return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".to_string(),
+            "26000".to_string(),
+            format!("prepared statement \"{name}\" does not exist"),
+        ))));
+    }
+    store.rm_statement(&name);
+    Ok(Some(Response::Execution(Tag::new("DEALLOCATE"))))
 }
 
 /// Whether the client's transaction has failed: datafusion-postgres' hooks then refuse
@@ -108,22 +134,21 @@ impl SimpleQueryHandler for Bounded {
         let (deadline, timeout) = self.deadline(client);
         let handle = cancel_handle(client);
         let planned = tokio::time::timeout_at(deadline, async {
-            // Queries only, answered here; anything else (or SQL that does not parse, for
-            // datafusion-postgres' error) is datafusion-postgres', and so is everything in
-            // a failed transaction (its hooks refuse all but its end).
+            // Queries (and DEALLOCATE) only, answered here; anything else (or SQL that
+            // does not parse, for datafusion-postgres' error) is datafusion-postgres', and
+            // so is everything in a failed transaction (its hooks refuse all but its end).
             let statements = match self.parser.parse(query) {
-                Ok(statements) if matches!(&statements[..], [one] if is_deallocate_all(one)) => {
-                    return Ok(vec![Response::Execution(Tag::new("DEALLOCATE ALL"))]);
-                }
-                Ok(statements)
-                    if !statements.is_empty()
-                        && statements.iter().all(answer::is_query)
-                        && !in_failed_transaction(client) =>
-                {
-                    statements
-                }
+                Ok(statements) if !in_failed_transaction(client) => statements,
                 _ => return SimpleQueryHandler::do_query(&*self.service, client, query).await,
             };
+            if let [one] = &statements[..]
+                && let Some(response) = deallocate(client.portal_store(), one)?
+            {
+                return Ok(vec![response]);
+            }
+            if statements.is_empty() || !statements.iter().all(answer::is_query) {
+                return SimpleQueryHandler::do_query(&*self.service, client, query).await;
+            }
             let mut responses = Vec::with_capacity(statements.len());
             for statement in statements {
                 let plan = answer::plan(&self.session, statement).await?;
@@ -168,9 +193,16 @@ impl ExtendedQueryHandler for Bounded {
         let planned = tokio::time::timeout_at(deadline, async {
             // A query without parameters, planned at Parse, is answered here; with
             // parameters, datafusion-postgres binds them.
-            if let Some(plan) = answered_here(portal)
-                && !in_failed_transaction(client)
+            if in_failed_transaction(client) {
+                return ExtendedQueryHandler::do_query(&*self.service, client, portal, max_rows)
+                    .await;
+            }
+            if let (_, Some((statement, _))) = &portal.statement.statement
+                && let Some(response) = deallocate(client.portal_store(), statement)?
             {
+                return Ok(response);
+            }
+            if let Some(plan) = answered_here(portal) {
                 let options = FormatOptions::from_client_metadata(client.metadata());
                 let format = &portal.result_column_format;
                 let answer = answer::answer(&self.session, plan.clone(), format, options);
