@@ -452,6 +452,22 @@ fn value_at(b: &TableBatch, name: &str, row: usize) -> Option<FieldValue> {
 
 proptest! {
     #[test]
+    fn small_integers_are_the_floats_a_full_parse_gives(
+        text in "-?[0-9]{0,17}|[0-9+.eE-]{1,6}",
+    ) {
+        if let Some(x) = super::parse::small_integer(&text) {
+            let full: f64 = text.parse().unwrap();
+            prop_assert_eq!(x.to_bits(), full.to_bits(), "{}", text);
+        } else {
+            let digits = text.strip_prefix('-').unwrap_or(&text);
+            prop_assert!(
+                digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()),
+                "{} was not taken", text
+            );
+        }
+    }
+
+    #[test]
     fn parse_never_panics_on_bytes(input in prop::collection::vec(any::<u8>(), 0..300)) {
         let out = parse(&input, &Options::default(), 0, &NoSchemas).unwrap();
         let lines = input.iter().filter(|&&b| b == b'\n').count() + 1;
