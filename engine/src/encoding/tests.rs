@@ -480,3 +480,49 @@ fn validity_bitmaps_that_are_all_set_take_five_bytes() {
     assert_eq!(out.len(), 5);
     assert_eq!(decode_bool(&out, 65_536).unwrap().count_set_bits(), 65_536);
 }
+
+/// Blocks of more than 8,191 values, which the packer plans from a sample: values that
+/// change only between sampled positions, walks, and wide noise, as integers and floats.
+fn large_block(seed: u64, n: usize, pattern: u8) -> Vec<i64> {
+    let mut state = seed | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut walk = 0i64;
+    (0..n)
+        .map(|i| match pattern {
+            // A new 40-bit value at odd positions only: a sample of every 2nd or 4th
+            // value sees a constant where the block is not.
+            0 => {
+                if i % 2 == 1 {
+                    walk = (next() & ((1 << 40) - 1)) as i64;
+                }
+                walk
+            }
+            1 => {
+                walk += (next() % 11) as i64 - 5;
+                walk
+            }
+            _ => next() as i64,
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn large_blocks_planned_from_a_sample_round_trip(
+        seed in any::<u64>(),
+        n in 8192usize..20_000,
+        pattern in 0u8..3,
+    ) {
+        let v = large_block(seed, n, pattern);
+        prop_assert_eq!(decode_i64(&enc_i64(&v), n).unwrap(), v.clone());
+        let floats: Vec<f64> = v.iter().map(|&x| x as f64 / 8.0).collect();
+        assert_f64_round_trip(&floats);
+    }
+}
