@@ -107,11 +107,30 @@ fn deallocate<S: PortalStore + ?Sized>(
     Ok(Some(Response::Execution(Tag::new("DEALLOCATE"))))
 }
 
-/// Whether the client's transaction has failed: datafusion-postgres' hooks then refuse
-/// every statement but the transaction's end (PostgreSQL's 25P01), so such statements
-/// are left to it.
+/// Whether the client's transaction has failed: every statement but `BEGIN`, `COMMIT`
+/// and `ROLLBACK` (datafusion-postgres' to answer) is then refused. datafusion-postgres
+/// refuses only those its earlier hooks do not answer, and still answered `SET` and
+/// `SHOW` there.
 fn in_failed_transaction<C: ClientInfo + ?Sized>(client: &C) -> bool {
     client.transaction_status() == TransactionStatus::Error
+}
+
+fn controls_transaction(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::StartTransaction { .. } | Statement::Commit { .. } | Statement::Rollback { .. }
+    )
+}
+
+/// datafusion-postgres' refusal in a failed transaction (PostgreSQL's own code is
+/// 25P02), kept the same whichever answers.
+fn transaction_aborted() -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_string(),
+        "25P01".to_string(),
+        "current transaction is aborted, commands ignored until end of transaction block"
+            .to_string(),
+    )))
 }
 
 /// The connection's cancel handle, registered at startup.
@@ -139,6 +158,10 @@ impl SimpleQueryHandler for Bounded {
             // so is everything in a failed transaction (its hooks refuse all but its end).
             let statements = match self.parser.parse(query) {
                 Ok(statements) if !in_failed_transaction(client) => statements,
+                // None ends the transaction, so every one would be refused.
+                Ok(statements) if !statements.iter().any(controls_transaction) => {
+                    return Err(transaction_aborted());
+                }
                 _ => return SimpleQueryHandler::do_query(&*self.service, client, query).await,
             };
             if let [one] = &statements[..]
@@ -194,6 +217,11 @@ impl ExtendedQueryHandler for Bounded {
             // A query without parameters, planned at Parse, is answered here; with
             // parameters, datafusion-postgres binds them.
             if in_failed_transaction(client) {
+                if let (_, Some((statement, _))) = &portal.statement.statement
+                    && !controls_transaction(statement)
+                {
+                    return Err(transaction_aborted());
+                }
                 return ExtendedQueryHandler::do_query(&*self.service, client, portal, max_rows)
                     .await;
             }
