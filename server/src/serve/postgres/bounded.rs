@@ -35,6 +35,7 @@ use datafusion_postgres::pgwire::messages::extendedquery::Execute;
 use datafusion_postgres::pgwire::messages::response::TransactionStatus;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use datafusion_postgres::{DfSessionService, Parser};
+use futures::channel::oneshot;
 use futures::{Sink, Stream};
 use tokio::time::Instant;
 
@@ -133,6 +134,26 @@ fn transaction_aborted() -> PgWireError {
     )))
 }
 
+/// Listens for the client's cancel of the query starting now (replacing the listener of
+/// the one before), if the connection has a cancel handle.
+async fn listen(handle: Option<Arc<ConnectionHandle>>) -> Option<oneshot::Receiver<()>> {
+    match handle {
+        Some(handle) => Some(handle.start_query().await),
+        None => None,
+    }
+}
+
+/// Resolves when `listener` hears a cancel; never without one, or once the next query's
+/// listener replaced it (its sender dropped), which is no cancel.
+async fn cancelled(listener: Option<oneshot::Receiver<()>>) {
+    if let Some(listener) = listener
+        && listener.await.is_ok()
+    {
+        return;
+    }
+    std::future::pending::<()>().await
+}
+
 /// The connection's cancel handle, registered at startup.
 fn cancel_handle<C: ClientInfo + ?Sized>(client: &C) -> Option<Arc<ConnectionHandle>> {
     client
@@ -154,8 +175,9 @@ impl SimpleQueryHandler for Bounded {
         let handle = cancel_handle(client);
         let planned = tokio::time::timeout_at(deadline, async {
             // Queries (and DEALLOCATE) only, answered here; anything else (or SQL that
-            // does not parse, for datafusion-postgres' error) is datafusion-postgres', and
-            // so is everything in a failed transaction (its hooks refuse all but its end).
+            // does not parse, for datafusion-postgres' error) is datafusion-postgres'. In
+            // a failed transaction, statements that cannot end it are refused here, the
+            // rest are datafusion-postgres'.
             let statements = match self.parser.parse(query) {
                 Ok(statements) if !in_failed_transaction(client) => statements,
                 // None ends the transaction, so every one would be refused.
@@ -267,22 +289,10 @@ impl ExtendedQueryHandler for Bounded {
         };
         client.set_state(PgWireConnectionState::QueryInProgress);
         // A cancel while the query is planned, as pgwire's own Execute listens for.
-        let cancel = match cancel_handle(client) {
-            Some(handle) => Some(handle.start_query().await),
-            None => None,
-        };
-        let cancelled = async {
-            // A receiver whose sender was replaced or dropped is no cancel.
-            if let Some(cancel) = cancel
-                && cancel.await.is_ok()
-            {
-                return;
-            }
-            std::future::pending::<()>().await
-        };
+        let listener = listen(cancel_handle(client)).await;
         let response = tokio::select! {
             response = ExtendedQueryHandler::do_query(self, client, &portal, 0) => response?,
-            () = cancelled => return Err(cancelled_by_client()),
+            () = cancelled(listener) => return Err(cancelled_by_client()),
         };
         // Executed again, the portal has no rows left, as after pgwire's own Execute.
         let rest = QueryResponse::new(Arc::new(Vec::new()), futures::stream::empty());
@@ -329,20 +339,12 @@ fn bound(
     };
     let rows = std::mem::replace(&mut answer.data_rows, Box::pin(futures::stream::empty()));
     let stop = async move {
-        let cancelled = async {
-            // pgwire listened for a cancel only while the query was planned; the rows
-            // listen from their first poll on. A handle replaced by the next query's
-            // (its sender dropped) is no cancel.
-            if let Some(handle) = handle
-                && handle.start_query().await.await.is_ok()
-            {
-                return;
-            }
-            std::future::pending::<()>().await
-        };
+        // pgwire listened for a cancel only while the query was planned; the rows
+        // listen from their first poll on.
+        let cancel = async { cancelled(listen(handle).await).await };
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => timed_out(timeout),
-            () = cancelled => cancelled_by_client(),
+            () = cancel => cancelled_by_client(),
         }
     };
     answer.data_rows = Box::pin(Stopping {
