@@ -98,11 +98,10 @@ fn deallocate<S: PortalStore + ?Sized>(
         return Ok(Some(Response::Execution(Tag::new("DEALLOCATE ALL"))));
     }
     if store.get_statement(&name).is_none() {
-        return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-            "ERROR".to_string(),
-            "26000".to_string(),
+        return Err(pg_error(
+            "26000",
             format!("prepared statement \"{name}\" does not exist"),
-        ))));
+        ));
     }
     store.rm_statement(&name);
     Ok(Some(Response::Execution(Tag::new("DEALLOCATE"))))
@@ -126,12 +125,11 @@ fn controls_transaction(statement: &Statement) -> bool {
 /// datafusion-postgres' refusal in a failed transaction (PostgreSQL's own code is
 /// 25P02), kept the same whichever answers.
 fn transaction_aborted() -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".to_string(),
-        "25P01".to_string(),
+    pg_error(
+        "25P01",
         "current transaction is aborted, commands ignored until end of transaction block"
             .to_string(),
-    )))
+    )
 }
 
 /// Listens for the client's cancel of the query starting now (replacing the listener of
@@ -412,9 +410,14 @@ fn cancelled_by_client() -> PgWireError {
 }
 
 fn query_canceled(message: String) -> PgWireError {
+    pg_error("57014", message)
+}
+
+/// An error the client reads as PostgreSQL's, with its SQLSTATE `code`.
+fn pg_error(code: &str, message: String) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".to_string(),
-        "57014".to_string(),
+        code.to_string(),
         message,
     )))
 }
