@@ -67,8 +67,12 @@ pub fn parse(
                 continue;
             }
         };
-        let added = parse_line(text, &mut line)
-            .and_then(|()| add(&mut tables, &mut shape, &line, options, now));
+        let added = if parse_shaped(text, &shape, &mut line) {
+            add(&mut tables, &mut shape, &line, options, now, true)
+        } else {
+            parse_line(text, &mut line)
+                .and_then(|()| add(&mut tables, &mut shape, &line, options, now, false))
+        };
         match added {
             Ok(()) => out.rows += 1,
             Err(e) => out.reject(this, e, options.max_errors),
@@ -175,7 +179,7 @@ impl Field<'_> {
 }
 
 /// One parsed line, its vectors reused from line to line.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Line<'a> {
     pub measurement: Cow<'a, str>,
     pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
@@ -269,6 +273,114 @@ pub(super) fn parse_line<'a>(s: &'a str, line: &mut Line<'a>) -> Result<(), Erro
             break;
         }
     }
+    read_time(s, pos, line)
+}
+
+/// Parses a line of `shape` (the last line accepted whole) into `line`, comparing its
+/// names where they stand instead of scanning for their ends: true when the line has the
+/// shape's measurement, tag keys and field keys in the same order, and its fields the
+/// same types, and no error. Otherwise false, with `line` in any state: the caller then
+/// parses the line with [`parse_line`], which finds what differs or is wrong.
+///
+/// When it returns true, `line` is what [`parse_line`] gives, because the shape's names
+/// hold no byte that is escaped or ends a name ([`Shape::is_plain`]): such a name written
+/// in place, followed by the byte that ends it, is read as exactly that name.
+pub(super) fn parse_shaped<'a>(s: &'a str, shape: &Shape, line: &mut Line<'a>) -> bool {
+    if !shape.is_plain() {
+        return false;
+    }
+    let b = s.as_bytes();
+    line.tags.clear();
+    line.fields.clear();
+    line.time = None;
+    let Some(mut pos) = name_at(b, 0, shape.table()) else {
+        return false;
+    };
+    line.measurement = Cow::Borrowed(&s[..pos]);
+    for key in shape.tags() {
+        if b.get(pos) != Some(&b',') {
+            return false;
+        }
+        let start = pos + 1;
+        let Some(end) = name_at(b, start, key) else {
+            return false;
+        };
+        if b.get(end) != Some(&b'=') {
+            return false;
+        }
+        pos = end + 1;
+        let value = read_name(s, &mut pos, |c| c == b',' || c == b' ');
+        if value.is_empty() {
+            return false;
+        }
+        line.tags.push((Cow::Borrowed(&s[start..end]), value));
+    }
+    if b.get(pos) != Some(&b' ') {
+        return false;
+    }
+    skip_spaces(b, &mut pos);
+    for (i, (key, ty)) in shape.fields().iter().enumerate() {
+        if i > 0 {
+            if b.get(pos) != Some(&b',') {
+                return false;
+            }
+            pos += 1;
+        }
+        let start = pos;
+        let Some(end) = name_at(b, start, key) else {
+            return false;
+        };
+        if b.get(end) != Some(&b'=') {
+            return false;
+        }
+        pos = end + 1;
+        match read_field_value(s, &mut pos, key) {
+            Ok(value) if value.value().column_type() == *ty => {
+                line.fields.push((Cow::Borrowed(&s[start..end]), value));
+            }
+            _ => return false,
+        }
+    }
+    if b.get(pos) == Some(&b',') {
+        return false;
+    }
+    read_time(s, pos, line).is_ok()
+}
+
+/// Where `name` ends if the text at `pos` starts with it.
+fn name_at(b: &[u8], pos: usize, name: &str) -> Option<usize> {
+    let end = pos.checked_add(name.len())?;
+    same_bytes(b.get(pos..end)?, name.as_bytes()).then_some(end)
+}
+
+/// `a == b` for slices of equal length, inlined: names are short, and a call to
+/// `memcmp` per name cost more than the comparison.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len();
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let word = |s: &[u8], i: usize| {
+        let mut w = [0; 8];
+        w.copy_from_slice(&s[i..i + 8]);
+        u64::from_ne_bytes(w)
+    };
+    // Whole words, then the last eight bytes (overlapping the previous word).
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
+}
+
+/// Reads the optional timestamp from `pos` (after the fields) to the end of the line.
+fn read_time(s: &str, mut pos: usize, line: &mut Line<'_>) -> Result<(), Error> {
+    let b = s.as_bytes();
     skip_spaces(b, &mut pos);
     if pos < b.len() {
         let start = pos;

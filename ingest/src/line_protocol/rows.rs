@@ -26,10 +26,39 @@ pub(super) struct Shape {
     positions: Vec<usize>,
     /// Scratch: the indices of the fields a line keeps.
     keep: Vec<usize>,
+    /// No name holds a byte that line protocol escapes (see [`Shape::is_plain`]).
+    plain: bool,
 }
 
 impl Shape {
-    fn matches(&self, line: &Line<'_>) -> bool {
+    pub(super) fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub(super) fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    pub(super) fn fields(&self) -> &[(String, ColumnType)] {
+        &self.fields
+    }
+
+    /// Whether a line has been remembered and none of its names holds a comma, an equals
+    /// sign, a space or a backslash: such a name is written as it is, and ends where the
+    /// next of those bytes is (what [`parse_shaped`](super::parse::parse_shaped) needs).
+    pub(super) fn is_plain(&self) -> bool {
+        self.plain
+    }
+
+    /// The shape of `line` (which must have no repeated field).
+    #[cfg(test)]
+    pub(super) fn of(line: &Line<'_>) -> Shape {
+        let mut shape = Shape::default();
+        shape.remember(line);
+        shape
+    }
+
+    pub(super) fn matches(&self, line: &Line<'_>) -> bool {
         self.table == line.measurement
             && self.tags.len() == line.tags.len()
             && self.fields.len() == line.fields.len()
@@ -51,6 +80,14 @@ impl Shape {
         let fields = line.fields.iter();
         self.fields
             .extend(fields.map(|(k, v)| (k.to_string(), v.value().column_type())));
+        let plain = |name: &str| {
+            !name
+                .bytes()
+                .any(|b| matches!(b, b',' | b'=' | b' ' | b'\\'))
+        };
+        self.plain = plain(&self.table)
+            && self.tags.iter().all(|k| plain(k))
+            && self.fields.iter().all(|(k, _)| plain(k));
     }
 }
 
@@ -71,13 +108,15 @@ fn check_key(what: &'static str, key: &str) -> Result<(), Error> {
 }
 
 /// Checks a parsed line against the request so far and the stored tables, and appends
-/// it to its table.
+/// it to its table. `shaped`: the line is known to be of `shape`
+/// ([`parse_shaped`](super::parse::parse_shaped) read it).
 pub(super) fn add(
     tables: &mut Tables<'_>,
     shape: &mut Shape,
     line: &Line<'_>,
     options: &Options,
     now: i64,
+    shaped: bool,
 ) -> Result<(), Error> {
     let table = line.measurement.as_ref();
     let time = match line.time {
@@ -89,7 +128,7 @@ pub(super) fn add(
                 unit: unit_name(options.precision),
             })?,
     };
-    let same = shape.matches(line);
+    let same = shaped || shape.matches(line);
     // The indices of the fields kept: a field key repeated keeps its last value.
     let mut keep = std::mem::take(&mut shape.keep);
     keep.clear();

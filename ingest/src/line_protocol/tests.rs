@@ -450,7 +450,123 @@ fn value_at(b: &TableBatch, name: &str, row: usize) -> Option<FieldValue> {
     })
 }
 
+#[test]
+fn the_shaped_parse_takes_only_lines_of_the_shape() {
+    let shape_of = |text: &str| {
+        let mut line = parse::Line::default();
+        parse::parse_line(text, &mut line).unwrap();
+        rows::Shape::of(&line)
+    };
+    let shape = shape_of("cpu,host=a f=1,s=\"x\" 5");
+    let read = |text: &str| {
+        let mut line = parse::Line::default();
+        let shaped = parse::parse_shaped(text, &shape, &mut line);
+        if shaped {
+            let mut general = parse::Line::default();
+            parse::parse_line(text, &mut general).unwrap();
+            assert_eq!(line, general, "{text}");
+        }
+        shaped
+    };
+    for text in [
+        "cpu,host=b f=2,s=\"y\" 6",
+        "cpu,host=b\\ c f=2.5,s=\"y\\\"z\"",
+        "cpu,host=b   f=-3,s=\"\"   7  ",
+    ] {
+        assert!(read(text), "{text} is of the shape");
+    }
+    for text in [
+        "cpu,host= f=1,s=\"x\"",
+        "cpu,host=a f=1,s=\"x\",g=2",
+        "cpu,host=a,dc=b f=1,s=\"x\"",
+        "cpux,host=a f=1,s=\"x\"",
+        "cpu,hostx=a f=1,s=\"x\"",
+        "cpu,host=a f=1i,s=\"x\"",
+        "cpu,host=a f=1,s=x",
+        "cpu,host=a f=1,s=\"x\" 12x",
+        "cpu,host=a f=1,s=\"x\" 1 2",
+        "cpu,host=a fx=1,s=\"x\"",
+        "cpu,host=a f=,s=\"x\"",
+        "cpu,host=a f=1",
+        "cpu f=1,s=\"x\"",
+        "cpu,host=a",
+        "cpu",
+    ] {
+        assert!(!read(text), "{text} is not of the shape, or has an error");
+    }
+    // A shape with a name that holds an escaped byte is never taken.
+    let escaped = shape_of("cpu,ho\\ st=a f=1");
+    let mut line = parse::Line::default();
+    assert!(!escaped.is_plain());
+    assert!(!parse::parse_shaped(
+        "cpu,ho\\ st=a f=1",
+        &escaped,
+        &mut line
+    ));
+}
+
+/// `text` with `edit` applied: (where, how many bytes removed, what inserted), or unchanged.
+fn edited(text: &str, edit: Option<(prop::sample::Index, usize, &str)>) -> String {
+    let Some((at, remove, insert)) = edit else {
+        return text.to_string();
+    };
+    let mut bytes = text.as_bytes().to_vec();
+    let at = at.index(bytes.len() + 1);
+    let end = (at + remove).min(bytes.len());
+    bytes.splice(at..end, insert.bytes());
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 proptest! {
+    /// A line is read by the shaped parse (the last line's names compared in place) only
+    /// when it has that line's shape, and then exactly as the general parse reads it; and
+    /// every line of a plain shape that the general parse accepts is read by it.
+    #[test]
+    fn the_shaped_parse_reads_what_the_general_parse_reads(
+        first in row(),
+        other in row(),
+        edit in prop::option::of((any::<prop::sample::Index>(), 0..3usize, "[a-z0-9,= \\\"iu.-]{0,2}")),
+        same in any::<bool>(),
+    ) {
+        let write = |r: &Row| {
+            let tags: Vec<(&str, &str)> = r.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let fields: Vec<(&str, FieldValue)> =
+                r.fields.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            let mut text = String::new();
+            write_line(&mut text, r.table, &tags, &fields, r.time).unwrap();
+            text.trim_end_matches('\n').to_string()
+        };
+        let shape_text = write(&first);
+        let mut line = parse::Line::default();
+        parse::parse_line(&shape_text, &mut line).unwrap();
+        let shape = rows::Shape::of(&line);
+        // The same keys with the other row's values (of any type), or another row.
+        let text = if same {
+            let mut r = first.clone();
+            for ((_, v), (_, w)) in r.tags.iter_mut().zip(&other.tags) {
+                v.clone_from(w);
+            }
+            for ((_, v), (_, w)) in r.fields.iter_mut().zip(&other.fields) {
+                v.clone_from(w);
+            }
+            r.time = other.time;
+            write(&r)
+        } else {
+            write(&other)
+        };
+        let text = edited(&text, edit.as_ref().map(|(at, n, s)| (*at, *n, s.as_str())));
+        let mut shaped = parse::Line::default();
+        let mut general = parse::Line::default();
+        let general_ok = parse::parse_line(&text, &mut general).is_ok();
+        if parse::parse_shaped(&text, &shape, &mut shaped) {
+            prop_assert!(general_ok, "{:?}", text);
+            prop_assert_eq!(&shaped, &general, "{:?}", text);
+            prop_assert!(shape.matches(&general));
+        } else if general_ok && shape.is_plain() {
+            prop_assert!(!shape.matches(&general), "{:?} was not read by its shape", text);
+        }
+    }
+
     #[test]
     fn small_integers_are_the_floats_a_full_parse_gives(
         text in "-?[0-9]{0,17}|[0-9+.eE-]{1,6}",
