@@ -1,10 +1,11 @@
 //! Series keys: the tag values that identify a series.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+
+use ahash::AHashSet;
 
 /// The identity of a series: its non-null tags as (name, value) pairs sorted by name.
 ///
@@ -62,33 +63,44 @@ impl Hash for SeriesKey {
 }
 
 /// Interned strings, shared by every key of the process.
-struct Interner {
-    set: HashSet<Arc<str>>,
+pub(crate) struct Interner {
+    set: AHashSet<Arc<str>>,
     /// Size after the last purge: the set is purged of unused strings when it doubles.
     purged_at: usize,
 }
 
+impl Interner {
+    /// The shared copy of `s`.
+    pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.set.get(s) {
+            return Arc::clone(a);
+        }
+        if self.set.len() >= 2 * self.purged_at {
+            self.set.retain(|a| Arc::strong_count(a) > 1);
+            self.purged_at = self.set.len().max(1024);
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.set.insert(Arc::clone(&a));
+        a
+    }
+}
+
 static INTERNER: LazyLock<Mutex<Interner>> = LazyLock::new(|| {
     Mutex::new(Interner {
-        set: HashSet::new(),
+        set: AHashSet::new(),
         purged_at: 1024,
     })
 });
 
+/// The interner, locked: for many strings at once (the keys of a write) under one lock.
+pub(crate) fn interner() -> MutexGuard<'static, Interner> {
+    INTERNER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The shared copy of a tag name or value. Strings no longer used by any key are
 /// dropped from time to time, so that high-cardinality tags do not accumulate.
 pub fn intern(s: &str) -> Arc<str> {
-    let mut i = INTERNER.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(a) = i.set.get(s) {
-        return Arc::clone(a);
-    }
-    if i.set.len() >= 2 * i.purged_at {
-        i.set.retain(|a| Arc::strong_count(a) > 1);
-        i.purged_at = i.set.len().max(1024);
-    }
-    let a: Arc<str> = Arc::from(s);
-    i.set.insert(Arc::clone(&a));
-    a
+    interner().get(s)
 }
 
 impl SeriesKey {

@@ -1,10 +1,10 @@
 //! A chunk: the rows of one write call (or of several coalesced ones) for one table,
 //! immutable once made, with the series of each row.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, OnceLock};
 
+use ahash::AHashMap;
 use arrow_array::{Array, StringArray};
 
 use crate::batch::TableBatch;
@@ -158,7 +158,7 @@ fn series_of(batch: &TableBatch) -> (Vec<SeriesKey>, Vec<u32>) {
         })
     };
     // hash -> first local id with that hash; `next` chains ids whose hashes collide.
-    let mut first: HashMap<u64, u32> = HashMap::new();
+    let mut first: AHashMap<u64, u32> = AHashMap::new();
     let mut next: Vec<Option<u32>> = Vec::new();
     let mut representative: Vec<usize> = Vec::new();
     let mut row_series = Vec::with_capacity(rows);
@@ -199,7 +199,8 @@ fn series_of(batch: &TableBatch) -> (Vec<SeriesKey>, Vec<u32>) {
         last = Some((hash, id));
         row_series.push(id);
     }
-    let names: Vec<Arc<str>> = tags.iter().map(|(n, _)| crate::series::intern(n)).collect();
+    let mut interner = crate::series::interner();
+    let names: Vec<Arc<str>> = tags.iter().map(|(n, _)| interner.get(n)).collect();
     let keys = representative
         .iter()
         .map(|&row| {
@@ -207,7 +208,7 @@ fn series_of(batch: &TableBatch) -> (Vec<SeriesKey>, Vec<u32>) {
                 tags.iter()
                     .zip(&names)
                     .filter(|((_, col), _)| col.is_valid(row))
-                    .map(|((_, col), name)| (name.clone(), crate::series::intern(col.value(row))))
+                    .map(|((_, col), name)| (name.clone(), interner.get(col.value(row))))
                     .collect(),
             )
         })

@@ -12,7 +12,7 @@
 //! [`write`] sorts the rows of the chunks by series key, then time (then arrival, so that
 //! for a metric table the last write of a (series, time) is the one kept).
 
-use std::collections::HashMap;
+use ahash::AHashMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -440,7 +440,7 @@ fn chunks_time_range(series: &[SeriesMeta]) -> (i64, i64) {
 /// of a metric table. Returns (chunk, row) pairs and the series index.
 fn sort_rows(chunks: &[Arc<Chunk>], kind: TableKind) -> (Vec<(usize, usize)>, Vec<SeriesMeta>) {
     // Global series ids, ranked by key.
-    let mut global: HashMap<&SeriesKey, u32> = HashMap::new();
+    let mut global: AHashMap<&SeriesKey, u32> = AHashMap::new();
     let mut keys: Vec<&SeriesKey> = Vec::new();
     let local_to_global: Vec<Vec<u32>> = chunks
         .iter()
