@@ -63,15 +63,15 @@ impl Hash for SeriesKey {
 }
 
 /// Interned strings, shared by every key of the process.
-pub(crate) struct Interner {
+struct Interner {
     set: AHashSet<Arc<str>>,
     /// Size after the last purge: the set is purged of unused strings when it doubles.
     purged_at: usize,
 }
 
 impl Interner {
-    /// The shared copy of `s`.
-    pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
+    /// The shared copy of `s`, made on first use.
+    fn intern(&mut self, s: &str) -> Arc<str> {
         if let Some(a) = self.set.get(s) {
             return Arc::clone(a);
         }
@@ -92,15 +92,21 @@ static INTERNER: LazyLock<Mutex<Interner>> = LazyLock::new(|| {
     })
 });
 
-/// The interner, locked: for many strings at once (the keys of a write) under one lock.
-pub(crate) fn interner() -> MutexGuard<'static, Interner> {
+fn interner() -> MutexGuard<'static, Interner> {
     INTERNER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The shared copies of many strings (the tags of a write's new series), taken under
+/// one lock and in their order; the lock is held for nothing else.
+pub(crate) fn intern_all<'a>(strings: impl IntoIterator<Item = &'a str>) -> Vec<Arc<str>> {
+    let mut interner = interner();
+    strings.into_iter().map(|s| interner.intern(s)).collect()
 }
 
 /// The shared copy of a tag name or value. Strings no longer used by any key are
 /// dropped from time to time, so that high-cardinality tags do not accumulate.
 pub fn intern(s: &str) -> Arc<str> {
-    interner().get(s)
+    interner().intern(s)
 }
 
 impl SeriesKey {

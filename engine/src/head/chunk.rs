@@ -199,18 +199,27 @@ fn series_of(batch: &TableBatch) -> (Vec<SeriesKey>, Vec<u32>) {
         last = Some((hash, id));
         row_series.push(id);
     }
-    let mut interner = crate::series::interner();
-    let names: Vec<Arc<str>> = tags.iter().map(|(n, _)| interner.get(n)).collect();
+    // Every name, then each new series' values (its tags that are set), interned at once.
+    let set = |row: usize| {
+        tags.iter()
+            .enumerate()
+            .filter(move |(_, (_, col))| col.is_valid(row))
+    };
+    let names = tags.iter().map(|(n, _)| *n);
+    let values = representative
+        .iter()
+        .flat_map(|&row| set(row).map(move |(_, (_, col))| col.value(row)));
+    let interned = crate::series::intern_all(names.chain(values));
+    let (names, mut values) = interned.split_at(tags.len());
     let keys = representative
         .iter()
         .map(|&row| {
-            SeriesKey::new(
-                tags.iter()
-                    .zip(&names)
-                    .filter(|((_, col), _)| col.is_valid(row))
-                    .map(|((_, col), name)| (name.clone(), interner.get(col.value(row))))
-                    .collect(),
-            )
+            let pairs: Vec<_> = set(row)
+                .zip(values)
+                .map(|((t, _), value)| (names[t].clone(), value.clone()))
+                .collect();
+            values = &values[pairs.len()..];
+            SeriesKey::new(pairs)
         })
         .collect();
     (keys, row_series)

@@ -12,12 +12,12 @@
 //! [`write`] sorts the rows of the chunks by series key, then time (then arrival, so that
 //! for a metric table the last write of a (series, time) is the one kept).
 
-use ahash::AHashMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ahash::AHashMap;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt8Type, UInt64Type};
 use arrow_array::{Array, ArrayRef};

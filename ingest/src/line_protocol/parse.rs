@@ -179,7 +179,8 @@ impl Field<'_> {
 }
 
 /// One parsed line, its vectors reused from line to line.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(PartialEq))]
 pub(super) struct Line<'a> {
     pub measurement: Cow<'a, str>,
     pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
@@ -356,7 +357,7 @@ fn name_at(b: &[u8], pos: usize, name: &str) -> Option<usize> {
 /// `a == b` for slices of equal length, inlined: names are short, and a call to
 /// `memcmp` per name cost more than the comparison.
 #[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len();
     if n < 8 {

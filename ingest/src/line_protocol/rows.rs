@@ -128,6 +128,10 @@ pub(super) fn add(
                 unit: unit_name(options.precision),
             })?,
     };
+    debug_assert!(
+        !shaped || shape.matches(line),
+        "a shaped line has the shape"
+    );
     let same = shaped || shape.matches(line);
     // The indices of the fields kept: a field key repeated keeps its last value.
     let mut keep = std::mem::take(&mut shape.keep);
