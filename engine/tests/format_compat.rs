@@ -6,9 +6,15 @@
 //! 2 (no block filters) the same way, with a string field `note` besides. Regenerate a fixture only for a new
 //! format version, into a new folder: `SEXTANT_WRITE_FIXTURE=tests/data/db-vN cargo test
 //! -p sextant-engine --test format_compat -- --ignored`.
+//!
+//! `tests/data/wal-payload-v1/` is a database whose rows are only in its WAL, in records
+//! of WAL payload version 1 (tags per row): `sextant serve` at e02a5b2 was sent two
+//! requests of line protocol (24 rows of `cpu`, one without `host`, one with a `dc` too)
+//! and killed with SIGKILL.
 
 use std::path::{Path, PathBuf};
 
+use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use sextant_engine::{CmpOp, Config, Engine, FieldValue, Point, ScanRequest};
@@ -185,4 +191,43 @@ fn a_version_2_database_opens_and_answers_string_filters_without_block_filters()
     assert_eq!(rows, want);
     assert!(excluded >= 3, "{excluded} blocks excluded");
     engine.close().unwrap();
+}
+
+#[test]
+fn a_wal_of_payload_version_1_replays() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/wal-payload-v1");
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixture, tmp.path());
+    let engine = open(tmp.path());
+    let req = ScanRequest::new("cpu").columns(["time", "host", "dc", "usage"]);
+    let mut rows = Vec::new();
+    for batch in engine.snapshot().scan(&req).unwrap() {
+        let batch = batch.unwrap();
+        let time = arrow_cast::cast(batch.column(0), &arrow_schema::DataType::Int64).unwrap();
+        let tag = |i: usize| arrow_cast::cast(batch.column(i), &arrow_schema::DataType::Utf8);
+        let (host, dc) = (tag(1).unwrap(), tag(2).unwrap());
+        let (host, dc) = (host.as_string::<i32>(), dc.as_string::<i32>());
+        let text = |a: &arrow_array::StringArray, i: usize| {
+            (!a.is_null(i)).then(|| a.value(i).to_string())
+        };
+        let usage = batch.column(3).as_primitive::<Float64Type>();
+        for i in 0..batch.num_rows() {
+            rows.push((
+                text(host, i),
+                text(dc, i),
+                time.as_primitive::<Int64Type>().value(i) / SECOND,
+                usage.value(i),
+            ));
+        }
+    }
+    rows.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let mut want: Vec<(Option<String>, Option<String>, i64, f64)> = (0..2)
+        .flat_map(|host| (0..10).map(move |i| (host, i)))
+        .chain([(1, 10), (1, 11)])
+        .map(|(host, i)| (Some(format!("h{host}")), None, i, (host * 1000 + i) as f64))
+        .collect();
+    want.push((None, Some("x".into()), 3, 5000.0));
+    want.push((Some("h0".into()), Some("y".into()), 11, 6000.0));
+    want.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(rows, want);
 }

@@ -1,16 +1,25 @@
 //! The WAL payload: the table batches of one write call, as bytes.
 //!
 //! ```text
-//! PAYLOAD  := version:u8 (=1) n_batches:u16 BATCH{n_batches}
-//! BATCH    := kind:u8 table:STR16 rows:u32 n_columns:u16 COLUMN{n_columns}
+//! PAYLOAD  := version:u8 (=2) n_batches:u16 BATCH{n_batches}
+//! BATCH    := kind:u8 table:STR16 rows:u32 n_columns:u16 SERIES COLUMN{n_columns}
+//! SERIES   := n_series:u32, then when n_series > 0 the series of each row: rows x u32
 //! COLUMN   := name:STR16 type:u8 has_validity:u8 VALIDITY? DATA
-//! VALIDITY := ceil(rows / 8) bytes, bit i (LSB first) set when row i is not null
+//! VALIDITY := ceil(n / 8) bytes, bit i (LSB first) set when value i is not null
 //! DATA     := time, i64, u64, f64: rows x 8 bytes
 //!           | bool:  ceil(rows / 8) bytes, bit-packed LSB first
 //!           | level: rows bytes (ranks 0-5)
-//!           | tag, string: offsets (rows + 1) x u32, starting at 0; then the bytes
+//!           | tag, string: offsets (n + 1) x u32, starting at 0; then the bytes
 //! STR16    := len:u16 UTF-8 bytes
 //! ```
+//! `n` is the number of rows, except for a tag column, which is written once per series
+//! (`n = n_series`): a row's tags are its series' (the rows of a write repeat their
+//! series' tags, so the log holds each once). A batch has series exactly when it has a
+//! tag column; they are numbered in the order of their first rows.
+//!
+//! Version 1 (still read, from logs written before) had no SERIES and wrote tag columns
+//! per row.
+//!
 //! All integers little-endian. The payload is protected by the WAL record's crc32; the
 //! decoder still checks every length and value, since a crc collision or a bug must not
 //! become a panic.
@@ -18,7 +27,8 @@
 use std::sync::Arc;
 
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, UInt8Array, UInt64Array,
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, UInt8Array, UInt32Array,
+    UInt64Array,
 };
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer, ToByteSlice};
 
@@ -26,20 +36,45 @@ use super::TableBatch;
 use crate::bytes::{Put, Reader, Short};
 use crate::schema::{ColumnDef, ColumnType, TableKind};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// The version without series, read from logs written before version 2.
+const VERSION_PER_ROW_TAGS: u8 = 1;
 
-/// Appends the payload of `batches` to `out`.
-pub(crate) fn encode(batches: &[TableBatch], out: &mut Vec<u8>) {
+/// Appends the payload of `batches` to `out`: each batch with the series of each of its
+/// rows, numbered from 0 in the order of their first rows (as the head's chunks number
+/// them).
+pub(crate) fn encode(batches: &[(&TableBatch, &[u32])], out: &mut Vec<u8>) {
     out.put_u8(VERSION);
     out.put_u16(u16::try_from(batches.len()).expect("a write names at most 65535 tables"));
-    for b in batches {
+    for &(b, row_series) in batches {
         out.put_u8(b.kind.to_byte());
         out.put_str16(&b.table);
         out.put_u32(u32::try_from(b.rows()).expect("the engine splits writes above 4G rows"));
         out.put_u16(u16::try_from(b.columns.len()).expect("at most 65535 columns"));
+        // The first row of each series.
+        let has_tags = b.columns.iter().any(|c| c.ty == ColumnType::Tag);
+        let mut firsts: Vec<usize> = Vec::new();
+        if has_tags {
+            debug_assert_eq!(row_series.len(), b.rows());
+            for (row, &s) in row_series.iter().enumerate() {
+                if s as usize == firsts.len() {
+                    firsts.push(row);
+                }
+                debug_assert!((s as usize) < firsts.len(), "series numbered by first row");
+            }
+        }
+        out.put_u32(firsts.len() as u32);
+        if has_tags {
+            put_values(row_series, out);
+        }
         for (col, array) in b.columns.iter().zip(&b.arrays) {
             out.put_str16(&col.name);
             out.put_u8(col.ty.to_byte());
+            if col.ty == ColumnType::Tag {
+                let tags = array.as_any().downcast_ref().expect("tags are Utf8");
+                put_series_tags(tags, &firsts, out);
+                continue;
+            }
             match array.nulls() {
                 Some(nulls) if nulls.null_count() > 0 => {
                     out.put_u8(1);
@@ -49,6 +84,38 @@ pub(crate) fn encode(batches: &[TableBatch], out: &mut Vec<u8>) {
             }
             encode_data(col.ty, array.as_ref(), out);
         }
+    }
+}
+
+/// A tag column once per series: its value in each series' first row.
+fn put_series_tags(tags: &StringArray, firsts: &[usize], out: &mut Vec<u8>) {
+    if firsts.iter().any(|&row| tags.is_null(row)) {
+        out.put_u8(1);
+        let mut bits = vec![0u8; firsts.len().div_ceil(8)];
+        for (i, &row) in firsts.iter().enumerate() {
+            if tags.is_valid(row) {
+                bits[i / 8] |= 1 << (i % 8);
+            }
+        }
+        out.extend_from_slice(&bits);
+    } else {
+        out.put_u8(0);
+    }
+    let value = |row: usize| {
+        if tags.is_valid(row) {
+            tags.value(row)
+        } else {
+            ""
+        }
+    };
+    let mut end = 0u32;
+    out.put_u32(end);
+    for &row in firsts {
+        end += value(row).len() as u32;
+        out.put_u32(end);
+    }
+    for &row in firsts {
+        out.extend_from_slice(value(row).as_bytes());
     }
 }
 
@@ -107,8 +174,10 @@ fn encode_data(ty: ColumnType, array: &dyn Array, out: &mut Vec<u8>) {
 pub(crate) fn decode(payload: &[u8]) -> Result<Vec<TableBatch>, Short> {
     let mut r = Reader::new(payload);
     let version = r.u8()?;
-    if version != VERSION {
-        return r.fail(format!("payload version {version} is not {VERSION}"));
+    if version != VERSION && version != VERSION_PER_ROW_TAGS {
+        return r.fail(format!(
+            "payload version {version} is neither {VERSION_PER_ROW_TAGS} nor {VERSION}"
+        ));
     }
     let n = r.u16()?;
     let mut batches = Vec::with_capacity(n as usize);
@@ -121,6 +190,11 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Vec<TableBatch>, Short> {
         let table = r.str16()?.to_string();
         let rows = r.u32()? as usize;
         let ncols = r.u16()? as usize;
+        let (series, row_series) = if version == VERSION {
+            read_series(&mut r, rows)?
+        } else {
+            (0, None)
+        };
         let mut columns = Vec::with_capacity(ncols);
         let mut arrays = Vec::with_capacity(ncols);
         for _ in 0..ncols {
@@ -130,12 +204,25 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Vec<TableBatch>, Short> {
                 offset: ty_at,
                 what: "unknown column type".into(),
             })?;
+            let per_series = ty == ColumnType::Tag && version == VERSION;
+            let n = if per_series { series } else { rows };
             let nulls = match r.u8()? {
                 0 => None,
-                1 => Some(NullBuffer::new(read_bits(&mut r, rows)?)),
+                1 => Some(NullBuffer::new(read_bits(&mut r, n)?)),
                 _ => return r.fail("the validity flag is neither 0 nor 1"),
             };
-            arrays.push(decode_data(&mut r, ty, rows, nulls)?);
+            let values = decode_data(&mut r, ty, n, nulls)?;
+            arrays.push(match (per_series, &row_series) {
+                (false, _) => values,
+                (true, Some(row_series)) => {
+                    let at = r.position();
+                    arrow_select::take::take(&values, row_series, None).map_err(|e| Short {
+                        offset: at,
+                        what: e.to_string(),
+                    })?
+                }
+                (true, None) => return r.fail("a tag column in a batch without series"),
+            });
             columns.push(ColumnDef::new(name, ty));
         }
         let at = r.position();
@@ -149,6 +236,26 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Vec<TableBatch>, Short> {
         return r.fail(format!("{} bytes follow the last batch", r.remaining()));
     }
     Ok(batches)
+}
+
+/// Reads SERIES: the number of series, and each row's series (checked against it).
+fn read_series(r: &mut Reader<'_>, rows: usize) -> Result<(usize, Option<UInt32Array>), Short> {
+    let series = r.u32()? as usize;
+    if series == 0 {
+        return Ok((0, None));
+    }
+    if series > rows {
+        return r.fail(format!("{series} series for {rows} rows"));
+    }
+    let at = r.position();
+    let row_series: ScalarBuffer<u32> = read_values(r, rows)?;
+    if row_series.iter().any(|&s| s as usize >= series) {
+        return Err(Short {
+            offset: at,
+            what: format!("a row's series is not one of the {series}"),
+        });
+    }
+    Ok((series, Some(UInt32Array::new(row_series, None))))
 }
 
 fn read_bits(r: &mut Reader<'_>, rows: usize) -> Result<BooleanBuffer, Short> {
@@ -223,7 +330,58 @@ fn decode_data(
 mod tests {
     use super::*;
     use crate::batch::point::batches_from_points;
+    use crate::head::Chunk;
     use crate::{Level, LogRecord, Point};
+
+    /// The payload of `batches`, their series numbered as the head numbers them.
+    fn encoded(batches: &[TableBatch]) -> Vec<u8> {
+        let chunks: Vec<Chunk> = batches.iter().map(|b| Chunk::new(0, b.clone())).collect();
+        let logged: Vec<(&TableBatch, &[u32])> = chunks
+            .iter()
+            .map(|c| (&c.batch, c.row_series.as_slice()))
+            .collect();
+        let mut bytes = Vec::new();
+        encode(&logged, &mut bytes);
+        bytes
+    }
+
+    /// Version 1, as written before series: every column per row.
+    fn encoded_v1(batches: &[TableBatch]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.put_u8(VERSION_PER_ROW_TAGS);
+        out.put_u16(batches.len() as u16);
+        for b in batches {
+            out.put_u8(b.kind.to_byte());
+            out.put_str16(&b.table);
+            out.put_u32(b.rows() as u32);
+            out.put_u16(b.columns.len() as u16);
+            for (col, array) in b.columns.iter().zip(&b.arrays) {
+                out.put_str16(&col.name);
+                out.put_u8(col.ty.to_byte());
+                match array.nulls() {
+                    Some(nulls) if nulls.null_count() > 0 => {
+                        out.put_u8(1);
+                        put_bits(nulls.inner(), &mut out);
+                    }
+                    _ => out.put_u8(0),
+                }
+                encode_data(col.ty, array.as_ref(), &mut out);
+            }
+        }
+        out
+    }
+
+    fn assert_same(a: &[TableBatch], b: &[TableBatch]) {
+        assert_eq!(a.len(), b.len());
+        for (a, b) in a.iter().zip(b) {
+            assert_eq!(a.table, b.table);
+            assert_eq!(a.kind, b.kind);
+            assert_eq!(a.columns, b.columns);
+            for (x, y) in a.arrays.iter().zip(&b.arrays) {
+                assert_eq!(x.to_data(), y.to_data());
+            }
+        }
+    }
 
     fn sample() -> Vec<TableBatch> {
         let points: Vec<Point> = vec![
@@ -237,6 +395,14 @@ mod tests {
                 .field("ok", true)
                 .field("u", 7u64)
                 .time(20),
+            Point::metric("cpu")
+                .tag("host", "a")
+                .field("user", 2.5)
+                .time(25),
+            Point::metric("cpu")
+                .tag("dc", "x")
+                .field("user", 3.5)
+                .time(26),
             LogRecord::new("logs", Level::Error, "boom")
                 .tag("svc", "api")
                 .time(30)
@@ -248,18 +414,47 @@ mod tests {
     #[test]
     fn payload_round_trips() {
         let batches = sample();
-        let mut bytes = Vec::new();
-        encode(&batches, &mut bytes);
-        let back = decode(&bytes).unwrap();
-        assert_eq!(back.len(), batches.len());
-        for (a, b) in batches.iter().zip(&back) {
-            assert_eq!(a.table, b.table);
-            assert_eq!(a.kind, b.kind);
-            assert_eq!(a.columns, b.columns);
-            for (x, y) in a.arrays.iter().zip(&b.arrays) {
-                assert_eq!(x.to_data(), y.to_data());
-            }
-        }
+        assert_same(&decode(&encoded(&batches)).unwrap(), &batches);
+    }
+
+    #[test]
+    fn tags_are_logged_once_per_series() {
+        let rows: Vec<Point> = (0..1000)
+            .map(|i| {
+                Point::metric("cpu")
+                    .tag("host", format!("host_{}", i % 10))
+                    .tag("region", "eu-west-1")
+                    .field("user", i as f64)
+                    .time(i)
+            })
+            .collect();
+        let batches = batches_from_points(&rows, 0).unwrap();
+        let v2 = encoded(&batches);
+        let v1 = encoded_v1(&batches);
+        assert_same(&decode(&v2).unwrap(), &batches);
+        assert_same(&decode(&v1).unwrap(), &batches);
+        // Rows of 8 + 8 bytes and a 4-byte series each, against 15 bytes of tags and two
+        // 4-byte offsets per row.
+        assert!(v2.len() < 21 * 1000, "{}", v2.len());
+        assert!(v1.len() > 35 * 1000, "{}", v1.len());
+    }
+
+    #[test]
+    fn version_1_payloads_are_still_read() {
+        let batches = sample();
+        assert_same(&decode(&encoded_v1(&batches)).unwrap(), &batches);
+    }
+
+    #[test]
+    fn a_row_of_no_series_is_an_error() {
+        let batches = sample();
+        let mut bytes = encoded(&batches[..1]);
+        // VERSION, n_batches, kind, "cpu", rows, n_columns, n_series, then row 0's series.
+        let first_row = 1 + 2 + 1 + 2 + 3 + 4 + 2 + 4;
+        let series = u32::from_le_bytes(bytes[first_row - 4..first_row].try_into().unwrap());
+        bytes[first_row..first_row + 4].copy_from_slice(&series.to_le_bytes());
+        let e = decode(&bytes).unwrap_err();
+        assert!(e.what.contains("series"), "{}", e.what);
     }
 
     #[test]
@@ -271,17 +466,15 @@ mod tests {
             arrays: batch.arrays.iter().map(|a| a.slice(1, 1)).collect(),
             ..batch.clone()
         };
-        let mut a = Vec::new();
-        let mut b = Vec::new();
-        encode(std::slice::from_ref(&one), &mut a);
-        encode(std::slice::from_ref(&sliced), &mut b);
-        assert_eq!(a, b);
+        assert_eq!(
+            encoded(std::slice::from_ref(&one)),
+            encoded(std::slice::from_ref(&sliced))
+        );
     }
 
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
-        let mut bytes = Vec::new();
-        encode(&sample(), &mut bytes);
+        let bytes = encoded(&sample());
         for cut in 0..bytes.len() {
             assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }
@@ -295,8 +488,7 @@ mod tests {
 
         #[test]
         fn bit_flips_never_panic(pos in 0usize..200, bit in 0u8..8) {
-            let mut bytes = Vec::new();
-            encode(&sample(), &mut bytes);
+            let mut bytes = encoded(&sample());
             let pos = pos % bytes.len();
             bytes[pos] ^= 1 << bit;
             let _ = decode(&bytes);

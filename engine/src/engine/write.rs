@@ -59,9 +59,13 @@ impl Inner {
         let now = self.config.clock.now_nanos();
         self.last_write.store(now, Ordering::Relaxed);
         self.make_room(&batches, now)?;
-        let mut bytes = Vec::new();
-        payload::encode(&batches, &mut bytes);
         let chunks: Vec<Chunk> = batches.into_iter().map(|b| Chunk::new(0, b)).collect();
+        let logged: Vec<(&TableBatch, &[u32])> = chunks
+            .iter()
+            .map(|c| (&c.batch, c.row_series.as_slice()))
+            .collect();
+        let mut bytes = Vec::new();
+        payload::encode(&logged, &mut bytes);
 
         let mut froze = false;
         let seq = {
