@@ -12,10 +12,11 @@
 //!           | tag, string: offsets (n + 1) x u32, starting at 0; then the bytes
 //! STR16    := len:u16 UTF-8 bytes
 //! ```
-//! `n` is the number of rows, except for a tag column, which is written once per series
-//! (`n = n_series`): a row's tags are its series' (the rows of a write repeat their
-//! series' tags, so the log holds each once). A batch has series exactly when it has a
-//! tag column; they are numbered in the order of their first rows.
+//! `n` is the number of rows, except for a tag column when `n_series > 0`, which is
+//! written once per series (`n = n_series`): a row's tags are its series' (the rows of a
+//! write repeat their series' tags, so the log holds each once). The writer writes
+//! `n_series = 0`, and tag columns per row, for a batch without tags or with more than
+//! half as many series as rows.
 //!
 //! Version 1 (still read, from logs written before) had no SERIES and wrote tag columns
 //! per row.
@@ -41,8 +42,7 @@ const VERSION: u8 = 2;
 const VERSION_PER_ROW_TAGS: u8 = 1;
 
 /// Appends the payload of `batches` to `out`: each batch with the series of each of its
-/// rows, numbered from 0 in the order of their first rows (as the head's chunks number
-/// them).
+/// rows (as the head's chunks number them; rows of one series have the same tags).
 pub(crate) fn encode(batches: &[(&TableBatch, &[u32])], out: &mut Vec<u8>) {
     out.put_u8(VERSION);
     out.put_u16(u16::try_from(batches.len()).expect("a write names at most 65535 tables"));
@@ -51,26 +51,15 @@ pub(crate) fn encode(batches: &[(&TableBatch, &[u32])], out: &mut Vec<u8>) {
         out.put_str16(&b.table);
         out.put_u32(u32::try_from(b.rows()).expect("the engine splits writes above 4G rows"));
         out.put_u16(u16::try_from(b.columns.len()).expect("at most 65535 columns"));
-        // The first row of each series.
-        let has_tags = b.columns.iter().any(|c| c.ty == ColumnType::Tag);
-        let mut firsts: Vec<usize> = Vec::new();
-        if has_tags {
-            debug_assert_eq!(row_series.len(), b.rows());
-            for (row, &s) in row_series.iter().enumerate() {
-                if s as usize == firsts.len() {
-                    firsts.push(row);
-                }
-                debug_assert!((s as usize) < firsts.len(), "series numbered by first row");
-            }
-        }
+        let firsts = series_firsts(b, row_series);
         out.put_u32(firsts.len() as u32);
-        if has_tags {
+        if !firsts.is_empty() {
             put_values(row_series, out);
         }
         for (col, array) in b.columns.iter().zip(&b.arrays) {
             out.put_str16(&col.name);
             out.put_u8(col.ty.to_byte());
-            if col.ty == ColumnType::Tag {
+            if col.ty == ColumnType::Tag && !firsts.is_empty() {
                 let tags = array.as_any().downcast_ref().expect("tags are Utf8");
                 put_series_tags(tags, &firsts, out);
                 continue;
@@ -87,13 +76,36 @@ pub(crate) fn encode(batches: &[(&TableBatch, &[u32])], out: &mut Vec<u8>) {
     }
 }
 
+/// The first row of each series of `b` (indexed by series), or none when its tag columns
+/// are better written per row: a batch without tags, or with more than half as many
+/// series as rows (a series number per row would cost more than the repeats save).
+fn series_firsts(b: &TableBatch, row_series: &[u32]) -> Vec<usize> {
+    let has_tags = b.columns.iter().any(|c| c.ty == ColumnType::Tag);
+    if !has_tags || row_series.len() != b.rows() {
+        debug_assert!(!has_tags, "every row has a series");
+        return Vec::new();
+    }
+    let series = row_series.iter().max().map_or(0, |&s| s as usize + 1);
+    if series * 2 > b.rows() {
+        return Vec::new();
+    }
+    // A series numbered but without rows (the head makes none) stays at usize::MAX and
+    // is written as null.
+    let mut firsts = vec![usize::MAX; series];
+    for (row, &s) in row_series.iter().enumerate().rev() {
+        firsts[s as usize] = row;
+    }
+    firsts
+}
+
 /// A tag column once per series: its value in each series' first row.
 fn put_series_tags(tags: &StringArray, firsts: &[usize], out: &mut Vec<u8>) {
-    if firsts.iter().any(|&row| tags.is_null(row)) {
+    let valid = |row: usize| row < tags.len() && tags.is_valid(row);
+    if !firsts.iter().all(|&row| valid(row)) {
         out.put_u8(1);
         let mut bits = vec![0u8; firsts.len().div_ceil(8)];
         for (i, &row) in firsts.iter().enumerate() {
-            if tags.is_valid(row) {
+            if valid(row) {
                 bits[i / 8] |= 1 << (i % 8);
             }
         }
@@ -101,13 +113,7 @@ fn put_series_tags(tags: &StringArray, firsts: &[usize], out: &mut Vec<u8>) {
     } else {
         out.put_u8(0);
     }
-    let value = |row: usize| {
-        if tags.is_valid(row) {
-            tags.value(row)
-        } else {
-            ""
-        }
-    };
+    let value = |row: usize| if valid(row) { tags.value(row) } else { "" };
     let mut end = 0u32;
     out.put_u32(end);
     for &row in firsts {
@@ -195,6 +201,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Vec<TableBatch>, Short> {
         } else {
             (0, None)
         };
+        let mut tags = false;
         let mut columns = Vec::with_capacity(ncols);
         let mut arrays = Vec::with_capacity(ncols);
         for _ in 0..ncols {
@@ -204,7 +211,8 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Vec<TableBatch>, Short> {
                 offset: ty_at,
                 what: "unknown column type".into(),
             })?;
-            let per_series = ty == ColumnType::Tag && version == VERSION;
+            let per_series = ty == ColumnType::Tag && row_series.is_some();
+            tags |= ty == ColumnType::Tag;
             let n = if per_series { series } else { rows };
             let nulls = match r.u8()? {
                 0 => None,
@@ -212,18 +220,20 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Vec<TableBatch>, Short> {
                 _ => return r.fail("the validity flag is neither 0 nor 1"),
             };
             let values = decode_data(&mut r, ty, n, nulls)?;
-            arrays.push(match (per_series, &row_series) {
-                (false, _) => values,
-                (true, Some(row_series)) => {
+            arrays.push(match &row_series {
+                Some(row_series) if per_series => {
                     let at = r.position();
                     arrow_select::take::take(&values, row_series, None).map_err(|e| Short {
                         offset: at,
                         what: e.to_string(),
                     })?
                 }
-                (true, None) => return r.fail("a tag column in a batch without series"),
+                _ => values,
             });
             columns.push(ColumnDef::new(name, ty));
+        }
+        if series > 0 && !tags {
+            return r.fail(format!("{series} series in a batch without tags"));
         }
         let at = r.position();
         let batch = TableBatch::try_new(table, kind, columns, arrays).map_err(|e| Short {
@@ -445,16 +455,78 @@ mod tests {
         assert_same(&decode(&encoded_v1(&batches)).unwrap(), &batches);
     }
 
+    /// `cpu` rows of `(host, dc)` tags, either absent or empty, one a second.
+    fn tagged(tags: &[(Option<&str>, Option<&str>)]) -> Vec<TableBatch> {
+        let points: Vec<Point> = tags
+            .iter()
+            .enumerate()
+            .map(|(i, (host, dc))| {
+                let mut p = Point::metric("cpu").field("user", i as f64).time(i as i64);
+                if let Some(h) = host {
+                    p = p.tag("host", *h);
+                }
+                if let Some(d) = dc {
+                    p = p.tag("dc", *d);
+                }
+                p
+            })
+            .collect();
+        batches_from_points(&points, 0).unwrap()
+    }
+
+    /// The `n_series` field of the first batch of a payload of table `cpu`.
+    const N_SERIES_AT: usize = 1 + 2 + 1 + 2 + 3 + 4 + 2;
+
+    fn n_series(bytes: &[u8]) -> u32 {
+        u32::from_le_bytes(bytes[N_SERIES_AT..N_SERIES_AT + 4].try_into().unwrap())
+    }
+
+    #[test]
+    fn null_and_empty_tags_round_trip_per_series() {
+        let kinds = [
+            (Some("a"), None),
+            (Some(""), None),
+            (None, Some("x")),
+            (None, Some("")),
+            (None, None),
+            (Some(""), Some("")),
+        ];
+        let batches = tagged(&[kinds, kinds, kinds].concat());
+        let bytes = encoded(&batches);
+        assert_eq!(n_series(&bytes), 6);
+        assert_same(&decode(&bytes).unwrap(), &batches);
+    }
+
+    #[test]
+    fn a_write_of_mostly_distinct_series_logs_tags_per_row() {
+        let batches = tagged(&[(Some("a"), None), (Some("b"), None), (Some("a"), None)]);
+        let bytes = encoded(&batches);
+        assert_eq!(n_series(&bytes), 0);
+        assert_same(&decode(&bytes).unwrap(), &batches);
+    }
+
     #[test]
     fn a_row_of_no_series_is_an_error() {
-        let batches = sample();
-        let mut bytes = encoded(&batches[..1]);
-        // VERSION, n_batches, kind, "cpu", rows, n_columns, n_series, then row 0's series.
-        let first_row = 1 + 2 + 1 + 2 + 3 + 4 + 2 + 4;
-        let series = u32::from_le_bytes(bytes[first_row - 4..first_row].try_into().unwrap());
+        let batches = tagged(&[(Some("a"), None), (Some("b"), None)].repeat(4));
+        let mut bytes = encoded(&batches);
+        let series = n_series(&bytes);
+        assert_eq!(series, 2);
+        let first_row = N_SERIES_AT + 4;
         bytes[first_row..first_row + 4].copy_from_slice(&series.to_le_bytes());
         let e = decode(&bytes).unwrap_err();
         assert!(e.what.contains("series"), "{}", e.what);
+    }
+
+    #[test]
+    fn series_in_a_batch_without_tags_are_an_error() {
+        let batches =
+            batches_from_points(&[Point::metric("cpu").field("user", 1.0).time(1)], 0).unwrap();
+        let mut bytes = encoded(&batches);
+        assert_eq!(n_series(&bytes), 0);
+        // One series, and row 0 in it.
+        bytes.splice(N_SERIES_AT..N_SERIES_AT + 4, [1, 0, 0, 0, 0, 0, 0, 0]);
+        let e = decode(&bytes).unwrap_err();
+        assert!(e.what.contains("without tags"), "{}", e.what);
     }
 
     #[test]
@@ -481,6 +553,23 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Any rows of absent, empty or named tags come back as written, whichever way
+        /// their tags are logged.
+        #[test]
+        fn tagged_rows_round_trip(
+            tags in proptest::collection::vec(
+                (
+                    proptest::option::of(proptest::sample::select(vec!["", "a", "b"])),
+                    proptest::option::of(proptest::sample::select(vec!["", "x"])),
+                ),
+                1..40,
+            ),
+        ) {
+            let batches = tagged(&tags);
+            let back = decode(&encoded(&batches)).unwrap();
+            assert_same(&back, &batches);
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
             let _ = decode(&bytes);
