@@ -67,6 +67,17 @@ fn write_fixture() {
     std::fs::remove_file(dir.join("LOCK")).ok();
 }
 
+/// A copy of the fixture `tests/data/{name}` in a new folder, opened.
+fn open_fixture(name: &str) -> (tempfile::TempDir, Engine) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixture, tmp.path());
+    let engine = open(tmp.path());
+    (tmp, engine)
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -126,10 +137,7 @@ fn expected(start: i64, end: i64) -> Vec<(String, i64, f64)> {
 
 #[test]
 fn a_version_1_database_opens_and_answers() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/db-v1");
-    let tmp = tempfile::tempdir().unwrap();
-    copy_dir(&fixture, tmp.path());
-    let engine = open(tmp.path());
+    let (tmp, engine) = open_fixture("db-v1");
     assert_eq!(engine.snapshot().stats("cpu").unwrap().segments.len(), 2);
     assert_eq!(scan(&engine, 0, 20), expected(0, 20));
     // A range inside blocks: rows cut out of the middle of a block.
@@ -171,10 +179,7 @@ fn rows_with_note(engine: &Engine, want: &str) -> (Vec<(String, i64)>, usize) {
 
 #[test]
 fn a_version_2_database_opens_and_answers_string_filters_without_block_filters() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/db-v2");
-    let tmp = tempfile::tempdir().unwrap();
-    copy_dir(&fixture, tmp.path());
-    let engine = open(tmp.path());
+    let (_dir, engine) = open_fixture("db-v2");
     assert_eq!(scan(&engine, 0, 20), expected(0, 20));
     let want: Vec<(String, i64)> = expected(0, 20)
         .into_iter()
@@ -195,10 +200,7 @@ fn a_version_2_database_opens_and_answers_string_filters_without_block_filters()
 
 #[test]
 fn a_wal_of_payload_version_1_replays() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/wal-payload-v1");
-    let tmp = tempfile::tempdir().unwrap();
-    copy_dir(&fixture, tmp.path());
-    let engine = open(tmp.path());
+    let (_dir, engine) = open_fixture("wal-payload-v1");
     let req = ScanRequest::new("cpu").columns(["time", "host", "dc", "usage"]);
     let mut rows = Vec::new();
     for batch in engine.snapshot().scan(&req).unwrap() {

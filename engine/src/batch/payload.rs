@@ -62,18 +62,23 @@ pub(crate) fn encode(batches: &[(&TableBatch, &[u32])], out: &mut Vec<u8>) {
             if col.ty == ColumnType::Tag && !firsts.is_empty() {
                 let tags = array.as_any().downcast_ref().expect("tags are Utf8");
                 put_series_tags(tags, &firsts, out);
-                continue;
+            } else {
+                put_column(col.ty, array.as_ref(), out);
             }
-            match array.nulls() {
-                Some(nulls) if nulls.null_count() > 0 => {
-                    out.put_u8(1);
-                    put_bits(nulls.inner(), out);
-                }
-                _ => out.put_u8(0),
-            }
-            encode_data(col.ty, array.as_ref(), out);
         }
     }
+}
+
+/// A column's validity flag, validity and data, one value per row.
+fn put_column(ty: ColumnType, array: &dyn Array, out: &mut Vec<u8>) {
+    match array.nulls() {
+        Some(nulls) if nulls.null_count() > 0 => {
+            out.put_u8(1);
+            put_bits(nulls.inner(), out);
+        }
+        _ => out.put_u8(0),
+    }
+    encode_data(ty, array, out);
 }
 
 /// The first row of each series of `b` (indexed by series), or none when its tag columns
@@ -201,7 +206,6 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Vec<TableBatch>, Short> {
         } else {
             (0, None)
         };
-        let mut tags = false;
         let mut columns = Vec::with_capacity(ncols);
         let mut arrays = Vec::with_capacity(ncols);
         for _ in 0..ncols {
@@ -212,7 +216,6 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Vec<TableBatch>, Short> {
                 what: "unknown column type".into(),
             })?;
             let per_series = ty == ColumnType::Tag && row_series.is_some();
-            tags |= ty == ColumnType::Tag;
             let n = if per_series { series } else { rows };
             let nulls = match r.u8()? {
                 0 => None,
@@ -232,7 +235,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Vec<TableBatch>, Short> {
             });
             columns.push(ColumnDef::new(name, ty));
         }
-        if series > 0 && !tags {
+        if series > 0 && !columns.iter().any(|c| c.ty == ColumnType::Tag) {
             return r.fail(format!("{series} series in a batch without tags"));
         }
         let at = r.position();
@@ -368,14 +371,7 @@ mod tests {
             for (col, array) in b.columns.iter().zip(&b.arrays) {
                 out.put_str16(&col.name);
                 out.put_u8(col.ty.to_byte());
-                match array.nulls() {
-                    Some(nulls) if nulls.null_count() > 0 => {
-                        out.put_u8(1);
-                        put_bits(nulls.inner(), &mut out);
-                    }
-                    _ => out.put_u8(0),
-                }
-                encode_data(col.ty, array.as_ref(), &mut out);
+                put_column(col.ty, array.as_ref(), &mut out);
             }
         }
         out

@@ -303,12 +303,9 @@ pub(super) fn parse_shaped<'a>(s: &'a str, shape: &Shape, line: &mut Line<'a>) -
             return false;
         }
         let start = pos + 1;
-        let Some(end) = name_at(b, start, key) else {
+        let Some(end) = key_at(b, start, key) else {
             return false;
         };
-        if b.get(end) != Some(&b'=') {
-            return false;
-        }
         pos = end + 1;
         let value = read_name(s, &mut pos, |c| c == b',' || c == b' ');
         if value.is_empty() {
@@ -328,12 +325,9 @@ pub(super) fn parse_shaped<'a>(s: &'a str, shape: &Shape, line: &mut Line<'a>) -
             pos += 1;
         }
         let start = pos;
-        let Some(end) = name_at(b, start, key) else {
+        let Some(end) = key_at(b, start, key) else {
             return false;
         };
-        if b.get(end) != Some(&b'=') {
-            return false;
-        }
         pos = end + 1;
         match read_field_value(s, &mut pos, key) {
             Ok(value) if value.value().column_type() == *ty => {
@@ -342,10 +336,13 @@ pub(super) fn parse_shaped<'a>(s: &'a str, shape: &Shape, line: &mut Line<'a>) -
             _ => return false,
         }
     }
-    if b.get(pos) == Some(&b',') {
-        return false;
-    }
+    // More fields than the shape's fail here too: the timestamp cannot start with ','.
     read_time(s, pos, line).is_ok()
+}
+
+/// Where `key` ends if the text at `pos` starts with it and then `=`.
+fn key_at(b: &[u8], pos: usize, key: &str) -> Option<usize> {
+    name_at(b, pos, key).filter(|&end| b.get(end) == Some(&b'='))
 }
 
 /// Where `name` ends if the text at `pos` starts with it.
