@@ -6,6 +6,14 @@
 //!   acknowledged (204).
 //! - `statsd`: StatsD counters, timers and gauges over UDP at a fixed rate for a while,
 //!   then the server's own count of metrics received (`/metrics`), and so the share lost.
+//! - `postgres`: a query over the PostgreSQL protocol, its median time from sending it
+//!   to its last row: with the answer in binary (a prepared statement run again, as
+//!   drivers such as tokio-postgres, asyncpg and JDBC run queries) and in text (the
+//!   simple protocol, as psql sends it). The client is the few messages this needs, so
+//!   that reading the rows costs it little (tokio-postgres, a dev-dependency, would turn
+//!   a feature of a crate under DataFusion on, and the tests would need DataFusion built
+//!   a second time).
+//! - `embedded`: the same query through the embedded API, the server stopped.
 //!
 //! ```text
 //! taskset -c 0 target/release/sextant serve --data /tmp/load-db --postgres off &
@@ -62,6 +70,19 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         per_packet: usize,
     },
+    /// A query over the PostgreSQL protocol, in binary and in text: the median of `runs`
+    /// timed runs of each (the answer's rows received).
+    Postgres {
+        #[arg(long, default_value = "127.0.0.1:5432")]
+        addr: String,
+        /// The answers to time: `binary`, `text` or `both`.
+        #[arg(long, default_value = "both")]
+        format: String,
+        #[arg(long)]
+        sql: String,
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
     /// A query through the embedded API, for comparison with the same query over the
     /// PostgreSQL protocol: the median of `runs` timed runs (the answer collected).
     Embedded {
@@ -90,6 +111,12 @@ fn main() {
             seconds,
             per_packet,
         } => statsd(&addr, &http, rate, seconds, per_packet),
+        Command::Postgres {
+            addr,
+            sql,
+            runs,
+            format,
+        } => postgres(&addr, &sql, runs, &format),
         Command::Embedded { data, sql, runs } => embedded(&data, &sql, runs),
     }
 }
@@ -291,6 +318,127 @@ fn statsd(addr: &str, http: &str, rate: usize, seconds: u64, per_packet: usize) 
         metrics as f64 / took,
         100.0 * (metrics as f64 - got as f64) / metrics as f64
     );
+}
+
+fn postgres(addr: &str, sql: &str, runs: usize, format: &str) {
+    let mut pg = Postgres::connect(addr);
+    // A named statement, parsed once.
+    let mut parse = Vec::new();
+    put_message(&mut parse, b'P', |m| {
+        put_cstr(m, "s");
+        put_cstr(m, sql);
+        m.extend_from_slice(&0_i16.to_be_bytes());
+    });
+    put_message(&mut parse, b'S', |_| {});
+    pg.send(&parse);
+    pg.rows_until_ready();
+    // Bind it with every column in binary, execute, sync.
+    let mut run = Vec::new();
+    put_message(&mut run, b'B', |m| {
+        put_cstr(m, "");
+        put_cstr(m, "s");
+        m.extend_from_slice(&0_i16.to_be_bytes()); // parameter formats
+        m.extend_from_slice(&0_i16.to_be_bytes()); // parameters
+        m.extend_from_slice(&1_i16.to_be_bytes()); // one result format for all:
+        m.extend_from_slice(&1_i16.to_be_bytes()); // binary
+    });
+    put_message(&mut run, b'E', |m| {
+        put_cstr(m, "");
+        m.extend_from_slice(&0_i32.to_be_bytes());
+    });
+    put_message(&mut run, b'S', |_| {});
+    let mut query = Vec::new();
+    put_message(&mut query, b'Q', |m| put_cstr(m, sql));
+
+    let mut time = |message: &[u8]| {
+        let mut times = Vec::with_capacity(runs);
+        let mut rows = 0;
+        for _ in 0..=runs {
+            let started = Instant::now();
+            pg.send(message);
+            rows = pg.rows_until_ready();
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        // The first run is a warm-up.
+        (rows, median(&mut times[1..]))
+    };
+    if format != "text" {
+        let (rows, binary) = time(&run);
+        println!(
+            "postgres: {rows} rows, median {binary:.3} ms in binary (prepared) of {runs} runs"
+        );
+    }
+    if format != "binary" {
+        let (rows, text) = time(&query);
+        println!("postgres: {rows} rows, median {text:.3} ms in text (simple) of {runs} runs");
+    }
+}
+
+/// A PostgreSQL connection with no password, user and database `sextant`.
+struct Postgres(BufReader<TcpStream>);
+
+impl Postgres {
+    fn connect(addr: &str) -> Self {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut startup = Vec::new();
+        startup.extend_from_slice(&196_608_i32.to_be_bytes()); // protocol 3.0
+        for (key, value) in [("user", "sextant"), ("database", "sextant")] {
+            put_cstr(&mut startup, key);
+            put_cstr(&mut startup, value);
+        }
+        startup.push(0);
+        let mut message = ((startup.len() + 4) as i32).to_be_bytes().to_vec();
+        message.extend_from_slice(&startup);
+        let mut pg = Self(BufReader::with_capacity(1 << 20, stream));
+        pg.send(&message);
+        pg.rows_until_ready();
+        pg
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.0.get_mut().write_all(bytes).unwrap();
+    }
+
+    /// Reads messages up to ReadyForQuery; the data rows among them, counted. Panics
+    /// on an error.
+    fn rows_until_ready(&mut self) -> usize {
+        let mut rows = 0;
+        let mut body = Vec::new();
+        loop {
+            let mut head = [0u8; 5];
+            self.0.read_exact(&mut head).unwrap();
+            let len = i32::from_be_bytes(head[1..5].try_into().unwrap()) as usize - 4;
+            body.resize(len, 0);
+            self.0.read_exact(&mut body).unwrap();
+            match head[0] {
+                b'D' => rows += 1,
+                b'Z' => return rows,
+                b'E' => panic!("the server answered: {}", String::from_utf8_lossy(&body)),
+                b'R' if body[..4] != [0, 0, 0, 0] => panic!("the server asks for a password"),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A message of `kind` whose body `body` writes.
+fn put_message(out: &mut Vec<u8>, kind: u8, body: impl FnOnce(&mut Vec<u8>)) {
+    let mut m = Vec::new();
+    body(&mut m);
+    out.push(kind);
+    out.extend_from_slice(&((m.len() + 4) as i32).to_be_bytes());
+    out.extend_from_slice(&m);
+}
+
+fn put_cstr(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(s.as_bytes());
+    out.push(0);
+}
+
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 fn embedded(data: &std::path::Path, sql: &str, runs: usize) {

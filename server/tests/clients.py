@@ -28,19 +28,21 @@ def main(port: int) -> None:
             cur.execute("SELECT max(time) FROM cpu")
             (latest,) = cur.fetchone()
             assert latest.tzinfo is not None and latest.year == 2023, latest
-            # Without parameters the rows are Sextant's own text; in binary, arrow-pg's.
-            # Both read back as the same values.
+            # Without parameters Sextant writes the rows itself, in text and in binary;
+            # both read back as the same values.
             for binary in (False, True):
-                cur.execute("SELECT host, usage, time, 7 AS n, host = 'a' AS first "
-                            "FROM cpu ORDER BY host", binary=binary)
+                cur.execute("SELECT host, usage, time, 7 AS n, host = 'a' AS first, "
+                            "nullif(usage, 1.5) AS maybe FROM cpu ORDER BY host",
+                            binary=binary)
                 rows = cur.fetchall()
-                assert [(h, u, n, f) for h, u, _, n, f in rows] == [
-                    ("a", 1.5, 7, True), ("b", 2.5, 7, False)], rows
-                assert [t.timestamp() for _, _, t, _, _ in rows] == [
+                assert [(h, u, n, f, m) for h, u, _, n, f, m in rows] == [
+                    ("a", 1.5, 7, True, None), ("b", 2.5, 7, False, 2.5)], rows
+                assert [t.timestamp() for _, _, t, _, _, _ in rows] == [
                     1700000000.0, 1700000001.0], rows
             # An answer of many batches, all its rows in order.
-            cur.execute("SELECT value FROM range(100000)")
-            assert [v for (v,) in cur.fetchall()] == list(range(100000))
+            for binary in (False, True):
+                cur.execute("SELECT value FROM range(100000)", binary=binary)
+                assert [v for (v,) in cur.fetchall()] == list(range(100000))
             # Writes are refused with an error, and the connection goes on.
             try:
                 cur.execute("INSERT INTO cpu (host, usage) VALUES ('c', 1)")

@@ -1,6 +1,6 @@
 //! Queries answered by Sextant itself rather than by datafusion-postgres: planned once
 //! from the statement the client's SQL was parsed into, and their rows written by
-//! [`TextRows`] where it writes them.
+//! [`Rows`] where it writes them.
 //!
 //! datafusion-postgres prints a simple query's statement back to SQL and parses it again,
 //! and optimizes an extended query's plan at Execute before DataFusion optimizes it once
@@ -26,7 +26,7 @@ use futures::future::Either;
 use futures::{StreamExt, stream};
 
 use super::read_only::writes_into;
-use super::text::TextRows;
+use super::rows::Rows;
 
 /// Whether Sextant answers `statement` itself: a query that writes nothing.
 pub(super) fn is_query(statement: &Statement) -> bool {
@@ -64,7 +64,7 @@ pub(super) async fn answer(
         format,
         Some(Arc::clone(&options)),
     )?);
-    let Some(writer) = TextRows::new(&schema, &fields, &options) else {
+    let Some(writer) = Rows::new(&schema, &fields, &options) else {
         return encode_dataframe(frame, format, Some(options)).await;
     };
     let batches = frame.execute_stream().await.map_err(api_error)?;

@@ -17,7 +17,7 @@
 mod answer;
 mod bounded;
 mod read_only;
-mod text;
+mod rows;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

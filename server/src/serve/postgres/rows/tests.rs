@@ -1,7 +1,9 @@
-//! [`TextRows`] against arrow-pg: the same batches, the same rows, byte for byte.
+//! [`Rows`] against arrow-pg: the same batches, the same rows, byte for byte, in text
+//! and in binary.
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Decimal128Array, DictionaryArray, Float32Array, Float64Array,
     Int8Array, Int16Array, Int32Array, Int64Array, LargeStringArray, RecordBatch, StringArray,
@@ -9,24 +11,25 @@ use datafusion::arrow::array::{
     TimestampNanosecondArray, TimestampSecondArray, UInt8Array, UInt16Array, UInt32Array,
     new_null_array,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit, UInt8Type};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Int8Type, Int32Type, Schema, TimeUnit, UInt8Type,
+};
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use datafusion_postgres::pgwire::api::portal::Format;
 use datafusion_postgres::pgwire::messages::data::DataRow;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use proptest::prelude::*;
 
-use super::TextRows;
+use super::Rows;
 
-/// Both writers' rows of `batch`, which [`TextRows`] must take.
-fn both(batch: &RecordBatch) -> (Vec<DataRow>, Vec<DataRow>) {
+/// Both writers' rows of `batch` in `format`, which [`Rows`] must take.
+fn both(batch: &RecordBatch, format: &Format) -> (Vec<DataRow>, Vec<DataRow>) {
     let options = Arc::new(FormatOptions::default());
     let fields = Arc::new(
-        arrow_schema_to_pg_fields(&batch.schema(), &Format::UnifiedText, Some(options.clone()))
-            .unwrap(),
+        arrow_schema_to_pg_fields(&batch.schema(), format, Some(options.clone())).unwrap(),
     );
-    let ours = TextRows::new(&batch.schema(), &fields, &options)
-        .expect("these types are written by TextRows")
+    let ours = Rows::new(&batch.schema(), &fields, &options)
+        .expect("these types are written by Rows")
         .encode(batch)
         .unwrap();
     let theirs = encode_recordbatch(fields, batch.clone())
@@ -35,14 +38,21 @@ fn both(batch: &RecordBatch) -> (Vec<DataRow>, Vec<DataRow>) {
     (ours, theirs)
 }
 
+/// Checks that `batch` is written as arrow-pg writes it, in text and in binary.
 fn assert_same(batch: &RecordBatch) {
-    let (ours, theirs) = both(batch);
+    for format in [Format::UnifiedText, Format::UnifiedBinary] {
+        assert_same_in(batch, &format);
+    }
+}
+
+fn assert_same_in(batch: &RecordBatch, format: &Format) {
+    let (ours, theirs) = both(batch, format);
     assert_eq!(ours.len(), theirs.len());
     for (row, (a, b)) in ours.iter().zip(&theirs).enumerate() {
         assert_eq!(
             a,
             b,
-            "row {row}: {:?} written, arrow-pg writes {:?}",
+            "{format:?}, row {row}: {:?} written, arrow-pg writes {:?}",
             String::from_utf8_lossy(&a.data),
             String::from_utf8_lossy(&b.data)
         );
@@ -50,8 +60,8 @@ fn assert_same(batch: &RecordBatch) {
     // A slice: arrays with an offset.
     if batch.num_rows() > 2 {
         let slice = batch.slice(1, batch.num_rows() - 2);
-        let (ours, theirs) = both(&slice);
-        assert_eq!(ours, theirs, "a slice");
+        let (ours, theirs) = both(&slice, format);
+        assert_eq!(ours, theirs, "{format:?}, a slice");
     }
 }
 
@@ -211,19 +221,21 @@ fn sextant_columns_with_their_roles_in_metadata() {
 }
 
 /// Writes each array, as a batch of one column `c` under `schema`'s type (which the
-/// array's type may differ from, as a plan's may), and checks it is arrow-pg's rows.
+/// array's type may differ from, as a plan's may), and checks it is arrow-pg's rows, in
+/// text and in binary.
 fn assert_written_under(schema: Schema, arrays: Vec<ArrayRef>) {
     let options = Arc::new(FormatOptions::default());
-    let fields = Arc::new(
-        arrow_schema_to_pg_fields(&schema, &Format::UnifiedText, Some(options.clone())).unwrap(),
-    );
-    let writer = TextRows::new(&schema, &fields, &options).unwrap();
-    for array in arrays {
-        let batch = batch(vec![("c", array)]);
-        let theirs = encode_recordbatch(Arc::clone(&fields), batch.clone())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        assert_eq!(writer.encode(&batch).unwrap(), theirs);
+    for format in [Format::UnifiedText, Format::UnifiedBinary] {
+        let fields =
+            Arc::new(arrow_schema_to_pg_fields(&schema, &format, Some(options.clone())).unwrap());
+        let writer = Rows::new(&schema, &fields, &options).unwrap();
+        for array in &arrays {
+            let batch = batch(vec![("c", Arc::clone(array))]);
+            let theirs = encode_recordbatch(Arc::clone(&fields), batch.clone())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            assert_eq!(writer.encode(&batch).unwrap(), theirs, "{format:?}");
+        }
     }
 }
 
@@ -267,26 +279,23 @@ fn answers_it_does_not_write_are_left_to_arrow_pg() {
 
     // Types it writes, as the control.
     let ints = schema_of(DataType::Int64);
-    assert!(TextRows::new(&ints, &fields(&ints, &text), &default).is_some());
+    assert!(Rows::new(&ints, &fields(&ints, &text), &default).is_some());
 
     // Another type.
     let decimal = schema_of(DataType::Decimal128(10, 2));
-    assert!(TextRows::new(&decimal, &fields(&decimal, &text), &default).is_none());
+    assert!(Rows::new(&decimal, &fields(&decimal, &text), &default).is_none());
     let paris = schema_of(DataType::Timestamp(
         TimeUnit::Nanosecond,
         Some("Europe/Paris".into()),
     ));
-    assert!(TextRows::new(&paris, &fields(&paris, &text), &default).is_none());
-    // A column in binary.
-    let binary = Format::UnifiedBinary;
-    assert!(TextRows::new(&ints, &fields(&ints, &binary), &default).is_none());
+    assert!(Rows::new(&paris, &fields(&paris, &text), &default).is_none());
     // Session options other than the defaults it writes.
     for (date_style, digits) in [("SQL, DMY", 1), ("Postgres", 1), ("german", 1), ("ISO", 0)] {
         let mut options = FormatOptions::default();
         options.date_style = date_style.to_string();
         options.extra_float_digits = digits;
         assert!(
-            TextRows::new(&ints, &fields(&ints, &text), &options).is_none(),
+            Rows::new(&ints, &fields(&ints, &text), &options).is_none(),
             "{date_style}, {digits}"
         );
     }
@@ -294,16 +303,31 @@ fn answers_it_does_not_write_are_left_to_arrow_pg() {
     for date_style in ["ISO, MDY", "iso", "nonsense"] {
         let mut options = FormatOptions::default();
         options.date_style = date_style.to_string();
-        assert!(TextRows::new(&ints, &fields(&ints, &text), &options).is_some());
+        assert!(Rows::new(&ints, &fields(&ints, &text), &options).is_some());
     }
+    // In binary, the session's text options do not matter; another type still does.
+    let binary = Format::UnifiedBinary;
+    let mut postgres_style = FormatOptions::default();
+    postgres_style.date_style = "Postgres".to_string();
+    postgres_style.extra_float_digits = 0;
+    assert!(Rows::new(&ints, &fields(&ints, &binary), &postgres_style).is_some());
+    assert!(Rows::new(&decimal, &fields(&decimal, &binary), &default).is_none());
+    // One column in text and one in binary: the text one needs the options it writes.
+    let two = Schema::new(vec![
+        Field::new("a", DataType::Int64, true),
+        Field::new("b", DataType::Float64, true),
+    ]);
+    let mixed = Format::Individual(vec![1, 0]);
+    assert!(Rows::new(&two, &fields(&two, &mixed), &default).is_some());
+    assert!(Rows::new(&two, &fields(&two, &mixed), &postgres_style).is_none());
     // Metadata (PostgreSQL's own types in the catalog's tables).
     let oid =
         Schema::new(vec![Field::new("c", DataType::Int32, true).with_metadata(
             [("pg.oid_alias".to_string(), "oid".to_string())].into(),
         )]);
-    assert!(TextRows::new(&oid, &fields(&oid, &text), &default).is_none());
+    assert!(Rows::new(&oid, &fields(&oid, &text), &default).is_none());
     // A decimal column in a batch where the schema had integers is an error, not a panic.
-    let writer = TextRows::new(&ints, &fields(&ints, &text), &default).unwrap();
+    let writer = Rows::new(&ints, &fields(&ints, &text), &default).unwrap();
     let wrong = batch(vec![(
         "c",
         Arc::new(
@@ -313,6 +337,34 @@ fn answers_it_does_not_write_are_left_to_arrow_pg() {
         ),
     )]);
     assert!(writer.encode(&wrong).is_err());
+}
+
+/// Checks that an `Int8` column, which the client is told is `int2`, is written in
+/// binary as `int2`: two big-endian bytes (arrow-pg writes one).
+fn assert_int8_as_int2(batch: &RecordBatch) {
+    let options = FormatOptions::default();
+    let format = Format::UnifiedBinary;
+    let fields = arrow_schema_to_pg_fields(&batch.schema(), &format, None).unwrap();
+    let rows = Rows::new(&batch.schema(), &fields, &options)
+        .unwrap()
+        .encode(batch)
+        .unwrap();
+    let column = batch.column(0).as_primitive::<Int8Type>();
+    for (row, written) in rows.iter().enumerate() {
+        let expected: Vec<u8> = if column.is_null(row) {
+            (-1_i32).to_be_bytes().to_vec()
+        } else {
+            let value = i16::from(column.value(row)).to_be_bytes();
+            [&2_i32.to_be_bytes()[..], &value[..]].concat()
+        };
+        assert_eq!(written.data.as_ref(), expected.as_slice(), "row {row}");
+    }
+}
+
+#[test]
+fn int8_in_binary_is_two_bytes() {
+    let values = Int8Array::from(vec![Some(i8::MIN), Some(-1), None, Some(0), Some(i8::MAX)]);
+    assert_int8_as_int2(&batch(vec![("c", Arc::new(values))]));
 }
 
 fn times() -> impl Strategy<Value = Vec<Option<i64>>> {
@@ -341,7 +393,6 @@ proptest! {
         let n = 40;
         let columns: Vec<(&str, ArrayRef)> = vec![
             ("bool", Arc::new(BooleanArray::from(booleans.clone()))),
-            ("i8", Arc::new(Int8Array::from(ints.iter().map(|v| v.map(|v| v as i8)).collect::<Vec<_>>()))),
             ("i16", Arc::new(Int16Array::from(ints.iter().map(|v| v.map(|v| v as i16)).collect::<Vec<_>>()))),
             ("i32", Arc::new(Int32Array::from(ints.iter().map(|v| v.map(|v| v as i32)).collect::<Vec<_>>()))),
             ("i64", Arc::new(Int64Array::from(ints.clone()))),
@@ -356,6 +407,10 @@ proptest! {
         ];
         prop_assert_eq!(columns[0].1.len(), n);
         assert_same(&batch(columns));
+        let bytes = ints.iter().map(|v| v.map(|v| v as i8)).collect::<Vec<_>>();
+        let bytes = batch(vec![("i8", Arc::new(Int8Array::from(bytes.clone())))]);
+        assert_same_in(&bytes, &Format::UnifiedText);
+        assert_int8_as_int2(&bytes);
         let time = TimestampNanosecondArray::from(time).with_timezone("UTC");
         assert_same(&batch(vec![("time", Arc::new(time))]));
     }
