@@ -16,6 +16,7 @@
 
 mod answer;
 mod bounded;
+mod connection;
 mod read_only;
 mod rows;
 
@@ -122,14 +123,14 @@ pub async fn serve(
                     if let Ok(permit) = Arc::clone(&admitted).try_acquire_owned() {
                         let handlers = Arc::clone(&handlers);
                         connections.spawn(async move {
-                            let _ = datafusion_postgres::pgwire::tokio::process_socket(socket, None, handlers).await;
+                            let _ = connection::process(socket, handlers).await;
                             drop(permit);
                         });
                     } else if let Ok(permit) = Arc::clone(&refusing).try_acquire_owned() {
                         tracing::warn!(client = %peer, "a PostgreSQL client was refused: as many clients are connected as --postgres-connections allows ({})", full.limit);
                         let full = Arc::clone(&full);
                         connections.spawn(async move {
-                            let _ = datafusion_postgres::pgwire::tokio::process_socket(socket, None, full).await;
+                            let _ = connection::process(socket, full).await;
                             drop(permit);
                         });
                     }
