@@ -7,9 +7,9 @@
 //! - `statsd`: StatsD counters, timers and gauges over UDP at a fixed rate for a while,
 //!   then the server's own count of metrics received (`/metrics`), and so the share lost.
 //! - `postgres`: a query over the PostgreSQL protocol, its median time from sending it
-//!   to its last row: with the answer in binary (a prepared statement run again, as
-//!   drivers such as tokio-postgres, asyncpg and JDBC run queries) and in text (the
-//!   simple protocol, as psql sends it). The client is the few messages this needs, so
+//!   to its last row: a prepared statement run again (as drivers such as tokio-postgres,
+//!   asyncpg and JDBC run queries) with its answer in binary and in text, and the simple
+//!   protocol (text, planned each time, as psql sends queries). The client is the few messages this needs, so
 //!   that reading the rows costs it little (tokio-postgres, a dev-dependency, would turn
 //!   a feature of a crate under DataFusion on, and the tests would need DataFusion built
 //!   a second time).
@@ -71,17 +71,17 @@ enum Command {
         per_packet: usize,
     },
     /// A query over the PostgreSQL protocol, in binary and in text: the median of `runs`
-    /// timed runs of each (the answer's rows received).
+    /// timed runs of each (from sending it to its last row).
     Postgres {
         #[arg(long, default_value = "127.0.0.1:5432")]
         addr: String,
-        /// The answers to time: `binary`, `text` or `both`.
-        #[arg(long, default_value = "both")]
-        format: String,
+        /// The answers to time.
+        #[arg(long, value_enum, default_value_t = Answer::All)]
+        answer: Answer,
         #[arg(long)]
         sql: String,
-        #[arg(long, default_value_t = 10)]
-        runs: usize,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        runs: u64,
     },
     /// A query through the embedded API, for comparison with the same query over the
     /// PostgreSQL protocol: the median of `runs` timed runs (the answer collected).
@@ -90,8 +90,8 @@ enum Command {
         data: std::path::PathBuf,
         #[arg(long)]
         sql: String,
-        #[arg(long, default_value_t = 10)]
-        runs: usize,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        runs: u64,
     },
 }
 
@@ -115,9 +115,9 @@ fn main() {
             addr,
             sql,
             runs,
-            format,
-        } => postgres(&addr, &sql, runs, &format),
-        Command::Embedded { data, sql, runs } => embedded(&data, &sql, runs),
+            answer,
+        } => postgres(&addr, &sql, runs as usize, answer),
+        Command::Embedded { data, sql, runs } => embedded(&data, &sql, runs as usize),
     }
 }
 
@@ -320,9 +320,22 @@ fn statsd(addr: &str, http: &str, rate: usize, seconds: u64, per_packet: usize) 
     );
 }
 
-fn postgres(addr: &str, sql: &str, runs: usize, format: &str) {
+/// How `load postgres` asks for a query's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Answer {
+    /// A prepared statement bound with binary results (as drivers run queries).
+    Binary,
+    /// The same statement bound with text results.
+    Text,
+    /// The simple protocol, text, planned each time (as psql sends queries).
+    Simple,
+    /// All three.
+    All,
+}
+
+fn postgres(addr: &str, sql: &str, runs: usize, answer: Answer) {
     let mut pg = Postgres::connect(addr);
-    // A named statement, parsed once.
+    // A named statement, parsed (and planned) once.
     let mut parse = Vec::new();
     put_message(&mut parse, b'P', |m| {
         put_cstr(m, "s");
@@ -332,45 +345,51 @@ fn postgres(addr: &str, sql: &str, runs: usize, format: &str) {
     put_message(&mut parse, b'S', |_| {});
     pg.send(&parse);
     pg.rows_until_ready();
-    // Bind it with every column in binary, execute, sync.
-    let mut run = Vec::new();
-    put_message(&mut run, b'B', |m| {
-        put_cstr(m, "");
-        put_cstr(m, "s");
-        m.extend_from_slice(&0_i16.to_be_bytes()); // parameter formats
-        m.extend_from_slice(&0_i16.to_be_bytes()); // parameters
-        m.extend_from_slice(&1_i16.to_be_bytes()); // one result format for all:
-        m.extend_from_slice(&1_i16.to_be_bytes()); // binary
-    });
-    put_message(&mut run, b'E', |m| {
-        put_cstr(m, "");
-        m.extend_from_slice(&0_i32.to_be_bytes());
-    });
-    put_message(&mut run, b'S', |_| {});
-    let mut query = Vec::new();
-    put_message(&mut query, b'Q', |m| put_cstr(m, sql));
+    // Bind it with every column in `format` (0 text, 1 binary), execute, sync.
+    let bound = |format: i16| {
+        let mut run = Vec::new();
+        put_message(&mut run, b'B', |m| {
+            put_cstr(m, "");
+            put_cstr(m, "s");
+            m.extend_from_slice(&0_i16.to_be_bytes()); // parameter formats
+            m.extend_from_slice(&0_i16.to_be_bytes()); // parameters
+            m.extend_from_slice(&1_i16.to_be_bytes()); // one result format for all
+            m.extend_from_slice(&format.to_be_bytes());
+        });
+        put_message(&mut run, b'E', |m| {
+            put_cstr(m, "");
+            m.extend_from_slice(&0_i32.to_be_bytes());
+        });
+        put_message(&mut run, b'S', |_| {});
+        run
+    };
+    let mut simple = Vec::new();
+    put_message(&mut simple, b'Q', |m| put_cstr(m, sql));
 
-    let mut time = |message: &[u8]| {
+    let modes = [
+        (Answer::Binary, "in binary (prepared)", bound(1)),
+        (Answer::Text, "in text (prepared)", bound(0)),
+        (Answer::Simple, "in text (simple protocol)", simple),
+    ];
+    for (mode, how, message) in modes {
+        if answer != Answer::All && answer != mode {
+            continue;
+        }
         let mut times = Vec::with_capacity(runs);
         let mut rows = 0;
-        for _ in 0..=runs {
+        // One untimed run first.
+        for run in 0..=runs {
             let started = Instant::now();
-            pg.send(message);
+            pg.send(&message);
             rows = pg.rows_until_ready();
-            times.push(started.elapsed().as_secs_f64() * 1e3);
+            if run > 0 {
+                times.push(started.elapsed().as_secs_f64() * 1e3);
+            }
         }
-        // The first run is a warm-up.
-        (rows, median(&mut times[1..]))
-    };
-    if format != "text" {
-        let (rows, binary) = time(&run);
         println!(
-            "postgres: {rows} rows, median {binary:.3} ms in binary (prepared) of {runs} runs"
+            "postgres: {rows} rows, median {:.3} ms {how} of {runs} runs",
+            median(&mut times)
         );
-    }
-    if format != "binary" {
-        let (rows, text) = time(&query);
-        println!("postgres: {rows} rows, median {text:.3} ms in text (simple) of {runs} runs");
     }
 }
 
@@ -436,9 +455,15 @@ fn put_cstr(out: &mut Vec<u8>, s: &str) {
     out.push(0);
 }
 
+/// The median of at least one time (of an even count, the mean of the middle two).
 fn median(times: &mut [f64]) -> f64 {
     times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    let half = times.len() / 2;
+    if times.len() % 2 == 0 {
+        (times[half - 1] + times[half]) / 2.0
+    } else {
+        times[half]
+    }
 }
 
 fn embedded(data: &std::path::Path, sql: &str, runs: usize) {
@@ -452,10 +477,9 @@ fn embedded(data: &std::path::Path, sql: &str, runs: usize) {
             started.elapsed().as_secs_f64() * 1e3
         })
         .collect();
-    times.sort_by(f64::total_cmp);
     println!(
         "embedded: {rows} rows, median {:.3} ms of {runs} runs",
-        times[runs / 2]
+        median(&mut times)
     );
     db.close().unwrap();
 }

@@ -39,6 +39,17 @@ def main(port: int) -> None:
                     ("a", 1.5, 7, True, None), ("b", 2.5, 7, False, 2.5)], rows
                 assert [t.timestamp() for _, _, t, _, _, _ in rows] == [
                     1700000000.0, 1700000001.0], rows
+            # The types most easily written wrong in binary: Int8 as int2 (two bytes,
+            # where arrow-pg writes one), int2, float4, times without a zone before and
+            # after PostgreSQL's epoch (2000), one with a fraction of a microsecond.
+            cur.execute("SELECT CAST(-3 AS TINYINT) AS a, CAST(7 AS SMALLINT) AS b, "
+                        "CAST(1.5 AS REAL) AS c, "
+                        "CAST('1999-12-31T23:59:59.999999' AS TIMESTAMP) AS d, "
+                        "CAST('2001-01-01T00:00:00.0000015' AS TIMESTAMP) AS e", binary=True)
+            a, b, c, d, e = cur.fetchone()
+            assert (a, b, c) == (-3, 7, 1.5), (a, b, c)
+            assert d.tzinfo is None and d.isoformat() == "1999-12-31T23:59:59.999999", d
+            assert e.isoformat() == "2001-01-01T00:00:00.000001", e
             # An answer of many batches, all its rows in order.
             for binary in (False, True):
                 cur.execute("SELECT value FROM range(100000)", binary=binary)

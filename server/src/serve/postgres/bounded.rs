@@ -264,8 +264,9 @@ impl ExtendedQueryHandler for Bounded {
 
     /// pgwire collects all of a portal's rows before it sends the first. A query
     /// answered here and executed to its end (no row limit, the usual Execute) sends its
-    /// rows as they are written instead, so that the client reads while the server
-    /// writes; anything else is pgwire's.
+    /// rows as they are written instead (in pieces of the connection's write buffer,
+    /// see `connection.rs`), so that the client reads while the server writes; anything
+    /// else is pgwire's.
     async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,

@@ -11,12 +11,20 @@
 //! Answers with another type, or a column in text in a session whose `DateStyle` is not
 //! ISO or whose `extra_float_digits` is below 1, are left to arrow-pg.
 //!
-//! In binary, one value differs from arrow-pg's: a column of Arrow `Int8`, which both
+//! In binary, one type differs from arrow-pg's: a column of Arrow `Int8`, which both
 //! tell the client is `int2`, is written in two bytes, as `int2` is read. arrow-pg
-//! writes one (PostgreSQL's `"char"`), which a client cannot read.
+//! writes one (PostgreSQL's `"char"`), which a client cannot read; it still does so in
+//! the answers it writes (queries with parameters, answers with a type not written
+//! here).
+//!
+//! Times are sent to the microsecond, as PostgreSQL holds them. A time with a fraction
+//! of a microsecond before 2000 is cut as arrow-pg cuts it in each format: down in text
+//! (`...59.999999`), toward 2000 in binary (microseconds since 2000, truncated), so the
+//! two differ by a microsecond there.
 //!
 //! A batch's rows are written one after the other into one buffer, which is then cut
-//! into the rows' messages without copying.
+//! into the rows' messages without a copy per row here (pgwire's codec copies each
+//! into the connection's write buffer).
 
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::temporal_conversions::as_datetime;
@@ -237,19 +245,7 @@ fn cells<'a>(array: &'a ArrayRef) -> PgWireResult<Box<dyn Cells + 'a>> {
         DataType::LargeUtf8 => Box::new(array.as_string::<i64>()),
         DataType::Utf8View => Box::new(array.as_string_view()),
         DataType::Dictionary(..) => {
-            let dictionary = array.as_any_dictionary();
-            // An all-null dictionary may have no values (an outer join's missing side,
-            // `new_null_array`), which `normalized_keys` refuses.
-            let rows = if dictionary.values().is_empty() {
-                Vec::new()
-            } else {
-                dictionary.normalized_keys()
-            };
-            Box::new(Dictionary {
-                keys: array,
-                rows,
-                values: cells(dictionary.values())?,
-            })
+            Dictionary::of(array, cells(array.as_any_dictionary().values())?)
         }
         DataType::Timestamp(unit, zone) => {
             let utc = zone.is_some();
@@ -390,17 +386,37 @@ impl Cells for &StringViewArray {
 
 /// A dictionary's column: a row is NULL if its key is, or the value the key names.
 struct Dictionary<'a> {
-    keys: &'a ArrayRef,
+    /// The dictionary array, for its keys' nulls.
+    array: &'a ArrayRef,
     /// Each row's index into the values.
     rows: Vec<usize>,
     values: Box<dyn Cells + 'a>,
+}
+
+impl<'a> Dictionary<'a> {
+    /// The writer of dictionary `array`, whose values `values` writes.
+    fn of(array: &'a ArrayRef, values: Box<dyn Cells + 'a>) -> Box<dyn Cells + 'a> {
+        let dictionary = array.as_any_dictionary();
+        // An all-null dictionary may have no values (an outer join's missing side,
+        // `new_null_array`), which `normalized_keys` refuses.
+        let rows = if dictionary.values().is_empty() {
+            Vec::new()
+        } else {
+            dictionary.normalized_keys()
+        };
+        Box::new(Self {
+            array,
+            rows,
+            values,
+        })
+    }
 }
 
 impl Cells for Dictionary<'_> {
     fn write(&self, row: usize, out: &mut BytesMut) -> bool {
         // A key with no value to point at (possible only with no values) is written as
         // NULL, as the row has nothing else to show.
-        !self.keys.is_null(row)
+        !self.array.is_null(row)
             && self
                 .rows
                 .get(row)
@@ -525,17 +541,7 @@ fn binary_cells<'a>(array: &'a ArrayRef) -> PgWireResult<Box<dyn Cells + 'a>> {
         // A string is its UTF-8 bytes in either format.
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => cells(array)?,
         DataType::Dictionary(..) => {
-            let dictionary = array.as_any_dictionary();
-            let rows = if dictionary.values().is_empty() {
-                Vec::new()
-            } else {
-                dictionary.normalized_keys()
-            };
-            Box::new(Dictionary {
-                keys: array,
-                rows,
-                values: binary_cells(dictionary.values())?,
-            })
+            Dictionary::of(array, binary_cells(array.as_any_dictionary().values())?)
         }
         DataType::Timestamp(unit, _) => match unit {
             TimeUnit::Second => binary_timestamps::<TimestampSecondType>(array),
@@ -591,7 +597,8 @@ fn binary_timestamps<'a, T: ArrowTimestampType>(array: &'a ArrayRef) -> Box<dyn 
 }
 
 /// A timestamp column in binary: microseconds since 2000-01-01 00:00 UTC, with or
-/// without a zone (a time in UTC is sent as its instant).
+/// without a zone (a `timestamptz` is its UTC instant, as PostgreSQL sends it; the
+/// session's `TimeZone` does not matter in binary).
 struct BinaryTimestamps<'a, T: ArrowTimestampType>(&'a PrimitiveArray<T>);
 
 impl<T: ArrowTimestampType> Cells for BinaryTimestamps<'_, T> {
@@ -612,13 +619,15 @@ impl<T: ArrowTimestampType> Cells for BinaryTimestamps<'_, T> {
 /// 2000-01-01, PostgreSQL's epoch, in seconds since 1970-01-01.
 const PG_EPOCH: i64 = 946_684_800;
 
+/// Times within this many seconds of 1970 (about 100,000 years), far inside what chrono
+/// holds, are turned into PostgreSQL's binary here; others as arrow-pg does.
+const NEAR: i64 = 3_155_760_000_000;
+
 /// The time `value` (in `T`'s unit since 1970) in microseconds since PostgreSQL's epoch,
-/// cut toward 2000 as chrono cuts the time arrow-pg sends; `None` (sent as NULL, as
+/// truncated toward zero (toward 2000) as chrono's `TimeDelta::num_microseconds` cuts
+/// the time arrow-pg sends, hence `/` and not `div_euclid`; `None` (sent as NULL, as
 /// arrow-pg sends it) for a time chrono cannot hold.
 fn micros_since_2000<T: ArrowTimestampType>(value: i64) -> Option<i64> {
-    /// Times within this many seconds of 1970 (about 100,000 years), far inside what
-    /// chrono holds, are worked out here; others as arrow-pg does.
-    const NEAR: i64 = 3_155_760_000_000;
     let (per_second, near) = match T::UNIT {
         TimeUnit::Second => (1, NEAR),
         TimeUnit::Millisecond => (1_000, NEAR * 1_000),

@@ -20,7 +20,7 @@ use datafusion_postgres::pgwire::messages::data::DataRow;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use proptest::prelude::*;
 
-use super::Rows;
+use super::{NEAR, Rows};
 
 /// Both writers' rows of `batch` in `format`, which [`Rows`] must take.
 fn both(batch: &RecordBatch, format: &Format) -> (Vec<DataRow>, Vec<DataRow>) {
@@ -72,9 +72,11 @@ fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
     .unwrap()
 }
 
-/// Times near the ends of every unit's range, around 1970 and year 0, and with
-/// fractions of a second before 1970.
-const EDGE_TIMES: [i64; 12] = [
+/// Times (in seconds, then scaled to every unit) near the ends of every unit's range,
+/// around 1970 and year 0, with fractions of a second before 1970, and at the edges of
+/// the times worked out without chrono in binary (`NEAR`) and of chrono's range (year
+/// 262,143: 8.2e12 s is inside it, 8.3e12 s outside).
+const EDGE_TIMES: [i64; 20] = [
     i64::MIN,
     i64::MIN + 1,
     -62_167_219_200,
@@ -87,6 +89,14 @@ const EDGE_TIMES: [i64; 12] = [
     253_402_300_800,
     i64::MAX - 1,
     i64::MAX,
+    NEAR,
+    NEAR + 1,
+    -NEAR,
+    -NEAR - 1,
+    8_200_000_000_000,
+    -8_200_000_000_000,
+    8_300_000_000_000,
+    -8_300_000_000_000,
 ];
 
 #[test]
@@ -319,6 +329,18 @@ fn answers_it_does_not_write_are_left_to_arrow_pg() {
     ]);
     let mixed = Format::Individual(vec![1, 0]);
     assert!(Rows::new(&two, &fields(&two, &mixed), &default).is_some());
+    let columns = batch(vec![
+        (
+            "a",
+            Arc::new(Int64Array::from(vec![Some(-5), None, Some(7)])) as ArrayRef,
+        ),
+        (
+            "b",
+            Arc::new(Float64Array::from(vec![Some(0.1), Some(-2.5), None])),
+        ),
+    ]);
+    assert_same_in(&columns, &mixed);
+    assert_same_in(&columns, &Format::Individual(vec![0, 1]));
     assert!(Rows::new(&two, &fields(&two, &mixed), &postgres_style).is_none());
     // Metadata (PostgreSQL's own types in the catalog's tables).
     let oid =
@@ -411,7 +433,15 @@ proptest! {
         let bytes = batch(vec![("i8", Arc::new(Int8Array::from(bytes.clone())))]);
         assert_same_in(&bytes, &Format::UnifiedText);
         assert_int8_as_int2(&bytes);
-        let time = TimestampNanosecondArray::from(time).with_timezone("UTC");
-        assert_same(&batch(vec![("time", Arc::new(time))]));
+        // Any i64 in every unit, with and without a zone.
+        for zone in [None, Some(Arc::<str>::from("UTC"))] {
+            let columns: Vec<(&str, ArrayRef)> = vec![
+                ("s", Arc::new(TimestampSecondArray::from(time.clone()).with_timezone_opt(zone.clone()))),
+                ("ms", Arc::new(TimestampMillisecondArray::from(time.clone()).with_timezone_opt(zone.clone()))),
+                ("us", Arc::new(TimestampMicrosecondArray::from(time.clone()).with_timezone_opt(zone.clone()))),
+                ("ns", Arc::new(TimestampNanosecondArray::from(time.clone()).with_timezone_opt(zone))),
+            ];
+            assert_same(&batch(columns));
+        }
     }
 }
