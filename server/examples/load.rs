@@ -459,7 +459,7 @@ fn put_cstr(out: &mut Vec<u8>, s: &str) {
 fn median(times: &mut [f64]) -> f64 {
     times.sort_by(f64::total_cmp);
     let half = times.len() / 2;
-    if times.len() % 2 == 0 {
+    if times.len().is_multiple_of(2) {
         (times[half - 1] + times[half]) / 2.0
     } else {
         times[half]
