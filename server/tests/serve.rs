@@ -122,10 +122,16 @@ impl Server {
 
     /// SIGTERM, and the exit status and the rest of standard output.
     fn terminate(&mut self) -> (bool, String) {
+        self.stop("-TERM")
+    }
+
+    /// Sends `signal` (`kill`'s flag), and the exit status and the rest of standard
+    /// output.
+    fn stop(&mut self, signal: &str) -> (bool, String) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
-                .args(["-TERM", &pid])
+                .args([signal, &pid])
                 .status()
                 .unwrap()
                 .success()
@@ -404,7 +410,10 @@ fn every_protocol_in_sql_out_and_a_clean_shutdown() {
         server.sql_csv("SELECT level, message FROM sextant_logs WHERE service = 'sextant' AND message IN ('serving', 'shutting down') ORDER BY time LIMIT 2"),
         "level,message\ninfo,serving\ninfo,shutting down\n"
     );
-    server.kill();
+    // Ctrl-C stops it as SIGTERM does.
+    let (clean, rest) = server.stop("-INT");
+    assert!(clean, "{rest}");
+    assert!(rest.contains("closed"), "{rest}");
 }
 
 #[test]
