@@ -9,16 +9,18 @@
 //! - `postgres`: a query over the PostgreSQL protocol, its median time from sending it
 //!   to its last row: a prepared statement run again (as drivers such as tokio-postgres,
 //!   asyncpg and JDBC run queries) with its answer in binary and in text, and the simple
-//!   protocol (text, planned each time, as psql sends queries). The client is the few messages this needs, so
-//!   that reading the rows costs it little (tokio-postgres, a dev-dependency, would turn
-//!   a feature of a crate under DataFusion on, and the tests would need DataFusion built
-//!   a second time).
+//!   protocol (text, planned each time, as psql sends queries). The client is the few
+//!   messages this needs, so that reading the rows costs it little (tokio-postgres, a
+//!   dev-dependency, would turn a feature of a crate under DataFusion on, and the tests
+//!   would need DataFusion built a second time).
 //! - `embedded`: the same query through the embedded API, the server stopped.
 //!
 //! ```text
 //! taskset -c 0 target/release/sextant serve --data /tmp/load-db --postgres off &
 //! taskset -c 1 target/release/examples/load lines --rows 2000000
 //! taskset -c 1 target/release/examples/load statsd --rate 200000 --seconds 60
+//! taskset -c 1 target/release/examples/load postgres --sql "SELECT ..." --runs 40
+//! taskset -c 0 target/release/examples/load embedded --data /tmp/load-db --sql "SELECT ..."
 //! ```
 
 use std::io::{BufRead, BufReader, Read, Write};
