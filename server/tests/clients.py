@@ -54,6 +54,18 @@ def main(port: int) -> None:
             for binary in (False, True):
                 cur.execute("SELECT value FROM range(100000)", binary=binary)
                 assert [v for (v,) in cur.fetchall()] == list(range(100000))
+            # An error after many rows were sent: the client reads the error, and the
+            # connection goes on.
+            for binary in (False, True):
+                try:
+                    cur.execute("SELECT 10 / (value - 90000) FROM range(100000)",
+                                binary=binary)
+                    cur.fetchall()
+                    raise AssertionError("a division by zero was answered")
+                except psycopg.Error as e:
+                    assert "zero" in str(e).lower(), e
+                cur.execute("SELECT count(*) FROM cpu", binary=binary)
+                assert cur.fetchone() == (2,)
             # Writes are refused with an error, and the connection goes on.
             try:
                 cur.execute("INSERT INTO cpu (host, usage) VALUES ('c', 1)")

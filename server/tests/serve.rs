@@ -630,6 +630,18 @@ fn psql_runs_queries_and_is_refused_writes() {
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "a|1.5\nb|2.5\n");
+    // Statements of one simple query are answered in turn, up to the first that fails.
+    let out = psql(
+        &server,
+        &["-c", "SELECT 1; SELECT host FROM cpu ORDER BY host"],
+    )
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "1\na\nb\n");
+    let out = psql(&server, &["-c", "SELECT 1; SELECT 1/0; SELECT 2"]).unwrap();
+    assert!(!out.status.success());
+    assert_eq!(text(&out.stdout), "1\n");
+    assert!(text(&out.stderr).contains("zero"), "{}", text(&out.stderr));
     // The catalog psql's \d reads.
     let out = psql(&server, &["-c", "\\d cpu"]).unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -705,6 +717,26 @@ fn psql_runs_queries_and_is_refused_writes() {
             text(&out.stderr)
         );
     }
+    // Every query is counted in the server's telemetry, the refused ones as errors.
+    let reply = server.request("GET", "/metrics", &[], b"");
+    let counter = |name: &str| {
+        reply
+            .body
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no {name} in {}", reply.body))
+    };
+    assert!(counter("sextant_queries_total") >= 20, "{}", reply.body);
+    assert!(
+        counter("sextant_query_errors_total") >= 10,
+        "{}",
+        reply.body
+    );
 }
 
 #[test]

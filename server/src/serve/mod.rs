@@ -209,7 +209,7 @@ pub fn run(options: Options) -> Result<ExitCode> {
         };
         let postgres = async {
             match options.postgres {
-                Some(addr) => postgres::serve(addr, &db, &options, stopped.clone()).await,
+                Some(addr) => postgres::serve(addr, &db, &options, &stats, stopped.clone()).await,
                 None => Ok(()),
             }
         };

@@ -13,13 +13,14 @@
 use std::sync::Arc;
 
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
 use datafusion_postgres::pgwire::api::portal::Format;
-use datafusion_postgres::pgwire::api::results::QueryResponse;
+use datafusion_postgres::pgwire::api::results::{FieldInfo, QueryResponse, SendableRowStream};
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::future::Either;
@@ -45,14 +46,30 @@ pub(super) async fn plan(
         .map_err(api_error)
 }
 
-/// Starts running `plan` and answers with its rows, in `format` and the client's
-/// `options`.
-pub(super) async fn answer(
+/// A query's answer, started: the columns the client is told of, and its rows to come.
+pub(super) struct Answer {
+    pub fields: Arc<Vec<FieldInfo>>,
+    pub rows: AnswerRows,
+}
+
+/// How an answer's rows are written.
+pub(super) enum AnswerRows {
+    /// Batches of the plan, written by [`Rows`].
+    Written {
+        batches: SendableRecordBatchStream,
+        writer: Rows,
+    },
+    /// Rows written by arrow-pg, a message each.
+    ArrowPg(SendableRowStream),
+}
+
+/// Starts running `plan`, to answer in `format` and the client's `options`.
+pub(super) async fn start(
     session: &SessionContext,
     plan: LogicalPlan,
     format: &Format,
     options: FormatOptions,
-) -> PgWireResult<QueryResponse> {
+) -> PgWireResult<Answer> {
     let frame = session
         .execute_logical_plan(plan)
         .await
@@ -65,9 +82,31 @@ pub(super) async fn answer(
         Some(Arc::clone(&options)),
     )?);
     let Some(writer) = Rows::new(&schema, &fields, &options) else {
-        return encode_dataframe(frame, format, Some(options)).await;
+        let response = encode_dataframe(frame, format, Some(options)).await?;
+        return Ok(Answer {
+            fields: response.row_schema,
+            rows: AnswerRows::ArrowPg(response.data_rows),
+        });
     };
     let batches = frame.execute_stream().await.map_err(api_error)?;
+    Ok(Answer {
+        fields,
+        rows: AnswerRows::Written { batches, writer },
+    })
+}
+
+/// Starts running `plan` and answers with its rows, for pgwire to send.
+pub(super) async fn answer(
+    session: &SessionContext,
+    plan: LogicalPlan,
+    format: &Format,
+    options: FormatOptions,
+) -> PgWireResult<QueryResponse> {
+    let Answer { fields, rows } = start(session, plan, format, options).await?;
+    let (batches, writer) = match rows {
+        AnswerRows::Written { batches, writer } => (batches, writer),
+        AnswerRows::ArrowPg(rows) => return Ok(QueryResponse::new(fields, rows)),
+    };
     let rows = batches
         .map(move |batch| {
             match batch
@@ -82,6 +121,6 @@ pub(super) async fn answer(
     Ok(QueryResponse::new(fields, rows))
 }
 
-fn api_error(e: datafusion::error::DataFusionError) -> PgWireError {
+pub(super) fn api_error(e: datafusion::error::DataFusionError) -> PgWireError {
     PgWireError::ApiError(Box::new(e))
 }

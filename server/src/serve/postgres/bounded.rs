@@ -8,6 +8,12 @@
 //! pgwire sends them, after `do_query` has returned. The deadline covers both phases; the
 //! rows' stream listens for a cancel of its own, and ends with PostgreSQL's error 57014
 //! (`query_canceled`) when either comes. Dropping the stream stops the plan.
+//!
+//! The queries Sextant answers and sends whole (a simple query of queries, an Execute
+//! without a row limit of a query without parameters) are answered by [`super::direct`]
+//! before pgwire sees them, under the same deadline and cancel. The handlers here answer
+//! the rest, and the same queries when they come otherwise (an Execute with a row
+//! limit), through [`answer::answer`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,18 +26,14 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
-use datafusion_postgres::pgwire::api::portal::{Format, Portal, PortalExecutionState};
-use datafusion_postgres::pgwire::api::query::send_query_response;
+use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::results::{QueryResponse, Response, SendableRowStream, Tag};
-use datafusion_postgres::pgwire::api::store::Entry;
+use datafusion_postgres::pgwire::api::results::{Response, SendableRowStream, Tag};
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle};
-use datafusion_postgres::pgwire::api::{DEFAULT_NAME, PgWireConnectionState};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::messages::data::DataRow;
-use datafusion_postgres::pgwire::messages::extendedquery::Execute;
 use datafusion_postgres::pgwire::messages::response::TransactionStatus;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use datafusion_postgres::{DfSessionService, Parser};
@@ -40,6 +42,7 @@ use futures::{Sink, Stream};
 use tokio::time::Instant;
 
 use super::answer;
+use crate::serve::Stats;
 
 /// datafusion-postgres' session service, with queries answered by Sextant
 /// ([`answer`]), every query bounded in time and cancellable.
@@ -52,6 +55,9 @@ pub(super) struct Bounded {
     pub parser: PostgresCompatibilityParser,
     /// The server's query timeout.
     pub timeout: Duration,
+    /// The server's counters: each Query and Execute message, its time and whether it
+    /// failed (counted by the connection's loop).
+    pub stats: Arc<Stats>,
 }
 
 /// The key under which datafusion-postgres keeps a client's `SET statement_timeout`, in
@@ -61,7 +67,7 @@ const STATEMENT_TIMEOUT_KEY: &str = "statement_timeout_ms";
 impl Bounded {
     /// The time the query starting now must end by, and the timeout it is: the server's,
     /// or the client's `statement_timeout` when that is shorter.
-    fn deadline<C: ClientInfo + ?Sized>(&self, client: &C) -> (Instant, Duration) {
+    pub(super) fn deadline<C: ClientInfo + ?Sized>(&self, client: &C) -> (Instant, Duration) {
         let own = client
             .metadata()
             .get(STATEMENT_TIMEOUT_KEY)
@@ -111,7 +117,7 @@ fn deallocate<S: PortalStore + ?Sized>(
 /// and `ROLLBACK` (datafusion-postgres' to answer) is then refused. datafusion-postgres
 /// refuses only those its earlier hooks do not answer, and still answered `SET` and
 /// `SHOW` there.
-fn in_failed_transaction<C: ClientInfo + ?Sized>(client: &C) -> bool {
+pub(super) fn in_failed_transaction<C: ClientInfo + ?Sized>(client: &C) -> bool {
     client.transaction_status() == TransactionStatus::Error
 }
 
@@ -134,7 +140,7 @@ fn transaction_aborted() -> PgWireError {
 
 /// Listens for the client's cancel of the query starting now (replacing the listener of
 /// the one before), if the connection has a cancel handle.
-async fn listen(handle: Option<Arc<ConnectionHandle>>) -> Option<oneshot::Receiver<()>> {
+pub(super) async fn listen(handle: Option<Arc<ConnectionHandle>>) -> Option<oneshot::Receiver<()>> {
     match handle {
         Some(handle) => Some(handle.start_query().await),
         None => None,
@@ -143,7 +149,7 @@ async fn listen(handle: Option<Arc<ConnectionHandle>>) -> Option<oneshot::Receiv
 
 /// Resolves when `listener` hears a cancel; never without one, or once the next query's
 /// listener replaced it (its sender dropped), which is no cancel.
-async fn cancelled(listener: Option<oneshot::Receiver<()>>) {
+pub(super) async fn cancelled(listener: Option<oneshot::Receiver<()>>) {
     if let Some(listener) = listener
         && listener.await.is_ok()
     {
@@ -153,7 +159,7 @@ async fn cancelled(listener: Option<oneshot::Receiver<()>>) {
 }
 
 /// The connection's cancel handle, registered at startup.
-fn cancel_handle<C: ClientInfo + ?Sized>(client: &C) -> Option<Arc<ConnectionHandle>> {
+pub(super) fn cancel_handle<C: ClientInfo + ?Sized>(client: &C) -> Option<Arc<ConnectionHandle>> {
     client
         .session_extensions()
         .get::<Arc<ConnectionHandle>>()
@@ -261,55 +267,11 @@ impl ExtendedQueryHandler for Bounded {
         let response = planned.await.map_err(|_| timed_out(timeout))??;
         Ok(bound(response, deadline, timeout, handle))
     }
-
-    /// pgwire collects all of a portal's rows before it sends the first. A query
-    /// answered here and executed to its end (no row limit, the usual Execute) sends its
-    /// rows as they are written instead (in pieces of the connection's write buffer,
-    /// see `connection.rs`), so that the client reads while the server writes; anything
-    /// else is pgwire's.
-    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
-    where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore<Statement = Self::Statement>,
-        C::Error: std::fmt::Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
-        let portal = match client.portal_store().get_portal(name) {
-            Some(Entry::Value(portal))
-                if message.max_rows == 0
-                    && matches!(client.state(), PgWireConnectionState::ReadyForQuery)
-                    && answered_here(&portal).is_some()
-                    && matches!(*portal.state().lock().await, PortalExecutionState::Initial) =>
-            {
-                portal
-            }
-            _ => return self._on_execute(client, message).await,
-        };
-        client.set_state(PgWireConnectionState::QueryInProgress);
-        // A cancel while the query is planned, as pgwire's own Execute listens for.
-        let listener = listen(cancel_handle(client)).await;
-        let response = tokio::select! {
-            response = ExtendedQueryHandler::do_query(self, client, &portal, 0) => response?,
-            () = cancelled(listener) => return Err(cancelled_by_client()),
-        };
-        // Executed again, the portal has no rows left, as after pgwire's own Execute.
-        let rest = QueryResponse::new(Arc::new(Vec::new()), futures::stream::empty());
-        portal.start(rest).await;
-        let Response::Query(answer) = response else {
-            return Err(PgWireError::ApiError(
-                "a query answered here gave no rows".into(),
-            ));
-        };
-        send_query_response(client, answer, false).await?;
-        client.set_state(PgWireConnectionState::ReadyForQuery);
-        Ok(())
-    }
 }
 
 /// The plan of a portal Sextant answers itself: a query without parameters (planned at
 /// Parse). Others are datafusion-postgres'.
-fn answered_here(
+pub(super) fn answered_here(
     portal: &Portal<<DfSessionService as ExtendedQueryHandler>::Statement>,
 ) -> Option<&LogicalPlan> {
     match &portal.statement.statement {
@@ -398,7 +360,7 @@ impl Stream for Stopping {
 }
 
 /// PostgreSQL's error for a query past its time (57014, `query_canceled`).
-fn timed_out(timeout: Duration) -> PgWireError {
+pub(super) fn timed_out(timeout: Duration) -> PgWireError {
     query_canceled(format!(
         "canceling statement due to statement timeout: the query ran longer than {}",
         humantime::format_duration(timeout)
@@ -406,7 +368,7 @@ fn timed_out(timeout: Duration) -> PgWireError {
 }
 
 /// PostgreSQL's error for a query the client cancelled.
-fn cancelled_by_client() -> PgWireError {
+pub(super) fn cancelled_by_client() -> PgWireError {
     query_canceled("canceling statement due to user request".to_string())
 }
 

@@ -1,4 +1,5 @@
-//! One PostgreSQL connection: pgwire's own loop, with a larger write buffer.
+//! One PostgreSQL connection: pgwire's own loop, with a larger write buffer, and the
+//! queries Sextant answers itself written straight into it ([`direct`]).
 //!
 //! pgwire's connection writes to its socket whenever 8 KiB of messages are waiting, so a
 //! 100,000-row answer (5 to 9 MB) took about 700 `send` calls, each pushed through the
@@ -8,13 +9,17 @@
 //! reaches the client in pieces of 240 KiB rather than 8 KiB. Between queries a buffer
 //! grown past 64 KiB is let go, so idle connections hold little.
 //!
+//! Each message is first offered to [`direct::try_answer`], which answers the queries
+//! whose rows Sextant writes itself and gives every other message back.
+//!
 //! Nothing else differs from pgwire 0.41.1's `process_socket` and
 //! `process_socket_messages!` (src/tokio/server.rs), which this follows: messages are
 //! read and answered by pgwire's `process_message`, and errors sent by its
 //! `process_error`. On a pgwire upgrade, compare the two again.
 
 use std::io;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use datafusion_postgres::pgwire::api::PgWireServerHandlers;
@@ -24,9 +29,12 @@ use datafusion_postgres::pgwire::tokio::server::{negotiate_tls, process_error, p
 use futures::StreamExt;
 use tokio::net::TcpStream;
 
+use super::bounded::Bounded;
+use super::direct::{self, Outcome};
+
 /// How many bytes of messages wait before the socket is written (pgwire: 8 KiB). Below a
 /// power of two, so that the row that crosses it seldom doubles the buffer again.
-const WRITE_BUFFER: usize = 240 * 1024;
+pub(super) const WRITE_BUFFER: usize = 240 * 1024;
 
 /// The capacity of a write buffer kept between queries; a larger one is let go.
 const IDLE_BUFFER: usize = 64 * 1024;
@@ -34,10 +42,13 @@ const IDLE_BUFFER: usize = 64 * 1024;
 /// How long a client has to finish its startup (pgwire's own limit).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Serves one client on `socket` with `handlers` until it leaves.
+/// Serves one client on `socket` until it leaves: its startup, cancel requests and
+/// errors with `handlers`, its queries with `queries` (the queries [`direct`] answers
+/// there), every Query and Execute counted in its `stats`.
 pub(super) async fn process<H: PgWireServerHandlers>(
     socket: TcpStream,
     handlers: H,
+    queries: Arc<Bounded>,
 ) -> io::Result<()> {
     let startup_timeout = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(startup_timeout);
@@ -52,8 +63,6 @@ pub(super) async fn process<H: PgWireServerHandlers>(
     socket.set_backpressure_boundary(WRITE_BUFFER);
 
     let startup_handler = handlers.startup_handler();
-    let simple_query_handler = handlers.simple_query_handler();
-    let extended_query_handler = handlers.extended_query_handler();
     let copy_handler = handlers.copy_handler();
     let cancel_handler = handlers.cancel_handler();
     let error_handler = handlers.error_handler();
@@ -82,17 +91,30 @@ pub(super) async fn process<H: PgWireServerHandlers>(
             PgWireConnectionState::CopyInProgress(is_extended_query) => is_extended_query,
             _ => message.is_extended_query(),
         };
-        if let Err(mut e) = process_message(
+        let runs_sql = matches!(
             message,
-            &mut socket,
-            startup_handler.clone(),
-            simple_query_handler.clone(),
-            extended_query_handler.clone(),
-            copy_handler.clone(),
-            cancel_handler.clone(),
-        )
-        .await
-        {
+            PgWireFrontendMessage::Query(_) | PgWireFrontendMessage::Execute(_)
+        );
+        let started = Instant::now();
+        let result = match direct::try_answer(&queries, &mut socket, message).await {
+            Outcome::Answered(result) => result,
+            Outcome::Passed(message) => {
+                process_message(
+                    message,
+                    &mut socket,
+                    startup_handler.clone(),
+                    Arc::clone(&queries),
+                    Arc::clone(&queries),
+                    copy_handler.clone(),
+                    cancel_handler.clone(),
+                )
+                .await
+            }
+        };
+        if runs_sql {
+            queries.stats.query(started.elapsed(), result.is_err());
+        }
+        if let Err(mut e) = result {
             error_handler.on_error(&socket, &mut e);
             process_error(&mut socket, e, is_extended_query).await?;
         }

@@ -17,6 +17,7 @@
 mod answer;
 mod bounded;
 mod connection;
+mod direct;
 mod read_only;
 mod rows;
 
@@ -45,7 +46,7 @@ use tokio::sync::{Semaphore, watch};
 
 use self::bounded::Bounded;
 use self::read_only::ReadOnly;
-use super::Options;
+use super::{Options, Stats};
 use crate::{Error, Result};
 
 /// How many refused connections may be in flight at once (each is told why, then
@@ -53,11 +54,12 @@ use crate::{Error, Result};
 const REFUSALS: usize = 64;
 
 /// Serves the database on `addr` until `shutdown` turns true; connections open then are
-/// closed with the listener.
+/// closed with the listener. Every Query and Execute is counted in `stats`.
 pub async fn serve(
     addr: SocketAddr,
     db: &Database,
     options: &Options,
+    stats: &Arc<Stats>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let bind = |e: std::io::Error| {
@@ -92,6 +94,7 @@ pub async fn serve(
             session,
             parser: PostgresCompatibilityParser::new(),
             timeout: options.query_timeout,
+            stats: Arc::clone(stats),
         }),
         startup: Arc::new(Startup {
             password: options.postgres_password.as_ref().map(|p| {
@@ -122,15 +125,18 @@ pub async fn serve(
                     let _ = socket.set_nodelay(true);
                     if let Ok(permit) = Arc::clone(&admitted).try_acquire_owned() {
                         let handlers = Arc::clone(&handlers);
+                        let queries = Arc::clone(&handlers.queries);
                         connections.spawn(async move {
-                            let _ = connection::process(socket, handlers).await;
+                            let _ = connection::process(socket, handlers, queries).await;
                             drop(permit);
                         });
                     } else if let Ok(permit) = Arc::clone(&refusing).try_acquire_owned() {
                         tracing::warn!(client = %peer, "a PostgreSQL client was refused: as many clients are connected as --postgres-connections allows ({})", full.limit);
                         let full = Arc::clone(&full);
+                        // Refused at startup: no query of its runs.
+                        let queries = Arc::clone(&handlers.queries);
                         connections.spawn(async move {
-                            let _ = connection::process(socket, full).await;
+                            let _ = connection::process(socket, full, queries).await;
                             drop(permit);
                         });
                     }
@@ -151,7 +157,8 @@ pub async fn serve(
 }
 
 /// The handlers of every connection: datafusion-postgres' session service bounded in
-/// time, the password check if there is one, and cancel requests.
+/// time (the connection's loop answers queries with it), the password check if there
+/// is one, and cancel requests.
 struct Handlers {
     queries: Arc<Bounded>,
     startup: Arc<Startup>,
@@ -159,18 +166,6 @@ struct Handlers {
 }
 
 impl PgWireServerHandlers for Handlers {
-    fn simple_query_handler(
-        &self,
-    ) -> Arc<impl datafusion_postgres::pgwire::api::query::SimpleQueryHandler> {
-        Arc::clone(&self.queries)
-    }
-
-    fn extended_query_handler(
-        &self,
-    ) -> Arc<impl datafusion_postgres::pgwire::api::query::ExtendedQueryHandler> {
-        Arc::clone(&self.queries)
-    }
-
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         Arc::clone(&self.startup)
     }

@@ -22,9 +22,10 @@
 //! (`...59.999999`), toward 2000 in binary (microseconds since 2000, truncated), so the
 //! two differ by a microsecond there.
 //!
-//! A batch's rows are written one after the other into one buffer, which is then cut
-//! into the rows' messages without a copy per row here (pgwire's codec copies each
-//! into the connection's write buffer).
+//! [`Rows::write`] writes a batch's rows as whole DataRow messages into the connection's
+//! write buffer, for the answers Sextant sends itself ([`super::direct`]).
+//! [`Rows::encode`] writes them into one buffer cut into pgwire's messages, for the
+//! answers pgwire sends.
 
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::temporal_conversions::as_datetime;
@@ -100,8 +101,60 @@ impl Rows {
         Some(Self { columns })
     }
 
-    /// The rows of `batch`, as the messages that carry them.
+    /// The rows of `batch`, as the messages that carry them (for pgwire to send).
     pub fn encode(&self, batch: &RecordBatch) -> PgWireResult<Vec<DataRow>> {
+        let (cells, field_count) = self.cells_of(batch)?;
+        let rows = batch.num_rows();
+        let mut buf = BytesMut::with_capacity(rows * (8 + 16 * cells.len()));
+        let mut ends = Vec::with_capacity(rows);
+        for row in 0..rows {
+            write_row(&cells, row, &mut buf)?;
+            ends.push(buf.len());
+        }
+        let mut start = 0;
+        Ok(ends
+            .into_iter()
+            .map(|end| {
+                let data = buf.split_to(end - start);
+                start = end;
+                DataRow::new(data, field_count)
+            })
+            .collect())
+    }
+
+    /// Writes the rows of `batch` to `out` as whole DataRow messages, the bytes pgwire's
+    /// codec writes for [`Rows::encode`]'s messages, and returns how many. On an error
+    /// `out` is left as it was.
+    pub fn write(&self, batch: &RecordBatch, out: &mut BytesMut) -> PgWireResult<usize> {
+        let (cells, field_count) = self.cells_of(batch)?;
+        let rows = batch.num_rows();
+        let start = out.len();
+        out.reserve(rows * (15 + 16 * cells.len()));
+        for row in 0..rows {
+            let at = out.len();
+            out.put_u8(DATA_ROW);
+            out.put_i32(0);
+            out.put_i16(field_count);
+            let written = write_row(&cells, row, out).and_then(|()| {
+                // The length counts itself and what follows, not the message's type.
+                i32::try_from(out.len() - at - 1).map_err(|_| too_long())
+            });
+            match written {
+                Ok(len) => out[at + 1..at + 5].copy_from_slice(&len.to_be_bytes()),
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The writers of `batch`'s columns, and how many there are as a message gives it.
+    fn cells_of<'a>(
+        &self,
+        batch: &'a RecordBatch,
+    ) -> PgWireResult<(Vec<Box<dyn Cells + 'a>>, i16)> {
         if batch.num_columns() != self.columns.len() {
             return Err(encoding_error(format!(
                 "a batch of {} columns in an answer of {}",
@@ -128,33 +181,29 @@ impl Rows {
             .collect::<PgWireResult<Vec<_>>>()?;
         let field_count = i16::try_from(cells.len())
             .map_err(|_| encoding_error(format!("{} columns are too many", cells.len())))?;
-
-        let rows = batch.num_rows();
-        let mut buf = BytesMut::with_capacity(rows * (8 + 16 * cells.len()));
-        let mut ends = Vec::with_capacity(rows);
-        for row in 0..rows {
-            for column in &cells {
-                let at = buf.len();
-                buf.put_i32(-1);
-                if column.write(row, &mut buf) {
-                    let len = i32::try_from(buf.len() - at - 4).map_err(|_| {
-                        encoding_error("a value longer than 2 GiB cannot be sent".to_string())
-                    })?;
-                    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
-                }
-            }
-            ends.push(buf.len());
-        }
-        let mut start = 0;
-        Ok(ends
-            .into_iter()
-            .map(|end| {
-                let data = buf.split_to(end - start);
-                start = end;
-                DataRow::new(data, field_count)
-            })
-            .collect())
+        Ok((cells, field_count))
     }
+}
+
+/// The type byte of a DataRow message.
+const DATA_ROW: u8 = b'D';
+
+/// Writes row `row` of `cells` to `out`: each value's length (-1 for NULL), then its
+/// bytes.
+fn write_row(cells: &[Box<dyn Cells + '_>], row: usize, out: &mut BytesMut) -> PgWireResult<()> {
+    for column in cells {
+        let at = out.len();
+        out.put_i32(-1);
+        if column.write(row, out) {
+            let len = i32::try_from(out.len() - at - 4).map_err(|_| too_long())?;
+            out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        }
+    }
+    Ok(())
+}
+
+fn too_long() -> PgWireError {
+    encoding_error("a row longer than 2 GiB cannot be sent".to_string())
 }
 
 /// Whether `field`'s metadata makes it a type arrow-pg writes its own way: PostgreSQL's

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Decimal128Array, DictionaryArray, Float32Array, Float64Array,
@@ -16,25 +17,39 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use datafusion_postgres::pgwire::api::portal::Format;
+use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::messages::data::DataRow;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use proptest::prelude::*;
 
 use super::{NEAR, Rows};
 
-/// Both writers' rows of `batch` in `format`, which [`Rows`] must take.
+/// Both writers' rows of `batch` in `format`, which [`Rows`] must take. Also checks
+/// that [`Rows::write`] appends the bytes pgwire's codec sends for arrow-pg's rows.
 fn both(batch: &RecordBatch, format: &Format) -> (Vec<DataRow>, Vec<DataRow>) {
     let options = Arc::new(FormatOptions::default());
     let fields = Arc::new(
         arrow_schema_to_pg_fields(&batch.schema(), format, Some(options.clone())).unwrap(),
     );
-    let ours = Rows::new(&batch.schema(), &fields, &options)
-        .expect("these types are written by Rows")
-        .encode(batch)
-        .unwrap();
+    let writer =
+        Rows::new(&batch.schema(), &fields, &options).expect("these types are written by Rows");
+    let ours = writer.encode(batch).unwrap();
     let theirs = encode_recordbatch(fields, batch.clone())
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
+
+    let mut sent = BytesMut::from(&b"before"[..]);
+    for row in &theirs {
+        PgWireBackendMessage::DataRow(row.clone())
+            .encode(&mut sent)
+            .unwrap();
+    }
+    let mut written = BytesMut::from(&b"before"[..]);
+    assert_eq!(writer.write(batch, &mut written).unwrap(), batch.num_rows());
+    assert!(
+        written == sent,
+        "{format:?}: the messages written differ from those pgwire sends for arrow-pg's rows"
+    );
     (ours, theirs)
 }
 
@@ -359,6 +374,9 @@ fn answers_it_does_not_write_are_left_to_arrow_pg() {
         ),
     )]);
     assert!(writer.encode(&wrong).is_err());
+    let mut out = BytesMut::from(&b"rows before"[..]);
+    assert!(writer.write(&wrong, &mut out).is_err());
+    assert_eq!(&out[..], b"rows before", "nothing written on an error");
 }
 
 /// Checks that an `Int8` column, which the client is told is `int2`, is written in
