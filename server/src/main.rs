@@ -259,7 +259,28 @@ fn duration(s: &str) -> std::result::Result<std::time::Duration, String> {
         })
 }
 
+/// Tells glibc's allocator to keep memory a query freed for the next one, up to 64 MiB
+/// at the top of each heap, and to serve allocations of up to 32 MiB from its heaps.
+///
+/// By default glibc gives such memory back to the system on the server's query
+/// threads, and the next query faults it in again page by page: a 100,000-row
+/// PostgreSQL answer took 900 to 2,500 page faults (up to 10 MB) and, on this machine,
+/// 2 to 7 ms more than with these settings (the same settings through
+/// `GLIBC_TUNABLES`, alternated with the defaults). A program that embeds the library
+/// on its main thread (glibc's main heap) did not see it.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets two of the allocator's parameters, to values glibc
+    // accepts (at most its 32 MiB maximum for M_MMAP_THRESHOLD); it is called first in
+    // main, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     let args: Vec<OsString> = std::env::args_os().collect();
     // The configuration file is found before the command line is checked, so that a
     // flag given here may need one that only the file gives (--alert-webhook, --rules).
