@@ -33,6 +33,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, GenericStringArray, OffsetSizeTrait, PrimitiveArray,
     RecordBatch, StringViewArray,
 };
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, ArrowTimestampType, DataType, Field, Float32Type, Float64Type, Int8Type,
     Int16Type, Int32Type, Int64Type, Schema, TimeUnit, TimestampMicrosecondType,
@@ -192,12 +193,7 @@ const DATA_ROW: u8 = b'D';
 /// bytes.
 fn write_row(cells: &[Box<dyn Cells + '_>], row: usize, out: &mut BytesMut) -> PgWireResult<()> {
     for column in cells {
-        let at = out.len();
-        out.put_i32(-1);
-        if column.write(row, out) {
-            let len = i32::try_from(out.len() - at - 4).map_err(|_| too_long())?;
-            out[at..at + 4].copy_from_slice(&len.to_be_bytes());
-        }
+        column.write_cell(row, out)?;
     }
     Ok(())
 }
@@ -275,6 +271,19 @@ fn expected_type(kind: Kind, data_type: &DataType) -> Type {
 trait Cells {
     /// Writes row `row`'s value, or returns false if it is NULL (nothing written).
     fn write(&self, row: usize, out: &mut BytesMut) -> bool;
+
+    /// Writes row `row` as a DataRow carries it: the value's length (-1 for NULL), then
+    /// the value. Columns whose values have one width write the length without
+    /// measuring it.
+    fn write_cell(&self, row: usize, out: &mut BytesMut) -> PgWireResult<()> {
+        let at = out.len();
+        out.put_i32(-1);
+        if self.write(row, out) {
+            let len = i32::try_from(out.len() - at - 4).map_err(|_| too_long())?;
+            out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        }
+        Ok(())
+    }
 }
 
 /// The writer of `array`'s values in text, by its Arrow type: one [`kind_of`] takes.
@@ -435,8 +444,8 @@ impl Cells for &StringViewArray {
 
 /// A dictionary's column: a row is NULL if its key is, or the value the key names.
 struct Dictionary<'a> {
-    /// The dictionary array, for its keys' nulls.
-    array: &'a ArrayRef,
+    /// The keys' nulls.
+    nulls: Option<NullBuffer>,
     /// Each row's index into the values.
     rows: Vec<usize>,
     values: Box<dyn Cells + 'a>,
@@ -454,7 +463,7 @@ impl<'a> Dictionary<'a> {
             dictionary.normalized_keys()
         };
         Box::new(Self {
-            array,
+            nulls: array.nulls().cloned(),
             rows,
             values,
         })
@@ -465,7 +474,7 @@ impl Cells for Dictionary<'_> {
     fn write(&self, row: usize, out: &mut BytesMut) -> bool {
         // A key with no value to point at (possible only with no values) is written as
         // NULL, as the row has nothing else to show.
-        !self.array.is_null(row)
+        !self.nulls.as_ref().is_some_and(|nulls| nulls.is_null(row))
             && self
                 .rows
                 .get(row)
@@ -570,23 +579,23 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 fn binary_cells<'a>(array: &'a ArrayRef) -> PgWireResult<Box<dyn Cells + 'a>> {
     Ok(match array.data_type() {
         DataType::Boolean => Box::new(BinaryBooleans(array.as_boolean())),
-        DataType::Int8 => binary(array.as_primitive::<Int8Type>(), |v, out| {
-            out.put_i16(v.into());
+        DataType::Int8 => binary(array.as_primitive::<Int8Type>(), |v| {
+            i16::from(v).to_be_bytes()
         }),
-        DataType::Int16 => binary(array.as_primitive::<Int16Type>(), |v, out| out.put_i16(v)),
-        DataType::Int32 => binary(array.as_primitive::<Int32Type>(), |v, out| out.put_i32(v)),
-        DataType::Int64 => binary(array.as_primitive::<Int64Type>(), |v, out| out.put_i64(v)),
-        DataType::UInt8 => binary(array.as_primitive::<UInt8Type>(), |v, out| {
-            out.put_i16(v.into());
+        DataType::Int16 => binary(array.as_primitive::<Int16Type>(), i16::to_be_bytes),
+        DataType::Int32 => binary(array.as_primitive::<Int32Type>(), i32::to_be_bytes),
+        DataType::Int64 => binary(array.as_primitive::<Int64Type>(), i64::to_be_bytes),
+        DataType::UInt8 => binary(array.as_primitive::<UInt8Type>(), |v| {
+            i16::from(v).to_be_bytes()
         }),
-        DataType::UInt16 => binary(array.as_primitive::<UInt16Type>(), |v, out| {
-            out.put_i32(v.into());
+        DataType::UInt16 => binary(array.as_primitive::<UInt16Type>(), |v| {
+            i32::from(v).to_be_bytes()
         }),
-        DataType::UInt32 => binary(array.as_primitive::<UInt32Type>(), |v, out| {
-            out.put_i64(v.into());
+        DataType::UInt32 => binary(array.as_primitive::<UInt32Type>(), |v| {
+            i64::from(v).to_be_bytes()
         }),
-        DataType::Float32 => binary(array.as_primitive::<Float32Type>(), |v, out| out.put_f32(v)),
-        DataType::Float64 => binary(array.as_primitive::<Float64Type>(), |v, out| out.put_f64(v)),
+        DataType::Float32 => binary(array.as_primitive::<Float32Type>(), f32::to_be_bytes),
+        DataType::Float64 => binary(array.as_primitive::<Float64Type>(), f64::to_be_bytes),
         // A string is its UTF-8 bytes in either format.
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => cells(array)?,
         DataType::Dictionary(..) => {
@@ -606,27 +615,43 @@ fn binary_cells<'a>(array: &'a ArrayRef) -> PgWireResult<Box<dyn Cells + 'a>> {
     })
 }
 
-fn binary<'a, T: ArrowPrimitiveType>(
+fn binary<'a, T: ArrowPrimitiveType, const N: usize>(
     array: &'a PrimitiveArray<T>,
-    put: fn(T::Native, &mut BytesMut),
+    bytes: fn(T::Native) -> [u8; N],
 ) -> Box<dyn Cells + 'a> {
-    Box::new(Binary { array, put })
+    Box::new(Binary { array, bytes })
 }
 
-/// A primitive column in binary: each value written by `put`.
-struct Binary<'a, T: ArrowPrimitiveType> {
+/// A primitive column in binary: each value is the `N` bytes `bytes` gives.
+struct Binary<'a, T: ArrowPrimitiveType, const N: usize> {
     array: &'a PrimitiveArray<T>,
-    put: fn(T::Native, &mut BytesMut),
+    bytes: fn(T::Native) -> [u8; N],
 }
 
-impl<T: ArrowPrimitiveType> Cells for Binary<'_, T> {
+impl<T: ArrowPrimitiveType, const N: usize> Cells for Binary<'_, T, N> {
     fn write(&self, row: usize, out: &mut BytesMut) -> bool {
         if self.array.is_null(row) {
             return false;
         }
-        (self.put)(self.array.value(row), out);
+        out.put_slice(&(self.bytes)(self.array.value(row)));
         true
     }
+
+    fn write_cell(&self, row: usize, out: &mut BytesMut) -> PgWireResult<()> {
+        if self.array.is_null(row) {
+            out.put_i32(-1);
+        } else {
+            put_fixed(out, (self.bytes)(self.array.value(row)));
+        }
+        Ok(())
+    }
+}
+
+/// A value of `N` bytes, after its length.
+fn put_fixed<const N: usize>(out: &mut BytesMut, value: [u8; N]) {
+    // N is a primitive's width, at most 8.
+    out.put_i32(N as i32);
+    out.put_slice(&value);
 }
 
 struct BinaryBooleans<'a>(&'a BooleanArray);
@@ -638,6 +663,15 @@ impl Cells for BinaryBooleans<'_> {
         }
         out.put_u8(self.0.value(row).into());
         true
+    }
+
+    fn write_cell(&self, row: usize, out: &mut BytesMut) -> PgWireResult<()> {
+        if self.0.is_null(row) {
+            out.put_i32(-1);
+        } else {
+            put_fixed(out, [u8::from(self.0.value(row))]);
+        }
+        Ok(())
     }
 }
 
@@ -662,6 +696,19 @@ impl<T: ArrowTimestampType> Cells for BinaryTimestamps<'_, T> {
             }
             None => false,
         }
+    }
+
+    fn write_cell(&self, row: usize, out: &mut BytesMut) -> PgWireResult<()> {
+        let micros = if self.0.is_null(row) {
+            None
+        } else {
+            micros_since_2000::<T>(self.0.value(row))
+        };
+        match micros {
+            Some(micros) => put_fixed(out, micros.to_be_bytes()),
+            None => out.put_i32(-1),
+        }
+        Ok(())
     }
 }
 
