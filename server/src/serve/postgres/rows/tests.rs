@@ -385,10 +385,17 @@ fn assert_int8_as_int2(batch: &RecordBatch) {
     let options = FormatOptions::default();
     let format = Format::UnifiedBinary;
     let fields = arrow_schema_to_pg_fields(&batch.schema(), &format, None).unwrap();
-    let rows = Rows::new(&batch.schema(), &fields, &options)
-        .unwrap()
-        .encode(batch)
-        .unwrap();
+    let writer = Rows::new(&batch.schema(), &fields, &options).unwrap();
+    let rows = writer.encode(batch).unwrap();
+    let mut sent = BytesMut::new();
+    for row in &rows {
+        PgWireBackendMessage::DataRow(row.clone())
+            .encode(&mut sent)
+            .unwrap();
+    }
+    let mut written = BytesMut::new();
+    writer.write(batch, &mut written).unwrap();
+    assert!(written == sent, "Rows::write differs from Rows::encode");
     let column = batch.column(0).as_primitive::<Int8Type>();
     for (row, written) in rows.iter().enumerate() {
         let expected: Vec<u8> = if column.is_null(row) {
