@@ -1,21 +1,44 @@
 """A Postgres driver from PyPI (psycopg 3) against `sextant serve`.
 
 Run by server/tests/serve.rs where Python and psycopg are installed:
-    python3 server/tests/clients.py PG_PORT
+    python3 server/tests/clients.py PG_PORT HTTP_PORT
 The server holds cpu rows a (1.5) and b (2.5). Exits non-zero with a message on any
 difference.
 """
 
 import sys
 import threading
+import urllib.request
 
 import psycopg
 
 
-def main(port: int) -> None:
+def counters(http_port: int) -> tuple[int, int]:
+    """The server's query and query error counters, from /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as r:
+        values = dict(line.split() for line in r.read().decode().splitlines()
+                      if line.startswith(("sextant_queries_total ",
+                                          "sextant_query_errors_total ")))
+    return int(values["sextant_queries_total"]), int(values["sextant_query_errors_total"])
+
+
+def main(port: int, http_port: int) -> None:
     with psycopg.connect(host="127.0.0.1", port=port, user="sextant", dbname="sextant",
                          connect_timeout=10, autocommit=True) as conn:
         with conn.cursor() as cur:
+            # Counted in the server's figures: a query that fails to plan (at Parse,
+            # in the extended protocol, its Execute then discarded) once, as an error;
+            # one that runs once.
+            before = counters(http_port)
+            try:
+                cur.execute("SELECT nosuch FROM cpu")
+                raise AssertionError("an unknown column was answered")
+            except psycopg.Error:
+                pass
+            cur.execute("SELECT count(*) FROM cpu")
+            assert cur.fetchone() == (2,)
+            after = counters(http_port)
+            assert after == (before[0] + 2, before[1] + 1), (before, after)
             # The extended protocol: a prepared statement with a typed parameter.
             cur.execute("SELECT host, usage FROM cpu WHERE usage > %s ORDER BY host", (2.0,))
             rows = cur.fetchall()
@@ -120,4 +143,4 @@ def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), int(sys.argv[2]))

@@ -687,6 +687,7 @@ fn psql_runs_queries_and_is_refused_writes() {
         let out = Command::new("python3")
             .arg(script)
             .arg(server.postgres.port().to_string())
+            .arg(server.http.port().to_string())
             .output()
             .unwrap();
         assert!(
@@ -718,25 +719,17 @@ fn psql_runs_queries_and_is_refused_writes() {
         );
     }
     // Every query is counted in the server's telemetry, the refused ones as errors.
-    let reply = server.request("GET", "/metrics", &[], b"");
-    let counter = |name: &str| {
-        reply
-            .body
-            .lines()
-            .find_map(|line| {
-                line.strip_prefix(name)?
-                    .strip_prefix(' ')?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .unwrap_or_else(|| panic!("no {name} in {}", reply.body))
-    };
-    assert!(counter("sextant_queries_total") >= 20, "{}", reply.body);
+    let queries = counter(&server, "sextant_queries_total");
+    let errors = counter(&server, "sextant_query_errors_total");
     assert!(
-        counter("sextant_query_errors_total") >= 10,
-        "{}",
-        reply.body
+        queries >= 20 && errors >= 10,
+        "{queries} queries, {errors} errors"
     );
+    // Exactly: a simple query that fails to plan is one query and one error.
+    let out = psql(&server, &["-c", "SELECT nosuch FROM cpu"]).unwrap();
+    assert!(!out.status.success());
+    assert_eq!(counter(&server, "sextant_queries_total"), queries + 1);
+    assert_eq!(counter(&server, "sextant_query_errors_total"), errors + 1);
 }
 
 #[test]
@@ -1022,6 +1015,165 @@ fn connections_past_the_limits_are_refused_with_a_reason() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A PostgreSQL connection of the test's own: its startup message sent (user
+/// `sextant`), nothing read.
+fn pg_connect(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let body = b"\0\x03\0\0user\0sextant\0database\0sextant\0\0";
+    let mut message = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    message.extend_from_slice(body);
+    stream.write_all(&message).unwrap();
+    stream
+}
+
+/// Sends a PostgreSQL message of type `kind` with `body`.
+fn pg_send(stream: &mut TcpStream, kind: u8, body: &[u8]) {
+    let mut message = vec![kind];
+    message.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    message.extend_from_slice(body);
+    stream.write_all(&message).unwrap();
+}
+
+/// Sends a simple query.
+fn pg_query(stream: &mut TcpStream, sql: &str) {
+    pg_send(stream, b'Q', format!("{sql}\0").as_bytes());
+}
+
+/// Reads what the server sends until it closes the connection; fails if it is still
+/// open after `within`.
+fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + within;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut read = Vec::new();
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return read,
+            Ok(n) => read.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return read,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("reading from the server: {e}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server kept the connection open ({} bytes read)",
+            read.len()
+        );
+    }
+}
+
+/// What the server sends in `time`.
+fn read_for(stream: &mut TcpStream, time: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + time;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut read = Vec::new();
+    let mut buf = vec![0; 1 << 16];
+    while Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => read.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    read
+}
+
+/// The value of one of the server's counters at `/metrics`.
+fn counter(server: &Server, name: &str) -> u64 {
+    let reply = server.request("GET", "/metrics", &[], b"");
+    reply
+        .body
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {}", reply.body))
+}
+
+#[test]
+fn postgres_connections_end_at_a_fatal_error_and_run_nothing_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("db"),
+        &[
+            "--postgres-connections",
+            "1",
+            "--postgres-password",
+            "secret",
+        ],
+    );
+    // A query run would be counted at once. (The client cannot tell otherwise: the
+    // server shuts its side of the socket as it sends a FATAL error.)
+    let sum = "SELECT 1";
+    // Past the limit: refused at startup (53300), then closed; a query sent after the
+    // refusal is not run.
+    let held = pg_connect(server.postgres);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut refused = pg_connect(server.postgres);
+    pg_query(&mut refused, sum);
+    let read = read_until_closed(&mut refused, Duration::from_secs(10));
+    assert!(String::from_utf8_lossy(&read).contains("53300"), "{read:?}");
+    drop(held);
+    // A wrong password (28P01): the same.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let read = loop {
+        let mut wrong = pg_connect(server.postgres);
+        pg_send(&mut wrong, b'p', b"wrong\0");
+        pg_query(&mut wrong, sum);
+        let read = read_until_closed(&mut wrong, Duration::from_secs(10));
+        // Until the held connection's slot is given back, this one is refused too.
+        if !String::from_utf8_lossy(&read).contains("53300") {
+            break read;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the held connection's slot was not given back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(String::from_utf8_lossy(&read).contains("28P01"), "{read:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(counter(&server, "sextant_queries_total"), 0);
+}
+
+#[test]
+fn a_postgres_client_that_stops_reading_is_closed_after_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("db"),
+        &["--query-timeout", "1s", "--postgres-connections", "1"],
+    );
+    // Far more rows than the socket's buffers hold, never read.
+    let mut client = pg_connect(server.postgres);
+    pg_query(&mut client, "SELECT value FROM range(100000000)");
+    // Past the timeout and the grace after it, the connection is closed, and its slot
+    // taken by the next client, while the first has still read nothing.
+    std::thread::sleep(Duration::from_secs(7));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut next = pg_connect(server.postgres);
+        let read = read_for(&mut next, Duration::from_secs(1));
+        // ReadyForQuery, idle: logged in.
+        if read.windows(6).any(|m| m == b"Z\0\0\0\x05I") {
+            break;
+        }
+        assert!(String::from_utf8_lossy(&read).contains("53300"), "{read:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the client that stopped reading still holds its connection"
+        );
+    }
+    // It reads what the socket held, then the end.
+    read_until_closed(&mut client, Duration::from_secs(20));
+    assert_eq!(counter(&server, "sextant_query_errors_total"), 1);
 }
 
 #[test]

@@ -12,8 +12,9 @@
 //! The queries Sextant answers and sends whole (a simple query of queries, an Execute
 //! without a row limit of a query without parameters) are answered by [`super::direct`]
 //! before pgwire sees them, under the same deadline and cancel. The handlers here answer
-//! the rest, and the same queries when they come otherwise (an Execute with a row
-//! limit), through [`answer::answer`].
+//! the rest: other statements and queries with parameters (datafusion-postgres'), and
+//! an Execute with a row limit of a query without parameters, through
+//! [`answer::answer`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,7 +27,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
-use datafusion_postgres::pgwire::api::portal::{Format, Portal};
+use datafusion_postgres::pgwire::api::portal::Portal;
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use datafusion_postgres::pgwire::api::results::{Response, SendableRowStream, Tag};
 use datafusion_postgres::pgwire::api::store::PortalStore;
@@ -55,8 +56,9 @@ pub(super) struct Bounded {
     pub parser: PostgresCompatibilityParser,
     /// The server's query timeout.
     pub timeout: Duration,
-    /// The server's counters: each Query and Execute message, its time and whether it
-    /// failed (counted by the connection's loop).
+    /// The server's counters: each Query and Execute that runs, and each Parse or Bind
+    /// that fails, with its time and whether it failed (counted by the connection's
+    /// loop).
     pub stats: Arc<Stats>,
 }
 
@@ -195,18 +197,9 @@ impl SimpleQueryHandler for Bounded {
             {
                 return Ok(vec![response]);
             }
-            if statements.is_empty() || !statements.iter().all(answer::is_query) {
-                return SimpleQueryHandler::do_query(&*self.service, client, query).await;
-            }
-            let mut responses = Vec::with_capacity(statements.len());
-            for statement in statements {
-                let plan = answer::plan(&self.session, statement).await?;
-                let options = FormatOptions::from_client_metadata(client.metadata());
-                let answer =
-                    answer::answer(&self.session, plan, &Format::UnifiedText, options).await?;
-                responses.push(Response::Query(answer));
-            }
-            Ok(responses)
+            // Queries are answered by `direct` before they reach here; the rest are
+            // datafusion-postgres'.
+            SimpleQueryHandler::do_query(&*self.service, client, query).await
         });
         let responses = planned.await.map_err(|_| timed_out(timeout))??;
         Ok(responses

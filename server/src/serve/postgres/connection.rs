@@ -12,10 +12,18 @@
 //! Each message is first offered to [`direct::try_answer`], which answers the queries
 //! whose rows Sextant writes itself and gives every other message back.
 //!
-//! Nothing else differs from pgwire 0.41.1's `process_socket` and
-//! `process_socket_messages!` (src/tokio/server.rs), which this follows: messages are
-//! read and answered by pgwire's `process_message`, and errors sent by its
-//! `process_error`. On a pgwire upgrade, compare the two again.
+//! Otherwise this follows pgwire 0.41.1's `process_socket` and
+//! `process_socket_messages!` (src/tokio/server.rs): messages are read and answered by
+//! pgwire's `process_message`, and errors sent by its `process_error`. It differs in
+//! these ways, besides the buffer:
+//! - the query handlers are `queries` (Sextant's [`Bounded`]), not the `handlers`';
+//! - each Query and Execute that runs, and each Parse or Bind that fails, is counted in
+//!   the server's query figures;
+//! - after a FATAL error (a refused startup, a wrong password) the connection ends,
+//!   where pgwire's loop reads on: it would answer the queries of a client that never
+//!   logged in; after an I/O error it ends without sending the error.
+//!
+//! On a pgwire upgrade, compare the two again.
 
 use std::io;
 use std::sync::Arc;
@@ -24,6 +32,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use datafusion_postgres::pgwire::api::PgWireServerHandlers;
 use datafusion_postgres::pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState};
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError};
 use datafusion_postgres::pgwire::messages::PgWireFrontendMessage;
 use datafusion_postgres::pgwire::tokio::server::{negotiate_tls, process_error, process_message};
 use futures::StreamExt;
@@ -91,10 +100,7 @@ pub(super) async fn process<H: PgWireServerHandlers>(
             PgWireConnectionState::CopyInProgress(is_extended_query) => is_extended_query,
             _ => message.is_extended_query(),
         };
-        let runs_sql = matches!(
-            message,
-            PgWireFrontendMessage::Query(_) | PgWireFrontendMessage::Execute(_)
-        );
+        let counted = counted(socket.state(), &message);
         let started = Instant::now();
         let result = match direct::try_answer(&queries, &mut socket, message).await {
             Outcome::Answered(result) => result,
@@ -111,16 +117,59 @@ pub(super) async fn process<H: PgWireServerHandlers>(
                 .await
             }
         };
-        if runs_sql {
-            queries.stats.query(started.elapsed(), result.is_err());
+        match counted {
+            Counted::Runs => queries.stats.query(started.elapsed(), result.is_err()),
+            Counted::Prepares if result.is_err() => queries.stats.query(started.elapsed(), true),
+            _ => {}
         }
         if let Err(mut e) = result {
+            // The socket failed, or the client stopped reading (see `direct`): there is
+            // no one to tell.
+            if matches!(e, PgWireError::IoError(_)) {
+                return Ok(());
+            }
             error_handler.on_error(&socket, &mut e);
-            process_error(&mut socket, e, is_extended_query).await?;
+            let error = ErrorInfo::from(e);
+            let fatal = error.is_fatal();
+            process_error(
+                &mut socket,
+                PgWireError::UserError(Box::new(error)),
+                is_extended_query,
+            )
+            .await?;
+            // A refused startup, a wrong password, a broken protocol: the connection
+            // ends here (pgwire's loop would read on, and answer queries of a client
+            // that never logged in).
+            if fatal {
+                return Ok(());
+            }
         }
         let buffer = socket.write_buffer_mut();
         if buffer.is_empty() && buffer.capacity() > IDLE_BUFFER {
             *buffer = BytesMut::new();
         }
+    }
+}
+
+/// How a message counts in the server's query figures.
+enum Counted {
+    /// A Query or Execute that runs: counted, failed or not.
+    Runs,
+    /// A Parse or Bind: counted only when it fails (the query it prepares then never
+    /// runs: its Execute is discarded until Sync).
+    Prepares,
+    /// Anything else, and any message not read in ReadyForQuery (discarded after an
+    /// error, or part of a startup or a COPY).
+    Not,
+}
+
+fn counted(state: PgWireConnectionState, message: &PgWireFrontendMessage) -> Counted {
+    if !matches!(state, PgWireConnectionState::ReadyForQuery) {
+        return Counted::Not;
+    }
+    match message {
+        PgWireFrontendMessage::Query(_) | PgWireFrontendMessage::Execute(_) => Counted::Runs,
+        PgWireFrontendMessage::Parse(_) | PgWireFrontendMessage::Bind(_) => Counted::Prepares,
+        _ => Counted::Not,
     }
 }

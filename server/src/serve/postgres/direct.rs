@@ -13,16 +13,26 @@
 //!
 //! Around the rows, this does what pgwire's `on_query` and `on_execute` do: the
 //! connection's state, RowDescription and ReadyForQuery for a simple query, the portal
-//! left with no rows for an Execute, and CommandComplete (`SELECT n`). Errors go back to
-//! the loop, which sends them with pgwire's `process_error`, as for pgwire's answers.
+//! left with no rows for an Execute, and CommandComplete (`SELECT n`). Two differences:
+//! an Execute's CommandComplete waits in the buffer for the client's Sync or Flush (as
+//! PostgreSQL's does; pgwire writes it at once), and the portal is left suspended with no
+//! rows rather than finished (executed again, either answers `SELECT 0`). Errors go back
+//! to the loop, which sends them with pgwire's `process_error`, as for pgwire's answers.
 //!
 //! The query's deadline and the client's cancel ([`Stop`]) end it while it is planned,
-//! while its rows are computed, and while the socket is written: a client that stops
-//! reading no longer holds its query past the timeout.
+//! while its rows are computed, and while the socket is written. A client that has not
+//! taken its answer when its query stops has a few seconds more ([`GRACE`]) to read it
+//! and why it stopped; then its connection is closed, so that a client that stops
+//! reading holds neither its query nor its connection.
+//!
+//! A Bind whose result formats do not match its query's columns is refused here with
+//! PostgreSQL's error, before pgwire takes it.
 
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::Statement;
@@ -34,9 +44,9 @@ use datafusion_postgres::pgwire::api::store::{Entry, PortalStore};
 use datafusion_postgres::pgwire::api::{
     ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState,
 };
-use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::data::RowDescription;
-use datafusion_postgres::pgwire::messages::extendedquery::Execute;
+use datafusion_postgres::pgwire::messages::extendedquery::{Bind, Execute};
 use datafusion_postgres::pgwire::messages::response::ReadyForQuery;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::pgwire::tokio::server::PgWireMessageServerCodec;
@@ -92,8 +102,40 @@ where
                 None => Outcome::Passed(PgWireFrontendMessage::Execute(execute)),
             }
         }
+        PgWireFrontendMessage::Bind(bind) => match formats_mismatch(connection, &bind) {
+            Some(error) => Outcome::Answered(Err(error)),
+            None => Outcome::Passed(PgWireFrontendMessage::Bind(bind)),
+        },
         other => Outcome::Passed(other),
     }
+}
+
+/// PostgreSQL's error for a Bind that gives result formats one by one (more than one
+/// code) but not one for each of the query's columns. pgwire would take it and panic
+/// when it looks up a missing column's format.
+fn formats_mismatch<S>(connection: &Connection<S>, bind: &Bind) -> Option<PgWireError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
+{
+    let formats = bind.result_column_format_codes.len();
+    if formats <= 1 {
+        return None;
+    }
+    let name = bind.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+    let Some(Entry::Value(statement)) = connection.portal_store().get_statement(name) else {
+        return None;
+    };
+    let (_, Some((_, plan))) = &statement.statement else {
+        return None;
+    };
+    let columns = plan.schema().fields().len();
+    (formats != columns).then(|| {
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".to_string(),
+            "08P01".to_string(), // protocol_violation
+            format!("bind message has {formats} result formats but query has {columns} columns"),
+        )))
+    })
 }
 
 /// The statements of a simple query's `sql` if all are queries answered here; `None`
@@ -123,19 +165,14 @@ where
         };
         let answer = stop.or(started).await?;
         let columns = RowDescription::new(answer.fields.iter().map(Into::into).collect());
-        connection
-            .feed(PgWireBackendMessage::RowDescription(columns))
-            .await?;
+        let columns = PgWireBackendMessage::RowDescription(columns);
+        stop.write(connection.feed(columns)).await?;
         send(connection, answer, &mut stop).await?;
     }
     connection.set_state(PgWireConnectionState::ReadyForQuery);
     let status = connection.transaction_status();
-    connection
-        .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
-            status,
-        )))
-        .await?;
-    Ok(())
+    let ready = PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status));
+    stop.write_last(connection.send(ready)).await
 }
 
 /// The portal `execute` names and its plan, if it is answered here: executed to its
@@ -202,12 +239,15 @@ where
                 .or(async { batches.next().await.transpose().map_err(answer::api_error) })
                 .await?
             {
-                rows += writer.write(&batch, connection.write_buffer_mut())?;
-                if connection.write_buffer().len() >= WRITE_BUFFER {
-                    stop.or(async {
-                        Ok(SinkExt::<PgWireBackendMessage>::flush(connection).await?)
-                    })
-                    .await?;
+                // A buffer's worth of rows at a time, so that a batch of long rows does
+                // not grow the buffer past it.
+                let mut batch_rows = writer.writer(&batch)?;
+                while !batch_rows.is_done() {
+                    rows += batch_rows.write(connection.write_buffer_mut(), WRITE_BUFFER)?;
+                    if connection.write_buffer().len() >= WRITE_BUFFER {
+                        let flushed = SinkExt::<PgWireBackendMessage>::flush(connection);
+                        stop.write(flushed).await?;
+                    }
                 }
             }
         }
@@ -218,21 +258,22 @@ where
             {
                 rows += 1;
                 let message = PgWireBackendMessage::DataRow(row);
-                stop.or(async { Ok(connection.feed(message).await?) })
-                    .await?;
+                stop.write(connection.feed(message)).await?;
             }
         }
     }
     let done = Tag::new("SELECT").with_rows(rows);
-    connection
-        .feed(PgWireBackendMessage::CommandComplete(done.into()))
-        .await?;
-    Ok(())
+    let done = PgWireBackendMessage::CommandComplete(done.into());
+    stop.write(connection.feed(done)).await
 }
 
 /// What ends a query before its answer is sent: its deadline (the server's timeout, or
 /// the client's `statement_timeout` when shorter), or the client's cancel.
 struct Stop(Pin<Box<dyn Future<Output = PgWireError> + Send>>);
+
+/// How long a client that has not taken what was written by the time its query stops
+/// has to take it (and read why it stopped) before its connection is closed.
+const GRACE: Duration = Duration::from_secs(5);
 
 impl Stop {
     /// Starts the clock of the query starting now on `connection`, and listens for its
@@ -249,6 +290,47 @@ impl Stop {
                 () = bounded::cancelled(listener) => bounded::cancelled_by_client(),
             }
         }))
+    }
+
+    /// `write`, a part of the answer, to the client. If the stop comes while the client
+    /// is not taking what is written, it has [`GRACE`] more to take it, after which the
+    /// stop's error is returned; past that, the connection is to be closed (an I/O
+    /// error, which the connection's loop answers by closing it): a client that stopped
+    /// reading holds neither its query nor its connection.
+    async fn write(&mut self, write: impl Future<Output = io::Result<()>>) -> PgWireResult<()> {
+        self.deliver(write, false).await
+    }
+
+    /// `write` of the answer's last message, as [`Stop::write`]; taken within the grace,
+    /// the answer is whole, and no error follows it.
+    async fn write_last(
+        &mut self,
+        write: impl Future<Output = io::Result<()>>,
+    ) -> PgWireResult<()> {
+        self.deliver(write, true).await
+    }
+
+    async fn deliver(
+        &mut self,
+        write: impl Future<Output = io::Result<()>>,
+        last: bool,
+    ) -> PgWireResult<()> {
+        tokio::pin!(write);
+        let stopped = tokio::select! {
+            biased;
+            written = &mut write => return Ok(written?),
+            error = &mut self.0 => error,
+        };
+        match tokio::time::timeout(GRACE, write).await {
+            Ok(written) => {
+                written?;
+                if last { Ok(()) } else { Err(stopped) }
+            }
+            Err(_) => Err(PgWireError::IoError(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client did not read its answer in the {GRACE:?} after: {stopped}"),
+            ))),
+        }
     }
 
     /// `work`'s result, or the stop's error if it comes first. The stop is looked at

@@ -133,7 +133,8 @@ pub async fn serve(
                     } else if let Ok(permit) = Arc::clone(&refusing).try_acquire_owned() {
                         tracing::warn!(client = %peer, "a PostgreSQL client was refused: as many clients are connected as --postgres-connections allows ({})", full.limit);
                         let full = Arc::clone(&full);
-                        // Refused at startup: no query of its runs.
+                        // Refused at startup, which ends the connection: none of its
+                        // queries runs.
                         let queries = Arc::clone(&handlers.queries);
                         connections.spawn(async move {
                             let _ = connection::process(socket, full, queries).await;

@@ -22,10 +22,10 @@
 //! (`...59.999999`), toward 2000 in binary (microseconds since 2000, truncated), so the
 //! two differ by a microsecond there.
 //!
-//! [`Rows::write`] writes a batch's rows as whole DataRow messages into the connection's
-//! write buffer, for the answers Sextant sends itself ([`super::direct`]).
-//! [`Rows::encode`] writes them into one buffer cut into pgwire's messages, for the
-//! answers pgwire sends.
+//! [`Rows::writer`] writes a batch's rows as whole DataRow messages into the connection's
+//! write buffer, a buffer's worth at a time, for the answers Sextant sends itself
+//! ([`super::direct`]). [`Rows::encode`] writes them into one buffer cut into pgwire's
+//! messages, for the answers pgwire sends: an Execute with a row limit.
 
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::temporal_conversions::as_datetime;
@@ -126,29 +126,20 @@ impl Rows {
     /// Writes the rows of `batch` to `out` as whole DataRow messages, the bytes pgwire's
     /// codec writes for [`Rows::encode`]'s messages, and returns how many. On an error
     /// `out` is left as it was.
+    #[cfg(test)]
     pub fn write(&self, batch: &RecordBatch, out: &mut BytesMut) -> PgWireResult<usize> {
+        self.writer(batch)?.write(out, usize::MAX)
+    }
+
+    /// The writer of `batch`'s rows as whole DataRow messages, a few at a time.
+    pub fn writer<'a>(&self, batch: &'a RecordBatch) -> PgWireResult<BatchWriter<'a>> {
         let (cells, field_count) = self.cells_of(batch)?;
-        let rows = batch.num_rows();
-        let start = out.len();
-        out.reserve(rows * (15 + 16 * cells.len()));
-        for row in 0..rows {
-            let at = out.len();
-            out.put_u8(DATA_ROW);
-            out.put_i32(0);
-            out.put_i16(field_count);
-            let written = write_row(&cells, row, out).and_then(|()| {
-                // The length counts itself and what follows, not the message's type.
-                i32::try_from(out.len() - at - 1).map_err(|_| too_long())
-            });
-            match written {
-                Ok(len) => out[at + 1..at + 5].copy_from_slice(&len.to_be_bytes()),
-                Err(e) => {
-                    out.truncate(start);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(rows)
+        Ok(BatchWriter {
+            cells,
+            field_count,
+            rows: batch.num_rows(),
+            next: 0,
+        })
     }
 
     /// The writers of `batch`'s columns, and how many there are as a message gives it.
@@ -188,6 +179,54 @@ impl Rows {
 
 /// The type byte of a DataRow message.
 const DATA_ROW: u8 = b'D';
+
+/// A batch's rows, written as whole DataRow messages (see [`Rows::writer`]).
+pub(super) struct BatchWriter<'a> {
+    cells: Vec<Box<dyn Cells + 'a>>,
+    field_count: i16,
+    rows: usize,
+    /// The first row not yet written.
+    next: usize,
+}
+
+impl BatchWriter<'_> {
+    /// Writes the next rows to `out` until it holds at least `limit` bytes or every row
+    /// is written, and returns how many it wrote: the bytes pgwire's codec writes for
+    /// [`Rows::encode`]'s messages. On an error `out` is left as it was.
+    pub fn write(&mut self, out: &mut BytesMut, limit: usize) -> PgWireResult<usize> {
+        let start = out.len();
+        let first = self.next;
+        // Room for the rows a limit lets in, as far as a row's size can be guessed.
+        let guess = 15 + 16 * self.cells.len();
+        let wanted = limit.saturating_sub(start) / guess + 1;
+        out.reserve(guess * wanted.min(self.rows - self.next));
+        while self.next < self.rows && out.len() < limit {
+            let at = out.len();
+            out.put_u8(DATA_ROW);
+            out.put_i32(0);
+            out.put_i16(self.field_count);
+            let written = write_row(&self.cells, self.next, out).and_then(|()| {
+                // The length counts itself and what follows, not the message's type.
+                i32::try_from(out.len() - at - 1).map_err(|_| too_long())
+            });
+            match written {
+                Ok(len) => out[at + 1..at + 5].copy_from_slice(&len.to_be_bytes()),
+                Err(e) => {
+                    out.truncate(start);
+                    self.next = first;
+                    return Err(e);
+                }
+            }
+            self.next += 1;
+        }
+        Ok(self.next - first)
+    }
+
+    /// Whether every row is written.
+    pub fn is_done(&self) -> bool {
+        self.next == self.rows
+    }
+}
 
 /// Writes row `row` of `cells` to `out`: each value's length (-1 for NULL), then its
 /// bytes.
@@ -268,7 +307,7 @@ fn expected_type(kind: Kind, data_type: &DataType) -> Type {
 }
 
 /// One column of a batch, written a value at a time.
-trait Cells {
+trait Cells: Send {
     /// Writes row `row`'s value, or returns false if it is NULL (nothing written).
     fn write(&self, row: usize, out: &mut BytesMut) -> bool;
 
