@@ -1145,6 +1145,29 @@ fn postgres_connections_end_at_a_fatal_error_and_run_nothing_after_it() {
 }
 
 #[test]
+fn a_bind_with_result_formats_not_one_per_column_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("db"), &[]);
+    let mut client = pg_connect(server.postgres);
+    // Parse a three-column query, Bind it with two result formats, Sync; then a query.
+    pg_send(&mut client, b'P', b"\0SELECT 1 AS a, 2 AS b, 3 AS c\0\0\0");
+    let mut bind = b"\0\0".to_vec();
+    bind.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 1, 0, 1]);
+    pg_send(&mut client, b'B', &bind);
+    pg_send(&mut client, b'S', b"");
+    pg_query(&mut client, "SELECT 42 AS answer");
+    let read = read_for(&mut client, Duration::from_secs(2));
+    let text = String::from_utf8_lossy(&read);
+    assert!(text.contains("08P01"), "{text}");
+    assert!(
+        text.contains("bind message has 2 result formats but query has 3 columns"),
+        "{text}"
+    );
+    // The connection goes on: the query's row (the text `42`).
+    assert!(read.windows(6).any(|w| w == b"\0\0\0\x0242"), "{text}");
+}
+
+#[test]
 fn a_postgres_client_that_stops_reading_is_closed_after_its_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
