@@ -1041,37 +1041,8 @@ fn pg_query(stream: &mut TcpStream, sql: &str) {
     pg_send(stream, b'Q', format!("{sql}\0").as_bytes());
 }
 
-/// Reads what the server sends until it closes the connection; fails if it is still
-/// open after `within`.
-fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
-    let deadline = Instant::now() + within;
-    stream
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut read = Vec::new();
-    let mut buf = vec![0; 1 << 16];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return read,
-            Ok(n) => read.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return read,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("reading from the server: {e}"),
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server kept the connection open ({} bytes read)",
-            read.len()
-        );
-    }
-}
-
-/// What the server sends in `time`.
-fn read_for(stream: &mut TcpStream, time: Duration) -> Vec<u8> {
+/// What the server sends within `time`, and whether it closed the connection by then.
+fn read_within(stream: &mut TcpStream, time: Duration) -> (Vec<u8>, bool) {
     let deadline = Instant::now() + time;
     stream
         .set_read_timeout(Some(Duration::from_millis(100)))
@@ -1080,11 +1051,29 @@ fn read_for(stream: &mut TcpStream, time: Duration) -> Vec<u8> {
     let mut buf = vec![0; 1 << 16];
     while Instant::now() < deadline {
         match stream.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return (read, true),
             Ok(n) => read.extend_from_slice(&buf[..n]),
-            Err(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (read, true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("reading from the server: {e}"),
         }
     }
+    (read, false)
+}
+
+/// Reads what the server sends until it closes the connection; fails if it is still
+/// open after `within`.
+fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let (read, closed) = read_within(stream, within);
+    assert!(
+        closed,
+        "the server kept the connection open ({} bytes read)",
+        read.len()
+    );
     read
 }
 
@@ -1156,7 +1145,7 @@ fn a_bind_with_result_formats_not_one_per_column_is_refused() {
     pg_send(&mut client, b'B', &bind);
     pg_send(&mut client, b'S', b"");
     pg_query(&mut client, "SELECT 42 AS answer");
-    let read = read_for(&mut client, Duration::from_secs(2));
+    let read = read_within(&mut client, Duration::from_secs(2)).0;
     let text = String::from_utf8_lossy(&read);
     assert!(text.contains("08P01"), "{text}");
     assert!(
@@ -1183,7 +1172,7 @@ fn a_postgres_client_that_stops_reading_is_closed_after_its_timeout() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let mut next = pg_connect(server.postgres);
-        let read = read_for(&mut next, Duration::from_secs(1));
+        let read = read_within(&mut next, Duration::from_secs(1)).0;
         // ReadyForQuery, idle: logged in.
         if read.windows(6).any(|m| m == b"Z\0\0\0\x05I") {
             break;

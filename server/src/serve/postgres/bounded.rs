@@ -151,7 +151,7 @@ pub(super) async fn listen(handle: Option<Arc<ConnectionHandle>>) -> Option<ones
 
 /// Resolves when `listener` hears a cancel; never without one, or once the next query's
 /// listener replaced it (its sender dropped), which is no cancel.
-pub(super) async fn cancelled(listener: Option<oneshot::Receiver<()>>) {
+async fn cancelled(listener: Option<oneshot::Receiver<()>>) {
     if let Some(listener) = listener
         && listener.await.is_ok()
     {
@@ -292,15 +292,9 @@ fn bound(
         return response;
     };
     let rows = std::mem::replace(&mut answer.data_rows, Box::pin(futures::stream::empty()));
-    let stop = async move {
-        // pgwire listened for a cancel only while the query was planned; the rows
-        // listen from their first poll on.
-        let cancel = async { cancelled(listen(handle).await).await };
-        tokio::select! {
-            () = tokio::time::sleep_until(deadline) => timed_out(timeout),
-            () = cancel => cancelled_by_client(),
-        }
-    };
+    // pgwire listened for a cancel only while the query was planned; the rows listen
+    // from their first poll on.
+    let stop = async move { stopped(deadline, timeout, listen(handle).await).await };
     answer.data_rows = Box::pin(Stopping {
         rows,
         stop: Some(Box::pin(stop)),
@@ -352,8 +346,21 @@ impl Stream for Stopping {
     }
 }
 
+/// The error that stops a query: at `deadline`, its `timeout` passed; or the cancel
+/// `listener` hears first.
+pub(super) async fn stopped(
+    deadline: Instant,
+    timeout: Duration,
+    listener: Option<oneshot::Receiver<()>>,
+) -> PgWireError {
+    tokio::select! {
+        () = tokio::time::sleep_until(deadline) => timed_out(timeout),
+        () = cancelled(listener) => cancelled_by_client(),
+    }
+}
+
 /// PostgreSQL's error for a query past its time (57014, `query_canceled`).
-pub(super) fn timed_out(timeout: Duration) -> PgWireError {
+fn timed_out(timeout: Duration) -> PgWireError {
     query_canceled(format!(
         "canceling statement due to statement timeout: the query ran longer than {}",
         humantime::format_duration(timeout)
@@ -361,7 +368,7 @@ pub(super) fn timed_out(timeout: Duration) -> PgWireError {
 }
 
 /// PostgreSQL's error for a query the client cancelled.
-pub(super) fn cancelled_by_client() -> PgWireError {
+fn cancelled_by_client() -> PgWireError {
     query_canceled("canceling statement due to user request".to_string())
 }
 

@@ -8,7 +8,7 @@
 //! before pgwire sees them: a simple query all of whose statements are queries, and an
 //! Execute without a row limit of a portal planned at Parse without parameters. Each
 //! batch's rows are written into the connection's write buffer as whole messages
-//! ([`super::rows::Rows::write`]), and the socket is written whenever [`WRITE_BUFFER`] bytes are
+//! ([`super::rows::Rows::writer`]), and the socket is written whenever [`WRITE_BUFFER`] bytes are
 //! waiting. Every other message is pgwire's, as before.
 //!
 //! Around the rows, this does what pgwire's `on_query` and `on_execute` do: the
@@ -284,12 +284,7 @@ impl Stop {
     {
         let (deadline, timeout) = queries.deadline(connection);
         let listener = bounded::listen(bounded::cancel_handle(connection)).await;
-        Self(Box::pin(async move {
-            tokio::select! {
-                () = tokio::time::sleep_until(deadline) => bounded::timed_out(timeout),
-                () = bounded::cancelled(listener) => bounded::cancelled_by_client(),
-            }
-        }))
+        Self(Box::pin(bounded::stopped(deadline, timeout, listener)))
     }
 
     /// `write`, a part of the answer, to the client. If the stop comes while the client
