@@ -23,7 +23,8 @@ pub(crate) struct TableView {
 
 /// A read-only view of the database at one moment: later writes and flushes do not change
 /// what it returns. Cheap to take; holds segments and in-memory rows alive while it lives.
-#[derive(Debug, Clone)]
+/// The default is a view of no tables, which holds nothing.
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub(crate) tables: BTreeMap<String, TableView>,
 }

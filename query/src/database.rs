@@ -7,19 +7,22 @@ use std::time::Duration;
 use arrow_array::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::TaskContext;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use parking_lot::Mutex;
-use sextant_engine::{Config, Engine, Point, TableKind};
+use sextant_engine::{Config, Engine, Point, Snapshot, TableKind};
 
 use crate::error::{Error, Result};
 use crate::functions::gapfill::SextantQueryPlanner;
 use crate::memory::BudgetPool;
 use crate::plan_cache::PlanCache;
 use crate::provider::{SextantSchema, SnapshotPlanner};
+use crate::reuse;
 use crate::statement::Statement;
 
 /// What a client of a server may run: queries, not statements that create, change or
@@ -201,7 +204,7 @@ impl Database {
     /// the same text again skips parsing it (see [`forget_plans`](Database::forget_plans));
     /// each run still reads the rows of its moment.
     pub async fn sql_async(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        self.with_timeout(async { Ok(self.frame(sql, SQLOptions::new()).await?.collect().await?) })
+        self.with_timeout(self.collect(sql, SQLOptions::new()))
             .await
     }
 
@@ -225,10 +228,26 @@ impl Database {
         self.plans.lock().contains(sql)
     }
 
-    /// The DataFrame of `sql` under `options`: a query's plan from the cache or kept in
-    /// it; any other statement executed (clearing the cache if it sets options or creates
-    /// or drops something).
-    async fn frame(&self, sql: &str, options: SQLOptions) -> Result<DataFrame> {
+    /// Whether the SQL text is kept with a physical plan to run again.
+    #[cfg(test)]
+    pub(crate) fn physical_plan_kept(&self, sql: &str) -> bool {
+        self.plans
+            .lock()
+            .get(sql)
+            .is_some_and(|e| e.physical.is_some())
+    }
+
+    /// The physical plan of `sql` under `options` and the context to run it in. For a
+    /// query: its kept physical plan renewed over the rows of this moment, or its kept
+    /// statement planned, or the text planned (and kept, with its physical plan where
+    /// that can be run again: see [`crate::reuse`]). Any other statement is executed,
+    /// clearing what is kept if it sets options or creates or drops something.
+    async fn plan(
+        &self,
+        sql: &str,
+        options: SQLOptions,
+    ) -> Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
+        let generation = self.plans.lock().generation();
         let kept = self.plans.lock().get(sql);
         if let Some(entry) = kept {
             // Checked without the cache's lock, which would otherwise wait on writers.
@@ -239,25 +258,65 @@ impl Database {
             });
             if unchanged {
                 options.verify_plan(entry.statement.plan())?;
-                return Ok(DataFrame::new(self.ctx.state(), entry.statement.bind(&[])?));
+                if let Some(physical) = &entry.physical {
+                    let snapshot = Arc::new(self.engine.snapshot());
+                    return Ok((reuse::renew(physical, &snapshot)?, self.ctx.task_ctx()));
+                }
+                let logical = entry.statement.bind(&[])?;
+                return self.physical(sql, logical, Some(generation)).await;
             }
             self.plans.lock().remove(sql);
         }
-        let generation = self.plans.lock().generation();
         let plan = self.ctx.state().create_logical_plan(sql).await?;
         options.verify_plan(&plan)?;
         if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) {
             let frame = self.ctx.execute_logical_plan(plan).await;
             self.plans.lock().clear();
-            return Ok(frame?);
+            let frame = frame?;
+            let task = Arc::new(frame.task_ctx());
+            return Ok((frame.create_physical_plan().await?, task));
         }
+        let mut keep = None;
         if read_only().verify_plan(&plan).is_ok()
             && let Ok(statement) = Statement::new(sql, plan.clone())
             && statement.parameter_types().is_empty()
         {
             self.plans.lock().insert(sql, statement, generation);
+            keep = Some(generation);
         }
-        Ok(self.ctx.execute_logical_plan(plan).await?)
+        self.physical(sql, plan, keep).await
+    }
+
+    /// The physical plan of `logical` (the query `sql`), kept with `sql`'s entry when it
+    /// can be run again and `keep` holds the cache's generation read before planning.
+    async fn physical(
+        &self,
+        sql: &str,
+        logical: LogicalPlan,
+        keep: Option<u64>,
+    ) -> Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
+        let state = self.ctx.state();
+        let physical = state.create_physical_plan(&logical).await?;
+        if let Some(generation) = keep
+            && reuse::reusable(&logical, &physical)
+        {
+            // Kept reading no rows: a kept plan must not hold segments merged since.
+            let kept = reuse::renew(&physical, &Arc::new(Snapshot::default()))?;
+            self.plans.lock().keep_physical(sql, kept, generation);
+        }
+        Ok((physical, state.task_ctx()))
+    }
+
+    /// All the batches of `sql` under `options`.
+    async fn collect(&self, sql: &str, options: SQLOptions) -> Result<Vec<RecordBatch>> {
+        let (plan, task) = self.plan(sql, options).await?;
+        Ok(datafusion::physical_plan::collect(plan, task).await?)
+    }
+
+    /// The batches of `sql` under `options` as a stream.
+    async fn stream(&self, sql: &str, options: SQLOptions) -> Result<SendableRecordBatchStream> {
+        let (plan, task) = self.plan(sql, options).await?;
+        Ok(datafusion::physical_plan::execute_stream(plan, task)?)
     }
 
     /// Parses `sql` and resolves its tables and functions once, for
@@ -328,16 +387,14 @@ impl Database {
     /// server) are refused with an error naming what is not allowed. For a server's
     /// clients.
     pub async fn sql_read_only(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        self.with_timeout(async { Ok(self.frame(sql, read_only()).await?.collect().await?) })
-            .await
+        self.with_timeout(self.collect(sql, read_only())).await
     }
 
     /// [`sql_read_only`](Database::sql_read_only) as a stream, computed as it is pulled;
     /// dropping it cancels the query. The timeout does not apply: the caller controls how
     /// long it pulls.
     pub async fn sql_read_only_stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
-        let df = self.frame(sql, read_only()).await?;
-        Ok(df.execute_stream().await?)
+        self.stream(sql, read_only()).await
     }
 
     async fn with_timeout(
@@ -357,8 +414,7 @@ impl Database {
     /// pulled; dropping the stream cancels the query. The timeout does not apply: the
     /// caller controls how long it pulls.
     pub async fn sql_stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
-        let df = self.frame(sql, SQLOptions::new()).await?;
-        Ok(df.execute_stream().await?)
+        self.stream(sql, SQLOptions::new()).await
     }
 
     /// Flushes everything and closes the engine.

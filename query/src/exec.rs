@@ -133,6 +133,21 @@ impl SextantScanExec {
         }
     }
 
+    /// The same scan (with fresh metrics) reading `snapshot`: a plan kept and run again
+    /// reads the rows of the moment it runs (see [`crate::reuse`]).
+    pub(crate) fn with_snapshot(&self, snapshot: Arc<Snapshot>) -> Self {
+        SextantScanExec {
+            snapshot,
+            estimated_rows: self.estimated_rows,
+            ..self.with_time_range(i64::MIN, i64::MAX)
+        }
+    }
+
+    /// Whether filters filled while the query runs were pushed into the scan.
+    pub(crate) fn has_runtime_filters(&self) -> bool {
+        !self.runtime_filters.is_empty()
+    }
+
     /// The same scan (with fresh metrics) keeping `filters` as its runtime filters.
     fn with_runtime_filters(&self, filters: Vec<Arc<dyn PhysicalExpr>>) -> Self {
         SextantScanExec {

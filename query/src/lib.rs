@@ -30,6 +30,7 @@ pub mod latest;
 pub mod memory;
 mod plan_cache;
 pub mod provider;
+mod reuse;
 mod run_aggregate;
 mod runtime_filter;
 mod statement;

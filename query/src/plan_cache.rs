@@ -8,13 +8,17 @@
 //! one runs is not kept. An entry is used only while every engine table it reads has
 //! the columns it had when the entry was made: a table that gained a column is looked up
 //! again, so `SELECT *` returns the new column as fresh SQL would. Rows are never stale:
-//! scans read the rows of the moment their query is planned (see [`crate::provider`]).
+//! scans read the rows of the moment their query is planned (see [`crate::provider`]), and
+//! a physical plan kept to run again reads those of the moment it runs (see
+//! [`crate::reuse`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
 
 use crate::provider::SextantTable;
 use crate::statement::Statement;
@@ -37,6 +41,8 @@ pub(crate) struct Entry {
     pub statement: Statement,
     /// The engine tables the plan reads, with their number of columns then.
     pub tables: Vec<(String, usize)>,
+    /// Its physical plan, once planned, when it can be run again (see [`crate::reuse`]).
+    pub physical: Option<Arc<dyn ExecutionPlan>>,
     used: u64,
 }
 
@@ -94,9 +100,21 @@ impl PlanCache {
             Entry {
                 statement,
                 tables,
+                physical: None,
                 used: self.clock,
             },
         );
+    }
+
+    /// Keeps `physical` as the physical plan of `sql`'s entry, if it is still kept and
+    /// nothing was cleared since `generation` (read before planning it).
+    pub fn keep_physical(&mut self, sql: &str, physical: Arc<dyn ExecutionPlan>, generation: u64) {
+        if generation != self.generation {
+            return;
+        }
+        if let Some(entry) = self.entries.get_mut(sql) {
+            entry.physical = Some(physical);
+        }
     }
 
     /// Forgets every statement, and any query being planned meanwhile.

@@ -295,48 +295,47 @@ fn sort_rows(rows: &mut [Vec<Cell>]) {
     rows.sort_by(|a, b| a.partial_cmp(b).expect("no NaN in results"));
 }
 
-/// Runs `sql` and checks its answer against `expected`, with a message that shows the SQL
-/// and the first differing row.
+/// Runs `sql` twice and checks each answer against `expected`, with a message that shows
+/// the SQL and the first differing row. The second run is of the plan kept by the first
+/// (see `sextant_query::Database::sql`).
 fn check(name: &str, db: &Database, sql: &str, mut expected: Expected) {
     assert!(
         !expected.rows.is_empty(),
         "{name}: the drawn parameters select no rows, so the test would prove little; \
          change the seed\n  sql: {sql}"
     );
-    let (columns, mut got) = run(db, sql);
     if !expected.ordered {
-        sort_rows(&mut got);
         sort_rows(&mut expected.rows);
     }
-    if !got.is_empty() {
-        assert_eq!(columns, expected.columns, "{name}: columns\n  sql: {sql}");
-    }
-    let differs = got.len() != expected.rows.len()
-        || got.iter().zip(&expected.rows).any(|(g, w)| {
+    for attempt in ["first run", "run again"] {
+        let (columns, mut got) = run(db, sql);
+        if !expected.ordered {
+            sort_rows(&mut got);
+        }
+        if !got.is_empty() {
+            assert_eq!(
+                columns, expected.columns,
+                "{name} ({attempt}): columns\n  sql: {sql}"
+            );
+        }
+        let row_differs = |(g, w): (&Vec<Cell>, &Vec<Cell>)| {
             g.len() != w.len()
                 || g.iter()
                     .zip(w)
                     .any(|(g, w)| !cells_match(g, w, expected.tolerance))
-        });
-    if differs {
-        let first = got
-            .iter()
-            .zip(&expected.rows)
-            .position(|(g, w)| {
-                g.len() != w.len()
-                    || g.iter()
-                        .zip(w)
-                        .any(|(g, w)| !cells_match(g, w, expected.tolerance))
-            })
-            .unwrap_or(got.len().min(expected.rows.len()));
-        panic!(
-            "{name}: wrong answer\n  sql: {sql}\n  rows: got {}, expected {}\n  \
-             first difference at row {first}:\n    got      {:?}\n    expected {:?}",
-            got.len(),
-            expected.rows.len(),
-            got.get(first),
-            expected.rows.get(first),
-        );
+        };
+        let first = got.iter().zip(&expected.rows).position(row_differs);
+        if got.len() != expected.rows.len() || first.is_some() {
+            let first = first.unwrap_or(got.len().min(expected.rows.len()));
+            panic!(
+                "{name} ({attempt}): wrong answer\n  sql: {sql}\n  rows: got {}, expected {}\n  \
+                 first difference at row {first}:\n    got      {:?}\n    expected {:?}",
+                got.len(),
+                expected.rows.len(),
+                got.get(first),
+                expected.rows.get(first),
+            );
+        }
     }
 }
 
