@@ -358,7 +358,9 @@ impl Database {
     /// shows a parameter's type, text is read as that type (a string to a timestamp), with
     /// an error naming the parameter if it cannot be, and another value is cast to it when
     /// nothing is lost (an integer to a double; 2.5 stays 2.5 beside a BIGINT). The
-    /// statement is optimized and planned for this run, over the rows of this moment.
+    /// statement is optimized and planned for this run, over the rows of this moment,
+    /// unless the run before had the same values and its plan can be run again (see
+    /// [`Statement`]).
     pub fn execute(
         &self,
         statement: &Statement,
@@ -373,10 +375,21 @@ impl Database {
         statement: &Statement,
         params: &[ScalarValue],
     ) -> Result<Vec<RecordBatch>> {
-        let plan = statement.bind(params)?;
+        let generation = self.plans.lock().generation();
         let run = async {
+            if let Some(physical) = statement.kept_physical(params, generation) {
+                let physical = reuse::renew(&physical, &Arc::new(self.engine.snapshot()))?;
+                return Ok(
+                    datafusion::physical_plan::collect(physical, self.ctx.task_ctx()).await?,
+                );
+            }
+            let plan = statement.bind(params)?;
             let state = self.ctx.state();
             let physical = state.create_physical_plan(&plan).await?;
+            if reuse::reusable(&plan, &physical) {
+                let kept = reuse::renew(&physical, &Arc::new(Snapshot::default()))?;
+                statement.keep_physical(params, generation, kept);
+            }
             Ok(datafusion::physical_plan::collect(physical, state.task_ctx()).await?)
         };
         self.with_timeout(run).await

@@ -7,8 +7,9 @@
 //!
 //! - no function in it is other than immutable: `now()` is folded into a constant by
 //!   the optimizer, so a plan of `time > now() - INTERVAL '1 hour'` is planned each time;
-//! - every leaf is a Sextant scan or a node without input rows (`EmptyExec`,
-//!   `PlaceholderRowExec`): a system table's rows are copied into its plan;
+//! - every table it reads is an engine table, and every leaf is a Sextant scan or a
+//!   node without input rows (`EmptyExec`, `PlaceholderRowExec`): a system table's rows
+//!   are copied into its plan, and its `count(*)` answered there from its statistics;
 //! - no operator fills a filter while it runs (DataFusion's dynamic filters: a hash
 //!   join's keys, a top-k's bound, `max(x)` without groups), and no scan holds one: the
 //!   filter would be shared by every run, with the values of the last, and an
@@ -22,6 +23,7 @@
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::source_as_provider;
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use datafusion::physical_plan::ExecutionPlan;
@@ -31,10 +33,29 @@ use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
 use sextant_engine::Snapshot;
 
 use crate::exec::SextantScanExec;
+use crate::provider::SextantTable;
 
 /// Whether `physical`, planned from `logical`, may be run again by [`renew`].
 pub(crate) fn reusable(logical: &LogicalPlan, physical: &Arc<dyn ExecutionPlan>) -> bool {
-    immutable(logical) && renewable(physical)
+    reads_only_engine_tables(logical) && immutable(logical) && renewable(physical)
+}
+
+/// Whether every table `plan` (and its subqueries) reads is an engine table. Another
+/// table's rows can be folded into the plan itself: the physical optimizer answers
+/// `count(*)` of a system table from its exact statistics.
+fn reads_only_engine_tables(plan: &LogicalPlan) -> bool {
+    let mut yes = true;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && !source_as_provider(&scan.source)
+                .is_ok_and(|p| p.downcast_ref::<SextantTable>().is_some())
+        {
+            yes = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    yes
 }
 
 /// Whether every function in `plan` (and its subqueries) is immutable.

@@ -3,12 +3,15 @@
 //! wire protocol run the same statement again and again.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow_schema::{DataType, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::expr::Placeholder;
 use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_plan::ExecutionPlan;
+use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 
@@ -18,7 +21,9 @@ use crate::error::{Error, Result};
 /// Each run binds its parameters, then optimizes and plans the statement: time ranges
 /// and tags given as parameters are pushed into the scans as if written in the SQL,
 /// `now()` is the time of that run, and the rows read are those of that moment. What a
-/// run saves is the parsing and the resolving of names.
+/// run saves is the parsing and the resolving of names; a run with the same values as
+/// the one before also skips optimizing and planning, where the physical plan can be run
+/// again over the rows of a later moment (see [`crate::reuse`]).
 #[derive(Debug, Clone)]
 pub struct Statement {
     sql: String,
@@ -26,6 +31,17 @@ pub struct Statement {
     plan: LogicalPlan,
     /// The type of `$1`, `$2`, ... where its use shows it (`time > $1`), else `None`.
     params: Vec<Option<DataType>>,
+    /// The physical plan of the last run, when it can be run again; shared by clones.
+    last: Arc<Mutex<Option<LastRun>>>,
+}
+
+/// A run's physical plan and what it was planned for.
+#[derive(Debug)]
+struct LastRun {
+    values: Vec<ScalarValue>,
+    /// The database's plan cache generation: options set since clear it.
+    generation: u64,
+    physical: Arc<dyn ExecutionPlan>,
 }
 
 impl Statement {
@@ -56,7 +72,35 @@ impl Statement {
             sql: sql.to_string(),
             plan,
             params,
+            last: Arc::default(),
         })
+    }
+
+    /// The physical plan kept from a run with `values` under `generation`, if any.
+    pub(crate) fn kept_physical(
+        &self,
+        values: &[ScalarValue],
+        generation: u64,
+    ) -> Option<Arc<dyn ExecutionPlan>> {
+        let last = self.last.lock();
+        last.as_ref()
+            .filter(|l| l.generation == generation && l.values == values)
+            .map(|l| Arc::clone(&l.physical))
+    }
+
+    /// Keeps `physical` (reading no rows: see [`crate::reuse`]) as the plan of a run with
+    /// `values` under `generation`.
+    pub(crate) fn keep_physical(
+        &self,
+        values: &[ScalarValue],
+        generation: u64,
+        physical: Arc<dyn ExecutionPlan>,
+    ) {
+        *self.last.lock() = Some(LastRun {
+            values: values.to_vec(),
+            generation,
+            physical,
+        });
     }
 
     /// The SQL text.
