@@ -15,14 +15,14 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use parking_lot::Mutex;
-use sextant_engine::{Config, Engine, Point, Snapshot, TableKind};
+use sextant_engine::{Config, Engine, Point, TableKind};
 
 use crate::error::{Error, Result};
 use crate::functions::gapfill::SextantQueryPlanner;
 use crate::memory::BudgetPool;
 use crate::plan_cache::PlanCache;
 use crate::provider::{SextantSchema, SnapshotPlanner};
-use crate::reuse;
+use crate::reuse::Kept;
 use crate::statement::Statement;
 
 /// What a client of a server may run: queries, not statements that create, change or
@@ -258,12 +258,13 @@ impl Database {
             });
             if unchanged {
                 options.verify_plan(entry.statement.plan())?;
-                if let Some(physical) = &entry.physical {
-                    let snapshot = Arc::new(self.engine.snapshot());
-                    return Ok((reuse::renew(physical, &snapshot)?, self.ctx.task_ctx()));
+                if let Some(kept) = &entry.physical
+                    && let Some(physical) = kept.renew(&Arc::new(self.engine.snapshot()))
+                {
+                    return Ok((physical, self.ctx.task_ctx()));
                 }
                 let logical = entry.statement.bind(&[])?;
-                return self.physical(sql, logical, Some(generation)).await;
+                return self.physical(sql, logical, Some(entry.id)).await;
             }
             self.plans.lock().remove(sql);
         }
@@ -281,14 +282,13 @@ impl Database {
             && let Ok(statement) = Statement::new(sql, plan.clone())
             && statement.parameter_types().is_empty()
         {
-            self.plans.lock().insert(sql, statement, generation);
-            keep = Some(generation);
+            keep = self.plans.lock().insert(sql, statement, generation);
         }
         self.physical(sql, plan, keep).await
     }
 
-    /// The physical plan of `logical` (the query `sql`), kept with `sql`'s entry when it
-    /// can be run again and `keep` holds the cache's generation read before planning.
+    /// The physical plan of `logical` (the query `sql`), kept with `sql`'s entry `keep`
+    /// when it can be run again.
     async fn physical(
         &self,
         sql: &str,
@@ -297,12 +297,10 @@ impl Database {
     ) -> Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
         let state = self.ctx.state();
         let physical = state.create_physical_plan(&logical).await?;
-        if let Some(generation) = keep
-            && reuse::reusable(&logical, &physical)
+        if let Some(id) = keep
+            && let Some(kept) = Kept::of(&logical, &physical)?
         {
-            // Kept reading no rows: a kept plan must not hold segments merged since.
-            let kept = reuse::renew(&physical, &Arc::new(Snapshot::default()))?;
-            self.plans.lock().keep_physical(sql, kept, generation);
+            self.plans.lock().keep_physical(sql, id, kept);
         }
         Ok((physical, state.task_ctx()))
     }
@@ -377,8 +375,9 @@ impl Database {
     ) -> Result<Vec<RecordBatch>> {
         let generation = self.plans.lock().generation();
         let run = async {
-            if let Some(physical) = statement.kept_physical(params, generation) {
-                let physical = reuse::renew(&physical, &Arc::new(self.engine.snapshot()))?;
+            if let Some(kept) = statement.kept_physical(params, generation)
+                && let Some(physical) = kept.renew(&Arc::new(self.engine.snapshot()))
+            {
                 return Ok(
                     datafusion::physical_plan::collect(physical, self.ctx.task_ctx()).await?,
                 );
@@ -386,8 +385,7 @@ impl Database {
             let plan = statement.bind(params)?;
             let state = self.ctx.state();
             let physical = state.create_physical_plan(&plan).await?;
-            if reuse::reusable(&plan, &physical) {
-                let kept = reuse::renew(&physical, &Arc::new(Snapshot::default()))?;
+            if let Some(kept) = Kept::of(&plan, &physical)? {
                 statement.keep_physical(params, generation, kept);
             }
             Ok(datafusion::physical_plan::collect(physical, state.task_ctx()).await?)

@@ -13,14 +13,13 @@
 //! [`crate::reuse`]).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::ExecutionPlan;
 
 use crate::provider::SextantTable;
+use crate::reuse::Kept;
 use crate::statement::Statement;
 use crate::system::SystemTable;
 
@@ -42,7 +41,10 @@ pub(crate) struct Entry {
     /// The engine tables the plan reads, with their number of columns then.
     pub tables: Vec<(String, usize)>,
     /// Its physical plan, once planned, when it can be run again (see [`crate::reuse`]).
-    pub physical: Option<Arc<dyn ExecutionPlan>>,
+    pub physical: Option<Kept>,
+    /// Told apart from an entry made for the same text later (see
+    /// [`PlanCache::keep_physical`]).
+    pub id: u64,
     used: u64,
 }
 
@@ -76,14 +78,12 @@ impl PlanCache {
     }
 
     /// Keeps `statement` for `sql` if it can be kept and nothing was cleared since
-    /// `generation` (read before planning it).
-    pub fn insert(&mut self, sql: &str, statement: Statement, generation: u64) {
+    /// `generation` (read before planning it); returns the entry's id if kept.
+    pub fn insert(&mut self, sql: &str, statement: Statement, generation: u64) -> Option<u64> {
         if generation != self.generation || self.capacity == 0 {
-            return;
+            return None;
         }
-        let Some(tables) = engine_tables(statement.plan()) else {
-            return;
-        };
+        let tables = engine_tables(statement.plan())?;
         if self.entries.len() >= self.capacity
             && !self.entries.contains_key(sql)
             && let Some(oldest) = self
@@ -101,18 +101,19 @@ impl PlanCache {
                 statement,
                 tables,
                 physical: None,
+                id: self.clock,
                 used: self.clock,
             },
         );
+        Some(self.clock)
     }
 
-    /// Keeps `physical` as the physical plan of `sql`'s entry, if it is still kept and
-    /// nothing was cleared since `generation` (read before planning it).
-    pub fn keep_physical(&mut self, sql: &str, physical: Arc<dyn ExecutionPlan>, generation: u64) {
-        if generation != self.generation {
-            return;
-        }
-        if let Some(entry) = self.entries.get_mut(sql) {
+    /// Keeps `physical` as the physical plan of entry `id` of `sql`, if that entry is
+    /// still kept: not one made since for the same text (its table gained a column).
+    pub fn keep_physical(&mut self, sql: &str, id: u64, physical: Kept) {
+        if let Some(entry) = self.entries.get_mut(sql)
+            && entry.id == id
+        {
             entry.physical = Some(physical);
         }
     }

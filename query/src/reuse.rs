@@ -1,25 +1,33 @@
-//! Physical plans run again: a query's text seen before skips DataFusion's optimizer and
-//! physical planner (about 0.6 ms of a one-host query) when its plan can be run again
-//! over the rows of a later moment.
+//! Physical plans run again: a query's text seen before (and a prepared statement run
+//! with the values of its run before) skips DataFusion's optimizer and physical planner
+//! (about 0.6 ms of a one-host query) when its plan can be run again over the rows of a
+//! later moment.
 //!
 //! A physical plan can be when nothing in it was decided by the rows it first read or by
-//! the moment it was planned:
+//! the moment it was planned, and no state of one run can reach another:
 //!
 //! - no function in it is other than immutable: `now()` is folded into a constant by
 //!   the optimizer, so a plan of `time > now() - INTERVAL '1 hour'` is planned each time;
+//!   nor does it read a session variable (`@@name`), which the planner folds too;
 //! - every table it reads is an engine table, and every leaf is a Sextant scan or a
 //!   node without input rows (`EmptyExec`, `PlaceholderRowExec`): a system table's rows
 //!   are copied into its plan, and its `count(*)` answered there from its statistics;
-//! - no operator fills a filter while it runs (DataFusion's dynamic filters: a hash
-//!   join's keys, a top-k's bound, `max(x)` without groups), and no scan holds one: the
-//!   filter would be shared by every run, with the values of the last, and an
-//!   aggregate's is kept across runs by DataFusion itself.
+//! - every node is of a kind known to keep no state across runs once rebuilt
+//!   ([`RENEWABLE`]); DataFusion's default [`ExecutionPlan::reset_state`] does not promise
+//!   that (a scalar subquery's node shares its results with the expressions that read
+//!   them, which a rebuilt node does not renew);
+//! - no node fills a filter while it runs (DataFusion's dynamic filters: a hash join's
+//!   keys, a top-k's bound, `max(x)` without groups), and no scan holds one: the filter
+//!   would be shared by every run.
 //!
 //! What the first planning read from the rows (the estimates that set a scan's number of
-//! partitions and a join's sides) only tunes the work. Each run takes a new snapshot for
-//! all its scans ([`renew`]), and every other operator is rebuilt with its state reset
-//! ([`ExecutionPlan::reset_state`]), so that runs never share state, even at once.
+//! partitions and a join's sides) only tunes the work; a kept plan is planned again once
+//! the tables it reads hold more than twice, or less than half, the rows they held then
+//! (see [`Kept::renew`]). Each run takes a new snapshot for all its scans, and every
+//! other node is rebuilt with its state reset, so that runs never share state, even at
+//! once. The plan kept reads an empty snapshot, so that it holds no segment alive.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
@@ -27,17 +35,106 @@ use datafusion::datasource::source_as_provider;
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
-use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
 use sextant_engine::Snapshot;
 
 use crate::exec::SextantScanExec;
 use crate::provider::SextantTable;
 
-/// Whether `physical`, planned from `logical`, may be run again by [`renew`].
-pub(crate) fn reusable(logical: &LogicalPlan, physical: &Arc<dyn ExecutionPlan>) -> bool {
-    reads_only_engine_tables(logical) && immutable(logical) && renewable(physical)
+/// The nodes a kept plan may hold: each, rebuilt by `replace_children` and
+/// `reset_state`, starts afresh (checked against DataFusion 55's sources and ours), and
+/// none evaluates an expression holding state of its own.
+const RENEWABLE: &[&str] = &[
+    // Leaves.
+    "SextantScanExec",
+    "EmptyExec",
+    "PlaceholderRowExec",
+    // Sextant's operators.
+    "RunAggregateExec",
+    "RecentFirstExec",
+    "GapFillExec",
+    // DataFusion's, as the TSBS and log queries use them.
+    "ProjectionExec",
+    "FilterExec",
+    "AggregateExec",
+    "SortExec",
+    "SortPreservingMergeExec",
+    "CoalescePartitionsExec",
+    "CoalesceBatchesExec",
+    "RepartitionExec",
+    "GlobalLimitExec",
+    "LocalLimitExec",
+    "BoundedWindowAggExec",
+    "WindowAggExec",
+    "UnionExec",
+    "CooperativeExec",
+];
+
+/// Rows below which a change in a table's size never calls for planning again: a plan's
+/// choices (one partition or several) change only past 100,000 rows.
+const SLACK_ROWS: u64 = 50_000;
+
+/// A physical plan kept to run again (see the [module](self) documentation).
+#[derive(Debug, Clone)]
+pub(crate) struct Kept {
+    /// Reading an empty snapshot.
+    plan: Arc<dyn ExecutionPlan>,
+    /// The engine tables its scans read.
+    tables: Vec<String>,
+    /// Their rows when it was planned.
+    rows: u64,
+}
+
+impl Kept {
+    /// `physical`, planned from `logical`, kept if it can be run again.
+    pub fn of(logical: &LogicalPlan, physical: &Arc<dyn ExecutionPlan>) -> Result<Option<Kept>> {
+        if !(reads_only_engine_tables(logical) && immutable(logical) && renewable(physical)) {
+            return Ok(None);
+        }
+        let mut tables = BTreeSet::new();
+        let mut snapshot = None;
+        scans(physical, &mut |scan| {
+            tables.insert(scan.request().table.clone());
+            snapshot.get_or_insert_with(|| Arc::clone(scan.snapshot()));
+        });
+        let tables: Vec<String> = tables.into_iter().collect();
+        let rows = snapshot.map_or(0, |s| rows_of(&s, &tables));
+        Ok(Some(Kept {
+            plan: renew(physical, &Arc::new(Snapshot::default()))?,
+            tables,
+            rows,
+        }))
+    }
+
+    /// The plan renewed to run over `snapshot`; `None` when it should be planned again
+    /// (its tables grew or shrank past twice or half their rows, or renewing it failed).
+    pub fn renew(&self, snapshot: &Arc<Snapshot>) -> Option<Arc<dyn ExecutionPlan>> {
+        let now = rows_of(snapshot, &self.tables);
+        let (small, large) = (now.min(self.rows), now.max(self.rows));
+        if large > small.saturating_mul(2).saturating_add(SLACK_ROWS) {
+            return None;
+        }
+        renew(&self.plan, snapshot).ok()
+    }
+}
+
+/// The rows of `tables` in `snapshot` (segments and memory).
+fn rows_of(snapshot: &Snapshot, tables: &[String]) -> u64 {
+    tables
+        .iter()
+        .filter_map(|t| snapshot.stats(t).ok())
+        .map(|s| s.segment_rows() + s.memory_rows as u64)
+        .sum()
+}
+
+/// Calls `f` with each Sextant scan of `plan`.
+fn scans(plan: &Arc<dyn ExecutionPlan>, f: &mut dyn FnMut(&SextantScanExec)) {
+    if let Some(scan) = plan.downcast_ref::<SextantScanExec>() {
+        f(scan);
+    }
+    for child in plan.children() {
+        scans(child, f);
+    }
 }
 
 /// Whether every table `plan` (and its subqueries) reads is an engine table. Another
@@ -58,19 +155,27 @@ fn reads_only_engine_tables(plan: &LogicalPlan) -> bool {
     yes
 }
 
-/// Whether every function in `plan` (and its subqueries) is immutable.
+/// Whether every function in `plan` (and its subqueries) is immutable, and no
+/// expression reads a session variable.
 fn immutable(plan: &LogicalPlan) -> bool {
     let mut yes = true;
     let _ = plan.apply_with_subqueries(|node| {
         node.apply_expressions(|expr| {
             expr.apply(|e| {
-                let volatility = match e {
-                    Expr::ScalarFunction(f) => Some(f.func.signature().volatility),
-                    Expr::AggregateFunction(f) => Some(f.func.signature().volatility),
-                    Expr::WindowFunction(f) => Some(f.fun.signature().volatility),
-                    _ => None,
+                let fixed = match e {
+                    Expr::ScalarFunction(f) => {
+                        f.func.signature().volatility == Volatility::Immutable
+                    }
+                    Expr::AggregateFunction(f) => {
+                        f.func.signature().volatility == Volatility::Immutable
+                    }
+                    Expr::WindowFunction(f) => {
+                        f.fun.signature().volatility == Volatility::Immutable
+                    }
+                    Expr::ScalarVariable(..) => false,
+                    _ => true,
                 };
-                if volatility.is_some_and(|v| v != Volatility::Immutable) {
+                if !fixed {
                     yes = false;
                     return Ok(TreeNodeRecursion::Stop);
                 }
@@ -91,17 +196,14 @@ fn renewable(plan: &Arc<dyn ExecutionPlan>) -> bool {
     if let Some(scan) = plan.downcast_ref::<SextantScanExec>() {
         return !scan.has_runtime_filters();
     }
-    let children = plan.children();
-    if children.is_empty() {
-        return plan.downcast_ref::<EmptyExec>().is_some()
-            || plan.downcast_ref::<PlaceholderRowExec>().is_some();
-    }
-    plan.dynamic_expressions_produced().is_empty() && children.into_iter().all(renewable)
+    RENEWABLE.contains(&plan.name())
+        && plan.dynamic_expressions_produced().is_empty()
+        && plan.children().into_iter().all(renewable)
 }
 
-/// A copy of `plan` (which [`reusable`] accepted) to run once more: its scans read
+/// A copy of `plan` (which [`Kept::of`] accepted) to run once more: its scans read
 /// `snapshot`, and every other node is new, its state reset.
-pub(crate) fn renew(
+fn renew(
     plan: &Arc<dyn ExecutionPlan>,
     snapshot: &Arc<Snapshot>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
@@ -208,6 +310,9 @@ mod tests {
             "SELECT host, usage FROM cpu ORDER BY usage DESC, host LIMIT 1",
             "SELECT a.host, count(*) AS n FROM cpu a JOIN cpu b ON a.host = b.host \
              AND a.time = b.time GROUP BY a.host ORDER BY a.host",
+            "SELECT host, usage FROM cpu WHERE usage > (SELECT avg(usage) FROM cpu) \
+             ORDER BY host, usage",
+            "SELECT count(*) AS n FROM sextant.segments",
         ];
         let before: Vec<String> = queries.iter().map(|q| text(&db.sql(q).unwrap())).collect();
         for q in queries {
@@ -215,10 +320,32 @@ mod tests {
             assert!(db.plan_kept(q), "its statement is kept: {q}");
         }
         write(&db, 10..20);
+        db.flush().unwrap();
         for (q, old) in queries.iter().zip(&before) {
             let new = text(&db.sql(q).unwrap());
             assert_ne!(&new, old, "{q}");
         }
         assert!(text(&db.sql(queries[1]).unwrap()).contains("19"));
+    }
+
+    /// Two runs of one kept plan at once each read the rows of their own moment.
+    #[test]
+    fn runs_of_a_kept_plan_at_once_do_not_share_rows_or_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        write(&db, 0..10);
+        let sql =
+            "SELECT host, count(*) AS n, sum(usage) AS s FROM cpu GROUP BY host ORDER BY host";
+        let first = text(&db.sql(sql).unwrap());
+        assert!(db.physical_plan_kept(sql));
+        let rt = db.runtime().clone();
+        let stream = rt.block_on(db.sql_stream(sql)).unwrap();
+        write(&db, 10..20);
+        let second = text(&db.sql(sql).unwrap());
+        assert_ne!(first, second);
+        let streamed = rt
+            .block_on(datafusion::physical_plan::common::collect(stream))
+            .unwrap();
+        assert_eq!(text(&streamed), first);
     }
 }

@@ -10,10 +10,10 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::expr::Placeholder;
 use datafusion::logical_expr::{Expr, LogicalPlan};
-use datafusion::physical_plan::ExecutionPlan;
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
+use crate::reuse::Kept;
 
 /// A SQL statement parsed and resolved against the tables once (see
 /// [`Database::prepare`](crate::Database::prepare)).
@@ -41,7 +41,7 @@ struct LastRun {
     values: Vec<ScalarValue>,
     /// The database's plan cache generation: options set since clear it.
     generation: u64,
-    physical: Arc<dyn ExecutionPlan>,
+    physical: Kept,
 }
 
 impl Statement {
@@ -77,25 +77,15 @@ impl Statement {
     }
 
     /// The physical plan kept from a run with `values` under `generation`, if any.
-    pub(crate) fn kept_physical(
-        &self,
-        values: &[ScalarValue],
-        generation: u64,
-    ) -> Option<Arc<dyn ExecutionPlan>> {
+    pub(crate) fn kept_physical(&self, values: &[ScalarValue], generation: u64) -> Option<Kept> {
         let last = self.last.lock();
         last.as_ref()
             .filter(|l| l.generation == generation && l.values == values)
-            .map(|l| Arc::clone(&l.physical))
+            .map(|l| l.physical.clone())
     }
 
-    /// Keeps `physical` (reading no rows: see [`crate::reuse`]) as the plan of a run with
-    /// `values` under `generation`.
-    pub(crate) fn keep_physical(
-        &self,
-        values: &[ScalarValue],
-        generation: u64,
-        physical: Arc<dyn ExecutionPlan>,
-    ) {
+    /// Keeps `physical` as the plan of a run with `values` under `generation`.
+    pub(crate) fn keep_physical(&self, values: &[ScalarValue], generation: u64, physical: Kept) {
         *self.last.lock() = Some(LastRun {
             values: values.to_vec(),
             generation,
