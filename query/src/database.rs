@@ -208,10 +208,11 @@ impl Database {
             .await
     }
 
-    /// Forgets the SQL text kept by [`sql`](Database::sql): for a program that changed
-    /// the session (a function registered again under the same name) and wants SQL run
-    /// before to see it. Statements run through `sql` that create or change tables or
-    /// set options do this themselves.
+    /// Forgets the SQL text kept by [`sql`](Database::sql), and the plans prepared
+    /// statements keep for their next run: for a program that changed the session (a
+    /// function registered again under the same name, an option set through
+    /// [`session`](Database::session)) and wants SQL run before to see it. Statements run
+    /// through `sql` that create or change tables or set options do this themselves.
     pub fn forget_plans(&self) {
         self.plans.lock().clear();
     }
@@ -298,7 +299,7 @@ impl Database {
         let state = self.ctx.state();
         let physical = state.create_physical_plan(&logical).await?;
         if let Some(id) = keep
-            && let Some(kept) = Kept::of(&logical, &physical)?
+            && let Ok(Some(kept)) = Kept::of(&logical, &physical)
         {
             self.plans.lock().keep_physical(sql, id, kept);
         }
@@ -385,7 +386,7 @@ impl Database {
             let plan = statement.bind(params)?;
             let state = self.ctx.state();
             let physical = state.create_physical_plan(&plan).await?;
-            if let Some(kept) = Kept::of(&plan, &physical)? {
+            if let Ok(Some(kept)) = Kept::of(&plan, &physical) {
                 statement.keep_physical(params, generation, kept);
             }
             Ok(datafusion::physical_plan::collect(physical, state.task_ctx()).await?)

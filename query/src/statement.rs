@@ -80,7 +80,7 @@ impl Statement {
     pub(crate) fn kept_physical(&self, values: &[ScalarValue], generation: u64) -> Option<Kept> {
         let last = self.last.lock();
         last.as_ref()
-            .filter(|l| l.generation == generation && l.values == values)
+            .filter(|l| l.generation == generation && same_values(&l.values, values))
             .map(|l| l.physical.clone())
     }
 
@@ -204,4 +204,13 @@ fn parameter_types(plan: &LogicalPlan) -> Result<HashMap<String, Option<DataType
         })
     })?;
     Ok(types)
+}
+
+/// Whether two runs' values are the same, types included: `ScalarValue`'s equality
+/// ignores a timestamp's time zone, which an untyped parameter (`SELECT $1`) shows.
+fn same_values(a: &[ScalarValue], b: &[ScalarValue]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(a, b)| a == b && a.data_type() == b.data_type())
 }

@@ -94,6 +94,14 @@ fn rows_written_after_preparing_are_read() {
     assert_eq!(run("a"), [["9"]]);
     db.sql("SET datafusion.execution.batch_size = 2").unwrap();
     assert_eq!(run("a"), [["9"]]);
+    // Values equal but for their type are not the same values.
+    let typed = db.prepare("SELECT arrow_typeof($1) AS t").unwrap();
+    let at = |zone: &str| {
+        let value = ScalarValue::TimestampNanosecond(Some(0), Some(zone.into()));
+        text(&db.execute(&typed, &[value]).unwrap())
+    };
+    assert_eq!(at("UTC"), [["Timestamp(ns, \"UTC\")"]]);
+    assert_eq!(at("+02:00"), [["Timestamp(ns, \"+02:00\")"]]);
     // A column added since: the statement's columns are those it was prepared with.
     let all = db.prepare("SELECT * FROM cpu WHERE host = 'a'").unwrap();
     db.write_points(&[Point::metric("cpu")
