@@ -232,10 +232,11 @@ impl Database {
     /// Whether the SQL text is kept with a physical plan to run again.
     #[cfg(test)]
     pub(crate) fn physical_plan_kept(&self, sql: &str) -> bool {
-        self.plans
-            .lock()
+        let mut plans = self.plans.lock();
+        let generation = plans.generation();
+        plans
             .get(sql)
-            .is_some_and(|e| e.physical.is_some())
+            .is_some_and(|e| e.statement.kept_physical(&[], generation).is_some())
     }
 
     /// The physical plan of `sql` under `options` and the context to run it in. For a
@@ -259,13 +260,7 @@ impl Database {
             });
             if unchanged {
                 options.verify_plan(entry.statement.plan())?;
-                if let Some(kept) = &entry.physical
-                    && let Some(physical) = kept.renew(&Arc::new(self.engine.snapshot()))
-                {
-                    return Ok((physical, self.ctx.task_ctx()));
-                }
-                let logical = entry.statement.bind(&[])?;
-                return self.physical(sql, logical, Some(entry.id)).await;
+                return self.physical(&entry.statement, &[], generation).await;
             }
             self.plans.lock().remove(sql);
         }
@@ -278,30 +273,38 @@ impl Database {
             let task = Arc::new(frame.task_ctx());
             return Ok((frame.create_physical_plan().await?, task));
         }
-        let mut keep = None;
         if read_only().verify_plan(&plan).is_ok()
             && let Ok(statement) = Statement::new(sql, plan.clone())
             && statement.parameter_types().is_empty()
         {
-            keep = self.plans.lock().insert(sql, statement, generation);
+            // The entry's clone shares the physical plan the statement keeps.
+            self.plans.lock().insert(sql, statement.clone(), generation);
+            return self.physical(&statement, &[], generation).await;
         }
-        self.physical(sql, plan, keep).await
+        let state = self.ctx.state();
+        Ok((state.create_physical_plan(&plan).await?, state.task_ctx()))
     }
 
-    /// The physical plan of `logical` (the query `sql`), kept with `sql`'s entry `keep`
-    /// when it can be run again.
+    /// The physical plan of `statement` run with `params` and the context to run it in:
+    /// the plan it keeps from a run with the same values under the plan cache's
+    /// `generation`, renewed over the rows of this moment, or a new plan (then kept if it
+    /// can be run again: see [`crate::reuse`]).
     async fn physical(
         &self,
-        sql: &str,
-        logical: LogicalPlan,
-        keep: Option<u64>,
+        statement: &Statement,
+        params: &[ScalarValue],
+        generation: u64,
     ) -> Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
+        if let Some(kept) = statement.kept_physical(params, generation)
+            && let Some(physical) = kept.renew(&Arc::new(self.engine.snapshot()))
+        {
+            return Ok((physical, self.ctx.task_ctx()));
+        }
+        let logical = statement.bind(params)?;
         let state = self.ctx.state();
         let physical = state.create_physical_plan(&logical).await?;
-        if let Some(id) = keep
-            && let Ok(Some(kept)) = Kept::of(&logical, &physical)
-        {
-            self.plans.lock().keep_physical(sql, id, kept);
+        if let Ok(Some(kept)) = Kept::of(&logical, &physical) {
+            statement.keep_physical(params, generation, kept);
         }
         Ok((physical, state.task_ctx()))
     }
@@ -376,20 +379,8 @@ impl Database {
     ) -> Result<Vec<RecordBatch>> {
         let generation = self.plans.lock().generation();
         let run = async {
-            if let Some(kept) = statement.kept_physical(params, generation)
-                && let Some(physical) = kept.renew(&Arc::new(self.engine.snapshot()))
-            {
-                return Ok(
-                    datafusion::physical_plan::collect(physical, self.ctx.task_ctx()).await?,
-                );
-            }
-            let plan = statement.bind(params)?;
-            let state = self.ctx.state();
-            let physical = state.create_physical_plan(&plan).await?;
-            if let Ok(Some(kept)) = Kept::of(&plan, &physical) {
-                statement.keep_physical(params, generation, kept);
-            }
-            Ok(datafusion::physical_plan::collect(physical, state.task_ctx()).await?)
+            let (physical, task) = self.physical(statement, params, generation).await?;
+            Ok(datafusion::physical_plan::collect(physical, task).await?)
         };
         self.with_timeout(run).await
     }

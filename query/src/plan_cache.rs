@@ -9,8 +9,10 @@
 //! the columns it had when the entry was made: a table that gained a column is looked up
 //! again, so `SELECT *` returns the new column as fresh SQL would. Rows are never stale:
 //! scans read the rows of the moment their query is planned (see [`crate::provider`]), and
-//! a physical plan kept to run again reads those of the moment it runs (see
-//! [`crate::reuse`]).
+//! a physical plan kept to run again (by the entry's statement, for a run with no
+//! values) reads those of the moment it runs (see [`crate::reuse`]). A plan made from an
+//! entry's statement is kept by that statement alone, never by an entry made since for
+//! the same text.
 
 use std::collections::HashMap;
 
@@ -19,7 +21,6 @@ use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::LogicalPlan;
 
 use crate::provider::SextantTable;
-use crate::reuse::Kept;
 use crate::statement::Statement;
 use crate::system::SystemTable;
 
@@ -40,11 +41,6 @@ pub(crate) struct Entry {
     pub statement: Statement,
     /// The engine tables the plan reads, with their number of columns then.
     pub tables: Vec<(String, usize)>,
-    /// Its physical plan, once planned, when it can be run again (see [`crate::reuse`]).
-    pub physical: Option<Kept>,
-    /// Told apart from an entry made for the same text later (see
-    /// [`PlanCache::keep_physical`]).
-    pub id: u64,
     used: u64,
 }
 
@@ -78,12 +74,14 @@ impl PlanCache {
     }
 
     /// Keeps `statement` for `sql` if it can be kept and nothing was cleared since
-    /// `generation` (read before planning it); returns the entry's id if kept.
-    pub fn insert(&mut self, sql: &str, statement: Statement, generation: u64) -> Option<u64> {
+    /// `generation` (read before planning it).
+    pub fn insert(&mut self, sql: &str, statement: Statement, generation: u64) {
         if generation != self.generation || self.capacity == 0 {
-            return None;
+            return;
         }
-        let tables = engine_tables(statement.plan())?;
+        let Some(tables) = engine_tables(statement.plan()) else {
+            return;
+        };
         if self.entries.len() >= self.capacity
             && !self.entries.contains_key(sql)
             && let Some(oldest) = self
@@ -100,22 +98,9 @@ impl PlanCache {
             Entry {
                 statement,
                 tables,
-                physical: None,
-                id: self.clock,
                 used: self.clock,
             },
         );
-        Some(self.clock)
-    }
-
-    /// Keeps `physical` as the physical plan of entry `id` of `sql`, if that entry is
-    /// still kept: not one made since for the same text (its table gained a column).
-    pub fn keep_physical(&mut self, sql: &str, id: u64, physical: Kept) {
-        if let Some(entry) = self.entries.get_mut(sql)
-            && entry.id == id
-        {
-            entry.physical = Some(physical);
-        }
     }
 
     /// Forgets every statement, and any query being planned meanwhile.
