@@ -91,6 +91,14 @@ impl Snapshot {
         Ok(crate::scan::estimate_rows(&view.sources, req, cap))
     }
 
+    /// About how many rows a scan of `req` decodes: rows in range, plus the rest of
+    /// every block that holds some of them (see [`Snapshot::estimate_rows`] for what
+    /// the scan returns). `None` once the count reaches `cap`.
+    pub fn estimate_decoded_rows(&self, req: &ScanRequest, cap: u64) -> Result<Option<u64>> {
+        let view = self.view(&req.table)?;
+        Ok(crate::scan::estimate_decoded_rows(&view.sources, req, cap))
+    }
+
     /// About how many rows a scan of `req` reads, without walking the series index:
     /// each source's rows times the share of its time range that the request covers,
     /// whatever its tags ask. Rough: rows bunched in part of a source's time range are

@@ -59,6 +59,50 @@ fn rows_are_estimated_by_series_and_share_of_time() {
 }
 
 #[test]
+fn decoded_rows_count_whole_blocks_of_the_series_in_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = setup(dir.path());
+    let snapshot = engine.snapshot();
+    // Ten seconds of the segment return about 30 rows but decode its one block: the
+    // 100 rows of each of the three series.
+    let ten_seconds = ScanRequest::new("cpu").time_between(0, 9 * SECOND);
+    let returned = snapshot.estimate_rows(&ten_seconds, 1_000_000).unwrap();
+    assert!(
+        returned.is_some_and(|r| (25..=35).contains(&r)),
+        "{returned:?}"
+    );
+    assert_eq!(
+        snapshot
+            .estimate_decoded_rows(&ten_seconds, 1_000_000)
+            .unwrap(),
+        Some(300)
+    );
+    let h0 = ScanRequest::new("cpu")
+        .tag_eq("host", "h0")
+        .time_between(0, 9 * SECOND);
+    assert_eq!(
+        snapshot.estimate_decoded_rows(&h0, 1_000_000).unwrap(),
+        Some(100)
+    );
+    // Rows in memory are not decoded: counted as returned.
+    let memory_only = ScanRequest::new("cpu").time_between(100 * SECOND, 124 * SECOND);
+    assert_eq!(
+        snapshot
+            .estimate_decoded_rows(&memory_only, 1_000_000)
+            .unwrap(),
+        snapshot.estimate_rows(&memory_only, 1_000_000).unwrap()
+    );
+    assert_eq!(
+        snapshot.estimate_decoded_rows(&ten_seconds, 300).unwrap(),
+        None
+    );
+    assert_eq!(
+        snapshot.estimate_decoded_rows(&ten_seconds, 301).unwrap(),
+        Some(300)
+    );
+}
+
+#[test]
 fn the_coarse_estimate_counts_whole_sources_whatever_the_tags() {
     let dir = tempfile::tempdir().unwrap();
     let engine = setup(dir.path());

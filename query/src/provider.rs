@@ -267,9 +267,19 @@ impl TableProvider for SextantTable {
                 .map_err(crate::error::to_datafusion)?,
             Rows::Latest { .. } => None,
         };
-        let partitions = match estimate {
-            Some(n) if n < self.single_partition_rows => 1,
-            _ => state.config().target_partitions(),
+        // The work is the rows decoded, not returned: a short window of long blocks
+        // decodes them whole, and is worth splitting.
+        let small = match (&self.rows, estimate) {
+            (Rows::All, Some(n)) if n < self.single_partition_rows => snapshot
+                .estimate_decoded_rows(&request, self.single_partition_rows)
+                .map_err(crate::error::to_datafusion)?
+                .is_some(),
+            _ => false,
+        };
+        let partitions = if small {
+            1
+        } else {
+            state.config().target_partitions()
         };
         // DataFusion puts the smaller side of a join (by these estimates) into its hash
         // table. Past the cap the rows are counted by source, not series; a scan of

@@ -807,6 +807,55 @@ pub(crate) fn estimate_rows(sources: &[Source], req: &ScanRequest, cap: u64) -> 
     Some(rows.ceil() as u64)
 }
 
+/// About how many rows a scan of `req` decodes (all partitions together): of each
+/// matching series in a segment, its rows in every block whose time statistics meet the
+/// request's range, since a block is decoded whole; in memory, as [`estimate_rows`].
+/// More than [`estimate_rows`] where blocks reach far past the range: a one-hour window
+/// of series whose blocks each hold a day decodes the day. `None` once the count reaches
+/// `cap`.
+pub(crate) fn estimate_decoded_rows(
+    sources: &[Source],
+    req: &ScanRequest,
+    cap: u64,
+) -> Option<u64> {
+    let window = (req.min_time, req.max_time);
+    let mut rows = 0u64;
+    for source in sources {
+        let (lo, hi) = source.time_range();
+        if hi < req.min_time || lo > req.max_time {
+            continue;
+        }
+        match source {
+            Source::Segment(seg) => {
+                for (entry, m) in seg.meta().series.iter().enumerate() {
+                    if m.max_time < req.min_time
+                        || m.min_time > req.max_time
+                        || !matches(&m.key, &req.tags)
+                    {
+                        continue;
+                    }
+                    for (block, lo, hi) in series_blocks(seg, entry) {
+                        if block_may_hold(seg, block, window) {
+                            rows += (hi - lo) as u64;
+                        }
+                    }
+                    if rows >= cap {
+                        return None;
+                    }
+                }
+            }
+            Source::Chunk(_) => {
+                let chunk = estimate_rows(std::slice::from_ref(source), req, cap - rows)?;
+                rows += chunk;
+            }
+        }
+        if rows >= cap {
+            return None;
+        }
+    }
+    Some(rows)
+}
+
 /// About how many rows a scan of `req` reads, counted coarsely for when
 /// [`estimate_rows`] stops at its cap: every row of each source, times the share of the
 /// source's time range that the request covers, whatever the tags ask.
