@@ -395,6 +395,13 @@ impl Runs {
                 })
                 .collect()
         };
+        // With a level group and only counts, each run of the other groups is counted
+        // per level where it lies (see `count_by_level`).
+        if let Some(level) = self.level
+            && self.aggregates.iter().all(|a| a.fold == Fold::Count)
+        {
+            return self.count_by_level(batch, keys, level).map(Some);
+        }
         // With a level group, each run of the other groups is put in order of level
         // first, and the rows (keys and arguments alike) taken in that order.
         let order = match self.level {
@@ -474,6 +481,101 @@ impl Runs {
             columns,
         )?))
     }
+}
+
+impl Runs {
+    /// [`Runs::fold`] of a batch whose aggregates are all counts, grouped by `keys` of
+    /// which `keys[level]` is the level: the rows of each run of the other keys are
+    /// counted per level key without being put in order. The partial rows come as the
+    /// ordered path makes them: per run, by level key, nulls last.
+    fn count_by_level(
+        &self,
+        batch: &RecordBatch,
+        keys: Vec<ArrayRef>,
+        level: usize,
+    ) -> Result<RecordBatch> {
+        let rows = batch.num_rows();
+        let others: Vec<ArrayRef> = keys
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != level)
+            .map(|(_, k)| match k.as_any_dictionary_opt() {
+                Some(d) => d.keys().slice(0, d.keys().len()),
+                None => Arc::clone(k),
+            })
+            .collect();
+        let runs = if others.is_empty() {
+            std::iter::once(0..rows).collect()
+        } else {
+            partition(&others)?.ranges()
+        };
+        let slots = level_slots(keys[level].as_ref())?;
+        let width = slots.iter().copied().max().map_or(0, usize::from) + 1;
+        let nulls = self
+            .aggregates
+            .iter()
+            .map(|a| Ok(a.arg.evaluate(batch)?.into_array(rows)?.logical_nulls()))
+            .collect::<Result<Vec<_>>>()?;
+        // Per run and level slot: the first row (u32::MAX: none) and the counts.
+        let mut first = vec![u32::MAX; width];
+        let mut counts = vec![0i64; width * nulls.len()];
+        let mut starts = Vec::new();
+        let mut out: Vec<Vec<i64>> = vec![Vec::new(); nulls.len()];
+        for run in runs {
+            first.fill(u32::MAX);
+            counts.fill(0);
+            for row in run {
+                let slot = usize::from(slots[row]);
+                if first[slot] == u32::MAX {
+                    first[slot] = row as u32;
+                }
+                for (a, n) in nulls.iter().enumerate() {
+                    counts[a * width + slot] +=
+                        i64::from(n.as_ref().is_none_or(|n| n.is_valid(row)));
+                }
+            }
+            for (slot, &row) in first.iter().enumerate() {
+                if row != u32::MAX {
+                    starts.push(row);
+                    for (a, column) in out.iter_mut().enumerate() {
+                        column.push(counts[a * width + slot]);
+                    }
+                }
+            }
+        }
+        let starts = UInt32Array::from(starts);
+        let mut columns = keys
+            .iter()
+            .map(|k| Ok(take(k.as_ref(), &starts, None)?))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        columns.extend(
+            out.into_iter()
+                .map(|c| Arc::new(Int64Array::from(c)) as ArrayRef),
+        );
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+}
+
+/// Each row's slot by the key of `level` (a dictionary with `u8` keys): the key, or for
+/// a null the slot after the last value, so that nulls come last.
+fn level_slots(level: &dyn Array) -> Result<Vec<u16>> {
+    let Some(level) = level.as_dictionary_opt::<UInt8Type>() else {
+        return Err(DataFusionError::Internal(format!(
+            "RunAggregateExec's level group is {}, not a dictionary with u8 keys",
+            level.data_type()
+        )));
+    };
+    let null = level.values().len().min(usize::from(u8::MAX) + 1) as u16;
+    let keys = level.keys();
+    Ok((0..keys.len())
+        .map(|row| {
+            if keys.is_null(row) {
+                null
+            } else {
+                u16::from(keys.value(row)).min(null)
+            }
+        })
+        .collect())
 }
 
 /// The rows of each of `runs` (ranges that tile the batch, in order) in order of the

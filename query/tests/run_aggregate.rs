@@ -266,6 +266,10 @@ fn load_logs(db: &Database, rows: &[(i64, u8, Option<u8>)], flush_at: usize) {
                 .tag("service", format!("s{service}"))
                 .field("latency", f64::from(t as i32 % 97))
                 .time(t * 1_000_000_000);
+            // A field some rows lack, for counts that skip nulls.
+            if t % 5 != 0 {
+                p = p.field("code", (t % 4) as f64);
+            }
             if let Some(l) = level {
                 p = p.level(Level::ALL[usize::from(l) % Level::ALL.len()]);
             }
@@ -290,6 +294,20 @@ fn log_queries(stride: i64) -> Vec<(String, &'static str)> {
                  GROUP BY b, level ORDER BY b, level_rank(level) NULLS FIRST"
             ),
             "level",
+        ),
+        // Counts alone by level are counted where they lie, not put in order.
+        (
+            format!(
+                "SELECT {bucket} AS b, level, count(*) AS n FROM logs \
+                 GROUP BY b, level ORDER BY b, level_rank(level) NULLS FIRST"
+            ),
+            "level",
+        ),
+        (
+            "SELECT service, level, count(*) AS n, count(code) AS c FROM logs \
+             GROUP BY service, level ORDER BY service, level_rank(level) NULLS FIRST"
+                .to_string(),
+            "service",
         ),
         // errors-per-service-per-minute
         (
