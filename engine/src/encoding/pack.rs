@@ -156,9 +156,16 @@ thread_local! {
         const { RefCell::new(None) };
 }
 
+/// Planes of at most this many bytes are allocated whole up front even with `grow` (see
+/// [`unzstd`]): a damaged block's length then costs at most this much memory for a
+/// moment, and an intact plane is decompressed with the thread's reused context instead
+/// of a new one. A block of log messages holds a few MiB.
+const UP_FRONT_BYTES: usize = 16 << 20;
+
 /// Decompresses `frame`, which must be exactly one zstd frame of exactly `m` bytes, into
-/// `dst`, allocating at most `m` bytes, or with `grow` at most about twice what the frame
-/// actually produces (and still no more than `m` plus one).
+/// `dst`, allocating at most `m` bytes, or with `grow` and `m` past [`UP_FRONT_BYTES`] at
+/// most about twice what the frame actually produces (and still no more than `m` plus
+/// one).
 fn unzstd(
     frame: &[u8],
     offset: usize,
@@ -195,7 +202,7 @@ fn unzstd(
         }
     }
     dst.clear();
-    if grow {
+    if grow && m > UP_FRONT_BYTES {
         use std::io::Read;
         let io_err = |e: std::io::Error| DecodeError::Zstd {
             offset,

@@ -526,3 +526,30 @@ proptest! {
         assert_f64_round_trip(&floats);
     }
 }
+
+#[test]
+fn a_string_plane_shorter_than_its_lengths_is_refused_at_any_size() {
+    // STR_PLAIN, count 2, lengths as INT_CONST, then a zstd data plane whose frame does
+    // not declare its size and holds 1 KiB. Below UP_FRONT_BYTES the plane is allocated
+    // whole; above it, it grows only as far as the frame goes.
+    let frame = zstd::stream::encode_all(&vec![b'x'; 1024][..], 3).unwrap();
+    assert_eq!(
+        zstd::zstd_safe::get_frame_content_size(&frame).unwrap(),
+        None,
+        "a streamed frame declares no size"
+    );
+    for each in [4 << 10, 12 << 20] {
+        let mut block = vec![codec::STR_PLAIN];
+        bytes::put_varint(&mut block, 2);
+        block.push(codec::INT_CONST);
+        block.extend_from_slice(&(each as u64).to_le_bytes());
+        block.push(1);
+        block.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        block.extend_from_slice(&frame);
+        let err = decode_strings(&block, 2).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::DecompressedLength { expected, .. } if expected == 2 * each),
+            "{err}"
+        );
+    }
+}
