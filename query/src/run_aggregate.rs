@@ -34,6 +34,7 @@ use arrow_array::{
     Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array, UInt64Array,
 };
 use arrow_schema::{DataType, SchemaRef};
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::kernels::partition::partition;
 use datafusion::arrow::compute::take;
 use datafusion::common::config::ConfigOptions;
@@ -41,7 +42,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::functions_aggregate::{average::Avg, count, min_max::Max, min_max::Min, sum::Sum};
-use datafusion::logical_expr::AggregateUDFImpl;
+use datafusion::logical_expr::{AggregateUDFImpl, ColumnarValue};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -511,35 +512,65 @@ impl Runs {
         };
         let slots = level_slots(keys[level].as_ref())?;
         let width = slots.iter().copied().max().map_or(0, usize::from) + 1;
-        let nulls = self
+        // What each count leaves out: no row (`count(*)`, or a column without nulls),
+        // the rows a null buffer marks, or every row (a null literal).
+        enum Skips {
+            Nothing,
+            Rows(NullBuffer),
+            All,
+        }
+        let skips = self
             .aggregates
             .iter()
-            .map(|a| Ok(a.arg.evaluate(batch)?.into_array(rows)?.logical_nulls()))
+            .map(|a| {
+                Ok(match a.arg.evaluate(batch)? {
+                    ColumnarValue::Scalar(s) if s.is_null() => Skips::All,
+                    ColumnarValue::Scalar(_) => Skips::Nothing,
+                    // Logical nulls: an untyped NULL is a NullArray without a null buffer.
+                    ColumnarValue::Array(a) => match a.logical_nulls() {
+                        Some(n) if n.null_count() > 0 => Skips::Rows(n),
+                        _ => Skips::Nothing,
+                    },
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
-        // Per run and level slot: the first row (u32::MAX: none) and the counts.
+        // Per run and level slot: the first row (u32::MAX: none), the rows, and per
+        // count the rows with a value.
         let mut first = vec![u32::MAX; width];
-        let mut counts = vec![0i64; width * nulls.len()];
+        let mut seen = vec![0i64; width];
+        let mut valid = vec![0i64; width * skips.len()];
         let mut starts = Vec::new();
-        let mut out: Vec<Vec<i64>> = vec![Vec::new(); nulls.len()];
+        let mut out: Vec<Vec<i64>> = vec![Vec::new(); skips.len()];
         for run in runs {
             first.fill(u32::MAX);
-            counts.fill(0);
-            for row in run {
+            seen.fill(0);
+            valid.fill(0);
+            for row in run.clone() {
                 let slot = usize::from(slots[row]);
                 if first[slot] == u32::MAX {
                     first[slot] = row as u32;
                 }
-                for (a, n) in nulls.iter().enumerate() {
-                    counts[a * width + slot] +=
-                        i64::from(n.as_ref().is_none_or(|n| n.is_valid(row)));
+                seen[slot] += 1;
+            }
+            for (a, skip) in skips.iter().enumerate() {
+                if let Skips::Rows(nulls) = skip {
+                    for row in run.clone() {
+                        valid[a * width + usize::from(slots[row])] +=
+                            i64::from(nulls.is_valid(row));
+                    }
                 }
             }
             for (slot, &row) in first.iter().enumerate() {
-                if row != u32::MAX {
-                    starts.push(row);
-                    for (a, column) in out.iter_mut().enumerate() {
-                        column.push(counts[a * width + slot]);
-                    }
+                if row == u32::MAX {
+                    continue;
+                }
+                starts.push(row);
+                for (a, (column, skip)) in out.iter_mut().zip(&skips).enumerate() {
+                    column.push(match skip {
+                        Skips::Nothing => seen[slot],
+                        Skips::Rows(_) => valid[a * width + slot],
+                        Skips::All => 0,
+                    });
                 }
             }
         }
