@@ -31,7 +31,8 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, UInt8Type};
 use arrow_array::{
-    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array, UInt64Array,
+    Array, ArrayRef, DictionaryArray, Float64Array, Int64Array, RecordBatch, UInt8Array,
+    UInt32Array, UInt64Array,
 };
 use arrow_schema::{DataType, SchemaRef};
 use datafusion::arrow::buffer::NullBuffer;
@@ -510,8 +511,25 @@ impl Runs {
         } else {
             partition(&others)?.ranges()
         };
-        let slots = level_slots(keys[level].as_ref())?;
-        let width = slots.iter().copied().max().map_or(0, usize::from) + 1;
+        let Some(levels) = keys[level].as_dictionary_opt::<UInt8Type>() else {
+            return Err(DataFusionError::Internal(format!(
+                "RunAggregateExec's level group is {}, not a dictionary with u8 keys",
+                keys[level].data_type()
+            )));
+        };
+        // A row's slot is its level's dictionary key; a null's is the slot after the last
+        // value, so that nulls come last as in the sorted path.
+        let null = levels.values().len().min(usize::from(u8::MAX) + 1);
+        let codes = levels.keys().values();
+        let key_nulls = levels.keys().nulls();
+        let slot = |row: usize| {
+            if key_nulls.is_some_and(|n| n.is_null(row)) {
+                null
+            } else {
+                usize::from(codes[row]).min(null)
+            }
+        };
+        let width = null + 1;
         // What each count leaves out: no row (`count(*)`, or a column without nulls),
         // the rows a null buffer marks, or every row (a null literal).
         enum Skips {
@@ -534,50 +552,64 @@ impl Runs {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        // Per run and level slot: the first row (u32::MAX: none), the rows, and per
-        // count the rows with a value.
-        let mut first = vec![u32::MAX; width];
+        // Per run and level slot: the rows, and per count the rows with a value. Each
+        // partial row takes the other keys from its run's first row and the level from
+        // its slot.
         let mut seen = vec![0i64; width];
         let mut valid = vec![0i64; width * skips.len()];
-        let mut starts = Vec::new();
+        let mut run_rows: Vec<u32> = Vec::new();
+        let mut level_keys: Vec<Option<u8>> = Vec::new();
         let mut out: Vec<Vec<i64>> = vec![Vec::new(); skips.len()];
         for run in runs {
-            first.fill(u32::MAX);
             seen.fill(0);
             valid.fill(0);
-            for row in run.clone() {
-                let slot = usize::from(slots[row]);
-                if first[slot] == u32::MAX {
-                    first[slot] = row as u32;
+            if key_nulls.is_none() {
+                for &code in &codes[run.clone()] {
+                    seen[usize::from(code).min(null)] += 1;
                 }
-                seen[slot] += 1;
+            } else {
+                for row in run.clone() {
+                    seen[slot(row)] += 1;
+                }
             }
             for (a, skip) in skips.iter().enumerate() {
                 if let Skips::Rows(nulls) = skip {
                     for row in run.clone() {
-                        valid[a * width + usize::from(slots[row])] +=
-                            i64::from(nulls.is_valid(row));
+                        valid[a * width + slot(row)] += i64::from(nulls.is_valid(row));
                     }
                 }
             }
-            for (slot, &row) in first.iter().enumerate() {
-                if row == u32::MAX {
+            for (s, &n) in seen.iter().enumerate() {
+                if n == 0 {
                     continue;
                 }
-                starts.push(row);
+                run_rows.push(run.start as u32);
+                // A slot below `null` is a key of the dictionary, so it fits in a u8.
+                level_keys.push((s < null).then_some(s as u8));
                 for (a, (column, skip)) in out.iter_mut().zip(&skips).enumerate() {
                     column.push(match skip {
-                        Skips::Nothing => seen[slot],
-                        Skips::Rows(_) => valid[a * width + slot],
+                        Skips::Nothing => n,
+                        Skips::Rows(_) => valid[a * width + s],
                         Skips::All => 0,
                     });
                 }
             }
         }
-        let starts = UInt32Array::from(starts);
+        let run_rows = UInt32Array::from(run_rows);
+        let level_column: ArrayRef = Arc::new(DictionaryArray::<UInt8Type>::try_new(
+            UInt8Array::from(level_keys),
+            Arc::clone(levels.values()),
+        )?);
         let mut columns = keys
             .iter()
-            .map(|k| Ok(take(k.as_ref(), &starts, None)?))
+            .enumerate()
+            .map(|(i, k)| {
+                if i == level {
+                    Ok(Arc::clone(&level_column))
+                } else {
+                    Ok(take(k.as_ref(), &run_rows, None)?)
+                }
+            })
             .collect::<Result<Vec<ArrayRef>>>()?;
         columns.extend(
             out.into_iter()
@@ -585,28 +617,6 @@ impl Runs {
         );
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
     }
-}
-
-/// Each row's slot by the key of `level` (a dictionary with `u8` keys): the key, or for
-/// a null the slot after the last value, so that nulls come last.
-fn level_slots(level: &dyn Array) -> Result<Vec<u16>> {
-    let Some(level) = level.as_dictionary_opt::<UInt8Type>() else {
-        return Err(DataFusionError::Internal(format!(
-            "RunAggregateExec's level group is {}, not a dictionary with u8 keys",
-            level.data_type()
-        )));
-    };
-    let null = level.values().len().min(usize::from(u8::MAX) + 1) as u16;
-    let keys = level.keys();
-    Ok((0..keys.len())
-        .map(|row| {
-            if keys.is_null(row) {
-                null
-            } else {
-                u16::from(keys.value(row)).min(null)
-            }
-        })
-        .collect())
 }
 
 /// The rows of each of `runs` (ranges that tile the batch, in order) in order of the

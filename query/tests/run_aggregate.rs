@@ -309,6 +309,12 @@ fn log_queries(stride: i64) -> Vec<(String, &'static str)> {
                 .to_string(),
             "service",
         ),
+        (
+            "SELECT level, count(*) AS n, count(NULL) AS z FROM logs GROUP BY level \
+             ORDER BY level_rank(level) NULLS FIRST"
+                .to_string(),
+            "level",
+        ),
         // errors-per-service-per-minute
         (
             format!(

@@ -458,3 +458,46 @@ fn a_series_without_a_tag_after_series_with_it_reads_null() {
     assert_eq!(text(&db.sql(sql).unwrap()), want);
     assert_eq!(text(&db.sql(rows).unwrap()), want_rows);
 }
+
+/// A scan runs as one partition only when it decodes few rows: a short window over long
+/// blocks decodes them whole, and is split.
+#[test]
+fn scans_split_by_the_rows_they_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = QueryOptions {
+        target_partitions: 2,
+        single_partition_rows: 1_000,
+        ..QueryOptions::default()
+    };
+    let db = Database::open_with(Config::new(dir.path()), options).unwrap();
+    // Ten hosts, a row a second for 200 seconds, in one segment.
+    let mut points = Vec::new();
+    for h in 0..10 {
+        for s in 0..200i64 {
+            points.push(
+                Point::metric("cpu")
+                    .tag("host", format!("h{h}"))
+                    .field("usage", s as f64)
+                    .time(s * 1_000_000_000),
+            );
+        }
+    }
+    db.write_points(&points).unwrap();
+    db.flush().unwrap();
+    let partitions = |sql: &str| {
+        let plan = common::plan_text(&db, &format!("EXPLAIN {sql}"));
+        let scan = plan
+            .lines()
+            .find(|l| l.contains("SextantScanExec"))
+            .unwrap_or_else(|| panic!("{plan}"))
+            .to_owned();
+        scan.split("partitions=").nth(1).unwrap()[..1].to_owned()
+    };
+    // Ten seconds of every host return 100 rows but decode the 2,000 of their blocks.
+    let window =
+        "SELECT host, max(usage) FROM cpu WHERE time < '1970-01-01T00:00:10Z' GROUP BY host";
+    assert_eq!(partitions(window), "2");
+    // All of one host decodes its 200 rows.
+    let one = "SELECT max(usage) FROM cpu WHERE host = 'h0'";
+    assert_eq!(partitions(one), "1");
+}

@@ -13,7 +13,8 @@
 //!   for: a plane's size is derived from `count` and checked against the zstd frame header
 //!   before decompressing. Strings are the exception, since `count` does not bound their
 //!   bytes: their total length must be at most `i32::MAX` (Arrow offsets), and zstd-coded
-//!   string bytes are decompressed into a buffer that grows only as bytes actually come out.
+//!   string bytes past 16 MiB are decompressed into a buffer that grows only as bytes
+//!   actually come out (below that, the length is allocated up front).
 //! - Encodings are deterministic for given values and options (the encoder's choices use
 //!   integer arithmetic only, and zstd is deterministic for a given level and version).
 //!

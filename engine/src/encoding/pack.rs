@@ -110,8 +110,9 @@ pub(super) fn read_plane<'a>(
     read_plane_with(r, m, scratch, false)
 }
 
-/// Reads a PLANE of `m` bytes like [`read_plane`], but lets `scratch` grow only as far as
-/// zstd actually produces bytes, for planes whose length `m` comes from the block itself.
+/// Reads a PLANE of `m` bytes like [`read_plane`], for planes whose length `m` comes from
+/// the block itself: a zstd plane past [`UP_FRONT_BYTES`] lets `scratch` grow only as far
+/// as zstd actually produces bytes.
 pub(super) fn read_plane_growing<'a>(
     r: &mut Reader<'a>,
     m: usize,
