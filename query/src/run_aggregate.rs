@@ -387,16 +387,6 @@ impl Runs {
             .iter()
             .map(|g| g.evaluate(batch)?.into_array(rows))
             .collect::<Result<Vec<_>>>()?;
-        // Runs are found on a dictionary's keys: equal keys are equal values, and equal
-        // values under two keys only cut a run in two.
-        let comparable = |keys: &[ArrayRef]| -> Vec<ArrayRef> {
-            keys.iter()
-                .map(|k| match k.as_any_dictionary_opt() {
-                    Some(d) => d.keys().slice(0, d.keys().len()),
-                    None => Arc::clone(k),
-                })
-                .collect()
-        };
         // With a level group and only counts, each run of the other groups is counted
         // per level where it lies (see `count_by_level`).
         if let Some(level) = self.level
@@ -409,17 +399,7 @@ impl Runs {
         let order = match self.level {
             None => None,
             Some(level) => {
-                let others: Vec<ArrayRef> = keys
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != level)
-                    .map(|(_, k)| Arc::clone(k))
-                    .collect();
-                let runs = if others.is_empty() {
-                    std::iter::once(0..rows).collect()
-                } else {
-                    partition(&comparable(&others))?.ranges()
-                };
+                let runs = runs_besides(&keys, level, rows)?;
                 let order = by_level(keys[level].as_ref(), &runs)?;
                 for k in &mut keys {
                     *k = take(k.as_ref(), &order, None)?;
@@ -427,7 +407,7 @@ impl Runs {
                 Some(order)
             }
         };
-        let ranges = partition(&comparable(&keys))?.ranges();
+        let ranges = partition(&comparable(keys.iter()))?.ranges();
         let starts = UInt32Array::from_iter_values(ranges.iter().map(|r| r.start as u32));
         let mut columns = keys
             .iter()
@@ -496,27 +476,8 @@ impl Runs {
         keys: Vec<ArrayRef>,
         level: usize,
     ) -> Result<RecordBatch> {
-        let rows = batch.num_rows();
-        let others: Vec<ArrayRef> = keys
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != level)
-            .map(|(_, k)| match k.as_any_dictionary_opt() {
-                Some(d) => d.keys().slice(0, d.keys().len()),
-                None => Arc::clone(k),
-            })
-            .collect();
-        let runs = if others.is_empty() {
-            std::iter::once(0..rows).collect()
-        } else {
-            partition(&others)?.ranges()
-        };
-        let Some(levels) = keys[level].as_dictionary_opt::<UInt8Type>() else {
-            return Err(DataFusionError::Internal(format!(
-                "RunAggregateExec's level group is {}, not a dictionary with u8 keys",
-                keys[level].data_type()
-            )));
-        };
+        let runs = runs_besides(&keys, level, batch.num_rows())?;
+        let levels = level_dictionary(keys[level].as_ref())?;
         // A row's slot is its level's dictionary key; a null's is the slot after the last
         // value, so that nulls come last as in the sorted path.
         let null = levels.values().len().min(usize::from(u8::MAX) + 1);
@@ -619,16 +580,50 @@ impl Runs {
     }
 }
 
+/// The arrays runs are found on: a dictionary's keys stand for it, since equal keys are
+/// equal values, and equal values under two keys only cut a run in two.
+fn comparable<'a>(keys: impl Iterator<Item = &'a ArrayRef>) -> Vec<ArrayRef> {
+    keys.map(|k| match k.as_any_dictionary_opt() {
+        Some(d) => d.keys().slice(0, d.keys().len()),
+        None => Arc::clone(k),
+    })
+    .collect()
+}
+
+/// The runs of equal values of every key but `keys[level]`, over a batch of `rows` rows:
+/// the whole batch when there is no other key.
+fn runs_besides(
+    keys: &[ArrayRef],
+    level: usize,
+    rows: usize,
+) -> Result<Vec<std::ops::Range<usize>>> {
+    let others = comparable(
+        keys.iter()
+            .enumerate()
+            .filter(|(i, _)| *i != level)
+            .map(|(_, k)| k),
+    );
+    if others.is_empty() {
+        return Ok(std::iter::once(0..rows).collect());
+    }
+    Ok(partition(&others)?.ranges())
+}
+
+/// The level group's array as the dictionary with `u8` keys that the scan returns.
+fn level_dictionary(level: &dyn Array) -> Result<&DictionaryArray<UInt8Type>> {
+    level.as_dictionary_opt::<UInt8Type>().ok_or_else(|| {
+        DataFusionError::Internal(format!(
+            "RunAggregateExec's level group is {}, not a dictionary with u8 keys",
+            level.data_type()
+        ))
+    })
+}
+
 /// The rows of each of `runs` (ranges that tile the batch, in order) in order of the
 /// key of `level` (a dictionary with `u8` keys), nulls last, otherwise as they were: a
 /// counting sort within each run.
 fn by_level(level: &dyn Array, runs: &[std::ops::Range<usize>]) -> Result<UInt32Array> {
-    let Some(level) = level.as_dictionary_opt::<UInt8Type>() else {
-        return Err(DataFusionError::Internal(format!(
-            "RunAggregateExec's level group is {}, not a dictionary with u8 keys",
-            level.data_type()
-        )));
-    };
+    let level = level_dictionary(level)?;
     // A dictionary's keys index its values; nulls go in the slot after the last value.
     let null = level.values().len();
     let keys = level.keys();

@@ -809,12 +809,12 @@ pub(crate) fn estimate_rows(sources: &[Source], req: &ScanRequest, cap: u64) -> 
 
 /// About how many rows a scan of `req` decodes (all partitions together): of each
 /// matching series in a segment, its rows in every block whose time statistics meet the
-/// request's range, since a block is decoded whole; in memory, as [`estimate_rows`]. A
-/// lower bound where series share blocks: the other series' rows of a block are decoded
-/// too, and not counted.
+/// request's range, since a block is decoded whole; in memory, as [`estimate_rows`].
+/// `None` once the count reaches `cap`.
+///
 /// More than [`estimate_rows`] where blocks reach far past the range: a one-hour window
-/// of series whose blocks each hold a day decodes the day. `None` once the count reaches
-/// `cap`.
+/// of series whose blocks each hold a day decodes the day. A lower bound where series
+/// share blocks: the other series' rows of a block are decoded too, and not counted.
 pub(crate) fn estimate_decoded_rows(
     sources: &[Source],
     req: &ScanRequest,
