@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use sextant_engine::{Config, Durability, Error, Point, ScanRequest};
+use sextant_tests::Cell;
 
 #[test]
 fn a_late_row_does_not_make_the_first_batch_read_the_whole_series() {
@@ -74,6 +75,90 @@ fn a_late_row_does_not_make_the_first_batch_read_the_whole_series() {
     )
     .unwrap();
     assert_eq!(replaced, vec![vec![sextant_tests::Cell::Float(-1.0)]]);
+}
+
+/// Rows `0..n` of series `k`: `v = t`, and `w = t` on even times only (null otherwise).
+fn numbered(k: &str, n: i64) -> Vec<Point> {
+    (0..n)
+        .map(|t| {
+            let p = Point::metric("m").tag("k", k).field("v", t as f64);
+            let p = if t % 2 == 0 { p.field("w", t) } else { p };
+            p.time(t)
+        })
+        .collect()
+}
+
+/// What a scan of `numbered` rows `from..=to` returns: time, v, w.
+fn numbered_rows(from: i64, to: i64) -> Vec<Vec<Cell>> {
+    (from..=to)
+        .map(|t| {
+            let w = if t % 2 == 0 { Cell::Int(t) } else { Cell::Null };
+            vec![Cell::Int(t), Cell::Float(t as f64), w]
+        })
+        .collect()
+}
+
+#[test]
+fn a_window_that_ends_inside_a_block_decodes_the_block_only_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Config::new(dir.path())
+        .block_rows(20_000)
+        .durability(Durability::Never)
+        .background_flush(false)
+        .background_compaction(false)
+        .open()
+        .unwrap();
+    // One block per column holds all of series "a"; the next segment's block holds "b"
+    // then "c".
+    engine.write_points(&numbered("a", 10_000)).unwrap();
+    engine.flush().unwrap();
+    engine.write_points(&numbered("b", 10_000)).unwrap();
+    engine.write_points(&numbered("c", 10_000)).unwrap();
+    engine.flush().unwrap();
+    let snap = engine.snapshot();
+    let scan = |k: &str, from: i64, to: i64| {
+        let req = ScanRequest::new("m")
+            .columns(["time", "v", "w"])
+            .tag_eq("k", k)
+            .time_between(from, to);
+        let mut scan = snap.scan(&req).unwrap();
+        let batches = scan.by_ref().collect::<Result<Vec<_>, _>>().unwrap();
+        (sextant_tests::batch_rows(&batches), scan.metrics())
+    };
+    // Alone in its block, "a" decodes its 10,000 rows of three columns only through the
+    // window's end (time a little further, from a guess at where the window ends).
+    let (rows, m) = scan("a", 1000, 1999);
+    assert_eq!(rows, numbered_rows(1000, 1999));
+    assert!(m.values_decoded < 7_000, "{m:?}");
+    // A window that ends at the block's last row, or past it, decodes it whole.
+    let (rows, m) = scan("a", 9000, 9999);
+    assert_eq!(rows, numbered_rows(9000, 9999));
+    assert_eq!(m.values_decoded, 30_000, "{m:?}");
+    // "b" is followed by "c" in its block: decoded whole once, for both.
+    let (rows, _) = scan("b", 1000, 1999);
+    assert_eq!(rows, numbered_rows(1000, 1999));
+    // "c" ends its block but does not start it: its time is decoded whole, the other
+    // columns through the window's end.
+    let (rows, m) = scan("c", 1000, 1999);
+    assert_eq!(rows, numbered_rows(1000, 1999));
+    assert_eq!(m.values_decoded, 20_000 + 2 * 12_000, "{m:?}");
+    // Every window over every series returns its rows, whatever the prefix decoded.
+    for k in ["a", "b", "c"] {
+        for (from, to) in [
+            (0, 0),
+            (0, 9),
+            (4_321, 4_322),
+            (5_000, 9_998),
+            (9_999, 20_000),
+        ] {
+            let (rows, _) = scan(k, from, to);
+            assert_eq!(
+                rows,
+                numbered_rows(from, to.min(9_999)),
+                "{k} {from}..={to}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -106,8 +106,12 @@ pub(super) fn encode(data: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// Decodes exactly `out.len()` symbols from `input`, which must be exactly one ANS body.
-pub(super) fn decode(input: &[u8], out: &mut [u8]) -> Result<(), DecodeError> {
+/// Decodes the first `out.len()` of the `total` symbols coded in `input`, which must be
+/// exactly one ANS body. Only a whole decode (`out.len() == total`) checks the end of the
+/// body (every word read, every lane back in its starting state); a prefix stops early and
+/// leaves damage past it to the block's checksum.
+pub(super) fn decode(input: &[u8], out: &mut [u8], total: usize) -> Result<(), DecodeError> {
+    debug_assert!(out.len() <= total, "a prefix of the symbols");
     let bad = |what: &str| DecodeError::malformed(format!("the entropy-coded plane {what}"));
     let mut pos = 0;
     let mut byte = || {
@@ -166,8 +170,11 @@ pub(super) fn decode(input: &[u8], out: &mut [u8]) -> Result<(), DecodeError> {
     if rest.len() % 2 != 0 {
         return Err(bad("has an odd number of renormalization bytes"));
     }
+    // A symbol reads at most one word, so a prefix needs no more words than symbols.
+    let whole = out.len() >= total;
     let words: Vec<u32> = rest
         .chunks_exact(2)
+        .take(if whole { usize::MAX } else { out.len() })
         .map(|w| u32::from(u16::from_le_bytes([w[0], w[1]])))
         .collect();
     // Reads past the end yield 0 and are caught by the position check below.
@@ -184,6 +191,13 @@ pub(super) fn decode(input: &[u8], out: &mut [u8]) -> Result<(), DecodeError> {
     let mut lanes = [&mut x0, &mut x1, &mut x2, &mut x3];
     for (o, lane) in chunks.into_remainder().iter_mut().zip(lanes.iter_mut()) {
         *o = step(lane, &mut at);
+    }
+    if !whole {
+        return if at > words.len() {
+            Err(bad("ends early"))
+        } else {
+            Ok(())
+        };
     }
     if at != words.len() {
         return Err(bad(if at > words.len() {
@@ -227,8 +241,13 @@ mod tests {
         let mut out = Vec::new();
         encode(data, &mut out);
         let mut back = vec![0u8; data.len()];
-        decode(&out, &mut back).unwrap();
+        decode(&out, &mut back, data.len()).unwrap();
         assert_eq!(back, data);
+        for want in [0, 1, data.len() / 3, data.len().saturating_sub(1)] {
+            let mut prefix = vec![0u8; want];
+            decode(&out, &mut prefix, data.len()).unwrap();
+            assert_eq!(prefix, data[..want]);
+        }
         out.len()
     }
 
@@ -255,7 +274,7 @@ mod tests {
     fn ans_rejects_a_wrong_length() {
         let mut out = Vec::new();
         encode(&[1, 2, 3, 1, 1, 1, 2], &mut out);
-        assert!(decode(&out, &mut [0u8; 6]).is_err());
-        assert!(decode(&out, &mut [0u8; 8]).is_err());
+        assert!(decode(&out, &mut [0u8; 6], 6).is_err());
+        assert!(decode(&out, &mut [0u8; 8], 8).is_err());
     }
 }

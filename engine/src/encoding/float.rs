@@ -1,7 +1,7 @@
 //! The `f64` codecs: integral floats as integers, all others as order-preserving bit keys.
 
 use super::bytes::{Reader, put_u32, put_u64};
-use super::int::{decode_ints, encode_ints, unzigzag, zigzag};
+use super::int::{decode_ints_prefix, encode_ints, unzigzag, zigzag};
 use super::pack::{Zstd, plan, read_pack, write_pack};
 use super::{DecodeError, Options, codec};
 
@@ -161,8 +161,9 @@ fn encode_scaled(keys: &[u64], opts: &Options, out: &mut Vec<u8>) -> bool {
     true
 }
 
-/// Reads the body of F64_SCALED (after its codec byte) holding `count` values.
-fn decode_scaled(r: &mut Reader<'_>, count: usize) -> Result<Vec<f64>, DecodeError> {
+/// Reads the body of F64_SCALED (after its codec byte) holding `count` values, and returns
+/// the first `want` (at least 1, at most `count`).
+fn decode_scaled(r: &mut Reader<'_>, count: usize, want: usize) -> Result<Vec<f64>, DecodeError> {
     let first = r.u64()?;
     let bias = u16::from_le_bytes([r.u8()?, r.u8()?]);
     if bias > 2047 + 64 {
@@ -176,16 +177,16 @@ fn decode_scaled(r: &mut Reader<'_>, count: usize) -> Result<Vec<f64>, DecodeErr
     let mut low = Vec::with_capacity(low_len + 8);
     low.extend_from_slice(src);
     low.resize(low_len + 8, 0);
-    let mut keys = Vec::with_capacity(count);
+    let mut keys = Vec::with_capacity(want);
     keys.push(first);
-    read_pack(r, count - 1, &mut keys)?;
+    read_pack(r, count - 1, want - 1, &mut keys)?;
     let mut bit = 0usize;
     let mut prev = first;
     let mut raw_bits = [0u8; 2048];
     for (e, k) in raw_bits.iter_mut().enumerate() {
         *k = scaled_bits(e as u32, bias) as u8;
     }
-    for i in 1..count {
+    for i in 1..want {
         let k = u32::from(raw_bits[exponent_of_key(keys[i.saturating_sub(LAG)]) as usize]);
         let h = keys[i];
         let z = if k == 0 || h == 0 {
@@ -201,7 +202,8 @@ fn decode_scaled(r: &mut Reader<'_>, count: usize) -> Result<Vec<f64>, DecodeErr
         prev = prev.wrapping_add(unzigzag(z));
         keys[i] = prev;
     }
-    if bit.div_ceil(8) != low_len {
+    // Only a whole block is checked to use its low bits exactly; a prefix uses fewer.
+    if bit.div_ceil(8) > low_len || (want == count && bit.div_ceil(8) != low_len) {
         return Err(DecodeError::malformed(format!(
             "the raw low bits take {} bytes, {low_len} were stored",
             bit.div_ceil(8)
@@ -210,18 +212,24 @@ fn decode_scaled(r: &mut Reader<'_>, count: usize) -> Result<Vec<f64>, DecodeErr
     Ok(keys.into_iter().map(unkey).collect())
 }
 
-/// See [`super::decode_f64`].
-pub(super) fn decode(tag: u8, mut r: Reader<'_>, count: usize) -> Result<Vec<f64>, DecodeError> {
+/// See [`super::decode_f64_prefix`].
+pub(super) fn decode(
+    tag: u8,
+    mut r: Reader<'_>,
+    count: usize,
+    want: usize,
+) -> Result<Vec<f64>, DecodeError> {
+    let want = want.min(count);
     let out = match tag {
         codec::EMPTY if count == 0 => Vec::new(),
         codec::EMPTY => return Err(DecodeError::EmptyBlock { expected: count }),
         _ if count == 0 => return Err(DecodeError::NotEmpty { codec: tag, min: 1 }),
         // Integers beyond 2^53 (never written) round to the nearest float.
-        codec::F64_INT => decode_ints(&mut r, count, "f64")?
+        codec::F64_INT => decode_ints_prefix(&mut r, count, want, "f64")?
             .into_iter()
             .map(|v| v as i64 as f64)
             .collect(),
-        codec::F64_BITS => decode_ints(&mut r, count, "f64")?
+        codec::F64_BITS => decode_ints_prefix(&mut r, count, want, "f64")?
             .into_iter()
             .map(unkey)
             .collect(),
@@ -230,7 +238,11 @@ pub(super) fn decode(tag: u8, mut r: Reader<'_>, count: usize) -> Result<Vec<f64
                 "codec {tag} holds at least 3 values, {count} were asked for"
             )));
         }
-        codec::F64_SCALED => decode_scaled(&mut r, count)?,
+        codec::F64_SCALED if want == 0 => {
+            decode_scaled(&mut r, count, 1)?;
+            Vec::new()
+        }
+        codec::F64_SCALED => decode_scaled(&mut r, count, want)?,
         other => return Err(codec::wrong(other, "f64")),
     };
     r.finish()?;

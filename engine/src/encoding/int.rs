@@ -87,17 +87,31 @@ pub(super) fn decode_ints(
     count: usize,
     column: &'static str,
 ) -> Result<Vec<u64>, DecodeError> {
-    let tag = r.u8()?;
-    decode_int_body(tag, r, count, column)
+    decode_ints_prefix(r, count, count, column)
 }
 
-/// Reads the rest of an INT block whose codec byte `tag` has been read.
+/// Reads an INT block of `count` values and returns the first `want` of them; the reader
+/// is past the whole block.
+pub(super) fn decode_ints_prefix(
+    r: &mut Reader<'_>,
+    count: usize,
+    want: usize,
+    column: &'static str,
+) -> Result<Vec<u64>, DecodeError> {
+    let tag = r.u8()?;
+    decode_int_body(tag, r, count, want, column)
+}
+
+/// Reads the rest of an INT block whose codec byte `tag` has been read, and returns the
+/// first `want` (at most `count`) of its `count` values.
 pub(super) fn decode_int_body(
     tag: u8,
     r: &mut Reader<'_>,
     count: usize,
+    want: usize,
     column: &'static str,
 ) -> Result<Vec<u64>, DecodeError> {
+    let want = want.min(count);
     let min = match tag {
         codec::EMPTY => {
             return if count == 0 {
@@ -121,10 +135,10 @@ pub(super) fn decode_int_body(
         });
     }
     match tag {
-        codec::INT_CONST => Ok(vec![r.u64()?; count]),
+        codec::INT_CONST => Ok(vec![r.u64()?; want]),
         codec::INT_STEP => {
             let (first, step) = (r.u64()?, r.u64()?);
-            let mut out = vec![0u64; count];
+            let mut out = vec![0u64; want];
             let mut v = first;
             for o in &mut out {
                 *o = v;
@@ -134,34 +148,36 @@ pub(super) fn decode_int_body(
         }
         codec::INT_DELTA => {
             let first = r.u64()?;
-            let mut out = Vec::with_capacity(count);
+            let mut out = Vec::with_capacity(want.max(1));
             out.push(first);
-            read_pack(r, count - 1, &mut out)?;
+            read_pack(r, count - 1, want.saturating_sub(1), &mut out)?;
             let mut v = first;
             for o in &mut out[1..] {
                 v = v.wrapping_add(unzigzag(*o));
                 *o = v;
             }
+            out.truncate(want);
             Ok(out)
         }
         codec::INT_DOD => {
             let (first, step) = (r.u64()?, r.u64()?);
             let mut v = first.wrapping_add(step);
-            let mut out = Vec::with_capacity(count);
+            let mut out = Vec::with_capacity(want.max(2));
             out.extend([first, v]);
-            read_pack(r, count - 2, &mut out)?;
+            read_pack(r, count - 2, want.saturating_sub(2), &mut out)?;
             let mut d = step;
             for o in &mut out[2..] {
                 d = d.wrapping_add(unzigzag(*o));
                 v = v.wrapping_add(d);
                 *o = v;
             }
+            out.truncate(want);
             Ok(out)
         }
         _ => {
             let base = r.u64()?;
-            let mut out = Vec::with_capacity(count);
-            read_pack(r, count, &mut out)?;
+            let mut out = Vec::with_capacity(want);
+            read_pack(r, count, want, &mut out)?;
             for o in &mut out {
                 *o = o.wrapping_add(base);
             }

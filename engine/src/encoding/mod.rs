@@ -15,6 +15,12 @@
 //!   bytes: their total length must be at most `i32::MAX` (Arrow offsets), and zstd-coded
 //!   string bytes past 16 MiB are decompressed into a buffer that grows only as bytes
 //!   actually come out (below that, the length is allocated up front).
+//! - The numeric and byte decoders also come as `decode_*_prefix`, which return only the
+//!   first `want` of the block's values, exactly as the whole decode's first `want`, and
+//!   stop decoding where the codec allows (every codec but zstd planes decodes in order).
+//!   A prefix decode checks what it reads and the block's framing, but not the parts of
+//!   entropy-coded planes past the prefix: damage there can go unnoticed, which is why
+//!   segments checksum every block before decoding it.
 //! - Encodings are deterministic for given values and options (the encoder's choices use
 //!   integer arithmetic only, and zstd is deterministic for a given level and version).
 //!
@@ -253,14 +259,16 @@ fn open(input: &[u8], count: usize) -> Result<(u8, Reader<'_>), DecodeError> {
     Ok((codec, r))
 }
 
-/// Reads a whole block that is one INT block.
+/// Reads a whole block that is one INT block, and returns the first `want` of its
+/// `count` values.
 fn decode_int_block(
     input: &[u8],
     count: usize,
+    want: usize,
     column: &'static str,
 ) -> Result<Vec<u64>, DecodeError> {
     let (codec, mut r) = open(input, count)?;
-    let values = int::decode_int_body(codec, &mut r, count, column)?;
+    let values = int::decode_int_body(codec, &mut r, count, want, column)?;
     r.finish()?;
     Ok(values)
 }
@@ -274,8 +282,17 @@ pub fn encode_time(values: &[i64], opts: &Options, out: &mut Vec<u8>) {
 
 /// Decodes `count` timestamps written by [`encode_time`].
 pub fn decode_time(input: &[u8], count: usize) -> Result<Vec<i64>, DecodeError> {
-    let values = decode_int_block(input, count, "time")?;
-    Ok(values.into_iter().map(|v| v as i64).collect())
+    decode_time_prefix(input, count, count)
+}
+
+/// The first `want` (at most `count`) of the `count` timestamps of a block written by
+/// [`encode_time`]; see the contract in the module docs.
+pub fn decode_time_prefix(
+    input: &[u8],
+    count: usize,
+    want: usize,
+) -> Result<Vec<i64>, DecodeError> {
+    decode_i64_prefix(input, count, want)
 }
 
 /// Appends the encoding of signed integers.
@@ -288,7 +305,13 @@ pub fn encode_i64(values: &[i64], opts: &Options, out: &mut Vec<u8>) {
 
 /// Decodes `count` signed integers written by [`encode_i64`].
 pub fn decode_i64(input: &[u8], count: usize) -> Result<Vec<i64>, DecodeError> {
-    let values = decode_int_block(input, count, "i64")?;
+    decode_i64_prefix(input, count, count)
+}
+
+/// The first `want` (at most `count`) of the `count` signed integers of a block written by
+/// [`encode_i64`].
+pub fn decode_i64_prefix(input: &[u8], count: usize, want: usize) -> Result<Vec<i64>, DecodeError> {
+    let values = decode_int_block(input, count, want, "i64")?;
     Ok(values.into_iter().map(|v| v as i64).collect())
 }
 
@@ -301,7 +324,13 @@ pub fn encode_u64(values: &[u64], opts: &Options, out: &mut Vec<u8>) {
 
 /// Decodes `count` unsigned integers written by [`encode_u64`].
 pub fn decode_u64(input: &[u8], count: usize) -> Result<Vec<u64>, DecodeError> {
-    decode_int_block(input, count, "u64")
+    decode_u64_prefix(input, count, count)
+}
+
+/// The first `want` (at most `count`) of the `count` unsigned integers of a block written
+/// by [`encode_u64`].
+pub fn decode_u64_prefix(input: &[u8], count: usize, want: usize) -> Result<Vec<u64>, DecodeError> {
+    decode_int_block(input, count, want, "u64")
 }
 
 /// Appends the encoding of floats. Every value round-trips bit for bit: NaNs with any
@@ -314,8 +343,14 @@ pub fn encode_f64(values: &[f64], opts: &Options, out: &mut Vec<u8>) {
 
 /// Decodes `count` floats written by [`encode_f64`].
 pub fn decode_f64(input: &[u8], count: usize) -> Result<Vec<f64>, DecodeError> {
+    decode_f64_prefix(input, count, count)
+}
+
+/// The first `want` (at most `count`) of the `count` floats of a block written by
+/// [`encode_f64`].
+pub fn decode_f64_prefix(input: &[u8], count: usize, want: usize) -> Result<Vec<f64>, DecodeError> {
     let (codec, r) = open(input, count)?;
-    float::decode(codec, r, count)
+    float::decode(codec, r, count, want)
 }
 
 /// Appends the encoding of booleans; also used for validity bitmaps. The buffer may be a
@@ -341,8 +376,14 @@ pub fn encode_u8(values: &[u8], opts: &Options, out: &mut Vec<u8>) {
 
 /// Decodes `count` bytes written by [`encode_u8`].
 pub fn decode_u8(input: &[u8], count: usize) -> Result<Vec<u8>, DecodeError> {
+    decode_u8_prefix(input, count, count)
+}
+
+/// The first `want` (at most `count`) of the `count` bytes of a block written by
+/// [`encode_u8`].
+pub fn decode_u8_prefix(input: &[u8], count: usize, want: usize) -> Result<Vec<u8>, DecodeError> {
     let (codec, r) = open(input, count)?;
-    small::decode_u8(codec, r, count)
+    small::decode_u8(codec, r, count, want)
 }
 
 /// Appends the encoding of byte strings laid out as in Arrow: value `i` is

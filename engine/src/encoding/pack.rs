@@ -107,7 +107,19 @@ pub(super) fn read_plane<'a>(
     m: usize,
     scratch: &mut Vec<u8>,
 ) -> Result<Plane<'a>, DecodeError> {
-    read_plane_with(r, m, scratch, false)
+    read_plane_with(r, m, m, scratch, false)
+}
+
+/// Reads a PLANE of `m` bytes like [`read_plane`], but keeps only its first `want`
+/// bytes: the reader is past the whole plane, and an entropy-coded plane stops decoding
+/// there (see [`super::ans::decode`] for what a prefix leaves unchecked).
+pub(super) fn read_plane_prefix<'a>(
+    r: &mut Reader<'a>,
+    m: usize,
+    want: usize,
+    scratch: &mut Vec<u8>,
+) -> Result<Plane<'a>, DecodeError> {
+    read_plane_with(r, m, want.min(m), scratch, false)
 }
 
 /// Reads a PLANE of `m` bytes like [`read_plane`], for planes whose length `m` comes from
@@ -118,31 +130,33 @@ pub(super) fn read_plane_growing<'a>(
     m: usize,
     scratch: &mut Vec<u8>,
 ) -> Result<Plane<'a>, DecodeError> {
-    read_plane_with(r, m, scratch, true)
+    read_plane_with(r, m, m, scratch, true)
 }
 
 fn read_plane_with<'a>(
     r: &mut Reader<'a>,
     m: usize,
+    want: usize,
     scratch: &mut Vec<u8>,
     grow: bool,
 ) -> Result<Plane<'a>, DecodeError> {
     match r.u8()? {
-        PLANE_RAW => Ok(Plane::Raw(r.take(m)?)),
+        PLANE_RAW => Ok(Plane::Raw(&r.take(m)?[..want])),
         PLANE_FILL => Ok(Plane::Fill(r.u8()?)),
         PLANE_ZSTD => {
             let len = r.u32()? as usize;
             let offset = r.position();
             let frame = r.take(len)?;
             unzstd(frame, offset, m, scratch, grow)?;
+            scratch.truncate(want);
             Ok(Plane::Scratch)
         }
         PLANE_ANS => {
             let len = r.u32()? as usize;
             let body = r.take(len)?;
             scratch.clear();
-            scratch.resize(m, 0);
-            super::ans::decode(body, scratch)?;
+            scratch.resize(want, 0);
+            super::ans::decode(body, scratch, m)?;
             Ok(Plane::Scratch)
         }
         mode => Err(DecodeError::malformed(format!(
@@ -472,12 +486,15 @@ enum Held<'a> {
     Fill(u8),
 }
 
-/// Reads a PACK of `n` residuals and appends them to `out`.
+/// Reads a PACK of `n` residuals and appends the first `want` of them to `out`; the
+/// reader is past the whole PACK.
 pub(super) fn read_pack(
     r: &mut Reader<'_>,
     n: usize,
+    want: usize,
     out: &mut Vec<u64>,
 ) -> Result<(), DecodeError> {
+    let want = want.min(n);
     let k = u32::from(r.u8()?);
     let planes = u32::from(r.u8()?);
     if k > 64 {
@@ -492,28 +509,32 @@ pub(super) fn read_pack(
     }
     let mut low = Vec::new();
     if k > 0 {
-        let low_len = n
-            .checked_mul(k as usize)
-            .map(|b| b.div_ceil(8))
-            .ok_or_else(|| DecodeError::malformed("the raw low bits overflow"))?;
-        let src = r.take(low_len)?;
-        low.reserve_exact(low_len + 16);
+        let bytes = |count: usize| {
+            count
+                .checked_mul(k as usize)
+                .map(|b| b.div_ceil(8))
+                .ok_or_else(|| DecodeError::malformed("the raw low bits overflow"))
+        };
+        let src = r.take(bytes(n)?)?;
+        // Only the wanted values' bits are copied, padded for the unpacking's loads.
+        let src = &src[..bytes(want)?];
+        low.reserve_exact(src.len() + 16);
         low.extend_from_slice(src);
-        low.resize(low_len + 16, 0);
+        low.resize(src.len() + 16, 0);
     }
     let mut held = Vec::with_capacity(planes as usize);
     for _ in 0..planes {
         let mut scratch = Vec::new();
-        held.push(match read_plane(r, n, &mut scratch)? {
+        held.push(match read_plane_prefix(r, n, want, &mut scratch)? {
             Plane::Raw(bytes) => Held::Bytes(Cow::Borrowed(bytes)),
             Plane::Scratch => Held::Bytes(Cow::Owned(scratch)),
             Plane::Fill(b) => Held::Fill(b),
         });
     }
-    let short = || DecodeError::malformed(format!("a byte plane holds fewer than {n} bytes"));
-    out.reserve(n);
-    for first in (0..n).step_by(TILE) {
-        let len = TILE.min(n - first);
+    let short = || DecodeError::malformed(format!("a byte plane holds fewer than {want} bytes"));
+    out.reserve(want);
+    for first in (0..want).step_by(TILE) {
+        let len = TILE.min(want - first);
         let start = out.len();
         // The tile's first layer is written, the others are added to it: the raw low
         // bits, or without them the first plane (which then has no shift), so that no

@@ -3,7 +3,7 @@
 use arrow_buffer::{BooleanBuffer, Buffer};
 
 use super::bytes::Reader;
-use super::pack::{Plane, Zstd, read_plane, write_plane};
+use super::pack::{Plane, Zstd, read_plane, read_plane_prefix, write_plane};
 use super::{DecodeError, Options, codec};
 
 /// See [`super::encode_bool`].
@@ -88,19 +88,25 @@ pub(super) fn encode_u8(values: &[u8], opts: &Options, out: &mut Vec<u8>) {
     }
 }
 
-/// See [`super::decode_u8`].
-pub(super) fn decode_u8(tag: u8, mut r: Reader<'_>, count: usize) -> Result<Vec<u8>, DecodeError> {
+/// See [`super::decode_u8_prefix`].
+pub(super) fn decode_u8(
+    tag: u8,
+    mut r: Reader<'_>,
+    count: usize,
+    want: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    let want = want.min(count);
     let out = match tag {
         codec::EMPTY if count == 0 => Vec::new(),
         codec::EMPTY => return Err(DecodeError::EmptyBlock { expected: count }),
         _ if count == 0 => return Err(DecodeError::NotEmpty { codec: tag, min: 1 }),
-        codec::U8_CONST => vec![r.u8()?; count],
+        codec::U8_CONST => vec![r.u8()?; want],
         codec::U8_BYTES => {
             let mut scratch = Vec::new();
-            match read_plane(&mut r, count, &mut scratch)? {
+            match read_plane_prefix(&mut r, count, want, &mut scratch)? {
                 Plane::Raw(b) => b.to_vec(),
                 Plane::Scratch => scratch,
-                Plane::Fill(b) => vec![b; count],
+                Plane::Fill(b) => vec![b; want],
             }
         }
         other => return Err(codec::wrong(other, "u8")),

@@ -247,6 +247,49 @@ proptest! {
     }
 
     #[test]
+    fn prefixes_are_the_whole_decode_cut(
+        ints in i64s(),
+        floats in f64s(),
+        levels in prop::collection::vec(prop_oneof![0u8..6, any::<u8>()], 0..400),
+        at in any::<prop::sample::Index>(),
+    ) {
+        // Every prefix length of every numeric kind, each against the whole decode's.
+        let want = |n: usize| at.index(n + 1);
+        let block = enc_i64(&ints);
+        let n = want(ints.len());
+        prop_assert_eq!(decode_i64_prefix(&block, ints.len(), n).unwrap(), &ints[..n]);
+        prop_assert_eq!(decode_time_prefix(&block, ints.len(), n).unwrap(), &ints[..n]);
+        let unsigned: Vec<u64> = ints.iter().map(|&v| v as u64).collect();
+        let mut block = Vec::new();
+        encode_u64(&unsigned, &opts(), &mut block);
+        prop_assert_eq!(decode_u64_prefix(&block, ints.len(), n).unwrap(), &unsigned[..n]);
+        let n = want(floats.len());
+        let back = decode_f64_prefix(&enc_f64(&floats), floats.len(), n).unwrap();
+        prop_assert_eq!(bits(&back), bits(&floats[..n]));
+        let n = want(levels.len());
+        let mut block = Vec::new();
+        encode_u8(&levels, &opts(), &mut block);
+        prop_assert_eq!(decode_u8_prefix(&block, levels.len(), n).unwrap(), &levels[..n]);
+    }
+
+    #[test]
+    fn prefix_decoders_survive_damage(
+        (mut block, n, _) in blocks(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 0..4),
+        at in any::<prop::sample::Index>(),
+    ) {
+        for (at, x) in flips {
+            let at = at.index(block.len());
+            block[at] ^= x;
+        }
+        let want = at.index(n + 1);
+        let _ = decode_i64_prefix(&block, n, want);
+        let _ = decode_u64_prefix(&block, n, want);
+        let _ = decode_f64_prefix(&block, n, want);
+        let _ = decode_u8_prefix(&block, n, want);
+    }
+
+    #[test]
     fn decoders_survive_truncation((block, n, decode) in blocks(), cut in any::<prop::sample::Index>()) {
         let cut = cut.index(block.len());
         prop_assert!(!decode(&block[..cut], n));
@@ -524,6 +567,12 @@ proptest! {
         prop_assert_eq!(decode_i64(&enc_i64(&v), n).unwrap(), v.clone());
         let floats: Vec<f64> = v.iter().map(|&x| x as f64 / 8.0).collect();
         assert_f64_round_trip(&floats);
+        // Prefixes that end inside and at the edges of the packer's tiles.
+        for want in [1, 1023, 1024, 1025, n / 2, n - 1] {
+            prop_assert_eq!(decode_i64_prefix(&enc_i64(&v), n, want).unwrap(), &v[..want]);
+            let back = decode_f64_prefix(&enc_f64(&floats), n, want).unwrap();
+            prop_assert_eq!(bits(&back), bits(&floats[..want]));
+        }
     }
 }
 

@@ -37,19 +37,20 @@ impl Scan {
     }
 
     /// Which rows in `[a, b)` of block `block` of a segment may meet every field filter;
-    /// only the filters' columns are decoded.
+    /// only the filters' columns are decoded, through row `end` (at least `b`).
     pub(super) fn rows_meeting(
         &mut self,
         source: usize,
         block: usize,
         a: usize,
         b: usize,
+        end: usize,
     ) -> Result<Meets> {
         let mut mask: Option<BooleanBuffer> = None;
         for i in 0..self.filters.len() {
             let k = self.filters[i].0;
             // A column the segment lacks is null in every row: no row meets the filter.
-            let Some(array) = self.block(source, k, block)? else {
+            let Some(array) = self.block(source, k, block, end)? else {
                 return Ok(Meets::Nothing);
             };
             let met = may_meet(&array.slice(a, b - a), &self.filters[i].1)?;

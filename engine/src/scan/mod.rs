@@ -378,20 +378,28 @@ impl Scan {
         Ok(true)
     }
 
-    /// Block `block` of needed column `k` of segment source `source`, decoded once.
-    fn block(&mut self, source: usize, k: usize, block: usize) -> Result<Option<ArrayRef>> {
+    /// Block `block` of needed column `k` of segment source `source`, decoded at least
+    /// through its first `end` rows (the array may hold more), once.
+    fn block(
+        &mut self,
+        source: usize,
+        k: usize,
+        block: usize,
+        end: usize,
+    ) -> Result<Option<ArrayRef>> {
         let Some(col) = self.colmap[source][k] else {
             return Ok(None);
         };
         if let Some((b, a)) = self.cache.get(&(source, k))
             && *b == block
+            && a.len() >= end
         {
             return Ok(Some(a.clone()));
         }
         let Source::Segment(seg) = &self.sources[source] else {
             unreachable!("segment source")
         };
-        let array = seg.read_block(col, block)?;
+        let array = seg.read_block_prefix(col, block, end)?;
         self.metrics.blocks_read += 1;
         self.metrics.values_decoded += array.len();
         self.cache.insert((source, k), (block, array.clone()));
@@ -425,16 +433,18 @@ impl Scan {
             self.metrics.blocks_excluded += 1;
             return Ok(None);
         }
-        let (bs, _) = meta.block_rows_range(block);
+        let (bs, be) = meta.block_rows_range(block);
         let (mut a, mut b) = (lo - bs, hi - bs);
+        // Where the series' rows end the block, its columns are decoded only through the
+        // last row the window takes. Where other series follow in the block, they will want
+        // the rest, so the block is decoded whole once.
+        let last_in_block = hi == be;
         let inside = run.min_time >= window.0 && run.max_time <= window.1;
         // Time is decoded first only to find the rows within the window.
         let mut time = None;
         if !inside {
-            let t = self
-                .block(run.source, 0, block)?
-                .expect("every segment has time");
-            let values = &t.as_primitive::<Int64Type>().values()[a..b];
+            let t = self.block_time(&seg, run.source, block, (a, b), window.1)?;
+            let values = &t.as_primitive::<Int64Type>().values()[a..b.min(t.len())];
             let first = values.partition_point(|&x| x < window.0);
             let last = values.partition_point(|&x| x <= window.1);
             (a, b) = (a + first, a + last.max(first));
@@ -443,10 +453,11 @@ impl Scan {
         if a == b {
             return Ok(None);
         }
+        let end = if last_in_block { b } else { be - bs };
         let mask = if for_merge {
             None
         } else {
-            match self.rows_meeting(run.source, block, a, b)? {
+            match self.rows_meeting(run.source, block, a, b, end)? {
                 Meets::Nothing => {
                     self.metrics.blocks_filtered += 1;
                     return Ok(None);
@@ -458,7 +469,7 @@ impl Scan {
         // Otherwise time is decoded, after the field filters, only when it is returned or
         // needed to hide rows.
         if time.is_none() && (for_merge || self.time_wanted || self.hide.is_some()) {
-            time = self.block(run.source, 0, block)?;
+            time = self.block(run.source, 0, block, end)?;
         }
         let len = b - a;
         let mut arrays = Vec::with_capacity(self.needed.len());
@@ -466,7 +477,7 @@ impl Scan {
             let array = match (k, &time) {
                 (0, Some(time)) => time.clone(),
                 (0, None) => self.no_time.clone(),
-                _ => match self.block(run.source, k, block)? {
+                _ => match self.block(run.source, k, block, end)? {
                     Some(array) => array,
                     None => crate::batch::null_array(self.needed[k].ty, len),
                 },
@@ -506,6 +517,48 @@ impl Scan {
             }
             _ => Ok(Some((len, arrays))),
         }
+    }
+
+    /// The time column of block `block` of a segment, decoded at least through the rows
+    /// of `rows` (block-relative: the series' rows in the block) at or before `until`.
+    ///
+    /// Where the series has the block to itself, the row where `until` falls is guessed
+    /// from the block's time statistics, as if rows were spread evenly over its time
+    /// range, with a margin; if the guess falls short (the last decoded time is not past
+    /// `until`), the block is decoded whole. Otherwise the block is decoded whole.
+    fn block_time(
+        &mut self,
+        seg: &crate::segment::Segment,
+        source: usize,
+        block: usize,
+        rows: (usize, usize),
+        until: i64,
+    ) -> Result<ArrayRef> {
+        let (bs, be) = seg.meta().block_rows_range(block);
+        let n = be - bs;
+        let stats = &seg.meta().blocks[0][block].stats;
+        if rows == (0, n)
+            && let Some(crate::segment::Stats::Int { min, max }) = *stats
+            && until >= min
+            && until < max
+        {
+            let share = (until as f64 - min as f64 + 1.0) / (max as f64 - min as f64 + 1.0);
+            let guess = ((n as f64 * share * 1.1) as usize + 64).min(n);
+            let t = self
+                .block(source, 0, block, guess)?
+                .expect("every segment has time");
+            let past = t
+                .as_primitive::<Int64Type>()
+                .values()
+                .last()
+                .is_some_and(|&x| x > until);
+            if t.len() == n || past {
+                return Ok(t);
+            }
+        }
+        Ok(self
+            .block(source, 0, block, n)?
+            .expect("every segment has time"))
     }
 
     /// A chunk's rows of one series with time within `window`, in time order; for a

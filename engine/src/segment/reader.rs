@@ -130,6 +130,14 @@ impl Segment {
     /// Decodes block `block` of column `col` (an index into `meta().columns`; not a tag)
     /// into an array of the column's internal type.
     pub fn read_block(&self, col: usize, block: usize) -> Result<ArrayRef> {
+        self.read_block_prefix(col, block, usize::MAX)
+    }
+
+    /// The first `want` rows of block `block` of column `col`, as [`Segment::read_block`]
+    /// returns them (all of them if `want` is at least the block's rows). Numeric, time
+    /// and level columns stop decoding after those rows; the checksum still covers the
+    /// whole block.
+    pub fn read_block_prefix(&self, col: usize, block: usize, want: usize) -> Result<ArrayRef> {
         let column = &self.meta.columns[col];
         let b = &self.meta.blocks[col][block];
         let (start, end) = self.meta.block_rows_range(block);
@@ -146,7 +154,7 @@ impl Segment {
         if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
             return Err(damaged("the checksum does not match".into()));
         }
-        decode_block(column.ty, body, rows, b.null_count as usize).map_err(damaged)
+        decode_block(column.ty, body, rows, b.null_count as usize, want.min(rows)).map_err(damaged)
     }
 }
 
@@ -331,6 +339,7 @@ fn decode_block(
     body: &[u8],
     rows: usize,
     null_count: usize,
+    want: usize,
 ) -> Result<ArrayRef, String> {
     let (&flags, rest) = body.split_first().ok_or("the block is empty")?;
     let (nulls, values) = match flags {
@@ -357,30 +366,49 @@ fn decode_block(
         ));
     }
     let present = rows - null_count;
+    // The numeric columns decode only the first `want` rows: the values of those that are
+    // not null.
+    let prefix_nulls = nulls.as_ref().map(|n| n.slice(0, want));
+    let wanted = want - prefix_nulls.as_ref().map_or(0, |n| n.null_count());
     let err = |e: encoding::DecodeError| e.to_string();
     let array: ArrayRef = match ty {
         ColumnType::Time => {
-            let v = encoding::decode_time(values, present).map_err(err)?;
-            Arc::new(Int64Array::new(spread(v, &nulls, rows), nulls))
+            let v = encoding::decode_time_prefix(values, present, wanted).map_err(err)?;
+            Arc::new(Int64Array::new(
+                spread(v, &prefix_nulls, want),
+                prefix_nulls,
+            ))
         }
         ColumnType::I64 => {
-            let v = encoding::decode_i64(values, present).map_err(err)?;
-            Arc::new(Int64Array::new(spread(v, &nulls, rows), nulls))
+            let v = encoding::decode_i64_prefix(values, present, wanted).map_err(err)?;
+            Arc::new(Int64Array::new(
+                spread(v, &prefix_nulls, want),
+                prefix_nulls,
+            ))
         }
         ColumnType::U64 => {
-            let v = encoding::decode_u64(values, present).map_err(err)?;
-            Arc::new(UInt64Array::new(spread(v, &nulls, rows), nulls))
+            let v = encoding::decode_u64_prefix(values, present, wanted).map_err(err)?;
+            Arc::new(UInt64Array::new(
+                spread(v, &prefix_nulls, want),
+                prefix_nulls,
+            ))
         }
         ColumnType::F64 => {
-            let v = encoding::decode_f64(values, present).map_err(err)?;
-            Arc::new(Float64Array::new(spread(v, &nulls, rows), nulls))
+            let v = encoding::decode_f64_prefix(values, present, wanted).map_err(err)?;
+            Arc::new(Float64Array::new(
+                spread(v, &prefix_nulls, want),
+                prefix_nulls,
+            ))
         }
         ColumnType::Level => {
-            let v = encoding::decode_u8(values, present).map_err(err)?;
+            let v = encoding::decode_u8_prefix(values, present, wanted).map_err(err)?;
             if v.iter().any(|&r| r > 5) {
                 return Err("a level rank is above 5".into());
             }
-            Arc::new(UInt8Array::new(spread(v, &nulls, rows), nulls))
+            Arc::new(UInt8Array::new(
+                spread(v, &prefix_nulls, want),
+                prefix_nulls,
+            ))
         }
         ColumnType::Bool => {
             let v = encoding::decode_bool(values, present).map_err(err)?;
@@ -426,7 +454,12 @@ fn decode_block(
         }
         ColumnType::Tag => return Err("tags are not stored in blocks".into()),
     };
-    Ok(array)
+    // Booleans and strings are decoded whole, then cut.
+    Ok(if array.len() > want {
+        array.slice(0, want)
+    } else {
+        array
+    })
 }
 
 /// Places `present` values at the valid positions of a `rows`-long buffer.

@@ -238,6 +238,29 @@ fn assert_last_values(seg: &Segment) {
     }
 }
 
+/// Every prefix of every block, of every column, is the whole block's first rows.
+fn assert_prefixes(seg: &Segment) {
+    let meta = seg.meta();
+    for (c, col) in meta.columns.iter().enumerate() {
+        if col.ty == ColumnType::Tag {
+            continue;
+        }
+        for b in 0..meta.block_count() {
+            let whole = seg.read_block(c, b).unwrap();
+            for want in 0..=whole.len() + 1 {
+                let prefix = seg.read_block_prefix(c, b, want).unwrap();
+                let n = want.min(whole.len());
+                assert_eq!(
+                    prefix.to_data(),
+                    whole.slice(0, n).to_data(),
+                    "column {:?}, block {b}, {want} rows",
+                    col.name
+                );
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -253,6 +276,7 @@ proptest! {
         prop_assert_eq!(sorted_values(read_all(&seg)), expected(&chunks, kind));
         assert_last_values(&seg);
         assert_filters(&seg);
+        assert_prefixes(&seg);
     }
 
     #[test]
