@@ -59,12 +59,13 @@ fn rows_are_estimated_by_series_and_share_of_time() {
 }
 
 #[test]
-fn decoded_rows_count_whole_blocks_of_the_series_in_range() {
+fn decoded_rows_count_blocks_from_their_first_row() {
     let dir = tempfile::tempdir().unwrap();
     let engine = setup(dir.path());
     let snapshot = engine.snapshot();
-    // Ten seconds of the segment return about 30 rows but decode its one block: the
-    // 100 rows of each of the three series.
+    // Ten seconds of the segment return about 30 rows but decode its one block from its
+    // first row: the 100 rows of h0 and of h1, and of h2, which ends the block, the tenth
+    // up to the window's end.
     let ten_seconds = ScanRequest::new("cpu").time_between(0, 9 * SECOND);
     let returned = snapshot.estimate_rows(&ten_seconds, 1_000_000).unwrap();
     assert!(
@@ -75,8 +76,16 @@ fn decoded_rows_count_whole_blocks_of_the_series_in_range() {
         snapshot
             .estimate_decoded_rows(&ten_seconds, 1_000_000)
             .unwrap(),
-        Some(300)
+        Some(210)
     );
+    let h2 = |from: i64, to: i64| {
+        let req = ScanRequest::new("cpu")
+            .tag_eq("host", "h2")
+            .time_between(from * SECOND, to * SECOND);
+        snapshot.estimate_decoded_rows(&req, 1_000_000).unwrap()
+    };
+    assert_eq!(h2(0, 9), Some(10));
+    assert_eq!(h2(90, 99), Some(100));
     let h0 = ScanRequest::new("cpu")
         .tag_eq("host", "h0")
         .time_between(0, 9 * SECOND);
@@ -93,12 +102,12 @@ fn decoded_rows_count_whole_blocks_of_the_series_in_range() {
         snapshot.estimate_rows(&memory_only, 1_000_000).unwrap()
     );
     assert_eq!(
-        snapshot.estimate_decoded_rows(&ten_seconds, 300).unwrap(),
+        snapshot.estimate_decoded_rows(&ten_seconds, 210).unwrap(),
         None
     );
     assert_eq!(
-        snapshot.estimate_decoded_rows(&ten_seconds, 301).unwrap(),
-        Some(300)
+        snapshot.estimate_decoded_rows(&ten_seconds, 211).unwrap(),
+        Some(210)
     );
 }
 

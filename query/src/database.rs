@@ -49,8 +49,9 @@ pub struct QueryOptions {
     /// number of cores.
     pub target_partitions: usize,
     /// Scans expected (from the series index) to decode fewer rows than this run as one
-    /// partition, as splitting them costs more than it saves. A block is decoded whole,
-    /// so a short window over long blocks counts the blocks' rows, not the window's. DataFusion itself splits a
+    /// partition, as splitting them costs more than it saves. A block is decoded from its
+    /// first row, so a short window at the end of long blocks counts the blocks' rows, not
+    /// the window's. DataFusion itself splits a
     /// one-partition input of more than `batch_size` (8192) rows round-robin for the
     /// operators above it. Default: 100,000; 0 splits every scan.
     pub single_partition_rows: u64,

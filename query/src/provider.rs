@@ -267,8 +267,8 @@ impl TableProvider for SextantTable {
                 .map_err(crate::error::to_datafusion)?,
             Rows::Latest { .. } => None,
         };
-        // The work is the rows decoded, not returned: a short window of long blocks
-        // decodes them whole, and is worth splitting.
+        // The work is the rows decoded, not returned: a short window at the end of long
+        // blocks decodes them from their first row, and is worth splitting.
         let small = match (&self.rows, estimate) {
             (Rows::All, Some(n)) if n < self.single_partition_rows => snapshot
                 .estimate_decoded_rows(&request, self.single_partition_rows)

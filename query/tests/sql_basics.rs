@@ -459,8 +459,8 @@ fn a_series_without_a_tag_after_series_with_it_reads_null() {
     assert_eq!(text(&db.sql(rows).unwrap()), want_rows);
 }
 
-/// A scan runs as one partition only when it decodes few rows: a short window over long
-/// blocks decodes them whole, and is split.
+/// A scan runs as one partition only when it decodes few rows: a short window over a
+/// block that many series share decodes it whole, and is split.
 #[test]
 fn scans_split_by_the_rows_they_decode() {
     let dir = tempfile::tempdir().unwrap();
@@ -493,7 +493,8 @@ fn scans_split_by_the_rows_they_decode() {
             .to_owned();
         scan.split("partitions=").nth(1).unwrap()[..1].to_owned()
     };
-    // Ten seconds of every host return 100 rows but decode the 2,000 of their blocks.
+    // Ten seconds of every host return 100 rows but decode the 2,000 of their block (of
+    // the last host, the block's last series, only its first ten).
     let window =
         "SELECT host, max(usage) FROM cpu WHERE time < '1970-01-01T00:00:10Z' GROUP BY host";
     assert_eq!(partitions(window), "2");

@@ -162,6 +162,68 @@ fn a_window_that_ends_inside_a_block_decodes_the_block_only_through_it() {
 }
 
 #[test]
+fn a_time_guess_that_falls_short_and_merges_decode_blocks_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Config::new(dir.path())
+        .block_rows(20_000)
+        .durability(Durability::Never)
+        .background_flush(false)
+        .background_compaction(false)
+        .open()
+        .unwrap();
+    // Series "s": 9,000 rows at 0..9,000, then 1,000 spread to 2,000,000, so that rows
+    // are not spread evenly over the block's time range.
+    let times: Vec<i64> = (0..9_000)
+        .chain((0..1_000).map(|i| 1_000_000 + i * 1_000))
+        .collect();
+    let points: Vec<Point> = times
+        .iter()
+        .map(|&t| {
+            Point::metric("m")
+                .tag("k", "s")
+                .field("v", t as f64)
+                .time(t)
+        })
+        .collect();
+    engine.write_points(&points).unwrap();
+    engine.flush().unwrap();
+    let scan = |from: i64, to: i64| {
+        let snap = engine.snapshot();
+        let req = ScanRequest::new("m")
+            .columns(["time", "v"])
+            .time_between(from, to);
+        let mut scan = snap.scan(&req).unwrap();
+        let batches = scan.by_ref().collect::<Result<Vec<_>, _>>().unwrap();
+        (sextant_tests::batch_rows(&batches), scan.metrics())
+    };
+    let expect = |from: i64, to: i64| -> Vec<Vec<Cell>> {
+        times
+            .iter()
+            .filter(|&&t| t >= from && t <= to)
+            .map(|&t| vec![Cell::Int(t), Cell::Float(t as f64)])
+            .collect()
+    };
+    // Even spreading puts 500,000 about a quarter into the block; it is at row 9,000. The
+    // guessed prefix of time ends before the window does, so time is decoded again whole.
+    let (rows, m) = scan(0, 500_000);
+    assert_eq!(rows, expect(0, 500_000));
+    assert_eq!(m.blocks_read, 3, "time twice, v once: {m:?}");
+    // A late row in memory makes the scan merge the series in windows of about 8,192
+    // rows; the block is decoded whole once, not again for each window's longer prefix.
+    engine
+        .write_points(&[Point::metric("m")
+            .tag("k", "s")
+            .field("v", -1.0)
+            .time(5_000)])
+        .unwrap();
+    let (rows, m) = scan(1_000, 1_400_000);
+    let mut want = expect(1_000, 1_400_000);
+    want[4_000][1] = Cell::Float(-1.0);
+    assert_eq!(rows, want);
+    assert_eq!((m.blocks_read, m.values_decoded), (2, 20_000), "{m:?}");
+}
+
+#[test]
 fn empty_time_ranges_and_bad_partitions() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Config::new(dir.path()).open().unwrap();

@@ -18,7 +18,8 @@
 //! hold `x mod 4096`, the lane becomes `f * (x >> 12) + (x mod 4096) - c`, and if that is
 //! below 2^16 it is refilled as `(x << 16) | WORD`. After the last symbol every lane's
 //! state must be 2^16 again and every word must have been read, which also catches most
-//! corruption.
+//! corruption. A decode of only the first symbols (a prefix) stops before the end and
+//! cannot check it.
 
 use super::DecodeError;
 

@@ -292,7 +292,8 @@ pub fn decode_time_prefix(
     count: usize,
     want: usize,
 ) -> Result<Vec<i64>, DecodeError> {
-    decode_i64_prefix(input, count, want)
+    let values = decode_int_block(input, count, want, "time")?;
+    Ok(values.into_iter().map(|v| v as i64).collect())
 }
 
 /// Appends the encoding of signed integers.

@@ -379,7 +379,8 @@ impl Scan {
     }
 
     /// Block `block` of needed column `k` of segment source `source`, decoded at least
-    /// through its first `end` rows (the array may hold more), once.
+    /// through its first `end` rows (the array may hold more). Kept for the next call; one
+    /// that needs more rows than were decoded decodes the block again from its first row.
     fn block(
         &mut self,
         source: usize,
@@ -437,13 +438,15 @@ impl Scan {
         let (mut a, mut b) = (lo - bs, hi - bs);
         // Where the series' rows end the block, its columns are decoded only through the
         // last row the window takes. Where other series follow in the block, they will want
-        // the rest, so the block is decoded whole once.
-        let last_in_block = hi == be;
+        // the rest, so the block is decoded whole once; so it is in a merge, whose next
+        // window wants the block's later rows.
+        let prefix = hi == be && !for_merge;
         let inside = run.min_time >= window.0 && run.max_time <= window.1;
         // Time is decoded first only to find the rows within the window.
         let mut time = None;
         if !inside {
-            let t = self.block_time(&seg, run.source, block, (a, b), window.1)?;
+            let until = if prefix { window.1 } else { i64::MAX };
+            let t = self.block_time(&seg, run.source, block, (a, b), until)?;
             let values = &t.as_primitive::<Int64Type>().values()[a..b.min(t.len())];
             let first = values.partition_point(|&x| x < window.0);
             let last = values.partition_point(|&x| x <= window.1);
@@ -453,7 +456,7 @@ impl Scan {
         if a == b {
             return Ok(None);
         }
-        let end = if last_in_block { b } else { be - bs };
+        let end = if prefix { b } else { be - bs };
         let mask = if for_merge {
             None
         } else {
@@ -525,7 +528,8 @@ impl Scan {
     /// Where the series has the block to itself, the row where `until` falls is guessed
     /// from the block's time statistics, as if rows were spread evenly over its time
     /// range, with a margin; if the guess falls short (the last decoded time is not past
-    /// `until`), the block is decoded whole. Otherwise the block is decoded whole.
+    /// `until`), the block is decoded whole. Otherwise (and for `until = i64::MAX`) the
+    /// block is decoded whole.
     fn block_time(
         &mut self,
         seg: &crate::segment::Segment,
@@ -862,11 +866,13 @@ pub(crate) fn estimate_rows(sources: &[Source], req: &ScanRequest, cap: u64) -> 
 
 /// About how many rows a scan of `req` decodes (all partitions together): of each
 /// matching series in a segment, its rows in every block whose time statistics meet the
-/// request's range, since a block is decoded whole; in memory, as [`estimate_rows`].
-/// `None` once the count reaches `cap`.
+/// request's range, from the block's first row (decoding cannot skip rows) through the
+/// last row the range takes where the series ends the block, and whole otherwise (as
+/// the scan decodes); in memory, as [`estimate_rows`]. `None` once the count reaches
+/// `cap`.
 ///
-/// More than [`estimate_rows`] where blocks reach far past the range: a one-hour window
-/// of series whose blocks each hold a day decodes the day. A lower bound where series
+/// More than [`estimate_rows`] where blocks start far before the range: a one-hour window
+/// at the end of series' day-long blocks decodes the day. A lower bound where series
 /// share blocks: the other series' rows of a block are decoded too, and not counted.
 pub(crate) fn estimate_decoded_rows(
     sources: &[Source],
@@ -891,7 +897,7 @@ pub(crate) fn estimate_decoded_rows(
                     }
                     for (block, lo, hi) in series_blocks(seg, entry) {
                         if block_may_hold(seg, block, window) {
-                            rows += (hi - lo) as u64;
+                            rows += rows_decoded(seg, block, (lo, hi), req.max_time);
                         }
                     }
                     if rows >= cap {
@@ -909,6 +915,26 @@ pub(crate) fn estimate_decoded_rows(
         }
     }
     Some(rows)
+}
+
+/// About how many of a series' rows `rows` (segment rows, within block `block`) a scan
+/// whose range ends at `until` decodes: those through `until` where the series ends the
+/// block (assuming its rows spread evenly over the block's time range), else all.
+fn rows_decoded(
+    seg: &crate::segment::Segment,
+    block: usize,
+    rows: (usize, usize),
+    until: i64,
+) -> u64 {
+    let all = (rows.1 - rows.0) as u64;
+    let (_, end) = seg.meta().block_rows_range(block);
+    match seg.meta().blocks[0][block].stats {
+        Some(crate::segment::Stats::Int { min, max }) if rows.1 == end && until < max => {
+            let share = (until as f64 - min as f64 + 1.0) / (max as f64 - min as f64 + 1.0);
+            ((all as f64 * share.clamp(0.0, 1.0)).ceil() as u64).min(all)
+        }
+        _ => all,
+    }
 }
 
 /// About how many rows a scan of `req` reads, counted coarsely for when

@@ -173,7 +173,8 @@ pub struct ScanMetrics {
     pub segments_pruned: usize,
     /// Segments this scan read series of (each partition counts the segments it reads).
     pub segments_read: usize,
-    /// Blocks decoded (per column).
+    /// Blocks decoded (per column; a block decoded again for more of its rows counts
+    /// again).
     pub blocks_read: usize,
     /// Stretches of blocks (one series' rows in one block: a block holding several
     /// series counts once per series read) skipped by the block's time statistics.
