@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sextant_engine::{Config, Durability, Error, Point, ScanRequest};
+use sextant_engine::{Config, Durability, Engine, Error, Point, ScanMetrics, ScanRequest};
 use sextant_tests::Cell;
 
 #[test]
@@ -77,6 +77,25 @@ fn a_late_row_does_not_make_the_first_batch_read_the_whole_series() {
     assert_eq!(replaced, vec![vec![sextant_tests::Cell::Float(-1.0)]]);
 }
 
+/// An engine whose flushes write blocks of up to 20,000 rows, flushed and compacted only
+/// when asked.
+fn large_blocks(dir: &std::path::Path) -> Engine {
+    Config::new(dir)
+        .block_rows(20_000)
+        .durability(Durability::Never)
+        .background_flush(false)
+        .background_compaction(false)
+        .open()
+        .unwrap()
+}
+
+/// The rows of a scan of the engine's current snapshot, and what the scan did.
+fn rows_and_metrics(engine: &Engine, req: &ScanRequest) -> (Vec<Vec<Cell>>, ScanMetrics) {
+    let mut scan = engine.snapshot().scan(req).unwrap();
+    let batches = scan.by_ref().collect::<Result<Vec<_>, _>>().unwrap();
+    (sextant_tests::batch_rows(&batches), scan.metrics())
+}
+
 /// Rows `0..n` of series `k`: `v = t`, and `w = t` on even times only (null otherwise).
 fn numbered(k: &str, n: i64) -> Vec<Point> {
     (0..n)
@@ -101,13 +120,7 @@ fn numbered_rows(from: i64, to: i64) -> Vec<Vec<Cell>> {
 #[test]
 fn a_window_that_ends_inside_a_block_decodes_the_block_only_through_it() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Config::new(dir.path())
-        .block_rows(20_000)
-        .durability(Durability::Never)
-        .background_flush(false)
-        .background_compaction(false)
-        .open()
-        .unwrap();
+    let engine = large_blocks(dir.path());
     // One block per column holds all of series "a"; the next segment's block holds "b"
     // then "c".
     engine.write_points(&numbered("a", 10_000)).unwrap();
@@ -115,15 +128,12 @@ fn a_window_that_ends_inside_a_block_decodes_the_block_only_through_it() {
     engine.write_points(&numbered("b", 10_000)).unwrap();
     engine.write_points(&numbered("c", 10_000)).unwrap();
     engine.flush().unwrap();
-    let snap = engine.snapshot();
     let scan = |k: &str, from: i64, to: i64| {
         let req = ScanRequest::new("m")
             .columns(["time", "v", "w"])
             .tag_eq("k", k)
             .time_between(from, to);
-        let mut scan = snap.scan(&req).unwrap();
-        let batches = scan.by_ref().collect::<Result<Vec<_>, _>>().unwrap();
-        (sextant_tests::batch_rows(&batches), scan.metrics())
+        rows_and_metrics(&engine, &req)
     };
     // Alone in its block, "a" decodes its 10,000 rows of three columns only through the
     // window's end (time a little further, from a guess at where the window ends).
@@ -164,13 +174,7 @@ fn a_window_that_ends_inside_a_block_decodes_the_block_only_through_it() {
 #[test]
 fn a_time_guess_that_falls_short_and_merges_decode_blocks_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Config::new(dir.path())
-        .block_rows(20_000)
-        .durability(Durability::Never)
-        .background_flush(false)
-        .background_compaction(false)
-        .open()
-        .unwrap();
+    let engine = large_blocks(dir.path());
     // Series "s": 9,000 rows at 0..9,000, then 1,000 spread to 2,000,000, so that rows
     // are not spread evenly over the block's time range.
     let times: Vec<i64> = (0..9_000)
@@ -188,13 +192,10 @@ fn a_time_guess_that_falls_short_and_merges_decode_blocks_whole() {
     engine.write_points(&points).unwrap();
     engine.flush().unwrap();
     let scan = |from: i64, to: i64| {
-        let snap = engine.snapshot();
         let req = ScanRequest::new("m")
             .columns(["time", "v"])
             .time_between(from, to);
-        let mut scan = snap.scan(&req).unwrap();
-        let batches = scan.by_ref().collect::<Result<Vec<_>, _>>().unwrap();
-        (sextant_tests::batch_rows(&batches), scan.metrics())
+        rows_and_metrics(&engine, &req)
     };
     let expect = |from: i64, to: i64| -> Vec<Vec<Cell>> {
         times

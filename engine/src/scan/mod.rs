@@ -540,13 +540,9 @@ impl Scan {
     ) -> Result<ArrayRef> {
         let (bs, be) = seg.meta().block_rows_range(block);
         let n = be - bs;
-        let stats = &seg.meta().blocks[0][block].stats;
         if rows == (0, n)
-            && let Some(crate::segment::Stats::Int { min, max }) = *stats
-            && until >= min
-            && until < max
+            && let Some(share) = time_share_through(seg, block, until)
         {
-            let share = (until as f64 - min as f64 + 1.0) / (max as f64 - min as f64 + 1.0);
             let guess = ((n as f64 * share * 1.1) as usize + 64).min(n);
             let t = self
                 .block(source, 0, block, guess)?
@@ -928,12 +924,22 @@ fn rows_decoded(
 ) -> u64 {
     let all = (rows.1 - rows.0) as u64;
     let (_, end) = seg.meta().block_rows_range(block);
-    match seg.meta().blocks[0][block].stats {
-        Some(crate::segment::Stats::Int { min, max }) if rows.1 == end && until < max => {
-            let share = (until as f64 - min as f64 + 1.0) / (max as f64 - min as f64 + 1.0);
-            ((all as f64 * share.clamp(0.0, 1.0)).ceil() as u64).min(all)
-        }
+    match time_share_through(seg, block, until) {
+        Some(share) if rows.1 == end => ((all as f64 * share).ceil() as u64).min(all),
         _ => all,
+    }
+}
+
+/// The share (0 to 1) of block `block`'s time range, by its statistics, at or before
+/// `until`; `None` where the block ends at or before `until` (or has no statistics), so
+/// that the whole block is decoded. Where a block's rows fall, if spread evenly.
+fn time_share_through(seg: &crate::segment::Segment, block: usize, until: i64) -> Option<f64> {
+    match seg.meta().blocks[0][block].stats {
+        Some(crate::segment::Stats::Int { min, max }) if until < max => {
+            let share = (until as f64 - min as f64 + 1.0) / (max as f64 - min as f64 + 1.0);
+            Some(share.clamp(0.0, 1.0))
+        }
+        _ => None,
     }
 }
 
