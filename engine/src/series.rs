@@ -5,7 +5,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
-use ahash::AHashSet;
+use ahash::{AHashMap, AHashSet};
 
 /// The identity of a series: its non-null tags as (name, value) pairs sorted by name.
 ///
@@ -148,6 +148,60 @@ impl SeriesKey {
     }
 }
 
+/// Which of a source's series hold each tag value: the series that a tag predicate may
+/// match, found without comparing the predicate with every series key.
+///
+/// Entries are the positions of the keys it was built from (a segment's series, a chunk's
+/// runs), in that order.
+#[derive(Debug, Default)]
+pub(crate) struct TagIndex {
+    /// Tag name, then value: the entries holding it, ascending.
+    postings: AHashMap<Arc<str>, AHashMap<Arc<str>, Vec<u32>>>,
+}
+
+impl TagIndex {
+    /// Indexes `keys`; the i-th key is entry i.
+    pub fn new<'a>(keys: impl IntoIterator<Item = &'a SeriesKey>) -> TagIndex {
+        let mut postings: AHashMap<Arc<str>, AHashMap<Arc<str>, Vec<u32>>> = AHashMap::new();
+        for (entry, key) in keys.into_iter().enumerate() {
+            for (name, value) in key.tags() {
+                postings
+                    .entry(name.clone())
+                    .or_default()
+                    .entry(value.clone())
+                    .or_default()
+                    .push(entry as u32);
+            }
+        }
+        TagIndex { postings }
+    }
+
+    /// The entries that hold one of the values of the most selective of `tags` (tag, any
+    /// of values), ascending; `None` when there are no predicates. A superset of the
+    /// entries meeting every predicate: the others still have to be checked.
+    pub fn candidates(&self, tags: &[(String, Vec<String>)]) -> Option<Vec<u32>> {
+        let lists = |(tag, values): &(String, Vec<String>)| -> Vec<&[u32]> {
+            let Some(by_value) = self.postings.get(tag.as_str()) else {
+                return Vec::new();
+            };
+            values
+                .iter()
+                .filter_map(|v| by_value.get(v.as_str()).map(Vec::as_slice))
+                .collect()
+        };
+        let fewest = tags
+            .iter()
+            .map(lists)
+            .min_by_key(|l| l.iter().map(|p| p.len()).sum::<usize>())?;
+        let mut entries: Vec<u32> = fewest.concat();
+        if fewest.len() > 1 {
+            entries.sort_unstable();
+            entries.dedup();
+        }
+        Some(entries)
+    }
+}
+
 impl fmt::Debug for SeriesKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("{")?;
@@ -172,6 +226,73 @@ mod tests {
                 .map(|(k, v)| (Arc::from(*k), Arc::from(*v)))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn tag_index_candidates_are_the_entries_of_the_most_selective_predicate() {
+        let keys = [
+            key(&[("host", "a"), ("dc", "x")]),
+            key(&[("host", "b"), ("dc", "x")]),
+            key(&[("host", "c"), ("dc", "y")]),
+            key(&[("dc", "y")]),
+        ];
+        let index = TagIndex::new(&keys);
+        let pred =
+            |t: &str, vs: &[&str]| (t.to_owned(), vs.iter().map(|v| v.to_string()).collect());
+        assert_eq!(index.candidates(&[]), None);
+        assert_eq!(index.candidates(&[pred("dc", &["y"])]), Some(vec![2, 3]));
+        assert_eq!(
+            index.candidates(&[pred("host", &["c", "a", "zz"])]),
+            Some(vec![0, 2])
+        );
+        // host picks one entry, dc two: the host's entry is the candidate.
+        assert_eq!(
+            index.candidates(&[pred("dc", &["x"]), pred("host", &["b"])]),
+            Some(vec![1])
+        );
+        assert_eq!(index.candidates(&[pred("rack", &["r1"])]), Some(vec![]));
+        assert_eq!(index.candidates(&[pred("host", &[])]), Some(vec![]));
+    }
+
+    proptest::proptest! {
+        /// The candidates, checked against every predicate, are exactly the keys that
+        /// meet them all: what a scan got by checking every key.
+        #[test]
+        fn tag_index_candidates_hold_every_match(
+            keys in proptest::collection::vec(
+                proptest::collection::vec((0usize..3, 0usize..4), 0..4), 0..30),
+            preds in proptest::collection::vec(
+                (0usize..4, proptest::collection::vec(0usize..5, 0..3)), 0..3),
+        ) {
+            let tag = |t: usize| ["dc", "host", "rack", "os"][t];
+            let value = |v: usize| ["a", "b", "c", "d", "e"][v];
+            let keys: Vec<SeriesKey> = keys
+                .iter()
+                .map(|pairs| {
+                    let mut seen = std::collections::BTreeMap::new();
+                    for &(t, v) in pairs {
+                        seen.insert(tag(t), value(v));
+                    }
+                    key(&seen.into_iter().collect::<Vec<_>>())
+                })
+                .collect();
+            let preds: Vec<(String, Vec<String>)> = preds
+                .iter()
+                .map(|(t, vs)| (tag(*t).to_owned(), vs.iter().map(|&v| value(v).to_owned()).collect()))
+                .collect();
+            let index = TagIndex::new(&keys);
+            let expected: Vec<u32> = (0..keys.len() as u32)
+                .filter(|&e| crate::scan::source::matches(&keys[e as usize], &preds))
+                .collect();
+            let found: Vec<u32> = match index.candidates(&preds) {
+                None => (0..keys.len() as u32).collect(),
+                Some(c) => c
+                    .into_iter()
+                    .filter(|&e| crate::scan::source::matches(&keys[e as usize], &preds))
+                    .collect(),
+            };
+            proptest::prop_assert_eq!(found, expected);
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use arrow_array::{Array, StringArray};
 
 use crate::batch::TableBatch;
 use crate::schema::ColumnType;
-use crate::series::SeriesKey;
+use crate::series::{SeriesKey, TagIndex};
 
 /// Rows of one table kept in memory until flushed.
 #[derive(Debug)]
@@ -26,6 +26,8 @@ pub(crate) struct Chunk {
     /// The local series id of each row.
     pub row_series: Vec<u32>,
     index: OnceLock<ChunkIndex>,
+    /// Which runs of the index hold each tag value, built when a scan first filters on tags.
+    tag_index: OnceLock<TagIndex>,
 }
 
 /// Rows of a chunk ordered by series key, then time, then arrival.
@@ -58,6 +60,7 @@ impl Chunk {
             series,
             row_series,
             index: OnceLock::new(),
+            tag_index: OnceLock::new(),
         }
     }
 
@@ -73,6 +76,7 @@ impl Chunk {
             series,
             row_series,
             index: OnceLock::new(),
+            tag_index: OnceLock::new(),
         })
     }
 
@@ -83,6 +87,15 @@ impl Chunk {
     /// The rows sorted by series and time, computed on first use.
     pub fn index(&self) -> &ChunkIndex {
         self.index.get_or_init(|| build_index(self))
+    }
+
+    /// Which runs of [`Chunk::index`] hold each tag value (entries are indices into its
+    /// `runs`), built on first use.
+    pub fn tag_index(&self) -> &TagIndex {
+        self.tag_index.get_or_init(|| {
+            let runs = &self.index().runs;
+            TagIndex::new(runs.iter().map(|r| &self.series[r.series as usize]))
+        })
     }
 }
 

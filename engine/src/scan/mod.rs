@@ -811,12 +811,6 @@ fn block_may_hold(seg: &crate::segment::Segment, block: usize, window: (i64, i64
     }
 }
 
-/// Whether a series key meets every tag predicate.
-fn matches(key: &SeriesKey, tags: &[(String, Vec<String>)]) -> bool {
-    tags.iter()
-        .all(|(tag, values)| key.get(tag).is_some_and(|v| values.iter().any(|x| x == v)))
-}
-
 /// About how many rows a scan of `req` reads (all partitions together): the rows of each
 /// matching series in each source, times the share of the series' time range that the
 /// request covers. `None` once the count reaches `cap` (the walk over the series index
@@ -837,21 +831,17 @@ pub(crate) fn estimate_rows(sources: &[Source], req: &ScanRequest, cap: u64) -> 
         if hi < req.min_time || lo > req.max_time {
             continue;
         }
-        match source {
-            Source::Segment(seg) => {
-                for m in &seg.meta().series {
-                    if matches(&m.key, &req.tags) {
-                        rows += share(m.row_count, m.min_time, m.max_time);
-                    }
+        for entry in source.matching(&req.tags) {
+            rows += match source {
+                Source::Segment(seg) => {
+                    let m = &seg.meta().series[entry];
+                    share(m.row_count, m.min_time, m.max_time)
                 }
-            }
-            Source::Chunk(c) => {
-                for r in &c.index().runs {
-                    if matches(&c.series[r.series as usize], &req.tags) {
-                        rows += share((r.end - r.start) as u64, r.min_time, r.max_time);
-                    }
+                Source::Chunk(c) => {
+                    let r = &c.index().runs[entry];
+                    share((r.end - r.start) as u64, r.min_time, r.max_time)
                 }
-            }
+            };
         }
         if rows >= cap {
             return None;
@@ -884,11 +874,9 @@ pub(crate) fn estimate_decoded_rows(
         }
         match source {
             Source::Segment(seg) => {
-                for (entry, m) in seg.meta().series.iter().enumerate() {
-                    if m.max_time < req.min_time
-                        || m.min_time > req.max_time
-                        || !matches(&m.key, &req.tags)
-                    {
+                for entry in source.matching(&req.tags) {
+                    let m = &seg.meta().series[entry];
+                    if m.max_time < req.min_time || m.min_time > req.max_time {
                         continue;
                     }
                     for (block, lo, hi) in series_blocks(seg, entry) {
@@ -980,21 +968,9 @@ pub(crate) fn estimate_series(sources: &[Source], req: &ScanRequest) -> u64 {
             continue;
         }
         let series = match source {
-            Source::Segment(seg) => {
-                let series = &seg.meta().series;
-                if req.tags.is_empty() {
-                    series.len()
-                } else {
-                    series.iter().filter(|m| matches(&m.key, &req.tags)).count()
-                }
-            }
-            Source::Chunk(c) => {
-                if req.tags.is_empty() {
-                    c.series.len()
-                } else {
-                    c.series.iter().filter(|k| matches(k, &req.tags)).count()
-                }
-            }
+            Source::Segment(seg) if req.tags.is_empty() => seg.meta().series.len(),
+            Source::Chunk(c) if req.tags.is_empty() => c.series.len(),
+            _ => source.matching(&req.tags).len(),
         };
         most = most.max(series as u64);
     }
@@ -1022,8 +998,9 @@ fn plan(
         }
         let before = all.len();
         let mut matched = false;
-        for (key, entry, min_time, max_time) in source.series() {
-            if max_time < req.min_time || min_time > req.max_time || !matches(&key, &req.tags) {
+        for entry in source.matching(&req.tags) {
+            let (key, min_time, max_time) = source.entry(entry);
+            if max_time < req.min_time || min_time > req.max_time {
                 continue;
             }
             matched = true;
@@ -1031,7 +1008,7 @@ fn plan(
                 continue;
             }
             all.push((
-                key,
+                key.clone(),
                 Run {
                     source: i,
                     entry,

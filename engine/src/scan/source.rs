@@ -40,30 +40,41 @@ impl Source {
         }
     }
 
-    /// Every series of the source: (key, entry index, min time, max time), in key order.
-    pub fn series(&self) -> Vec<(SeriesKey, usize, i64, i64)> {
-        match self {
-            Source::Segment(s) => s
-                .meta()
-                .series
-                .iter()
-                .enumerate()
-                .map(|(i, m)| (m.key.clone(), i, m.min_time, m.max_time))
-                .collect(),
-            Source::Chunk(c) => c
-                .index()
-                .runs
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    (
-                        c.series[r.series as usize].clone(),
-                        i,
-                        r.min_time,
-                        r.max_time,
-                    )
-                })
+    /// The series entries of the source (a segment's series, a chunk's runs) whose keys
+    /// meet every tag predicate (tag, any of values), in key order; all of them without
+    /// predicates.
+    pub fn matching(&self, tags: &[(String, Vec<String>)]) -> Vec<usize> {
+        let (candidates, count) = match self {
+            Source::Segment(s) => (s.tag_index().candidates(tags), s.meta().series.len()),
+            Source::Chunk(c) => (c.tag_index().candidates(tags), c.index().runs.len()),
+        };
+        match candidates {
+            None => (0..count).collect(),
+            Some(entries) => entries
+                .into_iter()
+                .map(|e| e as usize)
+                .filter(|&e| matches(self.entry(e).0, tags))
                 .collect(),
         }
     }
+
+    /// Entry `entry`'s series key, and its min and max time in the source.
+    pub fn entry(&self, entry: usize) -> (&SeriesKey, i64, i64) {
+        match self {
+            Source::Segment(s) => {
+                let m = &s.meta().series[entry];
+                (&m.key, m.min_time, m.max_time)
+            }
+            Source::Chunk(c) => {
+                let r = &c.index().runs[entry];
+                (&c.series[r.series as usize], r.min_time, r.max_time)
+            }
+        }
+    }
+}
+
+/// Whether a series key meets every tag predicate (tag, any of values).
+pub(crate) fn matches(key: &SeriesKey, tags: &[(String, Vec<String>)]) -> bool {
+    tags.iter()
+        .all(|(tag, values)| key.get(tag).is_some_and(|v| values.iter().any(|x| x == v)))
 }

@@ -2,8 +2,8 @@
 //! open, and each block checked (crc32) and decoded only when asked for.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arrow_array::{
     ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, UInt8Array, UInt64Array,
@@ -16,6 +16,7 @@ use super::format::{self, SegmentMeta, Trailer};
 use crate::encoding;
 use crate::error::{Error, Result};
 use crate::schema::ColumnType;
+use crate::series::TagIndex;
 
 /// An open, immutable segment file.
 #[derive(Debug)]
@@ -29,6 +30,8 @@ pub struct Segment {
     /// Set once the segment is no longer live (compacted away): the file is removed when
     /// the last reader drops it.
     obsolete: AtomicBool,
+    /// The series of each tag value, built when a scan first filters on tags.
+    tag_index: OnceLock<TagIndex>,
 }
 
 impl Segment {
@@ -43,6 +46,7 @@ impl Segment {
             meta,
             last_values,
             obsolete: AtomicBool::new(false),
+            tag_index: OnceLock::new(),
         })
     }
 
@@ -65,6 +69,13 @@ impl Segment {
     /// The segment's metadata.
     pub fn meta(&self) -> &SegmentMeta {
         &self.meta
+    }
+
+    /// Which series hold each tag value (entries are indices into `meta().series`),
+    /// built on first use.
+    pub(crate) fn tag_index(&self) -> &TagIndex {
+        self.tag_index
+            .get_or_init(|| TagIndex::new(self.meta.series.iter().map(|m| &m.key)))
     }
 
     /// Size of the file in bytes.
