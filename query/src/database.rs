@@ -172,8 +172,8 @@ impl Database {
     }
 
     /// The DataFusion session, to register more functions or tables. SQL text run before
-    /// through [`sql`](Database::sql) keeps its resolved tables and functions (see
-    /// [`forget_plans`](Database::forget_plans)).
+    /// through [`sql`](Database::sql) keeps its resolved tables and functions, and its
+    /// session options, until [`forget_plans`](Database::forget_plans).
     pub fn session(&self) -> &SessionContext {
         &self.ctx
     }
@@ -318,10 +318,16 @@ impl Database {
     /// The context for a plan kept under the plan cache's `generation`: made once per
     /// generation, as the kept plans are. Making one copies the session's settings and
     /// function registries, about a tenth of a one-host query's run.
+    ///
+    /// A runtime set through [`session`](Database::session) (a memory limit, a temporary
+    /// directory) replaces the session's runtime, and is taken at once, as before.
     fn kept_task(&self, generation: u64) -> Arc<TaskContext> {
+        let runtime = self.ctx.runtime_env();
         let mut kept = self.kept_task.lock();
         match &*kept {
-            Some((g, task)) if *g == generation => task.clone(),
+            Some((g, task)) if *g == generation && Arc::ptr_eq(&task.runtime_env(), &runtime) => {
+                task.clone()
+            }
             _ => {
                 let task = self.ctx.task_ctx();
                 *kept = Some((generation, task.clone()));
@@ -447,11 +453,13 @@ impl Database {
             engine,
             ctx,
             plans,
+            kept_task,
             runtime,
             ..
         } = self;
-        // Kept plans hold the engine.
+        // Kept plans hold the engine, and so may their context (through a memory pool).
         drop(plans);
+        drop(kept_task);
         drop(ctx);
         drop(runtime);
         match Arc::try_unwrap(engine) {
@@ -470,16 +478,32 @@ mod tests {
     use crate::Database;
 
     #[test]
-    fn kept_plans_run_in_the_session_of_their_generation() {
+    fn the_context_of_kept_plans_is_made_once_and_renewed_by_a_set_or_a_new_runtime() {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(dir.path()).unwrap();
         let generation = db.plans.lock().generation();
         let task = db.kept_task(generation);
         assert!(Arc::ptr_eq(&task, &db.kept_task(generation)), "made once");
+        // A memory limit set through the session replaces its runtime, without a new
+        // generation: kept plans take it at once.
+        db.runtime()
+            .block_on(async {
+                let set = "SET datafusion.runtime.memory_limit = '1G'";
+                db.session().sql(set).await?.collect().await
+            })
+            .unwrap();
+        assert_eq!(db.plans.lock().generation(), generation);
+        let renewed = db.kept_task(generation);
+        assert!(!Arc::ptr_eq(&task.runtime_env(), &renewed.runtime_env()));
+        assert!(Arc::ptr_eq(
+            &renewed.runtime_env(),
+            &db.session().runtime_env()
+        ));
+        // A SET through `sql` forgets the plans, and the context with them.
         db.sql("SET datafusion.execution.batch_size = 1234")
             .unwrap();
-        let renewed = db.plans.lock().generation();
-        assert_ne!(renewed, generation, "a SET forgets the plans");
-        assert_eq!(db.kept_task(renewed).session_config().batch_size(), 1234);
+        let next = db.plans.lock().generation();
+        assert_ne!(next, generation);
+        assert_eq!(db.kept_task(next).session_config().batch_size(), 1234);
     }
 }

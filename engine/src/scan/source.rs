@@ -44,18 +44,19 @@ impl Source {
     /// meet every tag predicate (tag, any of values), in key order; all of them without
     /// predicates.
     pub fn matching(&self, tags: &[(String, Vec<String>)]) -> Vec<usize> {
-        let (candidates, count) = match self {
-            Source::Segment(s) => (s.tag_index().candidates(tags), s.meta().series.len()),
-            Source::Chunk(c) => (c.tag_index().candidates(tags), c.index().runs.len()),
+        // Without predicates the tag index is not built.
+        let candidates = match self {
+            Source::Segment(s) if tags.is_empty() => return (0..s.meta().series.len()).collect(),
+            Source::Chunk(c) if tags.is_empty() => return (0..c.index().runs.len()).collect(),
+            Source::Segment(s) => s.tag_index().candidates(tags),
+            Source::Chunk(c) => c.tag_index().candidates(tags),
         };
-        match candidates {
-            None => (0..count).collect(),
-            Some(entries) => entries
-                .into_iter()
-                .map(|e| e as usize)
-                .filter(|&e| matches(self.entry(e).0, tags))
-                .collect(),
-        }
+        candidates
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e as usize)
+            .filter(|&e| matches(self.entry(e).0, tags))
+            .collect()
     }
 
     /// Entry `entry`'s series key, and its min and max time in the source.
