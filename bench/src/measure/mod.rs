@@ -6,11 +6,9 @@
 
 mod answer;
 mod files;
-mod idle;
 mod latency;
 
 pub use answer::Answer;
 pub(crate) use files::disk_usage;
 pub use files::remove;
-pub use idle::wait_until_idle;
 pub use latency::{Latency, geometric_mean};

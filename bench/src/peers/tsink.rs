@@ -115,6 +115,8 @@ pub struct TsinkLoad {
     pub close_secs: f64,
     /// Seconds to reopen the closed store for the queries.
     pub reopen_secs: f64,
+    /// The wait after reopening for tsink's background compaction ([`settle`]).
+    pub settle: Settle,
     /// Bytes of every file in the data directory after `close`.
     pub bytes: u64,
     /// The loading rate over time: `[seconds since the start, rows/s]`, as Sextant's.
@@ -180,11 +182,85 @@ fn open(dir: &Path, durability: Durability) -> Result<Arc<dyn Storage>> {
         .map_err(failed)
 }
 
+/// The longest [`TsinkPeer::load`] waits for tsink's compaction after reopening.
+const SETTLE_LIMIT: Duration = Duration::from_secs(900);
+
+/// How the wait for tsink's background compaction ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Settle {
+    /// Seconds waited.
+    pub secs: f64,
+    /// Compaction passes that compacted something meanwhile.
+    pub compactions: u64,
+    /// Whether a pass found nothing to compact; false: gave up at the limit.
+    pub settled: bool,
+}
+
+/// Waits, for at most `limit`, until tsink's compactor finds nothing to compact.
+///
+/// A reopened tsink compacts the segments it flushed for minutes, in a background thread
+/// that wakes every 5 seconds, on the cores every engine's timed queries run on: at scale
+/// 1000 every engine's queries ran two to three times slower while it did. Each pass calls
+/// the numeric compactor and then the blob compactor, each counted as a run; once two runs
+/// in a row compacted nothing and failed nowhere, one of them was a numeric pass that found
+/// nothing left.
+fn settle(storage: &dyn Storage, limit: Duration) -> Settle {
+    let start = Instant::now();
+    let counters = || {
+        let c = storage.observability_snapshot().compaction;
+        (c.runs_total, c.success_total + c.errors_total)
+    };
+    let (runs, changes) = counters();
+    let mut quiet = Quiet::new(runs, changes);
+    loop {
+        let (runs, changes) = counters();
+        let settled = quiet.observe(runs, changes);
+        if settled || start.elapsed() >= limit {
+            return Settle {
+                secs: start.elapsed().as_secs_f64(),
+                compactions: quiet.changes - quiet.first_changes,
+                settled,
+            };
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The rule of [`settle`] over readings of the compactor's counters: runs, and runs that
+/// compacted something or failed.
+#[derive(Debug)]
+struct Quiet {
+    first_changes: u64,
+    /// Runs when the count of changes last moved.
+    quiet_from: u64,
+    changes: u64,
+}
+
+impl Quiet {
+    fn new(runs: u64, changes: u64) -> Quiet {
+        Quiet {
+            first_changes: changes,
+            quiet_from: runs,
+            changes,
+        }
+    }
+
+    /// Takes a reading; true once two runs in a row changed nothing.
+    fn observe(&mut self, runs: u64, changes: u64) -> bool {
+        if changes != self.changes {
+            (self.quiet_from, self.changes) = (runs, changes);
+            return false;
+        }
+        runs >= self.quiet_from + 2
+    }
+}
+
 impl TsinkPeer {
     /// Creates a tsink store in `dir` (emptied first), writes the cpu workload of `config`
     /// from one thread in `insert_rows` calls of `opts.batch_rows` cpu rows (10 points
-    /// each), closes it to flush everything to disk, measures the directory, and reopens
-    /// it. The clocks start once the store is open, as Sextant's do.
+    /// each), closes it to flush everything to disk, measures the directory, reopens it, and
+    /// waits until its background compaction is done ([`settle`]). The clocks start once
+    /// the store is open, as Sextant's do.
     pub fn load(
         config: &CpuConfig,
         dir: &Path,
@@ -262,6 +338,7 @@ impl TsinkPeer {
         let t = Instant::now();
         let storage = open(dir, opts.durability)?;
         let reopen_secs = t.elapsed().as_secs_f64();
+        let settle = settle(storage.as_ref(), SETTLE_LIMIT);
         let load = TsinkLoad {
             rows,
             points: rows * FIELD_COUNT as u64,
@@ -269,6 +346,7 @@ impl TsinkPeer {
             wall_secs,
             close_secs,
             reopen_secs,
+            settle,
             bytes,
             samples: sampler.samples,
             write_memory,
@@ -657,9 +735,18 @@ impl TsinkPeer {
         let mut flush = Phase::new(PEER, "flush", spec, load.rows, load.close_secs);
         flush.set_disk(load.bytes, spec);
         flush.set_memory(load.close_memory);
+        let settle = &load.settle;
         flush.note = Some(format!(
-            "close = final flush; every file of its directory; reopened for the queries in {:.2} s",
-            load.reopen_secs
+            "close = final flush; every file of its directory; reopened for the queries in {:.2} s, \
+             then {} {:.0} s for its background compaction ({} pass(es) compacted something)",
+            load.reopen_secs,
+            if settle.settled {
+                "waited"
+            } else {
+                "gave up waiting after"
+            },
+            settle.secs,
+            settle.compactions
         ));
         Ok((Box::new(peer), vec![write, flush]))
     }
@@ -714,4 +801,24 @@ fn label<'a>(series: &'a MetricSeries, name: &str) -> Result<&'a str> {
             peer: PEER,
             message: format!("series {} has no label {name}", series.name),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Quiet;
+
+    #[test]
+    fn compaction_is_settled_only_after_two_runs_in_a_row_change_nothing() {
+        let mut q = Quiet::new(0, 0);
+        assert!(!q.observe(0, 0), "no run yet");
+        assert!(
+            !q.observe(1, 0),
+            "one quiet run: the blob compactor's, maybe"
+        );
+        assert!(!q.observe(3, 1), "a pass compacted");
+        assert!(!q.observe(4, 1), "one quiet run since");
+        assert!(!q.observe(6, 2), "another compaction");
+        assert!(q.observe(8, 2), "two quiet runs in a row");
+        assert_eq!(q.changes - q.first_changes, 2);
+    }
 }

@@ -77,9 +77,6 @@ pub struct RunOptions {
     pub command: String,
 }
 
-/// The longest the run waits for the loads' background work before the queries.
-const IDLE_LIMIT: Duration = Duration::from_secs(900);
-
 /// Runs the benchmark. Differing answers are in the report (and on standard error), not
 /// an error: the caller decides (see [`RunReport::disagreements`]).
 pub fn run(opts: &RunOptions) -> Result<RunReport> {
@@ -115,20 +112,6 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         let (engine, phases) = peer.load(spec, &peer_options)?;
         peers.push(engine);
         ingest.extend(phases);
-    }
-    // Background work left from the loads (tsink's compaction) would run on the cores
-    // every engine's timed queries run on.
-    let waited = crate::measure::wait_until_idle(IDLE_LIMIT);
-    if waited > Duration::from_secs(2) {
-        eprintln!(
-            "sextant-bench: waited {:.0} s for the loads' background work to finish before the queries{}",
-            waited.as_secs_f64(),
-            if waited >= IDLE_LIMIT {
-                " (gave up: still busy)"
-            } else {
-                ""
-            }
-        );
     }
     // Sextant is opened for the queries only now, so that the peers' loading phases do
     // not carry its memory.
