@@ -198,12 +198,13 @@ pub struct Settle {
 
 /// Waits, for at most `limit`, until tsink's compactor finds nothing to compact.
 ///
-/// A reopened tsink compacts the segments it flushed for minutes, in a background thread
-/// that wakes every 5 seconds, on the cores every engine's timed queries run on: at scale
-/// 1000 every engine's queries ran two to three times slower while it did. Each pass calls
-/// the numeric compactor and then the blob compactor, each counted as a run; once two runs
-/// in a row compacted nothing and failed nowhere, one of them was a numeric pass that found
-/// nothing left.
+/// A reopened tsink may compact what it flushed in a background thread that wakes every 5
+/// seconds, on the cores every engine's timed queries run on; the wait keeps such work out
+/// of the timings. (At scale 1000 every engine's queries ran two to three times slower with
+/// tsink loaded than without, but at 135749c the wait found no compaction left to do, so
+/// that slowdown has another cause.) Each pass calls the numeric compactor and then the
+/// blob compactor, each counted as a run; once two runs in a row compacted nothing and
+/// failed nowhere, one of them was a numeric pass that found nothing left.
 fn settle(storage: &dyn Storage, limit: Duration) -> Settle {
     let start = Instant::now();
     let counters = || {
