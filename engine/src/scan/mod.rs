@@ -967,10 +967,10 @@ pub(crate) fn estimate_series(sources: &[Source], req: &ScanRequest) -> u64 {
         if hi < req.min_time || lo > req.max_time {
             continue;
         }
-        let series = match source {
-            Source::Segment(seg) if req.tags.is_empty() => seg.meta().series.len(),
-            Source::Chunk(c) if req.tags.is_empty() => c.series.len(),
-            _ => source.matching(&req.tags).len(),
+        let series = if req.tags.is_empty() {
+            source.entry_count()
+        } else {
+            source.matching(&req.tags).len()
         };
         most = most.max(series as u64);
     }

@@ -45,9 +45,10 @@ impl Source {
     /// predicates.
     pub fn matching(&self, tags: &[(String, Vec<String>)]) -> Vec<usize> {
         // Without predicates the tag index is not built.
+        if tags.is_empty() {
+            return (0..self.entry_count()).collect();
+        }
         let candidates = match self {
-            Source::Segment(s) if tags.is_empty() => return (0..s.meta().series.len()).collect(),
-            Source::Chunk(c) if tags.is_empty() => return (0..c.index().runs.len()).collect(),
             Source::Segment(s) => s.tag_index().candidates(tags),
             Source::Chunk(c) => c.tag_index().candidates(tags),
         };
@@ -57,6 +58,15 @@ impl Source {
             .map(|e| e as usize)
             .filter(|&e| matches(self.entry(e).0, tags))
             .collect()
+    }
+
+    /// How many series entries the source has (a segment's series, a chunk's runs: one
+    /// per series).
+    pub fn entry_count(&self) -> usize {
+        match self {
+            Source::Segment(s) => s.meta().series.len(),
+            Source::Chunk(c) => c.index().runs.len(),
+        }
     }
 
     /// Entry `entry`'s series key, and its min and max time in the source.
