@@ -263,6 +263,15 @@ pub(crate) fn pick(
 /// hours), so that a query of part of the window decodes about that part. Measured at 2
 /// and 4 (`sextant-bench run`, scale 1000 x 1 day): 0.283 against 0.297 bytes per value,
 /// queries alike.
+///
+/// Measured again once a block was decoded only through a query's last row (scale 100,
+/// Sextant alone, builds alternated, 3 rounds of `--runs 20`, medians): 4 spans made
+/// double-groupby-all 18.0 to 15.9 ms, cpu-max-all-8 2.74 to 2.43 and
+/// single-groupby-5-1-1 0.13 to 0.10, but double-groupby-5 7.5-7.8 to 8.3 (its window
+/// decodes the same rows from more blocks), for 0.297 against 0.283 bytes per value; 8
+/// spans, 0.324 bytes per value, were no faster than 4 on the double-groupby queries.
+/// Every block pays a fixed cost (its entropy tables, its arrays), which resume points
+/// inside a block would avoid.
 const BLOCK_SPANS_PER_WINDOW: i64 = 2;
 
 /// How a merge lays out its output's blocks.
