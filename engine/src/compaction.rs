@@ -265,13 +265,14 @@ pub(crate) fn pick(
 /// queries alike.
 ///
 /// Measured again once a block was decoded only through a query's last row (scale 100,
-/// Sextant alone, builds alternated, 3 rounds of `--runs 20`, medians): 4 spans made
-/// double-groupby-all 18.0 to 15.9 ms, cpu-max-all-8 2.74 to 2.43 and
-/// single-groupby-5-1-1 0.13 to 0.10, but double-groupby-5 7.5-7.8 to 8.3 (its window
-/// decodes the same rows from more blocks), for 0.297 against 0.283 bytes per value; 8
-/// spans, 0.324 bytes per value, were no faster than 4 on the double-groupby queries.
-/// Every block pays a fixed cost (its entropy tables, its arrays), which resume points
-/// inside a block would avoid.
+/// Sextant alone, builds alternated, 3 rounds of `--runs 20`, medians). Against 2
+/// spans, 4 (6-hour blocks) made double-groupby-all 18.0 to 15.9 ms, cpu-max-all-8 2.74
+/// to 2.43 and single-groupby-5-1-1 0.13 to 0.10, but double-groupby-5 slower, 7.5-7.8 to
+/// 8.3 in two sets of rounds (its window decodes the same rows from more blocks), and
+/// took 0.297 bytes per value against 0.283; 8 spans (3-hour blocks, 0.324) were no
+/// faster than 4 on the double-groupby queries. So 2 stays. Every block pays a fixed
+/// cost (its entropy tables, its arrays); resume points inside a block (the decoder's
+/// state every few thousand rows, so that a decode can start there) would avoid it.
 const BLOCK_SPANS_PER_WINDOW: i64 = 2;
 
 /// How a merge lays out its output's blocks.
