@@ -52,12 +52,15 @@ impl Source {
             Source::Segment(s) => s.tag_index().candidates(tags),
             Source::Chunk(c) => c.tag_index().candidates(tags),
         };
-        candidates
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| e as usize)
-            .filter(|&e| matches(self.entry(e).0, tags))
-            .collect()
+        match candidates {
+            // The index narrows nothing only without predicates (returned above).
+            None => (0..self.entry_count()).collect(),
+            Some(entries) => entries
+                .into_iter()
+                .map(|e| e as usize)
+                .filter(|&e| matches(self.entry(e).0, tags))
+                .collect(),
+        }
     }
 
     /// How many series entries the source has (a segment's series, a chunk's runs: one
