@@ -198,6 +198,7 @@ impl Engine {
         };
         let codec = encoding::Options {
             zstd_level: config.zstd_level,
+            ..encoding::Options::default()
         };
         let wal_noted = manifest.wal_newest;
         let inner = Arc::new(Inner {

@@ -3,7 +3,8 @@
 //! `tests/data/db-v1/` was written by segment format 1 (fixed-size blocks) with
 //! [`write_fixture`]; it holds a metric table of two hosts, two segments and blocks of 4
 //! rows, so that series cross block boundaries. `tests/data/db-v2/` was written by format
-//! 2 (no block filters) the same way, with a string field `note` besides. Regenerate a fixture only for a new
+//! 2 (no block filters) the same way, with a string field `note` besides, and
+//! `tests/data/db-v3/` by format 3 (no resumable codecs) at 4596e89. Regenerate a fixture only for a new
 //! format version, into a new folder: `SEXTANT_WRITE_FIXTURE=tests/data/db-vN cargo test
 //! -p sextant-engine --test format_compat -- --ignored`.
 //!
@@ -232,4 +233,17 @@ fn a_wal_of_payload_version_1_replays() {
     want.push((Some("h0".into()), Some("y".into()), 11, 6000.0));
     want.sort_by(|a, b| a.partial_cmp(b).unwrap());
     assert_eq!(rows, want);
+}
+
+#[test]
+fn a_version_3_database_opens_and_answers_with_its_block_filters() {
+    let (_dir, engine) = open_fixture("db-v3");
+    assert_eq!(scan(&engine, 0, 20), expected(0, 20));
+    assert_eq!(scan(&engine, 3, 15), expected(3, 15));
+    let (rows, excluded) = rows_with_note(&engine, "note-3");
+    assert_eq!(rows.len(), 6);
+    assert!(excluded >= 3, "{excluded} blocks excluded");
+    engine.compact("cpu").unwrap();
+    assert_eq!(scan(&engine, 3, 15), expected(3, 15));
+    engine.close().unwrap();
 }

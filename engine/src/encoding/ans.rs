@@ -22,6 +22,7 @@
 //! cannot check it.
 
 use super::DecodeError;
+use super::bytes::{Reader, put_varint};
 
 /// Frequencies are out of `1 << PROB_BITS`.
 const PROB_BITS: u32 = 12;
@@ -60,16 +61,11 @@ fn normalize(hist: &[u64; 256], n: u64) -> [u32; 256] {
     freq
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u32) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Appends `data` (not empty) coded with rANS.
-pub(super) fn encode(data: &[u8], out: &mut Vec<u8>) {
+/// Appends `data` (not empty) coded with rANS. With `every` (a multiple of 4, at least
+/// 4), the body holds a resume point before every `every`-th symbol (the resumable layout
+/// of the module docs), from which a decode can start.
+pub(super) fn encode(data: &[u8], every: Option<usize>, out: &mut Vec<u8>) {
+    debug_assert!(every.is_none_or(|e| e >= LANES && e % LANES == 0));
     let mut hist = [0u64; 256];
     for &b in data {
         hist[b as usize] += 1;
@@ -84,10 +80,13 @@ pub(super) fn encode(data: &[u8], out: &mut Vec<u8>) {
     let top = freq.iter().rposition(|&f| f > 0).unwrap_or(0);
     out.push(top as u8);
     for &f in &freq[..=top] {
-        put_varint(out, f);
+        put_varint(out, f as u64);
     }
-    // Encode backwards; words are pushed in reverse reading order.
+    // Encode backwards; words are pushed in reverse reading order. After symbol `i` is
+    // encoded, the lanes hold the states a decoder has just before decoding it, and the
+    // words pushed so far are the ones it reads from symbol `i` on.
     let mut rev: Vec<u16> = Vec::with_capacity(data.len() / 4 + 8);
+    let mut points: Vec<([u32; LANES], usize)> = Vec::new();
     let mut x = [LOW; LANES];
     for (i, &s) in data.iter().enumerate().rev() {
         let lane = &mut x[i % LANES];
@@ -98,6 +97,21 @@ pub(super) fn encode(data: &[u8], out: &mut Vec<u8>) {
             *lane >>= 16;
         }
         *lane = ((*lane / f) << PROB_BITS) + (*lane % f) + c;
+        if let Some(every) = every
+            && i > 0
+            && i % every == 0
+        {
+            points.push((x, rev.len()));
+        }
+    }
+    if let Some(every) = every {
+        put_varint(out, every as u64);
+        for (states, pushed) in points.iter().rev() {
+            for lane in states {
+                out.extend_from_slice(&lane.to_le_bytes());
+            }
+            put_varint(out, (rev.len() - pushed) as u64);
+        }
     }
     for lane in x {
         out.extend_from_slice(&lane.to_le_bytes());
@@ -107,26 +121,31 @@ pub(super) fn encode(data: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// Decodes the first `out.len()` of the `total` symbols coded in `input`, which must be
-/// exactly one ANS body. Only a whole decode (`out.len() == total`) checks the end of the
-/// body (every word read, every lane back in its starting state); a prefix stops early and
-/// leaves damage past it to the block's checksum.
-pub(super) fn decode(input: &[u8], out: &mut [u8], total: usize) -> Result<(), DecodeError> {
-    debug_assert!(out.len() <= total, "a prefix of the symbols");
+/// Decodes symbols `[start, to)` of the `total` symbols coded in `input`, which must be
+/// exactly one ANS body (of the resumable layout if `resumable`), into `out` (replacing
+/// its contents), and returns `start`: the last resume point at or before `from` (0 in a
+/// body without resume points). Only a whole decode (`from == 0`, `to == total`) checks
+/// the end of the body (every word read, every lane back in its starting state) and that
+/// every resume point is where the decode passes; any other range leaves damage outside
+/// it to the block's checksum.
+pub(super) fn decode(
+    input: &[u8],
+    resumable: bool,
+    from: usize,
+    to: usize,
+    total: usize,
+    out: &mut Vec<u8>,
+) -> Result<usize, DecodeError> {
+    debug_assert!(from <= to && to <= total, "a range of the symbols");
     let bad = |what: &str| DecodeError::malformed(format!("the entropy-coded plane {what}"));
-    let mut pos = 0;
-    let mut byte = || {
-        let b = input.get(pos).copied();
-        pos += 1;
-        b.ok_or_else(|| bad("ends early"))
-    };
-    let top = usize::from(byte()?);
+    let mut r = Reader::new(input);
+    let top = usize::from(r.u8().map_err(|_| bad("ends early"))?);
     let mut freq = [0u32; 256];
     let mut sum = 0u32;
     for f in &mut freq[..=top] {
         let mut v = 0u32;
         for shift in [0, 7] {
-            let b = byte()?;
+            let b = r.u8().map_err(|_| bad("ends early"))?;
             v |= u32::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
                 break;
@@ -143,6 +162,60 @@ pub(super) fn decode(input: &[u8], out: &mut [u8], total: usize) -> Result<(), D
             "has frequencies summing to {sum}, not {TOTAL}"
         )));
     }
+    let states = |r: &mut Reader<'_>| -> Result<[u32; LANES], DecodeError> {
+        let mut x = [0u32; LANES];
+        for lane in &mut x {
+            *lane = r.u32().map_err(|_| bad("ends early"))?;
+            if *lane < LOW {
+                return Err(bad("starts in an impossible state"));
+            }
+        }
+        Ok(x)
+    };
+    // Resume point `j` (from 1) is before symbol `j * every`: the lanes' states and the
+    // index of the next word.
+    // A whole decode keeps every point, to check them; a range only the one it starts at.
+    let whole = from == 0 && to >= total;
+    let mut every = usize::MAX;
+    let mut points: Vec<([u32; LANES], usize)> = Vec::new();
+    let mut resume = None;
+    if resumable {
+        let e = r.varint().map_err(|_| bad("ends early"))?;
+        if e < LANES as u64 || e % LANES as u64 != 0 {
+            return Err(bad(&format!(
+                "has resume points every {e} symbols, not a positive multiple of {LANES}"
+            )));
+        }
+        every = e as usize;
+        let count = total.saturating_sub(1) / every;
+        let j = if whole { 0 } else { (from / every).min(count) };
+        if whole {
+            points.reserve_exact(count);
+        }
+        for i in 1..=count {
+            let x = states(&mut r)?;
+            let word = r.varint().map_err(|_| bad("ends early"))?;
+            let point = (x, usize::try_from(word).unwrap_or(usize::MAX));
+            if whole {
+                points.push(point);
+            } else if i == j {
+                resume = Some((i * every, point));
+            }
+        }
+    }
+    let initial = states(&mut r)?;
+    let rest = r.take(input.len() - r.position()).unwrap_or(&[]);
+    if !rest.len().is_multiple_of(2) {
+        return Err(bad("has an odd number of renormalization bytes"));
+    }
+    let all_words = rest.len() / 2;
+    let (start, mut x, first_word) = match resume {
+        None => (0, initial, 0),
+        Some((start, (x, word))) => (start, x, word),
+    };
+    if first_word > all_words {
+        return Err(bad("has a resume point past its last word"));
+    }
     // slot -> frequency | (slot - start of the symbol's slots) << 16, and slot -> symbol:
     // two tables, so that the step reads each part without shifting and masking.
     let mut table = [0u32; TOTAL as usize];
@@ -156,49 +229,35 @@ pub(super) fn decode(input: &[u8], out: &mut [u8], total: usize) -> Result<(), D
         symbols[slots].fill(s as u8);
         at += f as usize;
     }
-    let mut x = [0u32; LANES];
-    for lane in &mut x {
-        let mut b = [0u8; 4];
-        for v in &mut b {
-            *v = byte()?;
-        }
-        *lane = u32::from_le_bytes(b);
-        if *lane < LOW {
-            return Err(bad("starts in an impossible state"));
-        }
-    }
-    let rest = input.get(pos..).unwrap_or(&[]);
-    if rest.len() % 2 != 0 {
-        return Err(bad("has an odd number of renormalization bytes"));
-    }
-    // A symbol reads at most one word, so a prefix needs no more words than symbols.
-    let whole = out.len() >= total;
-    let words: Vec<u32> = rest
+    // A symbol reads at most one word, so a range needs no more words than symbols.
+    let words: Vec<u32> = rest[2 * first_word..]
         .chunks_exact(2)
-        .take(if whole { usize::MAX } else { out.len() })
+        .take(if whole { usize::MAX } else { to - start })
         .map(|w| u32::from(u16::from_le_bytes([w[0], w[1]])))
         .collect();
-    // Reads past the end yield 0 and are caught by the position check below.
+    out.clear();
+    out.resize(to - start, 0);
+    // Reads past the end yield 0 and are caught by the position checks below.
     let mut at = 0usize;
-    let step = |lane: &mut u32, at: &mut usize| step(&table, &symbols, &words, lane, at);
-    let [mut x0, mut x1, mut x2, mut x3] = x;
-    let mut chunks = out.chunks_exact_mut(LANES);
-    for c in &mut chunks {
-        c[0] = step(&mut x0, &mut at);
-        c[1] = step(&mut x1, &mut at);
-        c[2] = step(&mut x2, &mut at);
-        c[3] = step(&mut x3, &mut at);
-    }
-    let mut lanes = [&mut x0, &mut x1, &mut x2, &mut x3];
-    for (o, lane) in chunks.into_remainder().iter_mut().zip(lanes.iter_mut()) {
-        *o = step(lane, &mut at);
-    }
     if !whole {
+        run(&table, &symbols, &words, &mut x, &mut at, out);
         return if at > words.len() {
             Err(bad("ends early"))
         } else {
-            Ok(())
+            Ok(start)
         };
+    }
+    // A whole decode passes every resume point and checks that it is where it says.
+    // (Points first: `zip` takes a piece only when there is a point for it.)
+    let mut pieces = out.chunks_mut(every);
+    for (&(states, word), piece) in points.iter().zip(&mut pieces) {
+        run(&table, &symbols, &words, &mut x, &mut at, piece);
+        if x != states || at != word {
+            return Err(bad("has a resume point that does not match its symbols"));
+        }
+    }
+    for piece in pieces {
+        run(&table, &symbols, &words, &mut x, &mut at, piece);
     }
     if at != words.len() {
         return Err(bad(if at > words.len() {
@@ -207,10 +266,37 @@ pub(super) fn decode(input: &[u8], out: &mut [u8], total: usize) -> Result<(), D
             "has bytes left over"
         }));
     }
-    if [x0, x1, x2, x3] != [LOW; LANES] {
+    if x != [LOW; LANES] {
         return Err(bad("does not end in the state it started from"));
     }
-    Ok(())
+    Ok(0)
+}
+
+/// Decodes `out.len()` symbols, the first of which belongs to lane 0, from the lanes'
+/// states `x` and the words from `words[*at]` on.
+#[inline(always)]
+fn run(
+    table: &[u32; TOTAL as usize],
+    symbols: &[u8; TOTAL as usize],
+    words: &[u32],
+    x: &mut [u32; LANES],
+    at: &mut usize,
+    out: &mut [u8],
+) {
+    let step = |lane: &mut u32, at: &mut usize| step(table, symbols, words, lane, at);
+    let [mut x0, mut x1, mut x2, mut x3] = *x;
+    let mut chunks = out.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        c[0] = step(&mut x0, at);
+        c[1] = step(&mut x1, at);
+        c[2] = step(&mut x2, at);
+        c[3] = step(&mut x3, at);
+    }
+    let mut lanes = [&mut x0, &mut x1, &mut x2, &mut x3];
+    for (o, lane) in chunks.into_remainder().iter_mut().zip(lanes.iter_mut()) {
+        *o = step(lane, at);
+    }
+    *x = [x0, x1, x2, x3];
 }
 
 /// Decodes one symbol with `lane`, refilling it from `words[*at]` when it runs low.
@@ -238,18 +324,37 @@ fn step(
 mod tests {
     use super::*;
 
-    fn round_trip(data: &[u8]) -> usize {
-        let mut out = Vec::new();
-        encode(data, &mut out);
-        let mut back = vec![0u8; data.len()];
-        decode(&out, &mut back, data.len()).unwrap();
-        assert_eq!(back, data);
-        for want in [0, 1, data.len() / 3, data.len().saturating_sub(1)] {
-            let mut prefix = vec![0u8; want];
-            decode(&out, &mut prefix, data.len()).unwrap();
-            assert_eq!(prefix, data[..want]);
+    /// Codes `data` with and without resume points every 8 symbols, checks that the whole
+    /// and ranges of it come back, and returns the sizes.
+    fn round_trip(data: &[u8]) -> (usize, usize) {
+        let mut sizes = [0; 2];
+        for (resumable, size) in [false, true].into_iter().zip(&mut sizes) {
+            let mut out = Vec::new();
+            encode(data, resumable.then_some(8), &mut out);
+            *size = out.len();
+            let mut back = Vec::new();
+            assert_eq!(
+                decode(&out, resumable, 0, data.len(), data.len(), &mut back),
+                Ok(0)
+            );
+            assert_eq!(back, data);
+            let n = data.len();
+            for (from, to) in [
+                (0, 0),
+                (0, 1),
+                (n / 3, n / 2),
+                (n / 2, n),
+                (n.saturating_sub(1), n),
+            ] {
+                let start = decode(&out, resumable, from, to, n, &mut back).unwrap();
+                assert!(start <= from);
+                if resumable {
+                    assert_eq!(start, from / 8 * 8);
+                }
+                assert_eq!(back, data[start..to]);
+            }
         }
-        out.len()
+        (sizes[0], sizes[1])
     }
 
     #[test]
@@ -274,8 +379,27 @@ mod tests {
     #[test]
     fn ans_rejects_a_wrong_length() {
         let mut out = Vec::new();
-        encode(&[1, 2, 3, 1, 1, 1, 2], &mut out);
-        assert!(decode(&out, &mut [0u8; 6], 6).is_err());
-        assert!(decode(&out, &mut [0u8; 8], 8).is_err());
+        encode(&[1, 2, 3, 1, 1, 1, 2], None, &mut out);
+        let mut back = Vec::new();
+        assert!(decode(&out, false, 0, 6, 6, &mut back).is_err());
+        assert!(decode(&out, false, 0, 8, 8, &mut back).is_err());
+    }
+
+    #[test]
+    fn ans_resume_points_cost_what_they_hold_and_are_checked_by_a_whole_decode() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * i % 7 % 3) as u8).collect();
+        let (plain, resumable) = round_trip(&data);
+        // One varint for the spacing, then 124 points of four states and a word index.
+        assert!(resumable - plain > 124 * 17, "{plain} {resumable}");
+        let mut out = Vec::new();
+        encode(&data, Some(8), &mut out);
+        // The first point's first state is past `top`, the frequencies and the spacing.
+        let mut pos = 1;
+        for _ in 0..=out[0] {
+            pos += out[pos..].iter().position(|b| b & 0x80 == 0).unwrap() + 1;
+        }
+        out[pos + 1] ^= 1;
+        let mut back = Vec::new();
+        assert!(decode(&out, true, 0, 1000, 1000, &mut back).is_err());
     }
 }

@@ -21,18 +21,32 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `n` bytes.
+    #[inline]
     pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let truncated = DecodeError::Truncated {
+        let bytes = self
+            .pos
+            .checked_add(n)
+            .and_then(|end| self.buf.get(self.pos..end));
+        match bytes {
+            Some(bytes) => {
+                self.pos += n;
+                Ok(bytes)
+            }
+            None => Err(self.truncated(n)),
+        }
+    }
+
+    /// The error for a read of `n` bytes past the end (built only then: it is not free).
+    #[cold]
+    fn truncated(&self, n: usize) -> DecodeError {
+        DecodeError::Truncated {
             needed: self.pos.saturating_add(n),
             len: self.buf.len(),
-        };
-        let end = self.pos.checked_add(n).ok_or(truncated.clone())?;
-        let bytes = self.buf.get(self.pos..end).ok_or(truncated)?;
-        self.pos = end;
-        Ok(bytes)
+        }
     }
 
     /// The next `N` bytes as an array.
+    #[inline]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N)?);
@@ -40,21 +54,25 @@ impl<'a> Reader<'a> {
     }
 
     /// One byte.
+    #[inline]
     pub(super) fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.array::<1>()?[0])
     }
 
     /// A little-endian `u32`.
+    #[inline]
     pub(super) fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
     /// A little-endian `u64`.
+    #[inline]
     pub(super) fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
     /// An unsigned LEB128 varint of at most ten bytes.
+    #[inline]
     pub(super) fn varint(&mut self) -> Result<u64, DecodeError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {

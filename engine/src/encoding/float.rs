@@ -1,7 +1,7 @@
 //! The `f64` codecs: integral floats as integers, all others as order-preserving bit keys.
 
 use super::bytes::{Reader, put_u32, put_u64};
-use super::int::{decode_ints_prefix, encode_ints, unzigzag, zigzag};
+use super::int::{decode_ints_range, encode_ints, unzigzag, zigzag};
 use super::pack::{Zstd, plan, read_pack, write_pack};
 use super::{DecodeError, Options, codec};
 
@@ -157,7 +157,13 @@ fn encode_scaled(keys: &[u64], opts: &Options, out: &mut Vec<u8>) -> bool {
     out.extend_from_slice(&(bias as u16).to_le_bytes());
     put_u32(out, low_len);
     out.extend_from_slice(&low);
-    write_pack(out, &high, plan(&high), &mut Zstd::new(opts.zstd_level));
+    write_pack(
+        out,
+        &high,
+        plan(&high),
+        None,
+        &mut Zstd::new(opts.zstd_level),
+    );
     true
 }
 
@@ -212,37 +218,45 @@ fn decode_scaled(r: &mut Reader<'_>, count: usize, want: usize) -> Result<Vec<f6
     Ok(keys.into_iter().map(unkey).collect())
 }
 
-/// See [`super::decode_f64_prefix`].
+/// Values `[from, to)` of a float block of `count` values, and the first value decoded to
+/// get them; see [`super::decode_f64_range`].
 pub(super) fn decode(
     tag: u8,
     mut r: Reader<'_>,
     count: usize,
-    want: usize,
-) -> Result<Vec<f64>, DecodeError> {
-    let want = want.min(count);
+    from: usize,
+    to: usize,
+) -> Result<(Vec<f64>, usize), DecodeError> {
+    let to = to.min(count);
+    let from = from.min(to);
     let out = match tag {
-        codec::EMPTY if count == 0 => Vec::new(),
+        codec::EMPTY if count == 0 => (Vec::new(), 0),
         codec::EMPTY => return Err(DecodeError::EmptyBlock { expected: count }),
         _ if count == 0 => return Err(DecodeError::NotEmpty { codec: tag, min: 1 }),
         // Integers beyond 2^53 (never written) round to the nearest float.
-        codec::F64_INT => decode_ints_prefix(&mut r, count, want, "f64")?
-            .into_iter()
-            .map(|v| v as i64 as f64)
-            .collect(),
-        codec::F64_BITS => decode_ints_prefix(&mut r, count, want, "f64")?
-            .into_iter()
-            .map(unkey)
-            .collect(),
+        codec::F64_INT => {
+            let (ints, start) = decode_ints_range(&mut r, count, from, to, "f64")?;
+            (ints.into_iter().map(|v| v as i64 as f64).collect(), start)
+        }
+        codec::F64_BITS => {
+            let (keys, start) = decode_ints_range(&mut r, count, from, to, "f64")?;
+            (keys.into_iter().map(unkey).collect(), start)
+        }
         codec::F64_SCALED if count < 3 => {
             return Err(DecodeError::malformed(format!(
                 "codec {tag} holds at least 3 values, {count} were asked for"
             )));
         }
-        codec::F64_SCALED if want == 0 => {
+        codec::F64_SCALED if to == 0 => {
             decode_scaled(&mut r, count, 1)?;
-            Vec::new()
+            (Vec::new(), 0)
         }
-        codec::F64_SCALED => decode_scaled(&mut r, count, want)?,
+        // Scaled deltas are decoded from the first value.
+        codec::F64_SCALED => {
+            let mut keys = decode_scaled(&mut r, count, to)?;
+            keys.drain(..from);
+            (keys, 0)
+        }
         other => return Err(codec::wrong(other, "f64")),
     };
     r.finish()?;

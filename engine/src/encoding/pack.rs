@@ -20,6 +20,9 @@ const PLANE_ZSTD: u8 = 1;
 const PLANE_FILL: u8 = 2;
 /// PLANE mode: a `u32` length, then that many bytes of rANS (see [`super::ans`]).
 const PLANE_ANS: u8 = 3;
+/// PLANE mode: a `u32` length, then that many bytes of rANS with resume points, from
+/// which a decode can start inside the plane.
+const PLANE_ANS_RESUMABLE: u8 = 4;
 
 /// Estimated overhead of a zstd frame (header, Huffman table) on top of its entropy, in bytes.
 const ZSTD_OVERHEAD: usize = 40;
@@ -52,8 +55,10 @@ impl Zstd {
     }
 }
 
-/// Appends `plane` as a PLANE: the smallest of raw, fill and zstd.
-pub(super) fn write_plane(out: &mut Vec<u8>, plane: &[u8], zstd: &mut Zstd) {
+/// Appends `plane` as a PLANE: the smallest of raw, fill, rANS and zstd. With `every`,
+/// the rANS candidate has a resume point every `every` bytes (a multiple of 4) if the
+/// plane is longer than that.
+pub(super) fn write_plane(out: &mut Vec<u8>, plane: &[u8], every: Option<usize>, zstd: &mut Zstd) {
     if let Some((&first, rest)) = plane.split_first()
         && rest.iter().all(|&b| b == first)
     {
@@ -63,11 +68,18 @@ pub(super) fn write_plane(out: &mut Vec<u8>, plane: &[u8], zstd: &mut Zstd) {
     let mut best = (PLANE_RAW, None);
     let mut best_len = plane.len();
     if plane.len() > 8 {
+        // ANSR's spacing must be a positive multiple of its lanes.
+        let every = every.filter(|&e| e >= 4 && e.is_multiple_of(4) && plane.len() > e);
         let mut ans = Vec::new();
-        super::ans::encode(plane, &mut ans);
+        super::ans::encode(plane, every, &mut ans);
         if ans.len() + 4 < best_len {
             best_len = ans.len() + 4;
-            best = (PLANE_ANS, Some(ans));
+            let mode = if every.is_some() {
+                PLANE_ANS_RESUMABLE
+            } else {
+                PLANE_ANS
+            };
+            best = (mode, Some(ans));
         }
         if let Some(frame) = zstd.compress(plane)
             && frame.len() + 4 < best_len
@@ -91,10 +103,10 @@ pub(super) fn write_plane(out: &mut Vec<u8>, plane: &[u8], zstd: &mut Zstd) {
 /// One plane as read: where its bytes are, or one byte repeated.
 #[derive(Debug)]
 pub(super) enum Plane<'a> {
-    /// The plane's bytes, exactly as many as asked for, stored raw in the block.
+    /// The plane's bytes, exactly those asked for, stored raw in the block.
     Raw(&'a [u8]),
-    /// The plane's bytes were decompressed into the scratch buffer given to the reader,
-    /// which now holds exactly as many as asked for.
+    /// The plane's bytes were decoded into the scratch buffer given to the reader, which
+    /// now holds exactly those asked for (from a range's start, see [`read_plane_range`]).
     Scratch,
     /// Every byte of the plane is this one.
     Fill(u8),
@@ -107,7 +119,7 @@ pub(super) fn read_plane<'a>(
     m: usize,
     scratch: &mut Vec<u8>,
 ) -> Result<Plane<'a>, DecodeError> {
-    read_plane_with(r, m, m, scratch, false)
+    read_plane_with(r, m, 0, m, scratch, false).map(|(plane, _)| plane)
 }
 
 /// Reads a PLANE of `m` bytes like [`read_plane`], but keeps only its first `want`
@@ -119,7 +131,23 @@ pub(super) fn read_plane_prefix<'a>(
     want: usize,
     scratch: &mut Vec<u8>,
 ) -> Result<Plane<'a>, DecodeError> {
-    read_plane_with(r, m, want.min(m), scratch, false)
+    read_plane_with(r, m, 0, want.min(m), scratch, false).map(|(plane, _)| plane)
+}
+
+/// Reads bytes `[start, to)` of a PLANE of `m` bytes, where `start` (returned) is at most
+/// `from`: `from` itself for raw planes, the last resume point at or before it for a
+/// resumable rANS plane, 0 for the others, which are decoded from their first byte. The
+/// reader is past the whole plane; see [`super::ans::decode`] for what a range leaves
+/// unchecked.
+pub(super) fn read_plane_range<'a>(
+    r: &mut Reader<'a>,
+    m: usize,
+    from: usize,
+    to: usize,
+    scratch: &mut Vec<u8>,
+) -> Result<(Plane<'a>, usize), DecodeError> {
+    let to = to.min(m);
+    read_plane_with(r, m, from.min(to), to, scratch, false)
 }
 
 /// Reads a PLANE of `m` bytes like [`read_plane`], for planes whose length `m` comes from
@@ -130,34 +158,35 @@ pub(super) fn read_plane_growing<'a>(
     m: usize,
     scratch: &mut Vec<u8>,
 ) -> Result<Plane<'a>, DecodeError> {
-    read_plane_with(r, m, m, scratch, true)
+    read_plane_with(r, m, 0, m, scratch, true).map(|(plane, _)| plane)
 }
 
+/// Reads bytes `[start, to)` of a PLANE of `m` bytes, `start <= from` (returned).
 fn read_plane_with<'a>(
     r: &mut Reader<'a>,
     m: usize,
-    want: usize,
+    from: usize,
+    to: usize,
     scratch: &mut Vec<u8>,
     grow: bool,
-) -> Result<Plane<'a>, DecodeError> {
+) -> Result<(Plane<'a>, usize), DecodeError> {
     match r.u8()? {
-        PLANE_RAW => Ok(Plane::Raw(&r.take(m)?[..want])),
-        PLANE_FILL => Ok(Plane::Fill(r.u8()?)),
+        PLANE_RAW => Ok((Plane::Raw(&r.take(m)?[from..to]), from)),
+        PLANE_FILL => Ok((Plane::Fill(r.u8()?), from)),
         PLANE_ZSTD => {
             let len = r.u32()? as usize;
             let offset = r.position();
             let frame = r.take(len)?;
             unzstd(frame, offset, m, scratch, grow)?;
-            scratch.truncate(want);
-            Ok(Plane::Scratch)
+            scratch.truncate(to);
+            Ok((Plane::Scratch, 0))
         }
-        PLANE_ANS => {
+        mode @ (PLANE_ANS | PLANE_ANS_RESUMABLE) => {
             let len = r.u32()? as usize;
             let body = r.take(len)?;
-            scratch.clear();
-            scratch.resize(want, 0);
-            super::ans::decode(body, scratch, m)?;
-            Ok(Plane::Scratch)
+            let resumable = mode == PLANE_ANS_RESUMABLE;
+            let start = super::ans::decode(body, resumable, from, to, m, scratch)?;
+            Ok((Plane::Scratch, start))
         }
         mode => Err(DecodeError::malformed(format!(
             "plane mode {mode} is unknown"
@@ -270,7 +299,7 @@ fn unzstd(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Plan {
     k: u32,
-    planes: u32,
+    pub(super) planes: u32,
     /// Estimated size of the PACK in bytes.
     pub(super) est: usize,
 }
@@ -414,8 +443,15 @@ pub(super) fn plan(z: &[u64]) -> Plan {
     })
 }
 
-/// Appends `z` as a PACK laid out by `plan`.
-pub(super) fn write_pack(out: &mut Vec<u8>, z: &[u64], plan: Plan, zstd: &mut Zstd) {
+/// Appends `z` as a PACK laid out by `plan`, its entropy-coded planes with a resume point
+/// every `every` residuals if given (see [`write_plane`]).
+pub(super) fn write_pack(
+    out: &mut Vec<u8>,
+    z: &[u64],
+    plan: Plan,
+    every: Option<usize>,
+    zstd: &mut Zstd,
+) {
     out.extend_from_slice(&[plan.k as u8, plan.planes as u8]);
     if plan.k > 0 {
         pack_low(z, plan.k, out);
@@ -426,7 +462,7 @@ pub(super) fn write_pack(out: &mut Vec<u8>, z: &[u64], plan: Plan, zstd: &mut Zs
         for (b, &v) in plane.iter_mut().zip(z) {
             *b = (v >> shift) as u8;
         }
-        write_plane(out, &plane, zstd);
+        write_plane(out, &plane, every, zstd);
     }
 }
 
@@ -454,20 +490,21 @@ fn pack_low(z: &[u64], k: u32, out: &mut Vec<u8>) {
 }
 
 /// Reads values `first..first + out.len()` of the `k`-bit values bit-packed in `buf`, which
-/// is padded with 16 zero bytes past the packed bits.
-fn unpack_low(buf: &[u8], k: u32, first: usize, out: &mut [u64]) {
+/// starts at bit `base` of the packed bits (a multiple of 8, at most `first * k`) and is
+/// padded with 16 zero bytes past them.
+fn unpack_low(buf: &[u8], k: u32, base: usize, first: usize, out: &mut [u64]) {
     let mask = low_mask(k);
     let k = k as usize;
     if k <= 56 {
         for (i, o) in (first..).zip(out) {
-            let bit = i * k;
+            let bit = i * k - base;
             let mut word = [0u8; 8];
             word.copy_from_slice(&buf[bit / 8..bit / 8 + 8]);
             *o = (u64::from_le_bytes(word) >> (bit % 8)) & mask;
         }
     } else {
         for (i, o) in (first..).zip(out) {
-            let bit = i * k;
+            let bit = i * k - base;
             let mut word = [0u8; 16];
             word.copy_from_slice(&buf[bit / 8..bit / 8 + 16]);
             *o = (u128::from_le_bytes(word) >> (bit % 8)) as u64 & mask;
@@ -481,8 +518,12 @@ const TILE: usize = 1024;
 
 /// A plane kept for assembly.
 enum Held<'a> {
-    /// Bytes in the block, or decoded into a buffer of their own.
-    Bytes(Cow<'a, [u8]>),
+    /// Bytes in the block, or decoded into a buffer of their own: residuals from `start`
+    /// on.
+    Bytes {
+        bytes: Cow<'a, [u8]>,
+        start: usize,
+    },
     Fill(u8),
 }
 
@@ -494,7 +535,22 @@ pub(super) fn read_pack(
     want: usize,
     out: &mut Vec<u64>,
 ) -> Result<(), DecodeError> {
-    let want = want.min(n);
+    read_pack_range(r, n, 0, want, out)
+}
+
+/// Reads a PACK of `n` residuals and appends residuals `[from, to)` of them to `out`
+/// (`to` at most `n`); the reader is past the whole PACK. Raw low bits and raw planes are
+/// read from `from` on, resumable planes from their last resume point at or before it,
+/// and the other planes from their first byte.
+pub(super) fn read_pack_range(
+    r: &mut Reader<'_>,
+    n: usize,
+    from: usize,
+    to: usize,
+    out: &mut Vec<u64>,
+) -> Result<(), DecodeError> {
+    let to = to.min(n);
+    let from = from.min(to);
     let k = u32::from(r.u8()?);
     let planes = u32::from(r.u8()?);
     if k > 64 {
@@ -508,6 +564,8 @@ pub(super) fn read_pack(
         )));
     }
     let mut low = Vec::new();
+    // The bit of residual `from`'s byte, where `low` starts.
+    let mut low_base = 0;
     if k > 0 {
         let bytes = |count: usize| {
             count
@@ -517,7 +575,9 @@ pub(super) fn read_pack(
         };
         let src = r.take(bytes(n)?)?;
         // Only the wanted values' bits are copied, padded for the unpacking's loads.
-        let src = &src[..bytes(want)?];
+        let first_byte = from * k as usize / 8;
+        let src = &src[first_byte..bytes(to)?];
+        low_base = first_byte * 8;
         low.reserve_exact(src.len() + 16);
         low.extend_from_slice(src);
         low.resize(src.len() + 16, 0);
@@ -525,16 +585,34 @@ pub(super) fn read_pack(
     let mut held = Vec::with_capacity(planes as usize);
     for _ in 0..planes {
         let mut scratch = Vec::new();
-        held.push(match read_plane_prefix(r, n, want, &mut scratch)? {
-            Plane::Raw(bytes) => Held::Bytes(Cow::Borrowed(bytes)),
-            Plane::Scratch => Held::Bytes(Cow::Owned(scratch)),
-            Plane::Fill(b) => Held::Fill(b),
+        held.push(match read_plane_range(r, n, from, to, &mut scratch)? {
+            (Plane::Raw(bytes), start) => Held::Bytes {
+                bytes: Cow::Borrowed(bytes),
+                start,
+            },
+            (Plane::Scratch, start) => Held::Bytes {
+                bytes: Cow::Owned(scratch),
+                start,
+            },
+            (Plane::Fill(b), _) => Held::Fill(b),
         });
     }
-    let short = || DecodeError::malformed(format!("a byte plane holds fewer than {want} bytes"));
-    out.reserve(want);
-    for first in (0..want).step_by(TILE) {
-        let len = TILE.min(want - first);
+    let short = || DecodeError::malformed(format!("a byte plane holds fewer than {to} bytes"));
+    // The bytes of residuals `[first, first + len)` of a plane that starts at `start`.
+    fn plane_bytes(
+        bytes: &[u8],
+        start: usize,
+        first: usize,
+        len: usize,
+        short: impl Fn() -> DecodeError,
+    ) -> Result<&[u8], DecodeError> {
+        bytes
+            .get(first - start..first - start + len)
+            .ok_or_else(short)
+    }
+    out.reserve(to - from);
+    for first in (from..to).step_by(TILE) {
+        let len = TILE.min(to - first);
         let start = out.len();
         // The tile's first layer is written, the others are added to it: the raw low
         // bits, or without them the first plane (which then has no shift), so that no
@@ -542,13 +620,13 @@ pub(super) fn read_pack(
         let mut layers = held.iter().enumerate();
         if k > 0 {
             out.resize(start + len, 0);
-            unpack_low(&low, k, first, &mut out[start..]);
+            unpack_low(&low, k, low_base, first, &mut out[start..]);
         } else {
             match layers.next() {
                 None => out.resize(start + len, 0),
                 Some((_, Held::Fill(b))) => out.resize(start + len, u64::from(*b)),
-                Some((_, Held::Bytes(bytes))) => {
-                    let bytes = bytes.get(first..first + len).ok_or_else(short)?;
+                Some((_, Held::Bytes { bytes, start: s })) => {
+                    let bytes = plane_bytes(bytes, *s, first, len, short)?;
                     out.extend(bytes.iter().map(|&b| u64::from(b)));
                 }
             }
@@ -556,15 +634,15 @@ pub(super) fn read_pack(
         let tile = &mut out[start..];
         for (p, plane) in layers {
             let shift = k + 8 * p as u32;
-            let bytes = match plane {
-                Held::Bytes(b) => b,
+            let (bytes, s) = match plane {
+                Held::Bytes { bytes, start } => (bytes, *start),
                 Held::Fill(b) => {
                     let add = u64::from(*b) << shift;
                     tile.iter_mut().for_each(|o| *o |= add);
                     continue;
                 }
             };
-            let bytes = bytes.get(first..first + len).ok_or_else(short)?;
+            let bytes = plane_bytes(bytes, s, first, len, short)?;
             for (o, &b) in tile.iter_mut().zip(bytes) {
                 *o |= u64::from(b) << shift;
             }

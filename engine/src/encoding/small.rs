@@ -26,7 +26,7 @@ pub(super) fn encode_bool(values: &BooleanBuffer, opts: &Options, out: &mut Vec<
         *last &= (1u8 << (n % 8)) - 1;
     }
     out.push(codec::BOOL_BITS);
-    write_plane(out, &bits, &mut Zstd::new(opts.zstd_level));
+    write_plane(out, &bits, None, &mut Zstd::new(opts.zstd_level));
 }
 
 /// See [`super::decode_bool`].
@@ -83,7 +83,7 @@ pub(super) fn encode_u8(values: &[u8], opts: &Options, out: &mut Vec<u8>) {
         }
         Some(_) => {
             out.push(codec::U8_BYTES);
-            write_plane(out, values, &mut Zstd::new(opts.zstd_level));
+            write_plane(out, values, None, &mut Zstd::new(opts.zstd_level));
         }
     }
 }

@@ -24,7 +24,7 @@ pub(super) fn encode(offsets: &[i32], data: &[u8], opts: &Options, out: &mut Vec
     let mut plain = vec![codec::STR_PLAIN];
     let lengths: Vec<u64> = offsets.windows(2).map(|w| (w[1] - w[0]) as u64).collect();
     encode_ints(&lengths, false, opts, &mut plain);
-    write_plane(&mut plain, &data[at(0)..at(n)], &mut zstd);
+    write_plane(&mut plain, &data[at(0)..at(n)], None, &mut zstd);
 
     // A dictionary, when at most half the values are distinct.
     let mut ids: HashMap<&[u8], u32> = HashMap::new();
@@ -47,7 +47,7 @@ pub(super) fn encode(offsets: &[i32], data: &[u8], opts: &Options, out: &mut Vec
         let lengths: Vec<u64> = dict.iter().map(|&i| value(i).len() as u64).collect();
         encode_ints(&lengths, false, opts, &mut coded);
         let bytes: Vec<u8> = dict.iter().flat_map(|&i| value(i)).copied().collect();
-        write_plane(&mut coded, &bytes, &mut zstd);
+        write_plane(&mut coded, &bytes, None, &mut zstd);
         encode_ints(&indices, false, opts, &mut coded);
         if coded.len() < plain.len() {
             out.extend_from_slice(&coded);

@@ -214,7 +214,10 @@ proptest! {
     #[test]
     fn f64_round_trips_bit_exactly(v in f64s(), level in prop_oneof![Just(1), Just(3), Just(-1)]) {
         let mut out = Vec::new();
-        encode_f64(&v, &Options { zstd_level: level }, &mut out);
+        encode_f64(&v, &Options {
+                zstd_level: level,
+                ..Options::default()
+            }, &mut out);
         prop_assert_eq!(bits(&decode_f64(&out, v.len()).unwrap()), bits(&v));
     }
 
@@ -601,4 +604,124 @@ fn a_string_plane_shorter_than_its_lengths_is_refused_at_any_size() {
             "{err}"
         );
     }
+}
+
+/// Random walks of small steps, whose deltas are the resumable kind.
+fn walks() -> impl Strategy<Value = Vec<i64>> {
+    (
+        any::<i64>(),
+        prop::collection::vec(prop_oneof![8 => -2i64..3, 1 => -300i64..300], 0..700),
+    )
+        .prop_map(|(start, steps)| {
+            let mut v = start >> 20;
+            steps
+                .into_iter()
+                .map(|s| {
+                    v = v.wrapping_add(s);
+                    v
+                })
+                .collect()
+        })
+}
+
+/// Options with resume points every `every` values.
+fn resumable(every: Option<usize>) -> Options {
+    Options {
+        resume_every: every,
+        ..Options::default()
+    }
+}
+
+fn resume_spacing() -> impl Strategy<Value = Option<usize>> {
+    prop_oneof![Just(None), (1usize..20).prop_map(|e| Some(e * 4))]
+}
+
+proptest! {
+    #[test]
+    fn ranges_are_the_whole_decode_cut(
+        ints in prop_oneof![walks(), i64s()],
+        every in resume_spacing(),
+        a in any::<prop::sample::Index>(),
+        b in any::<prop::sample::Index>(),
+    ) {
+        // Every range of every numeric kind, resumable or not, against the whole decode's.
+        let opts = resumable(every);
+        let n = ints.len();
+        let (x, y) = (a.index(n + 1), b.index(n + 1));
+        let (from, to) = (x.min(y), x.max(y));
+        let mut block = Vec::new();
+        encode_i64(&ints, &opts, &mut block);
+        prop_assert_eq!(decode_i64(&block, n).unwrap(), ints.clone());
+        prop_assert_eq!(decode_i64_range(&block, n, from, to).unwrap().0, &ints[from..to]);
+        prop_assert_eq!(decode_time_range(&block, n, from, to).unwrap().0, &ints[from..to]);
+        let unsigned: Vec<u64> = ints.iter().map(|&v| v as u64).collect();
+        let mut block = Vec::new();
+        encode_u64(&unsigned, &opts, &mut block);
+        prop_assert_eq!(decode_u64_range(&block, n, from, to).unwrap().0, &unsigned[from..to]);
+        // Integral floats are resumable deltas too; others are not.
+        for floats in [
+            ints.iter().map(|&v| (v >> 12) as f64).collect::<Vec<_>>(),
+            ints.iter().map(|&v| (v >> 12) as f64 / 8.0).collect(),
+        ] {
+            let mut block = Vec::new();
+            encode_f64(&floats, &opts, &mut block);
+            prop_assert_eq!(bits(&decode_f64(&block, n).unwrap()), bits(&floats));
+            let back = decode_f64_range(&block, n, from, to).unwrap().0;
+            prop_assert_eq!(bits(&back), bits(&floats[from..to]));
+        }
+    }
+
+    #[test]
+    fn range_decoders_survive_damage(
+        ints in walks(),
+        every in resume_spacing(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4),
+        a in any::<prop::sample::Index>(),
+        b in any::<prop::sample::Index>(),
+    ) {
+        let n = ints.len();
+        let mut block = Vec::new();
+        encode_i64(&ints, &resumable(every), &mut block);
+        for (at, x) in flips {
+            let at = at.index(block.len());
+            block[at] ^= x;
+        }
+        let (x, y) = (a.index(n + 1), b.index(n + 1));
+        let (from, to) = (x.min(y), x.max(y));
+        let _ = decode_i64_range(&block, n, from, to);
+        let _ = decode_f64_range(&block, n, from, to);
+        let _ = decode_i64(&block, n);
+    }
+}
+
+#[test]
+fn resumable_deltas_start_at_a_resume_point_and_a_whole_decode_checks_them() {
+    let mut s = 1u64;
+    let mut v = 0i64;
+    let walk: Vec<i64> = (0..1000)
+        .map(|_| {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            v += (s >> 33) as i64 % 2001 - 1000;
+            v
+        })
+        .collect();
+    let mut block = Vec::new();
+    encode_i64(&walk, &resumable(Some(256)), &mut block);
+    // codec, count (two bytes), first value, spacing (two bytes), then the first point.
+    assert_eq!(block[0], codec::INT_DELTA_RESUMABLE);
+    assert_eq!(block[11..13], [0x80, 0x02]);
+    for (from, to) in [(0, 1), (255, 257), (256, 256), (600, 1000), (999, 1000)] {
+        assert_eq!(
+            decode_i64_range(&block, 1000, from, to).unwrap().0,
+            &walk[from..to]
+        );
+    }
+    let mut without = Vec::new();
+    encode_i64(&walk, &resumable(None), &mut without);
+    assert_eq!(without[0], codec::INT_DELTA);
+    assert!(block.len() > without.len());
+    // A damaged point's value: ranges from it are wrong, but a whole decode refuses it.
+    block[13] ^= 2;
+    let err = decode_i64(&block, 1000).unwrap_err();
+    assert!(err.to_string().contains("resume point"), "{err}");
 }

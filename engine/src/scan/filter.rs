@@ -37,23 +37,22 @@ impl Scan {
     }
 
     /// Which rows in `[a, b)` of block `block` of a segment may meet every field filter;
-    /// only the filters' columns are decoded, through row `end` (at least `b`).
+    /// only the filters' columns are decoded, rows `[from, end)` (around `[a, b)`).
     pub(super) fn rows_meeting(
         &mut self,
         source: usize,
         block: usize,
-        a: usize,
-        b: usize,
-        end: usize,
+        (a, b): (usize, usize),
+        (from, end): (usize, usize),
     ) -> Result<Meets> {
         let mut mask: Option<BooleanBuffer> = None;
         for i in 0..self.filters.len() {
             let k = self.filters[i].0;
             // A column the segment lacks is null in every row: no row meets the filter.
-            let Some(array) = self.block(source, k, block, end)? else {
+            let Some(array) = self.block(source, k, block, from, end)? else {
                 return Ok(Meets::Nothing);
             };
-            let met = may_meet(&array.slice(a, b - a), &self.filters[i].1)?;
+            let met = may_meet(&array.slice(a - from, b - a), &self.filters[i].1)?;
             let met = match mask {
                 Some(before) => &before & &met,
                 None => met,

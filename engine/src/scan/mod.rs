@@ -80,7 +80,9 @@ pub struct Scan {
     work: VecDeque<(SeriesKey, Work)>,
     pending: VecDeque<Piece>,
     pending_rows: usize,
-    cache: HashMap<(usize, usize), (usize, ArrayRef)>,
+    /// Per source and needed column, the block last decoded: its index, the row the array
+    /// starts at, and the array.
+    cache: HashMap<(usize, usize), (usize, usize, ArrayRef)>,
     /// Whether the output has the time column.
     time_wanted: bool,
     /// Stands for the time column where it is not read.
@@ -378,32 +380,34 @@ impl Scan {
         Ok(true)
     }
 
-    /// Block `block` of needed column `k` of segment source `source`, decoded at least
-    /// through its first `end` rows (the array may hold more). Kept for the next call; one
-    /// that needs more rows than were decoded decodes the block again from its first row.
+    /// Block `block` of needed column `k` of segment source `source` from its row `from`,
+    /// decoded at least through row `end` (the array may hold more). Kept for the next
+    /// call; one that needs rows outside those decoded decodes the block again.
     fn block(
         &mut self,
         source: usize,
         k: usize,
         block: usize,
+        from: usize,
         end: usize,
     ) -> Result<Option<ArrayRef>> {
         let Some(col) = self.colmap[source][k] else {
             return Ok(None);
         };
-        if let Some((b, a)) = self.cache.get(&(source, k))
+        if let Some((b, start, a)) = self.cache.get(&(source, k))
             && *b == block
-            && a.len() >= end
+            && *start <= from
+            && start + a.len() >= end
         {
-            return Ok(Some(a.clone()));
+            return Ok(Some(a.slice(from - start, a.len() - (from - start))));
         }
         let Source::Segment(seg) = &self.sources[source] else {
             unreachable!("segment source")
         };
-        let array = seg.read_block_prefix(col, block, end)?;
+        let (array, decoded) = seg.read_block_range(col, block, from, end)?;
         self.metrics.blocks_read += 1;
-        self.metrics.values_decoded += array.len();
-        self.cache.insert((source, k), (block, array.clone()));
+        self.metrics.values_decoded += decoded;
+        self.cache.insert((source, k), (block, from, array.clone()));
         Ok(Some(array))
     }
 
@@ -456,11 +460,12 @@ impl Scan {
         if a == b {
             return Ok(None);
         }
-        let end = if prefix { b } else { be - bs };
+        // Decoded rows: `[from, end)` of the block.
+        let (from, end) = if prefix { (a, b) } else { (0, be - bs) };
         let mask = if for_merge {
             None
         } else {
-            match self.rows_meeting(run.source, block, a, b, end)? {
+            match self.rows_meeting(run.source, block, (a, b), (from, end))? {
                 Meets::Nothing => {
                     self.metrics.blocks_filtered += 1;
                     return Ok(None);
@@ -472,21 +477,26 @@ impl Scan {
         // Otherwise time is decoded, after the field filters, only when it is returned or
         // needed to hide rows.
         if time.is_none() && (for_merge || self.time_wanted || self.hide.is_some()) {
-            time = self.block(run.source, 0, block, end)?;
+            time = self.block(run.source, 0, block, 0, end)?;
         }
         let len = b - a;
         let mut arrays = Vec::with_capacity(self.needed.len());
         for k in 0..self.needed.len() {
-            let array = match (k, &time) {
-                (0, Some(time)) => time.clone(),
-                (0, None) => self.no_time.clone(),
-                _ => match self.block(run.source, k, block, end)? {
-                    Some(array) => array,
-                    None => crate::batch::null_array(self.needed[k].ty, len),
+            // Where the array starts: time from the block's first row.
+            let (array, start) = match (k, &time) {
+                (0, Some(time)) => (time.clone(), 0),
+                (0, None) => (self.no_time.clone(), a),
+                _ => match self.block(run.source, k, block, from, end)? {
+                    Some(array) => (array, from),
+                    None => (crate::batch::null_array(self.needed[k].ty, len), a),
                 },
             };
             let whole = array.len() == len || (k == 0 && time.is_none());
-            arrays.push(if whole { array } else { array.slice(a, len) });
+            arrays.push(if whole {
+                array
+            } else {
+                array.slice(a - start, len)
+            });
         }
         // Rows that cannot meet the field filters are left out before the other columns
         // go further; the time stand-in (time neither returned nor read) has no rows.
@@ -545,7 +555,7 @@ impl Scan {
         {
             let guess = ((n as f64 * share * 1.1) as usize + 64).min(n);
             let t = self
-                .block(source, 0, block, guess)?
+                .block(source, 0, block, 0, guess)?
                 .expect("every segment has time");
             let past = t
                 .as_primitive::<Int64Type>()
@@ -557,7 +567,7 @@ impl Scan {
             }
         }
         Ok(self
-            .block(source, 0, block, n)?
+            .block(source, 0, block, 0, n)?
             .expect("every segment has time"))
     }
 

@@ -149,6 +149,21 @@ impl Segment {
     /// and level columns stop decoding after those rows; the checksum still covers the
     /// whole block.
     pub fn read_block_prefix(&self, col: usize, block: usize, want: usize) -> Result<ArrayRef> {
+        Ok(self.read_block_range(col, block, 0, want)?.0)
+    }
+
+    /// Rows `[from, to)` of block `block` of column `col` (`to` capped at the block's
+    /// rows), as [`Segment::read_block`] returns them. Numeric and time columns whose
+    /// blocks have resume points start decoding at the last one at or before `from`; the
+    /// others decode from the block's first row (through `to` where they can). The
+    /// checksum still covers the whole block. Also returns how many values were decoded.
+    pub fn read_block_range(
+        &self,
+        col: usize,
+        block: usize,
+        from: usize,
+        to: usize,
+    ) -> Result<(ArrayRef, usize)> {
         let column = &self.meta.columns[col];
         let b = &self.meta.blocks[col][block];
         let (start, end) = self.meta.block_rows_range(block);
@@ -165,7 +180,16 @@ impl Segment {
         if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
             return Err(damaged("the checksum does not match".into()));
         }
-        decode_block(column.ty, body, rows, b.null_count as usize, want.min(rows)).map_err(damaged)
+        let to = to.min(rows);
+        decode_block(
+            column.ty,
+            body,
+            rows,
+            b.null_count as usize,
+            from.min(to),
+            to,
+        )
+        .map_err(damaged)
     }
 }
 
@@ -344,14 +368,16 @@ fn parse(path: &Path, map: &[u8]) -> Result<SegmentMeta> {
     })
 }
 
-/// Decodes a block body (without its crc): `flags:u8 [validity_len:u32 validity] values`.
+/// Decodes rows `[from, to)` of a block body (without its crc): `flags:u8 [validity_len:u32
+/// validity] values`; also returns how many values were decoded to get them.
 fn decode_block(
     ty: ColumnType,
     body: &[u8],
     rows: usize,
     null_count: usize,
-    want: usize,
-) -> Result<ArrayRef, String> {
+    from: usize,
+    to: usize,
+) -> Result<(ArrayRef, usize), String> {
     let (&flags, rest) = body.split_first().ok_or("the block is empty")?;
     let (nulls, values) = match flags {
         0 => (None, rest),
@@ -377,49 +403,48 @@ fn decode_block(
         ));
     }
     let present = rows - null_count;
-    // The numeric columns decode only the first `want` rows: the values of those that are
-    // not null.
-    let prefix_nulls = nulls.as_ref().map(|n| n.slice(0, want));
-    let wanted = want - prefix_nulls.as_ref().map_or(0, |n| n.null_count());
+    // The numeric columns decode only rows `[from, to)`: the values of those that are
+    // not null, `[first, last)` among the values.
+    let want = to - from;
+    let range_nulls = nulls.as_ref().map(|n| n.slice(from, want));
+    let first = from - nulls.as_ref().map_or(0, |n| n.slice(0, from).null_count());
+    let last = first + want - range_nulls.as_ref().map_or(0, |n| n.null_count());
     let err = |e: encoding::DecodeError| e.to_string();
+    // Values decoded: from `start` through `last`, or the whole block.
+    let mut start = 0;
+    let mut decoded_to = present;
     let array: ArrayRef = match ty {
         ColumnType::Time => {
-            let v = encoding::decode_time_prefix(values, present, wanted).map_err(err)?;
-            Arc::new(Int64Array::new(
-                spread(v, &prefix_nulls, want),
-                prefix_nulls,
-            ))
+            let (v, s) = encoding::decode_time_range(values, present, first, last).map_err(err)?;
+            (start, decoded_to) = (s, last);
+            Arc::new(Int64Array::new(spread(v, &range_nulls, want), range_nulls))
         }
         ColumnType::I64 => {
-            let v = encoding::decode_i64_prefix(values, present, wanted).map_err(err)?;
-            Arc::new(Int64Array::new(
-                spread(v, &prefix_nulls, want),
-                prefix_nulls,
-            ))
+            let (v, s) = encoding::decode_i64_range(values, present, first, last).map_err(err)?;
+            (start, decoded_to) = (s, last);
+            Arc::new(Int64Array::new(spread(v, &range_nulls, want), range_nulls))
         }
         ColumnType::U64 => {
-            let v = encoding::decode_u64_prefix(values, present, wanted).map_err(err)?;
-            Arc::new(UInt64Array::new(
-                spread(v, &prefix_nulls, want),
-                prefix_nulls,
-            ))
+            let (v, s) = encoding::decode_u64_range(values, present, first, last).map_err(err)?;
+            (start, decoded_to) = (s, last);
+            Arc::new(UInt64Array::new(spread(v, &range_nulls, want), range_nulls))
         }
         ColumnType::F64 => {
-            let v = encoding::decode_f64_prefix(values, present, wanted).map_err(err)?;
+            let (v, s) = encoding::decode_f64_range(values, present, first, last).map_err(err)?;
+            (start, decoded_to) = (s, last);
             Arc::new(Float64Array::new(
-                spread(v, &prefix_nulls, want),
-                prefix_nulls,
+                spread(v, &range_nulls, want),
+                range_nulls,
             ))
         }
         ColumnType::Level => {
-            let v = encoding::decode_u8_prefix(values, present, wanted).map_err(err)?;
+            let mut v = encoding::decode_u8_prefix(values, present, last).map_err(err)?;
+            v.drain(..first);
+            decoded_to = last;
             if v.iter().any(|&r| r > 5) {
                 return Err("a level rank is above 5".into());
             }
-            Arc::new(UInt8Array::new(
-                spread(v, &prefix_nulls, want),
-                prefix_nulls,
-            ))
+            Arc::new(UInt8Array::new(spread(v, &range_nulls, want), range_nulls))
         }
         ColumnType::Bool => {
             let v = encoding::decode_bool(values, present).map_err(err)?;
@@ -466,11 +491,12 @@ fn decode_block(
         ColumnType::Tag => return Err("tags are not stored in blocks".into()),
     };
     // Booleans and strings are decoded whole, then cut.
-    Ok(if array.len() > want {
-        array.slice(0, want)
+    let array = if array.len() > want {
+        array.slice(from, want)
     } else {
         array
-    })
+    };
+    Ok((array, decoded_to - start))
 }
 
 /// Places `present` values at the valid positions of a `rows`-long buffer.
