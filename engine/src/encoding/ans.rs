@@ -209,55 +209,98 @@ pub(super) fn decode(
         return Err(bad("has an odd number of renormalization bytes"));
     }
     let all_words = rest.len() / 2;
-    let (start, mut x, first_word) = match resume {
+    let (start, x, first_word) = match resume {
         None => (0, initial, 0),
         Some((start, (x, word))) => (start, x, word),
     };
     if first_word > all_words {
         return Err(bad("has a resume point past its last word"));
     }
-    // slot -> frequency | (slot - start of the symbol's slots) << 16, and slot -> symbol:
-    // two tables, so that the step reads each part without shifting and masking.
-    let mut table = [0u32; TOTAL as usize];
-    let mut symbols = [0u8; TOTAL as usize];
-    let mut at = 0usize;
-    for (s, &f) in freq.iter().enumerate() {
-        let slots = at..at + f as usize;
-        for (k, slot) in table[slots.clone()].iter_mut().enumerate() {
-            *slot = f | (k as u32) << 16;
+    SCRATCH.with_borrow_mut(|scratch| {
+        let Scratch {
+            table,
+            symbols,
+            words,
+        } = &mut **scratch;
+        // Every slot is written: the frequencies sum to TOTAL.
+        let mut at = 0usize;
+        for (s, &f) in freq.iter().enumerate() {
+            let slots = at..at + f as usize;
+            for (k, slot) in table[slots.clone()].iter_mut().enumerate() {
+                *slot = f | (k as u32) << 16;
+            }
+            symbols[slots].fill(s as u8);
+            at += f as usize;
         }
-        symbols[slots].fill(s as u8);
-        at += f as usize;
-    }
-    // A symbol reads at most one word, so a range needs no more words than symbols.
-    let words: Vec<u32> = rest[2 * first_word..]
-        .chunks_exact(2)
-        .take(if whole { usize::MAX } else { to - start })
-        .map(|w| u32::from(u16::from_le_bytes([w[0], w[1]])))
-        .collect();
-    out.clear();
-    out.resize(to - start, 0);
+        // A symbol reads at most one word, so a range needs no more words than symbols.
+        words.clear();
+        words.extend(
+            rest[2 * first_word..]
+                .chunks_exact(2)
+                .take(if whole { usize::MAX } else { to - start })
+                .map(|w| u32::from(u16::from_le_bytes([w[0], w[1]]))),
+        );
+        out.clear();
+        out.resize(to - start, 0);
+        run_all(table, symbols, words, x, whole, every, &points, out)?;
+        Ok(start)
+    })
+}
+
+/// The decoder's lookup tables and its copy of the words, kept per thread: 20 KB that
+/// would otherwise be zeroed for every plane.
+struct Scratch {
+    /// slot -> frequency | (slot - start of the symbol's slots) << 16; with `symbols`,
+    /// slot -> symbol: two tables, so that the step reads each part without shifting and
+    /// masking.
+    table: [u32; TOTAL as usize],
+    symbols: [u8; TOTAL as usize],
+    words: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Box<Scratch>> = std::cell::RefCell::new(Box::new(Scratch {
+        table: [0; TOTAL as usize],
+        symbols: [0; TOTAL as usize],
+        words: Vec::new(),
+    }));
+}
+
+/// Decodes `out.len()` symbols from the lanes' states `x`; a whole decode (`whole`) also
+/// checks each of `points` (one every `every` symbols) and the end of the body.
+#[allow(clippy::too_many_arguments)]
+fn run_all(
+    table: &[u32; TOTAL as usize],
+    symbols: &[u8; TOTAL as usize],
+    words: &[u32],
+    mut x: [u32; LANES],
+    whole: bool,
+    every: usize,
+    points: &[([u32; LANES], usize)],
+    out: &mut [u8],
+) -> Result<(), DecodeError> {
+    let bad = |what: &str| DecodeError::malformed(format!("the entropy-coded plane {what}"));
     // Reads past the end yield 0 and are caught by the position checks below.
     let mut at = 0usize;
     if !whole {
-        run(&table, &symbols, &words, &mut x, &mut at, out);
+        run(table, symbols, words, &mut x, &mut at, out);
         return if at > words.len() {
             Err(bad("ends early"))
         } else {
-            Ok(start)
+            Ok(())
         };
     }
     // A whole decode passes every resume point and checks that it is where it says.
     // (Points first: `zip` takes a piece only when there is a point for it.)
     let mut pieces = out.chunks_mut(every);
     for (&(states, word), piece) in points.iter().zip(&mut pieces) {
-        run(&table, &symbols, &words, &mut x, &mut at, piece);
+        run(table, symbols, words, &mut x, &mut at, piece);
         if x != states || at != word {
             return Err(bad("has a resume point that does not match its symbols"));
         }
     }
     for piece in pieces {
-        run(&table, &symbols, &words, &mut x, &mut at, piece);
+        run(table, symbols, words, &mut x, &mut at, piece);
     }
     if at != words.len() {
         return Err(bad(if at > words.len() {
@@ -269,7 +312,7 @@ pub(super) fn decode(
     if x != [LOW; LANES] {
         return Err(bad("does not end in the state it started from"));
     }
-    Ok(0)
+    Ok(())
 }
 
 /// Decodes `out.len()` symbols, the first of which belongs to lane 0, from the lanes'
