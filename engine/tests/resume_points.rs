@@ -22,7 +22,8 @@ fn open(dir: &std::path::Path) -> Engine {
 }
 
 /// Row `i`, whose walk is at `walk`: a walk of integers (resumable deltas), the walk in
-/// eighths with a null every 97 rows, and an integer field.
+/// eighths with a null every 97 rows, the walk with a null every 89 rows (resumable
+/// deltas of the values that are there), and an integer field.
 fn row(i: i64, walk: i64) -> Point {
     let mut p = Point::metric("cpu")
         .tag("host", "h0")
@@ -31,13 +32,16 @@ fn row(i: i64, walk: i64) -> Point {
     if i % 97 != 0 {
         p = p.field("eighths", walk as f64 / 8.0 + 0.125);
     }
+    if i % 89 != 0 {
+        p = p.field("gaps", walk as f64);
+    }
     p.field("count", i * 3)
 }
 
-/// (time, walk, eighths or NaN) of the rows of `[start, end)`.
-fn scan(engine: &Engine, start: i64, end: i64) -> Vec<(i64, f64, f64)> {
+/// (time, walk, eighths, gaps; NaN for null) of the rows of `[start, end)`.
+fn scan(engine: &Engine, start: i64, end: i64) -> Vec<Row> {
     let req = ScanRequest::new("cpu")
-        .columns(["time", "walk", "eighths"])
+        .columns(["time", "walk", "eighths", "gaps"])
         .time_range(start, end);
     let mut scan = engine.snapshot().scan(&req).unwrap();
     let mut out = Vec::new();
@@ -46,20 +50,20 @@ fn scan(engine: &Engine, start: i64, end: i64) -> Vec<(i64, f64, f64)> {
         let time = arrow_cast::cast(batch.column(0), &arrow_schema::DataType::Int64).unwrap();
         let time = time.as_primitive::<Int64Type>();
         let walk = batch.column(1).as_primitive::<Float64Type>();
-        let eighths = batch.column(2).as_primitive::<Float64Type>();
+        let value = |c: usize, i: usize| {
+            let a = batch.column(c).as_primitive::<Float64Type>();
+            if a.is_null(i) { f64::NAN } else { a.value(i) }
+        };
         for i in 0..batch.num_rows() {
-            let e = if eighths.is_null(i) {
-                f64::NAN
-            } else {
-                eighths.value(i)
-            };
-            out.push((time.value(i), walk.value(i), e));
+            out.push((time.value(i), walk.value(i), value(2, i), value(3, i)));
         }
     }
     out
 }
 
-fn expected(start: i64, end: i64) -> Vec<(i64, f64, f64)> {
+type Row = (i64, f64, f64, f64);
+
+fn expected(start: i64, end: i64) -> Vec<Row> {
     let mut walk = 0i64;
     let mut out = Vec::new();
     for i in 0..ROWS {
@@ -69,18 +73,20 @@ fn expected(start: i64, end: i64) -> Vec<(i64, f64, f64)> {
         } else {
             walk as f64 / 8.0 + 0.125
         };
+        let g = if i % 89 == 0 { f64::NAN } else { walk as f64 };
         if (start..end).contains(&i) {
-            out.push((i, walk as f64, e));
+            out.push((i, walk as f64, e, g));
         }
     }
     out
 }
 
-fn same(a: &[(i64, f64, f64)], b: &[(i64, f64, f64)]) -> bool {
+fn same(a: &[Row], b: &[Row]) -> bool {
+    let eq = |x: f64, y: f64| x == y || (x.is_nan() && y.is_nan());
     a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            x.0 == y.0 && x.1 == y.1 && (x.2 == y.2 || (x.2.is_nan() && y.2.is_nan()))
-        })
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.0 == y.0 && x.1 == y.1 && eq(x.2, y.2) && eq(x.3, y.3))
 }
 
 #[test]
@@ -104,22 +110,28 @@ fn windows_starting_inside_a_block_answer_as_the_whole_block_does() {
         (1025, 3000),
         (2047, ROWS),
         (5000, 5001),
-        (8193, 9000),
+        (3336, 3337),
+        (6673, 9000),
         (ROWS - 1, ROWS),
     ] {
         let got = scan(&engine, start, end);
         assert!(same(&got, &expected(start, end)), "rows {start}..{end}");
     }
-    // The last 1,000 rows: time is decoded whole (to find them), the walk from its resume
-    // point at row 8,192.
+    // The last 1,000 rows: time is decoded whole (to find them), the walk from its last
+    // resume point before them, at row 6,672 (its 9,999 deltas are cut into three
+    // stretches of 3,336). The gaps' 9,887 values (one row in 89 is null) are cut into
+    // stretches of 3,296: rows 9,000 on are values 8,898 on, decoded from value 6,592.
     let req = ScanRequest::new("cpu")
-        .columns(["time", "walk"])
+        .columns(["time", "walk", "gaps"])
         .time_range(9_000, ROWS);
     let mut scan = engine.snapshot().scan(&req).unwrap();
     assert_eq!(
         (&mut scan).map(|b| b.unwrap().num_rows()).sum::<usize>(),
         1_000
     );
-    assert_eq!(scan.metrics().values_decoded, 10_000 + (10_000 - 8_192));
+    assert_eq!(
+        scan.metrics().values_decoded,
+        10_000 + (10_000 - 6_672) + (9_887 - 6_592)
+    );
     engine.close().unwrap();
 }

@@ -12,14 +12,24 @@
 //!            of 4096; they sum to 4096
 //! STATE   := u32le >= 2^16: the decoder's initial states, lane 0 first
 //! WORD    := u16le: renormalization words in the order the decoder reads them
+//!
+//! ANSR    := top:u8 FREQ{top + 1} every:varint RESUME{(m - 1) / every} STATE{4} WORD*
+//! RESUME  := STATE{4} word:varint: for j from 1, the lanes' states just before symbol
+//!            j * every is decoded, and the index of the next WORD
 //! ```
+//!
+//! The resumable layout (ANSR; `m` symbols, none for `m = 0`, `every` a positive
+//! multiple of 4 so that symbol `j * every` is lane 0's) lets a decode start at a resume
+//! point instead of at symbol 0. The encoder, coding backwards, records the lanes and the
+//! words pushed so far right after coding symbol `j * every`.
 //!
 //! Symbol `i` is decoded by lane `i % 4`. With `s` the symbol whose slots `[c, c + f)`
 //! hold `x mod 4096`, the lane becomes `f * (x >> 12) + (x mod 4096) - c`, and if that is
 //! below 2^16 it is refilled as `(x << 16) | WORD`. After the last symbol every lane's
 //! state must be 2^16 again and every word must have been read, which also catches most
-//! corruption. A decode of only the first symbols (a prefix) stops before the end and
-//! cannot check it.
+//! corruption; a whole decode of ANSR also checks that it passes every resume point with
+//! its states and word index. A decode of a range (the first symbols, or from a resume
+//! point) stops before the end and cannot check it.
 
 use super::DecodeError;
 use super::bytes::{Reader, put_varint};
@@ -186,11 +196,12 @@ pub(super) fn decode(
                 "has resume points every {e} symbols, not a positive multiple of {LANES}"
             )));
         }
-        every = e as usize;
+        every = usize::try_from(e).map_err(|_| bad("has resume points too far apart"))?;
         let count = total.saturating_sub(1) / every;
         let j = if whole { 0 } else { (from / every).min(count) };
         if whole {
-            points.reserve_exact(count);
+            // Each point takes at least 17 bytes: no more are reserved than could be there.
+            points.reserve_exact(count.min(input.len() / 17));
         }
         for i in 1..=count {
             let x = states(&mut r)?;
@@ -242,10 +253,17 @@ pub(super) fn decode(
         );
         out.clear();
         out.resize(to - start, 0);
-        run_all(table, symbols, words, x, whole, every, &points, out)?;
-        Ok(start)
+        let decoded = run_all(table, symbols, words, x, whole, every, &points, out);
+        // A plane of a huge block does not keep its words' memory for the thread's life.
+        if words.capacity() > KEPT_WORDS {
+            *words = Vec::new();
+        }
+        decoded.map(|()| start)
     })
 }
+
+/// Words whose buffer a thread keeps between decodes (256 KiB).
+const KEPT_WORDS: usize = 1 << 16;
 
 /// The decoder's lookup tables and its copy of the words, kept per thread: 20 KB that
 /// would otherwise be zeroed for every plane.

@@ -15,6 +15,11 @@ impl<'a> Reader<'a> {
         Reader { buf, pos: 0 }
     }
 
+    /// Bytes not read yet.
+    pub(super) fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
     /// The offset of the next byte to be read.
     pub(super) fn position(&self) -> usize {
         self.pos

@@ -53,7 +53,10 @@ pub(super) fn encode_ints(values: &[u64], signed: bool, opts: &Options, out: &mu
 
     // Deltas are resumable at a cost: a value and, in each entropy-coded plane, four
     // states and a word index (about 18 bytes) per resume point.
-    let every = opts.resume_every.filter(|&e| e > 0 && delta.len() > e);
+    let every = opts
+        .resume_every
+        .map(|min| super::resume_spacing(delta.len(), min))
+        .filter(|&e| e > 0 && delta.len() > e);
     let delta_plan = plan(&delta);
     let points = every.map_or(0, |e| (delta.len() - 1) / e);
     let resume_cost = points * (1 + 18 * delta_plan.planes as usize);
@@ -194,13 +197,14 @@ pub(super) fn decode_int_body(
             }
             let every = usize::try_from(every).unwrap_or(usize::MAX);
             // Point `j` (from 1) holds value `j * every`, from which residual `j * every`
-            // on is added up; value `from` needs residual `from - 1`.
+            // on is added up: value `from` is decoded from the last point at or before it.
             let points = (count - 1).saturating_sub(1) / every;
-            let j = (from.saturating_sub(1) / every).min(points);
+            let j = (from / every).min(points);
             // A whole decode keeps every point's value, to check them; a range only the
             // one it starts at.
             let whole = from == 0 && to == count;
-            let mut values = Vec::with_capacity(if whole { points } else { 0 });
+            // (Each point takes at least a byte: no more are reserved than could be there.)
+            let mut values = Vec::with_capacity(if whole { points.min(r.remaining()) } else { 0 });
             let mut base = first;
             for i in 1..=points {
                 let v = first.wrapping_add(unzigzag(r.varint()?));

@@ -67,9 +67,10 @@
 //! A resumable integer delta (`0x06`) holds, at each resume point `j`, the value from which
 //! residual `j * every` on is added up; with its planes' resume points (the writer gives
 //! them the same `every`), a decode of values `[from, to)` starts at the last point at or
-//! before `from - 1` instead of at the first value. A whole decode checks every point's
-//! value. The writer uses it in place of `0x02` when the deltas are longer than
-//! [`Options::resume_every`], and counts the points' bytes when it chooses the codec.
+//! before `from` (value `j * every`) instead of at the first value. A whole decode checks
+//! every point's value. The writer uses it in place of `0x02` when there are more deltas
+//! than [`Options::resume_every`], cut into [`RESUME_STRETCHES`] stretches, and counts the
+//! points' bytes when it chooses the codec.
 //!
 //! | codec | name | kinds | body | values |
 //! |---|---|---|---|---|
@@ -176,35 +177,55 @@ pub struct Options {
     /// levels faster still). A plane is stored compressed only when that makes it smaller.
     /// Default: 3, chosen by measurement (see "Measurements" in the module docs).
     pub zstd_level: i32,
-    /// Integer deltas (and the integral floats written as them) longer than this get a
-    /// resume point every this many values, from which a decode of a range can start
-    /// instead of at the block's first value; `None` writes none. The planes' rANS gets
-    /// them too only where this is a multiple of 4 (otherwise their decode starts at
-    /// their first byte). Default: [`RESUME_EVERY`].
+    /// Integer deltas (and the integral floats written as them) longer than this get
+    /// resume points, from which a decode of a range can start instead of at the block's
+    /// first value: they are cut into [`RESUME_STRETCHES`] stretches of equal length
+    /// (rounded up to a multiple of 4), each at least this long (see [`resume_spacing`]).
+    /// `None` writes none. The planes' rANS gets them too only where the spacing is a
+    /// multiple of 4 (otherwise their decode starts at their first byte). Default:
+    /// [`RESUME_EVERY`].
     pub resume_every: Option<usize>,
 }
 
-/// Values between two resume points of a resumable block; see [`Options::resume_every`].
-/// A query whose time window starts inside a block decodes at most this many values
-/// before it. Each point costs about 19 bytes (four rANS states, a word index and a
-/// value) per entropy-coded plane, which is 6.6 % of 1,024 values of the TSBS walk at
-/// 0.28 bytes per value.
+/// The shortest stretch between two resume points; see [`Options::resume_every`].
+pub const RESUME_EVERY: usize = 1024;
+
+/// Stretches a resumable block is cut into; see [`Options::resume_every`]. A query whose
+/// time window starts inside a block decodes at most one stretch before it. Each point
+/// costs about 19 bytes (four rANS states, a word index and a value) per entropy-coded
+/// plane: 3.1 % of a compacted TSBS block (12 hours, 4,320 rows at 0.28 bytes per value)
+/// for two points, against 6.3 % for points every 1,024 values.
 ///
 /// Measured on TSBS cpu-only at scale 100 (`sextant-bench run --scale 100 --runs 20`,
-/// Sextant alone, three rounds alternating the builds; medians in ms), against no resume
-/// points:
+/// Sextant alone, rounds alternating the builds; medians in ms; bytes per value after
+/// compaction). First against no resume points, three rounds:
 ///
-/// | every | bytes per value | double-groupby-all | cpu-max-all-8 | double-groupby-1 | double-groupby-5 |
+/// | points | bytes per value | double-groupby-all | cpu-max-all-8 | double-groupby-1 | double-groupby-5 |
 /// |---|---|---|---|---|---|
 /// | none | 0.283 | 18.0 | 2.67 | 3.85 | 7.61 |
-/// | 1,024 | 0.301 | 13.9 | 2.22 | 3.51 | 8.10 |
-/// | 2,048 | 0.292 | 16.4 | 2.42 | 3.74 | 8.16 |
+/// | every 1,024 values | 0.301 | 13.9 | 2.22 | 3.51 | 8.10 |
+/// | every 2,048 values | 0.292 | 16.4 | 2.42 | 3.74 | 8.16 |
 ///
-/// Compacted blocks hold 12 hours (4,320 rows at 10 s), so a window starting inside one
-/// skips up to 4 of its 5 stretches at 1,024 and up to 2 at 2,048. double-groupby-5's
-/// window starts in the first 1,024 rows of its block, so it skips nothing and pays
-/// for the bigger blocks.
-pub const RESUME_EVERY: usize = 1024;
+/// Then every 1,024 values against three stretches (two points in a 12-hour block, at
+/// 1,440 and 2,880), three rounds with the decoder's tables kept per thread:
+///
+/// | points | bytes per value | double-groupby-all | cpu-max-all-8 | double-groupby-1 | double-groupby-5 |
+/// |---|---|---|---|---|---|
+/// | every 1,024 values | 0.301 | 13.6 | 2.17 | 3.60 | 8.14 |
+/// | three stretches | 0.292 | 14.3 | 2.18 | 3.44 | 7.68 |
+///
+/// Three stretches keep most of the gain at half the bytes, and keep the engine's goal
+/// of at most 0.30 bytes per value on this workload. A window starting inside a 12-hour
+/// block decodes at most 1,440 rows before it (at 2,048 values, up to 2,048; at 1,024,
+/// up to 1,024). double-groupby-5's window starts in the first rows of its block, so it
+/// skips nothing and pays only for the bigger blocks.
+pub const RESUME_STRETCHES: usize = 3;
+
+/// The spacing of the resume points of a block of `n` deltas: `n` cut into
+/// [`RESUME_STRETCHES`] stretches, rounded up to a multiple of 4, at least `min`.
+fn resume_spacing(n: usize, min: usize) -> usize {
+    n.div_ceil(RESUME_STRETCHES).next_multiple_of(4).max(min)
+}
 
 impl Default for Options {
     fn default() -> Self {

@@ -20,6 +20,12 @@ pub(super) fn encode(offsets: &[i32], data: &[u8], opts: &Options, out: &mut Vec
     let at = |i: usize| offsets[i] as usize;
     let value = |i: usize| &data[at(i)..at(i + 1)];
     let mut zstd = Zstd::new(opts.zstd_level);
+    // String blocks are decoded whole: resume points in their lengths and indices would
+    // be bytes for nothing.
+    let opts = &Options {
+        resume_every: None,
+        ..*opts
+    };
 
     let mut plain = vec![codec::STR_PLAIN];
     let lengths: Vec<u64> = offsets.windows(2).map(|w| (w[1] - w[0]) as u64).collect();

@@ -707,10 +707,11 @@ fn resumable_deltas_start_at_a_resume_point_and_a_whole_decode_checks_them() {
         .collect();
     let mut block = Vec::new();
     encode_i64(&walk, &resumable(Some(256)), &mut block);
-    // codec, count (two bytes), first value, spacing (two bytes), then the first point.
+    // codec, count (two bytes), first value, spacing (two bytes: 999 deltas in three
+    // stretches of 336), then the first point.
     assert_eq!(block[0], codec::INT_DELTA_RESUMABLE);
-    assert_eq!(block[11..13], [0x80, 0x02]);
-    for (from, to) in [(0, 1), (255, 257), (256, 256), (600, 1000), (999, 1000)] {
+    assert_eq!(block[11..13], [0xd0, 0x02]);
+    for (from, to) in [(0, 1), (336, 338), (337, 337), (600, 1000), (999, 1000)] {
         assert_eq!(
             decode_i64_range(&block, 1000, from, to).unwrap().0,
             &walk[from..to]

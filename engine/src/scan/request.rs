@@ -189,7 +189,10 @@ pub struct ScanMetrics {
     /// Rows read (of segment blocks and memory) but left out because they cannot meet
     /// the field filters.
     pub rows_filtered: usize,
-    /// Values decoded from segment blocks.
+    /// Values (not nulls) decoded from segment blocks, from where each decode started
+    /// (a resume point, or the block's first value) through the last one needed. Planes
+    /// that cannot start inside (zstd, rANS without resume points) decode more than this
+    /// counts.
     pub values_decoded: usize,
     /// In-memory chunks read.
     pub chunks_read: usize,

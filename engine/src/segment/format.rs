@@ -13,10 +13,10 @@ pub const MAGIC: [u8; 8] = *b"SXTSEG\0\0";
 /// The segment format version this build writes.
 pub const VERSION: u32 = 4;
 /// The oldest segment format version this build reads. Version 3 differs only in having
-/// no resumable codecs (integer codec `0x06`, PLANE mode 4), which a reader of version 4
-/// simply never meets there; version 2 also in having no block filters (the block index has no `filter_len`); version 1 also in its block
-/// layout (every block but the last holds exactly `block_rows` rows, so the block index
-/// lists no row counts).
+/// no resumable codecs (integer codec `0x06`, PLANE mode 4), which the reader then never
+/// meets; version 2 also in having no block filters (the block index has no
+/// `filter_len`); version 1 also in its block layout (every block but the last holds
+/// exactly `block_rows` rows, so the block index lists no row counts).
 pub const OLDEST_VERSION: u32 = 1;
 /// The first version whose block entries have a `filter_len`.
 const FILTERS_SINCE: u32 = 3;
