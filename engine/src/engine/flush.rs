@@ -112,13 +112,21 @@ impl Inner {
             wal.sync()?;
             self.visible.fetch_max(max_seq, Ordering::AcqRel);
             crate::fs::create_dir(&table.dir, self.config.faults.as_deref())?;
+            // A flushed block holds the rows of many series, and a scan decodes such a
+            // block whole (the next series wants the rest), so resume points there would
+            // be bytes for nothing (0.299 -> 0.306 bytes per value on TSBS cpu-only at
+            // scale 1000). Compaction, which cuts blocks per series, writes them.
+            let codec = crate::encoding::Options {
+                resume_every: None,
+                ..self.codec
+            };
             let spec = writer::SegmentSpec {
                 table: &frozen.schema.name,
                 kind: frozen.schema.kind,
                 columns: &frozen.schema.columns,
                 chunks: &frozen.chunks,
                 block_rows: self.config.block_rows,
-                codec: &self.codec,
+                codec: &codec,
                 faults: self.config.faults.as_ref(),
             };
             let name = &frozen.schema.name;
