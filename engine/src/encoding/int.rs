@@ -55,8 +55,7 @@ pub(super) fn encode_ints(values: &[u64], signed: bool, opts: &Options, out: &mu
     // states and a word index (about 18 bytes) per resume point.
     let every = opts
         .resume_every
-        .map(|min| super::resume_spacing(delta.len(), min))
-        .filter(|&e| e > 0 && delta.len() > e);
+        .and_then(|min| super::resume_spacing(delta.len(), min));
     let delta_plan = plan(&delta);
     let points = every.map_or(0, |e| (delta.len() - 1) / e);
     let resume_cost = points * (1 + 18 * delta_plan.planes as usize);

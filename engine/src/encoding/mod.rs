@@ -68,9 +68,9 @@
 //! residual `j * every` on is added up; with its planes' resume points (the writer gives
 //! them the same `every`), a decode of values `[from, to)` starts at the last point at or
 //! before `from` (value `j * every`) instead of at the first value. A whole decode checks
-//! every point's value. The writer uses it in place of `0x02` when there are more deltas
-//! than [`Options::resume_every`], cut into [`RESUME_STRETCHES`] stretches, and counts the
-//! points' bytes when it chooses the codec.
+//! every point's value. The writer uses it in place of `0x02` when the deltas cut into
+//! [`RESUME_STRETCHES`] stretches give stretches of at least [`Options::resume_every`],
+//! and counts the points' bytes when it chooses the codec.
 //!
 //! | codec | name | kinds | body | values |
 //! |---|---|---|---|---|
@@ -177,10 +177,10 @@ pub struct Options {
     /// levels faster still). A plane is stored compressed only when that makes it smaller.
     /// Default: 3, chosen by measurement (see "Measurements" in the module docs).
     pub zstd_level: i32,
-    /// Integer deltas (and the integral floats written as them) longer than this get
-    /// resume points, from which a decode of a range can start instead of at the block's
-    /// first value: they are cut into [`RESUME_STRETCHES`] stretches of equal length
-    /// (rounded up to a multiple of 4), each at least this long (see [`resume_spacing`]).
+    /// Integer deltas (and the integral floats written as them) get resume points, from
+    /// which a decode of a range can start instead of at the block's first value: they
+    /// are cut into [`RESUME_STRETCHES`] stretches of equal length (rounded up to a
+    /// multiple of 4), where those are at least this long (see [`resume_spacing`]).
     /// `None` writes none. The planes' rANS gets them too only where the spacing is a
     /// multiple of 4 (otherwise their decode starts at their first byte). Default:
     /// [`RESUME_EVERY`].
@@ -222,9 +222,13 @@ pub const RESUME_EVERY: usize = 1024;
 pub const RESUME_STRETCHES: usize = 3;
 
 /// The spacing of the resume points of a block of `n` deltas: `n` cut into
-/// [`RESUME_STRETCHES`] stretches, rounded up to a multiple of 4, at least `min`.
-fn resume_spacing(n: usize, min: usize) -> usize {
-    n.div_ceil(RESUME_STRETCHES).next_multiple_of(4).max(min)
+/// [`RESUME_STRETCHES`] stretches, rounded up to a multiple of 4; none if those would be
+/// shorter than `min` (or empty). Shorter blocks (the ones background compaction writes
+/// while a day is still filling, at scale 1000 a few thousand rows each) would pay as
+/// much per point for less to skip.
+fn resume_spacing(n: usize, min: usize) -> Option<usize> {
+    let every = n.div_ceil(RESUME_STRETCHES).next_multiple_of(4);
+    (every >= min.max(1) && n > every).then_some(every)
 }
 
 impl Default for Options {
