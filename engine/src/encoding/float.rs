@@ -233,13 +233,10 @@ pub(super) fn decode(
         codec::EMPTY if count == 0 => (Vec::new(), 0),
         codec::EMPTY => return Err(DecodeError::EmptyBlock { expected: count }),
         _ if count == 0 => return Err(DecodeError::NotEmpty { codec: tag, min: 1 }),
-        // Integers beyond 2^53 (never written) round to the nearest float.
-        codec::F64_INT => {
-            let (ints, start) = decode_ints_range(&mut r, count, from, to, "f64")?;
-            (ints.into_iter().map(|v| v as i64 as f64).collect(), start)
-        }
+        // Decoded straight into floats (see `FromInt for f64`).
+        codec::F64_INT => decode_ints_range::<f64>(&mut r, count, from, to, "f64")?,
         codec::F64_BITS => {
-            let (keys, start) = decode_ints_range(&mut r, count, from, to, "f64")?;
+            let (keys, start) = decode_ints_range::<u64>(&mut r, count, from, to, "f64")?;
             (keys.into_iter().map(unkey).collect(), start)
         }
         codec::F64_SCALED if count < 3 => {

@@ -2,7 +2,7 @@
 //! codecs: constant, constant step, delta, delta of deltas, frame of reference.
 
 use super::bytes::{Reader, put_u64, put_varint};
-use super::pack::{Zstd, plan, read_pack_range, write_pack};
+use super::pack::{Residuals, Zstd, plan, read_pack_range, read_pack_residuals, write_pack};
 use super::{DecodeError, Options, codec};
 
 /// Zigzag mapping of a two's complement difference: small magnitudes become small numbers.
@@ -112,13 +112,13 @@ pub(super) fn decode_ints(
 /// Reads an INT block of `count` values and returns values `[from, to)` of them (`to` at
 /// most `count`) and the first value decoded to get them; the reader is past the whole
 /// block.
-pub(super) fn decode_ints_range(
+pub(super) fn decode_ints_range<T: FromInt>(
     r: &mut Reader<'_>,
     count: usize,
     from: usize,
     to: usize,
     column: &'static str,
-) -> Result<(Vec<u64>, usize), DecodeError> {
+) -> Result<(Vec<T>, usize), DecodeError> {
     let tag = r.u8()?;
     decode_int_body(tag, r, count, from, to, column)
 }
@@ -128,14 +128,14 @@ pub(super) fn decode_ints_range(
 /// decoded to get them. Constants, steps and
 /// frames of reference are read from `from` on, resumable deltas from their last resume
 /// point at or before it, other deltas from their first value.
-pub(super) fn decode_int_body(
+pub(super) fn decode_int_body<T: FromInt>(
     tag: u8,
     r: &mut Reader<'_>,
     count: usize,
     from: usize,
     to: usize,
     column: &'static str,
-) -> Result<(Vec<u64>, usize), DecodeError> {
+) -> Result<(Vec<T>, usize), DecodeError> {
     let to = to.min(count);
     let from = from.min(to);
     let min = match tag {
@@ -165,25 +165,22 @@ pub(super) fn decode_int_body(
         });
     }
     match tag {
-        codec::INT_CONST => Ok((vec![r.u64()?; to - from], from)),
+        codec::INT_CONST => Ok((vec![T::from_int(r.u64()?); to - from], from)),
         codec::INT_STEP => {
             let (first, step) = (r.u64()?, r.u64()?);
-            let mut out = vec![0u64; to - from];
             let mut v = first.wrapping_add(step.wrapping_mul(from as u64));
-            for o in &mut out {
-                *o = v;
-                v = v.wrapping_add(step);
-            }
+            let out = (from..to)
+                .map(|_| {
+                    let o = T::from_int(v);
+                    v = v.wrapping_add(step);
+                    o
+                })
+                .collect();
             Ok((out, from))
         }
         codec::INT_DELTA => {
             let first = r.u64()?;
-            let mut out = Vec::with_capacity(to.max(1));
-            out.push(first);
-            read_pack_range(r, count - 1, 0, to.saturating_sub(1), &mut out)?;
-            prefix_sum(&mut out);
-            out.truncate(to);
-            out.drain(..from);
+            let out = add_up_deltas(r, count, (0, first), from, to, None)?;
             Ok((out, 0))
         }
         codec::INT_DELTA_RESUMABLE => {
@@ -214,24 +211,8 @@ pub(super) fn decode_int_body(
                 }
             }
             let start = j * every;
-            let mut out = Vec::with_capacity(to - start.min(to) + 1);
-            out.push(base);
-            read_pack_range(r, count - 1, start, to.saturating_sub(1), &mut out)?;
-            prefix_sum(&mut out);
-            // A whole decode checks the resume points, which it does not use.
-            if whole
-                && values
-                    .iter()
-                    .enumerate()
-                    .any(|(i, &v)| out[(i + 1) * every] != v)
-            {
-                return Err(DecodeError::malformed(
-                    "a resume point's value does not match the deltas".to_string(),
-                ));
-            }
-            // `out[i]` is value `start + i`.
-            out.truncate(to.saturating_sub(start));
-            out.drain(..from - start.min(from));
+            let check = whole.then_some((every, values.as_slice()));
+            let out = add_up_deltas(r, count, (start, base), from, to, check)?;
             Ok((out, start.min(from)))
         }
         codec::INT_DOD => {
@@ -247,30 +228,104 @@ pub(super) fn decode_int_body(
                 *o = v;
             }
             out.truncate(to);
-            out.drain(..from);
-            Ok((out, 0))
+            Ok((out.drain(from..).map(T::from_int).collect(), 0))
         }
         _ => {
             let base = r.u64()?;
             let mut out = Vec::with_capacity(to - from);
             read_pack_range(r, count, from, to, &mut out)?;
-            for o in &mut out {
-                *o = o.wrapping_add(base);
-            }
-            Ok((out, from))
+            let out = out.into_iter().map(|o| T::from_int(o.wrapping_add(base)));
+            Ok((out.collect(), from))
         }
     }
 }
 
-/// Replaces residuals `out[1..]` by the running sum from `out[0]` of their unzigzagged
-/// deltas.
-fn prefix_sum(out: &mut [u64]) {
-    let Some((first, rest)) = out.split_first_mut() else {
-        return;
-    };
-    let mut v = *first;
-    for o in rest {
-        v = v.wrapping_add(unzigzag(*o));
-        *o = v;
+/// What an INT block decodes into: the integers themselves, or floats that hold them.
+pub(super) trait FromInt: Copy {
+    /// The value of the integer `v` (two's complement where signed).
+    fn from_int(v: u64) -> Self;
+}
+
+impl FromInt for u64 {
+    #[inline(always)]
+    fn from_int(v: u64) -> u64 {
+        v
     }
+}
+
+/// Integers beyond 2^53 (never written) round to the nearest float.
+impl FromInt for f64 {
+    #[inline(always)]
+    fn from_int(v: u64) -> f64 {
+        v as i64 as f64
+    }
+}
+
+/// Reads the PACK of a delta block of `count` values whose value `start` is `base`, and
+/// returns values `[from, to)` (`start <= from` unless `from == to`): the residual of value
+/// `i + 1` is the zigzagged difference from value `i`. With `check`, a whole decode
+/// (`start` 0) also checks that value `(i + 1) * every` is `points[i]`.
+fn add_up_deltas<T: FromInt>(
+    r: &mut Reader<'_>,
+    count: usize,
+    (start, base): (usize, u64),
+    from: usize,
+    to: usize,
+    check: Option<(usize, &[u64])>,
+) -> Result<Vec<T>, DecodeError> {
+    // Residuals `[start, to - 1)` give values `start + 1 .. to`.
+    let end = to.saturating_sub(1);
+    let residuals = read_pack_residuals(r, count - 1, start.min(end), end)?;
+    let mut out = Vec::with_capacity(to - from);
+    if from >= to {
+        return Ok(out);
+    }
+    match &residuals {
+        Residuals::Bytes { bytes, start: s } => {
+            let bytes = &bytes[start - s..end - s];
+            add_up(bytes, base, from - start, check, &mut out)?;
+        }
+        Residuals::Wide(wide) => add_up(wide, base, from - start, check, &mut out)?,
+    }
+    Ok(out)
+}
+
+/// Adds up `residuals` from `base` and appends every value after the first `skip`
+/// residuals (the value they reach first) to `out`; see [`add_up_deltas`] for `check`.
+fn add_up<R: Copy + Into<u64>, T: FromInt>(
+    residuals: &[R],
+    base: u64,
+    skip: usize,
+    check: Option<(usize, &[u64])>,
+    out: &mut Vec<T>,
+) -> Result<(), DecodeError> {
+    let (skipped, rest) = residuals.split_at(skip);
+    let mut v = base;
+    for &z in skipped {
+        v = v.wrapping_add(unzigzag(z.into()));
+    }
+    out.push(T::from_int(v));
+    let mut add = |piece: &[R], v: &mut u64| {
+        out.extend(piece.iter().map(|&z| {
+            *v = v.wrapping_add(unzigzag(z.into()));
+            T::from_int(*v)
+        }));
+    };
+    match check {
+        None => add(rest, &mut v),
+        Some((every, points)) => {
+            // Points come first: `zip` takes a piece only when there is a point for it.
+            let mut pieces = rest.chunks(every);
+            for (&point, piece) in points.iter().zip(&mut pieces) {
+                add(piece, &mut v);
+                if v != point {
+                    return Err(DecodeError::malformed(
+                        "a resume point's value does not match the deltas".to_string(),
+                    ));
+                }
+            }
+            pieces.for_each(|piece| add(piece, &mut v));
+        }
+    }
+    Ok(())
 }

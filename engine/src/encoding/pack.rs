@@ -549,8 +549,53 @@ pub(super) fn read_pack_range(
     to: usize,
     out: &mut Vec<u64>,
 ) -> Result<(), DecodeError> {
+    let (k, planes) = read_pack_header(r)?;
+    read_pack_body(r, n, from.min(to.min(n)), to.min(n), k, planes, out)
+}
+
+/// Residuals of a PACK as [`read_pack_residuals`] reads them.
+#[derive(Debug)]
+pub(super) enum Residuals<'a> {
+    /// The PACK is one byte plane without raw low bits: residual `start + i` is
+    /// `bytes[i]`, for the residuals asked for (`start` is at most the first of them).
+    Bytes { bytes: Cow<'a, [u8]>, start: usize },
+    /// The residuals asked for, widened.
+    Wide(Vec<u64>),
+}
+
+/// Reads a PACK of `n` residuals for residuals `[from, to)` (`to` at most `n`) like
+/// [`read_pack_range`], but leaves the commonest layout, one byte plane without raw low
+/// bits, as bytes: the caller then adds them up without widening them first.
+pub(super) fn read_pack_residuals<'a>(
+    r: &mut Reader<'a>,
+    n: usize,
+    from: usize,
+    to: usize,
+) -> Result<Residuals<'a>, DecodeError> {
     let to = to.min(n);
     let from = from.min(to);
+    let (k, planes) = read_pack_header(r)?;
+    if k == 0 && planes == 1 {
+        let mut scratch = Vec::new();
+        let (bytes, start) = match read_plane_range(r, n, from, to, &mut scratch)? {
+            (Plane::Raw(bytes), start) => (Cow::Borrowed(bytes), start),
+            (Plane::Scratch, start) => (Cow::Owned(scratch), start),
+            (Plane::Fill(b), _) => return Ok(Residuals::Wide(vec![u64::from(b); to - from])),
+        };
+        if start > from || bytes.len() < to - start {
+            return Err(DecodeError::malformed(format!(
+                "a byte plane holds fewer than {to} bytes"
+            )));
+        }
+        return Ok(Residuals::Bytes { bytes, start });
+    }
+    let mut out = Vec::new();
+    read_pack_body(r, n, from, to, k, planes, &mut out)?;
+    Ok(Residuals::Wide(out))
+}
+
+/// Reads a PACK's raw low bits `k` and count of byte planes, and checks that they fit.
+fn read_pack_header(r: &mut Reader<'_>) -> Result<(u32, u32), DecodeError> {
     let k = u32::from(r.u8()?);
     let planes = u32::from(r.u8()?);
     if k > 64 {
@@ -563,6 +608,19 @@ pub(super) fn read_pack_range(
             "{planes} byte planes above {k} raw low bits do not fit in 64 bits"
         )));
     }
+    Ok((k, planes))
+}
+
+/// The rest of [`read_pack_range`] once its header is read (`from <= to <= n`).
+fn read_pack_body(
+    r: &mut Reader<'_>,
+    n: usize,
+    from: usize,
+    to: usize,
+    k: u32,
+    planes: u32,
+    out: &mut Vec<u64>,
+) -> Result<(), DecodeError> {
     let mut low = Vec::new();
     // The bit of residual `from`'s byte, where `low` starts.
     let mut low_base = 0;
