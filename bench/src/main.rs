@@ -94,6 +94,10 @@ struct QueryFlags {
     /// Untimed warm-up runs per query and engine (at least 1 is made, for the answer).
     #[arg(long, default_value_t = 1)]
     warmup: usize,
+    /// Milliseconds of idle before every timed run, so that each engine's run starts
+    /// from an idle machine instead of right after another engine's run.
+    #[arg(long, default_value_t = 0)]
+    pause_ms: u64,
     /// Queries to run, comma-separated (e.g. lastpoint,high-cpu-all) [default: the
     /// workload's whole set].
     #[arg(long, value_delimiter = ',')]
@@ -604,6 +608,7 @@ fn run_options(q: &QueryFlags) -> RunOptions {
         seed: 1,
         runs: q.runs.max(1),
         warmup: q.warmup,
+        pause: Duration::from_millis(q.pause_ms),
         dir: PathBuf::from("sextant-bench-run"),
         tuning: EngineTuning {
             durability: Durability::Interval(Duration::from_secs(1)),

@@ -51,6 +51,8 @@ pub struct RunOptions {
     /// Untimed runs per query and engine before the timed ones (at least one is made, for
     /// the answer).
     pub warmup: usize,
+    /// Idle time before every timed run (none: each run follows the previous engine's).
+    pub pause: Duration,
     /// Directory of the run: `sextant/` and the peers' files in it are replaced.
     pub dir: PathBuf,
     /// Sextant's engine options.
@@ -223,6 +225,9 @@ fn run_query(
     for _ in 0..opts.runs.max(1) {
         for (i, engine) in engines.iter().enumerate() {
             if let (Ok(sql), Some(answer)) = (&statements[i], &answers[i]) {
+                if !opts.pause.is_zero() {
+                    std::thread::sleep(opts.pause);
+                }
                 match timed(engine.as_ref(), query, sql, answer.rows()) {
                     Ok(t) => times[i].push(t),
                     Err(e) if i > 0 => {
