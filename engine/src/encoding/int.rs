@@ -228,7 +228,8 @@ pub(super) fn decode_int_body<T: FromInt>(
                 *o = v;
             }
             out.truncate(to);
-            Ok((out.drain(from..).map(T::from_int).collect(), 0))
+            out.drain(..from);
+            Ok((out.into_iter().map(T::from_int).collect(), 0))
         }
         _ => {
             let base = r.u64()?;
@@ -264,7 +265,7 @@ impl FromInt for f64 {
 /// Reads the PACK of a delta block of `count` values whose value `start` is `base`, and
 /// returns values `[from, to)` (`start <= from` unless `from == to`): the residual of value
 /// `i + 1` is the zigzagged difference from value `i`. With `check`, a whole decode
-/// (`start` 0) also checks that value `(i + 1) * every` is `points[i]`.
+/// (`start` and `from` 0) also checks that value `(i + 1) * every` is `points[i]`.
 fn add_up_deltas<T: FromInt>(
     r: &mut Reader<'_>,
     count: usize,
@@ -299,6 +300,10 @@ fn add_up<R: Copy + Into<u64>, T: FromInt>(
     check: Option<(usize, &[u64])>,
     out: &mut Vec<T>,
 ) -> Result<(), DecodeError> {
+    debug_assert!(
+        check.is_none() || skip == 0,
+        "points are checked from value 0"
+    );
     let (skipped, rest) = residuals.split_at(skip);
     let mut v = base;
     for &z in skipped {

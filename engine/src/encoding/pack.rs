@@ -582,7 +582,13 @@ pub(super) fn read_pack_residuals<'a>(
             (Plane::Scratch, start) => (Cow::Owned(scratch), start),
             (Plane::Fill(b), _) => return Ok(Residuals::Wide(vec![u64::from(b); to - from])),
         };
-        if start > from || bytes.len() < to - start {
+        // (The plane readers return what was asked for; these guard the slicing.)
+        if start > from {
+            return Err(DecodeError::malformed(format!(
+                "a byte plane was read from byte {start}, after byte {from}"
+            )));
+        }
+        if bytes.len() < to - start {
             return Err(DecodeError::malformed(format!(
                 "a byte plane holds fewer than {to} bytes"
             )));

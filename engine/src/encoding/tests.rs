@@ -624,6 +624,21 @@ fn walks() -> impl Strategy<Value = Vec<i64>> {
         })
 }
 
+/// Random walks of steps below 128 in size, whose deltas fit one byte plane (the layout
+/// added up without widening).
+fn small_walks() -> impl Strategy<Value = Vec<i64>> {
+    (any::<i64>(), prop::collection::vec(-3i64..4, 0..3000)).prop_map(|(start, steps)| {
+        let mut v = start >> 20;
+        steps
+            .into_iter()
+            .map(|s| {
+                v = v.wrapping_add(s);
+                v
+            })
+            .collect()
+    })
+}
+
 /// Options with resume points every `every` values.
 fn resumable(every: Option<usize>) -> Options {
     Options {
@@ -639,7 +654,7 @@ fn resume_spacing() -> impl Strategy<Value = Option<usize>> {
 proptest! {
     #[test]
     fn ranges_are_the_whole_decode_cut(
-        ints in prop_oneof![walks(), i64s()],
+        ints in prop_oneof![walks(), small_walks(), i64s()],
         every in resume_spacing(),
         a in any::<prop::sample::Index>(),
         b in any::<prop::sample::Index>(),
@@ -673,24 +688,34 @@ proptest! {
 
     #[test]
     fn range_decoders_survive_damage(
-        ints in walks(),
+        ints in prop_oneof![walks(), small_walks()],
         every in resume_spacing(),
         flips in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4),
         a in any::<prop::sample::Index>(),
         b in any::<prop::sample::Index>(),
     ) {
         let n = ints.len();
-        let mut block = Vec::new();
-        encode_i64(&ints, &resumable(every), &mut block);
-        for (at, x) in flips {
-            let at = at.index(block.len());
-            block[at] ^= x;
-        }
         let (x, y) = (a.index(n + 1), b.index(n + 1));
         let (from, to) = (x.min(y), x.max(y));
+        let damage = |block: &mut Vec<u8>| {
+            for &(at, x) in &flips {
+                let at = at.index(block.len());
+                block[at] ^= x;
+            }
+        };
+        let mut block = Vec::new();
+        encode_i64(&ints, &resumable(every), &mut block);
+        damage(&mut block);
         let _ = decode_i64_range(&block, n, from, to);
-        let _ = decode_f64_range(&block, n, from, to);
+        let _ = decode_u64_range(&block, n, from, to);
         let _ = decode_i64(&block, n);
+        // Integral floats: the same deltas, decoded straight into floats.
+        let floats: Vec<f64> = ints.iter().map(|&v| (v >> 12) as f64).collect();
+        let mut block = Vec::new();
+        encode_f64(&floats, &resumable(every), &mut block);
+        damage(&mut block);
+        let _ = decode_f64_range(&block, n, from, to);
+        let _ = decode_f64(&block, n);
     }
 }
 
@@ -722,6 +747,57 @@ fn resumable_deltas_start_at_a_resume_point_and_a_whole_decode_checks_them() {
     assert_eq!(without[0], codec::INT_DELTA);
     assert!(block.len() > without.len());
     // A damaged point's value: ranges from it are wrong, but a whole decode refuses it.
+    block[13] ^= 2;
+    let err = decode_i64(&block, 1000).unwrap_err();
+    assert!(err.to_string().contains("resume point"), "{err}");
+}
+
+#[test]
+fn small_deltas_are_added_up_from_one_byte_plane_and_a_whole_decode_checks_points() {
+    let mut s = 7u64;
+    let mut v = 1_000i64;
+    let walk: Vec<i64> = (0..1000)
+        .map(|_| {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            v += (s >> 33) as i64 % 7 - 3;
+            v
+        })
+        .collect();
+    let mut block = Vec::new();
+    encode_i64(&walk, &resumable(Some(256)), &mut block);
+    // codec, count, first value, spacing 336, two points, then the PACK: no raw low bits
+    // and one byte plane.
+    assert_eq!(block[0], codec::INT_DELTA_RESUMABLE);
+    assert_eq!(block[11..13], [0xd0, 0x02]);
+    let varint_len = |x: u64| (64 - x.leading_zeros()).max(1).div_ceil(7) as usize;
+    let zigzag = |d: i64| ((d << 1) ^ (d >> 63)) as u64;
+    let pack = 13
+        + [336, 672]
+            .iter()
+            .map(|&i| varint_len(zigzag(walk[i] - walk[0])))
+            .sum::<usize>();
+    assert_eq!(block[pack..pack + 2], [0, 1]);
+    let floats: Vec<f64> = walk.iter().map(|&v| v as f64).collect();
+    let mut float_block = Vec::new();
+    encode_f64(&floats, &resumable(Some(256)), &mut float_block);
+    let mut ranges = vec![(0, 0), (0, 1), (0, 1000), (999, 1000), (1000, 1000)];
+    for p in [336, 672] {
+        ranges.extend([
+            (p - 1, p),
+            (p, p),
+            (p, p + 1),
+            (p + 1, p + 2),
+            (p - 1, 1000),
+        ]);
+    }
+    for (from, to) in ranges {
+        let (got, start) = decode_i64_range(&block, 1000, from, to).unwrap();
+        assert_eq!(got, &walk[from..to], "{from}..{to}");
+        assert!(start <= from, "{from}..{to} started at {start}");
+        let got = decode_f64_range(&float_block, 1000, from, to).unwrap().0;
+        assert_eq!(bits(&got), bits(&floats[from..to]), "{from}..{to}");
+    }
+    // A damaged point's value: a whole decode refuses it.
     block[13] ^= 2;
     let err = decode_i64(&block, 1000).unwrap_err();
     assert!(err.to_string().contains("resume point"), "{err}");
