@@ -14,7 +14,8 @@
 //!    DuckDB (through its Python package, where installed), and tsink with the `tsink`
 //!    feature.
 //! 3. The workload's queries ([`QuerySet`]) run on every engine: `warmup` untimed runs
-//!    (the first one's answer is kept), then `runs` timed runs, the engines taking turns.
+//!    (the first one's answer is kept), then `runs` timed runs, the engines taking turns
+//!    in an order that rotates from run to run.
 //!    Each peer's answer is compared with Sextant's by checksum.
 //!
 //! The result is a [`RunReport`]: a table for people ([`table`]), JSON ([`RunReport`]), a
@@ -222,8 +223,13 @@ fn run_query(
         }
     }
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); engines.len()];
-    for _ in 0..opts.runs.max(1) {
-        for (i, engine) in engines.iter().enumerate() {
+    // The order rotates from run to run, so that every engine follows every other equally
+    // often: a run that follows a long single-threaded one starts with a core that has
+    // idled meanwhile, which slows it (see `--pause-ms`).
+    for run in 0..opts.runs.max(1) {
+        for k in 0..engines.len() {
+            let i = (run + k) % engines.len();
+            let engine = &engines[i];
             if let (Ok(sql), Some(answer)) = (&statements[i], &answers[i]) {
                 if !opts.pause.is_zero() {
                     std::thread::sleep(opts.pause);

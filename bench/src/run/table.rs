@@ -101,7 +101,7 @@ impl RunReport {
     pub fn query_table(&self) -> String {
         let engines = &self.settings.engines;
         let mut out = format!(
-            "queries: {}; p50, p95 and max of {} timed runs after {} warm-up(s), engines taking turns\n",
+            "queries: {}; p50, p95 and max of {} timed runs after {} warm-up(s), engines taking turns in a rotating order\n",
             self.query_set,
             self.settings.runs,
             self.settings.warmup.max(1)
