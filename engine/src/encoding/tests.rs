@@ -606,37 +606,42 @@ fn a_string_plane_shorter_than_its_lengths_is_refused_at_any_size() {
     }
 }
 
+/// The walk from `start >> 20` by `steps`.
+fn walk_from(start: i64, steps: impl IntoIterator<Item = i64>) -> Vec<i64> {
+    let mut v = start >> 20;
+    steps
+        .into_iter()
+        .map(|s| {
+            v = v.wrapping_add(s);
+            v
+        })
+        .collect()
+}
+
 /// Random walks of small steps, whose deltas are the resumable kind.
 fn walks() -> impl Strategy<Value = Vec<i64>> {
     (
         any::<i64>(),
         prop::collection::vec(prop_oneof![8 => -2i64..3, 1 => -300i64..300], 0..700),
     )
-        .prop_map(|(start, steps)| {
-            let mut v = start >> 20;
-            steps
-                .into_iter()
-                .map(|s| {
-                    v = v.wrapping_add(s);
-                    v
-                })
-                .collect()
-        })
+        .prop_map(|(start, steps)| walk_from(start, steps))
 }
 
 /// Random walks of steps below 128 in size, whose deltas fit one byte plane (the layout
 /// added up without widening).
 fn small_walks() -> impl Strategy<Value = Vec<i64>> {
-    (any::<i64>(), prop::collection::vec(-3i64..4, 0..3000)).prop_map(|(start, steps)| {
-        let mut v = start >> 20;
-        steps
-            .into_iter()
-            .map(|s| {
-                v = v.wrapping_add(s);
-                v
-            })
-            .collect()
-    })
+    (any::<i64>(), prop::collection::vec(-3i64..4, 0..3000))
+        .prop_map(|(start, steps)| walk_from(start, steps))
+}
+
+/// A fixed walk of 1,000 values from 0, with steps in `-reach..=reach` drawn from `seed`.
+fn fixed_walk(seed: u64, reach: i64) -> Vec<i64> {
+    let mut s = seed;
+    let steps = (0..1000).map(|_| {
+        s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (s >> 33) as i64 % (2 * reach + 1) - reach
+    });
+    walk_from(0, steps)
 }
 
 /// Options with resume points every `every` values.
@@ -721,15 +726,7 @@ proptest! {
 
 #[test]
 fn resumable_deltas_start_at_a_resume_point_and_a_whole_decode_checks_them() {
-    let mut s = 1u64;
-    let mut v = 0i64;
-    let walk: Vec<i64> = (0..1000)
-        .map(|_| {
-            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            v += (s >> 33) as i64 % 2001 - 1000;
-            v
-        })
-        .collect();
+    let walk = fixed_walk(1, 1000);
     let mut block = Vec::new();
     encode_i64(&walk, &resumable(Some(256)), &mut block);
     // codec, count (two bytes), first value, spacing (two bytes: 999 deltas in three
@@ -754,28 +751,22 @@ fn resumable_deltas_start_at_a_resume_point_and_a_whole_decode_checks_them() {
 
 #[test]
 fn small_deltas_are_added_up_from_one_byte_plane_and_a_whole_decode_checks_points() {
-    let mut s = 7u64;
-    let mut v = 1_000i64;
-    let walk: Vec<i64> = (0..1000)
-        .map(|_| {
-            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            v += (s >> 33) as i64 % 7 - 3;
-            v
-        })
-        .collect();
+    let walk = fixed_walk(7, 3);
     let mut block = Vec::new();
     encode_i64(&walk, &resumable(Some(256)), &mut block);
     // codec, count, first value, spacing 336, two points, then the PACK: no raw low bits
     // and one byte plane.
     assert_eq!(block[0], codec::INT_DELTA_RESUMABLE);
     assert_eq!(block[11..13], [0xd0, 0x02]);
-    let varint_len = |x: u64| (64 - x.leading_zeros()).max(1).div_ceil(7) as usize;
-    let zigzag = |d: i64| ((d << 1) ^ (d >> 63)) as u64;
-    let pack = 13
-        + [336, 672]
-            .iter()
-            .map(|&i| varint_len(zigzag(walk[i] - walk[0])))
-            .sum::<usize>();
+    let mut points = Vec::new();
+    for i in [336, 672] {
+        bytes::put_varint(
+            &mut points,
+            int::zigzag(walk[i].wrapping_sub(walk[0]) as u64),
+        );
+    }
+    let pack = 13 + points.len();
+    assert_eq!(block[13..pack], points);
     assert_eq!(block[pack..pack + 2], [0, 1]);
     let floats: Vec<f64> = walk.iter().map(|&v| v as f64).collect();
     let mut float_block = Vec::new();
