@@ -13,16 +13,16 @@ use super::DecodeError;
 use super::bytes::{Reader, put_u32};
 
 /// PLANE mode: the bytes follow as they are.
-const PLANE_RAW: u8 = 0;
+pub(super) const PLANE_RAW: u8 = 0;
 /// PLANE mode: a `u32` length, then a zstd frame of that length.
-const PLANE_ZSTD: u8 = 1;
+pub(super) const PLANE_ZSTD: u8 = 1;
 /// PLANE mode: one byte, repeated for the whole plane.
 const PLANE_FILL: u8 = 2;
 /// PLANE mode: a `u32` length, then that many bytes of rANS (see [`super::ans`]).
-const PLANE_ANS: u8 = 3;
+pub(super) const PLANE_ANS: u8 = 3;
 /// PLANE mode: a `u32` length, then that many bytes of rANS with resume points, from
 /// which a decode can start inside the plane.
-const PLANE_ANS_RESUMABLE: u8 = 4;
+pub(super) const PLANE_ANS_RESUMABLE: u8 = 4;
 
 /// Estimated overhead of a zstd frame (header, Huffman table) on top of its entropy, in bytes.
 const ZSTD_OVERHEAD: usize = 40;

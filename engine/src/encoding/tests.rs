@@ -793,3 +793,88 @@ fn small_deltas_are_added_up_from_one_byte_plane_and_a_whole_decode_checks_point
     let err = decode_i64(&block, 1000).unwrap_err();
     assert!(err.to_string().contains("resume point"), "{err}");
 }
+
+/// Where the PACK of an integer delta block starts: after its codec, count, first value
+/// and (if resumable) spacing and points.
+fn pack_offset(block: &[u8]) -> usize {
+    let mut r = Reader::new(block);
+    let codec = r.u8().unwrap();
+    let count = r.varint().unwrap() as usize;
+    r.u64().unwrap();
+    if codec == codec::INT_DELTA_RESUMABLE {
+        let every = r.varint().unwrap() as usize;
+        for _ in 0..(count - 1).saturating_sub(1) / every {
+            r.varint().unwrap();
+        }
+    } else {
+        assert_eq!(codec, codec::INT_DELTA);
+    }
+    r.position()
+}
+
+#[test]
+fn one_byte_plane_of_every_mode_is_added_up_like_a_whole_decode() {
+    // Walks whose deltas fit one byte plane with no raw low bits, stored raw (uniform
+    // bytes), by zstd (a repeating pattern) and entropy-coded (small random steps), with
+    // and without resume points; ranges around each point and block edges.
+    let mut s = 11u64;
+    let mut draw = move |span: u64| {
+        s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (s >> 33) % span
+    };
+    let uniform: Vec<i64> = (0..1000).map(|_| draw(256) as i64 - 128).collect();
+    let period: Vec<i64> = (0..64).map(|_| draw(81) as i64 - 40).collect();
+    let pattern: Vec<i64> = (0..1000).map(|i| period[i % 64]).collect();
+    let cases = [
+        (walk_from(0, uniform), Some(256), pack::PLANE_RAW),
+        (walk_from(0, pattern), Some(256), pack::PLANE_ZSTD),
+        (fixed_walk(3, 3), Some(256), pack::PLANE_ANS_RESUMABLE),
+        (fixed_walk(3, 3), None, pack::PLANE_ANS),
+    ];
+    for (walk, every, mode) in cases {
+        let mut block = Vec::new();
+        encode_i64(&walk, &resumable(every), &mut block);
+        let pack = pack_offset(&block);
+        assert_eq!(
+            block[pack..pack + 3],
+            [0, 1, mode],
+            "{every:?}, mode {mode}"
+        );
+        let floats: Vec<f64> = walk.iter().map(|&v| v as f64).collect();
+        let mut float_block = Vec::new();
+        encode_f64(&floats, &resumable(every), &mut float_block);
+        // An integral float block holds the integers' block after its codec and count
+        // (two bytes).
+        assert_eq!(float_block[0], codec::F64_INT);
+        assert!(float_block.ends_with(&block[3..]), "a float {mode}");
+        assert_eq!(decode_i64(&block, 1000).unwrap(), walk);
+        assert_eq!(
+            bits(&decode_f64(&float_block, 1000).unwrap()),
+            bits(&floats)
+        );
+        let mut ranges = vec![(0, 0), (0, 1), (0, 1000), (1, 2), (998, 1000), (999, 1000)];
+        for p in [336, 672] {
+            ranges.extend([
+                (p - 1, p),
+                (p, p),
+                (p, p + 1),
+                (p + 1, p + 2),
+                (p - 1, 1000),
+            ]);
+        }
+        for (from, to) in ranges {
+            let (got, start) = decode_i64_range(&block, 1000, from, to).unwrap();
+            assert_eq!(got, &walk[from..to], "mode {mode}, {from}..{to}");
+            assert!(
+                start <= from,
+                "mode {mode}, {from}..{to} started at {start}"
+            );
+            let got = decode_f64_range(&float_block, 1000, from, to).unwrap().0;
+            assert_eq!(
+                bits(&got),
+                bits(&floats[from..to]),
+                "mode {mode}, {from}..{to}"
+            );
+        }
+    }
+}
