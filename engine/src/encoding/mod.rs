@@ -375,6 +375,26 @@ pub fn decode_time_prefix(
     Ok(decode_time_range(input, count, 0, want)?.0)
 }
 
+/// The spacing of the values from which a decode of a range of an integer or time block
+/// starts (at the last one at or before the range): 1 for constant and constant-step
+/// blocks, the resume points' spacing for resumable deltas; `None` for the others, which
+/// are decoded from their first value, and for bytes that are not such a block. Reads
+/// only the block's header, and checks nothing else.
+pub fn range_start_spacing(input: &[u8]) -> Option<usize> {
+    let mut r = Reader::new(input);
+    let codec = r.u8().ok()?;
+    r.varint().ok()?;
+    match codec {
+        codec::INT_CONST | codec::INT_STEP => Some(1),
+        codec::INT_DELTA_RESUMABLE => {
+            r.u64().ok()?;
+            let every = r.varint().ok()?;
+            usize::try_from(every).ok().filter(|&e| e > 0)
+        }
+        _ => None,
+    }
+}
+
 /// Timestamps `[from, to)` (`to` at most `count`) of the `count` of a block written by
 /// [`encode_time`], and the index of the first value decoded to get them (at most
 /// `from`); see the contract in the module docs.

@@ -446,16 +446,26 @@ impl Scan {
         // window wants the block's later rows.
         let prefix = hi == be && !for_merge;
         let inside = run.min_time >= window.0 && run.max_time <= window.1;
-        // Time is decoded first only to find the rows within the window.
+        // Time is decoded first only to find the rows within the window: around it where
+        // that can be guessed, else from the block's first row. (`time` is the array and
+        // the block row it starts at.)
         let mut time = None;
         if !inside {
-            let until = if prefix { window.1 } else { i64::MAX };
-            let t = self.block_time(&seg, run.source, block, (a, b), until)?;
-            let values = &t.as_primitive::<Int64Type>().values()[a..b.min(t.len())];
+            let (t, start) = match self.seek_time(&seg, run, block, (a, b), window)? {
+                Some(found) => found,
+                None => {
+                    let until = if prefix { window.1 } else { i64::MAX };
+                    (self.block_time(&seg, run.source, block, (a, b), until)?, 0)
+                }
+            };
+            // (A guess starts at or after the series' first row, past rows before the window.)
+            let a0 = a.max(start);
+            let values =
+                &t.as_primitive::<Int64Type>().values()[a0 - start..(b - start).min(t.len())];
             let first = values.partition_point(|&x| x < window.0);
             let last = values.partition_point(|&x| x <= window.1);
-            (a, b) = (a + first, a + last.max(first));
-            time = Some(t);
+            (a, b) = (a0 + first, a0 + last.max(first));
+            time = Some((t, start));
         }
         if a == b {
             return Ok(None);
@@ -477,14 +487,14 @@ impl Scan {
         // Otherwise time is decoded, after the field filters, only when it is returned or
         // needed to hide rows.
         if time.is_none() && (for_merge || self.time_wanted || self.hide.is_some()) {
-            time = self.block(run.source, 0, block, 0, end)?;
+            time = self.block(run.source, 0, block, 0, end)?.map(|t| (t, 0));
         }
         let len = b - a;
         let mut arrays = Vec::with_capacity(self.needed.len());
         for k in 0..self.needed.len() {
-            // Where the array starts: time from the block's first row.
+            // Where the array starts: time from where it was decoded.
             let (array, start) = match (k, &time) {
-                (0, Some(time)) => (time.clone(), 0),
+                (0, Some((time, start))) => (time.clone(), *start),
                 (0, None) => (self.no_time.clone(), a),
                 _ => match self.block(run.source, k, block, from, end)? {
                     Some(array) => (array, from),
@@ -530,6 +540,56 @@ impl Scan {
             }
             _ => Ok(Some((len, arrays))),
         }
+    }
+
+    /// The time column of a series' rows `rows` (block-relative) in block `block` of a
+    /// segment, decoded only around where `window` falls among them, and the block row
+    /// the array starts at; the array holds every row of `rows` within the window.
+    ///
+    /// Where the window falls is guessed from the series' time range, as if its rows were
+    /// spread evenly over it, with a margin of 5 % of them (and 64 rows) on each side.
+    /// `None` (decode from the block's first row instead) where the guess misses an edge
+    /// of the window, or would not pay: where it takes more than half the series' rows,
+    /// or where the block has no resume points or they are further apart than the
+    /// series has rows (the decode starts at the last one before the guess, and series
+    /// that share a block share a whole decode).
+    fn seek_time(
+        &mut self,
+        seg: &crate::segment::Segment,
+        run: &Run,
+        block: usize,
+        rows: (usize, usize),
+        window: (i64, i64),
+    ) -> Result<Option<(ArrayRef, usize)>> {
+        let Some(spacing) =
+            self.colmap[run.source][0].and_then(|col| seg.range_start_spacing(col, block))
+        else {
+            return Ok(None);
+        };
+        let meta = seg.meta();
+        let series = &meta.series[run.entry];
+        let (bs, _) = meta.block_rows_range(block);
+        // The series' first row and row count, counted from the block's first row.
+        let first = series.row_start as f64 - bs as f64;
+        let count = series.row_count as f64;
+        let span = run.max_time as f64 - run.min_time as f64 + 1.0;
+        let row_of = |t: i64| first + count * ((t as f64 - run.min_time as f64) / span);
+        let margin = count * 0.05 + 64.0;
+        let clamp = |r: f64| (r.max(rows.0 as f64) as usize).min(rows.1);
+        let lo = clamp((row_of(window.0) - margin).floor());
+        let hi = clamp((row_of(window.1) + margin).ceil()).max(lo);
+        // A guess costs, on average, half a stretch between resume points more than the
+        // rows it decodes; a whole decode, shared, costs each series about its rows.
+        if rows.1 - rows.0 < spacing || 2 * (hi - lo) > rows.1 - rows.0 {
+            return Ok(None);
+        }
+        let Some(t) = self.block(run.source, 0, block, lo, hi)? else {
+            return Ok(None);
+        };
+        let values = &t.as_primitive::<Int64Type>().values()[..(rows.1 - lo).min(t.len())];
+        let holds_start = lo == rows.0 || values.first().is_some_and(|&x| x < window.0);
+        let holds_end = lo + values.len() == rows.1 || values.last().is_some_and(|&x| x > window.1);
+        Ok((holds_start && holds_end).then_some((t, lo)))
     }
 
     /// The time column of block `block` of a segment, decoded at least through the rows

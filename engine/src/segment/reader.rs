@@ -152,6 +152,23 @@ impl Segment {
         Ok(self.read_block_range(col, block, 0, want)?.0)
     }
 
+    /// For a time or integer column's block without nulls: the spacing of the rows from
+    /// which [`Segment::read_block_range`] starts decoding (see
+    /// [`encoding::range_start_spacing`]); `None` where it decodes from the block's first
+    /// row. A hint read from the block's header, before its checksum is checked.
+    pub fn range_start_spacing(&self, col: usize, block: usize) -> Option<usize> {
+        let b = self.meta.blocks.get(col)?.get(block)?;
+        if b.null_count > 0 {
+            return None;
+        }
+        let start = usize::try_from(b.offset).ok()?;
+        let bytes = self.map.get(start..start.checked_add(b.len as usize)?)?;
+        match bytes.split_first() {
+            Some((0, values)) => encoding::range_start_spacing(values),
+            _ => None,
+        }
+    }
+
     /// Rows `[from, to)` of block `block` of column `col` (`to` capped at the block's
     /// rows), as [`Segment::read_block`] returns them. Numeric and time columns whose
     /// blocks have resume points start decoding at the last one at or before `from`; the
