@@ -145,38 +145,55 @@ fn windows_starting_inside_a_block_answer_as_the_whole_block_does() {
     engine.close().unwrap();
 }
 
-/// Series sharing blocks, with irregular times (resumable time deltas once compacted):
-/// a window inside them is found by decoding each series' time only around it, and
-/// answers as the rows say, compacted (time resumable) or only flushed (not).
+/// Series sharing blocks and spread over two, with irregular times, repeated times and
+/// a series whose rows come in a burst (where a guess from its time range misses):
+/// windows inside them answer as the rows say, flushed (time without resume points)
+/// and compacted (time resumable, decoded around the windows).
 #[test]
 fn windows_inside_series_that_share_a_block_decode_time_around_them() {
-    const HOSTS: i64 = 2;
     const EACH: i64 = 6_000;
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
-    // Times 0, then steps of 1 to 20 ns drawn from a fixed sequence.
     let mut s = 5u64;
+    let mut draw = |span: u64| {
+        s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (s >> 33) as i64 % span as i64
+    };
+    // h0: steps 0 to 19 ns (repeated times); h1: 3,000 rows 0 to 2 ns apart, then 3,000
+    // rows 20 to 59 ns apart; h2: steps 1 to 20 ns.
     let mut rows: Vec<(String, i64, f64)> = Vec::new();
-    for h in 0..HOSTS {
+    for h in 0..3 {
         let mut t = 0i64;
         for i in 0..EACH {
-            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            t += 1 + (s >> 33) as i64 % 20;
+            t += match h {
+                0 => draw(20),
+                1 if i < EACH / 2 => draw(3),
+                1 => 20 + draw(40),
+                _ => 1 + draw(20),
+            };
             rows.push((format!("h{h}"), t, (h * EACH + i) as f64));
         }
     }
-    let points: Vec<Point> = rows
+    // Two flushes of every series (no resume points), which compaction merges into a
+    // block of 16,384 rows (with them) and one of 1,616.
+    let mut points: Vec<(i64, Point)> = rows
         .iter()
-        .map(|(h, t, v)| Point::metric("cpu").tag("host", h).field("v", *v).time(*t))
+        .map(|(h, t, v)| {
+            (
+                *t,
+                Point::event("ev").tag("host", h).field("v", *v).time(*t),
+            )
+        })
         .collect();
-    // Two flushes (no resume points), which compaction merges into one block with them.
+    points.sort_by_key(|(t, _)| *t);
+    let points: Vec<Point> = points.into_iter().map(|(_, p)| p).collect();
     let (first, second) = points.split_at(points.len() / 2);
     for half in [first, second] {
         engine.write_points(half).unwrap();
         engine.flush().unwrap();
     }
     let scan = |start: i64, end: i64| {
-        let req = ScanRequest::new("cpu")
+        let req = ScanRequest::new("ev")
             .columns(["host", "time", "v"])
             .time_range(start, end);
         let mut scan = engine.snapshot().scan(&req).unwrap();
@@ -193,35 +210,57 @@ fn windows_inside_series_that_share_a_block_decode_time_around_them() {
                 ));
             }
         }
-        (got, scan.metrics().values_decoded)
+        got.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        got
     };
+    // A time h0 holds twice, for windows that start and end at it.
+    let twice = rows[..EACH as usize]
+        .windows(2)
+        .find(|w| w[0].1 == w[1].1 && w[0].1 > 30_000)
+        .map(|w| w[0].1)
+        .unwrap();
     let windows = [
         (0, 1),
         (100, 130),
         (5_000, 5_400),
         (20_000, 20_100),
-        (31_000, 40_000),
-        (0, 40_000),
+        (twice, twice + 50),
+        (twice - 50, twice),
+        (twice, twice + 1),
+        (41_000, 45_000),
+        (61_000, 80_000),
+        (150_000, 170_000),
+        (0, 400_000),
     ];
     let check = |compacted: bool| {
         for (start, end) in windows {
-            let want: Vec<_> = rows
+            let mut want: Vec<_> = rows
                 .iter()
                 .filter(|(_, t, _)| (start..end).contains(t))
                 .cloned()
                 .collect();
-            let (got, _) = scan(start, end);
-            assert_eq!(got, want, "{start}..{end}, compacted: {compacted}");
+            want.sort_by(|x, y| x.partial_cmp(y).unwrap());
+            assert_eq!(
+                scan(start, end),
+                want,
+                "{start}..{end}, compacted: {compacted}"
+            );
         }
     };
     check(false);
-    engine.compact("cpu").unwrap();
+    engine.compact("ev").unwrap();
     check(true);
-    // One block of 12,000 rows; a window of about 0.5 % of each series decodes each
-    // series' time from the resume point before it (stretches of 4,000 values), and
-    // `v` whole once: less than time whole (12,000) and `v` whole.
-    let (got, decoded) = scan(20_000, 20_300);
-    assert!(!got.is_empty());
-    assert!(decoded < 12_000 + 8_000, "{decoded} values decoded");
+    // A narrow window of h0 (6,000 rows from the first block's first, whose time is cut
+    // into stretches of 5,464) decodes h0's time only through the guess, about 2,500
+    // rows, and `v` whole (16,384 rows: h1 and h2 follow in the block), where time was
+    // decoded whole too.
+    let req = ScanRequest::new("ev")
+        .columns(["time", "v"])
+        .tag_eq("host", "h0")
+        .time_range(20_000, 20_300);
+    let mut scan = engine.snapshot().scan(&req).unwrap();
+    assert!((&mut scan).map(|b| b.unwrap().num_rows()).sum::<usize>() > 0);
+    let decoded = scan.metrics().values_decoded;
+    assert!(decoded < 16_384 + 8_000, "{decoded} values decoded");
     engine.close().unwrap();
 }

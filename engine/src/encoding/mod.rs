@@ -377,9 +377,9 @@ pub fn decode_time_prefix(
 
 /// The spacing of the values from which a decode of a range of an integer or time block
 /// starts (at the last one at or before the range): 1 for constant and constant-step
-/// blocks, the resume points' spacing for resumable deltas; `None` for the others, which
-/// are decoded from their first value, and for bytes that are not such a block. Reads
-/// only the block's header, and checks nothing else.
+/// blocks, the resume points' spacing for resumable deltas; `None` for the others (whose
+/// decode of a range may start at their first value) and for bytes that are not such a
+/// block. Reads only the block's header, and checks nothing else.
 pub fn range_start_spacing(input: &[u8]) -> Option<usize> {
     let mut r = Reader::new(input);
     let codec = r.u8().ok()?;

@@ -451,7 +451,13 @@ impl Scan {
         // the block row it starts at.)
         let mut time = None;
         if !inside {
-            let (t, start) = match self.seek_time(&seg, run, block, (a, b), window)? {
+            // (A merge's windows share one decode of the block.)
+            let guess = if for_merge {
+                None
+            } else {
+                self.seek_time(&seg, run, block, (a, b), window)?
+            };
+            let (t, start) = match guess {
                 Some(found) => found,
                 None => {
                     let until = if prefix { window.1 } else { i64::MAX };
@@ -546,12 +552,14 @@ impl Scan {
     /// segment, decoded only around where `window` falls among them, and the block row
     /// the array starts at; the array holds every row of `rows` within the window.
     ///
-    /// Where the window falls is guessed from the series' time range, as if its rows were
-    /// spread evenly over it, with a margin of 5 % of them (and 64 rows) on each side.
-    /// `None` (decode from the block's first row instead) where the guess misses an edge
-    /// of the window, or would not pay: where it takes more than half the series' rows,
-    /// or where the block has no resume points or they are further apart than the
-    /// series has rows (the decode starts at the last one before the guess, and series
+    /// Where the window falls is guessed as if rows were spread evenly over their time
+    /// range: the block's rows over its time statistics where the series has the block
+    /// to itself, else the series' rows in the segment over its time range; with a
+    /// margin of 5 % of those rows (and 64) on each side. `None` (decode from the block's
+    /// first row instead) where the guess misses an edge of the window, or would not
+    /// pay: where it is empty or takes more than half the series' rows in the block, or
+    /// where the block has no resume points or they are further apart than the series
+    /// has rows in it (the decode starts at the last one before the guess, and series
     /// that share a block share a whole decode).
     fn seek_time(
         &mut self,
@@ -567,20 +575,30 @@ impl Scan {
             return Ok(None);
         };
         let meta = seg.meta();
-        let series = &meta.series[run.entry];
-        let (bs, _) = meta.block_rows_range(block);
-        // The series' first row and row count, counted from the block's first row.
-        let first = series.row_start as f64 - bs as f64;
-        let count = series.row_count as f64;
-        let span = run.max_time as f64 - run.min_time as f64 + 1.0;
-        let row_of = |t: i64| first + count * ((t as f64 - run.min_time as f64) / span);
+        let (bs, be) = meta.block_rows_range(block);
+        // The rows the guess spreads the time range over, counted from the block's first
+        // row, and that range: the block's where the series has it to itself (its rows
+        // may go on in other blocks), the series' otherwise.
+        let (first, count, min, max) = match meta.blocks[0][block].stats {
+            Some(crate::segment::Stats::Int { min, max }) if rows == (0, be - bs) => {
+                (0.0, (be - bs) as f64, min, max)
+            }
+            _ => {
+                let series = &meta.series[run.entry];
+                let first = series.row_start as f64 - bs as f64;
+                (first, series.row_count as f64, run.min_time, run.max_time)
+            }
+        };
+        let span = max as f64 - min as f64 + 1.0;
+        let row_of = |t: i64| first + count * ((t as f64 - min as f64) / span);
         let margin = count * 0.05 + 64.0;
         let clamp = |r: f64| (r.max(rows.0 as f64) as usize).min(rows.1);
         let lo = clamp((row_of(window.0) - margin).floor());
         let hi = clamp((row_of(window.1) + margin).ceil()).max(lo);
         // A guess costs, on average, half a stretch between resume points more than the
-        // rows it decodes; a whole decode, shared, costs each series about its rows.
-        if rows.1 - rows.0 < spacing || 2 * (hi - lo) > rows.1 - rows.0 {
+        // rows it decodes; a whole decode, shared, costs each series about its rows in
+        // the block.
+        if hi == lo || rows.1 - rows.0 < spacing || 2 * (hi - lo) > rows.1 - rows.0 {
             return Ok(None);
         }
         let Some(t) = self.block(run.source, 0, block, lo, hi)? else {
