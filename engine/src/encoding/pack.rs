@@ -17,7 +17,7 @@ pub(super) const PLANE_RAW: u8 = 0;
 /// PLANE mode: a `u32` length, then a zstd frame of that length.
 pub(super) const PLANE_ZSTD: u8 = 1;
 /// PLANE mode: one byte, repeated for the whole plane.
-const PLANE_FILL: u8 = 2;
+pub(super) const PLANE_FILL: u8 = 2;
 /// PLANE mode: a `u32` length, then that many bytes of rANS (see [`super::ans`]).
 pub(super) const PLANE_ANS: u8 = 3;
 /// PLANE mode: a `u32` length, then that many bytes of rANS with resume points, from

@@ -878,3 +878,70 @@ fn one_byte_plane_of_every_mode_is_added_up_like_a_whole_decode() {
         }
     }
 }
+
+#[test]
+fn crafted_delta_blocks_at_the_edges_decode_by_range_as_whole() {
+    // Blocks the writer does not produce but a decoder must read: deltas whose one byte
+    // plane is a FILL (every residual 4, a step of +2), and the same as resumable deltas
+    // with a point every 4 values or before every value; and, as the writer makes it, a
+    // block of one value.
+    let fill_pack = [0, 1, pack::PLANE_FILL, 4];
+    let mut plain = vec![codec::INT_DELTA];
+    put_varint(&mut plain, 9);
+    plain.extend_from_slice(&100u64.to_le_bytes());
+    plain.extend_from_slice(&fill_pack);
+    let want: Vec<i64> = (0..9).map(|i| 100 + 2 * i).collect();
+    let mut resumable = vec![codec::INT_DELTA_RESUMABLE];
+    put_varint(&mut resumable, 9);
+    resumable.extend_from_slice(&100u64.to_le_bytes());
+    put_varint(&mut resumable, 4);
+    // The one point (8 deltas: residual 4, value 4 = 108), as a zigzagged offset from the
+    // first value.
+    put_varint(&mut resumable, int::zigzag(8));
+    resumable.extend_from_slice(&fill_pack);
+    for block in [&plain, &resumable] {
+        assert_eq!(decode_i64(block, 9).unwrap(), want);
+        for from in 0..=9 {
+            for to in from..=9 {
+                let (got, start) = decode_i64_range(block, 9, from, to).unwrap();
+                assert_eq!(got, &want[from..to], "{from}..{to}");
+                assert!(start <= from || from == to, "{from}..{to} from {start}");
+            }
+        }
+    }
+    // A damaged point (codec, count, first value, spacing, then the point) is refused
+    // by a whole decode.
+    let mut bad = resumable.clone();
+    bad[11] ^= 2;
+    assert!(
+        decode_i64(&bad, 9)
+            .unwrap_err()
+            .to_string()
+            .contains("resume point")
+    );
+    // One value: a constant.
+    let mut one = Vec::new();
+    encode_i64(&[-7], &Options::default(), &mut one);
+    assert_eq!(decode_i64_range(&one, 1, 0, 1).unwrap().0, [-7]);
+    assert!(decode_i64_range(&one, 1, 1, 1).unwrap().0.is_empty());
+    // Resume points every value: a point before each of values 1 to 7.
+    let mut every_one = vec![codec::INT_DELTA_RESUMABLE];
+    put_varint(&mut every_one, 9);
+    every_one.extend_from_slice(&100u64.to_le_bytes());
+    put_varint(&mut every_one, 1);
+    for i in 1..8 {
+        put_varint(&mut every_one, int::zigzag(2 * i));
+    }
+    every_one.extend_from_slice(&fill_pack);
+    assert_eq!(decode_i64(&every_one, 9).unwrap(), want);
+    for from in 0..=9 {
+        for to in from..=9 {
+            let (got, start) = decode_i64_range(&every_one, 9, from, to).unwrap();
+            assert_eq!(got, &want[from..to], "every 1: {from}..{to}");
+            assert!(
+                start <= from || from == to,
+                "every 1: {from}..{to} from {start}"
+            );
+        }
+    }
+}
