@@ -634,13 +634,19 @@ fn small_walks() -> impl Strategy<Value = Vec<i64>> {
         .prop_map(|(start, steps)| walk_from(start, steps))
 }
 
+/// Fixed numbers drawn from `seed`: each call gives one below `span`.
+fn draws(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut s = seed;
+    move |span| {
+        s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (s >> 33) % span
+    }
+}
+
 /// A fixed walk of 1,000 values from 0, with steps in `-reach..=reach` drawn from `seed`.
 fn fixed_walk(seed: u64, reach: i64) -> Vec<i64> {
-    let mut s = seed;
-    let steps = (0..1000).map(|_| {
-        s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        (s >> 33) as i64 % (2 * reach + 1) - reach
-    });
+    let mut draw = draws(seed);
+    let steps = (0..1000).map(|_| draw(2 * reach as u64 + 1) as i64 - reach);
     walk_from(0, steps)
 }
 
@@ -749,6 +755,38 @@ fn resumable_deltas_start_at_a_resume_point_and_a_whole_decode_checks_them() {
     assert!(err.to_string().contains("resume point"), "{err}");
 }
 
+/// Checks that ranges of a 1,000-value block of `walk` (`block`, integers, and
+/// `float_block`, the walk as floats), around its resume points at values 336 and 672
+/// and at its edges, decode as the walk and start at or before the range.
+fn assert_ranges_around_points(walk: &[i64], block: &[u8], float_block: &[u8], what: &str) {
+    let floats: Vec<f64> = walk.iter().map(|&v| v as f64).collect();
+    let mut ranges = vec![
+        (0, 0),
+        (0, 1),
+        (0, 1000),
+        (1, 2),
+        (998, 1000),
+        (999, 1000),
+        (1000, 1000),
+    ];
+    for p in [336, 672] {
+        ranges.extend([
+            (p - 1, p),
+            (p, p),
+            (p, p + 1),
+            (p + 1, p + 2),
+            (p - 1, 1000),
+        ]);
+    }
+    for (from, to) in ranges {
+        let (got, start) = decode_i64_range(block, 1000, from, to).unwrap();
+        assert_eq!(got, &walk[from..to], "{what}, {from}..{to}");
+        assert!(start <= from, "{what}, {from}..{to} started at {start}");
+        let got = decode_f64_range(float_block, 1000, from, to).unwrap().0;
+        assert_eq!(bits(&got), bits(&floats[from..to]), "{what}, {from}..{to}");
+    }
+}
+
 #[test]
 fn small_deltas_are_added_up_from_one_byte_plane_and_a_whole_decode_checks_points() {
     let walk = fixed_walk(7, 3);
@@ -771,23 +809,7 @@ fn small_deltas_are_added_up_from_one_byte_plane_and_a_whole_decode_checks_point
     let floats: Vec<f64> = walk.iter().map(|&v| v as f64).collect();
     let mut float_block = Vec::new();
     encode_f64(&floats, &resumable(Some(256)), &mut float_block);
-    let mut ranges = vec![(0, 0), (0, 1), (0, 1000), (999, 1000), (1000, 1000)];
-    for p in [336, 672] {
-        ranges.extend([
-            (p - 1, p),
-            (p, p),
-            (p, p + 1),
-            (p + 1, p + 2),
-            (p - 1, 1000),
-        ]);
-    }
-    for (from, to) in ranges {
-        let (got, start) = decode_i64_range(&block, 1000, from, to).unwrap();
-        assert_eq!(got, &walk[from..to], "{from}..{to}");
-        assert!(start <= from, "{from}..{to} started at {start}");
-        let got = decode_f64_range(&float_block, 1000, from, to).unwrap().0;
-        assert_eq!(bits(&got), bits(&floats[from..to]), "{from}..{to}");
-    }
+    assert_ranges_around_points(&walk, &block, &float_block, "one plane");
     // A damaged point's value: a whole decode refuses it.
     block[13] ^= 2;
     let err = decode_i64(&block, 1000).unwrap_err();
@@ -817,11 +839,7 @@ fn one_byte_plane_of_every_mode_is_added_up_like_a_whole_decode() {
     // Walks whose deltas fit one byte plane with no raw low bits, stored raw (uniform
     // bytes), by zstd (a repeating pattern) and entropy-coded (small random steps), with
     // and without resume points; ranges around each point and block edges.
-    let mut s = 11u64;
-    let mut draw = move |span: u64| {
-        s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        (s >> 33) % span
-    };
+    let mut draw = draws(11);
     let uniform: Vec<i64> = (0..1000).map(|_| draw(256) as i64 - 128).collect();
     let period: Vec<i64> = (0..64).map(|_| draw(81) as i64 - 40).collect();
     let pattern: Vec<i64> = (0..1000).map(|i| period[i % 64]).collect();
@@ -852,30 +870,7 @@ fn one_byte_plane_of_every_mode_is_added_up_like_a_whole_decode() {
             bits(&decode_f64(&float_block, 1000).unwrap()),
             bits(&floats)
         );
-        let mut ranges = vec![(0, 0), (0, 1), (0, 1000), (1, 2), (998, 1000), (999, 1000)];
-        for p in [336, 672] {
-            ranges.extend([
-                (p - 1, p),
-                (p, p),
-                (p, p + 1),
-                (p + 1, p + 2),
-                (p - 1, 1000),
-            ]);
-        }
-        for (from, to) in ranges {
-            let (got, start) = decode_i64_range(&block, 1000, from, to).unwrap();
-            assert_eq!(got, &walk[from..to], "mode {mode}, {from}..{to}");
-            assert!(
-                start <= from,
-                "mode {mode}, {from}..{to} started at {start}"
-            );
-            let got = decode_f64_range(&float_block, 1000, from, to).unwrap().0;
-            assert_eq!(
-                bits(&got),
-                bits(&floats[from..to]),
-                "mode {mode}, {from}..{to}"
-            );
-        }
+        assert_ranges_around_points(&walk, &block, &float_block, &format!("mode {mode}"));
     }
 }
 
