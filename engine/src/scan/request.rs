@@ -31,7 +31,11 @@ pub struct ScanRequest {
     /// in one of the orders [`FieldFilter`] names; the caller filters them. A filter
     /// whose column the scan does not return is not used.
     pub fields: Vec<FieldFilter>,
-    /// Rows per returned batch, at most. Default: 8192.
+    /// Rows per returned batch, at most. Default: 16,384, a block's rows in the default
+    /// configuration. Every batch costs the query engine above the scan some work of its
+    /// own (allocations, its expressions' setup, repartitioning), so fewer, longer batches
+    /// answer faster: double-groupby-1 at scale 1000 took 0.83 times as long as with
+    /// batches of 8,192 rows, the log query errors-per-service-per-minute 0.84 times.
     pub batch_rows: usize,
     /// Return only the series of partition `.0` out of `.1` (by a stable hash of the series
     /// key), so that scans can run in parallel over disjoint series. Default: `(0, 1)`.
@@ -48,7 +52,7 @@ impl ScanRequest {
             max_time: i64::MAX,
             tags: Vec::new(),
             fields: Vec::new(),
-            batch_rows: 8192,
+            batch_rows: 16_384,
             partition: (0, 1),
         }
     }
