@@ -59,6 +59,14 @@ pub enum Error {
         /// The query types whose answers differ.
         queries: Vec<String>,
     },
+    /// `compare` was given a directory of rounds that do not make one report.
+    #[error("the rounds in {path} do not compare as one run: {reason}")]
+    Rounds {
+        /// The directory.
+        path: PathBuf,
+        /// Why, a sentence.
+        reason: String,
+    },
     /// `compare --fail-if-worse` found Sextant's figures worse beyond the threshold.
     #[error(
         "compare --fail-if-worse (threshold {threshold_percent:.1}%): {}",

@@ -157,9 +157,10 @@ struct RunArgs {
 
 #[derive(Debug, Args)]
 struct CompareArgs {
-    /// The earlier run's JSON.
+    /// The earlier run's JSON, or a directory whose `.json` files are rounds of it: each
+    /// figure is then the median of the rounds'.
     old: PathBuf,
-    /// The later run's JSON.
+    /// The later run's JSON, or a directory of its rounds.
     new: PathBuf,
     /// Changes within this are not marked (e.g. 5% or 2.5).
     #[arg(long, default_value = "5%")]
@@ -681,10 +682,10 @@ fn compare(args: &CompareArgs) -> Result<()> {
             parameter: "threshold",
             reason,
         })?;
-    let old = RunReport::read_json(&args.old)?;
-    let new = RunReport::read_json(&args.new)?;
-    println!("old: {} ({})", args.old.display(), old.command);
-    println!("new: {} ({})", args.new.display(), new.command);
+    let (old, old_rounds) = read_rounds(&args.old)?;
+    let (new, new_rounds) = read_rounds(&args.new)?;
+    println!("old: {} ({}){old_rounds}", args.old.display(), old.command);
+    println!("new: {} ({}){new_rounds}", args.new.display(), new.command);
     print!("{}", compare::table(&old, &new, threshold));
     let worse = compare::sextant_regressions(&old, &new, threshold);
     if args.fail_if_worse && !worse.is_empty() {
@@ -694,6 +695,47 @@ fn compare(args: &CompareArgs) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// The report at `path`, or the median of the rounds in the directory `path` (every
+/// `.json` file in it), with a note of how many rounds for the heading.
+fn read_rounds(path: &Path) -> Result<(RunReport, String)> {
+    if !path.is_dir() {
+        return Ok((RunReport::read_json(path)?, String::new()));
+    }
+    let invalid = |reason: String| Error::Rounds {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let entries = std::fs::read_dir(path).map_err(|source| Error::Io {
+        action: "listing",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::Io {
+            action: "listing",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file = entry.path();
+        if file.extension().is_some_and(|e| e == "json") {
+            files.push(file);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(invalid(
+            "it is a directory without .json files (rounds of a run)".to_owned(),
+        ));
+    }
+    let rounds = files
+        .iter()
+        .map(|f| RunReport::read_json(f))
+        .collect::<Result<Vec<_>>>()?;
+    let merged = compare::median_of(&rounds).map_err(invalid)?;
+    Ok((merged, format!(", the median of {} rounds", rounds.len())))
 }
 
 fn reject(given: bool, flag: &str, workloads: &str) -> Result<()> {

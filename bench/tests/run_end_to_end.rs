@@ -3,7 +3,7 @@
 //! pyarrow, as `.ci/run` installs them; `n/a` with the reason elsewhere), and tsink with
 //! the `tsink` feature, the JSON's
 //! schema fields, agreeing checksums; then `compare` of the two files, `--fail-if-worse`,
-//! and a file of another schema version.
+//! directories of rounds, and a file of another schema version.
 
 use std::path::Path;
 use std::process::Command;
@@ -292,6 +292,51 @@ fn run_cpu_only_and_logs_end_to_end_then_compare() {
     assert!(err.contains("lastpoint p50 ms (sextant)"), "{err}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("SLOWER"), "{text}");
+
+    // Directories of rounds compare by their medians: one doctored round of three does
+    // not fail the gate, two do; a directory without reports is refused with its path.
+    let rounds = |name: &str, slow: usize| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for i in 0..3 {
+            let from = if i < slow { &slower } else { &a };
+            std::fs::copy(from, d.join(format!("{i}.json"))).unwrap();
+        }
+        d
+    };
+    let (base, one, two) = (rounds("base", 0), rounds("one", 1), rounds("two", 2));
+    let gate = |new: &Path| {
+        bench(&[
+            "compare",
+            base.to_str().unwrap(),
+            new.to_str().unwrap(),
+            "--fail-if-worse",
+        ])
+    };
+    let out = gate(&one);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("the median of 3 rounds"), "{text}");
+    let out = gate(&two);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("lastpoint p50 ms (sextant)"), "{err}");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = gate(&empty);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(empty.to_str().unwrap()) && err.contains("without .json files"),
+        "{err}"
+    );
+    // A round that is not a report is an error that names its file.
+    let broken = rounds("broken", 0);
+    std::fs::write(broken.join("9.json"), "{").unwrap();
+    let out = gate(&broken);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("9.json"), "{err}");
 
     // Another schema version: a clear message and a failure status.
     let other = dir.path().join("other.json");

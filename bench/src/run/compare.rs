@@ -1,4 +1,5 @@
-//! `sextant-bench compare old.json new.json`: two run reports metric by metric.
+//! `sextant-bench compare old.json new.json`: two run reports metric by metric, each
+//! possibly the median of several rounds ([`median_of`]).
 
 use std::fmt::Write as _;
 
@@ -228,6 +229,121 @@ pub fn table(old: &RunReport, new: &RunReport, threshold: f64) -> String {
         );
     }
     out
+}
+
+/// One report from several rounds of one run (the same build and command, run several
+/// times, alternated with the other build's rounds): each compared figure (a phase's
+/// rows/s, bytes per value and peak RSS, a query's p50 per engine) is the median of the
+/// rounds', and a query's answers agree only if they agree in every round. A figure that
+/// one round lacks is missing from the merge (a phase of one round only is left out), so
+/// that `--fail-if-worse` fails on it as on a single report that lacks it. Rounds of
+/// other workloads or settings are refused. The rest (commands, p95s, checksums) is from
+/// the first round that has it.
+///
+/// One round is not enough to gate on: sub-millisecond p50s of one build move by 10 %
+/// from run to run, so that `--fail-if-worse` failed 4 of 5 comparisons of a build with
+/// itself at scale 100 (`--runs 20`).
+pub fn median_of(rounds: &[RunReport]) -> Result<RunReport, String> {
+    let Some(first) = rounds.first() else {
+        return Err("there are no rounds to take the median of".to_owned());
+    };
+    for (i, r) in rounds.iter().enumerate().skip(1) {
+        if r.workload != first.workload {
+            return Err(format!(
+                "round {} is of workload {} {:?} days {} seed {}, round 1 of {} {:?} days {} seed {}",
+                i + 1,
+                r.workload.name,
+                r.workload.scale.or(r.workload.events_per_second),
+                r.workload.days,
+                r.workload.seed,
+                first.workload.name,
+                first.workload.scale.or(first.workload.events_per_second),
+                first.workload.days,
+                first.workload.seed,
+            ));
+        }
+        if r.settings != first.settings || r.query_set != first.query_set {
+            return Err(format!(
+                "round {} was run with other settings than round 1 ({:?} and {:?})",
+                i + 1,
+                r.command,
+                first.command
+            ));
+        }
+    }
+    let mut out = first.clone();
+    // Every phase and query of any round, in the order they first appear.
+    out.ingest.clear();
+    for p in rounds.iter().flat_map(|r| &r.ingest) {
+        let same = |r: &RunReport| {
+            r.ingest
+                .iter()
+                .find(|q| q.engine == p.engine && q.phase == p.phase)
+                .cloned()
+        };
+        let all: Option<Vec<super::Phase>> = rounds.iter().map(same).collect();
+        let Some(all) = all else { continue };
+        if out
+            .ingest
+            .iter()
+            .any(|q| q.engine == p.engine && q.phase == p.phase)
+        {
+            continue;
+        }
+        let mut phase = p.clone();
+        phase.rows_per_sec = median(all.iter().map(|p| Some(p.rows_per_sec))).unwrap_or(0.0);
+        phase.bytes_per_value = median(all.iter().map(|p| p.bytes_per_value));
+        phase.peak_rss_bytes = median(all.iter().map(|p| p.peak_rss_bytes.map(|b| b as f64)))
+            .map(|b| b.round() as u64);
+        out.ingest.push(phase);
+    }
+    out.queries.clear();
+    for q in rounds.iter().flat_map(|r| &r.queries) {
+        if out.queries.iter().any(|o| o.name == q.name) {
+            continue;
+        }
+        let same: Vec<Option<&super::report::QueryResult>> = rounds
+            .iter()
+            .map(|r| r.queries.iter().find(|o| o.name == q.name))
+            .collect();
+        let mut query = q.clone();
+        query.engines.clear();
+        for e in same.iter().flatten().flat_map(|o| &o.engines) {
+            if query.engines.iter().any(|x| x.engine == e.engine) {
+                continue;
+            }
+            let mut engine = e.clone();
+            engine.p50_ms = median(
+                same.iter()
+                    .map(|o| o.and_then(|o| o.engine(&e.engine)).and_then(|e| e.p50_ms)),
+            );
+            query.engines.push(engine);
+        }
+        let disagree = same.iter().flatten().find(|o| !o.agree);
+        query.agree = disagree.is_none();
+        if let Some(o) = disagree {
+            query.mismatch = o.mismatch.clone();
+        }
+        out.queries.push(query);
+    }
+    out.all_agree = rounds.iter().all(|r| r.all_agree);
+    Ok(out)
+}
+
+/// The median of `values` (the mean of the middle two of an even count); `None` when
+/// there are none or one is missing.
+fn median(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let mut v: Vec<f64> = values.collect::<Option<_>>()?;
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    })
 }
 
 /// Reads a threshold written as `5%`, `5` (both 5 %) or `0.5%`; a fraction.

@@ -192,6 +192,100 @@ fn regressions_are_sextants_metrics_worse_beyond_the_threshold() {
 }
 
 #[test]
+fn rounds_merge_into_their_medians_and_agree_only_if_every_round_does() {
+    // Three rounds whose medians are not their means, held by different rounds.
+    let mut rounds = [
+        report(900.0, 12.0, Some(20.0)),
+        report(1500.0, 10.0, Some(29.0)),
+        report(1000.0, 11.5, Some(21.0)),
+    ];
+    for (r, bpv) in rounds.iter_mut().zip([0.5, 0.4, 0.9]) {
+        r.ingest[0].bytes_per_value = Some(bpv);
+    }
+    let merged = median_of(&rounds).unwrap();
+    assert_eq!(merged.ingest[0].rows_per_sec, 1000.0);
+    assert_eq!(merged.ingest[0].bytes_per_value, Some(0.5));
+    assert_eq!(
+        merged.queries[0].engine("sextant").unwrap().p50_ms,
+        Some(11.5)
+    );
+    assert_eq!(
+        merged.queries[0].engine("parquet").unwrap().p50_ms,
+        Some(21.0)
+    );
+    assert!(merged.all_agree && merged.queries[0].agree);
+    // An even count takes the mean of the middle two.
+    let two = median_of(&rounds[..2]).unwrap();
+    assert_eq!(two.queries[0].engine("sextant").unwrap().p50_ms, Some(11.0));
+
+    // So one slow round of three does not fail the gate; two do.
+    let old = median_of(&[report(1000.0, 10.0, None)]).unwrap();
+    let one_slow = median_of(&[
+        report(1000.0, 10.0, None),
+        report(1000.0, 13.0, None),
+        report(1000.0, 10.1, None),
+    ])
+    .unwrap();
+    assert!(sextant_regressions(&old, &one_slow, 0.05).is_empty());
+    let two_slow = median_of(&[
+        report(1000.0, 10.0, None),
+        report(1000.0, 13.0, None),
+        report(1000.0, 12.0, None),
+    ])
+    .unwrap();
+    assert_eq!(
+        sextant_regressions(&old, &two_slow, 0.05),
+        vec!["lastpoint p50 ms (sextant)".to_owned()]
+    );
+
+    // A figure one round lacks is missing from the merge, and fails the gate as missing;
+    // so does a phase of one round only, whichever round it is.
+    let mut lacking = rounds.clone();
+    lacking[2].queries[0].engines[0] = EngineResult::not_available("sextant", "gone".into());
+    lacking[1].ingest.clear();
+    let merged = median_of(&lacking).unwrap();
+    assert_eq!(merged.queries[0].engine("sextant").unwrap().p50_ms, None);
+    assert!(merged.ingest.is_empty());
+    assert_eq!(
+        sextant_regressions(&rounds[0], &merged, 0.5),
+        vec![
+            "sextant flush rows/s (missing)".to_owned(),
+            "sextant flush bytes/value (missing)".to_owned(),
+            "sextant flush peak RSS MiB (missing)".to_owned(),
+            "lastpoint p50 ms (sextant) (missing)".to_owned()
+        ]
+    );
+    lacking[0].ingest.clear();
+    lacking[2].ingest.clear();
+    lacking[1].ingest = rounds[1].ingest.clone();
+    assert!(median_of(&lacking).unwrap().ingest.is_empty());
+
+    // Answers that differ in one round differ in the merge, with that round's mismatch.
+    let mut differ = rounds.clone();
+    differ[2].queries[0].agree = false;
+    differ[2].queries[0].mismatch = Some("parquet's checksum differs".to_owned());
+    differ[2].all_agree = false;
+    let merged = median_of(&differ).unwrap();
+    assert!(!merged.all_agree);
+    assert_eq!(merged.disagreements(), vec!["lastpoint".to_owned()]);
+    assert_eq!(
+        merged.queries[0].mismatch.as_deref(),
+        Some("parquet's checksum differs")
+    );
+
+    // Rounds of other workloads or settings, and no rounds, are refused.
+    let mut other = rounds.clone();
+    other[1].workload.name = "logs".to_owned();
+    let err = median_of(&other).unwrap_err();
+    assert!(err.contains("round 2 is of workload logs"), "{err}");
+    let mut other = rounds.clone();
+    other[2].settings.runs = 20;
+    let err = median_of(&other).unwrap_err();
+    assert!(err.contains("round 3 was run with other settings"), "{err}");
+    assert!(median_of(&[]).is_err());
+}
+
+#[test]
 fn thresholds_read_as_percentages() {
     assert_eq!(parse_threshold("5%"), Ok(0.05));
     assert_eq!(parse_threshold("2.5"), Ok(0.025));
