@@ -707,19 +707,14 @@ fn read_rounds(path: &Path) -> Result<(RunReport, String)> {
         path: path.to_path_buf(),
         reason,
     };
-    let entries = std::fs::read_dir(path).map_err(|source| Error::Io {
+    let listing = |source| Error::Io {
         action: "listing",
         path: path.to_path_buf(),
         source,
-    })?;
+    };
     let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|source| Error::Io {
-            action: "listing",
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let file = entry.path();
+    for entry in std::fs::read_dir(path).map_err(listing)? {
+        let file = entry.map_err(listing)?.path();
         if file.extension().is_some_and(|e| e == "json") {
             files.push(file);
         }

@@ -275,21 +275,13 @@ pub fn median_of(rounds: &[RunReport]) -> Result<RunReport, String> {
     // Every phase and query of any round, in the order they first appear.
     out.ingest.clear();
     for p in rounds.iter().flat_map(|r| &r.ingest) {
-        let same = |r: &RunReport| {
-            r.ingest
-                .iter()
-                .find(|q| q.engine == p.engine && q.phase == p.phase)
-                .cloned()
-        };
-        let all: Option<Vec<super::Phase>> = rounds.iter().map(same).collect();
-        let Some(all) = all else { continue };
-        if out
-            .ingest
-            .iter()
-            .any(|q| q.engine == p.engine && q.phase == p.phase)
-        {
+        let is_p = |q: &&super::Phase| q.engine == p.engine && q.phase == p.phase;
+        if out.ingest.iter().any(|q| is_p(&q)) {
             continue;
         }
+        let all: Option<Vec<&super::Phase>> =
+            rounds.iter().map(|r| r.ingest.iter().find(is_p)).collect();
+        let Some(all) = all else { continue };
         let mut phase = p.clone();
         phase.rows_per_sec = median(all.iter().map(|p| Some(p.rows_per_sec))).unwrap_or(0.0);
         phase.bytes_per_value = median(all.iter().map(|p| p.bytes_per_value));
