@@ -233,9 +233,14 @@ pub(super) fn decode(
             symbols,
             words,
         } = &mut **scratch;
-        // Every slot is written: the frequencies sum to TOTAL.
+        // Every slot is written: the frequencies sum to TOTAL. Only symbols up to `top`
+        // can have slots, and a symbol without any is skipped rather than filled with
+        // nothing (a call per symbol).
         let mut at = 0usize;
-        for (s, &f) in freq.iter().enumerate() {
+        for (s, &f) in freq[..=top].iter().enumerate() {
+            if f == 0 {
+                continue;
+            }
             let slots = at..at + f as usize;
             for (k, slot) in table[slots.clone()].iter_mut().enumerate() {
                 *slot = f | (k as u32) << 16;
