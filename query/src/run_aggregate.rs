@@ -431,7 +431,12 @@ impl Runs {
                 continue;
             }
             let values = values.as_primitive::<Float64Type>();
-            let runs = ranges.iter().map(|r| values.slice(r.start, r.len()));
+            // A run is a slice of the values, and of the null buffer if any is null.
+            let nulls = values.nulls().filter(|n| n.null_count() > 0);
+            let runs = ranges.iter().map(|r| Run {
+                values: &values.values()[r.clone()],
+                nulls: nulls.map(|n| n.slice(r.start, r.len())),
+            });
             match aggregate.fold {
                 Fold::Min => columns.push(Arc::new(
                     runs.map(|run| extreme(&run, std::cmp::Ordering::Less))
@@ -667,11 +672,30 @@ fn in_scan_order(plan: &Arc<dyn ExecutionPlan>) -> bool {
     }
 }
 
+/// One run's values of an aggregate's argument.
+struct Run<'a> {
+    values: &'a [f64],
+    /// Which values are valid; `None` when every one is.
+    nulls: Option<NullBuffer>,
+}
+
+impl Run<'_> {
+    /// The valid values.
+    fn valid(&self) -> impl Iterator<Item = f64> + '_ {
+        let nulls = self.nulls.as_ref();
+        self.values
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| nulls.is_none_or(|n| n.is_valid(*i)))
+            .map(|(_, &v)| v)
+    }
+}
+
 /// The min (`wanted` Less) or max (Greater) of `run`'s values, `None` when it has none,
 /// folded exactly as DataFusion's grouped min/max folds: from `f64::MAX` (`f64::MIN`),
 /// taking a value that compares `wanted` with the current one, or does not compare
 /// (NaN), so that -0.0 against 0.0 and NaN come out as they do through hashing.
-fn extreme(run: &Float64Array, wanted: std::cmp::Ordering) -> Option<f64> {
+fn extreme(run: &Run<'_>, wanted: std::cmp::Ordering) -> Option<f64> {
     let start = if wanted == std::cmp::Ordering::Less {
         f64::MAX
     } else {
@@ -681,12 +705,12 @@ fn extreme(run: &Float64Array, wanted: std::cmp::Ordering) -> Option<f64> {
         Some(o) if o != wanted => cur,
         _ => new,
     };
-    if run.null_count() == 0 {
-        let values = run.values();
+    if run.nulls.is_none() {
+        let values = run.values;
         (!values.is_empty()).then(|| values.iter().fold(start, |c, &v| fold(c, v)))
     } else {
         let mut seen = false;
-        let folded = run.iter().flatten().fold(start, |c, v| {
+        let folded = run.valid().fold(start, |c, v| {
             seen = true;
             fold(c, v)
         });
@@ -695,15 +719,12 @@ fn extreme(run: &Float64Array, wanted: std::cmp::Ordering) -> Option<f64> {
 }
 
 /// The count and sum of `run`'s values, `None` when it has none.
-fn sum(run: &Float64Array) -> Option<(u64, f64)> {
-    if run.null_count() == 0 {
-        let values = run.values();
+fn sum(run: &Run<'_>) -> Option<(u64, f64)> {
+    if run.nulls.is_none() {
+        let values = run.values;
         (!values.is_empty()).then(|| (values.len() as u64, sum_in_lanes(values)))
     } else {
-        let (n, s) = run
-            .iter()
-            .flatten()
-            .fold((0u64, 0.0), |(n, s), v| (n + 1, s + v));
+        let (n, s) = run.valid().fold((0u64, 0.0), |(n, s), v| (n + 1, s + v));
         (n > 0).then_some((n, s))
     }
 }
