@@ -246,12 +246,9 @@ fn names(columns: &[&str]) -> Vec<String> {
     columns.iter().map(|c| (*c).to_owned()).collect()
 }
 
-/// Runs `sql` and returns the column names and rows, with dictionary columns (tags,
-/// levels) read as their strings.
-fn run(db: &Database, sql: &str) -> (Vec<String>, Vec<Vec<Cell>>) {
-    let batches = db
-        .sql(sql)
-        .unwrap_or_else(|e| panic!("the query failed: {e}\n  sql: {sql}"));
+/// The column names and rows of an answer, with dictionary columns (tags, levels) read
+/// as their strings.
+fn rows_of(batches: &[RecordBatch]) -> (Vec<String>, Vec<Vec<Cell>>) {
     let batches: Vec<RecordBatch> = batches
         .iter()
         .map(|b| {
@@ -298,7 +295,24 @@ fn sort_rows(rows: &mut [Vec<Cell>]) {
 /// Runs `sql` twice and checks each answer against `expected`, with a message that shows
 /// the SQL and the first differing row. The second run is of the plan kept by the first
 /// (see `sextant_query::Database::sql`).
-fn check(name: &str, db: &Database, sql: &str, mut expected: Expected) {
+fn check(name: &str, db: &Database, sql: &str, expected: Expected) {
+    let run = || db.sql(sql);
+    check_runs(
+        name,
+        sql,
+        expected,
+        &[("first run", &run), ("run again", &run)],
+    );
+}
+
+/// An attempt at a query's answer: its name and how it is run.
+type Attempt<'a> = (
+    &'a str,
+    &'a dyn Fn() -> sextant_query::Result<Vec<RecordBatch>>,
+);
+
+/// Checks the answer of every attempt at the query `sql` against `expected`.
+fn check_runs(name: &str, sql: &str, mut expected: Expected, attempts: &[Attempt<'_>]) {
     assert!(
         !expected.rows.is_empty(),
         "{name}: the drawn parameters select no rows, so the test would prove little; \
@@ -307,8 +321,9 @@ fn check(name: &str, db: &Database, sql: &str, mut expected: Expected) {
     if !expected.ordered {
         sort_rows(&mut expected.rows);
     }
-    for attempt in ["first run", "run again"] {
-        let (columns, mut got) = run(db, sql);
+    for (attempt, run) in attempts {
+        let batches = run().unwrap_or_else(|e| panic!("{name} ({attempt}): {e}\n  sql: {sql}"));
+        let (columns, mut got) = rows_of(&batches);
         if !expected.ordered {
             sort_rows(&mut got);
         }
@@ -496,7 +511,25 @@ fn check_devops(name: &str) {
     let mut rng = Rng::new(SEED * 100 + index as u64);
     let query = DevopsQuery::draw(DEVOPS[index].1, &mut rng, SCALE, data.range);
     let expected = devops_expected(&query, data);
-    check(name, &data.db, &query.sql(), expected);
+    let sql = query.sql();
+    // The same query as a prepared statement, its hosts and times as parameters.
+    let (statement, values) = query.prepared();
+    let prepared = data.db.prepare(&statement).unwrap_or_else(|e| {
+        panic!("{name}: the statement does not prepare: {e}\n  sql: {statement}")
+    });
+    let run = || data.db.sql(&sql);
+    let execute = || data.db.execute(&prepared, &values);
+    check_runs(
+        name,
+        &sql,
+        expected,
+        &[
+            ("first run", &run),
+            ("run again", &run),
+            ("prepared", &execute),
+            ("prepared, run again", &execute),
+        ],
+    );
 }
 
 #[test]

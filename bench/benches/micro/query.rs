@@ -1,10 +1,10 @@
 //! SQL through sextant-query: planning TSBS queries (SQL text to an optimized physical plan,
 //! nothing executed), the stages of planning a small one (parsing and resolving names,
-//! the logical optimizer, physical planning with its optimizer), and executing it as SQL
-//! text and as a prepared statement, on the fixture's 100 hosts x 1 day.
+//! the logical optimizer, physical planning with its optimizer), and executing the
+//! single-host types as SQL text and as prepared statements, on the fixture's 100 hosts x
+//! 1 day, compacted.
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use datafusion::common::ScalarValue;
 use sextant_bench::queries::DEVOPS;
 use sextant_bench::queries::draw;
 
@@ -13,10 +13,22 @@ use crate::fixture::{Fixture, SEED};
 /// The query types planned: a one-host one, an all-host aggregate, and lastpoint (which
 /// Sextant's optimizer rule rewrites).
 const PLANNED: [&str; 3] = ["single-groupby-1-1-1", "double-groupby-all", "lastpoint"];
-/// The query type executed.
+/// The query type whose planning is taken apart.
 const EXECUTED: &str = "single-groupby-1-1-1";
+/// The single-host query types, each executed as SQL text and as a prepared statement.
+const SINGLE_HOST: [&str; 4] = [
+    "single-groupby-1-1-1",
+    "single-groupby-1-1-12",
+    "single-groupby-1-8-1",
+    "high-cpu-1",
+];
+/// Parameter draws a prepared statement cycles through in "execute-prepared-varied".
+const DRAWS: u64 = 16;
 
 pub fn bench(c: &mut Criterion, fixture: &Fixture) {
+    // Compacted, as a database is once its writes have settled and as `sextant-bench run`
+    // measures it.
+    fixture.db.compact("cpu").expect("the table compacts");
     let sql_of = |name: &str| {
         let index = DEVOPS
             .iter()
@@ -72,14 +84,6 @@ pub fn bench(c: &mut Criterion, fixture: &Fixture) {
     group.bench_function(BenchmarkId::new("session-state", EXECUTED), |b| {
         b.iter(|| session.state())
     });
-    let rows: usize = fixture
-        .db
-        .sql(&sql)
-        .expect("the query runs")
-        .iter()
-        .map(|b| b.num_rows())
-        .sum();
-    println!("query/execute/{EXECUTED}: {rows} rows: {sql}");
     let analyzed = fixture
         .db
         .sql(&format!("EXPLAIN ANALYZE {sql}"))
@@ -88,55 +92,19 @@ pub fn bench(c: &mut Criterion, fixture: &Fixture) {
         "{}",
         datafusion::arrow::util::pretty::pretty_format_batches(&analyzed).expect("printable")
     );
-    // SQL text run again takes its resolved plan from the plan cache; "execute-uncached"
-    // forgets it each time, as SQL never seen before.
-    group.bench_function(BenchmarkId::new("execute", EXECUTED), |b| {
-        b.iter(|| fixture.db.sql(&sql).expect("the query runs"))
-    });
-    group.bench_function(BenchmarkId::new("execute-uncached", EXECUTED), |b| {
-        b.iter(|| {
-            fixture.db.forget_plans();
-            fixture.db.sql(&sql).expect("the query runs")
-        })
-    });
-    // The same query prepared once, its host and window as parameters.
-    let index = DEVOPS
-        .iter()
-        .position(|(n, _)| *n == EXECUTED)
-        .expect("a TSBS query type");
-    let drawn = draw(index, SEED, &fixture.config);
-    let prepared = fixture
-        .db
-        .prepare(
-            "SELECT time_bucket('60 seconds', time) AS minute, max(usage_user) AS max_usage_user \
-             FROM cpu WHERE hostname = $1 AND time >= $2 AND time < $3 \
-             GROUP BY minute ORDER BY minute",
-        )
-        .expect("the statement prepares");
-    let time = |ns| ScalarValue::TimestampNanosecond(Some(ns), Some("UTC".into()));
-    let params = [
-        ScalarValue::from(drawn.hostnames()[0].as_str()),
-        time(drawn.window.start_ns),
-        time(drawn.window.end_ns),
-    ];
-    let answer = |batches: &[arrow_array::RecordBatch]| {
-        datafusion::arrow::util::pretty::pretty_format_batches(batches)
-            .expect("printable")
-            .to_string()
-    };
-    assert_eq!(
-        answer(&fixture.db.execute(&prepared, &params).expect("it runs")),
-        answer(&fixture.db.sql(&sql).expect("the query runs")),
-        "the prepared statement answers as the SQL does"
-    );
-    group.bench_function(BenchmarkId::new("execute-prepared", EXECUTED), |b| {
-        b.iter(|| fixture.db.execute(&prepared, &params).expect("it runs"))
-    });
+    for name in SINGLE_HOST {
+        single_host(&mut group, fixture, name);
+    }
     // The latest row of every host, as TSBS writes it and as a join users write: the
     // join's scan of cpu reads only what its hash table's keys let through.
     let lastpoint = sql_of("lastpoint");
     let mut lastpoint_join = String::from(LASTPOINT_JOIN);
     lastpoint_join.push_str(" ORDER BY hostname");
+    let answer = |batches: &[arrow_array::RecordBatch]| {
+        datafusion::arrow::util::pretty::pretty_format_batches(batches)
+            .expect("printable")
+            .to_string()
+    };
     let sorted = |sql: &str| {
         fixture
             .db
@@ -170,3 +138,57 @@ pub fn bench(c: &mut Criterion, fixture: &Fixture) {
 const LASTPOINT_JOIN: &str = "SELECT c.* FROM cpu c JOIN \
     (SELECT hostname, max(time) AS time FROM cpu GROUP BY hostname) l \
     ON c.hostname = l.hostname AND c.time = l.time";
+
+/// Executes the single-host query type `name` four ways: as SQL text seen before (its
+/// resolved plan taken from the plan cache, and its physical plan run again), as SQL never
+/// seen ("execute-uncached", the plan cache emptied each time), as a prepared statement
+/// run with the same values ("execute-prepared"), and as one run with a new host and
+/// window each time ("execute-prepared-varied", as a dashboard over many hosts runs it).
+fn single_host(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    fixture: &Fixture,
+    name: &str,
+) {
+    let index = DEVOPS
+        .iter()
+        .position(|(n, _)| *n == name)
+        .expect("a TSBS query type");
+    let drawn = draw(index, SEED, &fixture.config);
+    let sql = drawn.sql();
+    let rows: usize = fixture
+        .db
+        .sql(&sql)
+        .expect("the query runs")
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    println!("query/execute/{name}: {rows} rows: {sql}");
+    group.bench_function(BenchmarkId::new("execute", name), |b| {
+        b.iter(|| fixture.db.sql(&sql).expect("the query runs"))
+    });
+    group.bench_function(BenchmarkId::new("execute-uncached", name), |b| {
+        b.iter(|| {
+            fixture.db.forget_plans();
+            fixture.db.sql(&sql).expect("the query runs")
+        })
+    });
+    let (statement, values) = drawn.prepared();
+    let prepared = fixture
+        .db
+        .prepare(&statement)
+        .expect("the statement prepares");
+    // (The answer tests check prepared answers against the SQL text's.)
+    group.bench_function(BenchmarkId::new("execute-prepared", name), |b| {
+        b.iter(|| fixture.db.execute(&prepared, &values).expect("it runs"))
+    });
+    let varied: Vec<_> = (0..DRAWS)
+        .map(|k| draw(index, SEED + k, &fixture.config).prepared().1)
+        .collect();
+    let mut next = varied.iter().cycle();
+    group.bench_function(BenchmarkId::new("execute-prepared-varied", name), |b| {
+        b.iter(|| {
+            let values = next.next().expect("a cycle never ends");
+            fixture.db.execute(&prepared, values).expect("it runs")
+        })
+    });
+}

@@ -21,6 +21,8 @@ mod sets;
 
 use std::fmt::Write as _;
 
+use datafusion::common::ScalarValue;
+
 pub use params::{HOUR, MINUTE, Rng, SECOND, Window, quote, random_hosts, sql_time};
 pub use sets::{BenchQuery, QuerySet, draw};
 
@@ -178,13 +180,32 @@ impl DevopsQuery {
         self.hosts.iter().map(|h| format!("host_{h}")).collect()
     }
 
-    fn hostname_in(&self) -> String {
-        let names: Vec<String> = self.hostnames().iter().map(|h| quote(h)).collect();
-        format!("hostname IN ({})", names.join(", "))
-    }
-
     /// The query in TimescaleDB's SQL shape.
     pub fn sql(&self) -> String {
+        self.render(&mut Literals)
+    }
+
+    /// The query as a statement with parameters (`$1`, `$2`, ...) in place of its
+    /// hostnames and times, and the values with which it answers as [`DevopsQuery::sql`]
+    /// does: the form a dashboard or an alert rule prepares once and runs again with other
+    /// values.
+    ///
+    /// ```
+    /// use sextant_bench::queries::{DevopsQuery, Rng, Window, DEVOPS, HOUR};
+    ///
+    /// let data = Window::new(0, 16 * HOUR);
+    /// let query = DevopsQuery::draw(DEVOPS[0].1, &mut Rng::new(7), 20, data);
+    /// let (sql, values) = query.prepared();
+    /// assert!(sql.contains("hostname IN ($1) AND time >= $2 AND time < $3"));
+    /// assert_eq!(values.len(), 3);
+    /// ```
+    pub fn prepared(&self) -> (String, Vec<ScalarValue>) {
+        let mut params = Params(Vec::new());
+        let sql = self.render(&mut params);
+        (sql, params.0)
+    }
+
+    fn render(&self, values: &mut dyn Values) -> String {
         let aggregates = |function: &str, alias: &str, metrics: usize| {
             CPU_FIELDS[..metrics]
                 .iter()
@@ -192,34 +213,51 @@ impl DevopsQuery {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let hostname_in = |values: &mut dyn Values| {
+            let names: Vec<String> = self
+                .hostnames()
+                .into_iter()
+                .map(|h| values.text(h))
+                .collect();
+            format!("hostname IN ({})", names.join(", "))
+        };
+        let window = |values: &mut dyn Values| {
+            let start = values.time(self.window.start_ns);
+            let end = values.time(self.window.end_ns);
+            format!("time >= {start} AND time < {end}")
+        };
         match self.kind {
-            DevopsKind::SingleGroupby { metrics, .. } => format!(
-                "SELECT time_bucket('60 seconds', time) AS minute, {} \
-                 FROM cpu WHERE {} AND {} GROUP BY minute ORDER BY minute",
-                aggregates("max", "max", metrics),
-                self.hostname_in(),
-                self.window.sql()
-            ),
-            DevopsKind::CpuMaxAll { .. } => format!(
-                "SELECT time_bucket('3600 seconds', time) AS hour, {} \
-                 FROM cpu WHERE {} AND {} GROUP BY hour ORDER BY hour",
-                aggregates("max", "max", CPU_FIELDS.len()),
-                self.hostname_in(),
-                self.window.sql()
-            ),
+            DevopsKind::SingleGroupby { metrics, .. } => {
+                let hosts = hostname_in(values);
+                format!(
+                    "SELECT time_bucket('60 seconds', time) AS minute, {} \
+                     FROM cpu WHERE {hosts} AND {} GROUP BY minute ORDER BY minute",
+                    aggregates("max", "max", metrics),
+                    window(values)
+                )
+            }
+            DevopsKind::CpuMaxAll { .. } => {
+                let hosts = hostname_in(values);
+                format!(
+                    "SELECT time_bucket('3600 seconds', time) AS hour, {} \
+                     FROM cpu WHERE {hosts} AND {} GROUP BY hour ORDER BY hour",
+                    aggregates("max", "max", CPU_FIELDS.len()),
+                    window(values)
+                )
+            }
             DevopsKind::DoubleGroupby { metrics } => format!(
                 "SELECT time_bucket('3600 seconds', time) AS hour, hostname, {} \
                  FROM cpu WHERE {} GROUP BY hour, hostname ORDER BY hour, hostname",
                 aggregates("avg", "mean", metrics),
-                self.window.sql()
+                window(values)
             ),
             DevopsKind::HighCpu { hosts } => {
                 let mut sql = format!(
                     "SELECT * FROM cpu WHERE usage_user > 90.0 AND {}",
-                    self.window.sql()
+                    window(values)
                 );
                 if hosts.is_some() {
-                    let _ = write!(sql, " AND {}", self.hostname_in());
+                    let _ = write!(sql, " AND {}", hostname_in(values));
                 }
                 sql
             }
@@ -230,7 +268,7 @@ impl DevopsQuery {
             DevopsKind::GroupbyOrderbyLimit => format!(
                 "SELECT time_bucket('60 seconds', time) AS minute, max(usage_user) \
                  FROM cpu WHERE time < {} GROUP BY minute ORDER BY minute DESC LIMIT 5",
-                sql_time(self.window.end_ns)
+                values.time(self.window.end_ns)
             ),
         }
     }
@@ -240,6 +278,50 @@ impl DevopsQuery {
     /// engines return the same rows in the same order.
     pub fn is_ordered(&self) -> bool {
         !matches!(self.kind, DevopsKind::HighCpu { .. })
+    }
+}
+
+/// How [`DevopsQuery::render`] writes a query's values: as literals, or as parameters.
+trait Values {
+    /// A string value.
+    fn text(&mut self, value: String) -> String;
+    /// A timestamp in nanoseconds since the epoch, UTC.
+    fn time(&mut self, ns: i64) -> String;
+}
+
+/// Values written into the SQL text.
+struct Literals;
+
+impl Values for Literals {
+    fn text(&mut self, value: String) -> String {
+        quote(&value)
+    }
+
+    fn time(&mut self, ns: i64) -> String {
+        sql_time(ns)
+    }
+}
+
+/// Values written as `$1`, `$2`, ..., and kept in that order.
+struct Params(Vec<ScalarValue>);
+
+impl Params {
+    fn push(&mut self, value: ScalarValue) -> String {
+        self.0.push(value);
+        format!("${}", self.0.len())
+    }
+}
+
+impl Values for Params {
+    fn text(&mut self, value: String) -> String {
+        self.push(ScalarValue::Utf8(Some(value)))
+    }
+
+    fn time(&mut self, ns: i64) -> String {
+        self.push(ScalarValue::TimestampNanosecond(
+            Some(ns),
+            Some("UTC".into()),
+        ))
     }
 }
 
