@@ -431,12 +431,7 @@ impl Runs {
                 continue;
             }
             let values = values.as_primitive::<Float64Type>();
-            // A run is a slice of the values, and of the null buffer if any is null.
-            let nulls = values.nulls().filter(|n| n.null_count() > 0);
-            let runs = ranges.iter().map(|r| Run {
-                values: &values.values()[r.clone()],
-                nulls: nulls.map(|n| n.slice(r.start, r.len())),
-            });
+            let runs = ranges.iter().map(|r| Run::of(values, r.clone()));
             match aggregate.fold {
                 Fold::Min => columns.push(Arc::new(
                     runs.map(|run| extreme(&run, std::cmp::Ordering::Less))
@@ -679,7 +674,21 @@ struct Run<'a> {
     nulls: Option<NullBuffer>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    /// The rows `range` of `values`: a slice of the values, and of the null buffer only
+    /// if one of these rows is null, so that a run's fold does not depend on the other
+    /// rows of its batch.
+    fn of(values: &'a Float64Array, range: std::ops::Range<usize>) -> Run<'a> {
+        let nulls = values
+            .nulls()
+            .map(|n| n.slice(range.start, range.len()))
+            .filter(|n| n.null_count() > 0);
+        Run {
+            values: &values.values()[range],
+            nulls,
+        }
+    }
+
     /// The valid values.
     fn valid(&self) -> impl Iterator<Item = f64> + '_ {
         let nulls = self.nulls.as_ref();
@@ -752,6 +761,37 @@ fn sum_in_lanes(values: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_without_nulls_folds_alike_whatever_the_rest_of_its_batch_holds() {
+        let values = Float64Array::from(vec![
+            Some(0.1),
+            Some(0.2),
+            Some(0.3),
+            Some(1e16),
+            None,
+            Some(2.0),
+            None,
+            None,
+        ]);
+        let dense = Float64Array::from(vec![0.1, 0.2, 0.3]);
+        // Rows 0..3 have no null: the same fold as an array without any.
+        let run = Run::of(&values, 0..3);
+        assert!(run.nulls.is_none());
+        assert_eq!(
+            sum(&run).map(|(n, s)| (n, s.to_bits())),
+            sum(&Run::of(&dense, 0..3)).map(|(n, s)| (n, s.to_bits()))
+        );
+        // Some rows null: only the valid ones count.
+        let some = Run::of(&values, 3..6);
+        assert_eq!(sum(&some), Some((2, 1e16 + 2.0)));
+        assert_eq!(extreme(&some, std::cmp::Ordering::Less), Some(2.0));
+        assert_eq!(extreme(&some, std::cmp::Ordering::Greater), Some(1e16));
+        // Every row null: no value, as DataFusion's partial state has it.
+        let none = Run::of(&values, 6..8);
+        assert_eq!(sum(&none), None);
+        assert_eq!(extreme(&none, std::cmp::Ordering::Greater), None);
+    }
 
     #[test]
     fn lane_sums_add_every_value_once() {

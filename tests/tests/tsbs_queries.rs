@@ -530,6 +530,25 @@ fn check_devops(name: &str) {
             ("prepared, run again", &execute),
         ],
     );
+    // Run again with another draw's values, it answers as that draw's SQL text does.
+    let other = DevopsQuery::draw(DEVOPS[index].1, &mut rng, SCALE, data.range);
+    let (_, other_values) = other.prepared();
+    let rows = |batches: sextant_query::Result<Vec<RecordBatch>>, what: &str| {
+        let batches = batches.unwrap_or_else(|e| panic!("{name} ({what}): {e}"));
+        let (columns, mut rows) = rows_of(&batches);
+        if !other.is_ordered() {
+            sort_rows(&mut rows);
+        }
+        (columns, rows)
+    };
+    assert_eq!(
+        rows(
+            data.db.execute(&prepared, &other_values),
+            "prepared, other values"
+        ),
+        rows(data.db.sql(&other.sql()), "other values as SQL text"),
+        "{name}: the prepared statement with other values {other_values:?}\n  sql: {statement}"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The data the segment and query benchmarks read: cpu-only, 100 hosts for one day
-//! (864,000 rows), seed 1, written through the columnar API and flushed to segments. Under
-//! `cargo test`, where each benchmark runs once, 10 hosts.
+//! (864,000 rows), seed 1, written through the columnar API and flushed to segments (the
+//! query benchmarks, which run last, compact them). Under `cargo test`, where each
+//! benchmark runs once, 10 hosts.
 
 use std::time::Duration;
 

@@ -37,6 +37,7 @@ fn main() {
     let benchmarking = std::env::args().any(|a| a == "--bench");
     let fixture = fixture::Fixture::new(!benchmarking);
     scan::bench(&mut c, &fixture);
+    // Last: it compacts the fixture first (the scan figures are of the flushed segments).
     query::bench(&mut c, &fixture);
     c.final_summary();
 }

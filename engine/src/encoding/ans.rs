@@ -234,8 +234,8 @@ pub(super) fn decode(
             words,
         } = &mut **scratch;
         // Every slot is written: the frequencies sum to TOTAL. Only symbols up to `top`
-        // can have slots, and a symbol without any is skipped rather than filled with
-        // nothing (a call per symbol).
+        // can have slots, and a symbol without any is skipped, so that no empty `fill`
+        // (a call to memset) is made for it.
         let mut at = 0usize;
         for (s, &f) in freq[..=top].iter().enumerate() {
             if f == 0 {
