@@ -22,6 +22,7 @@ use sextant_engine::{Config, Durability, TableKind};
 use sextant_query::{Database, QueryOptions};
 use sextant_tests::tsbs::{
     CPU_FIELDS, DEVOPS, DevopsKind, DevopsQuery, HOUR, LASTPOINT_ROW_NUMBER, MINUTE, Window,
+    devops_index,
 };
 use sextant_tests::{Cell, Rng, batch_rows, log_queries};
 
@@ -305,7 +306,7 @@ fn check(name: &str, db: &Database, sql: &str, expected: Expected) {
     );
 }
 
-/// An attempt at a query's answer: its name and how it is run.
+/// An attempt at a query's answer: what it is (shown when it fails) and how it is run.
 type Attempt<'a> = (
     &'a str,
     &'a dyn Fn() -> sextant_query::Result<Vec<RecordBatch>>,
@@ -504,10 +505,7 @@ fn cpu_row(r: &CpuRow, hosts: &[CpuHost]) -> Vec<Cell> {
 /// Draws the parameters of the devops query `name` from its own seed, runs it and compares.
 fn check_devops(name: &str) {
     let data = &*CPU;
-    let index = DEVOPS
-        .iter()
-        .position(|(n, _)| *n == name)
-        .unwrap_or_else(|| panic!("{name} is not a TSBS devops query"));
+    let index = devops_index(name).unwrap_or_else(|| panic!("{name} is not a TSBS devops query"));
     let mut rng = Rng::new(SEED * 100 + index as u64);
     let query = DevopsQuery::draw(DEVOPS[index].1, &mut rng, SCALE, data.range);
     let expected = devops_expected(&query, data);
@@ -519,6 +517,9 @@ fn check_devops(name: &str) {
     });
     let run = || data.db.sql(&sql);
     let execute = || data.db.execute(&prepared, &values);
+    // A failure of the prepared statement names it and its values.
+    let as_prepared = format!("prepared: {statement} with {values:?}");
+    let again = format!("{as_prepared}, run again");
     check_runs(
         name,
         &sql,
@@ -526,8 +527,8 @@ fn check_devops(name: &str) {
         &[
             ("first run", &run),
             ("run again", &run),
-            ("prepared", &execute),
-            ("prepared, run again", &execute),
+            (&as_prepared, &execute),
+            (&again, &execute),
         ],
     );
     // Run again with another draw's values, it answers as that draw's SQL text does.

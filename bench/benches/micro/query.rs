@@ -5,8 +5,7 @@
 //! 1 day, compacted.
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use sextant_bench::queries::DEVOPS;
-use sextant_bench::queries::draw;
+use sextant_bench::queries::{devops_index, draw};
 
 use crate::fixture::{Fixture, SEED};
 
@@ -30,10 +29,7 @@ pub fn bench(c: &mut Criterion, fixture: &Fixture) {
     // measures it.
     fixture.db.compact("cpu").expect("the table compacts");
     let sql_of = |name: &str| {
-        let index = DEVOPS
-            .iter()
-            .position(|(n, _)| *n == name)
-            .expect("a TSBS query type");
+        let index = devops_index(name).expect("a TSBS query type");
         draw(index, SEED, &fixture.config).sql()
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -149,10 +145,7 @@ fn single_host(
     fixture: &Fixture,
     name: &str,
 ) {
-    let index = DEVOPS
-        .iter()
-        .position(|(n, _)| *n == name)
-        .expect("a TSBS query type");
+    let index = devops_index(name).expect("a TSBS query type");
     let drawn = draw(index, SEED, &fixture.config);
     let sql = drawn.sql();
     let rows: usize = fixture

@@ -224,7 +224,7 @@ impl DevopsQuery {
         let window = |values: &mut dyn Values| {
             let start = values.time(self.window.start_ns);
             let end = values.time(self.window.end_ns);
-            format!("time >= {start} AND time < {end}")
+            params::time_between(&start, &end)
         };
         match self.kind {
             DevopsKind::SingleGroupby { metrics, .. } => {
@@ -323,6 +323,11 @@ impl Values for Params {
             Some("UTC".into()),
         ))
     }
+}
+
+/// The position of the query type named `name` in [`DEVOPS`] (the index [`draw`] takes).
+pub fn devops_index(name: &str) -> Option<usize> {
+    DEVOPS.iter().position(|(n, _)| *n == name)
 }
 
 /// The query type named `name` in [`DEVOPS`].

@@ -88,12 +88,13 @@ impl Window {
 
     /// The SQL conjunction `time >= '<start>' AND time < '<end>'`.
     pub fn sql(&self) -> String {
-        format!(
-            "time >= {} AND time < {}",
-            sql_time(self.start_ns),
-            sql_time(self.end_ns)
-        )
+        time_between(&sql_time(self.start_ns), &sql_time(self.end_ns))
     }
+}
+
+/// `time >= <start> AND time < <end>`, of two SQL expressions (literals or parameters).
+pub(super) fn time_between(start: &str, end: &str) -> String {
+    format!("time >= {start} AND time < {end}")
 }
 
 /// A timestamp as a quoted SQL literal in TimescaleDB's form, `'2016-01-01 07:11:42'` (UTC,

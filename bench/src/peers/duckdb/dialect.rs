@@ -63,16 +63,13 @@ fn looks_like_timestamp(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queries::{DEVOPS, draw};
+    use crate::queries::{DEVOPS, devops_index, draw};
     use crate::workload::cpu::CpuConfig;
 
     #[test]
     fn unaliased_max_gets_datafusions_name() {
         let config = CpuConfig::new(4, 0.5);
-        let index = DEVOPS
-            .iter()
-            .position(|(n, _)| *n == "groupby-orderby-limit")
-            .unwrap();
+        let index = devops_index("groupby-orderby-limit").unwrap();
         let sql = draw(index, 1, &config).sql();
         let duck = translate(&sql, false).unwrap();
         assert!(
