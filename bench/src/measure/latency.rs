@@ -23,15 +23,9 @@ impl Latency {
         s
     }
 
-    /// The median, seconds (the mean of the two middle runs when their number is even;
-    /// 0 with no runs).
+    /// The median, seconds (see [`median`]; 0 with no runs).
     pub fn p50(&self) -> f64 {
-        let s = self.sorted();
-        match s.len() {
-            0 => 0.0,
-            n if n % 2 == 1 => s[n / 2],
-            n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-        }
+        median(self.runs_secs.clone()).unwrap_or(0.0)
     }
 
     /// The 95th percentile by nearest rank, seconds (the slowest run when there are fewer
@@ -48,6 +42,18 @@ impl Latency {
     /// The slowest run, seconds.
     pub fn max(&self) -> f64 {
         self.runs_secs.iter().copied().fold(0.0, f64::max)
+    }
+}
+
+/// The median of `values`: the mean of the two middle ones when their number is even;
+/// `None` when there are none.
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        n if n % 2 == 1 => Some(values[n / 2]),
+        n => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
     }
 }
 

@@ -11,4 +11,4 @@ mod latency;
 pub use answer::Answer;
 pub(crate) use files::disk_usage;
 pub use files::remove;
-pub use latency::{Latency, geometric_mean};
+pub use latency::{Latency, geometric_mean, median};

@@ -322,20 +322,10 @@ pub fn median_of(rounds: &[RunReport]) -> Result<RunReport, String> {
     Ok(out)
 }
 
-/// The median of `values` (the mean of the middle two of an even count); `None` when
-/// there are none or one is missing.
+/// The median of `values` (see [`crate::measure::median`]); `None` when there are none or
+/// one is missing.
 fn median(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
-    let mut v: Vec<f64> = values.collect::<Option<_>>()?;
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    Some(if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    })
+    crate::measure::median(values.collect::<Option<_>>()?)
 }
 
 /// Reads a threshold written as `5%`, `5` (both 5 %) or `0.5%`; a fraction.
