@@ -65,6 +65,11 @@ enum Command {
     /// Compare two JSON files of `run`: every metric old, new, change, and whether it moved
     /// beyond the threshold.
     Compare(CompareArgs),
+    /// The tsink peer's process, which `run` starts: requests on standard input, replies
+    /// on standard output (bench/src/peers/tsink/process.rs).
+    #[cfg(feature = "tsink")]
+    #[command(name = "tsink-peer", hide = true)]
+    TsinkPeer,
 }
 
 #[derive(Debug, Args)]
@@ -373,6 +378,8 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare(&args),
         Command::Protocols(args) => protocols(&args),
         Command::Alerts(args) => alerts(&args),
+        #[cfg(feature = "tsink")]
+        Command::TsinkPeer => sextant_bench::peers::tsink::process::serve(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

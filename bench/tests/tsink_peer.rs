@@ -4,6 +4,7 @@
 
 use sextant_bench::measure::Answer;
 use sextant_bench::peers::Unanswered;
+use sextant_bench::peers::tsink::process::TsinkProcess;
 use sextant_bench::peers::tsink::{LoadOptions, TsinkPeer};
 use sextant_bench::queries::draw;
 use sextant_bench::queries::{DEVOPS, DevopsKind, DevopsQuery, HOUR, MINUTE, Window};
@@ -104,4 +105,69 @@ fn tsink_answers_equal_sextants_for_every_expressible_query() {
         let got = peer.answer(&query).unwrap();
         assert_eq!(got.first_difference(&expected), None, "{}", query.sql());
     }
+}
+
+#[test]
+fn tsink_in_a_process_of_its_own_answers_as_in_this_one() {
+    let config = CpuConfig::new(6, 0.75).with_seed(5);
+    let dir = tempfile::tempdir().unwrap();
+    let options = LoadOptions {
+        batch_rows: 1000,
+        durability: sextant_engine::Durability::Never,
+        progress: false,
+    };
+    let (here, loaded_here) = TsinkPeer::load(&config, &dir.path().join("here"), &options).unwrap();
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_sextant-bench"));
+    let (process, loaded) =
+        TsinkProcess::load(exe, &config, &dir.path().join("process"), &options).unwrap();
+    assert_ne!(process.pid(), std::process::id());
+    assert_eq!(loaded.rows, loaded_here.rows);
+    assert_eq!(loaded.points, loaded_here.points);
+    assert!(loaded.bytes > 0);
+
+    for (index, (name, _)) in DEVOPS.iter().enumerate() {
+        let query = draw(index, 3, &config);
+        match here.batch(&query) {
+            Ok(expected) => {
+                let (got, _took) = process.batch(&query).unwrap();
+                let (got, expected) = (
+                    Answer::new(&[got], query.is_ordered()).unwrap(),
+                    Answer::new(&[expected], query.is_ordered()).unwrap(),
+                );
+                assert_eq!(got.first_difference(&expected), None, "{name}");
+                assert_eq!(got.checksum, expected.checksum, "{name}");
+            }
+            Err(Unanswered::NotAvailable(reason)) => {
+                // The process refuses it with the same reason, and keeps answering.
+                let e = process.batch(&query).unwrap_err().to_string();
+                assert!(e.contains(reason), "{name}: {e}");
+            }
+            Err(Unanswered::Failed(e)) => panic!("{name}: tsink failed: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_tsink_process_that_cannot_start_or_load_is_an_error_not_a_hang() {
+    let config = CpuConfig::new(2, 0.01);
+    let dir = tempfile::tempdir().unwrap();
+    let options = LoadOptions {
+        batch_rows: 100,
+        durability: sextant_engine::Durability::Never,
+        progress: false,
+    };
+    let missing = dir.path().join("no-such-binary");
+    let e = TsinkProcess::load(&missing, &config, &dir.path().join("a"), &options).unwrap_err();
+    assert!(e.to_string().contains("cannot start"), "{e}");
+    // A binary that is not the bench's: it does not speak the protocol.
+    let e = TsinkProcess::load(
+        std::path::Path::new("/bin/true"),
+        &config,
+        &dir.path().join("b"),
+        &options,
+    )
+    .unwrap_err();
+    // It exits at once: the hello is either not sent or not answered.
+    let e = e.to_string();
+    assert!(e.contains("tsink's process") && e.contains("failed"), "{e}");
 }

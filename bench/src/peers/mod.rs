@@ -8,7 +8,10 @@
 //!   `python3` imports duckdb and pyarrow, and is `n/a` with the reason elsewhere (no cargo
 //!   feature).
 //! - `tsink`: the embedded Rust TSDB, linked into the binary, so behind the `tsink` cargo
-//!   feature: the default build compiles none of it.
+//!   feature: the default build compiles none of it. In a run it is loaded and queried in
+//!   a process of its own, the same binary as `sextant-bench tsink-peer`, as DuckDB is in
+//!   its Python driver: each engine in the bench process then has only its own data there.
+//! - [`driver`]: the protocol spoken with a peer in a process of its own.
 //!
 //! A peer loads the same generated rows as Sextant through its own API, as a competent
 //! user would (tsink the cpu workloads; Parquet and DuckDB the cpu and log workloads), and
@@ -31,6 +34,7 @@
 //! 3. in [`Engine::statement`], `Err(reason)` for the queries it cannot express: the report
 //!    then prints `n/a` with the reason instead of a figure.
 
+pub mod driver;
 pub mod duckdb;
 pub mod parquet;
 pub mod sextant;
@@ -199,7 +203,7 @@ impl Peer {
             Peer::Parquet => parquet::ParquetPeer::engine(spec, opts),
             Peer::DuckDb => duckdb::DuckDbPeer::engine(spec, opts),
             #[cfg(feature = "tsink")]
-            Peer::Tsink => tsink::TsinkPeer::engine(spec, opts),
+            Peer::Tsink => tsink::process::TsinkProcess::engine(spec, opts),
         }
     }
 }

@@ -37,7 +37,7 @@ pub const LASTPOINT_ROW_NUMBER: &str = "SELECT * EXCLUDE (rn) FROM (\
      FROM cpu) WHERE rn = 1 ORDER BY hostname";
 
 /// The shape of a TSBS devops query type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DevopsKind {
     /// Max of the first `metrics` fields per minute, `hosts` hosts, `hours` hours.
     SingleGroupby {
@@ -134,7 +134,7 @@ pub const DEVOPS: [(&str, DevopsKind); 15] = {
 };
 
 /// One devops query with its drawn parameters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DevopsQuery {
     /// The query type.
     pub kind: DevopsKind,

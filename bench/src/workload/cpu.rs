@@ -88,7 +88,7 @@ const TEAM: [&str; 4] = ["SF", "NYC", "LON", "CHI"];
 const ENVIRONMENT: [&str; 3] = ["production", "staging", "test"];
 
 /// Which values the fields carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CpuVariant {
     /// TSBS `cpu-only`: the walk's state truncated to an integer (emitted as an integral f64).
     CpuOnly,
@@ -97,7 +97,7 @@ pub enum CpuVariant {
 }
 
 /// Parameters of the cpu workload.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CpuConfig {
     /// Number of hosts (TSBS `scale`; standard 4000).
     pub scale: u32,

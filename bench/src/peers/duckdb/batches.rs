@@ -8,10 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use arrow_array::RecordBatch;
 use sextant_engine::Durability;
 
-use super::child::Driver;
 use super::{PEER, database_bytes, enums, path_str, peak_memory, time_type};
 use crate::ingest::{RateSampler, progress};
 use crate::measure::remove;
@@ -91,7 +89,7 @@ pub struct BatchLoad {
 /// database is left in `dir` ([`BatchLoad::path`]) for the caller to check or remove.
 pub fn load(spec: &WorkloadSpec, dir: &Path, batches: &Batches) -> Result<BatchLoad> {
     remove(dir)?;
-    let mut driver = Driver::start(dir)?;
+    let (mut driver, _) = super::child::start(dir)?;
     let path = dir.join(format!("{}_batches.duckdb", spec.table()));
     let batch_rows = batches.batch_rows.max(1);
     let threads = batches.threads.max(1);
@@ -125,7 +123,7 @@ pub fn load(spec: &WorkloadSpec, dir: &Path, batches: &Batches) -> Result<BatchL
     let insert = serde_json::json!({"op": "insert"});
     while generator.fill(&mut raw, batch_rows) > 0 {
         let batch = tags.to_record_batch(&raw)?;
-        let reply = driver.request_with(&insert, &ipc_stream(&batch)?)?;
+        let reply = driver.request_with(&insert, &crate::peers::driver::ipc(&batch)?)?;
         engine_secs += reply.number("secs")?;
         rows += raw.len() as u64;
         sent += 1;
@@ -234,16 +232,6 @@ pub(crate) fn phase(spec: &WorkloadSpec, b: &BatchLoad) -> Phase {
         b.checkpoint_secs,
     ));
     phase
-}
-
-/// `batch` as an Arrow IPC stream.
-fn ipc_stream(batch: &RecordBatch) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut writer = arrow_ipc::writer::StreamWriter::try_new(&mut out, &batch.schema())?;
-    writer.write(batch)?;
-    writer.finish()?;
-    drop(writer);
-    Ok(out)
 }
 
 #[cfg(test)]

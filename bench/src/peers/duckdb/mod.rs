@@ -19,7 +19,7 @@
 //! written into the peer's directory, `<run dir>/duckdb/`), and sends it JSON requests, one
 //! a line, on its standard input; answers come back on its standard output as a JSON line
 //! and an Arrow IPC stream, read here with arrow-ipc at DataFusion's arrow version
-//! ([`child`]).
+//! ([`crate::peers::driver`], [`child`]).
 //!
 //! - Bulk load (the `load` phase): the rows are generated into a Parquet file as the Parquet peer's (zstd, sorted
 //!   by series then time), then DuckDB creates its table from it in one statement,
@@ -75,11 +75,11 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 
 use batches::Batches;
-use child::{Driver, Reply};
 pub use child::{SCRIPT, python};
 
 use crate::measure::remove;
 use crate::memory::PeakScope;
+use crate::peers::driver::{Driver, Reply};
 use crate::peers::parquet::write_parquet;
 use crate::peers::{Engine, PeerOptions, Unavailable, plan_text};
 use crate::queries::BenchQuery;
@@ -143,7 +143,7 @@ impl DuckDbPeer {
         opts: &LoadOptions,
     ) -> Result<(DuckDbPeer, DuckDbLoad)> {
         remove(dir)?;
-        let mut driver = Driver::start(dir)?;
+        let (mut driver, versions) = child::start(dir)?;
         let staging = dir.join(format!("{}.parquet", spec.table()));
         let staged = write_parquet(spec, &staging, opts.row_group_rows, opts.progress)?;
         let path = dir.join(format!("{}.duckdb", spec.table()));
@@ -181,7 +181,7 @@ impl DuckDbPeer {
             reopen_secs: reply.number("reopen_secs")?,
             bytes,
             memory,
-            versions: driver.versions.clone(),
+            versions,
         };
         let peer = DuckDbPeer {
             driver: Mutex::new(driver),

@@ -1,8 +1,8 @@
 //! tsink 0.10 (crates.io `tsink`, an embedded Prometheus-style TSDB) as a peer: the cpu-only
 //! rows loaded through its API and the TSBS devops queries answered through its native
-//! select API. Built only with the `tsink` feature. In `sextant-bench run` its load makes
-//! two phases, `write` and `flush` ([`TsinkPeer::engine`]), and it answers through
-//! [`Engine`].
+//! select API. Built only with the `tsink` feature. In `sextant-bench run` it runs in a
+//! process of its own ([`process`]); its load makes two phases, `write` and `flush`
+//! ([`process::TsinkProcess::engine`]), and it answers through [`super::Engine`].
 //!
 //! # Layout and loading
 //!
@@ -50,16 +50,15 @@ use ::tsink::{
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
 use sextant_engine::Durability;
 
-use super::{Engine, PeerOptions, Unanswered, Unavailable};
+use super::Unanswered;
 use crate::ingest::RateSampler;
-use crate::measure::{Answer, remove};
+use crate::measure::Answer;
 use crate::memory::{PeakScope, PhaseMemory};
-use crate::queries::{BenchQuery, DevopsKind, DevopsQuery, HOUR, MINUTE, Window};
-use crate::run::Phase;
-use crate::run::table::count;
+use crate::queries::{DevopsKind, DevopsQuery, HOUR, MINUTE, Window};
 use crate::workload::cpu::{CpuBatch, CpuConfig, CpuGenerator, FIELD_COUNT, FIELDS, TAGS};
-use crate::workload::source::WorkloadSpec;
 use crate::{Error, Result};
+
+pub mod process;
 
 const PEER: &str = "tsink";
 
@@ -101,7 +100,7 @@ pub fn metric(field: &str) -> String {
 }
 
 /// What loading tsink took.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TsinkLoad {
     /// cpu rows loaded.
     pub rows: u64,
@@ -186,7 +185,7 @@ fn open(dir: &Path, durability: Durability) -> Result<Arc<dyn Storage>> {
 const SETTLE_LIMIT: Duration = Duration::from_secs(900);
 
 /// How the wait for tsink's background compaction ended.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Settle {
     /// Seconds waited.
     pub secs: f64,
@@ -673,119 +672,6 @@ impl TsinkPeer {
 }
 
 /// In `sextant-bench run` ([`crate::run`]).
-impl TsinkPeer {
-    /// Loads the cpu workloads for a run into `<run dir>/tsink`: the engine and its two
-    /// loading phases, `write` and `flush`. The logs workload, which this peer does not
-    /// load, and a load that fails in tsink give an [`Unavailable`] engine whose reason is
-    /// shown for every query: a peer's failure does not discard Sextant's figures.
-    pub(crate) fn engine(
-        spec: &WorkloadSpec,
-        opts: &PeerOptions<'_>,
-    ) -> Result<(Box<dyn Engine>, Vec<Phase>)> {
-        let dir = opts.dir.join(PEER);
-        let WorkloadSpec::Cpu(config) = spec else {
-            // Not to be mistaken for this run's data.
-            remove(&dir)?;
-            let engine = Unavailable {
-                name: PEER,
-                reason: "the tsink peer loads the cpu workloads only: its select API could \
-                         count events per service or level (labels), but not search message \
-                         text, look up a trace id or rank templates, so the logs workload is \
-                         not wired to it"
-                    .to_owned(),
-            };
-            return Ok((Box::new(engine), Vec::new()));
-        };
-        let load_options = LoadOptions {
-            batch_rows: opts.batch_rows,
-            durability: opts.durability,
-            progress: opts.progress,
-        };
-        let (peer, load) = match TsinkPeer::load(config, &dir, &load_options) {
-            Ok(loaded) => loaded,
-            Err(e @ Error::Peer { .. }) => {
-                eprintln!("sextant-bench: the tsink peer failed to load; its queries are n/a: {e}");
-                let engine = Unavailable {
-                    name: PEER,
-                    reason: format!("loading failed: {e}"),
-                };
-                return Ok((Box::new(engine), Vec::new()));
-            }
-            Err(e) => return Err(e),
-        };
-        let mut write = Phase::new(PEER, "write", spec, load.rows, load.wall_secs);
-        write.engine_secs = Some(load.write_secs);
-        write.set_memory(load.write_memory);
-        write.samples = load.samples;
-        write.note = Some(format!(
-            "{} rows/s counting only the time inside insert_rows calls ({} points, one per \
-             value; one writer thread; rows/s above includes generation and building tsink's \
-             rows)",
-            count((load.rows as f64 / load.write_secs.max(1e-9)).round() as u64),
-            count(load.points),
-        ));
-        if load.background_errors > 0
-            && let Some(note) = write.note.as_mut()
-        {
-            note.push_str(&format!(
-                "; {} background flush/compaction failure(s), retried (last: {})",
-                load.background_errors,
-                load.last_background_error.as_deref().unwrap_or("not given")
-            ));
-        }
-        let mut flush = Phase::new(PEER, "flush", spec, load.rows, load.close_secs);
-        flush.set_disk(load.bytes, spec);
-        flush.set_memory(load.close_memory);
-        let settle = &load.settle;
-        flush.note = Some(format!(
-            "close = final flush; every file of its directory; reopened for the queries in {:.2} s, \
-             then {} {:.0} s for its background compaction ({} pass(es) compacted something)",
-            load.reopen_secs,
-            if settle.settled {
-                "waited"
-            } else {
-                "gave up waiting after"
-            },
-            settle.secs,
-            settle.compactions
-        ));
-        Ok((Box::new(peer), vec![write, flush]))
-    }
-}
-
-/// The devops queries it can express, answered as a competent user of its API would; the
-/// statement shown for each is the calls it makes ([`TsinkPeer::calls`]).
-impl Engine for TsinkPeer {
-    fn name(&self) -> &'static str {
-        PEER
-    }
-
-    fn statement(&self, query: &BenchQuery) -> Result<String, String> {
-        let Some(devops) = &query.devops else {
-            return Err("tsink answers only the devops queries".to_owned());
-        };
-        match TsinkPeer::unavailable(devops) {
-            Some(reason) => Err(reason.to_owned()),
-            None => Ok(TsinkPeer::calls(devops)),
-        }
-    }
-
-    fn execute(&self, query: &BenchQuery, _statement: &str) -> Result<Vec<RecordBatch>> {
-        let devops = query.devops.as_ref().ok_or_else(|| Error::Peer {
-            peer: PEER,
-            message: format!("{} is not a devops query", query.name),
-        })?;
-        match self.batch(devops) {
-            Ok(batch) => Ok(vec![batch]),
-            Err(Unanswered::Failed(e)) => Err(e),
-            Err(Unanswered::NotAvailable(reason)) => Err(Error::Peer {
-                peer: PEER,
-                message: reason.to_owned(),
-            }),
-        }
-    }
-}
-
 /// Timestamps as Arrow, as Sextant's `time` column (ns, UTC).
 fn timestamps(values: Vec<i64>) -> ArrayRef {
     Arc::new(TimestampNanosecondArray::from(values).with_timezone("UTC"))

@@ -1,0 +1,416 @@
+//! A peer in a process of its own (a driver), and the protocol spoken with it over its
+//! standard input and output: DuckDB's Python driver ([`super::duckdb`]) and tsink's
+//! process ([`super::tsink`]) speak it.
+//!
+//! Requests are JSON objects, one a line; a request with `ipc_bytes` is followed by that
+//! many bytes (an Arrow IPC stream). Each gets one reply: a JSON header line with `ok` and
+//! `ipc_bytes`, then that many bytes (an Arrow IPC stream, 0 for replies without a table).
+//! A failure is a header `{"ok": false, "error": "...", "ipc_bytes": 0}`. `{"op": "quit"}`
+//! gets no reply: the driver exits. [`serve`] is the driver's side of it in Rust.
+//!
+//! Every failure is an [`Error::Peer`] whose message says what failed and ends with the
+//! last lines the driver wrote to standard error, which a thread keeps as they come (so the
+//! child never blocks on a full pipe), or says they were shown.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use serde_json::Value;
+
+use crate::{Error, Result};
+
+/// Most bytes of a driver's standard error kept for messages.
+const STDERR_KEEP: usize = 4096;
+
+/// What becomes of a driver's standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stderr {
+    /// Kept (its last [`STDERR_KEEP`] bytes) for the messages of failures.
+    Keep,
+    /// Written where this process writes its own (progress bars show).
+    Inherit,
+}
+
+/// A running driver.
+pub struct Driver {
+    peer: &'static str,
+    /// What it is, for messages: "the DuckDB driver (`python3 driver.py`)".
+    label: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    /// `None` when inherited.
+    stderr: Option<Arc<Mutex<String>>>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("label", &self.label)
+            .field("pid", &self.child.id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A reply: its JSON header and the Arrow IPC bytes after it.
+#[derive(Debug)]
+pub struct Reply {
+    peer: &'static str,
+    /// The header (`ok` was true).
+    pub header: Value,
+    /// The Arrow IPC stream, empty for replies without a table.
+    pub payload: Vec<u8>,
+}
+
+impl Reply {
+    /// The number `key` of the header.
+    pub fn number(&self, key: &str) -> Result<f64> {
+        self.header[key].as_f64().ok_or_else(|| Error::Peer {
+            peer: self.peer,
+            message: format!("the driver's reply has no number `{key}`: {}", self.header),
+        })
+    }
+
+    /// The payload's batches.
+    pub fn batches(&self) -> Result<Vec<RecordBatch>> {
+        let broken = |e| Error::Peer {
+            peer: self.peer,
+            message: format!("the driver's answer is not an Arrow IPC stream: {e}"),
+        };
+        let reader =
+            arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(&self.payload), None)
+                .map_err(broken)?;
+        let schema = reader.schema();
+        let mut batches = reader.collect::<Result<Vec<_>, _>>().map_err(broken)?;
+        if batches.is_empty() {
+            batches.push(RecordBatch::new_empty(schema));
+        }
+        Ok(batches)
+    }
+}
+
+impl Driver {
+    /// Starts `command` as the driver of `peer`, its standard input and output piped for
+    /// the protocol. `label` names it in messages ("the DuckDB driver (`python3
+    /// driver.py`)"). The error is the operating system's, for the caller to explain.
+    pub fn spawn(
+        peer: &'static str,
+        label: String,
+        command: &mut Command,
+        stderr: Stderr,
+    ) -> std::io::Result<Driver> {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(match stderr {
+                Stderr::Keep => Stdio::piped(),
+                Stderr::Inherit => Stdio::inherit(),
+            })
+            .spawn()?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            unreachable!("both streams were piped");
+        };
+        let kept = match child.stderr.take() {
+            Some(err) => match keep_stderr(peer, err) {
+                Ok(kept) => Some(kept),
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        Ok(Driver {
+            peer,
+            label,
+            child,
+            stdin: Some(stdin),
+            stdout: BufReader::new(stdout),
+            stderr: kept,
+        })
+    }
+
+    /// The driver's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `request` and reads its reply; a reply with `ok: false` is an error with the
+    /// driver's message.
+    pub fn request(&mut self, request: &Value) -> Result<Reply> {
+        self.request_with(request, &[])
+    }
+
+    /// Sends `request` followed by `payload` (an Arrow IPC stream; its length is put in the
+    /// request as `ipc_bytes`), and reads the reply as [`Driver::request`] does.
+    pub fn request_with(&mut self, request: &Value, payload: &[u8]) -> Result<Reply> {
+        let op = request["op"].as_str().unwrap_or("?").to_owned();
+        let mut request = request.clone();
+        if !payload.is_empty()
+            && let Some(fields) = request.as_object_mut()
+        {
+            fields.insert("ipc_bytes".to_owned(), Value::from(payload.len()));
+        }
+        let mut line = serde_json::to_vec(&request).map_err(|e| self.protocol(e.to_string()))?;
+        line.push(b'\n');
+        let sent = match self.stdin.as_mut() {
+            Some(stdin) => stdin
+                .write_all(&line)
+                .and_then(|()| stdin.write_all(payload))
+                .and_then(|()| stdin.flush()),
+            None => Err(std::io::ErrorKind::BrokenPipe.into()),
+        };
+        if let Err(e) = sent {
+            return Err(self.died(&format!("sending `{op}` failed ({e})")));
+        }
+        let mut header = String::new();
+        match self.stdout.read_line(&mut header) {
+            Ok(0) => return Err(self.died(&format!("it gave no reply to `{op}`"))),
+            Ok(_) if !header.ends_with('\n') => {
+                return Err(self.died(&format!("its reply to `{op}` ended mid-line")));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(self.died(&format!("reading its reply to `{op}` failed ({e})"))),
+        }
+        // Past a reply that breaks the framing, the stream is out of step: the driver is
+        // stopped, and every later request fails.
+        let header: Value = match serde_json::from_str(&header) {
+            Ok(header) => header,
+            Err(e) => {
+                self.stop();
+                return Err(self.protocol(format!(
+                    "its reply to `{op}` is not a JSON line ({e}): {:?}",
+                    header.chars().take(200).collect::<String>()
+                )));
+            }
+        };
+        let Some(len) = header["ipc_bytes"].as_u64() else {
+            self.stop();
+            return Err(self.protocol(format!("its reply to `{op}` has no `ipc_bytes`: {header}")));
+        };
+        let mut payload = Vec::new();
+        let read = match (&mut self.stdout).take(len).read_to_end(&mut payload) {
+            Ok(read) => read,
+            Err(e) => {
+                return Err(self.died(&format!("reading its answer to `{op}` failed ({e})")));
+            }
+        };
+        if read as u64 != len {
+            return Err(self.died(&format!(
+                "its answer to `{op}` ended after {read} of {len} bytes"
+            )));
+        }
+        if header["ok"].as_bool() != Some(true) {
+            let error = header["error"].as_str().unwrap_or("(no message)");
+            return Err(Error::Peer {
+                peer: self.peer,
+                message: format!("`{op}` failed in {}: {error}", self.label),
+            });
+        }
+        Ok(Reply {
+            peer: self.peer,
+            header,
+            payload,
+        })
+    }
+
+    /// The error for a driver that stopped answering: its exit status if it has exited,
+    /// and the end of its standard error. The driver is stopped.
+    fn died(&mut self, what: &str) -> Error {
+        // Give the process a moment to exit and the reader thread to take its last words.
+        let mut status = None;
+        for _ in 0..20 {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                status = Some(s);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let status = status.map_or("it was still running".to_owned(), |s| format!("it {s}"));
+        self.stop();
+        Error::Peer {
+            peer: self.peer,
+            message: format!(
+                "{} (pid {}) failed: {what}; {status}; its standard error: {}",
+                self.label,
+                self.child.id(),
+                self.stderr_tail()
+            ),
+        }
+    }
+
+    /// The error for a reply that breaks the protocol.
+    fn protocol(&self, message: String) -> Error {
+        Error::Peer {
+            peer: self.peer,
+            message: format!("{} broke the protocol: {message}", self.label),
+        }
+    }
+
+    /// Stops a driver that can no longer be talked to: closes its input and kills it.
+    fn stop(&mut self) {
+        self.stdin = None;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The last lines the driver wrote to standard error, `(nothing)`, or `(shown above)`
+    /// when it is inherited.
+    pub fn stderr_tail(&self) -> String {
+        let Some(stderr) = &self.stderr else {
+            return "(shown above)".to_owned();
+        };
+        let text = stderr.lock().unwrap_or_else(|e| e.into_inner());
+        let text = text.trim();
+        if text.is_empty() {
+            return "(nothing)".to_owned();
+        }
+        let mut start = text.len().saturating_sub(STDERR_KEEP);
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        text[start..].to_owned()
+    }
+}
+
+impl Drop for Driver {
+    /// Asks the driver to quit and closes its input; kills it if it has not exited after
+    /// a few seconds (it is this process's own child).
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"{\"op\": \"quit\"}\n");
+        }
+        for _ in 0..200 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a thread that keeps the last [`STDERR_KEEP`] bytes (at most twice that) of `err`.
+fn keep_stderr(
+    peer: &'static str,
+    mut err: std::process::ChildStderr,
+) -> std::io::Result<Arc<Mutex<String>>> {
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let kept = Arc::clone(&stderr);
+    std::thread::Builder::new()
+        .name(format!("{peer}-stderr"))
+        .spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let mut text = kept.lock().unwrap_or_else(|e| e.into_inner());
+                text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                if text.len() > 2 * STDERR_KEEP {
+                    let mut cut = text.len() - STDERR_KEEP;
+                    while !text.is_char_boundary(cut) {
+                        cut += 1;
+                    }
+                    text.drain(..cut);
+                }
+            }
+        })?;
+    Ok(stderr)
+}
+
+/// The driver's side of the protocol, for the driver of `peer` written in Rust: reads requests from
+/// standard input until `quit` or its end, and answers each with `handle`'s reply, a
+/// header (whose `ok` and `ipc_bytes` this sets) and Arrow IPC bytes, or its error as a
+/// failure. A request that is not a JSON line, or whose `ipc_bytes` is not a count, leaves
+/// the stream out of step: it is answered as a failure and serving stops with the error.
+pub fn serve(
+    peer: &'static str,
+    mut handle: impl FnMut(&Value, Vec<u8>) -> Result<(Value, Vec<u8>)>,
+) -> Result<()> {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut output = std::io::BufWriter::new(std::io::stdout().lock());
+    let io = |source| Error::Io {
+        action: "speaking the driver protocol over",
+        path: "standard input and output".into(),
+        source,
+    };
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if input.read_line(&mut line).map_err(io)? == 0 {
+            return Ok(());
+        }
+        let request: Value = match serde_json::from_str(&line) {
+            Ok(request) => request,
+            Err(e) => {
+                let message = format!("a request is not a JSON line ({e})");
+                reply(&mut output, Err(message.clone())).map_err(io)?;
+                return Err(Error::Peer { peer, message });
+            }
+        };
+        if request["op"] == "quit" {
+            return Ok(());
+        }
+        let mut payload = Vec::new();
+        match &request["ipc_bytes"] {
+            Value::Null => {}
+            Value::Number(n) if let Some(len) = n.as_u64() => {
+                (&mut input)
+                    .take(len)
+                    .read_to_end(&mut payload)
+                    .map_err(io)?;
+                if payload.len() as u64 != len {
+                    return Ok(()); // The other side went away mid-request.
+                }
+            }
+            other => {
+                let message = format!("`ipc_bytes` is not a count of bytes: {other}");
+                reply(&mut output, Err(message.clone())).map_err(io)?;
+                return Err(Error::Peer { peer, message });
+            }
+        }
+        let answer = handle(&request, payload).map_err(|e| e.to_string());
+        reply(&mut output, answer).map_err(io)?;
+    }
+}
+
+/// Writes one reply: the header line and the payload.
+fn reply(
+    out: &mut impl Write,
+    answer: std::result::Result<(Value, Vec<u8>), String>,
+) -> std::io::Result<()> {
+    let (mut header, payload) = match answer {
+        Ok((header, payload)) => (header, payload),
+        Err(error) => (serde_json::json!({"ok": false, "error": error}), Vec::new()),
+    };
+    if !header.is_object() {
+        header = serde_json::json!({});
+    }
+    if let Some(fields) = header.as_object_mut() {
+        fields.entry("ok").or_insert(Value::Bool(true));
+        fields.insert("ipc_bytes".to_owned(), Value::from(payload.len()));
+    }
+    let mut line = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    out.write_all(&line)?;
+    out.write_all(&payload)?;
+    out.flush()
+}
+
+/// `batch` as an Arrow IPC stream (the payload of a reply with a table).
+pub fn ipc(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut writer = arrow_ipc::writer::StreamWriter::try_new(&mut bytes, &batch.schema())?;
+    writer.write(batch)?;
+    writer.finish()?;
+    drop(writer);
+    Ok(bytes)
+}
