@@ -18,10 +18,11 @@
 //! - The numeric and byte decoders also come as `decode_*_prefix`, which return only the
 //!   first `want` of the block's values, exactly as the whole decode's first `want`, and
 //!   stop decoding where the codec allows (every codec but zstd planes decodes in order).
-//!   The numeric ones come as `decode_*_range` too, which return values `[from, to)` and
-//!   start decoding at `from` where the codec allows (constants, steps, frames of
-//!   reference, raw planes), at the last resume point at or before it for resumable
-//!   deltas, and at the first value otherwise.
+//!   The numeric and byte ones come as `decode_*_range` too, which return values
+//!   `[from, to)` and start decoding at `from` where the codec allows (constants, steps,
+//!   frames of reference, raw planes), at the last resume point at or before it for
+//!   resumable deltas and byte planes (whose rANS has resume points), and at the first
+//!   value otherwise.
 //!   A prefix decode checks what it reads and the block's framing, but not the parts of
 //!   entropy-coded planes past the prefix: damage there can go unnoticed, which is why
 //!   segments checksum every block before decoding it.
@@ -528,8 +529,21 @@ pub fn decode_u8(input: &[u8], count: usize) -> Result<Vec<u8>, DecodeError> {
 /// The first `want` (at most `count`) of the `count` bytes of a block written by
 /// [`encode_u8`].
 pub fn decode_u8_prefix(input: &[u8], count: usize, want: usize) -> Result<Vec<u8>, DecodeError> {
+    decode_u8_range(input, count, 0, want.min(count)).map(|(bytes, _)| bytes)
+}
+
+/// Bytes `[from, to)` (`to` at most `count`) of the `count` of a block written by
+/// [`encode_u8`], and the index of the first byte decoded to get them (at most `from`: a
+/// resume point of the plane's rANS, or 0).
+pub fn decode_u8_range(
+    input: &[u8],
+    count: usize,
+    from: usize,
+    to: usize,
+) -> Result<(Vec<u8>, usize), DecodeError> {
+    let to = to.min(count);
     let (codec, r) = open(input, count)?;
-    small::decode_u8(codec, r, count, want)
+    small::decode_u8(codec, r, count, from.min(to), to)
 }
 
 /// Appends the encoding of byte strings laid out as in Arrow: value `i` is

@@ -57,7 +57,12 @@ impl Zstd {
 
 /// Appends `plane` as a PLANE: the smallest of raw, fill, rANS and zstd. With `every`,
 /// the rANS candidate has a resume point every `every` bytes (a multiple of 4) if the
-/// plane is longer than that.
+/// plane is longer than that, and zstd is taken over it only if an eighth smaller.
+///
+/// Measured on the logs workload (1.73 M events; the planes of time deltas and levels,
+/// which have resume points): zstd was smallest for 183 of 940 planes, 1.0 % fewer bytes
+/// in all than with rANS alone; with the eighth, it is taken for 22 and those planes are
+/// 0.9 % larger.
 pub(super) fn write_plane(out: &mut Vec<u8>, plane: &[u8], every: Option<usize>, zstd: &mut Zstd) {
     if let Some((&first, rest)) = plane.split_first()
         && rest.iter().all(|&b| b == first)
@@ -81,8 +86,15 @@ pub(super) fn write_plane(out: &mut Vec<u8>, plane: &[u8], every: Option<usize>,
             };
             best = (mode, Some(ans));
         }
+        // A resumable plane's rANS decodes a range from the last resume point before it,
+        // zstd from the plane's first byte: zstd must save an eighth of the bytes for that.
+        let bar = if best.0 == PLANE_ANS_RESUMABLE {
+            best_len - best_len / 8
+        } else {
+            best_len
+        };
         if let Some(frame) = zstd.compress(plane)
-            && frame.len() + 4 < best_len
+            && frame.len() + 4 < bar
         {
             best = (PLANE_ZSTD, Some(frame));
         }
@@ -120,18 +132,6 @@ pub(super) fn read_plane<'a>(
     scratch: &mut Vec<u8>,
 ) -> Result<Plane<'a>, DecodeError> {
     read_plane_with(r, m, 0, m, scratch, false).map(|(plane, _)| plane)
-}
-
-/// Reads a PLANE of `m` bytes like [`read_plane`], but keeps only its first `want`
-/// bytes: the reader is past the whole plane, and an entropy-coded plane stops decoding
-/// there (see [`super::ans::decode`] for what a prefix leaves unchecked).
-pub(super) fn read_plane_prefix<'a>(
-    r: &mut Reader<'a>,
-    m: usize,
-    want: usize,
-    scratch: &mut Vec<u8>,
-) -> Result<Plane<'a>, DecodeError> {
-    read_plane_with(r, m, 0, want.min(m), scratch, false).map(|(plane, _)| plane)
 }
 
 /// Reads bytes `[start, to)` of a PLANE of `m` bytes, where `start` (returned) is at most

@@ -3,7 +3,7 @@
 use arrow_buffer::{BooleanBuffer, Buffer};
 
 use super::bytes::Reader;
-use super::pack::{Plane, Zstd, read_plane, read_plane_prefix, write_plane};
+use super::pack::{Plane, Zstd, read_plane, read_plane_range, write_plane};
 use super::{DecodeError, Options, codec};
 
 /// See [`super::encode_bool`].
@@ -74,7 +74,9 @@ pub(super) fn decode_bool(
     Ok(out)
 }
 
-/// See [`super::encode_u8`].
+/// See [`super::encode_u8`]. The plane's rANS gets resume points as integer deltas do
+/// ([`Options::resume_every`]), so that a range inside a block (a time window's rows)
+/// decodes from the last one before it.
 pub(super) fn encode_u8(values: &[u8], opts: &Options, out: &mut Vec<u8>) {
     match values.split_first() {
         None => out.push(codec::EMPTY),
@@ -82,31 +84,39 @@ pub(super) fn encode_u8(values: &[u8], opts: &Options, out: &mut Vec<u8>) {
             out.extend_from_slice(&[codec::U8_CONST, first]);
         }
         Some(_) => {
+            let every = opts
+                .resume_every
+                .and_then(|min| super::resume_spacing(values.len(), min));
             out.push(codec::U8_BYTES);
-            write_plane(out, values, None, &mut Zstd::new(opts.zstd_level));
+            write_plane(out, values, every, &mut Zstd::new(opts.zstd_level));
         }
     }
 }
 
-/// See [`super::decode_u8_prefix`].
+/// See [`super::decode_u8_range`]: bytes `[from, to)` (`from <= to <= count`) and the
+/// index of the first byte decoded to get them.
 pub(super) fn decode_u8(
     tag: u8,
     mut r: Reader<'_>,
     count: usize,
-    want: usize,
-) -> Result<Vec<u8>, DecodeError> {
-    let want = want.min(count);
+    from: usize,
+    to: usize,
+) -> Result<(Vec<u8>, usize), DecodeError> {
     let out = match tag {
-        codec::EMPTY if count == 0 => Vec::new(),
+        codec::EMPTY if count == 0 => (Vec::new(), 0),
         codec::EMPTY => return Err(DecodeError::EmptyBlock { expected: count }),
         _ if count == 0 => return Err(DecodeError::NotEmpty { codec: tag, min: 1 }),
-        codec::U8_CONST => vec![r.u8()?; want],
+        codec::U8_CONST => (vec![r.u8()?; to - from], from),
         codec::U8_BYTES => {
             let mut scratch = Vec::new();
-            match read_plane_prefix(&mut r, count, want, &mut scratch)? {
-                Plane::Raw(b) => b.to_vec(),
-                Plane::Scratch => scratch,
-                Plane::Fill(b) => vec![b; want],
+            match read_plane_range(&mut r, count, from, to, &mut scratch)? {
+                (Plane::Raw(b), _) => (b.to_vec(), from),
+                (Plane::Scratch, start) => {
+                    // The plane was decoded from `start`.
+                    scratch.drain(..from - start);
+                    (scratch, start)
+                }
+                (Plane::Fill(b), _) => (vec![b; to - from], from),
             }
         }
         other => return Err(codec::wrong(other, "u8")),

@@ -695,6 +695,14 @@ proptest! {
             let back = decode_f64_range(&block, n, from, to).unwrap().0;
             prop_assert_eq!(bits(&back), bits(&floats[from..to]));
         }
+        // Bytes (log levels): the plane's rANS is resumable too.
+        let levels: Vec<u8> = ints.iter().map(|&v| (v.rem_euclid(7) as u8).min(5)).collect();
+        let mut block = Vec::new();
+        encode_u8(&levels, &opts, &mut block);
+        prop_assert_eq!(decode_u8(&block, n).unwrap(), levels.clone());
+        let (back, start) = decode_u8_range(&block, n, from, to).unwrap();
+        prop_assert_eq!(back, &levels[from..to]);
+        prop_assert!(start <= from);
     }
 
     #[test]
@@ -727,7 +735,45 @@ proptest! {
         damage(&mut block);
         let _ = decode_f64_range(&block, n, from, to);
         let _ = decode_f64(&block, n);
+        let levels: Vec<u8> = ints.iter().map(|&v| (v.rem_euclid(7) as u8).min(5)).collect();
+        let mut block = Vec::new();
+        encode_u8(&levels, &resumable(every), &mut block);
+        damage(&mut block);
+        let _ = decode_u8_range(&block, n, from, to);
+        let _ = decode_u8(&block, n);
     }
+}
+
+#[test]
+fn a_range_of_bytes_decodes_from_the_last_resume_point_before_it() {
+    // Levels as logs have them: mostly info, some debug and warn, rare errors.
+    let mut x = 1u64;
+    let levels: Vec<u8> = (0..3000)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            match (x >> 33) % 100 {
+                0 => 4,
+                1..=9 => 3,
+                10..=39 => 1,
+                _ => 2,
+            }
+        })
+        .collect();
+    let mut block = Vec::new();
+    encode_u8(&levels, &resumable(Some(1000)), &mut block);
+    let (got, start) = decode_u8_range(&block, 3000, 2500, 2600).unwrap();
+    assert_eq!(got, &levels[2500..2600]);
+    assert_eq!(
+        start, 2000,
+        "stretches of 1,000: the decode starts at the third"
+    );
+    // Without resume points it starts at the first byte.
+    let mut block = Vec::new();
+    encode_u8(&levels, &resumable(None), &mut block);
+    let (got, start) = decode_u8_range(&block, 3000, 2500, 2600).unwrap();
+    assert_eq!((got.as_slice(), start), (&levels[2500..2600], 0));
 }
 
 #[test]

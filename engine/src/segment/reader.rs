@@ -455,9 +455,8 @@ fn decode_block(
             ))
         }
         ColumnType::Level => {
-            let mut v = encoding::decode_u8_prefix(values, present, last).map_err(err)?;
-            v.drain(..first);
-            decoded_to = last;
+            let (v, s) = encoding::decode_u8_range(values, present, first, last).map_err(err)?;
+            (start, decoded_to) = (s, last);
             if v.iter().any(|&r| r > 5) {
                 return Err("a level rank is above 5".into());
             }
