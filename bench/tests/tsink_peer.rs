@@ -120,7 +120,6 @@ fn tsink_in_a_process_of_its_own_answers_as_in_this_one() {
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_sextant-bench"));
     let (process, loaded) =
         TsinkProcess::load(exe, &config, &dir.path().join("process"), &options).unwrap();
-    assert_ne!(process.pid(), std::process::id());
     assert_eq!(loaded.rows, loaded_here.rows);
     assert_eq!(loaded.points, loaded_here.points);
     assert!(loaded.bytes > 0);
@@ -148,7 +147,7 @@ fn tsink_in_a_process_of_its_own_answers_as_in_this_one() {
 }
 
 #[test]
-fn a_tsink_process_that_cannot_start_or_load_is_an_error_not_a_hang() {
+fn a_tsink_process_that_cannot_start_or_exits_at_once_is_an_error() {
     let config = CpuConfig::new(2, 0.01);
     let dir = tempfile::tempdir().unwrap();
     let options = LoadOptions {
@@ -170,4 +169,14 @@ fn a_tsink_process_that_cannot_start_or_load_is_an_error_not_a_hang() {
     // It exits at once: the hello is either not sent or not answered.
     let e = e.to_string();
     assert!(e.contains("tsink's process") && e.contains("failed"), "{e}");
+    // A load that fails in tsink's process (its directory cannot be made: a file is in
+    // the way) is an error with tsink's reason.
+    let blocked = dir.path().join("file");
+    std::fs::write(&blocked, b"x").unwrap();
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_sextant-bench"));
+    let e = TsinkProcess::load(exe, &config, &blocked.join("tsink"), &options).unwrap_err();
+    assert!(
+        e.to_string().contains("`load` failed in tsink's process"),
+        "{e}"
+    );
 }

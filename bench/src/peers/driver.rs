@@ -119,7 +119,10 @@ impl Driver {
                 Err(e) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(e);
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("starting a thread to read its standard error failed: {e}"),
+                    ));
                 }
             },
             None => None,
@@ -332,11 +335,20 @@ fn keep_stderr(
 /// the stream out of step: it is answered as a failure and serving stops with the error.
 pub fn serve(
     peer: &'static str,
-    mut handle: impl FnMut(&Value, Vec<u8>) -> Result<(Value, Vec<u8>)>,
+    handle: impl FnMut(&Value, Vec<u8>) -> Result<(Value, Vec<u8>)>,
 ) -> Result<()> {
     let stdin = std::io::stdin();
-    let mut input = stdin.lock();
-    let mut output = std::io::BufWriter::new(std::io::stdout().lock());
+    let output = std::io::BufWriter::new(std::io::stdout().lock());
+    serve_on(peer, stdin.lock(), output, handle)
+}
+
+/// [`serve`] over `input` and `output`.
+pub fn serve_on(
+    peer: &'static str,
+    mut input: impl BufRead,
+    mut output: impl Write,
+    mut handle: impl FnMut(&Value, Vec<u8>) -> Result<(Value, Vec<u8>)>,
+) -> Result<()> {
     let io = |source| Error::Io {
         action: "speaking the driver protocol over",
         path: "standard input and output".into(),
@@ -362,7 +374,8 @@ pub fn serve(
         let mut payload = Vec::new();
         match &request["ipc_bytes"] {
             Value::Null => {}
-            Value::Number(n) if let Some(len) = n.as_u64() => {
+            Value::Number(n) if n.is_u64() => {
+                let len = n.as_u64().unwrap_or_default();
                 (&mut input)
                     .take(len)
                     .read_to_end(&mut payload)
@@ -413,4 +426,89 @@ pub fn ipc(batch: &RecordBatch) -> Result<Vec<u8>> {
     writer.finish()?;
     drop(writer);
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::Int64Array;
+
+    /// The replies `serve_on` writes for `input`, each as its header and payload, and its
+    /// result; the handler echoes the payload's length and answers `table` with a batch.
+    fn served(input: &[u8]) -> (Vec<(Value, Vec<u8>)>, Result<()>) {
+        let mut output = Vec::new();
+        let result = serve_on(
+            "test",
+            input,
+            &mut output,
+            |request, payload| match request["op"].as_str() {
+                Some("echo") => Ok((serde_json::json!({"got": payload.len()}), Vec::new())),
+                Some("table") => {
+                    let batch = RecordBatch::try_from_iter([(
+                        "x",
+                        Arc::new(Int64Array::from(vec![1, 2, 3])) as _,
+                    )])?;
+                    Ok((serde_json::json!({}), ipc(&batch)?))
+                }
+                _ => Err(Error::Peer {
+                    peer: "test",
+                    message: "no such request".into(),
+                }),
+            },
+        );
+        let mut replies = Vec::new();
+        let mut rest = output.as_slice();
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let header: Value = serde_json::from_slice(&rest[..end]).unwrap();
+            let len = header["ipc_bytes"].as_u64().unwrap() as usize;
+            let payload = rest[end + 1..end + 1 + len].to_vec();
+            rest = &rest[end + 1 + len..];
+            replies.push((header, payload));
+        }
+        assert!(rest.is_empty(), "bytes after the last reply");
+        (replies, result)
+    }
+
+    #[test]
+    fn requests_with_payloads_get_one_reply_each_and_quit_ends_serving() {
+        let input = b"{\"op\": \"echo\", \"ipc_bytes\": 3}\nabc{\"op\": \"table\"}\n\
+                      {\"op\": \"nope\"}\n{\"op\": \"quit\"}\n{\"op\": \"echo\"}\n";
+        let (replies, result) = served(input);
+        result.unwrap();
+        assert_eq!(replies.len(), 3, "nothing is answered after quit");
+        assert_eq!(replies[0].0["ok"], true);
+        assert_eq!(replies[0].0["got"], 3);
+        let reply = Reply {
+            peer: "test",
+            header: replies[1].0.clone(),
+            payload: replies[1].1.clone(),
+        };
+        assert_eq!(reply.batches().unwrap()[0].num_rows(), 3);
+        // A failed request is a reply with the error, and serving goes on.
+        assert_eq!(replies[2].0["ok"], false);
+        assert!(
+            replies[2].0["error"]
+                .as_str()
+                .unwrap()
+                .contains("no such request")
+        );
+    }
+
+    #[test]
+    fn a_request_out_of_step_is_answered_as_a_failure_and_ends_serving() {
+        for input in [
+            &b"not json\n{\"op\": \"echo\"}\n"[..],
+            b"{\"op\": \"echo\", \"ipc_bytes\": -1}\n{\"op\": \"echo\"}\n",
+            b"{\"op\": \"echo\", \"ipc_bytes\": \"3\"}\nabc",
+        ] {
+            let (replies, result) = served(input);
+            assert!(result.is_err(), "{}", String::from_utf8_lossy(input));
+            assert_eq!(replies.len(), 1);
+            assert_eq!(replies[0].0["ok"], false);
+        }
+        // The input ending mid-request (the other side went away) ends serving quietly.
+        let (replies, result) = served(b"{\"op\": \"echo\", \"ipc_bytes\": 10}\nabc");
+        result.unwrap();
+        assert!(replies.is_empty());
+    }
 }

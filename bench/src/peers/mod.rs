@@ -67,7 +67,8 @@ pub trait Engine {
 
     /// Runs `query` as [`Engine::execute`] does, and returns its batches and how long it
     /// took: by default the wall time of [`Engine::execute`] in this process; an engine
-    /// that runs in another process (DuckDB's driver) gives the time it measured there.
+    /// that runs in another process (DuckDB's driver, tsink's process) gives the time it
+    /// measured there.
     fn execute_timed(
         &self,
         query: &BenchQuery,

@@ -120,7 +120,9 @@
 //! - PLANE: the smallest of raw, fill, rANS and zstd at [`Options::zstd_level`]. zstd wins
 //!   where matches pay (long runs, repeated text); rANS where the bytes are independent
 //!   draws from a skewed distribution (the deltas of a random walk), where zstd's Huffman
-//!   codes and spurious short matches cost 4 % (level 19) to 30 % (level 3) more.
+//!   codes and spurious short matches cost 4 % (level 19) to 30 % (level 3) more. A plane
+//!   with resume points is stored as zstd only if that saves an eighth, since zstd
+//!   decodes from the plane's first byte.
 //! - Floats: integral floats when possible; otherwise both float bits and scaled deltas are
 //!   encoded and the smaller is kept.
 //! - Strings: a dictionary when at most half the values are distinct and it comes out
@@ -178,8 +180,9 @@ pub struct Options {
     /// levels faster still). A plane is stored compressed only when that makes it smaller.
     /// Default: 3, chosen by measurement (see "Measurements" in the module docs).
     pub zstd_level: i32,
-    /// Integer deltas (and the integral floats written as them) get resume points, from
-    /// which a decode of a range can start instead of at the block's first value: they
+    /// Integer deltas (and the integral floats written as them) and byte planes (log
+    /// levels) get resume points, from which a decode of a range can start instead of at
+    /// the block's first value: they
     /// are cut into [`RESUME_STRETCHES`] stretches of equal length (rounded up to a
     /// multiple of 4), where those are at least this long (see [`resume_spacing`]).
     /// `None` writes none. The planes' rANS gets them too only where the spacing is a

@@ -84,9 +84,11 @@ pub(super) fn encode_u8(values: &[u8], opts: &Options, out: &mut Vec<u8>) {
             out.extend_from_slice(&[codec::U8_CONST, first]);
         }
         Some(_) => {
+            // Spaced as a delta block of as many rows (`count - 1` residuals), so that
+            // its points fall on the rows of the time column's.
             let every = opts
                 .resume_every
-                .and_then(|min| super::resume_spacing(values.len(), min));
+                .and_then(|min| super::resume_spacing(values.len() - 1, min));
             out.push(codec::U8_BYTES);
             write_plane(out, values, every, &mut Zstd::new(opts.zstd_level));
         }
@@ -112,8 +114,17 @@ pub(super) fn decode_u8(
             match read_plane_range(&mut r, count, from, to, &mut scratch)? {
                 (Plane::Raw(b), _) => (b.to_vec(), from),
                 (Plane::Scratch, start) => {
-                    // The plane was decoded from `start`.
-                    scratch.drain(..from - start);
+                    // The plane was decoded from `start`. (The plane readers return what
+                    // was asked for; this guards the slicing.)
+                    let skip = from
+                        .checked_sub(start)
+                        .filter(|&skip| start + scratch.len() == to && skip <= scratch.len())
+                        .ok_or_else(|| {
+                            DecodeError::malformed(format!(
+                                "a byte plane decoded from {start} does not hold [{from}, {to})"
+                            ))
+                        })?;
+                    scratch.drain(..skip);
                     (scratch, start)
                 }
                 (Plane::Fill(b), _) => (vec![b; to - from], from),

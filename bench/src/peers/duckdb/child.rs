@@ -41,11 +41,15 @@ pub fn start(dir: &Path) -> Result<(Driver, String)> {
     )
     .map_err(|e| Error::Peer {
         peer: PEER,
-        message: format!(
-            "cannot start `{python} {}` ({e}); the DuckDB peer needs Python 3 with \
-             `pip install duckdb==2.0.1 pyarrow` (or set SEXTANT_BENCH_PYTHON)",
-            script.display()
-        ),
+        message: if e.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "cannot start `{python} {}` ({e}); the DuckDB peer needs Python 3 with \
+                 `pip install duckdb==2.0.1 pyarrow` (or set SEXTANT_BENCH_PYTHON)",
+                script.display()
+            )
+        } else {
+            format!("cannot start `{python} {}`: {e}", script.display())
+        },
     })?;
     let hello = driver.request(&serde_json::json!({"op": "hello"}))?;
     let versions = format!(

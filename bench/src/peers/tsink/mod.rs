@@ -671,7 +671,6 @@ impl TsinkPeer {
     }
 }
 
-/// In `sextant-bench run` ([`crate::run`]).
 /// Timestamps as Arrow, as Sextant's `time` column (ns, UTC).
 fn timestamps(values: Vec<i64>) -> ArrayRef {
     Arc::new(TimestampNanosecondArray::from(values).with_timezone("UTC"))

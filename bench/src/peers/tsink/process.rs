@@ -42,16 +42,11 @@ use crate::{Error, Result};
 /// The hidden subcommand of `sextant-bench` that runs [`serve`].
 pub const SUBCOMMAND: &str = "tsink-peer";
 
-/// The `sextant-bench` executable to start tsink's process from: `$SEXTANT_BENCH_EXE`,
-/// else this process's own (a test names the binary cargo built).
+/// The `sextant-bench` executable to start tsink's process from: this process's own.
 pub fn executable() -> Result<PathBuf> {
-    if let Some(exe) = std::env::var_os("SEXTANT_BENCH_EXE") {
-        return Ok(PathBuf::from(exe));
-    }
-    std::env::current_exe().map_err(|source| Error::Io {
-        action: "finding the executable of",
-        path: PathBuf::from("this process"),
-        source,
+    std::env::current_exe().map_err(|e| Error::Peer {
+        peer: PEER,
+        message: format!("cannot find this process's executable to start tsink's from: {e}"),
     })
 }
 
@@ -72,6 +67,10 @@ impl TsinkProcess {
         dir: &Path,
         opts: &LoadOptions,
     ) -> Result<(TsinkProcess, TsinkLoad)> {
+        let dir = dir.to_str().ok_or_else(|| Error::Peer {
+            peer: PEER,
+            message: format!("the directory {} is not UTF-8", dir.display()),
+        })?;
         let label = format!("tsink's process (`{} {SUBCOMMAND}`)", exe.display());
         let mut driver = Driver::spawn(
             PEER,
@@ -83,11 +82,17 @@ impl TsinkProcess {
             peer: PEER,
             message: format!("cannot start `{} {SUBCOMMAND}`: {e}", exe.display()),
         })?;
-        let dir = dir.to_str().ok_or_else(|| Error::Peer {
-            peer: PEER,
-            message: format!("the directory {} is not UTF-8", dir.display()),
-        })?;
-        driver.request(&json!({"op": "hello"}))?;
+        let hello = driver.request(&json!({"op": "hello"}))?;
+        if hello.header["peer"] != PEER {
+            return Err(Error::Peer {
+                peer: PEER,
+                message: format!(
+                    "`{} {SUBCOMMAND}` is not tsink's process: it said {}",
+                    exe.display(),
+                    hello.header
+                ),
+            });
+        }
         let reply = driver.request(&json!({
             "op": "load",
             "config": config,
@@ -168,8 +173,9 @@ impl TsinkProcess {
             durability: opts.durability,
             progress: opts.progress,
         };
-        let (process, load) = match TsinkProcess::load(&executable()?, config, &dir, &load_options)
-        {
+        let loaded =
+            executable().and_then(|exe| TsinkProcess::load(&exe, config, &dir, &load_options));
+        let (process, load) = match loaded {
             Ok(loaded) => loaded,
             Err(e @ Error::Peer { .. }) => {
                 eprintln!("sextant-bench: the tsink peer failed to load; its queries are n/a: {e}");
