@@ -71,7 +71,8 @@ fn a_broken_driver_is_an_error_that_says_what_happened() {
         "read line; echo '{\"ok\": false, \"error\": \"no duckdb here\", \"ipc_bytes\": 0}'",
     );
     assert!(
-        refused.contains("`hello` failed in the driver: no duckdb here"),
+        refused.contains("`hello` failed in the DuckDB driver")
+            && refused.contains("no duckdb here"),
         "{refused}"
     );
 }
