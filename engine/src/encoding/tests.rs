@@ -986,3 +986,35 @@ fn crafted_delta_blocks_at_the_edges_decode_by_range_as_whole() {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn zstd_takes_a_plane_with_resume_points_only_if_an_eighth_smaller(
+        plane in prop_oneof![
+            // Skewed independent bytes: where rANS wins, or zstd narrowly.
+            prop::collection::vec(prop_oneof![8 => Just(0u8), 1 => 0u8..4, 1 => any::<u8>()], 64..3000),
+            // A repeated unit: where zstd wins by far.
+            (prop::collection::vec(any::<u8>(), 2..40), 10usize..200)
+                .prop_map(|(unit, times)| unit.repeat(times)),
+            // Skewed bytes in which every k-th stretch of 32 repeats the one before:
+            // zstd ahead by a little or by much, about the eighth for some k.
+            (prop::collection::vec(prop_oneof![6 => Just(0u8), 3 => 0u8..8, 1 => any::<u8>()], 3000..4096), 2usize..16)
+                .prop_map(|(mut bytes, k)| {
+                    for chunk in (1..bytes.len() / 32).filter(|c| c % k == 0) {
+                        bytes.copy_within((chunk - 1) * 32..chunk * 32, chunk * 32);
+                    }
+                    bytes
+                }),
+        ],
+    ) {
+        let every = 1024;
+        let mut out = Vec::new();
+        pack::write_plane(&mut out, &plane, Some(every), &mut pack::Zstd::new(3));
+        prop_assume!(out[0] != pack::PLANE_FILL);
+        let mut ans = Vec::new();
+        ans::encode(&plane, Some(every), &mut ans);
+        let zstd = zstd::bulk::compress(&plane, 3).unwrap();
+        let best = plane.len().min(ans.len() + 4);
+        prop_assert_eq!(out[0] == pack::PLANE_ZSTD, zstd.len() + 4 < best - best / 8);
+    }
+}
