@@ -74,6 +74,15 @@ impl Reply {
         })
     }
 
+    /// The seconds `key` of the header, as a duration.
+    pub fn duration(&self, key: &str) -> Result<Duration> {
+        let secs = self.number(key)?;
+        Duration::try_from_secs_f64(secs).map_err(|e| Error::Peer {
+            peer: self.peer,
+            message: format!("the driver's reply has `{key}` {secs}, not a duration ({e})"),
+        })
+    }
+
     /// The payload's batches.
     pub fn batches(&self) -> Result<Vec<RecordBatch>> {
         let broken = |e| Error::Peer {

@@ -182,9 +182,9 @@ pub struct Options {
     pub zstd_level: i32,
     /// Integer deltas (and the integral floats written as them) and byte planes (log
     /// levels) get resume points, from which a decode of a range can start instead of at
-    /// the block's first value: they
-    /// are cut into [`RESUME_STRETCHES`] stretches of equal length (rounded up to a
-    /// multiple of 4), where those are at least this long (see [`resume_spacing`]).
+    /// the block's first value: they are cut into [`RESUME_STRETCHES`] stretches of equal
+    /// length (rounded up to a multiple of 4), where those are at least this long (see
+    /// [`resume_spacing`]).
     /// `None` writes none. The planes' rANS gets them too only where the spacing is a
     /// multiple of 4 (otherwise their decode starts at their first byte). Default:
     /// [`RESUME_EVERY`].

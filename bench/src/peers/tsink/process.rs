@@ -112,11 +112,6 @@ impl TsinkProcess {
         Ok((process, load))
     }
 
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.lock().pid()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Driver> {
         self.driver.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -127,11 +122,7 @@ impl TsinkProcess {
         let reply = self
             .lock()
             .request(&json!({"op": "query", "query": query}))?;
-        let secs = reply.number("secs")?;
-        let took = Duration::try_from_secs_f64(secs).map_err(|e| Error::Peer {
-            peer: PEER,
-            message: format!("tsink's process timed a query at {secs} s ({e})"),
-        })?;
+        let took = reply.duration("secs")?;
         let mut batches = reply.batches()?;
         if batches.len() != 1 {
             return Err(Error::Peer {
