@@ -68,7 +68,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle::Hide;
 use crate::manifest::SegmentEntry;
 use crate::scan::{Scan, ScanRequest, Source};
-use crate::schema::{ColumnDef, ColumnType, TableSchema};
+use crate::schema::{ColumnDef, ColumnType, TableKind, TableSchema};
 use crate::segment::Segment;
 use crate::segment::writer::{BlockCut, Writer, WriterSpec};
 
@@ -259,10 +259,10 @@ pub(crate) fn pick(
     None
 }
 
-/// Blocks of a compacted segment cover this share of its window at most (of a day: 12
-/// hours), so that a query of part of the window decodes about that part. Measured at 2
-/// and 4 (`sextant-bench run`, scale 1000 x 1 day): 0.283 against 0.297 bytes per value,
-/// queries alike.
+/// Blocks of a compacted metric table's segment cover this share of its window at most
+/// (of a day: 12 hours), so that a query of part of the window decodes about that part.
+/// Measured at 2 and 4 (`sextant-bench run`, scale 1000 x 1 day): 0.283 against 0.297
+/// bytes per value, queries alike.
 ///
 /// Measured again once a block was decoded only through a query's last row (scale 100,
 /// Sextant alone, builds alternated, 3 rounds of `--runs 20`, medians). Against 2
@@ -273,25 +273,56 @@ pub(crate) fn pick(
 /// faster than 4 on the double-groupby queries. So 2 stays. Every block pays a fixed
 /// cost (its entropy tables, its arrays); resume points inside a block (the decoder's
 /// state every few thousand rows, so that a decode can start there) would avoid it.
-const BLOCK_SPANS_PER_WINDOW: i64 = 2;
+const METRIC_SPANS_PER_WINDOW: i64 = 2;
+
+/// A metric series holds a block of its own within a span once it has this share of a
+/// block's rows there (1,024 of 16,384).
+const METRIC_MIN_ROWS_DIVISOR: u32 = 16;
+
+/// Blocks of a compacted event table's segment cover this share of its window at most
+/// (of a day: 6 hours), and a series holds a block of its own within a span once it
+/// has a 64th of a block's rows there ([`EVENT_MIN_ROWS_DIVISOR`], 256 of 16,384).
+///
+/// Event series are sparse: the logs workload's 500 series hold a median of 1,812 events
+/// a day. At the metric layout most of them got a day-long block of their own (906
+/// rows in 12 hours is short of 1,024), too few rows for resume points, so a one-hour
+/// window late in the day decoded the series' whole day. Measured on `sextant-bench
+/// run --workload logs --events-per-second 20 --days 1 --runs 30 --no-parquet
+/// --no-duckdb --no-tsink`, Sextant alone, layouts alternated for 8 rounds, medians,
+/// over the metric layout: errors-per-service-per-minute 0.49, newest-warnings 0.62,
+/// trace-rows 0.45, messages-containing 0.86, top-error-templates 0.88,
+/// count-per-level-per-hour (a whole day, now in more blocks) 1.09 (1.01 in another 5
+/// rounds); 11.04 bytes per value against 10.72. 3-hour spans with a 128th: errors-per-service-per-minute 0.39,
+/// messages-containing 0.50, but count-per-level-per-hour 1.12 and 11.48 bytes per
+/// value; 6-hour spans with a 32nd: no better than a 64th, 10.91 bytes per value.
+const EVENT_SPANS_PER_WINDOW: i64 = 4;
+
+/// See [`EVENT_SPANS_PER_WINDOW`].
+const EVENT_MIN_ROWS_DIVISOR: u32 = 64;
 
 /// How a merge lays out its output's blocks.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Layout {
     pub block_rows: u32,
     pub cut: BlockCut,
 }
 
 impl Layout {
-    /// Blocks of at most `block_rows` rows; a block of a series with at least a 16th of
-    /// that within one span (half the window) holds that series and span alone.
-    pub fn of(policy: &Policy, block_rows: u32) -> Layout {
+    /// Blocks of at most `block_rows` rows, each within one span of the window (a
+    /// half for a metric table, a quarter for an event table); a series with enough rows
+    /// within a span (a 16th of `block_rows` for a metric table, a 64th for an event
+    /// table) has blocks of its own there.
+    pub fn of(policy: &Policy, block_rows: u32, kind: TableKind) -> Layout {
         let window = i64::try_from(policy.window.as_nanos()).unwrap_or(i64::MAX);
+        let (spans, divisor) = match kind {
+            TableKind::Metric => (METRIC_SPANS_PER_WINDOW, METRIC_MIN_ROWS_DIVISOR),
+            TableKind::Event => (EVENT_SPANS_PER_WINDOW, EVENT_MIN_ROWS_DIVISOR),
+        };
         Layout {
             block_rows,
             cut: BlockCut {
-                span: (window / BLOCK_SPANS_PER_WINDOW).max(1),
-                min_rows: (block_rows / 16).max(1),
+                span: (window / spans).max(1),
+                min_rows: (block_rows / divisor).max(1),
             },
         }
     }

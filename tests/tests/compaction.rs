@@ -166,3 +166,35 @@ fn compacted_blocks_hold_one_series_and_span_so_a_short_query_decodes_little() {
     let m = scan.metrics();
     assert_eq!((m.blocks_read, m.values_decoded), (2, 40), "{m:?}");
 }
+
+#[test]
+fn compacted_event_blocks_cover_a_quarter_of_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    // One event a minute of one service for two hours, in four flushes.
+    for f in 0..4i64 {
+        let records: Vec<Point> = (0..30)
+            .map(|m| {
+                LogRecord::new("logs", Level::Info, format!("event {f} {m}"))
+                    .tag("service", "api")
+                    .time((f * 30 + m) * MINUTE)
+                    .into()
+            })
+            .collect();
+        e.write_points(&records).unwrap();
+        e.flush().unwrap();
+    }
+    e.compact("logs").unwrap();
+    // One-hour windows: an event table's blocks end where time enters another quarter
+    // hour, once they hold 64 / 64 = 1 row (a metric table's: another half hour, once
+    // they hold 4). Ten minutes decode one block of time (15 rows; a metric table's would
+    // be 30) and one of levels, through the window's 10 rows.
+    let req = ScanRequest::new("logs")
+        .columns(["time", "level"])
+        .time_range(60 * MINUTE, 70 * MINUTE);
+    let mut scan = e.snapshot().scan(&req).unwrap();
+    let rows: usize = scan.by_ref().map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 10);
+    let m = scan.metrics();
+    assert_eq!((m.blocks_read, m.values_decoded), (2, 25), "{m:?}");
+}

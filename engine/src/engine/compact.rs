@@ -217,7 +217,7 @@ impl Inner {
             &schema,
             &inputs,
             hide,
-            compaction::Layout::of(&self.config.compaction, self.config.block_rows),
+            compaction::Layout::of(&self.config.compaction, self.config.block_rows, schema.kind),
             &self.codec,
             self.config.faults.as_ref(),
             &self.closed,
