@@ -17,8 +17,9 @@
 //!   that (a scalar subquery's node shares its results with the expressions that read
 //!   them, which a rebuilt node does not renew);
 //! - no node fills a filter while it runs (DataFusion's dynamic filters: a hash join's
-//!   keys, a top-k's bound, `max(x)` without groups), and no scan holds one: the filter
-//!   would be shared by every run.
+//!   keys, `max(x)` without groups), and no scan holds one: the filter would be shared
+//!   by every run. A top-k sort (`ORDER BY .. LIMIT`) fills one with its bound, and gets
+//!   a new one when renewed: its plan is kept when no other node holds that filter.
 //!
 //! What the first planning read from the rows (the estimates that set a scan's number of
 //! partitions and a join's sides) only tunes the work; a kept plan is planned again once
@@ -58,6 +59,8 @@ const RENEWABLE: &[&str] = &[
     "FilterExec",
     "AggregateExec",
     "SortExec",
+    // A top-k sort (`ORDER BY .. LIMIT`): see RENEWS_ITS_FILTER.
+    "SortExec(TopK)",
     "SortPreservingMergeExec",
     "CoalescePartitionsExec",
     "CoalesceBatchesExec",
@@ -191,14 +194,67 @@ fn immutable(plan: &LogicalPlan) -> bool {
     yes
 }
 
+/// The nodes among [`RENEWABLE`] that may fill a filter while they run, as each one's
+/// `reset_state` gives it a new filter: a top-k sort (`ORDER BY .. LIMIT`) keeps its
+/// bound in one (checked against DataFusion 55's `SortExec::reset_state`).
+const RENEWS_ITS_FILTER: &[&str] = &["SortExec(TopK)"];
+
 /// Whether every node of `plan` can be renewed (see the module documentation).
 fn renewable(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let mut filled = BTreeSet::new();
+    nodes_renewable(plan, &mut filled) && !read_by_others(plan, &filled)
+}
+
+/// Whether every node of `plan` is renewable on its own; the ids of the filters its
+/// nodes fill go into `filled`.
+fn nodes_renewable(plan: &Arc<dyn ExecutionPlan>, filled: &mut BTreeSet<u64>) -> bool {
     if let Some(scan) = plan.downcast_ref::<SextantScanExec>() {
         return !scan.has_runtime_filters();
     }
-    RENEWABLE.contains(&plan.name())
-        && plan.dynamic_expressions_produced().is_empty()
-        && plan.children().into_iter().all(renewable)
+    let name = plan.name();
+    if !RENEWABLE.contains(&name) {
+        return false;
+    }
+    for filter in plan.dynamic_expressions_produced() {
+        match filter.expression_id() {
+            Some(id) if RENEWS_ITS_FILTER.contains(&name) => filled.insert(id),
+            _ => return false,
+        };
+    }
+    plan.children()
+        .into_iter()
+        .all(|child| nodes_renewable(child, filled))
+}
+
+/// Whether a node of `plan` holds one of the `filled` filters that it does not fill
+/// itself (a filter pushed into another node): its renewed filler would fill a new
+/// filter, and the holder would go on reading the old one.
+fn read_by_others(plan: &Arc<dyn ExecutionPlan>, filled: &BTreeSet<u64>) -> bool {
+    if filled.is_empty() {
+        return false;
+    }
+    let own: BTreeSet<u64> = plan
+        .dynamic_expressions_produced()
+        .iter()
+        .filter_map(|f| f.expression_id())
+        .collect();
+    let mut read = false;
+    let _ = plan.apply_expressions(&mut |root| {
+        root.apply(|e| {
+            if let Some(id) = e.expression_id()
+                && filled.contains(&id)
+                && !own.contains(&id)
+            {
+                read = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+    });
+    read || plan
+        .children()
+        .into_iter()
+        .any(|child| read_by_others(child, filled))
 }
 
 /// A copy of `plan` (which [`Kept::of`] accepted) to run once more: its scans read
@@ -307,6 +363,7 @@ mod tests {
         write(&db, 0..10);
         let queries = [
             "SELECT count(*) AS n FROM cpu WHERE time > now() - INTERVAL '100 years'",
+            // A top-k's bound that the scan holds too (it compares a tag).
             "SELECT host, usage FROM cpu ORDER BY usage DESC, host LIMIT 1",
             "SELECT a.host, count(*) AS n FROM cpu a JOIN cpu b ON a.host = b.host \
              AND a.time = b.time GROUP BY a.host ORDER BY a.host",
@@ -326,6 +383,35 @@ mod tests {
             assert_ne!(&new, old, "{q}");
         }
         assert!(text(&db.sql(queries[1]).unwrap()).contains("19"));
+    }
+
+    /// A top-k whose bound no other node reads is kept: each run fills a bound of its
+    /// own, also two runs at once.
+    #[test]
+    fn a_kept_top_k_fills_a_bound_of_its_own_in_each_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        write(&db, 0..10);
+        let queries = [
+            "SELECT host, max(usage) AS m FROM cpu GROUP BY host ORDER BY m DESC LIMIT 1",
+            "SELECT date_bin(INTERVAL '2 minutes', time) AS t, max(usage) AS m FROM cpu \
+             WHERE time < '1970-01-01T01:00:00Z' GROUP BY t ORDER BY t DESC LIMIT 2",
+        ];
+        let rt = db.runtime().clone();
+        for (i, q) in queries.iter().enumerate() {
+            let first = text(&db.sql(q).unwrap());
+            assert!(db.physical_plan_kept(q), "not kept: {q}");
+            // A run started before the writes reads its own moment, with its own bound.
+            let stream = rt.block_on(db.sql_stream(q)).unwrap();
+            write(&db, 10 * (i as i64 + 1)..10 * (i as i64 + 2));
+            let again = text(&db.sql(q).unwrap());
+            assert_ne!(again, first, "{q}");
+            assert_eq!(again, text(&db.sql(&format!("{q} ")).unwrap()), "{q}");
+            let streamed = rt
+                .block_on(datafusion::physical_plan::common::collect(stream))
+                .unwrap();
+            assert_eq!(text(&streamed), first, "{q}");
+        }
     }
 
     /// Two runs of one kept plan at once each read the rows of their own moment.
