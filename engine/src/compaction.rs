@@ -292,9 +292,10 @@ const METRIC_MIN_ROWS_DIVISOR: u32 = 16;
 /// over the metric layout: errors-per-service-per-minute 0.49, newest-warnings 0.62,
 /// trace-rows 0.45, messages-containing 0.86, top-error-templates 0.88,
 /// count-per-level-per-hour (a whole day, now in more blocks) 1.09 (1.01 in another 5
-/// rounds); 11.04 bytes per value against 10.72. 3-hour spans with a 128th: errors-per-service-per-minute 0.39,
-/// messages-containing 0.50, but count-per-level-per-hour 1.12 and 11.48 bytes per
-/// value; 6-hour spans with a 32nd: no better than a 64th, 10.91 bytes per value.
+/// rounds); 11.04 bytes per value against 10.72. 3-hour spans with a 128th:
+/// errors-per-service-per-minute 0.39, messages-containing 0.50, but
+/// count-per-level-per-hour 1.12 and 11.48 bytes per value; 6-hour spans with a 32nd:
+/// no better than a 64th, 10.91 bytes per value.
 const EVENT_SPANS_PER_WINDOW: i64 = 4;
 
 /// See [`EVENT_SPANS_PER_WINDOW`].

@@ -53,8 +53,9 @@ pub struct QueryOptions {
     /// first row, so a short window at the end of long blocks counts the blocks' rows, not
     /// the window's. DataFusion itself splits a
     /// one-partition input of more than `batch_size` (8192) rows round-robin for the
-    /// operators above it. A scan of string columns is split sooner: each one counts
-    /// its rows four times over. Default: 100,000; 0 splits every scan.
+    /// operators above it. A scan of string columns is split sooner: the threshold is
+    /// divided by 1 + 3 per string column read (by 4 for one). Default: 100,000; 0
+    /// splits every scan.
     pub single_partition_rows: u64,
     /// Queries whose resolved plans [`Database::sql`] keeps by their text, so that
     /// running the same text again skips parsing it. Default: 256; 0 keeps none.

@@ -21,9 +21,10 @@ use sextant_engine::{ColumnType, Delete, Engine, ScanRequest, Snapshot, TableSch
 use crate::exec::SextantScanExec;
 use crate::filters;
 
-/// A scan decoding a string column (log messages) is split at this many times fewer rows
-/// than [`QueryOptions::single_partition_rows`](crate::QueryOptions) per such column: a
-/// string costs several numbers' decoding. Measured on `sextant-bench run --workload
+/// A scan decoding one string column (log messages) is split at this many times fewer
+/// rows than [`QueryOptions::single_partition_rows`](crate::QueryOptions), as a string
+/// costs several numbers' decoding; each further string column adds this less one to
+/// the divisor. Measured on `sextant-bench run --workload
 /// logs --events-per-second 20 --days 1 --runs 30 --no-parquet --no-duckdb --no-tsink`
 /// (6 rounds alternated, medians) against counting a string's rows as a number's:
 /// messages-containing 0.66 and top-error-templates 0.58 of the time at 4, the same at
