@@ -134,6 +134,8 @@ impl Database {
             .with_physical_optimizer_rule(Arc::new(crate::top_by_time::TopByTimeRule))
             // After the top-by-time rule, which looks through DataFusion's aggregates.
             .with_physical_optimizer_rule(Arc::new(crate::run_aggregate::RunAggregateRule))
+            // After the rules that place sorts, whose sort over an aggregate it takes.
+            .with_physical_optimizer_rule(Arc::new(crate::bucket_aggregate::BucketAggregateRule))
             .build();
         let ctx = SessionContext::new_with_state(state);
         let catalog = ctx

@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bucket_aggregate;
 mod database;
 pub mod error;
 pub mod exec;

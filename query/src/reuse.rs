@@ -52,6 +52,7 @@ const RENEWABLE: &[&str] = &[
     "PlaceholderRowExec",
     // Sextant's operators.
     "RunAggregateExec",
+    "BucketAggregateExec",
     "RecentFirstExec",
     "GapFillExec",
     // DataFusion's, as the TSBS and log queries use them.
@@ -449,6 +450,25 @@ mod tests {
                 .unwrap();
             assert_eq!(text(&streamed), first, "{q}");
         }
+    }
+
+    /// A one-host query by time bucket, answered by `BucketAggregateExec`, is kept and
+    /// each run reads the rows of its own moment.
+    #[test]
+    fn a_kept_bucket_aggregate_reads_the_rows_of_each_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        write(&db, 0..10);
+        let sql = "SELECT date_bin(INTERVAL '2 minutes', time) AS t, max(usage) AS m, \
+                   count(*) AS n FROM cpu WHERE host = 'a' GROUP BY t ORDER BY t";
+        let plan = text(&db.sql(&format!("EXPLAIN {sql}")).unwrap());
+        assert!(plan.contains("BucketAggregateExec"), "{plan}");
+        let first = text(&db.sql(sql).unwrap());
+        assert!(db.physical_plan_kept(sql));
+        write(&db, 10..20);
+        let again = text(&db.sql(sql).unwrap());
+        assert_ne!(again, first);
+        assert_eq!(again, text(&db.sql(&format!("{sql} ")).unwrap()));
     }
 
     /// Two runs of one kept plan at once each read the rows of their own moment.

@@ -96,7 +96,7 @@ impl PhysicalOptimizerRule for RunAggregateRule {
 
 /// What an aggregate folds a run into: its partial state's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fold {
+pub(crate) enum Fold {
     /// `min`: one `DOUBLE`, null for a run without values.
     Min,
     /// `max`: one `DOUBLE`, null for a run without values.
@@ -113,7 +113,11 @@ impl Fold {
     /// The fold of aggregate function `fun` over an argument of type `arg`, if its
     /// partial state is `state` (the types this module builds). The function is known by
     /// its type, not its name, which a registered function could take.
-    fn of(fun: &dyn AggregateUDFImpl, arg: &DataType, state: &[DataType]) -> Option<Fold> {
+    pub(crate) fn of(
+        fun: &dyn AggregateUDFImpl,
+        arg: &DataType,
+        state: &[DataType],
+    ) -> Option<Fold> {
         use DataType::{Float64, Int64, UInt64};
         let fold = if fun.is::<Min>() {
             Fold::Min
@@ -710,10 +714,7 @@ fn extreme(run: &Run<'_>, wanted: std::cmp::Ordering) -> Option<f64> {
     } else {
         f64::MIN
     };
-    let fold = |cur: f64, new: f64| match new.partial_cmp(&cur) {
-        Some(o) if o != wanted => cur,
-        _ => new,
-    };
+    let fold = |cur: f64, new: f64| extreme_step(cur, new, wanted);
     if run.nulls.is_none() {
         let values = run.values;
         (!values.is_empty()).then(|| values.iter().fold(start, |c, &v| fold(c, v)))
@@ -724,6 +725,15 @@ fn extreme(run: &Run<'_>, wanted: std::cmp::Ordering) -> Option<f64> {
             fold(c, v)
         });
         seen.then_some(folded)
+    }
+}
+
+/// One step of [`extreme`]'s fold: `new` if it compares `wanted` with `cur` or does not
+/// compare (NaN), else `cur`.
+pub(crate) fn extreme_step(cur: f64, new: f64, wanted: std::cmp::Ordering) -> f64 {
+    match new.partial_cmp(&cur) {
+        Some(o) if o != wanted => cur,
+        _ => new,
     }
 }
 
