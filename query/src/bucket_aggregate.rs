@@ -56,7 +56,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use crate::exec::SextantScanExec;
-use crate::run_aggregate::{Fold, extreme_step};
+use crate::run_aggregate::{Aggregate, Fold, extreme_step, folds};
 use crate::top_by_time::date_bin;
 
 /// Puts a [`BucketAggregateExec`] in place of each sort over an aggregate it can take.
@@ -98,7 +98,7 @@ pub struct BucketAggregateExec {
     /// The bucket of a row: `date_bin` over the input.
     bucket: Arc<dyn PhysicalExpr>,
     /// Each aggregate's argument and fold.
-    aggregates: Vec<(Arc<dyn PhysicalExpr>, Fold)>,
+    aggregates: Vec<Aggregate>,
     /// The sort's order of the buckets, and its limit.
     order: SortOptions,
     fetch: Option<usize>,
@@ -129,7 +129,6 @@ impl BucketAggregateExec {
             || !group_by.is_single()
             || group_by.expr().len() != 1
             || aggregate.limit_options().is_some()
-            || aggregate.filter_expr().iter().any(Option::is_some)
             || key
                 .expr
                 .downcast_ref::<Column>()
@@ -147,29 +146,17 @@ impl BucketAggregateExec {
         {
             return Ok(None);
         }
-        let mut aggregates = Vec::new();
-        for (i, expr) in aggregate.aggr_expr().iter().enumerate() {
-            let args = expr.expressions();
-            if expr.is_distinct() || !expr.order_bys().is_empty() || args.len() != 1 {
-                return Ok(None);
-            }
-            let state: Vec<DataType> = expr
-                .state_fields()?
-                .iter()
-                .map(|f| f.data_type().clone())
-                .collect();
-            let arg = args[0].data_type(&input_schema)?;
-            let Some(fold) = Fold::of(expr.fun().inner().as_ref(), &arg, &state) else {
-                return Ok(None);
-            };
-            let answer = match fold {
+        let Some(aggregates) = folds(aggregate)? else {
+            return Ok(None);
+        };
+        for (i, a) in aggregates.iter().enumerate() {
+            let answer = match a.fold {
                 Fold::Count => DataType::Int64,
                 _ => DataType::Float64,
             };
             if schema.field(i + 1).data_type() != &answer {
                 return Ok(None);
             }
-            aggregates.push((Arc::clone(&args[0]), fold));
         }
         let display = format!(
             "gby=[{}], aggr=[{}], order={}{}",
@@ -237,7 +224,7 @@ impl ExecutionPlan for BucketAggregateExec {
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        for expr in std::iter::once(&self.bucket).chain(self.aggregates.iter().map(|(a, _)| a)) {
+        for expr in std::iter::once(&self.bucket).chain(self.aggregates.iter().map(|a| &a.arg)) {
             if f(expr)? == TreeNodeRecursion::Stop {
                 return Ok(TreeNodeRecursion::Stop);
             }
@@ -294,7 +281,7 @@ impl ExecutionPlan for BucketAggregateExec {
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         let reservation =
             MemoryConsumer::new("BucketAggregateExec").register(context.memory_pool());
-        let mut buckets = Buckets::new(self.aggregates.iter().map(|(_, f)| *f).collect());
+        let mut buckets = Buckets::new(self.aggregates.iter().map(|a| a.fold).collect());
         let bucket = Arc::clone(&self.bucket);
         let aggregates = self.aggregates.clone();
         let (order, fetch) = (self.order, self.fetch);
@@ -439,7 +426,7 @@ impl Buckets {
         &mut self,
         batch: &RecordBatch,
         bucket: &Arc<dyn PhysicalExpr>,
-        aggregates: &[(Arc<dyn PhysicalExpr>, Fold)],
+        aggregates: &[Aggregate],
     ) -> Result<()> {
         let rows = batch.num_rows();
         if rows == 0 {
@@ -462,7 +449,7 @@ impl Buckets {
         };
         // Per aggregate: its argument's values (none for a count) and which are null.
         let mut args = Vec::with_capacity(aggregates.len());
-        for (arg, fold) in aggregates {
+        for Aggregate { arg, fold } in aggregates {
             let arg = arg.evaluate(batch)?.into_array(rows)?;
             // Logical nulls: an untyped NULL is a NullArray without a null buffer.
             let nulls = arg.logical_nulls().filter(|n| n.null_count() > 0);

@@ -143,9 +143,39 @@ impl Fold {
 
 /// One aggregate: its argument and fold.
 #[derive(Debug, Clone)]
-struct Aggregate {
-    arg: Arc<dyn PhysicalExpr>,
-    fold: Fold,
+pub(crate) struct Aggregate {
+    pub(crate) arg: Arc<dyn PhysicalExpr>,
+    pub(crate) fold: Fold,
+}
+
+/// The folds of `aggregate`'s aggregates, in order, if every one of them is a [`Fold`]
+/// of one argument, without `DISTINCT`, `ORDER BY` or `FILTER`.
+pub(crate) fn folds(aggregate: &AggregateExec) -> Result<Option<Vec<Aggregate>>> {
+    if aggregate.filter_expr().iter().any(Option::is_some) {
+        return Ok(None);
+    }
+    let input_schema = aggregate.input().schema();
+    let mut aggregates = Vec::new();
+    for expr in aggregate.aggr_expr() {
+        let args = expr.expressions();
+        if expr.is_distinct() || !expr.order_bys().is_empty() || args.len() != 1 {
+            return Ok(None);
+        }
+        let state: Vec<DataType> = expr
+            .state_fields()?
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let arg = args[0].data_type(&input_schema)?;
+        let Some(fold) = Fold::of(expr.fun().inner().as_ref(), &arg, &state) else {
+            return Ok(None);
+        };
+        aggregates.push(Aggregate {
+            arg: Arc::clone(&args[0]),
+            fold,
+        });
+    }
+    Ok(Some(aggregates))
 }
 
 /// A partial aggregate computed run by run; see the [module](self) documentation.
@@ -173,7 +203,6 @@ impl RunAggregateExec {
             || !group_by.is_single()
             || group_by.is_empty()
             || aggregate.limit_options().is_some()
-            || aggregate.filter_expr().iter().any(Option::is_some)
         {
             return Ok(None);
         }
@@ -205,26 +234,9 @@ impl RunAggregateExec {
             }
             level = Some(i);
         }
-        let mut aggregates = Vec::new();
-        for expr in aggregate.aggr_expr() {
-            let args = expr.expressions();
-            if expr.is_distinct() || !expr.order_bys().is_empty() || args.len() != 1 {
-                return Ok(None);
-            }
-            let state: Vec<DataType> = expr
-                .state_fields()?
-                .iter()
-                .map(|f| f.data_type().clone())
-                .collect();
-            let arg = args[0].data_type(&input_schema)?;
-            let Some(fold) = Fold::of(expr.fun().inner().as_ref(), &arg, &state) else {
-                return Ok(None);
-            };
-            aggregates.push(Aggregate {
-                arg: Arc::clone(&args[0]),
-                fold,
-            });
-        }
+        let Some(aggregates) = folds(aggregate)? else {
+            return Ok(None);
+        };
         let schema = aggregate.schema();
         let properties = properties(&schema, input);
         let display = format!(
