@@ -271,8 +271,9 @@ pub(crate) fn pick(
 /// 8.3 in two sets of rounds (its window decodes the same rows from more blocks), and
 /// took 0.297 bytes per value against 0.283; 8 spans (3-hour blocks, 0.324) were no
 /// faster than 4 on the double-groupby queries. So 2 stays. Every block pays a fixed
-/// cost (its entropy tables, its arrays); resume points inside a block (the decoder's
-/// state every few thousand rows, so that a decode can start there) would avoid it.
+/// cost (its entropy tables, its arrays). Resume points inside a block (segment format
+/// 4: the decoder's state every thousand rows or more) spare a window the rows before
+/// it, not that cost.
 const METRIC_SPANS_PER_WINDOW: i64 = 2;
 
 /// A metric series holds a block of its own within a span once it has this share of a

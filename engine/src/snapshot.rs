@@ -91,8 +91,9 @@ impl Snapshot {
         Ok(crate::scan::estimate_rows(&view.sources, req, cap))
     }
 
-    /// About how many rows a scan of `req` decodes: rows in range, plus the rest of
-    /// every block that holds some of them (see [`Snapshot::estimate_rows`] for what
+    /// About how many rows a scan of `req` decodes: of every block that holds some rows
+    /// in range, its rows from the first through the range's last where the series ends
+    /// the block, and all of them otherwise (see [`Snapshot::estimate_rows`] for what
     /// the scan returns). `None` once the count reaches `cap`.
     pub fn estimate_decoded_rows(&self, req: &ScanRequest, cap: u64) -> Result<Option<u64>> {
         let view = self.view(&req.table)?;

@@ -670,9 +670,10 @@ fn read_pack_body(
         len: usize,
         short: impl Fn() -> DecodeError,
     ) -> Result<&[u8], DecodeError> {
-        bytes
-            .get(first - start..first - start + len)
-            .ok_or_else(short)
+        // (A plane reader returns a start at or before what was asked for; a later one
+        // is refused here rather than trusted.)
+        let at = first.checked_sub(start).ok_or_else(&short)?;
+        bytes.get(at..at + len).ok_or_else(short)
     }
     out.reserve(to - from);
     for first in (from..to).step_by(TILE) {

@@ -161,8 +161,8 @@ pub(super) enum Meets {
 
 /// Which rows of `array` (a field's stored values) may meet `filter`; a null meets none.
 /// Integers, strings and booleans compare with Arrow's kernels, as DataFusion compares
-/// them. Floats are compared both as IEEE 754 does and in total order (NaN above every
-/// number, -0.0 below 0.0), a zero also as its opposite, and a row may meet the filter if
+/// them. Floats are compared both as IEEE 754 does and in total order (`f64::total_cmp`:
+/// a NaN above every number, or below when its sign bit is set; -0.0 below 0.0), a zero also as its opposite, and a row may meet the filter if
 /// it meets it in any of these: DataFusion's own comparison of floats is one of them,
 /// and a row left out must be one it would not keep.
 pub(super) fn may_meet(array: &ArrayRef, filter: &FieldFilter) -> Result<BooleanBuffer> {

@@ -125,8 +125,9 @@ impl ScanRequest {
 /// A comparison of a field with a value of the field's type (see [`ScanRequest::fields`]),
 /// or of the level column with a level's name ([`FieldValue::Str`]), by severity.
 /// A null meets no filter. Floats are taken to meet it if they do under IEEE 754
-/// comparison or in total order (NaN above every number, -0.0 below 0.0), a zero value
-/// also as its opposite: a block is skipped only when no row meets it in any of these.
+/// comparison or in total order (`f64::total_cmp`: a NaN above every number, or below
+/// every number when its sign bit is set; -0.0 below 0.0), a zero value also as its
+/// opposite: a block is skipped only when no row meets it in any of these.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldFilter {
     /// The field or the level column (not `time` or a tag).

@@ -434,23 +434,26 @@ fn decode_block(
         ColumnType::Time => {
             let (v, s) = encoding::decode_time_range(values, present, first, last).map_err(err)?;
             (start, decoded_to) = (s, last);
-            Arc::new(Int64Array::new(spread(v, &range_nulls, want), range_nulls))
+            Arc::new(Int64Array::new(spread(v, &range_nulls, want)?, range_nulls))
         }
         ColumnType::I64 => {
             let (v, s) = encoding::decode_i64_range(values, present, first, last).map_err(err)?;
             (start, decoded_to) = (s, last);
-            Arc::new(Int64Array::new(spread(v, &range_nulls, want), range_nulls))
+            Arc::new(Int64Array::new(spread(v, &range_nulls, want)?, range_nulls))
         }
         ColumnType::U64 => {
             let (v, s) = encoding::decode_u64_range(values, present, first, last).map_err(err)?;
             (start, decoded_to) = (s, last);
-            Arc::new(UInt64Array::new(spread(v, &range_nulls, want), range_nulls))
+            Arc::new(UInt64Array::new(
+                spread(v, &range_nulls, want)?,
+                range_nulls,
+            ))
         }
         ColumnType::F64 => {
             let (v, s) = encoding::decode_f64_range(values, present, first, last).map_err(err)?;
             (start, decoded_to) = (s, last);
             Arc::new(Float64Array::new(
-                spread(v, &range_nulls, want),
+                spread(v, &range_nulls, want)?,
                 range_nulls,
             ))
         }
@@ -460,7 +463,7 @@ fn decode_block(
             if v.iter().any(|&r| r > 5) {
                 return Err("a level rank is above 5".into());
             }
-            Arc::new(UInt8Array::new(spread(v, &range_nulls, want), range_nulls))
+            Arc::new(UInt8Array::new(spread(v, &range_nulls, want)?, range_nulls))
         }
         ColumnType::Bool => {
             let v = encoding::decode_bool(values, present).map_err(err)?;
@@ -520,8 +523,16 @@ fn spread<T: arrow_buffer::ArrowNativeType>(
     present: Vec<T>,
     nulls: &Option<NullBuffer>,
     rows: usize,
-) -> ScalarBuffer<T> {
-    match nulls {
+) -> Result<ScalarBuffer<T>, String> {
+    // (The decoders return what was asked for; this guards the arrays built on it.)
+    let expected = rows - nulls.as_ref().map_or(0, NullBuffer::null_count);
+    if present.len() != expected {
+        return Err(format!(
+            "the block decoded {} values where {expected} were asked for",
+            present.len()
+        ));
+    }
+    Ok(match nulls {
         None => ScalarBuffer::from(present),
         Some(n) => {
             let mut out = vec![T::default(); rows];
@@ -530,5 +541,5 @@ fn spread<T: arrow_buffer::ArrowNativeType>(
             }
             ScalarBuffer::from(out)
         }
-    }
+    })
 }
