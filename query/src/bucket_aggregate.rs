@@ -11,7 +11,8 @@
 //! [`BucketAggregateExec`] in their place: each run of rows in one bucket (a series' rows
 //! come in time order) is folded into that bucket's state, found in a sorted list, and the
 //! buckets are given in the sort's order, cut at its limit (a limit of at most a million
-//! goes to [`RecentFirstExec`] under the sort instead, which this rule leaves alone).
+//! over buckets of the scan's `time` goes to [`RecentFirstExec`] under the sort instead,
+//! which this rule leaves alone).
 //!
 //! Taken: a sort whose only key is the group (either direction, with or without a limit)
 //! over an aggregate of one partition (DataFusion's `Single` or `SinglePartitioned` mode)
@@ -43,8 +44,6 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
-use datafusion::physical_plan::coop::CooperativeExec;
-use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet, RecordOutput,
 };
@@ -55,8 +54,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::exec::SextantScanExec;
-use crate::run_aggregate::{Aggregate, Fold, extreme_step, folds};
+use crate::run_aggregate::{Aggregate, Fold, extreme_step, folds, in_scan_order};
 use crate::top_by_time::date_bin;
 
 /// Puts a [`BucketAggregateExec`] in place of each sort over an aggregate it can take.
@@ -125,7 +123,7 @@ impl BucketAggregateExec {
             AggregateMode::Single | AggregateMode::SinglePartitioned
         ) || input.output_partitioning().partition_count() != 1
             || sort.properties().output_partitioning().partition_count() != 1
-            || !reads_a_scan(input)
+            || !in_scan_order(input)
             || !group_by.is_single()
             || group_by.expr().len() != 1
             || aggregate.limit_options().is_some()
@@ -184,20 +182,6 @@ impl BucketAggregateExec {
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         }))
-    }
-}
-
-/// Whether `plan` reads a plain Sextant scan: the scan, through filters and DataFusion's
-/// `CooperativeExec` (which only yields to the runtime now and then).
-fn reads_a_scan(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    if let Some(coop) = plan.downcast_ref::<CooperativeExec>() {
-        return reads_a_scan(coop.input());
-    }
-    match plan.downcast_ref::<FilterExec>() {
-        Some(filter) => reads_a_scan(filter.input()),
-        None => plan
-            .downcast_ref::<SextantScanExec>()
-            .is_some_and(SextantScanExec::is_plain),
     }
 }
 
@@ -350,7 +334,7 @@ fn fold_run(
 
 /// The buckets seen so far and each aggregate's state in each.
 struct Buckets {
-    /// Each bucket's start (ns; `None` for a null time, which sorts first) and its slot
+    /// Each bucket's start (ns; `None` for the null bucket, which sorts first) and its slot
     /// in the states, in order of start: a series' buckets come in order, so a new one
     /// is most often pushed at the end.
     slots: Vec<(Option<i64>, usize)>,
@@ -577,8 +561,8 @@ mod tests {
 
     use super::*;
 
-    /// The bucket of a null time (none in an engine table, whose `time` is never null)
-    /// comes first or last as the sort's options say.
+    /// The null bucket (of a null time, or where `date_bin` overflows, as with an origin
+    /// far from the times) comes first or last as the sort's options say.
     #[test]
     fn the_null_bucket_goes_where_the_sort_puts_nulls() {
         let mut buckets = Buckets::new(vec![Fold::Count]);

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
@@ -11,7 +12,7 @@ use datafusion::execution::TaskContext;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{LogicalPlan, Statement as DfStatement};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use parking_lot::Mutex;
@@ -57,8 +58,9 @@ pub struct QueryOptions {
     /// divided by 1 + 3 per string column read (by 4 for one). Default: 100,000; 0
     /// splits every scan.
     pub single_partition_rows: u64,
-    /// Queries whose resolved plans [`Database::sql`] keeps by their text, so that
-    /// running the same text again skips parsing it. Default: 256; 0 keeps none.
+    /// Queries whose resolved plans are kept by their text (by [`Database::sql`] and
+    /// every other way of running SQL text), so that running the same text again skips
+    /// parsing it. Default: 256; 0 keeps none.
     pub plan_cache_size: usize,
 }
 
@@ -79,6 +81,8 @@ impl Default for QueryOptions {
 /// The synchronous methods run on a runtime of their own; inside async code use the
 /// `_async` ones.
 pub struct Database {
+    /// Its own among the process's databases, given to the statements it prepares.
+    id: u64,
     engine: Arc<Engine>,
     ctx: SessionContext,
     /// The statements of SQL text run before (see [`crate::plan_cache`]).
@@ -153,7 +157,9 @@ impl Database {
             .enable_all()
             .build()
             .map_err(Error::Runtime)?;
+        static IDS: AtomicU64 = AtomicU64::new(0);
         Ok(Database {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             engine,
             ctx,
             plans: Mutex::new(PlanCache::new(options.plan_cache_size)),
@@ -176,8 +182,9 @@ impl Database {
     }
 
     /// The DataFusion session, to register more functions or tables. SQL text run before
-    /// through [`sql`](Database::sql) keeps its resolved tables and functions, and its
-    /// session options, until [`forget_plans`](Database::forget_plans).
+    /// through [`sql`](Database::sql) keeps its resolved tables and functions, and, where
+    /// its physical plan is kept, the session options it was planned under, until
+    /// [`forget_plans`](Database::forget_plans).
     pub fn session(&self) -> &SessionContext {
         &self.ctx
     }
@@ -253,7 +260,7 @@ impl Database {
     /// query: its kept physical plan renewed over the rows of this moment, or its kept
     /// statement planned, or the text planned (and kept, with its physical plan where
     /// that can be run again: see [`crate::reuse`]). Any other statement is executed,
-    /// clearing what is kept if it sets options or creates or drops something.
+    /// clearing what is kept unless it is a PREPARE, EXECUTE or DEALLOCATE.
     async fn plan(
         &self,
         sql: &str,
@@ -277,14 +284,24 @@ impl Database {
         let plan = self.ctx.state().create_logical_plan(sql).await?;
         options.verify_plan(&plan)?;
         if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) {
+            // PREPARE, EXECUTE and DEALLOCATE change nothing a kept plan depends on;
+            // SET and DDL may.
+            let keeps = matches!(
+                &plan,
+                LogicalPlan::Statement(
+                    DfStatement::Prepare(_) | DfStatement::Execute(_) | DfStatement::Deallocate(_)
+                )
+            );
             let frame = self.ctx.execute_logical_plan(plan).await;
-            self.plans.lock().clear();
+            if !keeps {
+                self.plans.lock().clear();
+            }
             let frame = frame?;
             let task = Arc::new(frame.task_ctx());
             return Ok((frame.create_physical_plan().await?, task));
         }
         if read_only().verify_plan(&plan).is_ok()
-            && let Ok(statement) = Statement::new(sql, plan.clone())
+            && let Ok(statement) = Statement::new(self.id, sql, plan.clone())
             && statement.parameter_types().is_empty()
         {
             // The entry's clone shares the physical plan the statement keeps.
@@ -305,6 +322,9 @@ impl Database {
         params: &[ScalarValue],
         generation: u64,
     ) -> Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
+        if statement.database() != self.id {
+            return Err(Error::OtherDatabase);
+        }
         if let Some(kept) = statement.kept_physical(params, generation)
             && let Some(physical) = kept.renew(&Arc::new(self.engine.snapshot()))
         {
@@ -384,7 +404,7 @@ impl Database {
     pub async fn prepare_async(&self, sql: &str) -> Result<Statement> {
         let plan = self.ctx.state().create_logical_plan(sql).await?;
         read_only().verify_plan(&plan)?;
-        Statement::new(sql, plan)
+        Statement::new(self.id, sql, plan)
     }
 
     /// Runs a prepared statement with `params` as `$1`, `$2`, .... Where the statement
@@ -479,6 +499,8 @@ impl Database {
 mod tests {
     use std::sync::Arc;
 
+    use sextant_engine::Point;
+
     use crate::Database;
 
     #[test]
@@ -503,6 +525,21 @@ mod tests {
             &renewed.runtime_env(),
             &db.session().runtime_env()
         ));
+        // PREPARE, EXECUTE and DEALLOCATE through `sql` keep the plans.
+        db.write_points(&[Point::metric("cpu").field("usage", 1.0).time(0)])
+            .unwrap();
+        let query = "SELECT count(*) FROM cpu";
+        db.sql(query).unwrap();
+        assert!(db.plan_kept(query));
+        for statement in [
+            "PREPARE p(DOUBLE) AS SELECT max(usage) + $1 FROM cpu",
+            "EXECUTE p(41)",
+            "DEALLOCATE p",
+        ] {
+            db.sql(statement).unwrap();
+            assert!(db.plan_kept(query), "forgotten by {statement}");
+        }
+        assert_eq!(db.plans.lock().generation(), generation);
         // A SET through `sql` forgets the plans, and the context with them.
         db.sql("SET datafusion.execution.batch_size = 1234")
             .unwrap();

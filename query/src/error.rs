@@ -15,8 +15,12 @@ pub enum Error {
     #[error("{0}")]
     Query(#[from] datafusion::error::DataFusionError),
 
+    /// A statement prepared by one [`Database`](crate::Database) was run by another.
+    #[error("the statement was prepared by another Database; prepare it on the one that runs it")]
+    OtherDatabase,
+
     /// A statement names a parameter (`$host`): parameters are numbered `$1`, `$2`, ...
-    #[error("parameter {name}: parameters are numbered $1, $2, ...; named ones are not supported")]
+    #[error("parameter {name}: parameters are numbered $1, $2, ... (named ones are not supported)")]
     NamedParameter {
         /// The parameter as written.
         name: String,

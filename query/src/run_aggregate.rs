@@ -11,7 +11,12 @@
 //! by a batch boundary (or a series whose key repeats) gives two partial rows; the final
 //! aggregate adds them up, so the answer is the same (up to the order in which floats
 //! are summed, as with another partitioning), and only the hashing of every input row
-//! is saved.
+//! is saved. Except with NaN: DataFusion's `min` and `max` take a value that does not
+//! compare with the one held, so with a NaN among a group's values the answer depends on
+//! the order in which they are folded (in DataFusion's own plans, on the partitioning):
+//! a group whose rows come in runs of several series, one of them with a NaN followed by
+//! other values, can get another of its values here than through DataFusion's hash
+//! table.
 //!
 //! A filter between the scan and the aggregate (`WHERE level = 'error'`) keeps the order,
 //! so the runs are still there. A log table's `level` column may be a group too, though it
@@ -48,6 +53,7 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::coop::CooperativeExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::metrics::{
@@ -55,7 +61,8 @@ use datafusion::physical_plan::metrics::{
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+    PlanProperties,
 };
 use futures::StreamExt;
 use sextant_engine::schema::ROLE_KEY;
@@ -267,11 +274,12 @@ impl RunAggregateExec {
     }
 }
 
-/// The exec's properties: its schema, and the partitions of its input.
+/// The exec's properties: its schema, and as many partitions as its input (how the
+/// input's rows are partitioned is said in its columns, not the exec's).
 fn properties(schema: &SchemaRef, input: &Arc<dyn ExecutionPlan>) -> Arc<PlanProperties> {
     Arc::new(PlanProperties::new(
         EquivalenceProperties::new(Arc::clone(schema)),
-        input.output_partitioning().clone(),
+        Partitioning::UnknownPartitioning(input.output_partitioning().partition_count()),
         EmissionType::Incremental,
         Boundedness::Bounded,
     ))
@@ -672,10 +680,14 @@ fn by_level(level: &dyn Array, runs: &[std::ops::Range<usize>]) -> Result<UInt32
 }
 
 /// Whether `plan` returns a plain Sextant scan's rows in its order: the scan itself, or
-/// a filter over such (which leaves out rows but keeps the order).
-fn in_scan_order(plan: &Arc<dyn ExecutionPlan>) -> bool {
+/// a filter (which leaves out rows but keeps the order) or DataFusion's
+/// `CooperativeExec` (which only yields to the runtime now and then) over such.
+pub(crate) fn in_scan_order(plan: &Arc<dyn ExecutionPlan>) -> bool {
     if let Some(scan) = plan.downcast_ref::<SextantScanExec>() {
         return scan.is_plain();
+    }
+    if let Some(coop) = plan.downcast_ref::<CooperativeExec>() {
+        return in_scan_order(coop.input());
     }
     match plan.downcast_ref::<FilterExec>() {
         Some(filter) => in_scan_order(filter.input()),
@@ -719,7 +731,8 @@ impl<'a> Run<'a> {
 /// The min (`wanted` Less) or max (Greater) of `run`'s values, `None` when it has none,
 /// folded exactly as DataFusion's grouped min/max folds: from `f64::MAX` (`f64::MIN`),
 /// taking a value that compares `wanted` with the current one, or does not compare
-/// (NaN), so that -0.0 against 0.0 and NaN come out as they do through hashing.
+/// (NaN), so that -0.0 against 0.0 and NaN within a run come out as they do through
+/// hashing (a NaN across runs: see the [module](self) documentation).
 fn extreme(run: &Run<'_>, wanted: std::cmp::Ordering) -> Option<f64> {
     let start = if wanted == std::cmp::Ordering::Less {
         f64::MAX

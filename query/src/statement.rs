@@ -26,6 +26,8 @@ use crate::reuse::Kept;
 /// again over the rows of a later moment (see [`crate::reuse`]).
 #[derive(Debug, Clone)]
 pub struct Statement {
+    /// The [`Database`](crate::Database) that prepared it (its id).
+    database: u64,
     sql: String,
     /// Not optimized: the optimizer folds constants, which a parameter is not yet.
     plan: LogicalPlan,
@@ -45,8 +47,13 @@ struct LastRun {
 }
 
 impl Statement {
+    /// The id of the [`Database`](crate::Database) that prepared it.
+    pub(crate) fn database(&self) -> u64 {
+        self.database
+    }
+
     /// The statement of `plan`, checking its parameters are `$1` to `$n` without gaps.
-    pub(crate) fn new(sql: &str, plan: LogicalPlan) -> Result<Statement> {
+    pub(crate) fn new(database: u64, sql: &str, plan: LogicalPlan) -> Result<Statement> {
         let types = parameter_types(&plan)?;
         let mut numbered = Vec::with_capacity(types.len());
         for (id, ty) in types {
@@ -69,6 +76,7 @@ impl Statement {
             params.push(ty);
         }
         Ok(Statement {
+            database,
             sql: sql.to_string(),
             plan,
             params,

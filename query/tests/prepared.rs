@@ -411,6 +411,24 @@ fn only_queries_can_be_prepared() {
 }
 
 #[test]
+fn a_statement_runs_only_on_the_database_that_prepared_it() {
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (
+        Database::open(one.path()).unwrap(),
+        Database::open(two.path()).unwrap(),
+    );
+    write(&a, 0..1);
+    write(&b, 0..1);
+    let count = a.prepare("SELECT count(*) FROM cpu").unwrap();
+    a.execute(&count, &[]).unwrap();
+    let refused = b.execute(&count, &[]).unwrap_err().to_string();
+    assert!(
+        refused.contains("prepared by another Database"),
+        "{refused}"
+    );
+}
+
+#[test]
 fn limit_and_offset_take_parameters_as_numbers_or_text() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path()).unwrap();
