@@ -28,6 +28,7 @@ use sextant_bench::workload::logs::LogsConfig;
 use sextant_bench::workload::source::WorkloadSpec;
 use sextant_bench::{Error, Result};
 use sextant_engine::Durability;
+use sextant_query::QueryOptions;
 
 /// Sextant's benchmark harness.
 #[derive(Debug, Parser)]
@@ -117,6 +118,10 @@ struct QueryFlags {
     /// `threads` [default: the number of cores].
     #[arg(long)]
     partitions: Option<usize>,
+    /// SQL texts whose plans Sextant keeps to run again, as a program that runs the same
+    /// SQL does; 0 parses and plans every run, as the peers do [default: Sextant's, 256].
+    #[arg(long)]
+    plan_cache_size: Option<usize>,
     /// Most rows per Parquet row group (the parquet crate's default).
     #[arg(long, default_value_t = 1024 * 1024)]
     row_group_rows: usize,
@@ -634,6 +639,9 @@ fn run_options(q: &QueryFlags) -> RunOptions {
             .partitions
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1),
+        plan_cache_size: q
+            .plan_cache_size
+            .unwrap_or(QueryOptions::default().plan_cache_size),
         row_group_rows: q.row_group_rows.max(1),
         explain: q.explain,
         progress: true,

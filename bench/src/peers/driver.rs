@@ -11,9 +11,15 @@
 //! Every failure is an [`Error::Peer`] whose message says what failed and ends with the
 //! last lines the driver wrote to standard error, which a thread keeps as they come (so the
 //! child never blocks on a full pipe), or says they were shown.
+//!
+//! Replies are read by a thread of their own, so that a driver that stops answering is
+//! found out: a request waits for its reply at most [`Driver::set_deadline`]'s time
+//! ([`DEADLINE`] unless set; a load is given [`LOAD_DEADLINE`] through
+//! [`Driver::request_within`]), after which the driver is stopped and the request fails.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +30,15 @@ use crate::{Error, Result};
 
 /// Most bytes of a driver's standard error kept for messages.
 const STDERR_KEEP: usize = 4096;
+
+/// How long a request waits for its reply unless [`Driver::set_deadline`] says otherwise:
+/// far longer than any query of the workloads takes (the slowest, lastpoint on DuckDB at
+/// the standard size, about 18 s).
+pub const DEADLINE: Duration = Duration::from_secs(600);
+
+/// How long a load waits for its reply: the tsink load of the standard size would take
+/// about two hours (README, "Against tsink").
+pub const LOAD_DEADLINE: Duration = Duration::from_secs(6 * 3600);
 
 /// What becomes of a driver's standard error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +56,80 @@ pub struct Driver {
     label: String,
     child: Child,
     stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
+    /// The replies, as the thread that reads standard output frames them.
+    replies: Receiver<Next>,
+    /// How long [`Driver::request`] waits for a reply.
+    deadline: Duration,
     /// `None` when inherited.
     stderr: Option<Arc<Mutex<String>>>,
+}
+
+/// What the reading thread found next on the driver's standard output. After anything
+/// but a reply the stream is out of step or ended, and the thread stops.
+#[derive(Debug)]
+enum Next {
+    /// A header line and the payload it announced.
+    Reply(Value, Vec<u8>),
+    /// The output ended before a reply began.
+    Ended,
+    /// The output ended inside the header line.
+    MidLine,
+    /// Reading failed.
+    Failed(std::io::Error),
+    /// The header line is not JSON (the error, the line's start).
+    NotJson(String, String),
+    /// The header has no `ipc_bytes`.
+    NoLength(Value),
+    /// The payload ended after `read` of `len` bytes.
+    Short { read: usize, len: u64 },
+}
+
+impl Next {
+    /// Reads the next reply from `out`.
+    fn read(out: &mut impl BufRead) -> Next {
+        let mut header = String::new();
+        match out.read_line(&mut header) {
+            Ok(0) => return Next::Ended,
+            Ok(_) if !header.ends_with('\n') => return Next::MidLine,
+            Ok(_) => {}
+            Err(e) => return Next::Failed(e),
+        }
+        let header: Value = match serde_json::from_str(&header) {
+            Ok(header) => header,
+            Err(e) => {
+                let start = header.chars().take(200).collect();
+                return Next::NotJson(e.to_string(), start);
+            }
+        };
+        let Some(len) = header["ipc_bytes"].as_u64() else {
+            return Next::NoLength(header);
+        };
+        let mut payload = Vec::new();
+        match out.take(len).read_to_end(&mut payload) {
+            Ok(read) if read as u64 == len => Next::Reply(header, payload),
+            Ok(read) => Next::Short { read, len },
+            Err(e) => Next::Failed(e),
+        }
+    }
+}
+
+/// Starts the thread that reads `stdout`'s replies into a channel, until the stream ends
+/// or is out of step.
+fn read_replies(peer: &'static str, stdout: ChildStdout) -> std::io::Result<Receiver<Next>> {
+    let (send, replies) = mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("{peer}-replies"))
+        .spawn(move || {
+            let mut out = BufReader::new(stdout);
+            loop {
+                let read = Next::read(&mut out);
+                let more = matches!(read, Next::Reply(..));
+                if send.send(read).is_err() || !more {
+                    return;
+                }
+            }
+        })?;
+    Ok(replies)
 }
 
 impl std::fmt::Debug for Driver {
@@ -122,28 +208,39 @@ impl Driver {
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             unreachable!("both streams were piped");
         };
-        let kept = match child.stderr.take() {
-            Some(err) => match keep_stderr(peer, err) {
-                Ok(kept) => Some(kept),
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(std::io::Error::new(
-                        e.kind(),
-                        format!("starting a thread to read its standard error failed: {e}"),
-                    ));
-                }
-            },
-            None => None,
+        let threads = (|| -> std::io::Result<_> {
+            let kept = child
+                .stderr
+                .take()
+                .map(|err| keep_stderr(peer, err))
+                .transpose()?;
+            Ok((kept, read_replies(peer, stdout)?))
+        })();
+        let (kept, replies) = match threads {
+            Ok(threads) => threads,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("starting a thread to read its output failed: {e}"),
+                ));
+            }
         };
         Ok(Driver {
             peer,
             label,
             child,
             stdin: Some(stdin),
-            stdout: BufReader::new(stdout),
+            replies,
+            deadline: DEADLINE,
             stderr: kept,
         })
+    }
+
+    /// How long each later request waits for its reply (see [`Driver::request_within`]).
+    pub fn set_deadline(&mut self, deadline: Duration) {
+        self.deadline = deadline;
     }
 
     /// The driver's process id.
@@ -160,6 +257,17 @@ impl Driver {
     /// Sends `request` followed by `payload` (an Arrow IPC stream; its length is put in the
     /// request as `ipc_bytes`), and reads the reply as [`Driver::request`] does.
     pub fn request_with(&mut self, request: &Value, payload: &[u8]) -> Result<Reply> {
+        self.request_within(request, payload, self.deadline)
+    }
+
+    /// [`Driver::request_with`], waiting at most `deadline` for the reply: past it the
+    /// driver is stopped (killed) and the request fails, as do all later ones.
+    pub fn request_within(
+        &mut self,
+        request: &Value,
+        payload: &[u8],
+        deadline: Duration,
+    ) -> Result<Reply> {
         let op = request["op"].as_str().unwrap_or("?").to_owned();
         let mut request = request.clone();
         if !payload.is_empty()
@@ -179,43 +287,42 @@ impl Driver {
         if let Err(e) = sent {
             return Err(self.died(&format!("sending `{op}` failed ({e})")));
         }
-        let mut header = String::new();
-        match self.stdout.read_line(&mut header) {
-            Ok(0) => return Err(self.died(&format!("it gave no reply to `{op}`"))),
-            Ok(_) if !header.ends_with('\n') => {
-                return Err(self.died(&format!("its reply to `{op}` ended mid-line")));
-            }
-            Ok(_) => {}
-            Err(e) => return Err(self.died(&format!("reading its reply to `{op}` failed ({e})"))),
-        }
         // Past a reply that breaks the framing, the stream is out of step: the driver is
         // stopped, and every later request fails.
-        let header: Value = match serde_json::from_str(&header) {
-            Ok(header) => header,
-            Err(e) => {
+        let (header, payload) = match self.replies.recv_timeout(deadline) {
+            Ok(Next::Reply(header, payload)) => (header, payload),
+            Ok(Next::Ended) | Err(RecvTimeoutError::Disconnected) => {
+                return Err(self.died(&format!("it gave no reply to `{op}`")));
+            }
+            Ok(Next::MidLine) => {
+                return Err(self.died(&format!("its reply to `{op}` ended mid-line")));
+            }
+            Ok(Next::Failed(e)) => {
+                return Err(self.died(&format!("reading its reply to `{op}` failed ({e})")));
+            }
+            Ok(Next::NotJson(e, start)) => {
                 self.stop();
                 return Err(self.protocol(format!(
-                    "its reply to `{op}` is not a JSON line ({e}): {:?}",
-                    header.chars().take(200).collect::<String>()
+                    "its reply to `{op}` is not a JSON line ({e}): {start:?}"
+                )));
+            }
+            Ok(Next::NoLength(header)) => {
+                self.stop();
+                return Err(
+                    self.protocol(format!("its reply to `{op}` has no `ipc_bytes`: {header}"))
+                );
+            }
+            Ok(Next::Short { read, len }) => {
+                return Err(self.died(&format!(
+                    "its answer to `{op}` ended after {read} of {len} bytes"
+                )));
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(self.died(&format!(
+                    "it gave no reply to `{op}` within {deadline:?}, so it was stopped"
                 )));
             }
         };
-        let Some(len) = header["ipc_bytes"].as_u64() else {
-            self.stop();
-            return Err(self.protocol(format!("its reply to `{op}` has no `ipc_bytes`: {header}")));
-        };
-        let mut payload = Vec::new();
-        let read = match (&mut self.stdout).take(len).read_to_end(&mut payload) {
-            Ok(read) => read,
-            Err(e) => {
-                return Err(self.died(&format!("reading its answer to `{op}` failed ({e})")));
-            }
-        };
-        if read as u64 != len {
-            return Err(self.died(&format!(
-                "its answer to `{op}` ended after {read} of {len} bytes"
-            )));
-        }
         if header["ok"].as_bool() != Some(true) {
             let error = header["error"].as_str().unwrap_or("(no message)");
             return Err(Error::Peer {
@@ -501,6 +608,32 @@ mod tests {
                 .unwrap()
                 .contains("no such request")
         );
+    }
+
+    #[test]
+    fn a_driver_that_does_not_answer_in_time_is_stopped() {
+        // It reads the request and never answers.
+        let mut command = Command::new("sh");
+        command.args(["-c", "read line; sleep 60"]);
+        let mut driver =
+            Driver::spawn("test", "a silent driver".into(), &mut command, Stderr::Keep).unwrap();
+        driver.set_deadline(Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let error = driver
+            .request(&serde_json::json!({"op": "query"}))
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "it was waited for"
+        );
+        let message = error.to_string();
+        assert!(message.contains("no reply to `query` within"), "{message}");
+        assert!(
+            driver.child.try_wait().unwrap().is_some(),
+            "it was not stopped"
+        );
+        // Later requests fail at once.
+        assert!(driver.request(&serde_json::json!({"op": "query"})).is_err());
     }
 
     #[test]

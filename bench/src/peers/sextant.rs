@@ -27,16 +27,19 @@ pub struct Sextant(pub Database);
 
 impl Sextant {
     /// Opens the database [`Sextant::load`] wrote under `run_dir`, for the queries, with
-    /// `target_partitions` DataFusion partitions.
+    /// `target_partitions` DataFusion partitions, keeping the plans of `plan_cache_size`
+    /// SQL texts.
     pub fn open(
         run_dir: &Path,
         tuning: &EngineTuning,
         target_partitions: usize,
+        plan_cache_size: usize,
     ) -> Result<Sextant> {
         let database = Database::open_with(
             tuning.config(&run_dir.join(NAME)),
             QueryOptions {
                 target_partitions,
+                plan_cache_size,
                 ..QueryOptions::default()
             },
         )?;

@@ -70,6 +70,8 @@ pub struct RunOptions {
     pub duckdb_batches: bool,
     /// DataFusion target partitions of every SQL engine.
     pub target_partitions: usize,
+    /// SQL texts whose plans Sextant keeps to run again (`QueryOptions::plan_cache_size`).
+    pub plan_cache_size: usize,
     /// Most rows per Parquet row group.
     pub row_group_rows: usize,
     /// Also record `EXPLAIN ANALYZE` of each query on each engine.
@@ -118,7 +120,12 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     }
     // Sextant is opened for the queries only now, so that the peers' loading phases do
     // not carry its memory.
-    let sextant = Sextant::open(&opts.dir, &opts.tuning, opts.target_partitions)?;
+    let sextant = Sextant::open(
+        &opts.dir,
+        &opts.tuning,
+        opts.target_partitions,
+        opts.plan_cache_size,
+    )?;
     let mut engines: Vec<Box<dyn Engine>> = vec![Box::new(sextant)];
     engines.extend(peers);
     let bar = crate::ingest::progress_of(opts.progress, set.queries.len() as u64, "queries");
@@ -173,6 +180,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             flush_bytes,
             zstd_level,
             target_partitions: opts.target_partitions,
+            plan_cache_size: Some(opts.plan_cache_size),
             parquet_row_group_rows: opts.row_group_rows,
             engines: engines.iter().map(|e| e.name().to_owned()).collect(),
         },
@@ -282,10 +290,12 @@ fn run_query(
             rows: Some(answer.rows() as u64),
             checksum: Some(format!("{:016x}", answer.checksum)),
             sextant_ratio: (i > 0).then(|| sextant_p50 / latency.p50().max(1e-12)),
-            explain: if opts.explain {
-                engine.explain(sql)?
-            } else {
-                None
+            // A peer's EXPLAIN that fails is shown as its error; Sextant's ends the run.
+            explain: match opts.explain.then(|| engine.explain(sql)) {
+                None => None,
+                Some(Ok(plan)) => plan,
+                Some(Err(e)) if i > 0 => Some(format!("EXPLAIN ANALYZE failed: {e}")),
+                Some(Err(e)) => return Err(e),
             },
         });
     }

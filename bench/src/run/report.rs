@@ -75,6 +75,11 @@ pub struct Settings {
     pub zstd_level: Option<i32>,
     /// DataFusion target partitions of every SQL engine.
     pub target_partitions: usize,
+    /// SQL texts whose plans Sextant keeps to run again (`QueryOptions::plan_cache_size`;
+    /// 0: each run is parsed and planned, as the peers do); absent in files written
+    /// before it was recorded, whose runs kept 256.
+    #[serde(default)]
+    pub plan_cache_size: Option<usize>,
     /// Most rows per Parquet row group.
     pub parquet_row_group_rows: usize,
     /// The engines, Sextant first.

@@ -14,6 +14,7 @@ use super::{PEER, database_bytes, enums, path_str, peak_memory, time_type};
 use crate::ingest::{RateSampler, progress};
 use crate::measure::remove;
 use crate::memory::PeakScope;
+use crate::peers::driver::LOAD_DEADLINE;
 use crate::run::{Phase, table};
 use crate::workload::source::{RawBatch, WorkloadSpec};
 use crate::{Error, Result};
@@ -130,7 +131,12 @@ pub fn load(spec: &WorkloadSpec, dir: &Path, batches: &Batches) -> Result<BatchL
         bar.inc(raw.len() as u64);
         sampler.observe(rows);
     }
-    let end = driver.request(&serde_json::json!({"op": "batches_end"}))?;
+    // The end checkpoints the database: a load's time, not a query's.
+    let end = driver.request_within(
+        &serde_json::json!({"op": "batches_end"}),
+        &[],
+        LOAD_DEADLINE,
+    )?;
     sampler.finish(rows);
     bar.finish_and_clear();
     let checkpoint_secs = end.number("secs")?;

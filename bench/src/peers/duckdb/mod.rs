@@ -79,7 +79,7 @@ pub use child::{SCRIPT, python};
 
 use crate::measure::remove;
 use crate::memory::PeakScope;
-use crate::peers::driver::{Driver, Reply};
+use crate::peers::driver::{Driver, LOAD_DEADLINE, Reply};
 use crate::peers::parquet::write_parquet;
 use crate::peers::{Engine, PeerOptions, Unavailable, plan_text};
 use crate::queries::BenchQuery;
@@ -151,7 +151,7 @@ impl DuckDbPeer {
         order.push("time");
         // A log level is an ENUM in severity order, as a DuckDB user would declare it.
         let (enums, time_type) = (enums(spec), time_type(spec));
-        let reply = driver.request(&serde_json::json!({
+        let load = serde_json::json!({
             "op": "load",
             "db": path_str(&path)?,
             "parquet": path_str(&staging)?,
@@ -161,7 +161,8 @@ impl DuckDbPeer {
             "time_type": time_type,
             "load_threads": opts.load_threads.max(1),
             "threads": opts.threads.max(1),
-        }))?;
+        });
+        let reply = driver.request_within(&load, &[], LOAD_DEADLINE)?;
         remove(&staging)?;
         let rows = reply.number("rows")? as u64;
         if rows != staged.rows {

@@ -30,7 +30,7 @@ use sextant_engine::Durability;
 
 use super::{LoadOptions, PEER, TsinkLoad, TsinkPeer, Unanswered};
 use crate::measure::remove;
-use crate::peers::driver::{self, Driver, Stderr};
+use crate::peers::driver::{self, Driver, LOAD_DEADLINE, Stderr};
 use crate::peers::{Engine, PeerOptions, Unavailable};
 use crate::queries::{BenchQuery, DevopsQuery};
 use crate::run::Phase;
@@ -93,14 +93,15 @@ impl TsinkProcess {
                 ),
             });
         }
-        let reply = driver.request(&json!({
+        let load = json!({
             "op": "load",
             "config": config,
             "dir": dir,
             "batch_rows": opts.batch_rows,
             "durability": durability_json(opts.durability),
             "progress": opts.progress,
-        }))?;
+        });
+        let reply = driver.request_within(&load, &[], LOAD_DEADLINE)?;
         let load =
             serde_json::from_value(reply.header["load"].clone()).map_err(|e| Error::Peer {
                 peer: PEER,

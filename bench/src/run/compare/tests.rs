@@ -38,6 +38,7 @@ fn report(rows_per_sec: f64, sextant_p50: f64, parquet_p50: Option<f64>) -> RunR
             values_per_row: 10,
         },
         settings: Settings {
+            plan_cache_size: Some(256),
             runs: 2,
             warmup: 1,
             threads: 1,
