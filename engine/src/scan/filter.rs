@@ -162,9 +162,10 @@ pub(super) enum Meets {
 /// Which rows of `array` (a field's stored values) may meet `filter`; a null meets none.
 /// Integers, strings and booleans compare with Arrow's kernels, as DataFusion compares
 /// them. Floats are compared both as IEEE 754 does and in total order (`f64::total_cmp`:
-/// a NaN above every number, or below when its sign bit is set; -0.0 below 0.0), a zero also as its opposite, and a row may meet the filter if
-/// it meets it in any of these: DataFusion's own comparison of floats is one of them,
-/// and a row left out must be one it would not keep.
+/// a NaN above every number, or below when its sign bit is set; -0.0 below 0.0), a zero
+/// also as its opposite, and a row may meet the filter if it meets it in any of these:
+/// DataFusion's own comparison of floats is one of them, and a row left out must be one
+/// it would not keep.
 pub(super) fn may_meet(array: &ArrayRef, filter: &FieldFilter) -> Result<BooleanBuffer> {
     use crate::batch::FieldValue;
     use arrow_array::types::Float64Type;
@@ -220,4 +221,73 @@ pub(super) fn float_may_meet(x: f64, op: CmpOp, v: f64) -> bool {
         None => op == CmpOp::NotEq,
     };
     ieee || holds(x.total_cmp(&v)) || (v == 0.0 && holds(x.total_cmp(&-v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Array, ArrayRef, Float64Array, Scalar};
+    use arrow_ord::cmp;
+    use proptest::prelude::*;
+
+    use super::float_may_meet;
+    use crate::scan::request::CmpOp;
+
+    const OPS: [CmpOp; 6] = [
+        CmpOp::Eq,
+        CmpOp::NotEq,
+        CmpOp::Lt,
+        CmpOp::LtEq,
+        CmpOp::Gt,
+        CmpOp::GtEq,
+    ];
+
+    /// Floats with the values comparisons trip on: NaN of both signs, zeros of both
+    /// signs, infinities, and any other.
+    fn floats() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(f64::NAN),
+            Just(-f64::NAN),
+            Just(0.0),
+            Just(-0.0),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(1.5),
+            Just(-1.5),
+            any::<f64>(),
+        ]
+    }
+
+    proptest! {
+        /// A row is left out only if neither Arrow's comparison (DataFusion's) nor IEEE
+        /// 754's keeps it.
+        #[test]
+        fn a_float_left_out_is_kept_by_no_comparison(x in floats(), v in floats()) {
+            let array: ArrayRef = Arc::new(Float64Array::from(vec![x]));
+            let value = Scalar::new(Float64Array::from(vec![v]));
+            for op in OPS {
+                let arrow = match op {
+                    CmpOp::Eq => cmp::eq(&array, &value),
+                    CmpOp::NotEq => cmp::neq(&array, &value),
+                    CmpOp::Lt => cmp::lt(&array, &value),
+                    CmpOp::LtEq => cmp::lt_eq(&array, &value),
+                    CmpOp::Gt => cmp::gt(&array, &value),
+                    CmpOp::GtEq => cmp::gt_eq(&array, &value),
+                }
+                .unwrap();
+                let ieee = match op {
+                    CmpOp::Eq => x == v,
+                    CmpOp::NotEq => x != v,
+                    CmpOp::Lt => x < v,
+                    CmpOp::LtEq => x <= v,
+                    CmpOp::Gt => x > v,
+                    CmpOp::GtEq => x >= v,
+                };
+                if arrow.is_valid(0) && arrow.value(0) || ieee {
+                    prop_assert!(float_may_meet(x, op, v), "{x:?} {op:?} {v:?} left out");
+                }
+            }
+        }
+    }
 }
