@@ -143,10 +143,10 @@ impl Statement {
                 Some(ty) if value.data_type() != *ty => {
                     bind_as(value, ty).map_err(|e| Error::ParameterType {
                         index: i + 1,
-                        value: value.to_string(),
+                        value: shortened(&value.to_string()),
                         found: value.data_type(),
                         expected: ty.clone(),
-                        reason: e.to_string(),
+                        reason: shortened(&e.to_string()),
                     })?
                 }
                 _ => value.clone(),
@@ -221,4 +221,14 @@ fn same_values(a: &[ScalarValue], b: &[ScalarValue]) -> bool {
         && a.iter()
             .zip(b)
             .all(|(a, b)| a == b && a.data_type() == b.data_type())
+}
+
+/// `text` cut to its first 200 characters, saying how long it was, so that a message
+/// quoting a value given by a program stays readable.
+fn shortened(text: &str) -> String {
+    const KEEP: usize = 200;
+    match text.char_indices().nth(KEEP) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}... ({} characters)", &text[..end], text.chars().count()),
+    }
 }

@@ -199,6 +199,17 @@ fn bad_parameters_are_errors_that_say_what_is_wrong() {
         "{err}"
     );
     assert!(err.to_string().starts_with("parameter $1: "), "{err}");
+    // A long value is quoted in part.
+    let long = "x".repeat(100_000);
+    let err = db
+        .execute(
+            &statement,
+            &[ScalarValue::from(long.as_str()), ScalarValue::from("a")],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.len() < 1_000, "{} bytes", err.len());
+    assert!(err.contains("(100000 characters)"), "{err}");
 
     let err = db
         .prepare("SELECT count(*) FROM cpu WHERE host = $2")

@@ -95,6 +95,28 @@ pub struct Unavailable {
     pub reason: String,
 }
 
+impl Unavailable {
+    /// The engine `name` after its load failed with `error`: the whole error (with the
+    /// end of a driver's standard error) is printed once, and each query's reason is its
+    /// first part, without the driver's output.
+    pub fn after_failed_load(name: &'static str, error: &crate::Error) -> Unavailable {
+        eprintln!("sextant-bench: the {name} peer failed to load; its queries are n/a: {error}");
+        let whole = error.to_string();
+        let first = whole
+            .split("; its standard error:")
+            .next()
+            .unwrap_or_default();
+        let mut reason: String = first.chars().take(300).collect();
+        if reason.len() < whole.len() {
+            reason.push_str(" (the whole error is printed above the tables)");
+        }
+        Unavailable {
+            name,
+            reason: format!("loading failed: {reason}"),
+        }
+    }
+}
+
 impl Engine for Unavailable {
     fn name(&self) -> &'static str {
         self.name

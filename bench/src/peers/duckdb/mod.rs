@@ -162,8 +162,11 @@ impl DuckDbPeer {
             "load_threads": opts.load_threads.max(1),
             "threads": opts.threads.max(1),
         });
-        let reply = driver.request_within(&load, &[], LOAD_DEADLINE)?;
+        // The staging file goes whether or not the load succeeded (at the standard size
+        // it is a gigabyte).
+        let reply = driver.request_within(&load, &[], LOAD_DEADLINE);
         remove(&staging)?;
+        let reply = reply?;
         let rows = reply.number("rows")? as u64;
         if rows != staged.rows {
             return Err(Error::Peer {
@@ -240,13 +243,7 @@ impl DuckDbPeer {
         let (peer, load) = match DuckDbPeer::load(spec, &dir, &load_options) {
             Ok(loaded) => loaded,
             Err(e @ Error::Peer { .. }) => {
-                eprintln!(
-                    "sextant-bench: the DuckDB peer is not available; its queries are n/a: {e}"
-                );
-                let engine = Unavailable {
-                    name: PEER,
-                    reason: e.to_string(),
-                };
+                let engine = Unavailable::after_failed_load(PEER, &e);
                 return Ok((Box::new(engine), Vec::new()));
             }
             Err(e) => return Err(e),

@@ -170,11 +170,7 @@ impl TsinkProcess {
         let (process, load) = match loaded {
             Ok(loaded) => loaded,
             Err(e @ Error::Peer { .. }) => {
-                eprintln!("sextant-bench: the tsink peer failed to load; its queries are n/a: {e}");
-                let engine = Unavailable {
-                    name: PEER,
-                    reason: format!("loading failed: {e}"),
-                };
+                let engine = Unavailable::after_failed_load(PEER, &e);
                 return Ok((Box::new(engine), Vec::new()));
             }
             Err(e) => return Err(e),
