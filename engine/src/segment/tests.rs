@@ -238,8 +238,10 @@ fn assert_last_values(seg: &Segment) {
     }
 }
 
-/// Every prefix of every block, of every column, is the whole block's first rows.
-fn assert_prefixes(seg: &Segment) {
+/// Every range of every block, of every column, is the whole block's rows in that range
+/// (a prefix through `read_block_prefix`, any other through `read_block_range`), also
+/// past the block's end, which is cut there.
+fn assert_ranges(seg: &Segment) {
     let meta = seg.meta();
     for (c, col) in meta.columns.iter().enumerate() {
         if col.ty == ColumnType::Tag {
@@ -247,15 +249,25 @@ fn assert_prefixes(seg: &Segment) {
         }
         for b in 0..meta.block_count() {
             let whole = seg.read_block(c, b).unwrap();
-            for want in 0..=whole.len() + 1 {
-                let prefix = seg.read_block_prefix(c, b, want).unwrap();
-                let n = want.min(whole.len());
+            let rows = whole.len();
+            for to in 0..=rows + 1 {
+                let prefix = seg.read_block_prefix(c, b, to).unwrap();
                 assert_eq!(
                     prefix.to_data(),
-                    whole.slice(0, n).to_data(),
-                    "column {:?}, block {b}, {want} rows",
+                    whole.slice(0, to.min(rows)).to_data(),
+                    "column {:?}, block {b}, {to} rows",
                     col.name
                 );
+                for from in 1..=to {
+                    let (range, _) = seg.read_block_range(c, b, from, to).unwrap();
+                    let (from, to) = (from.min(rows), to.min(rows));
+                    assert_eq!(
+                        range.to_data(),
+                        whole.slice(from, to - from).to_data(),
+                        "column {:?}, block {b}, rows {from}..{to}",
+                        col.name
+                    );
+                }
             }
         }
     }
@@ -276,7 +288,7 @@ proptest! {
         prop_assert_eq!(sorted_values(read_all(&seg)), expected(&chunks, kind));
         assert_last_values(&seg);
         assert_filters(&seg);
-        assert_prefixes(&seg);
+        assert_ranges(&seg);
     }
 
     #[test]
