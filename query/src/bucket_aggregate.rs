@@ -277,16 +277,17 @@ impl ExecutionPlan for BucketAggregateExec {
             while let Some(batch) = input.next().await {
                 let batch = batch?;
                 let timer = baseline.elapsed_compute().timer();
-                let before = buckets.len();
                 buckets.fold(&batch, &bucket, &aggregates)?;
-                reservation.try_grow((buckets.len() - before) * buckets.bytes_per_bucket())?;
+                reservation.try_resize(buckets.allocated_bytes())?;
                 timer.done();
             }
             let timer = baseline.elapsed_compute().timer();
             let answer = buckets.answer(&out_schema, order, fetch);
             timer.done();
-            drop(reservation);
+            drop(buckets);
             let answer = answer?;
+            // The answer is held until its last batch is read.
+            reservation.try_resize(answer.get_array_memory_size())?;
             let mut batches = Vec::new();
             let mut offset = 0;
             while offset < answer.num_rows() {
@@ -297,7 +298,11 @@ impl ExecutionPlan for BucketAggregateExec {
                 offset += rows;
             }
             baseline.done();
-            Ok::<_, DataFusionError>(futures::stream::iter(batches))
+            let batches = futures::stream::iter(batches).map(move |batch| {
+                let _held = &reservation;
+                batch
+            });
+            Ok::<_, DataFusionError>(batches)
         };
         let stream = futures::stream::once(folded)
             .map(|r| match r {
@@ -361,13 +366,15 @@ impl Buckets {
         }
     }
 
-    fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// About what a bucket holds: its entry in `slots` and each aggregate's state.
-    fn bytes_per_bucket(&self) -> usize {
-        24 + self.values.len() * 16
+    /// The bytes its lists have allocated.
+    fn allocated_bytes(&self) -> usize {
+        let states: usize = self
+            .values
+            .iter()
+            .zip(&self.counts)
+            .map(|(v, c)| v.capacity() * 8 + c.capacity() * 8)
+            .sum();
+        self.slots.capacity() * std::mem::size_of::<(Option<i64>, usize)>() + states
     }
 
     /// The slot of bucket `key`, made (each state at its start) if new.
