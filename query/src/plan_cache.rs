@@ -16,11 +16,10 @@
 
 use std::collections::HashMap;
 
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::LogicalPlan;
 
-use crate::provider::SextantTable;
+use crate::provider::each_scan;
 use crate::statement::Statement;
 use crate::system::SystemTable;
 
@@ -130,23 +129,17 @@ fn engine_tables(plan: &LogicalPlan) -> Option<Vec<(String, usize)>> {
     }
     let mut tables = Vec::new();
     let mut keep = true;
-    let _ = plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
-            let provider = source_as_provider(&scan.source).ok();
-            let provider = provider.as_deref();
-            if let Some(table) = provider.and_then(|p| p.downcast_ref::<SextantTable>()) {
-                let schema = table.table_schema();
-                tables.push((schema.name.clone(), schema.columns.len()));
-            } else if provider.is_some_and(|p| p.downcast_ref::<SystemTable>().is_some())
-                || scan.table_name.schema() == Some("information_schema")
-            {
-                // Built when scanned.
-            } else {
-                keep = false;
-                return Ok(TreeNodeRecursion::Stop);
-            }
+    each_scan(plan, |scan, table| {
+        if let Some(table) = table {
+            let schema = table.table_schema();
+            tables.push((schema.name.clone(), schema.columns.len()));
+        } else {
+            // A system table or the information schema is built when scanned.
+            keep = source_as_provider(&scan.source)
+                .is_ok_and(|p| p.downcast_ref::<SystemTable>().is_some())
+                || scan.table_name.schema() == Some("information_schema");
         }
-        Ok(TreeNodeRecursion::Continue)
+        keep
     });
     keep.then_some(tables)
 }

@@ -112,17 +112,31 @@ impl QueryPlanner for SnapshotPlanner {
 /// Whether `plan` scans a table of the engine.
 fn reads_engine(plan: &LogicalPlan) -> bool {
     let mut found = false;
+    each_scan(plan, |_, table| {
+        found = table.is_some();
+        !found
+    });
+    found
+}
+
+/// Calls `f` with each table scan of `plan` (subqueries included) and its provider
+/// as a [`SextantTable`] (`None` for any other table), until `f` returns false.
+pub(crate) fn each_scan(
+    plan: &LogicalPlan,
+    mut f: impl FnMut(&datafusion::logical_expr::TableScan, Option<&SextantTable>) -> bool,
+) {
     let _ = plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node
-            && let Ok(provider) = source_as_provider(&scan.source)
-            && provider.downcast_ref::<SextantTable>().is_some()
-        {
-            found = true;
-            return Ok(TreeNodeRecursion::Stop);
+        if let LogicalPlan::TableScan(scan) = node {
+            let provider = source_as_provider(&scan.source).ok();
+            let table = provider
+                .as_deref()
+                .and_then(|p| p.downcast_ref::<SextantTable>());
+            if !f(scan, table) {
+                return Ok(TreeNodeRecursion::Stop);
+            }
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    found
 }
 
 /// One table of an engine: each query's scans read the rows of the moment it is

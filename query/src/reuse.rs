@@ -32,7 +32,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::datasource::source_as_provider;
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use datafusion::physical_plan::ExecutionPlan;
@@ -40,7 +39,7 @@ use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceC
 use sextant_engine::Snapshot;
 
 use crate::exec::SextantScanExec;
-use crate::provider::SextantTable;
+use crate::provider::each_scan;
 
 /// The nodes a kept plan may hold: each, rebuilt by `replace_children` and
 /// `reset_state`, starts afresh (checked against DataFusion 55's sources and ours), and
@@ -148,15 +147,9 @@ fn scans(plan: &Arc<dyn ExecutionPlan>, f: &mut dyn FnMut(&SextantScanExec)) {
 /// `count(*)` of a system table from its exact statistics.
 fn reads_only_engine_tables(plan: &LogicalPlan) -> bool {
     let mut yes = true;
-    let _ = plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node
-            && !source_as_provider(&scan.source)
-                .is_ok_and(|p| p.downcast_ref::<SextantTable>().is_some())
-        {
-            yes = false;
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
+    each_scan(plan, |_, table| {
+        yes = table.is_some();
+        yes
     });
     yes
 }
