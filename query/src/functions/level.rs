@@ -23,7 +23,7 @@ use arrow_array::types::UInt8Type;
 use arrow_array::{Array, ArrayRef, UInt8Array};
 use arrow_schema::{DataType, Field, FieldRef};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, ScalarValue, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::{InList, Sort, WindowFunction, WindowFunctionDefinition};
@@ -130,6 +130,13 @@ impl AnalyzerRule for LevelComparisons {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        // A level comes from a node that has one among its columns (a scan of a log
+        // table, mostly): a plan without one is left as it is, without the rewrite's
+        // walk, which recomputes every node's schema (about 6 % of planning a query of
+        // one host).
+        if !has_level(&plan) {
+            return Ok(plan);
+        }
         plan.transform_up_with_subqueries(|node| {
             // An input may have changed type below (min/max of a level now give a level):
             // refresh this node's schema before reading types through it.
@@ -158,6 +165,24 @@ impl AnalyzerRule for LevelComparisons {
         })
         .map(|t| t.data)
     }
+}
+
+/// Whether a node of `plan` (subqueries included) has a level among its columns.
+fn has_level(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        found = node
+            .schema()
+            .fields()
+            .iter()
+            .any(|f| is_level_type(f.data_type()));
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
 
 fn merged_input_schema(plan: &LogicalPlan) -> DFSchema {
