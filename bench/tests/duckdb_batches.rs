@@ -7,6 +7,8 @@
 //! `.ci/run` installs them; with `SEXTANT_REQUIRE_DUCKDB=1` it must); passes without
 //! checking anything elsewhere.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -20,19 +22,6 @@ use sextant_bench::workload::cpu::CpuConfig;
 use sextant_bench::workload::logs::LogsConfig;
 use sextant_bench::workload::source::WorkloadSpec;
 use sextant_engine::Durability;
-
-/// Whether python3 imports duckdb and pyarrow here.
-fn duckdb_available() -> bool {
-    let available = Command::new(python())
-        .args(["-c", "import duckdb, pyarrow"])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    assert!(
-        available || std::env::var_os("SEXTANT_REQUIRE_DUCKDB").is_none_or(|v| v != "1"),
-        "SEXTANT_REQUIRE_DUCKDB=1, but python3 cannot import duckdb and pyarrow"
-    );
-    available
-}
 
 /// Loads `spec` both ways in batches of `batch_rows` and checks that the two tables agree
 /// on `DESCRIBE`, `count(*)` and `query` (written against a table named `{table}`).
@@ -96,7 +85,7 @@ fn batches_hold_the_bulk_loads_rows(spec: WorkloadSpec, batch_rows: usize, query
 
 #[test]
 fn cpu_batches_hold_the_bulk_loads_rows() {
-    if !duckdb_available() {
+    if !common::duckdb_available("duckdb_batches") {
         return;
     }
     // 2 hosts for 0.01 day: 172 rows, in 4 batches.
@@ -111,7 +100,7 @@ fn cpu_batches_hold_the_bulk_loads_rows() {
 
 #[test]
 fn log_batches_hold_the_bulk_loads_rows() {
-    if !duckdb_available() {
+    if !common::duckdb_available("duckdb_batches") {
         return;
     }
     // The level an ENUM and `time` a TIMESTAMP_NS in both tables.
@@ -126,7 +115,7 @@ fn log_batches_hold_the_bulk_loads_rows() {
 
 #[test]
 fn batches_apply_fsync_mode_none_when_sextant_never_syncs() {
-    if !duckdb_available() {
+    if !common::duckdb_available("duckdb_batches") {
         return;
     }
     let dir = tempfile::Builder::new()
@@ -210,7 +199,7 @@ impl Drop for RawDriver {
 
 #[test]
 fn driver_answers_after_a_corrupt_batch_and_exits_on_a_bad_length() {
-    if !duckdb_available() {
+    if !common::duckdb_available("duckdb_batches") {
         return;
     }
     let dir = tempfile::Builder::new()

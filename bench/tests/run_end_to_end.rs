@@ -5,6 +5,8 @@
 //! schema fields, agreeing checksums; then `compare` of the two files, `--fail-if-worse`,
 //! directories of rounds, and a file of another schema version.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -53,20 +55,6 @@ fn run(dir: &Path, name: &str, data: &[&str]) -> (Value, String) {
     (value, stdout)
 }
 
-/// Whether the DuckDB peer can run here: the bench's Python imports duckdb and pyarrow.
-/// With `SEXTANT_REQUIRE_DUCKDB=1` (set by `.ci/run` once it installed them) it must.
-fn duckdb_available() -> bool {
-    let available = Command::new(sextant_bench::peers::duckdb::python())
-        .args(["-c", "import duckdb, pyarrow"])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    assert!(
-        available || std::env::var_os("SEXTANT_REQUIRE_DUCKDB").is_none_or(|v| v != "1"),
-        "SEXTANT_REQUIRE_DUCKDB=1, but python3 cannot import duckdb and pyarrow"
-    );
-    available
-}
-
 /// The engines of a run in this build.
 fn engines() -> Vec<&'static str> {
     let mut engines = vec!["sextant", "parquet", "duckdb"];
@@ -105,7 +93,7 @@ fn check_report(r: &Value, workload: &str, queries: usize) {
         ("sextant", "compact"),
         ("parquet", "write"),
     ];
-    let duckdb = duckdb_available();
+    let duckdb = common::duckdb_available("run_end_to_end");
     if duckdb {
         expected.extend([("duckdb", "load"), ("duckdb", "insert")]);
     }
@@ -222,7 +210,7 @@ fn run_cpu_only_and_logs_end_to_end_then_compare() {
     );
     // --no-duckdb-batches keeps DuckDB's bulk load (and its queries) without the second
     // load in batches.
-    if duckdb_available() {
+    if common::duckdb_available("run_end_to_end") {
         let (bulk, _) = run(
             dir.path(),
             "bulk",
