@@ -16,6 +16,9 @@
 //! found out: a request waits for its reply at most [`Driver::set_deadline`]'s time
 //! ([`DEADLINE`] unless set; a load is given [`LOAD_DEADLINE`] through
 //! [`Driver::request_within`]), after which the driver is stopped and the request fails.
+//! Sending is not bounded: a driver that stops reading its input while a request larger
+//! than the pipe's buffer (a batch of DuckDB's load in batches) is being written still
+//! holds the harness.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -614,7 +617,7 @@ mod tests {
     fn a_driver_that_does_not_answer_in_time_is_stopped() {
         // It reads the request and never answers.
         let mut command = Command::new("sh");
-        command.args(["-c", "read line; sleep 60"]);
+        command.args(["-c", "read line; exec sleep 60"]);
         let mut driver =
             Driver::spawn("test", "a silent driver".into(), &mut command, Stderr::Keep).unwrap();
         driver.set_deadline(Duration::from_millis(300));

@@ -172,6 +172,9 @@ pub fn sextant_regressions(old: &RunReport, new: &RunReport, threshold: f64) -> 
             describe(&new.workload)
         )];
     }
+    if let Some(differ) = plan_caches_differ(old, new) {
+        return vec![differ];
+    }
     let mut out: Vec<String> = changes(old, new)
         .into_iter()
         .filter(|c| c.engine == "sextant")
@@ -189,6 +192,13 @@ pub fn sextant_regressions(old: &RunReport, new: &RunReport, threshold: f64) -> 
     out
 }
 
+/// A phrase saying that Sextant kept the plans of a different number of SQL texts in the
+/// two runs (planning every run or not changes its query times many times over), if so.
+fn plan_caches_differ(old: &RunReport, new: &RunReport) -> Option<String> {
+    let (a, b) = (old.settings.plan_cache_size, new.settings.plan_cache_size);
+    (a != b).then(|| format!("the runs differ in Sextant's plan cache ({a} and {b} SQL texts)"))
+}
+
 /// The comparison as a table; `threshold` is a fraction.
 pub fn table(old: &RunReport, new: &RunReport, threshold: f64) -> String {
     let mut out = String::new();
@@ -198,6 +208,9 @@ pub fn table(old: &RunReport, new: &RunReport, threshold: f64) -> String {
             "note: the workloads differ: {} {:?} vs {} {:?}",
             old.workload.name, old.command, new.workload.name, new.command
         );
+    }
+    if let Some(differ) = plan_caches_differ(old, new) {
+        let _ = writeln!(out, "note: {differ}");
     }
     let _ = writeln!(
         out,

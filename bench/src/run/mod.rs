@@ -180,7 +180,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             flush_bytes,
             zstd_level,
             target_partitions: opts.target_partitions,
-            plan_cache_size: Some(opts.plan_cache_size),
+            plan_cache_size: opts.plan_cache_size,
             parquet_row_group_rows: opts.row_group_rows,
             engines: engines.iter().map(|e| e.name().to_owned()).collect(),
         },

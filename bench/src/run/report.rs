@@ -76,14 +76,19 @@ pub struct Settings {
     /// DataFusion target partitions of every SQL engine.
     pub target_partitions: usize,
     /// SQL texts whose plans Sextant keeps to run again (`QueryOptions::plan_cache_size`;
-    /// 0: each run is parsed and planned, as the peers do); absent in files written
-    /// before it was recorded, whose runs kept 256.
-    #[serde(default)]
-    pub plan_cache_size: Option<usize>,
+    /// 0: each run is parsed and planned, as the peers do); read as 256 from files
+    /// written before it was recorded, whose runs kept 256.
+    #[serde(default = "plan_cache_size_before_it_was_recorded")]
+    pub plan_cache_size: usize,
     /// Most rows per Parquet row group.
     pub parquet_row_group_rows: usize,
     /// The engines, Sextant first.
     pub engines: Vec<String>,
+}
+
+/// The plan cache of runs whose reports do not say it: Sextant's default then.
+fn plan_cache_size_before_it_was_recorded() -> usize {
+    256
 }
 
 /// One loading phase of one engine.

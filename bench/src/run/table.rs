@@ -107,16 +107,15 @@ impl RunReport {
             self.settings.warmup.max(1)
         );
         match self.settings.plan_cache_size {
-            Some(0) => out.push_str(
+            0 => out.push_str(
                 "sextant parses and plans every run, as the peers do (--plan-cache-size 0)\n",
             ),
-            Some(n) => {
+            n => {
                 let _ = writeln!(
                     out,
                     "sextant keeps the plans of up to {n} SQL texts, so its runs after the first skip parsing and, where a plan can run again, planning (--plan-cache-size 0: every run planned, as the peers' are)"
                 );
             }
-            None => {}
         }
         let mut head = format!("{:<30} {:>7}", "query", "rows");
         let mut unit = format!("{:<30} {:>7}", "", "");

@@ -941,9 +941,9 @@ pub(crate) fn estimate_rows(sources: &[Source], req: &ScanRequest, cap: u64) -> 
 /// About how many rows a scan of `req` decodes (all partitions together): of each
 /// matching series in a segment, its rows in every block whose time statistics meet the
 /// request's range, from the block's first row (an estimate: a block with resume points
-/// is decoded from the last one before the range) through the last row the range takes where the series ends the block, and whole otherwise (as
-/// the scan decodes); in memory, as [`estimate_rows`]. `None` once the count reaches
-/// `cap`.
+/// is decoded from the last one before the range) through the last row the range takes
+/// where the series ends the block, and whole otherwise (as the scan decodes); in
+/// memory, as [`estimate_rows`]. `None` once the count reaches `cap`.
 ///
 /// More than [`estimate_rows`] where blocks start far before the range: a one-hour window
 /// at the end of series' day-long blocks decodes the day. A lower bound where series

@@ -38,7 +38,7 @@ fn report(rows_per_sec: f64, sextant_p50: f64, parquet_p50: Option<f64>) -> RunR
             values_per_row: 10,
         },
         settings: Settings {
-            plan_cache_size: Some(256),
+            plan_cache_size: 256,
             runs: 2,
             warmup: 1,
             threads: 1,
@@ -190,6 +190,14 @@ fn regressions_are_sextants_metrics_worse_beyond_the_threshold() {
     let problems = sextant_regressions(&old, &other, 0.05);
     assert_eq!(problems.len(), 1);
     assert!(problems[0].contains("different workloads"), "{problems:?}");
+    // Nor do runs with Sextant's plan cache and without, which the table notes.
+    let mut planned = old.clone();
+    planned.settings.plan_cache_size = 0;
+    assert_eq!(
+        sextant_regressions(&old, &planned, 0.05),
+        vec!["the runs differ in Sextant's plan cache (256 and 0 SQL texts)".to_owned()]
+    );
+    assert!(table(&old, &planned, 0.05).starts_with("note: the runs differ"));
 }
 
 #[test]
