@@ -499,9 +499,42 @@ impl Database {
 mod tests {
     use std::sync::Arc;
 
+    use datafusion::common::ScalarValue;
     use sextant_engine::Point;
 
     use crate::Database;
+
+    /// A statement run again with the values of its run before takes its kept plan; a
+    /// SET through `sql` makes the next such run plan anew, under the new setting.
+    #[test]
+    fn a_set_reaches_the_next_run_of_a_kept_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        let points: Vec<Point> = (0..9)
+            .map(|m| {
+                Point::metric("cpu")
+                    .tag("host", "a")
+                    .field("usage", m as f64)
+                    .time(m * 60_000_000_000)
+            })
+            .collect();
+        db.write_points(&points).unwrap();
+        let times = db
+            .prepare("SELECT time FROM cpu WHERE host = $1 ORDER BY time")
+            .unwrap();
+        let a = [ScalarValue::from("a")];
+        let largest_batch = || {
+            let batches = db.execute(&times, &a).unwrap();
+            assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 9);
+            batches.iter().map(|b| b.num_rows()).max().unwrap()
+        };
+        assert_eq!(largest_batch(), 9);
+        let generation = db.plans.lock().generation();
+        assert!(times.kept_physical(&a, generation).is_some(), "not kept");
+        assert_eq!(largest_batch(), 9);
+        db.sql("SET datafusion.execution.batch_size = 2").unwrap();
+        assert_eq!(largest_batch(), 2);
+    }
 
     #[test]
     fn the_context_of_kept_plans_is_made_once_and_renewed_by_a_set_or_a_new_runtime() {
