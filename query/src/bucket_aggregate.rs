@@ -282,6 +282,8 @@ impl ExecutionPlan for BucketAggregateExec {
                 timer.done();
             }
             let timer = baseline.elapsed_compute().timer();
+            // The answer's copy of the buckets' order and its arrays, before they are made.
+            reservation.try_grow(buckets.answer_bytes())?;
             let answer = buckets.answer(&out_schema, order, fetch);
             timer.done();
             drop(buckets);
@@ -364,6 +366,13 @@ impl Buckets {
             counts: vec![Vec::new(); folds.len()],
             folds,
         }
+    }
+
+    /// About the bytes [`Buckets::answer`] allocates: the buckets in order, and a value
+    /// (and a validity bit) per bucket in each column.
+    fn answer_bytes(&self) -> usize {
+        let ordered = std::mem::size_of::<(Option<i64>, usize)>();
+        self.slots.len() * (ordered + 9 * (1 + self.folds.len()))
     }
 
     /// The bytes its lists have allocated.
