@@ -36,7 +36,7 @@ use arrow_array::{
 use arrow_schema::{DataType, SchemaRef, SortOptions, TimeUnit};
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -54,7 +54,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::run_aggregate::{Aggregate, Fold, extreme_step, folds, in_scan_order};
+use crate::run_aggregate::{Aggregate, Fold, extreme_step, folds, in_scan_order, replace_each};
 use crate::top_by_time::date_bin;
 
 /// Puts a [`BucketAggregateExec`] in place of each sort over an aggregate it can take.
@@ -67,16 +67,7 @@ impl PhysicalOptimizerRule for BucketAggregateRule {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let Some(sort) = node.downcast_ref::<SortExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            Ok(match BucketAggregateExec::try_new(sort)? {
-                Some(exec) => Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>),
-                None => Transformed::no(node),
-            })
-        })
-        .map(|t| t.data)
+        replace_each(plan, BucketAggregateExec::try_new)
     }
 
     fn name(&self) -> &str {

@@ -80,16 +80,7 @@ impl PhysicalOptimizerRule for RunAggregateRule {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let Some(aggregate) = node.downcast_ref::<AggregateExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            Ok(match RunAggregateExec::try_new(aggregate)? {
-                Some(exec) => Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>),
-                None => Transformed::no(node),
-            })
-        })
-        .map(|t| t.data)
+        replace_each(plan, RunAggregateExec::try_new)
     }
 
     fn name(&self) -> &str {
@@ -146,6 +137,24 @@ impl Fold {
         };
         fits.then_some(fold)
     }
+}
+
+/// `plan` with each node of type `N` replaced by what `take` makes of it, where it makes
+/// something (the plan's leaves first).
+pub(crate) fn replace_each<N: ExecutionPlan + 'static, E: ExecutionPlan + 'static>(
+    plan: Arc<dyn ExecutionPlan>,
+    take: impl Fn(&N) -> Result<Option<E>>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        let Some(found) = node.downcast_ref::<N>() else {
+            return Ok(Transformed::no(node));
+        };
+        Ok(match take(found)? {
+            Some(exec) => Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>),
+            None => Transformed::no(node),
+        })
+    })
+    .map(|t| t.data)
 }
 
 /// One aggregate: its argument and fold.

@@ -6,28 +6,11 @@ use sextant_engine::Point;
 use sextant_query::Database;
 
 mod common;
-use common::{plan_text, text};
+use common::{load_cpu, plan_text, text};
 
-/// Rows of `(second, host, usage, extra)`; `extra` is missing (null) where `None`. The
-/// first `flush_at` rows are flushed to a segment, the rest stay in memory.
+/// Rows of `(second, host, usage, extra)` (see [`load_cpu`]), as quarters and thirds.
 fn load(db: &Database, rows: &[(i64, u8, i8, Option<i8>)], flush_at: usize) {
-    let points: Vec<Point> = rows
-        .iter()
-        .map(|&(t, h, usage, extra)| {
-            let mut p = Point::metric("cpu")
-                .tag("hostname", format!("h{h}"))
-                .field("usage", f64::from(usage) / 4.0)
-                .time(t * 1_000_000_000);
-            if let Some(e) = extra {
-                p = p.field("extra", f64::from(e) / 3.0);
-            }
-            p
-        })
-        .collect();
-    let (older, newer) = points.split_at(flush_at.min(points.len()));
-    db.write_points(older).unwrap();
-    db.flush().unwrap();
-    db.write_points(newer).unwrap();
+    load_cpu(db, rows, flush_at, (4.0, 3.0));
 }
 
 const AGGREGATES: &str = "min(usage) AS lo, max(usage) AS hi, sum(usage) AS s, \

@@ -6,7 +6,7 @@ use sextant_engine::{Config, Level, Point};
 use sextant_query::{Database, QueryOptions};
 
 mod common;
-use common::{plan_text, text};
+use common::{load_cpu, plan_text, text};
 
 /// A database whose scans always run in two partitions, so that DataFusion plans a
 /// partial aggregate for the rule to replace.
@@ -19,27 +19,10 @@ fn open(dir: &std::path::Path) -> Database {
     Database::open_with(Config::new(dir), options).unwrap()
 }
 
-/// Rows of `(second, host, usage, extra)`; `extra` is missing (null) where `None`. The
-/// first `flush_at` rows are flushed to a segment, the rest stay in memory.
+/// Rows of `(second, host, usage, extra)` (see [`load_cpu`]), as integers, which the run
+/// path adds up exactly though in another order than hashing.
 fn load(db: &Database, rows: &[(i64, u8, i8, Option<i8>)], flush_at: usize) {
-    let points: Vec<Point> = rows
-        .iter()
-        .map(|&(t, h, usage, extra)| {
-            let mut p = Point::metric("cpu")
-                .tag("hostname", format!("h{h}"))
-                .tag("region", format!("r{}", h % 2))
-                .field("usage", f64::from(usage))
-                .time(t * 1_000_000_000);
-            if let Some(e) = extra {
-                p = p.field("extra", f64::from(e));
-            }
-            p
-        })
-        .collect();
-    let (older, newer) = points.split_at(flush_at.min(points.len()));
-    db.write_points(older).unwrap();
-    db.flush().unwrap();
-    db.write_points(newer).unwrap();
+    load_cpu(db, rows, flush_at, (1.0, 1.0));
 }
 
 const AGGREGATES: &str = "min(usage) AS lo, max(usage) AS hi, sum(usage) AS s, \
